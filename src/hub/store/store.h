@@ -1,0 +1,194 @@
+/* Hub persistence interface: registry, twins, C2D queues, telemetry, sessions, policies.
+ *
+ * One implementation today (SQLite, store_sqlite.c); the interface keeps the rest of the hub free of
+ * SQL so that a PostgreSQL backend can be added for deployments that outgrow one machine.
+ *
+ * Durability contract (group commit): every write function adds to one open write transaction.
+ * Nothing is durable until hub_store_commit() returns IOTDM_OK. The hub calls it once per event-loop
+ * pass and only then sends the acknowledgements (PUBACK, HTTP 2xx, twin $version) of the writes made
+ * during that pass. Reads see uncommitted writes of the same store handle. */
+#ifndef IOTDM_HUB_STORE_H
+#define IOTDM_HUB_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iotdm/result.h"
+
+typedef struct hub_store hub_store;
+
+/* Sizes include the NUL. Limits follow Azure IoT Hub (azure-protocols.md §1.16-1.17). */
+#define HUB_ID_MAX         129 /* deviceId, moduleId, policy names: <= 128 chars */
+#define HUB_KEY_MAX        96  /* base64 of a key of up to 64 bytes */
+#define HUB_THUMBPRINT_MAX 65  /* SHA-1 (40) or SHA-256 (64) hex */
+#define HUB_REASON_MAX     129
+
+typedef enum {
+    HUB_AUTH_SAS = 0,
+    HUB_AUTH_SELF_SIGNED,
+    HUB_AUTH_CA,
+    HUB_AUTH_NONE,
+} hub_auth_type;
+
+/* Shared-access-policy rights (azure-protocols.md §4.1.3). */
+enum {
+    HUB_RIGHT_REGISTRY_READ = 1u << 0,
+    HUB_RIGHT_REGISTRY_WRITE = 1u << 1,
+    HUB_RIGHT_SERVICE_CONNECT = 1u << 2,
+    HUB_RIGHT_DEVICE_CONNECT = 1u << 3,
+};
+
+typedef struct {
+    char name[HUB_ID_MAX];
+    char primary_key[HUB_KEY_MAX];
+    char secondary_key[HUB_KEY_MAX];
+    unsigned rights; /* HUB_RIGHT_* bits */
+} hub_policy;
+
+/* A device identity. Times are milliseconds since the Unix epoch; 0 means "never". */
+typedef struct {
+    char device_id[HUB_ID_MAX];
+    char generation_id[32];
+    uint64_t etag; /* increases on every identity change */
+    bool enabled;
+    char status_reason[HUB_REASON_MAX];
+    int64_t status_updated_ms;
+    hub_auth_type auth_type;
+    char primary_key[HUB_KEY_MAX];
+    char secondary_key[HUB_KEY_MAX];
+    char primary_thumbprint[HUB_THUMBPRINT_MAX]; /* lower-case hex, no colons */
+    char secondary_thumbprint[HUB_THUMBPRINT_MAX];
+    bool iot_edge;
+    bool connected;
+    int64_t connection_state_updated_ms;
+    int64_t last_activity_ms;
+    char model_id[256]; /* last model id announced in CONNECT */
+} hub_device;
+
+/* A twin. The json_t members are owned by the struct (hub_twin_deinit releases them); none is NULL
+ * after a successful hub_store_twin_get. *_meta mirror the shape of their section (see
+ * src/proto/twin.h). */
+typedef struct {
+    json_t *tags;
+    json_t *desired;
+    json_t *desired_meta;
+    int64_t desired_version;
+    json_t *reported;
+    json_t *reported_meta;
+    int64_t reported_version;
+    int64_t version; /* top-level twin "version": increases on any twin change */
+    uint64_t etag;   /* twin etag counter: increases on any twin change */
+} hub_twin;
+
+void hub_twin_deinit(hub_twin *twin);
+
+/* A cloud-to-device message waiting for its device. */
+typedef struct {
+    int64_t seq; /* store-assigned, increasing per hub */
+    char device_id[HUB_ID_MAX];
+    char message_id[HUB_ID_MAX];
+    json_t *properties; /* object: system ("$.mid", "$.to", ...) and application properties, strings */
+    unsigned char *body;
+    size_t body_len;
+    int64_t enqueued_ms;
+    int64_t expiry_ms; /* 0 = no expiry */
+    int delivery_count;
+} hub_c2d;
+
+void hub_c2d_deinit(hub_c2d *msg);
+
+/* A telemetry message accepted from a device (or a live event such as a connection change). */
+typedef struct {
+    int64_t seq; /* store-assigned, increasing; the position in the retained stream */
+    char device_id[HUB_ID_MAX];
+    char module_id[HUB_ID_MAX];
+    int64_t enqueued_ms;
+    json_t *system_properties; /* object of strings, including the hub's iothub-* stamps */
+    json_t *properties;        /* application properties, object of strings */
+    unsigned char *body;
+    size_t body_len;
+} hub_telemetry;
+
+void hub_telemetry_deinit(hub_telemetry *msg);
+
+/* Lifecycle. Opening creates the schema if needed (WAL mode, foreign keys on). */
+iotdm_result hub_store_open(const char *path, hub_store **out_store);
+void hub_store_close(hub_store *store); /* commits nothing: call hub_store_commit first */
+iotdm_result hub_store_commit(hub_store *store);
+bool hub_store_has_pending_writes(const hub_store *store);
+
+/* Policies. */
+iotdm_result hub_store_policy_put(hub_store *store, const hub_policy *policy);
+iotdm_result hub_store_policy_get(hub_store *store, const char *name, hub_policy *out_policy);
+size_t hub_store_policy_count(hub_store *store);
+
+/* Devices. create fails with IOTDM_E_EXISTS; it fills in etag (1) and generation_id.
+ * update/delete take if_match (0 = unconditional) and fail with IOTDM_E_PRECONDITION on mismatch,
+ * IOTDM_E_NOT_FOUND when absent; update bumps d->etag in place. Creating a device also creates its
+ * empty twin; deleting it deletes its twin, C2D queue and session. */
+iotdm_result hub_store_device_create(hub_store *store, hub_device *device);
+iotdm_result hub_store_device_get(hub_store *store, const char *device_id, hub_device *out_device);
+iotdm_result hub_store_device_update(hub_store *store, hub_device *device, uint64_t if_match);
+iotdm_result hub_store_device_delete(hub_store *store, const char *device_id, uint64_t if_match);
+/* Connection state and activity change often and are not identity changes: no etag bump. */
+iotdm_result hub_store_device_set_connection(hub_store *store, const char *device_id,
+                                             bool connected, int64_t when_ms);
+iotdm_result hub_store_device_set_activity(hub_store *store, const char *device_id, int64_t when_ms,
+                                           const char *model_id /* NULL = unchanged */);
+
+/* Visits devices in device-id order, starting after after_id (NULL = from the first), at most max
+ * of them. The callback returns false to stop early. */
+typedef bool (*hub_device_visitor)(void *ctx, const hub_device *device);
+iotdm_result hub_store_device_foreach(hub_store *store, const char *after_id, size_t max,
+                                      hub_device_visitor visit, void *ctx);
+
+typedef struct {
+    size_t total, enabled, disabled, connected;
+} hub_device_stats;
+iotdm_result hub_store_device_stats(hub_store *store, hub_device_stats *out_stats);
+/* Marks every device disconnected (at hub start: no connection survives a restart). */
+iotdm_result hub_store_device_disconnect_all(hub_store *store, int64_t when_ms);
+
+/* Twins. put replaces the stored twin with *twin as given (the caller bumped versions). */
+iotdm_result hub_store_twin_get(hub_store *store, const char *device_id, hub_twin *out_twin);
+iotdm_result hub_store_twin_put(hub_store *store, const char *device_id, const hub_twin *twin);
+/* Visits every device with its twin, in device-id order (for queries). */
+typedef bool (*hub_twin_visitor)(void *ctx, const hub_device *device, const hub_twin *twin);
+iotdm_result hub_store_twin_foreach(hub_store *store, hub_twin_visitor visit, void *ctx);
+
+/* C2D queue. enqueue fails with IOTDM_E_QUOTA when the device already has max_pending messages
+ * and IOTDM_E_NOT_FOUND for an unknown device; it sets msg->seq. */
+iotdm_result hub_store_c2d_enqueue(hub_store *store, hub_c2d *msg, size_t max_pending);
+/* Visits the device's pending messages, oldest first, skipping those expired at now_ms. */
+typedef bool (*hub_c2d_visitor)(void *ctx, const hub_c2d *msg);
+iotdm_result hub_store_c2d_foreach(hub_store *store, const char *device_id, int64_t now_ms,
+                                   hub_c2d_visitor visit, void *ctx);
+iotdm_result hub_store_c2d_mark_delivered(hub_store *store, int64_t seq); /* delivery_count++ */
+iotdm_result hub_store_c2d_complete(hub_store *store, int64_t seq);      /* removes it */
+iotdm_result hub_store_c2d_purge(hub_store *store, const char *device_id, size_t *out_purged);
+size_t hub_store_c2d_count(hub_store *store, const char *device_id);
+/* Drops expired messages of every device; returns how many. */
+size_t hub_store_c2d_expire(hub_store *store, int64_t now_ms);
+
+/* Telemetry and live events, retained by size and age. append sets msg->seq. */
+iotdm_result hub_store_telemetry_append(hub_store *store, hub_telemetry *msg);
+typedef bool (*hub_telemetry_visitor)(void *ctx, const hub_telemetry *msg);
+/* Visits retained messages with seq >= from_seq in order, at most max. */
+iotdm_result hub_store_telemetry_foreach(hub_store *store, int64_t from_seq, size_t max,
+                                         hub_telemetry_visitor visit, void *ctx);
+int64_t hub_store_telemetry_last_seq(hub_store *store); /* 0 when empty */
+/* Deletes the oldest messages until at most max_bytes of bodies remain and none is older than
+ * now_ms - max_age_ms. */
+iotdm_result hub_store_telemetry_trim(hub_store *store, uint64_t max_bytes, int64_t max_age_ms,
+                                      int64_t now_ms);
+
+/* Persistent MQTT sessions (CleanSession=0): the subscription set of a client id, as bits the MQTT
+ * layer defines. get returns IOTDM_E_NOT_FOUND when there is no session. */
+iotdm_result hub_store_session_put(hub_store *store, const char *client_id, uint32_t subscriptions);
+iotdm_result hub_store_session_get(hub_store *store, const char *client_id,
+                                   uint32_t *out_subscriptions);
+iotdm_result hub_store_session_delete(hub_store *store, const char *client_id);
+
+#endif
