@@ -113,7 +113,10 @@ typedef struct {
 
 void hub_telemetry_deinit(hub_telemetry *msg);
 
-/* Lifecycle. Opening creates the schema if needed (WAL mode, foreign keys on). */
+/* Lifecycle. Opening creates or migrates the schema (WAL mode, synchronous=FULL, foreign keys on);
+ * IOTDM_E_UNSUPPORTED for a database written by a newer hub. A handle is used by one thread at a
+ * time. After a storage failure inside the open transaction, writes fail with IOTDM_E_STORAGE
+ * until hub_store_commit reports the failure (and discards the group). */
 iotdm_result hub_store_open(const char *path, hub_store **out_store);
 void hub_store_close(hub_store *store); /* commits nothing: call hub_store_commit first */
 iotdm_result hub_store_commit(hub_store *store);
@@ -159,9 +162,11 @@ typedef bool (*hub_twin_visitor)(void *ctx, const hub_device *device, const hub_
 iotdm_result hub_store_twin_foreach(hub_store *store, hub_twin_visitor visit, void *ctx);
 
 /* C2D queue. enqueue fails with IOTDM_E_QUOTA when the device already has max_pending messages
- * and IOTDM_E_NOT_FOUND for an unknown device; it sets msg->seq. */
+ * (those already expired at msg->enqueued_ms do not count) and IOTDM_E_NOT_FOUND for an unknown
+ * device; it sets msg->seq. The caller keeps ownership of msg's members. */
 iotdm_result hub_store_c2d_enqueue(hub_store *store, hub_c2d *msg, size_t max_pending);
-/* Visits the device's pending messages, oldest first, skipping those expired at now_ms. */
+/* Visits the device's pending messages, oldest first, skipping those expired at now_ms. The
+ * message (body included) is lent to the visitor for the duration of the call. */
 typedef bool (*hub_c2d_visitor)(void *ctx, const hub_c2d *msg);
 iotdm_result hub_store_c2d_foreach(hub_store *store, const char *device_id, int64_t now_ms,
                                    hub_c2d_visitor visit, void *ctx);
@@ -175,12 +180,13 @@ size_t hub_store_c2d_expire(hub_store *store, int64_t now_ms);
 /* Telemetry and live events, retained by size and age. append sets msg->seq. */
 iotdm_result hub_store_telemetry_append(hub_store *store, hub_telemetry *msg);
 typedef bool (*hub_telemetry_visitor)(void *ctx, const hub_telemetry *msg);
-/* Visits retained messages with seq >= from_seq in order, at most max. */
+/* Visits retained messages with seq >= from_seq in order, at most max; each lent for the call. */
 iotdm_result hub_store_telemetry_foreach(hub_store *store, int64_t from_seq, size_t max,
                                          hub_telemetry_visitor visit, void *ctx);
-int64_t hub_store_telemetry_last_seq(hub_store *store); /* 0 when empty */
+/* The highest seq ever assigned (kept when trimming empties the stream); 0 before the first. */
+int64_t hub_store_telemetry_last_seq(hub_store *store);
 /* Deletes the oldest messages until at most max_bytes of bodies remain and none is older than
- * now_ms - max_age_ms. */
+ * now_ms - max_age_ms (max_age_ms <= 0: no age limit). Opens no transaction when nothing goes. */
 iotdm_result hub_store_telemetry_trim(hub_store *store, uint64_t max_bytes, int64_t max_age_ms,
                                       int64_t now_ms);
 
@@ -189,6 +195,6 @@ iotdm_result hub_store_telemetry_trim(hub_store *store, uint64_t max_bytes, int6
 iotdm_result hub_store_session_put(hub_store *store, const char *client_id, uint32_t subscriptions);
 iotdm_result hub_store_session_get(hub_store *store, const char *client_id,
                                    uint32_t *out_subscriptions);
-iotdm_result hub_store_session_delete(hub_store *store, const char *client_id);
+iotdm_result hub_store_session_delete(hub_store *store, const char *client_id); /* OK if none */
 
 #endif

@@ -1,0 +1,198 @@
+/* Configuration: one table of settings serves both the config file and the flags. */
+#include "hub/config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+typedef enum { SET_STRING, SET_PORT, SET_MB, SET_HOURS, SET_LOG_LEVEL } setting_kind;
+
+typedef struct {
+    const char *name;
+    setting_kind kind;
+    size_t offset;
+    size_t size;
+} setting;
+
+#define STR(field)  SET_STRING, offsetof(hub_config, field), sizeof(((hub_config *)0)->field)
+#define FIELD(kind, field) kind, offsetof(hub_config, field), 0
+
+static const setting settings[] = {
+    {"data-dir", STR(data_dir)},
+    {"hostname", STR(hostname)},
+    {"listen", STR(listen_addr)},
+    {"web-dir", STR(web_dir)},
+    {"mqtt-port", FIELD(SET_PORT, mqtt_port)},
+    {"https-port", FIELD(SET_PORT, https_port)},
+    {"telemetry-max-mb", FIELD(SET_MB, telemetry_max_bytes)},
+    {"telemetry-max-age-hours", FIELD(SET_HOURS, telemetry_max_age_ms)},
+    {"log-level", FIELD(SET_LOG_LEVEL, mqtt_port)},
+};
+
+void hub_config_defaults(hub_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->listen_addr, sizeof cfg->listen_addr, "127.0.0.1");
+    cfg->mqtt_port = 8883;
+    cfg->https_port = 443;
+    cfg->telemetry_max_bytes = 256ull * 1024 * 1024;
+    cfg->telemetry_max_age_ms = 7LL * 24 * 3600 * 1000;
+    cfg->c2d_default_ttl_ms = 3600LL * 1000 * 48; /* Azure's default C2D time to live: 48 h */
+#ifdef IOTDM_WEB_DIR
+    snprintf(cfg->web_dir, sizeof cfg->web_dir, "%s", IOTDM_WEB_DIR);
+#endif
+}
+
+static bool parse_number(const char *v, long long min, long long max, long long *out)
+{
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    if (!*v || *end || n < min || n > max)
+        return false;
+    *out = n;
+    return true;
+}
+
+static iotdm_result apply(hub_config *cfg, const char *name, const char *value, char *error,
+                          size_t cap)
+{
+    for (size_t i = 0; i < sizeof settings / sizeof *settings; i++) {
+        const setting *s = &settings[i];
+        if (strcmp(s->name, name) != 0)
+            continue;
+        char *field = (char *)cfg + s->offset;
+        long long n;
+        switch (s->kind) {
+        case SET_STRING:
+            if (strlen(value) >= s->size || !*value)
+                break;
+            snprintf(field, s->size, "%s", value);
+            return IOTDM_OK;
+        case SET_PORT:
+            if (!parse_number(value, 1, 65535, &n))
+                break;
+            *(unsigned *)field = (unsigned)n;
+            return IOTDM_OK;
+        case SET_MB:
+            if (!parse_number(value, 1, 1 << 20, &n))
+                break;
+            *(uint64_t *)field = (uint64_t)n * 1024 * 1024;
+            return IOTDM_OK;
+        case SET_HOURS:
+            if (!parse_number(value, 1, 24 * 365 * 10, &n))
+                break;
+            *(int64_t *)field = n * 3600 * 1000;
+            return IOTDM_OK;
+        case SET_LOG_LEVEL: {
+            log_level level;
+            if (!log_level_parse(value, &level))
+                break;
+            log_set_level(level);
+            return IOTDM_OK;
+        }
+        }
+        snprintf(error, cap, "invalid value '%s' for %s", value, name);
+        return IOTDM_E_MALFORMED;
+    }
+    snprintf(error, cap, "unknown setting '%s'", name);
+    return IOTDM_E_MALFORMED;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+static iotdm_result load_file(hub_config *cfg, const char *path, char *error, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(error, cap, "cannot read config file %s", path);
+        return IOTDM_E_MALFORMED;
+    }
+    char line[1024];
+    int lineno = 0;
+    iotdm_result r = IOTDM_OK;
+    while (r == IOTDM_OK && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *t = trim(line);
+        if (!*t || *t == '#')
+            continue;
+        char *eq = strchr(t, '=');
+        if (!eq) {
+            snprintf(error, cap, "%s:%d: expected key = value", path, lineno);
+            r = IOTDM_E_MALFORMED;
+            break;
+        }
+        *eq = '\0';
+        char msg[400];
+        r = apply(cfg, trim(t), trim(eq + 1), msg, sizeof msg);
+        if (r < 0)
+            snprintf(error, cap, "%s:%d: %s", path, lineno, msg);
+    }
+    fclose(f);
+    return r;
+}
+
+iotdm_result hub_config_from_args(hub_config *cfg, int argc, char **argv, char *error,
+                                  size_t error_cap)
+{
+    /* The config file goes first so that flags override it, wherever --config stands. */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            snprintf(error, error_cap, "help");
+            return IOTDM_E_MALFORMED;
+        }
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                snprintf(error, error_cap, "--config needs a file");
+                return IOTDM_E_MALFORMED;
+            }
+            iotdm_result r = load_file(cfg, argv[i + 1], error, error_cap);
+            if (r < 0)
+                return r;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(error, error_cap, "unexpected argument '%s'", arg);
+            return IOTDM_E_MALFORMED;
+        }
+        char name[64];
+        const char *value;
+        const char *eq = strchr(arg, '=');
+        if (eq) {
+            snprintf(name, sizeof name, "%.*s", (int)(eq - arg - 2), arg + 2);
+            value = eq + 1;
+        } else {
+            snprintf(name, sizeof name, "%s", arg + 2);
+            if (i + 1 >= argc) {
+                snprintf(error, error_cap, "%s needs a value", arg);
+                return IOTDM_E_MALFORMED;
+            }
+            value = argv[++i];
+        }
+        if (strcmp(name, "config") == 0)
+            continue;
+        iotdm_result r = apply(cfg, name, value, error, error_cap);
+        if (r < 0)
+            return r;
+    }
+    if (!cfg->data_dir[0]) {
+        snprintf(error, error_cap, "--data-dir is required");
+        return IOTDM_E_MALFORMED;
+    }
+    if (!cfg->hostname[0])
+        snprintf(cfg->hostname, sizeof cfg->hostname, "%s",
+                 strcmp(cfg->listen_addr, "0.0.0.0") == 0 ? "localhost" : cfg->listen_addr);
+    return IOTDM_OK;
+}

@@ -1,0 +1,63 @@
+/* Shared by the HTTP route files: request context, responses in Azure's format, body parsing. */
+#ifndef IOTDM_HUB_HTTP_INTERNAL_H
+#define IOTDM_HUB_HTTP_INTERNAL_H
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "hub/errors.h"
+#include "hub/http/http.h"
+
+#define HTTP_MAX_BODY (1024 * 1024)
+#define HTTP_MAX_SEGMENTS 8
+
+struct hub_http {
+    hub *h;
+    struct evhttp *http;
+    struct hub_sse *sse; /* server-sent-event subscribers (events.c) */
+};
+
+/* One request, with its path split into decoded segments. */
+typedef struct {
+    hub_http *http;
+    hub *h;
+    struct evhttp_request *req;
+    enum evhttp_cmd_type method;
+    char *segments[HTTP_MAX_SEGMENTS];
+    size_t nsegments;
+    struct evkeyvalq query; /* decoded query parameters */
+    char path_buf[2048];
+} http_ctx;
+
+/* Responses. send_json takes the reference. */
+void http_send_json(http_ctx *cx, int status, json_t *body);
+void http_send_empty(http_ctx *cx, int status);
+/* Azure's legacy error body (§4.1.6, §5.5) plus the iothub-errorcode header. */
+void http_send_error(http_ctx *cx, hub_error_info e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void http_send_result_error(http_ctx *cx, iotdm_result r, const char *what);
+
+/* The body as JSON; on failure an error was sent and NULL is returned. */
+json_t *http_body_json(http_ctx *cx);
+const char *http_header(http_ctx *cx, const char *name);
+const char *http_query_param(http_ctx *cx, const char *name);
+/* Checks the Authorization header for a policy with all of the rights; sends 401 and returns
+ * false otherwise. */
+bool http_authorize(http_ctx *cx, unsigned rights);
+
+/* Route handlers. Each one sends exactly one response (now or later). */
+void http_devices(http_ctx *cx);    /* /devices, /devices/{id}, /devices/{id}/commands */
+void http_twins(http_ctx *cx);      /* /twins/{id} */
+void http_methods(http_ctx *cx);    /* /twins/{id}/methods */
+void http_query(http_ctx *cx);      /* /devices/query */
+void http_statistics(http_ctx *cx); /* /statistics/devices, /statistics/service */
+void http_messages(http_ctx *cx);   /* /iotdm/devices/{id}/messages */
+void http_events(http_ctx *cx);     /* /iotdm/events (server-sent events) */
+void http_static(http_ctx *cx);     /* the dashboard */
+
+struct hub_sse *http_sse_new(hub_http *http);
+void http_sse_free(struct hub_sse *sse);
+
+#endif

@@ -1,0 +1,65 @@
+/* iotdm-hub: an Azure-IoT-Hub-compatible hub on embedded SQLite. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "hub/config.h"
+#include "hub/hub.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: iotdm-hub --data-dir DIR [options]\n"
+            "\n"
+            "An Azure-IoT-Hub-compatible hub: device MQTT over TLS, the service REST API over\n"
+            "HTTPS, and the dashboard, on an embedded SQLite database in DIR.\n"
+            "\n"
+            "On first start it creates DIR/hub.db, a local CA (DIR/ca.pem) and a server\n"
+            "certificate, the shared access policies, and DIR/owner.connstr with the\n"
+            "iothubowner connection string. Later starts reuse all of it.\n"
+            "\n"
+            "Options (flags override the config file):\n"
+            "  --data-dir DIR        where everything is kept (required)\n"
+            "  --config FILE         key = value file; keys are the long option names\n"
+            "  --hostname NAME       the hub's host name, as devices and SDKs use it\n"
+            "                        (default: the listen address, or localhost)\n"
+            "  --listen ADDR         address to listen on (default 127.0.0.1)\n"
+            "  --mqtt-port PORT      device MQTT over TLS (default 8883)\n"
+            "  --https-port PORT     service API and dashboard over HTTPS (default 443)\n"
+            "  --telemetry-max-mb N  retained telemetry, in MiB of bodies (default 256)\n"
+            "  --telemetry-max-age-hours N  retained telemetry age (default 168)\n"
+            "  --web-dir DIR         dashboard files (default: the installed ones)\n"
+            "  --log-level LEVEL     error, warn, info or debug (default info)\n"
+            "  -h, --help            this text\n"
+            "\n"
+            "SIGTERM or SIGINT stops the hub cleanly.\n");
+}
+
+int main(int argc, char **argv)
+{
+    hub_config cfg;
+    hub_config_defaults(&cfg);
+    char error[512];
+    if (hub_config_from_args(&cfg, argc, argv, error, sizeof error) < 0) {
+        if (strcmp(error, "help") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        fprintf(stderr, "iotdm-hub: %s\n\n", error);
+        usage(stderr);
+        return 2;
+    }
+    hub h;
+    iotdm_result r = hub_init(&h, &cfg);
+    if (r == IOTDM_OK)
+        r = hub_run(&h);
+    hub_deinit(&h);
+    if (r < 0) {
+        log_error("hub", "exiting: %s", iotdm_result_message(r));
+        return 1;
+    }
+    log_info("hub", "stopped");
+    return 0;
+}

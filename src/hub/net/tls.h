@@ -1,0 +1,23 @@
+/* The hub's TLS material: a local CA and a server certificate, created on first start. */
+#ifndef IOTDM_HUB_NET_TLS_H
+#define IOTDM_HUB_NET_TLS_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+
+#include "iotdm/result.h"
+
+/* Makes sure DIR/ca.pem, DIR/ca.key, DIR/server.pem and DIR/server.key exist and that the server
+ * certificate's SANs cover hostname, localhost, 127.0.0.1 and listen_addr; issues a new server
+ * certificate from the existing CA when they do not. Keys are ECDSA P-256; private keys 0600. */
+iotdm_result hub_tls_ensure(const char *data_dir, const char *hostname, const char *listen_addr);
+
+/* A TLS 1.2+ server context with the server certificate. With request_client_cert, client
+ * certificates are requested but not verified by OpenSSL: the hub checks them against the registry
+ * at CONNECT (self-signed devices). The HTTPS listener does not ask, so browsers show no picker. */
+SSL_CTX *hub_tls_server_ctx(const char *data_dir, bool request_client_cert);
+
+/* Lower-case hex SHA-1 and SHA-256 thumbprints of the peer certificate; false when there is none. */
+bool hub_tls_peer_thumbprints(SSL *ssl, char sha1_hex[41], char sha256_hex[65]);
+
+#endif

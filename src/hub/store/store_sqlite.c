@@ -1,0 +1,427 @@
+/* SQLite store: open and schema migrations, group commit, statement cache and shared helpers. */
+#include "hub/store/store_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+/* Schema migrations: entry i takes user_version i to i + 1. Append only; never edit a shipped one. */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE policies ("
+    "  name TEXT PRIMARY KEY NOT NULL,"
+    "  primary_key TEXT NOT NULL,"
+    "  secondary_key TEXT NOT NULL,"
+    "  rights INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE devices ("
+    "  device_id TEXT PRIMARY KEY NOT NULL,"
+    "  generation_id TEXT NOT NULL,"
+    "  etag INTEGER NOT NULL,"
+    "  enabled INTEGER NOT NULL,"
+    "  status_reason TEXT NOT NULL,"
+    "  status_updated_ms INTEGER NOT NULL,"
+    "  auth_type INTEGER NOT NULL,"
+    "  primary_key TEXT NOT NULL,"
+    "  secondary_key TEXT NOT NULL,"
+    "  primary_thumbprint TEXT NOT NULL,"
+    "  secondary_thumbprint TEXT NOT NULL,"
+    "  iot_edge INTEGER NOT NULL,"
+    "  connected INTEGER NOT NULL,"
+    "  connection_state_updated_ms INTEGER NOT NULL,"
+    "  last_activity_ms INTEGER NOT NULL,"
+    "  model_id TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    /* Twins are large rows: a rowid table keeps them out of the device b-tree. */
+    "CREATE TABLE twins ("
+    "  device_id TEXT PRIMARY KEY NOT NULL"
+    "    REFERENCES devices(device_id) ON DELETE CASCADE,"
+    "  tags TEXT NOT NULL,"
+    "  desired TEXT NOT NULL,"
+    "  desired_meta TEXT NOT NULL,"
+    "  desired_version INTEGER NOT NULL,"
+    "  reported TEXT NOT NULL,"
+    "  reported_meta TEXT NOT NULL,"
+    "  reported_version INTEGER NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  etag INTEGER NOT NULL"
+    ");"
+    /* AUTOINCREMENT: a seq is never reused, even after the newest message is gone. */
+    "CREATE TABLE c2d ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  device_id TEXT NOT NULL REFERENCES devices(device_id) ON DELETE CASCADE,"
+    "  message_id TEXT NOT NULL,"
+    "  properties TEXT NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  enqueued_ms INTEGER NOT NULL,"
+    "  expiry_ms INTEGER NOT NULL,"
+    "  delivery_count INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX c2d_device ON c2d(device_id, seq);"
+    "CREATE INDEX c2d_expiry ON c2d(expiry_ms) WHERE expiry_ms != 0;"
+    "CREATE TABLE telemetry ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  device_id TEXT NOT NULL,"
+    "  module_id TEXT NOT NULL,"
+    "  enqueued_ms INTEGER NOT NULL,"
+    "  system_properties TEXT NOT NULL,"
+    "  properties TEXT NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  body_len INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE sessions ("
+    "  client_id TEXT PRIMARY KEY NOT NULL,"
+    "  device_id TEXT NOT NULL REFERENCES devices(device_id) ON DELETE CASCADE,"
+    "  subscriptions INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX sessions_device ON sessions(device_id);",
+};
+
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+iotdm_result store_sqlite_result(hub_store *s, int rc, const char *what)
+{
+    switch (rc) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return IOTDM_OK;
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+    case SQLITE_CONSTRAINT_UNIQUE:
+        return IOTDM_E_EXISTS;
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+        return IOTDM_E_NOT_FOUND;
+    default:
+        break;
+    }
+    log_error("store", "sqlite failed op=%s rc=%d error=\"%s\"", what, rc,
+              s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    /* Some errors (I/O, full disk, out of memory) make SQLite roll back the whole transaction.
+     * Writes made earlier in this pass are then gone, so the coming commit must report failure
+     * rather than let the hub acknowledge them. */
+    if (s->in_txn && s->db && sqlite3_get_autocommit(s->db)) {
+        s->in_txn = false;
+        s->txn_failed = true;
+        s->telemetry_bytes = -1;
+    }
+    if ((rc & 0xff) == SQLITE_FULL)
+        return -ENOSPC;
+    if ((rc & 0xff) == SQLITE_NOMEM)
+        return -ENOMEM;
+    return IOTDM_E_STORAGE;
+}
+
+sqlite3_stmt *stmt_take(hub_store *s, store_stmt_id id, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (!s->stmt_busy[id]) {
+        if (!s->stmts[id]) {
+            int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[id],
+                                        NULL);
+            if (rc != SQLITE_OK) {
+                store_sqlite_result(s, rc, "prepare");
+                s->stmts[id] = NULL;
+                return NULL;
+            }
+        }
+        s->stmt_busy[id] = true;
+        return s->stmts[id];
+    }
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        store_sqlite_result(s, rc, "prepare");
+        return NULL;
+    }
+    return st;
+}
+
+void stmt_give(hub_store *s, store_stmt_id id, sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    if (st == s->stmts[id]) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        s->stmt_busy[id] = false;
+    } else {
+        sqlite3_finalize(st);
+    }
+}
+
+iotdm_result stmt_exec(hub_store *s, sqlite3_stmt *st)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        ;
+    return store_sqlite_result(s, rc, sqlite3_sql(st));
+}
+
+static iotdm_result exec_cached(hub_store *s, store_stmt_id id, const char *sql)
+{
+    sqlite3_stmt *st = stmt_take(s, id, sql);
+    if (!st)
+        return IOTDM_E_STORAGE;
+    iotdm_result r = stmt_exec(s, st);
+    stmt_give(s, id, st);
+    return r;
+}
+
+iotdm_result store_write_begin(hub_store *s)
+{
+    if (s->txn_failed)
+        return IOTDM_E_STORAGE;
+    if (s->in_txn)
+        return IOTDM_OK;
+    /* IMMEDIATE takes the write lock now, so a later statement of this pass cannot fail with BUSY
+     * half-way through the group. */
+    iotdm_result r = exec_cached(s, ST_BEGIN, "BEGIN IMMEDIATE");
+    if (r == IOTDM_OK)
+        s->in_txn = true;
+    return r;
+}
+
+iotdm_result store_savepoint(hub_store *s)
+{
+    iotdm_result r = store_write_begin(s);
+    if (r == IOTDM_OK)
+        r = exec_cached(s, ST_SAVEPOINT, "SAVEPOINT store_op");
+    return r;
+}
+
+iotdm_result store_savepoint_end(hub_store *s, iotdm_result outcome)
+{
+    if (!s->in_txn)
+        return outcome; /* SQLite already rolled everything back; store_sqlite_result noted it */
+    if (outcome != IOTDM_OK)
+        exec_cached(s, ST_ROLLBACK_TO, "ROLLBACK TO store_op");
+    iotdm_result r = exec_cached(s, ST_RELEASE, "RELEASE store_op");
+    return outcome != IOTDM_OK ? outcome : r;
+}
+
+iotdm_result hub_store_commit(hub_store *store)
+{
+    if (store->txn_failed) {
+        if (!sqlite3_get_autocommit(store->db))
+            exec_cached(store, ST_ROLLBACK, "ROLLBACK");
+        store->txn_failed = false;
+        store->in_txn = false;
+        store->telemetry_bytes = -1;
+        return IOTDM_E_STORAGE;
+    }
+    if (!store->in_txn)
+        return IOTDM_OK;
+    iotdm_result r = exec_cached(store, ST_COMMIT, "COMMIT");
+    if (r != IOTDM_OK) {
+        /* The group is lost: roll back so the next pass starts clean. Nothing was acknowledged. */
+        if (!sqlite3_get_autocommit(store->db))
+            exec_cached(store, ST_ROLLBACK, "ROLLBACK");
+        store->telemetry_bytes = -1;
+        r = IOTDM_E_STORAGE;
+    }
+    store->in_txn = false;
+    store->txn_failed = false;
+    return r;
+}
+
+bool hub_store_has_pending_writes(const hub_store *store)
+{
+    return store->in_txn || store->txn_failed;
+}
+
+static iotdm_result pragma_text(hub_store *s, const char *sql, char *out, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            column_copy(st, 0, out, cap);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return store_sqlite_result(s, rc, sql);
+}
+
+static iotdm_result migrate(hub_store *s)
+{
+    iotdm_result r = store_sqlite_result(
+        s, sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin migration");
+    if (r != IOTDM_OK)
+        return r;
+    char text[32];
+    r = pragma_text(s, "PRAGMA user_version", text, sizeof(text));
+    int version = r == IOTDM_OK ? atoi(text) : 0;
+    if (r == IOTDM_OK && (version < 0 || version > SCHEMA_VERSION)) {
+        log_error("store", "database schema is newer than this hub version=%d known=%d", version,
+                  SCHEMA_VERSION);
+        r = IOTDM_E_UNSUPPORTED;
+    }
+    for (int v = version; r == IOTDM_OK && v < SCHEMA_VERSION; v++) {
+        r = store_sqlite_result(s, sqlite3_exec(s->db, migrations[v], NULL, NULL, NULL),
+                                "migrate");
+        if (r == IOTDM_OK) {
+            /* The version is an integer we produce, never input; PRAGMA takes no parameters. */
+            char sql[48];
+            snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+            r = store_sqlite_result(s, sqlite3_exec(s->db, sql, NULL, NULL, NULL), "migrate");
+        }
+        if (r == IOTDM_OK)
+            log_info("store", "schema migrated version=%d", v + 1);
+    }
+    const char *end = r == IOTDM_OK ? "COMMIT" : "ROLLBACK";
+    iotdm_result e = store_sqlite_result(s, sqlite3_exec(s->db, end, NULL, NULL, NULL), end);
+    return r != IOTDM_OK ? r : e;
+}
+
+static iotdm_result configure(hub_store *s)
+{
+    char mode[16];
+    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+    iotdm_result r = pragma_text(s, "PRAGMA journal_mode = WAL", mode, sizeof(mode));
+    if (r == IOTDM_OK && strcmp(mode, "wal") != 0) {
+        log_error("store", "cannot enable WAL journal mode=%s", mode);
+        return IOTDM_E_STORAGE;
+    }
+    /* FULL: in WAL mode every commit fsyncs the log, so an acknowledged write survives a power
+     * loss and not just a crash of the process (NORMAL would only survive the latter). */
+    static const char setup[] = "PRAGMA synchronous = FULL;"
+                                "PRAGMA foreign_keys = ON;"
+                                /* 64 MiB: the WAL does not stay at its high-water mark */
+                                "PRAGMA journal_size_limit = 67108864;";
+    if (r == IOTDM_OK)
+        r = store_sqlite_result(s, sqlite3_exec(s->db, setup, NULL, NULL, NULL), "configure");
+    /* A build without foreign-key support ignores the pragma silently; cascades depend on it. */
+    if (r == IOTDM_OK)
+        r = pragma_text(s, "PRAGMA foreign_keys", mode, sizeof(mode));
+    if (r == IOTDM_OK && strcmp(mode, "1") != 0) {
+        log_error("store", "sqlite lacks foreign key support");
+        return IOTDM_E_UNSUPPORTED;
+    }
+    return r;
+}
+
+iotdm_result hub_store_open(const char *path, hub_store **out_store)
+{
+    *out_store = NULL;
+    hub_store *s = xcalloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->telemetry_bytes = -1;
+    /* NOMUTEX: a handle belongs to one event loop; SQLite's own locking would be wasted work. */
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                SQLITE_OPEN_EXRESCODE;
+    int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+    iotdm_result r = store_sqlite_result(s, rc, "open");
+    if (r == IOTDM_OK) {
+        sqlite3_extended_result_codes(s->db, 1);
+        r = configure(s);
+    }
+    if (r == IOTDM_OK)
+        r = migrate(s);
+    if (r != IOTDM_OK) {
+        log_error("store", "cannot open database path=%s result=%s", path, iotdm_result_name(r));
+        hub_store_close(s);
+        return r == IOTDM_E_UNSUPPORTED || r == -ENOMEM ? r : IOTDM_E_STORAGE;
+    }
+    *out_store = s;
+    return IOTDM_OK;
+}
+
+void hub_store_close(hub_store *store)
+{
+    if (!store)
+        return;
+    for (int i = 0; i < ST_COUNT_; i++)
+        sqlite3_finalize(store->stmts[i]);
+    /* An open group transaction is rolled back by closing: by contract it was never acknowledged. */
+    if (store->db)
+        sqlite3_close_v2(store->db);
+    for (int i = 0; i < STORE_JSON_BUFS; i++)
+        xfree(store->json[i].data);
+    xfree(store);
+}
+
+int bind_text(sqlite3_stmt *st, int idx, const char *text)
+{
+    if (!text)
+        return sqlite3_bind_null(st, idx);
+    return sqlite3_bind_text(st, idx, text, -1, SQLITE_STATIC);
+}
+
+int bind_field(sqlite3_stmt *st, int idx, const char *field, size_t cap)
+{
+    return sqlite3_bind_text(st, idx, field, (int)strnlen(field, cap - 1), SQLITE_STATIC);
+}
+
+void column_copy(sqlite3_stmt *st, int col, char *dst, size_t cap)
+{
+    const unsigned char *text = sqlite3_column_text(st, col);
+    size_t n = text ? (size_t)sqlite3_column_bytes(st, col) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    if (n)
+        memcpy(dst, text, n);
+    dst[n] = '\0';
+}
+
+iotdm_result store_dump(hub_store *s, int slot, const json_t *json, const char **out_text,
+                        size_t *out_len)
+{
+    if (!json) {
+        *out_text = "{}";
+        *out_len = 2;
+        return IOTDM_OK;
+    }
+    store_buf *b = &s->json[slot];
+    size_t need = json_dumpb(json, b->data, b->cap, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (need == 0)
+        return IOTDM_E_MALFORMED;
+    if (need > b->cap) {
+        size_t cap = need + need / 4 + 256;
+        char *p = xrealloc(b->data, cap);
+        if (!p)
+            return -ENOMEM;
+        b->data = p;
+        b->cap = cap;
+        need = json_dumpb(json, b->data, b->cap, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (need == 0 || need > b->cap)
+            return IOTDM_E_MALFORMED;
+    }
+    *out_text = b->data;
+    *out_len = need;
+    return IOTDM_OK;
+}
+
+json_t *store_load(sqlite3_stmt *st, int col)
+{
+    const char *text = (const char *)sqlite3_column_text(st, col);
+    if (!text)
+        return json_object();
+    json_error_t err;
+    json_t *j = json_loadb(text, (size_t)sqlite3_column_bytes(st, col), 0, &err);
+    if (!j)
+        log_error("store", "corrupt JSON in database column=%s error=\"%s\"",
+                  sqlite3_column_name(st, col), err.text);
+    return j;
+}
+
+bool store_id_ok(const char *id)
+{
+    return id && id[0] && strnlen(id, HUB_ID_MAX) < HUB_ID_MAX;
+}
+
+int64_t store_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,129 @@
+/* SQLite store: device twins, kept as compact JSON text per section beside their counters. */
+#include <string.h>
+
+#include "hub/store/store_internal.h"
+
+void hub_twin_deinit(hub_twin *twin)
+{
+    if (!twin)
+        return;
+    json_decref(twin->tags);
+    json_decref(twin->desired);
+    json_decref(twin->desired_meta);
+    json_decref(twin->reported);
+    json_decref(twin->reported_meta);
+    memset(twin, 0, sizeof(*twin));
+}
+
+#define TWIN_COLUMNS                                                                               \
+    "t.tags, t.desired, t.desired_meta, t.desired_version, t.reported, t.reported_meta, "          \
+    "t.reported_version, t.version, t.etag"
+
+/* Reads the TWIN_COLUMNS starting at column c. IOTDM_E_STORAGE when a stored section is corrupt. */
+static iotdm_result twin_from_row(sqlite3_stmt *st, int c, hub_twin *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->tags = store_load(st, c + 0);
+    out->desired = store_load(st, c + 1);
+    out->desired_meta = store_load(st, c + 2);
+    out->desired_version = sqlite3_column_int64(st, c + 3);
+    out->reported = store_load(st, c + 4);
+    out->reported_meta = store_load(st, c + 5);
+    out->reported_version = sqlite3_column_int64(st, c + 6);
+    out->version = sqlite3_column_int64(st, c + 7);
+    out->etag = (uint64_t)sqlite3_column_int64(st, c + 8);
+    if (out->tags && out->desired && out->desired_meta && out->reported && out->reported_meta)
+        return IOTDM_OK;
+    hub_twin_deinit(out);
+    return IOTDM_E_STORAGE;
+}
+
+iotdm_result hub_store_twin_get(hub_store *store, const char *device_id, hub_twin *out_twin)
+{
+    memset(out_twin, 0, sizeof(*out_twin));
+    if (!store_id_ok(device_id))
+        return IOTDM_E_NOT_FOUND;
+    sqlite3_stmt *st = stmt_take(store, ST_TWIN_GET,
+                                 "SELECT " TWIN_COLUMNS " FROM twins t WHERE t.device_id = ?1");
+    if (!st)
+        return IOTDM_E_STORAGE;
+    bind_text(st, 1, device_id);
+    int rc = sqlite3_step(st);
+    iotdm_result r = IOTDM_E_NOT_FOUND;
+    if (rc == SQLITE_ROW)
+        r = twin_from_row(st, 0, out_twin);
+    else if (rc != SQLITE_DONE)
+        r = store_sqlite_result(store, rc, "twin get");
+    stmt_give(store, ST_TWIN_GET, st);
+    return r;
+}
+
+iotdm_result hub_store_twin_put(hub_store *store, const char *device_id, const hub_twin *twin)
+{
+    if (!store_id_ok(device_id))
+        return IOTDM_E_NOT_FOUND;
+    const json_t *sections[STORE_JSON_BUFS] = {twin->tags, twin->desired, twin->desired_meta,
+                                               twin->reported, twin->reported_meta};
+    const char *text[STORE_JSON_BUFS];
+    size_t len[STORE_JSON_BUFS];
+    for (int i = 0; i < STORE_JSON_BUFS; i++) {
+        if (sections[i] && !json_is_object(sections[i]))
+            return IOTDM_E_MALFORMED;
+        iotdm_result r = store_dump(store, i, sections[i], &text[i], &len[i]);
+        if (r != IOTDM_OK)
+            return r;
+        if (len[i] > INT32_MAX)
+            return IOTDM_E_TOO_LARGE;
+    }
+    iotdm_result r = store_write_begin(store);
+    if (r != IOTDM_OK)
+        return r;
+    sqlite3_stmt *st = stmt_take(store, ST_TWIN_PUT,
+                                 "UPDATE twins SET tags = ?2, desired = ?3, desired_meta = ?4, "
+                                 "desired_version = ?5, reported = ?6, reported_meta = ?7, "
+                                 "reported_version = ?8, version = ?9, etag = ?10 "
+                                 "WHERE device_id = ?1");
+    if (!st)
+        return IOTDM_E_STORAGE;
+    bind_text(st, 1, device_id);
+    static const int columns[STORE_JSON_BUFS] = {2, 3, 4, 6, 7};
+    for (int i = 0; i < STORE_JSON_BUFS; i++)
+        sqlite3_bind_text(st, columns[i], text[i], (int)len[i], SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, twin->desired_version);
+    sqlite3_bind_int64(st, 8, twin->reported_version);
+    sqlite3_bind_int64(st, 9, twin->version);
+    sqlite3_bind_int64(st, 10, (sqlite3_int64)twin->etag);
+    r = stmt_exec(store, st);
+    if (r == IOTDM_OK && sqlite3_changes(store->db) == 0)
+        r = IOTDM_E_NOT_FOUND;
+    stmt_give(store, ST_TWIN_PUT, st);
+    return r;
+}
+
+iotdm_result hub_store_twin_foreach(hub_store *store, hub_twin_visitor visit, void *ctx)
+{
+    sqlite3_stmt *st = stmt_take(store, ST_TWIN_LIST,
+                                 "SELECT " STORE_DEVICE_COLUMNS ", " TWIN_COLUMNS
+                                 " FROM devices d JOIN twins t ON t.device_id = d.device_id "
+                                 "ORDER BY d.device_id");
+    if (!st)
+        return IOTDM_E_STORAGE;
+    hub_device d;
+    hub_twin t;
+    int rc;
+    iotdm_result r = IOTDM_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_device_from_row(st, 0, &d);
+        r = twin_from_row(st, STORE_DEVICE_NCOLUMNS, &t);
+        if (r != IOTDM_OK)
+            break;
+        bool more = visit(ctx, &d, &t);
+        hub_twin_deinit(&t);
+        if (!more)
+            break;
+    }
+    if (r == IOTDM_OK && rc != SQLITE_ROW)
+        r = store_sqlite_result(store, rc, "twin list");
+    stmt_give(store, ST_TWIN_LIST, st);
+    return r;
+}

@@ -1,0 +1,333 @@
+/* Twin operations: reported patches from devices, tag and desired updates from the service. */
+#include "hub/twin_ops.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/base64.h"
+#include "common/timeutil.h"
+#include "hub/events.h"
+
+void hub_device_etag(uint64_t counter, char out[32])
+{
+    char dec[24];
+    int n = snprintf(dec, sizeof dec, "%" PRIu64, counter);
+    base64_encode((const unsigned char *)dec, (size_t)n, out, 32);
+}
+
+void hub_twin_etag(uint64_t counter, char out[16])
+{
+    unsigned char be[8];
+    for (int i = 7; i >= 0; i--, counter >>= 8)
+        be[i] = (unsigned char)(counter & 0xff);
+    base64_encode(be, sizeof be, out, 16);
+}
+
+static bool strip_quotes(const char *header, char *out, size_t cap)
+{
+    size_t len = strlen(header);
+    while (len && (header[len - 1] == ' '))
+        len--;
+    while (len && *header == ' ')
+        header++, len--;
+    if (len >= 2 && header[0] == '"' && header[len - 1] == '"')
+        header++, len -= 2;
+    if (len + 1 > cap)
+        return false;
+    memcpy(out, header, len);
+    out[len] = '\0';
+    return true;
+}
+
+bool hub_parse_device_if_match(const char *header, uint64_t *out)
+{
+    char v[64];
+    *out = 0;
+    if (!header || !strip_quotes(header, v, sizeof v))
+        return header == NULL;
+    if (strcmp(v, "*") == 0 || v[0] == '\0')
+        return true;
+    unsigned char dec[48];
+    long n = base64_decode(v, strlen(v), dec, sizeof dec - 1);
+    if (n <= 0)
+        return false;
+    dec[n] = '\0';
+    char *end;
+    unsigned long long c = strtoull((const char *)dec, &end, 10);
+    if (*end || c == 0)
+        return false;
+    *out = c;
+    return true;
+}
+
+bool hub_parse_twin_if_match(const char *header, uint64_t *out)
+{
+    char v[64];
+    *out = 0;
+    if (!header || !strip_quotes(header, v, sizeof v))
+        return header == NULL;
+    if (strcmp(v, "*") == 0 || v[0] == '\0')
+        return true;
+    unsigned char be[16];
+    if (base64_decode(v, strlen(v), be, sizeof be) != 8)
+        return false;
+    uint64_t c = 0;
+    for (int i = 0; i < 8; i++)
+        c = c << 8 | be[i];
+    *out = c;
+    return c != 0;
+}
+
+static const char *auth_type_name(hub_auth_type t)
+{
+    switch (t) {
+    case HUB_AUTH_SAS:
+        return "sas";
+    case HUB_AUTH_SELF_SIGNED:
+        return "selfSigned";
+    case HUB_AUTH_CA:
+        return "certificateAuthority";
+    default:
+        return "none";
+    }
+}
+
+static json_t *time_json(int64_t ms)
+{
+    char buf[32];
+    time_format_iso(ms, buf, sizeof buf);
+    return json_string(buf);
+}
+
+static json_t *string_or_null(const char *s)
+{
+    return s && *s ? json_string(s) : json_null();
+}
+
+json_t *hub_device_to_json(const hub_device *d)
+{
+    char etag[32];
+    hub_device_etag(d->etag, etag);
+    json_t *j = json_object();
+    json_object_set_new(j, "deviceId", json_string(d->device_id));
+    json_object_set_new(j, "generationId", json_string(d->generation_id));
+    json_object_set_new(j, "etag", json_string(etag));
+    json_object_set_new(j, "connectionState",
+                        json_string(d->connected ? "Connected" : "Disconnected"));
+    json_object_set_new(j, "status", json_string(d->enabled ? "enabled" : "disabled"));
+    json_object_set_new(j, "statusReason", string_or_null(d->status_reason));
+    json_object_set_new(j, "connectionStateUpdatedTime", time_json(d->connection_state_updated_ms));
+    json_object_set_new(j, "statusUpdatedTime", time_json(d->status_updated_ms));
+    json_object_set_new(j, "lastActivityTime", time_json(d->last_activity_ms));
+    json_object_set_new(j, "cloudToDeviceMessageCount", json_integer(0));
+    json_t *auth = json_object();
+    json_object_set_new(auth, "symmetricKey",
+                        json_pack("{s:o, s:o}", "primaryKey", string_or_null(d->primary_key),
+                                  "secondaryKey", string_or_null(d->secondary_key)));
+    json_object_set_new(auth, "x509Thumbprint",
+                        json_pack("{s:o, s:o}", "primaryThumbprint",
+                                  string_or_null(d->primary_thumbprint), "secondaryThumbprint",
+                                  string_or_null(d->secondary_thumbprint)));
+    json_object_set_new(auth, "type", json_string(auth_type_name(d->auth_type)));
+    json_object_set_new(j, "authentication", auth);
+    json_object_set_new(j, "capabilities", json_pack("{s:b}", "iotEdge", d->iot_edge));
+    json_object_set_new(j, "deviceScope", json_null());
+    json_object_set_new(j, "parentScopes", json_array());
+    return j;
+}
+
+static json_t *section_with_version(const json_t *section, int64_t version, const json_t *meta)
+{
+    json_t *s = json_deep_copy(section);
+    if (meta)
+        json_object_set(s, "$metadata", (json_t *)meta);
+    json_object_set_new(s, "$version", json_integer(version));
+    return s;
+}
+
+json_t *hub_twin_device_view(const hub_twin *t)
+{
+    return json_pack("{s:o, s:o}", "desired",
+                     section_with_version(t->desired, t->desired_version, NULL), "reported",
+                     section_with_version(t->reported, t->reported_version, NULL));
+}
+
+json_t *hub_twin_service_view(const hub_device *d, const hub_twin *t)
+{
+    char etag[16], dev_etag[32];
+    hub_twin_etag(t->etag, etag);
+    hub_device_etag(d->etag, dev_etag);
+    json_t *j = json_object();
+    json_object_set_new(j, "deviceId", json_string(d->device_id));
+    json_object_set_new(j, "etag", json_string(etag));
+    json_object_set_new(j, "deviceEtag", json_string(dev_etag));
+    json_object_set_new(j, "status", json_string(d->enabled ? "enabled" : "disabled"));
+    json_object_set_new(j, "statusReason", string_or_null(d->status_reason));
+    json_object_set_new(j, "statusUpdateTime", time_json(d->status_updated_ms));
+    json_object_set_new(j, "connectionState",
+                        json_string(d->connected ? "Connected" : "Disconnected"));
+    json_object_set_new(j, "lastActivityTime", time_json(d->last_activity_ms));
+    json_object_set_new(j, "cloudToDeviceMessageCount", json_integer(0));
+    json_object_set_new(j, "authenticationType", json_string(auth_type_name(d->auth_type)));
+    json_object_set_new(j, "x509Thumbprint",
+                        json_pack("{s:o, s:o}", "primaryThumbprint",
+                                  string_or_null(d->primary_thumbprint), "secondaryThumbprint",
+                                  string_or_null(d->secondary_thumbprint)));
+    json_object_set_new(j, "modelId", json_string(d->model_id));
+    json_object_set_new(j, "version", json_integer(t->version));
+    json_object_set_new(j, "capabilities", json_pack("{s:b}", "iotEdge", d->iot_edge));
+    json_object_set_new(j, "tags", json_deep_copy(t->tags));
+    json_object_set_new(
+        j, "properties",
+        json_pack("{s:o, s:o}", "desired",
+                  section_with_version(t->desired, t->desired_version, t->desired_meta), "reported",
+                  section_with_version(t->reported, t->reported_version, t->reported_meta)));
+    return j;
+}
+
+static void set_err(twin_error *err, const char *msg)
+{
+    if (err)
+        snprintf(err->message, sizeof err->message, "%s", msg);
+}
+
+/* Validates, merges and checks the resulting size; on failure section is unchanged. */
+static iotdm_result apply_patch(json_t **section, const json_t *patch, size_t max_bytes,
+                                bool replace, twin_error *err)
+{
+    iotdm_result r = twin_check_patch(patch, err);
+    if (r < 0)
+        return r;
+    json_t *next = replace ? json_object() : json_deep_copy(*section);
+    r = twin_merge(next, patch);
+    if (r == IOTDM_OK && twin_section_size(next) > max_bytes) {
+        set_err(err, "the resulting document exceeds the size limit");
+        r = IOTDM_E_TOO_LARGE;
+    }
+    if (r < 0) {
+        json_decref(next);
+        return r;
+    }
+    json_decref(*section);
+    *section = next;
+    return IOTDM_OK;
+}
+
+iotdm_result hub_twin_patch_reported(hub *h, const char *device_id, const char *body, size_t len,
+                                     int64_t expected_version, int64_t *out_version,
+                                     twin_error *err)
+{
+    json_error_t jerr;
+    json_t *patch = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!patch || !json_is_object(patch)) {
+        set_err(err, patch ? "the patch must be a JSON object" : "the patch is not valid JSON");
+        json_decref(patch);
+        return IOTDM_E_MALFORMED;
+    }
+    json_object_del(patch, "$version");
+    hub_twin t;
+    iotdm_result r = hub_store_twin_get(h->store, device_id, &t);
+    if (r < 0) {
+        json_decref(patch);
+        return r;
+    }
+    if (expected_version >= 0 && expected_version != t.reported_version) {
+        set_err(err, "the reported properties' $version does not match");
+        r = IOTDM_E_PRECONDITION;
+    }
+    if (r == IOTDM_OK)
+        r = apply_patch(&t.reported, patch, TWIN_MAX_SECTION_BYTES, false, err);
+    if (r == IOTDM_OK) {
+        char now[32];
+        time_format_iso(time_now_ms(), now, sizeof now);
+        twin_metadata_update(t.reported_meta, patch, now, -1, false);
+        t.reported_version++;
+        t.version++;
+        t.etag++;
+        r = hub_store_twin_put(h->store, device_id, &t);
+    }
+    if (r == IOTDM_OK) {
+        *out_version = t.reported_version;
+        hub_events_twin(h->events, device_id, "reported", t.reported_version, patch);
+    }
+    hub_twin_deinit(&t);
+    json_decref(patch);
+    return r;
+}
+
+static iotdm_result update_section(json_t **section, json_t *meta, const json_t *patch,
+                                   size_t max_bytes, bool replace, int64_t version,
+                                   twin_error *err)
+{
+    if (!json_is_object(patch)) {
+        set_err(err, "tags and properties.desired must be JSON objects");
+        return IOTDM_E_MALFORMED;
+    }
+    iotdm_result r = apply_patch(section, patch, max_bytes, replace, err);
+    if (r == IOTDM_OK && meta) {
+        char now[32];
+        time_format_iso(time_now_ms(), now, sizeof now);
+        twin_metadata_update(meta, replace ? *section : patch, now, version, replace);
+    }
+    return r;
+}
+
+iotdm_result hub_twin_update_service(hub *h, const char *device_id, const json_t *body,
+                                     bool replace, uint64_t if_match, json_t **out_twin,
+                                     twin_error *err)
+{
+    *out_twin = NULL;
+    if (!json_is_object(body)) {
+        set_err(err, "the body must be a JSON object");
+        return IOTDM_E_MALFORMED;
+    }
+    const json_t *tags = json_object_get(body, "tags");
+    const json_t *desired = json_object_get(json_object_get(body, "properties"), "desired");
+    hub_device d;
+    hub_twin t;
+    iotdm_result r = hub_store_device_get(h->store, device_id, &d);
+    if (r < 0)
+        return r;
+    r = hub_store_twin_get(h->store, device_id, &t);
+    if (r < 0)
+        return r;
+    if (if_match && if_match != t.etag) {
+        hub_twin_deinit(&t);
+        set_err(err, "the twin's etag does not match If-Match");
+        return IOTDM_E_PRECONDITION;
+    }
+    json_t *desired_patch = desired ? json_deep_copy(desired) : NULL;
+    if (desired_patch)
+        json_object_del(desired_patch, "$version"), json_object_del(desired_patch, "$metadata");
+    if (tags && !json_is_null(tags))
+        r = update_section(&t.tags, NULL /* tags have no $metadata */, tags, TWIN_MAX_TAGS_BYTES, replace, -1, err);
+    if (r == IOTDM_OK && desired_patch)
+        r = update_section(&t.desired, t.desired_meta, desired_patch, TWIN_MAX_SECTION_BYTES,
+                           replace, t.desired_version + 1, err);
+    if (r == IOTDM_OK) {
+        if (desired_patch)
+            t.desired_version++;
+        t.version++;
+        t.etag++;
+        r = hub_store_twin_put(h->store, device_id, &t);
+    }
+    if (r == IOTDM_OK) {
+        if (tags && !json_is_null(tags))
+            hub_events_twin(h->events, device_id, "tags", t.version, tags);
+        if (desired_patch)
+            hub_events_twin(h->events, device_id, "desired", t.desired_version,
+                            replace ? t.desired : desired_patch);
+        r = hub_commit_now(h);
+    }
+    if (r == IOTDM_OK) {
+        if (desired_patch)
+            hub_conn_notify_desired(h, device_id, replace ? t.desired : desired_patch,
+                                    t.desired_version);
+        *out_twin = hub_twin_service_view(&d, &t);
+    }
+    json_decref(desired_patch);
+    hub_twin_deinit(&t);
+    return r;
+}

@@ -1,0 +1,39 @@
+/* Twin operations shared by the device (MQTT) and service (REST) sides, and the twin/device JSON. */
+#ifndef IOTDM_HUB_TWIN_OPS_H
+#define IOTDM_HUB_TWIN_OPS_H
+
+#include <jansson.h>
+
+#include "hub/hub.h"
+#include "proto/twin.h"
+
+/* Azure's etag forms: devices use base64 of a decimal counter, twins base64 of 8 big-endian bytes. */
+void hub_device_etag(uint64_t counter, char out[32]);
+void hub_twin_etag(uint64_t counter, char out[16]);
+/* Parses an If-Match header value ('"*"', '*', '"<etag>"', '<etag>'). *out = 0 means "any".
+ * Returns false when the value is not an etag this hub could have issued. */
+bool hub_parse_device_if_match(const char *header, uint64_t *out);
+bool hub_parse_twin_if_match(const char *header, uint64_t *out);
+
+/* The registry's device JSON (azure-protocols.md §4.2). New reference. */
+json_t *hub_device_to_json(const hub_device *d);
+/* The device's view of its twin: {"desired":{..,"$version"},"reported":{..,"$version"}}. */
+json_t *hub_twin_device_view(const hub_twin *t);
+/* The service view (§1.12): identity fields, tags, properties with $metadata and $version. */
+json_t *hub_twin_service_view(const hub_device *d, const hub_twin *t);
+
+/* A device's reported patch (MQTT). body is the raw JSON. expected_version < 0 means none.
+ * On success the new reported $version is in *out_version; the caller waits for the commit before
+ * acknowledging. Errors: IOTDM_E_MALFORMED / TOO_LARGE / TOO_DEEP (400), PRECONDITION (412),
+ * NOT_FOUND, STORAGE; err says why. */
+iotdm_result hub_twin_patch_reported(hub *h, const char *device_id, const char *body, size_t len,
+                                     int64_t expected_version, int64_t *out_version,
+                                     twin_error *err);
+
+/* A service update (REST PATCH or PUT) of tags and/or desired. if_match 0 = any. Commits, notifies
+ * the device of desired changes, and returns the new service view in *out_twin. */
+iotdm_result hub_twin_update_service(hub *h, const char *device_id, const json_t *body,
+                                     bool replace, uint64_t if_match, json_t **out_twin,
+                                     twin_error *err);
+
+#endif

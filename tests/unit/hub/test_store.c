@@ -1,0 +1,845 @@
+/* Unit tests for the SQLite hub store: every operation, quotas, If-Match, cascades, group commit. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "hub/store/store.h"
+#include "hub/store/store_internal.h" /* only to make the disk "full" from the test */
+
+typedef struct {
+    char dir[64];
+    char path[128];
+    hub_store *s;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/iotdm-store-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/hub.db", f->dir);
+    if (hub_store_open(f->path, &f->s) != IOTDM_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    hub_store_close(f->s);
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char p[160];
+        snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* A second, independent connection: sees only what the store has committed. */
+static sqlite3 *raw_open(const fixture *f)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    return db;
+}
+
+static int64_t raw_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    return v;
+}
+
+static hub_device make_device(const char *id)
+{
+    hub_device d;
+    memset(&d, 0, sizeof(d));
+    snprintf(d.device_id, sizeof(d.device_id), "%s", id);
+    d.enabled = true;
+    d.auth_type = HUB_AUTH_SAS;
+    snprintf(d.primary_key, sizeof(d.primary_key), "cHJpbWFyeQ==");
+    snprintf(d.secondary_key, sizeof(d.secondary_key), "c2Vjb25kYXJ5");
+    return d;
+}
+
+static void create(hub_store *s, const char *id)
+{
+    hub_device d = make_device(id);
+    assert_int_equal(hub_store_device_create(s, &d), IOTDM_OK);
+}
+
+static void test_store_open_creates_versioned_wal_schema(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), 1);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE name IN "
+                                 "('devices','twins','c2d','telemetry','sessions','policies')"),
+                     6);
+
+    /* Reopening an existing database keeps it; a newer schema is refused, not clobbered. */
+    hub_store_close(f->s);
+    assert_int_equal(hub_store_open(f->path, &f->s), IOTDM_OK);
+    hub_store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    hub_store *s2 = NULL;
+    assert_int_equal(hub_store_open(f->path, &s2), IOTDM_E_UNSUPPORTED);
+    assert_null(s2);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), 99);
+    sqlite3_close(db);
+}
+
+static void test_store_policy_put_get_count(void **state)
+{
+    fixture *f = *state;
+    hub_policy p = {.rights = HUB_RIGHT_REGISTRY_READ | HUB_RIGHT_SERVICE_CONNECT};
+    snprintf(p.name, sizeof(p.name), "iothubowner");
+    snprintf(p.primary_key, sizeof(p.primary_key), "a2V5MQ==");
+    snprintf(p.secondary_key, sizeof(p.secondary_key), "a2V5Mg==");
+    assert_int_equal(hub_store_policy_count(f->s), 0);
+    assert_int_equal(hub_store_policy_put(f->s, &p), IOTDM_OK);
+    p.rights |= HUB_RIGHT_REGISTRY_WRITE;
+    assert_int_equal(hub_store_policy_put(f->s, &p), IOTDM_OK); /* overwrite, not a second row */
+    snprintf(p.name, sizeof(p.name), "device");
+    p.rights = HUB_RIGHT_DEVICE_CONNECT;
+    assert_int_equal(hub_store_policy_put(f->s, &p), IOTDM_OK);
+    assert_int_equal(hub_store_policy_count(f->s), 2);
+
+    hub_policy got;
+    assert_int_equal(hub_store_policy_get(f->s, "iothubowner", &got), IOTDM_OK);
+    assert_string_equal(got.name, "iothubowner");
+    assert_string_equal(got.primary_key, "a2V5MQ==");
+    assert_string_equal(got.secondary_key, "a2V5Mg==");
+    assert_int_equal(got.rights, HUB_RIGHT_REGISTRY_READ | HUB_RIGHT_SERVICE_CONNECT |
+                                     HUB_RIGHT_REGISTRY_WRITE);
+    assert_int_equal(hub_store_policy_get(f->s, "nope", &got), IOTDM_E_NOT_FOUND);
+    hub_policy empty = {0};
+    assert_int_equal(hub_store_policy_put(f->s, &empty), IOTDM_E_MALFORMED);
+}
+
+static void test_store_device_create_get_and_empty_twin(void **state)
+{
+    fixture *f = *state;
+    hub_device d = make_device("dev1");
+    d.etag = 77;
+    assert_int_equal(hub_store_device_create(f->s, &d), IOTDM_OK);
+    assert_int_equal(d.etag, 1);
+    assert_int_equal(strlen(d.generation_id), 18);
+
+    hub_device got;
+    assert_int_equal(hub_store_device_get(f->s, "dev1", &got), IOTDM_OK);
+    assert_string_equal(got.device_id, "dev1");
+    assert_string_equal(got.generation_id, d.generation_id);
+    assert_int_equal(got.etag, 1);
+    assert_true(got.enabled);
+    assert_int_equal(got.auth_type, HUB_AUTH_SAS);
+    assert_string_equal(got.primary_key, "cHJpbWFyeQ==");
+    assert_string_equal(got.secondary_key, "c2Vjb25kYXJ5");
+    assert_false(got.connected);
+
+    hub_twin t;
+    assert_int_equal(hub_store_twin_get(f->s, "dev1", &t), IOTDM_OK);
+    assert_int_equal(json_object_size(t.tags), 0);
+    assert_int_equal(json_object_size(t.desired), 0);
+    assert_int_equal(json_object_size(t.reported), 0);
+    assert_non_null(json_object_get(t.desired_meta, "$lastUpdated"));
+    assert_non_null(json_object_get(t.reported_meta, "$lastUpdated"));
+    assert_int_equal(t.desired_version, 1);
+    assert_int_equal(t.reported_version, 1);
+    hub_twin_deinit(&t);
+
+    hub_device dup = make_device("dev1");
+    assert_int_equal(hub_store_device_create(f->s, &dup), IOTDM_E_EXISTS);
+    assert_int_equal(dup.etag, 0); /* untouched on failure */
+    assert_string_equal(dup.generation_id, "");
+
+    hub_device bad = make_device("");
+    assert_int_equal(hub_store_device_create(f->s, &bad), IOTDM_E_MALFORMED);
+    memset(bad.device_id, 'x', sizeof(bad.device_id)); /* no NUL at all */
+    assert_int_equal(hub_store_device_create(f->s, &bad), IOTDM_E_MALFORMED);
+    assert_int_equal(hub_store_device_get(f->s, "dev2", &got), IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+}
+
+static void test_store_device_update_if_match(void **state)
+{
+    fixture *f = *state;
+    create(f->s, "dev1");
+    assert_int_equal(hub_store_device_set_connection(f->s, "dev1", true, 1000), IOTDM_OK);
+    assert_int_equal(hub_store_device_set_activity(f->s, "dev1", 2000, "dtmi:x;1"), IOTDM_OK);
+
+    hub_device d;
+    assert_int_equal(hub_store_device_get(f->s, "dev1", &d), IOTDM_OK);
+    d.enabled = false;
+    snprintf(d.status_reason, sizeof(d.status_reason), "stolen");
+    d.connected = false;   /* stale view: must not overwrite connection state */
+    d.model_id[0] = '\0';  /* nor the model id */
+    assert_int_equal(hub_store_device_update(f->s, &d, 5), IOTDM_E_PRECONDITION);
+    assert_int_equal(d.etag, 1);
+    assert_int_equal(hub_store_device_update(f->s, &d, 1), IOTDM_OK);
+    assert_int_equal(d.etag, 2);
+    assert_int_equal(hub_store_device_update(f->s, &d, 0), IOTDM_OK); /* unconditional */
+    assert_int_equal(d.etag, 3);
+
+    hub_device got;
+    assert_int_equal(hub_store_device_get(f->s, "dev1", &got), IOTDM_OK);
+    assert_false(got.enabled);
+    assert_string_equal(got.status_reason, "stolen");
+    assert_int_equal(got.etag, 3);
+    assert_true(got.connected);
+    assert_int_equal(got.connection_state_updated_ms, 1000);
+    assert_string_equal(got.model_id, "dtmi:x;1");
+
+    hub_device ghost = make_device("ghost");
+    assert_int_equal(hub_store_device_update(f->s, &ghost, 0), IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_device_update(f->s, &ghost, 3), IOTDM_E_NOT_FOUND);
+}
+
+static void test_store_device_delete_cascades(void **state)
+{
+    fixture *f = *state;
+    create(f->s, "dev1");
+    create(f->s, "dev2");
+    for (int i = 0; i < 2; i++) {
+        hub_c2d m = {.enqueued_ms = 1};
+        snprintf(m.device_id, sizeof(m.device_id), "%s", i ? "dev2" : "dev1");
+        assert_int_equal(hub_store_c2d_enqueue(f->s, &m, 50), IOTDM_OK);
+    }
+    assert_int_equal(hub_store_session_put(f->s, "dev1", 3), IOTDM_OK);
+    assert_int_equal(hub_store_session_put(f->s, "dev1/mod", 1), IOTDM_OK);
+    assert_int_equal(hub_store_session_put(f->s, "dev2", 7), IOTDM_OK);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+
+    assert_int_equal(hub_store_device_delete(f->s, "dev1", 9), IOTDM_E_PRECONDITION);
+    assert_int_equal(hub_store_device_delete(f->s, "dev1", 1), IOTDM_OK);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+
+    hub_twin t;
+    uint32_t subs;
+    assert_int_equal(hub_store_twin_get(f->s, "dev1", &t), IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_c2d_count(f->s, "dev1"), 0);
+    assert_int_equal(hub_store_session_get(f->s, "dev1", &subs), IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_session_get(f->s, "dev1/mod", &subs), IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_device_delete(f->s, "dev1", 0), IOTDM_E_NOT_FOUND);
+
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM twins WHERE device_id = 'dev1'"), 0);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM c2d WHERE device_id = 'dev1'"), 0);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM sessions WHERE device_id = 'dev1'"), 0);
+    sqlite3_close(db);
+
+    /* The other device keeps everything. */
+    assert_int_equal(hub_store_twin_get(f->s, "dev2", &t), IOTDM_OK);
+    hub_twin_deinit(&t);
+    assert_int_equal(hub_store_c2d_count(f->s, "dev2"), 1);
+    assert_int_equal(hub_store_session_get(f->s, "dev2", &subs), IOTDM_OK);
+    assert_int_equal(subs, 7);
+    assert_int_equal(hub_store_device_delete(f->s, "dev2", 0), IOTDM_OK);
+}
+
+static void test_store_device_connection_activity_stats(void **state)
+{
+    fixture *f = *state;
+    create(f->s, "a");
+    create(f->s, "b");
+    hub_device c = make_device("c");
+    c.enabled = false;
+    assert_int_equal(hub_store_device_create(f->s, &c), IOTDM_OK);
+
+    assert_int_equal(hub_store_device_set_connection(f->s, "a", true, 10), IOTDM_OK);
+    assert_int_equal(hub_store_device_set_connection(f->s, "b", true, 11), IOTDM_OK);
+    assert_int_equal(hub_store_device_set_connection(f->s, "zz", true, 11), IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_device_set_activity(f->s, "a", 20, "dtmi:a;1"), IOTDM_OK);
+    assert_int_equal(hub_store_device_set_activity(f->s, "a", 30, NULL), IOTDM_OK);
+    assert_int_equal(hub_store_device_set_activity(f->s, "zz", 30, NULL), IOTDM_E_NOT_FOUND);
+
+    hub_device got;
+    assert_int_equal(hub_store_device_get(f->s, "a", &got), IOTDM_OK);
+    assert_true(got.connected);
+    assert_int_equal(got.connection_state_updated_ms, 10);
+    assert_int_equal(got.last_activity_ms, 30);
+    assert_string_equal(got.model_id, "dtmi:a;1");
+    assert_int_equal(got.etag, 1); /* not identity changes */
+
+    hub_device_stats st;
+    assert_int_equal(hub_store_device_stats(f->s, &st), IOTDM_OK);
+    assert_int_equal(st.total, 3);
+    assert_int_equal(st.enabled, 2);
+    assert_int_equal(st.disabled, 1);
+    assert_int_equal(st.connected, 2);
+
+    assert_int_equal(hub_store_device_disconnect_all(f->s, 99), IOTDM_OK);
+    assert_int_equal(hub_store_device_stats(f->s, &st), IOTDM_OK);
+    assert_int_equal(st.connected, 0);
+    assert_int_equal(hub_store_device_get(f->s, "b", &got), IOTDM_OK);
+    assert_false(got.connected);
+    assert_int_equal(got.connection_state_updated_ms, 99);
+}
+
+typedef struct {
+    char ids[64][HUB_ID_MAX];
+    size_t n;
+    size_t stop_after;
+    hub_store *s;
+    size_t inner;
+} visit_log;
+
+static bool log_device(void *ctx, const hub_device *d)
+{
+    visit_log *v = ctx;
+    snprintf(v->ids[v->n++], HUB_ID_MAX, "%s", d->device_id);
+    return v->stop_after == 0 || v->n < v->stop_after;
+}
+
+static void test_store_device_foreach_pages_in_id_order(void **state)
+{
+    fixture *f = *state;
+    static const char *const ids[] = {"d03", "B", "d01", "a", "d02"};
+    for (size_t i = 0; i < 5; i++)
+        create(f->s, ids[i]);
+    visit_log v = {0};
+    assert_int_equal(hub_store_device_foreach(f->s, NULL, 3, log_device, &v), IOTDM_OK);
+    assert_int_equal(v.n, 3);
+    assert_string_equal(v.ids[0], "B"); /* byte order: upper case first */
+    assert_string_equal(v.ids[1], "a");
+    assert_string_equal(v.ids[2], "d01");
+    v.n = 0;
+    assert_int_equal(hub_store_device_foreach(f->s, "d01", 10, log_device, &v), IOTDM_OK);
+    assert_int_equal(v.n, 2);
+    assert_string_equal(v.ids[0], "d02");
+    assert_string_equal(v.ids[1], "d03");
+    v.n = 0;
+    v.stop_after = 2;
+    assert_int_equal(hub_store_device_foreach(f->s, NULL, 100, log_device, &v), IOTDM_OK);
+    assert_int_equal(v.n, 2);
+    v.n = 0;
+    v.stop_after = 0;
+    assert_int_equal(hub_store_device_foreach(f->s, "d03", 100, log_device, &v), IOTDM_OK);
+    assert_int_equal(v.n, 0);
+}
+
+/* A visitor that calls back into the store, including the same iteration. */
+static bool nested_visit(void *ctx, const hub_device *d)
+{
+    visit_log *v = ctx;
+    visit_log inner = {0};
+    assert_int_equal(hub_store_device_foreach(v->s, NULL, 100, log_device, &inner), IOTDM_OK);
+    v->inner += inner.n;
+    assert_int_equal(hub_store_device_set_activity(v->s, d->device_id, 5, NULL), IOTDM_OK);
+    hub_device got;
+    assert_int_equal(hub_store_device_get(v->s, d->device_id, &got), IOTDM_OK);
+    v->n++;
+    return true;
+}
+
+static void test_store_foreach_visitor_may_reenter(void **state)
+{
+    fixture *f = *state;
+    create(f->s, "x1");
+    create(f->s, "x2");
+    create(f->s, "x3");
+    visit_log v = {.s = f->s};
+    assert_int_equal(hub_store_device_foreach(f->s, NULL, 100, nested_visit, &v), IOTDM_OK);
+    assert_int_equal(v.n, 3);
+    assert_int_equal(v.inner, 9);
+    /* The cached statement is usable again afterwards. */
+    visit_log again = {0};
+    assert_int_equal(hub_store_device_foreach(f->s, NULL, 100, log_device, &again), IOTDM_OK);
+    assert_int_equal(again.n, 3);
+}
+
+static void test_store_twin_put_get_roundtrip(void **state)
+{
+    fixture *f = *state;
+    create(f->s, "dev1");
+    create(f->s, "dev2");
+    hub_twin t;
+    assert_int_equal(hub_store_twin_get(f->s, "dev1", &t), IOTDM_OK);
+    json_object_set_new(t.tags, "site", json_string("43"));
+    json_object_set_new(t.desired, "rate", json_integer(5));
+    json_object_set_new(t.reported, "temp", json_real(21.5));
+    json_object_set_new(t.reported, "s", json_string("\xc3\xa9t\xc3\xa9"));
+    json_object_set_new(t.desired_meta, "rate", json_pack("{s:s}", "$lastUpdated", "now"));
+    t.desired_version = 2;
+    t.reported_version = 7;
+    t.version = 9;
+    t.etag = 12;
+    assert_int_equal(hub_store_twin_put(f->s, "dev1", &t), IOTDM_OK);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+
+    hub_twin got;
+    assert_int_equal(hub_store_twin_get(f->s, "dev1", &got), IOTDM_OK);
+    assert_true(json_equal(got.tags, t.tags));
+    assert_true(json_equal(got.desired, t.desired));
+    assert_true(json_equal(got.desired_meta, t.desired_meta));
+    assert_true(json_equal(got.reported, t.reported));
+    assert_true(json_equal(got.reported_meta, t.reported_meta));
+    assert_int_equal(got.desired_version, 2);
+    assert_int_equal(got.reported_version, 7);
+    assert_int_equal(got.version, 9);
+    assert_int_equal(got.etag, 12);
+    hub_twin_deinit(&got);
+    assert_null(got.tags);
+
+    assert_int_equal(hub_store_twin_put(f->s, "ghost", &t), IOTDM_E_NOT_FOUND);
+    json_t *saved = t.tags;
+    t.tags = json_array();
+    assert_int_equal(hub_store_twin_put(f->s, "dev1", &t), IOTDM_E_MALFORMED);
+    json_decref(t.tags);
+    t.tags = saved;
+    hub_twin_deinit(&t);
+}
+
+typedef struct {
+    size_t n;
+    char first[HUB_ID_MAX];
+    json_int_t rate;
+} twin_log;
+
+static bool log_twin(void *ctx, const hub_device *d, const hub_twin *t)
+{
+    twin_log *v = ctx;
+    if (v->n++ == 0)
+        snprintf(v->first, sizeof(v->first), "%s", d->device_id);
+    if (json_object_get(t->desired, "rate"))
+        v->rate = json_integer_value(json_object_get(t->desired, "rate"));
+    return true;
+}
+
+static void test_store_twin_foreach_visits_all(void **state)
+{
+    fixture *f = *state;
+    create(f->s, "b");
+    create(f->s, "a");
+    hub_twin t;
+    assert_int_equal(hub_store_twin_get(f->s, "b", &t), IOTDM_OK);
+    json_object_set_new(t.desired, "rate", json_integer(42));
+    assert_int_equal(hub_store_twin_put(f->s, "b", &t), IOTDM_OK);
+    hub_twin_deinit(&t);
+    twin_log v = {0};
+    assert_int_equal(hub_store_twin_foreach(f->s, log_twin, &v), IOTDM_OK);
+    assert_int_equal(v.n, 2);
+    assert_string_equal(v.first, "a");
+    assert_int_equal(v.rate, 42);
+}
+
+static hub_c2d make_c2d(const char *device, const char *mid, int64_t enq, int64_t expiry)
+{
+    hub_c2d m;
+    memset(&m, 0, sizeof(m));
+    snprintf(m.device_id, sizeof(m.device_id), "%s", device);
+    snprintf(m.message_id, sizeof(m.message_id), "%s", mid);
+    m.enqueued_ms = enq;
+    m.expiry_ms = expiry;
+    return m;
+}
+
+typedef struct {
+    size_t n;
+    int64_t seqs[64];
+    char mids[64][HUB_ID_MAX];
+    int delivery[64];
+    char body0[16];
+    const char *prop0;
+} c2d_log;
+
+static bool log_c2d(void *ctx, const hub_c2d *m)
+{
+    c2d_log *v = ctx;
+    if (v->n == 0) {
+        snprintf(v->body0, sizeof(v->body0), "%.*s", (int)m->body_len, (const char *)m->body);
+        json_t *to = json_object_get(m->properties, "$.to");
+        v->prop0 = to ? "present" : "absent";
+    }
+    v->seqs[v->n] = m->seq;
+    v->delivery[v->n] = m->delivery_count;
+    snprintf(v->mids[v->n++], HUB_ID_MAX, "%s", m->message_id);
+    return true;
+}
+
+static void test_store_c2d_queue_order_and_quota(void **state)
+{
+    fixture *f = *state;
+    create(f->s, "dev1");
+    hub_c2d m = make_c2d("dev1", "m0", 100, 0);
+    m.properties = json_pack("{s:s}", "$.to", "/devices/dev1/messages/devicebound");
+    m.body = (unsigned char *)"hello";
+    m.body_len = 5;
+    assert_int_equal(hub_store_c2d_enqueue(f->s, &m, 50), IOTDM_OK);
+    json_decref(m.properties);
+    int64_t prev = m.seq;
+    for (int i = 1; i < 50; i++) {
+        char mid[16];
+        snprintf(mid, sizeof(mid), "m%d", i);
+        hub_c2d n = make_c2d("dev1", mid, 100 + i, 0);
+        assert_int_equal(hub_store_c2d_enqueue(f->s, &n, 50), IOTDM_OK);
+        assert_true(n.seq > prev);
+        prev = n.seq;
+    }
+    assert_int_equal(hub_store_c2d_count(f->s, "dev1"), 50);
+    hub_c2d over = make_c2d("dev1", "m50", 200, 0);
+    assert_int_equal(hub_store_c2d_enqueue(f->s, &over, 50), IOTDM_E_QUOTA);
+    assert_int_equal(hub_store_c2d_count(f->s, "dev1"), 50);
+
+    c2d_log v = {0};
+    assert_int_equal(hub_store_c2d_foreach(f->s, "dev1", 0, log_c2d, &v), IOTDM_OK);
+    assert_int_equal(v.n, 50);
+    assert_string_equal(v.mids[0], "m0");
+    assert_string_equal(v.mids[49], "m49");
+    assert_string_equal(v.body0, "hello");
+    assert_string_equal(v.prop0, "present");
+
+    assert_int_equal(hub_store_c2d_mark_delivered(f->s, v.seqs[0]), IOTDM_OK);
+    assert_int_equal(hub_store_c2d_mark_delivered(f->s, v.seqs[0]), IOTDM_OK);
+    assert_int_equal(hub_store_c2d_complete(f->s, v.seqs[1]), IOTDM_OK);
+    assert_int_equal(hub_store_c2d_complete(f->s, v.seqs[1]), IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_c2d_mark_delivered(f->s, v.seqs[1]), IOTDM_E_NOT_FOUND);
+    /* A slot is free again. */
+    assert_int_equal(hub_store_c2d_enqueue(f->s, &over, 50), IOTDM_OK);
+    assert_true(over.seq > prev);
+
+    memset(&v, 0, sizeof(v));
+    assert_int_equal(hub_store_c2d_foreach(f->s, "dev1", 0, log_c2d, &v), IOTDM_OK);
+    assert_int_equal(v.n, 50);
+    assert_int_equal(v.delivery[0], 2);
+    assert_string_equal(v.mids[1], "m2");
+    assert_string_equal(v.mids[49], "m50");
+
+    size_t purged = 0;
+    assert_int_equal(hub_store_c2d_purge(f->s, "dev1", &purged), IOTDM_OK);
+    assert_int_equal(purged, 50);
+    assert_int_equal(hub_store_c2d_count(f->s, "dev1"), 0);
+    assert_int_equal(hub_store_c2d_purge(f->s, "ghost", &purged), IOTDM_E_NOT_FOUND);
+    hub_c2d ghost = make_c2d("ghost", "g", 1, 0);
+    assert_int_equal(hub_store_c2d_enqueue(f->s, &ghost, 50), IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+}
+
+static void test_store_c2d_expiry(void **state)
+{
+    fixture *f = *state;
+    create(f->s, "dev1");
+    hub_c2d a = make_c2d("dev1", "short", 100, 150);
+    hub_c2d b = make_c2d("dev1", "long", 100, 1000);
+    hub_c2d c = make_c2d("dev1", "forever", 100, 0);
+    assert_int_equal(hub_store_c2d_enqueue(f->s, &a, 3), IOTDM_OK);
+    assert_int_equal(hub_store_c2d_enqueue(f->s, &b, 3), IOTDM_OK);
+    assert_int_equal(hub_store_c2d_enqueue(f->s, &c, 3), IOTDM_OK);
+
+    c2d_log v = {0};
+    assert_int_equal(hub_store_c2d_foreach(f->s, "dev1", 150, log_c2d, &v), IOTDM_OK);
+    assert_int_equal(v.n, 2); /* "short" expired at 150 */
+    assert_string_equal(v.mids[0], "long");
+
+    /* Quota full (3), but "short" is expired at the new message's enqueue time. */
+    hub_c2d d = make_c2d("dev1", "late", 200, 0);
+    assert_int_equal(hub_store_c2d_enqueue(f->s, &d, 3), IOTDM_OK);
+    hub_c2d e = make_c2d("dev1", "later", 200, 0);
+    assert_int_equal(hub_store_c2d_enqueue(f->s, &e, 3), IOTDM_E_QUOTA);
+
+    assert_int_equal(hub_store_c2d_expire(f->s, 149), 0);
+    assert_int_equal(hub_store_c2d_expire(f->s, 1000), 2);
+    assert_int_equal(hub_store_c2d_count(f->s, "dev1"), 2);
+    assert_int_equal(hub_store_c2d_expire(f->s, INT64_MAX), 0);
+}
+
+typedef struct {
+    size_t n;
+    int64_t seqs[32];
+    size_t lens[32];
+    char app0[16];
+} tel_log;
+
+static bool log_tel(void *ctx, const hub_telemetry *m)
+{
+    tel_log *v = ctx;
+    if (v->n == 0) {
+        json_t *p = json_object_get(m->properties, "k");
+        snprintf(v->app0, sizeof(v->app0), "%s", p ? json_string_value(p) : "");
+    }
+    v->lens[v->n] = m->body_len;
+    v->seqs[v->n++] = m->seq;
+    return true;
+}
+
+static void append(hub_store *s, int64_t when, size_t len, int64_t *out_seq)
+{
+    static unsigned char body[256];
+    hub_telemetry t;
+    memset(&t, 0, sizeof(t));
+    snprintf(t.device_id, sizeof(t.device_id), "dev1");
+    t.enqueued_ms = when;
+    t.body = body;
+    t.body_len = len;
+    t.properties = json_pack("{s:s}", "k", "v");
+    t.system_properties = json_pack("{s:s}", "iothub-connection-device-id", "dev1");
+    assert_int_equal(hub_store_telemetry_append(s, &t), IOTDM_OK);
+    json_decref(t.properties);
+    json_decref(t.system_properties);
+    *out_seq = t.seq;
+}
+
+static void test_store_telemetry_append_foreach_trim(void **state)
+{
+    fixture *f = *state;
+    int64_t seqs[10];
+    assert_int_equal(hub_store_telemetry_last_seq(f->s), 0);
+    for (int i = 0; i < 10; i++)
+        append(f->s, 1000 + i * 100, 100, &seqs[i]);
+    assert_int_equal(hub_store_telemetry_last_seq(f->s), seqs[9]);
+
+    tel_log v = {0};
+    assert_int_equal(hub_store_telemetry_foreach(f->s, seqs[3], 4, log_tel, &v), IOTDM_OK);
+    assert_int_equal(v.n, 4);
+    assert_int_equal(v.seqs[0], seqs[3]);
+    assert_int_equal(v.seqs[3], seqs[6]);
+    assert_int_equal(v.lens[0], 100);
+    assert_string_equal(v.app0, "v");
+
+    /* Bytes: keep at most 550 body bytes -> the 5 newest. */
+    assert_int_equal(hub_store_telemetry_trim(f->s, 550, 0, 5000), IOTDM_OK);
+    memset(&v, 0, sizeof(v));
+    assert_int_equal(hub_store_telemetry_foreach(f->s, 0, 100, log_tel, &v), IOTDM_OK);
+    assert_int_equal(v.n, 5);
+    assert_int_equal(v.seqs[0], seqs[5]);
+
+    /* Age: at now=2000 with max age 250, messages enqueued before 1750 go (1500, 1600, 1700). */
+    assert_int_equal(hub_store_telemetry_trim(f->s, UINT64_MAX, 250, 2000), IOTDM_OK);
+    memset(&v, 0, sizeof(v));
+    assert_int_equal(hub_store_telemetry_foreach(f->s, 0, 100, log_tel, &v), IOTDM_OK);
+    assert_int_equal(v.n, 2);
+    assert_int_equal(v.seqs[0], seqs[8]);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+
+    /* Nothing to trim: no write transaction is opened. */
+    assert_int_equal(hub_store_telemetry_trim(f->s, UINT64_MAX, 0, 2000), IOTDM_OK);
+    assert_false(hub_store_has_pending_writes(f->s));
+
+    /* Trimming everything keeps seqs increasing. */
+    assert_int_equal(hub_store_telemetry_trim(f->s, 0, 0, 2000), IOTDM_OK);
+    assert_int_equal(hub_store_telemetry_last_seq(f->s), seqs[9]);
+    int64_t next;
+    append(f->s, 3000, 0, &next);
+    assert_true(next > seqs[9]);
+    memset(&v, 0, sizeof(v));
+    assert_int_equal(hub_store_telemetry_foreach(f->s, 0, 100, log_tel, &v), IOTDM_OK);
+    assert_int_equal(v.n, 1);
+    assert_int_equal(v.lens[0], 0);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+
+    /* The byte count survives a reopen (it is recounted). */
+    hub_store_close(f->s);
+    assert_int_equal(hub_store_open(f->path, &f->s), IOTDM_OK);
+    append(f->s, 3100, 200, &next);
+    append(f->s, 3200, 200, &next);
+    assert_int_equal(hub_store_telemetry_trim(f->s, 250, 0, 3300), IOTDM_OK);
+    memset(&v, 0, sizeof(v));
+    assert_int_equal(hub_store_telemetry_foreach(f->s, 0, 100, log_tel, &v), IOTDM_OK);
+    assert_int_equal(v.n, 1);
+    assert_int_equal(v.seqs[0], next);
+}
+
+static void test_store_session_put_get_delete(void **state)
+{
+    fixture *f = *state;
+    create(f->s, "dev1");
+    uint32_t subs = 0;
+    assert_int_equal(hub_store_session_get(f->s, "dev1", &subs), IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_session_put(f->s, "dev1", 0x5), IOTDM_OK);
+    assert_int_equal(hub_store_session_put(f->s, "dev1", 0xA), IOTDM_OK);
+    assert_int_equal(hub_store_session_put(f->s, "dev1/mod1", 0x1), IOTDM_OK);
+    assert_int_equal(hub_store_session_get(f->s, "dev1", &subs), IOTDM_OK);
+    assert_int_equal(subs, 0xA);
+    assert_int_equal(hub_store_session_get(f->s, "dev1/mod1", &subs), IOTDM_OK);
+    assert_int_equal(subs, 0x1);
+    assert_int_equal(hub_store_session_put(f->s, "ghost", 1), IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_session_put(f->s, "", 1), IOTDM_E_MALFORMED);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+
+    hub_store_close(f->s);
+    assert_int_equal(hub_store_open(f->path, &f->s), IOTDM_OK);
+    assert_int_equal(hub_store_session_get(f->s, "dev1", &subs), IOTDM_OK);
+    assert_int_equal(subs, 0xA);
+    assert_int_equal(hub_store_session_delete(f->s, "dev1"), IOTDM_OK);
+    assert_int_equal(hub_store_session_delete(f->s, "dev1"), IOTDM_OK);
+    assert_int_equal(hub_store_session_get(f->s, "dev1", &subs), IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_session_get(f->s, "dev1/mod1", &subs), IOTDM_OK);
+}
+
+static void test_store_group_commit_invisible_until_commit(void **state)
+{
+    fixture *f = *state;
+    sqlite3 *db = raw_open(f);
+    assert_false(hub_store_has_pending_writes(f->s));
+    create(f->s, "dev1");
+    assert_true(hub_store_has_pending_writes(f->s));
+    hub_device got;
+    assert_int_equal(hub_store_device_get(f->s, "dev1", &got), IOTDM_OK); /* own writes */
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM devices"), 0);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    assert_false(hub_store_has_pending_writes(f->s));
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM devices"), 1);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK); /* nothing pending: a no-op */
+
+    /* Reads alone open no transaction. */
+    assert_int_equal(hub_store_device_get(f->s, "dev1", &got), IOTDM_OK);
+    assert_false(hub_store_has_pending_writes(f->s));
+    sqlite3_close(db);
+}
+
+static void test_store_close_without_commit_loses_only_uncommitted(void **state)
+{
+    fixture *f = *state;
+    create(f->s, "kept");
+    assert_int_equal(hub_store_session_put(f->s, "kept", 1), IOTDM_OK);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    create(f->s, "lost");
+    assert_int_equal(hub_store_session_put(f->s, "kept", 2), IOTDM_OK);
+    hub_store_close(f->s);
+
+    assert_int_equal(hub_store_open(f->path, &f->s), IOTDM_OK);
+    hub_device got;
+    uint32_t subs;
+    assert_int_equal(hub_store_device_get(f->s, "kept", &got), IOTDM_OK);
+    assert_int_equal(hub_store_device_get(f->s, "lost", &got), IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_session_get(f->s, "kept", &subs), IOTDM_OK);
+    assert_int_equal(subs, 1);
+}
+
+static void test_store_failed_write_keeps_the_group(void **state)
+{
+    fixture *f = *state;
+    create(f->s, "dev1");
+    hub_device dup = make_device("dev1");
+    assert_int_equal(hub_store_device_create(f->s, &dup), IOTDM_E_EXISTS);
+    create(f->s, "dev2");
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM devices"), 2);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM twins"), 2);
+    sqlite3_close(db);
+}
+
+/* A committed write survives the process dying with SIGKILL right after; an uncommitted one does not. */
+static void test_store_commit_survives_kill9(void **state)
+{
+    fixture *f = *state;
+    hub_store_close(f->s);
+    f->s = NULL;
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        hub_store *s;
+        if (hub_store_open(f->path, &s) != IOTDM_OK)
+            _exit(1);
+        hub_device d = make_device("acked");
+        if (hub_store_device_create(s, &d) != IOTDM_OK || hub_store_commit(s) != IOTDM_OK)
+            _exit(1);
+        d = make_device("unacked");
+        if (hub_store_device_create(s, &d) != IOTDM_OK)
+            _exit(1);
+        (void)!write(ready[1], "k", 1);
+        for (;;)
+            pause();
+    }
+    char c;
+    close(ready[1]);
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFSIGNALED(status));
+
+    assert_int_equal(hub_store_open(f->path, &f->s), IOTDM_OK);
+    hub_device got;
+    assert_int_equal(hub_store_device_get(f->s, "acked", &got), IOTDM_OK);
+    assert_int_equal(hub_store_device_get(f->s, "unacked", &got), IOTDM_E_NOT_FOUND);
+}
+
+/* When SQLite abandons the whole group (a full disk does that), writes acknowledged so far in the
+ * pass are gone: the commit must say so, and later writes must fail until it has. */
+static void test_store_rolled_back_group_fails_commit(void **state)
+{
+    fixture *f = *state;
+    create(f->s, "kept");
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    assert_int_equal(sqlite3_exec(f->s->db, "PRAGMA max_page_count = 20", NULL, NULL, NULL),
+                     SQLITE_OK);
+    create(f->s, "early");
+    static unsigned char big[200000];
+    hub_telemetry t;
+    memset(&t, 0, sizeof(t));
+    snprintf(t.device_id, sizeof(t.device_id), "kept");
+    t.body = big;
+    t.body_len = sizeof(big);
+    assert_int_equal(hub_store_telemetry_append(f->s, &t), -ENOSPC);
+    assert_true(hub_store_has_pending_writes(f->s));
+    hub_device late = make_device("late");
+    assert_int_equal(hub_store_device_create(f->s, &late), IOTDM_E_STORAGE);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_E_STORAGE);
+    assert_false(hub_store_has_pending_writes(f->s));
+
+    hub_device got;
+    assert_int_equal(hub_store_device_get(f->s, "early", &got), IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_device_get(f->s, "kept", &got), IOTDM_OK);
+    assert_int_equal(sqlite3_exec(f->s->db, "PRAGMA max_page_count = 1000000", NULL, NULL, NULL),
+                     SQLITE_OK);
+    create(f->s, "after");
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    assert_int_equal(hub_store_device_get(f->s, "after", &got), IOTDM_OK);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_store_open_creates_versioned_wal_schema),
+        T(test_store_policy_put_get_count),
+        T(test_store_device_create_get_and_empty_twin),
+        T(test_store_device_update_if_match),
+        T(test_store_device_delete_cascades),
+        T(test_store_device_connection_activity_stats),
+        T(test_store_device_foreach_pages_in_id_order),
+        T(test_store_foreach_visitor_may_reenter),
+        T(test_store_twin_put_get_roundtrip),
+        T(test_store_twin_foreach_visits_all),
+        T(test_store_c2d_queue_order_and_quota),
+        T(test_store_c2d_expiry),
+        T(test_store_telemetry_append_foreach_trim),
+        T(test_store_session_put_get_delete),
+        T(test_store_group_commit_invisible_until_commit),
+        T(test_store_close_without_commit_loses_only_uncommitted),
+        T(test_store_failed_write_keeps_the_group),
+        T(test_store_rolled_back_group_fails_commit),
+        T(test_store_commit_survives_kill9),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
