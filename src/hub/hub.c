@@ -46,8 +46,9 @@ static iotdm_result random_key(char *out, size_t cap)
 
 static iotdm_result write_file_atomic(const char *path, const char *text, mode_t mode)
 {
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char tmp[700];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return IOTDM_E_TOO_LARGE;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0)
         return -errno;

@@ -277,17 +277,20 @@ iotdm_result az_parse_publish_topic(const char *topic, size_t len, az_publish_to
 typedef enum { SEG_REFUSED, SEG_OWN, SEG_FOREIGN } seg_match;
 
 /* Consumes one segment of a filter and its '/'; *out_more is false when the filter ends there.
- * '+' counts as the connection's own id. An empty segment or '#' names nobody in particular: the
- * hub never delivers on such a filter, so it is merely refused (0x80), not taken as an attack. */
+ * '+' stands for the connection's own id when it has one (a device connection has no module, so
+ * "modules/+" reaches for other identities). An empty segment or '#' names nobody in particular:
+ * the hub never delivers on such a filter, so it is merely refused (0x80), not taken as an
+ * attack. */
 static seg_match id_segment(cursor *c, const char *own, bool *out_more)
 {
     const char *slash = memchr(c->p, '/', left(c));
     az_span seg = {c->p, slash ? (size_t)(slash - c->p) : left(c)};
+    bool has_own = own && *own;
     c->p = slash ? slash + 1 : c->end;
     *out_more = slash != NULL;
     if (seg.len == 0 || span_is(seg, "#"))
         return SEG_REFUSED;
-    if (span_is(seg, "+") || (own && *own && span_is(seg, own)))
+    if (has_own && (span_is(seg, "+") || span_is(seg, own)))
         return SEG_OWN;
     return SEG_FOREIGN;
 }

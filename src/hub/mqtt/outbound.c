@@ -46,7 +46,9 @@ static void bag_append(char *bag, size_t cap, const char *name, const char *valu
     if (urlenc_encode(name, strlen(name), n, sizeof n) < 0 ||
         urlenc_encode(value, strlen(value), v, sizeof v) < 0)
         return;
-    snprintf(bag + len, cap - len, "%s%s=%s", len ? "&" : "", n, v);
+    int w = snprintf(bag + len, cap - len, "%s%s=%s", len ? "&" : "", n, v);
+    if (w < 0 || (size_t)w >= cap - len)
+        bag[len] = '\0'; /* does not fit: leave the property out rather than cut it */
 }
 
 static bool in_flight(const hub_mqtt_conn *c, int64_t seq)

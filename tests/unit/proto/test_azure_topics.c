@@ -339,10 +339,18 @@ static void test_filter_foreign_module_flagged(void **state)
                      AZ_SUB_INVALID);
     assert_true(f);
     f = false;
-    /* a device connection naming any module */
+    /* a device connection naming any module, even by wildcard */
     assert_int_equal(classify("devices/dev1/modules/mod1/inputs/#", "dev1", NULL, &f),
                      AZ_SUB_INVALID);
     assert_true(f);
+    f = false;
+    assert_int_equal(classify("devices/dev1/modules/+/inputs/#", "dev1", "", &f), AZ_SUB_INVALID);
+    assert_true(f);
+    /* a module connection may use '+' for its own ids */
+    f = true;
+    assert_int_equal(classify("devices/+/modules/+/inputs/#", "dev1", "mod1", &f),
+                     AZ_SUB_MODULE_INPUTS);
+    assert_false(f);
 }
 
 static void test_filter_unsupported_refused_not_foreign(void **state)

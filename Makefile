@@ -1,0 +1,52 @@
+# Thin wrapper over CMake presets and the test runners. `make help` lists the targets.
+.PHONY: all build dev demo check unit e2e fuzz-replay format format-check bench clean help deps
+
+JOBS ?= $(shell nproc)
+
+all: build
+
+help:
+	@echo "make deps          install apt and npm dependencies (scripts/install-deps.sh)"
+	@echo "make build         release build with -Werror (build/ci)"
+	@echo "make dev           debug build with ASan+UBSan (build/dev)"
+	@echo "make demo          build and start the hub with simulated devices"
+	@echo "make check         everything CI runs: format, build, unit, fuzz replay, end-to-end"
+	@echo "make unit | e2e | fuzz-replay | format-check | bench"
+
+deps:
+	scripts/install-deps.sh
+
+build:
+	cmake --preset ci >/dev/null
+	cmake --build build/ci -j$(JOBS)
+
+dev:
+	cmake --preset dev >/dev/null
+	cmake --build build/dev -j$(JOBS)
+
+demo: build
+	scripts/demo.sh
+
+unit: build
+	ctest --test-dir build/ci -L unit --output-on-failure -j$(JOBS)
+
+e2e: build
+	cd tests/e2e && IOTDM_BUILD_DIR=$(CURDIR)/build/ci npm test
+
+fuzz-replay:
+	scripts/fuzz-replay.sh
+
+format:
+	git ls-files '*.c' '*.h' | xargs clang-format -i
+
+format-check:
+	scripts/format-check.sh
+
+check: format-check build unit fuzz-replay e2e
+	@echo "make check: all passed"
+
+bench: build
+	bench/run.sh
+
+clean:
+	rm -rf build
