@@ -121,7 +121,7 @@ json_t *hub_device_to_json(const hub_device *d)
     json_object_set_new(j, "connectionStateUpdatedTime", time_json(d->connection_state_updated_ms));
     json_object_set_new(j, "statusUpdatedTime", time_json(d->status_updated_ms));
     json_object_set_new(j, "lastActivityTime", time_json(d->last_activity_ms));
-    json_object_set_new(j, "cloudToDeviceMessageCount", json_integer(0));
+    json_object_set_new(j, "cloudToDeviceMessageCount", json_integer((json_int_t)d->c2d_pending));
     json_t *auth = json_object();
     json_object_set_new(auth, "symmetricKey",
                         json_pack("{s:o, s:o}", "primaryKey", string_or_null(d->primary_key),
@@ -169,7 +169,7 @@ json_t *hub_twin_service_view(const hub_device *d, const hub_twin *t)
     json_object_set_new(j, "connectionState",
                         json_string(d->connected ? "Connected" : "Disconnected"));
     json_object_set_new(j, "lastActivityTime", time_json(d->last_activity_ms));
-    json_object_set_new(j, "cloudToDeviceMessageCount", json_integer(0));
+    json_object_set_new(j, "cloudToDeviceMessageCount", json_integer((json_int_t)d->c2d_pending));
     json_object_set_new(j, "authenticationType", json_string(auth_type_name(d->auth_type)));
     json_object_set_new(j, "x509Thumbprint",
                         json_pack("{s:o, s:o}", "primaryThumbprint",

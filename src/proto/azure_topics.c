@@ -484,12 +484,15 @@ static size_t finish(writer *w)
     return w->len;
 }
 
-#define WRITER(b, c) {(b), (b) ? (c) : 0, 0, true}
+static writer writer_init(char *buf, size_t cap)
+{
+    return (writer){buf, buf ? cap : 0, 0, true};
+}
 
 size_t az_format_twin_response(char *buf, size_t cap, int status, const char *rid, size_t rid_len,
                                int64_t version)
 {
-    writer w = WRITER(buf, cap);
+    writer w = writer_init(buf, cap);
     puts_(&w, "$iothub/twin/res/");
     put_int(&w, status);
     puts_(&w, "/?$rid=");
@@ -503,7 +506,7 @@ size_t az_format_twin_response(char *buf, size_t cap, int status, const char *ri
 
 size_t az_format_desired_patch(char *buf, size_t cap, int64_t version)
 {
-    writer w = WRITER(buf, cap);
+    writer w = writer_init(buf, cap);
     puts_(&w, "$iothub/twin/PATCH/properties/desired/?$version=");
     put_int(&w, version);
     return finish(&w);
@@ -512,7 +515,7 @@ size_t az_format_desired_patch(char *buf, size_t cap, int64_t version)
 size_t az_format_method_request(char *buf, size_t cap, const char *method, size_t method_len,
                                 const char *rid, size_t rid_len)
 {
-    writer w = WRITER(buf, cap);
+    writer w = writer_init(buf, cap);
     /* $rid last: the C SDK takes everything after "/?$rid=" as the request id (§1.13). */
     puts_(&w, "$iothub/methods/POST/");
     put(&w, method, method_len);
@@ -523,7 +526,7 @@ size_t az_format_method_request(char *buf, size_t cap, const char *method, size_
 
 size_t az_format_c2d_topic(char *buf, size_t cap, const char *device_id, const char *encoded_bag)
 {
-    writer w = WRITER(buf, cap);
+    writer w = writer_init(buf, cap);
     if (!device_id || !*device_id)
         w.ok = false;
     /* Node dispatches C2D on "devices/.../messages/devicebound/..." only: keep the slash. */
@@ -537,7 +540,7 @@ size_t az_format_c2d_topic(char *buf, size_t cap, const char *device_id, const c
 size_t az_format_dps_response(char *buf, size_t cap, int status, const char *rid, size_t rid_len,
                               int retry_after)
 {
-    writer w = WRITER(buf, cap);
+    writer w = writer_init(buf, cap);
     puts_(&w, "$dps/registrations/res/");
     put_int(&w, status);
     puts_(&w, "/?$rid=");
@@ -552,7 +555,7 @@ size_t az_format_dps_response(char *buf, size_t cap, int status, const char *rid
 size_t az_format_telemetry_topic(char *buf, size_t cap, const char *device_id,
                                  const char *module_id, const char *encoded_bag)
 {
-    writer w = WRITER(buf, cap);
+    writer w = writer_init(buf, cap);
     if (!device_id || !*device_id)
         w.ok = false;
     puts_(&w, "devices/");
@@ -568,7 +571,7 @@ size_t az_format_telemetry_topic(char *buf, size_t cap, const char *device_id,
 
 size_t az_format_twin_get(char *buf, size_t cap, const char *rid, size_t rid_len)
 {
-    writer w = WRITER(buf, cap);
+    writer w = writer_init(buf, cap);
     puts_(&w, "$iothub/twin/GET/?$rid=");
     put(&w, rid, rid_len);
     return finish(&w);
@@ -577,7 +580,7 @@ size_t az_format_twin_get(char *buf, size_t cap, const char *rid, size_t rid_len
 size_t az_format_twin_patch_reported(char *buf, size_t cap, const char *rid, size_t rid_len,
                                      int64_t version)
 {
-    writer w = WRITER(buf, cap);
+    writer w = writer_init(buf, cap);
     puts_(&w, "$iothub/twin/PATCH/properties/reported/?$rid=");
     put(&w, rid, rid_len);
     if (version >= 0) {
@@ -587,10 +590,9 @@ size_t az_format_twin_patch_reported(char *buf, size_t cap, const char *rid, siz
     return finish(&w);
 }
 
-size_t az_format_method_response(char *buf, size_t cap, int status, const char *rid,
-                                 size_t rid_len)
+size_t az_format_method_response(char *buf, size_t cap, int status, const char *rid, size_t rid_len)
 {
-    writer w = WRITER(buf, cap);
+    writer w = writer_init(buf, cap);
     puts_(&w, "$iothub/methods/res/");
     put_int(&w, status);
     puts_(&w, "/?$rid=");
@@ -602,7 +604,7 @@ size_t az_format_username(char *buf, size_t cap, const char *host, const char *d
                           const char *module_id, const char *api_version,
                           const char *encoded_client_type, const char *encoded_model_id)
 {
-    writer w = WRITER(buf, cap);
+    writer w = writer_init(buf, cap);
     if (!host || !*host || !device_id || !*device_id)
         w.ok = false;
     puts_(&w, host);

@@ -1,4 +1,4 @@
-/* Azure IoT Hub and DPS MQTT names: topics, subscription filters, CONNECT user names, property bags. */
+/* Azure IoT Hub and DPS MQTT names: topics, filters, CONNECT user names, property bags. */
 #ifndef IOTDM_PROTO_AZURE_TOPICS_H
 #define IOTDM_PROTO_AZURE_TOPICS_H
 
@@ -31,14 +31,14 @@ typedef enum {
 
 typedef struct {
     az_pub_kind kind;
-    az_span device_id; /* telemetry only: from the topic */
-    az_span module_id; /* telemetry only: empty for devices */
+    az_span device_id;    /* telemetry only: from the topic */
+    az_span module_id;    /* telemetry only: empty for devices */
     az_span property_bag; /* telemetry: the raw bag (may be empty); trailing '/' removed */
-    az_span rid;          /* twin/method/DPS: the $rid value as sent (still encoded, echo verbatim) */
-    bool has_version;     /* twin PATCH: optional &$version= */
+    az_span rid;      /* twin/method/DPS: the $rid value as sent (still encoded, echo verbatim) */
+    bool has_version; /* twin PATCH: optional &$version= */
     int64_t version;
-    int status;             /* method response status, 0..65535 */
-    az_span operation_id;   /* DPS status query */
+    int status;           /* method response status, 0..65535 */
+    az_span operation_id; /* DPS status query */
 } az_publish_topic;
 
 /* Parses a device->hub PUBLISH topic (§1.6, §1.7, §1.10, §1.13, §3.4), tolerant of every variant

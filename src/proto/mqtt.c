@@ -42,10 +42,10 @@ static bool rd_string(reader *r, mqtt_span *out)
 
 const char *mqtt_packet_type_name(mqtt_packet_type type)
 {
-    static const char *const names[] = {
-        "?",      "CONNECT", "CONNACK",     "PUBLISH",  "PUBACK",  "PUBREC",  "PUBREL",
-        "PUBCOMP", "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP",
-        "DISCONNECT"};
+    static const char *const names[] = {"?",         "CONNECT",  "CONNACK",     "PUBLISH",
+                                        "PUBACK",    "PUBREC",   "PUBREL",      "PUBCOMP",
+                                        "SUBSCRIBE", "SUBACK",   "UNSUBSCRIBE", "UNSUBACK",
+                                        "PINGREQ",   "PINGRESP", "DISCONNECT"};
     if ((unsigned)type >= sizeof names / sizeof names[0])
         return "?";
     return names[type];
@@ -224,8 +224,7 @@ iotdm_result mqtt_decode_connect(const uint8_t *body, size_t len, mqtt_connect *
     return IOTDM_OK;
 }
 
-iotdm_result mqtt_decode_publish(uint8_t flags, const uint8_t *body, size_t len,
-                                 mqtt_publish *out)
+iotdm_result mqtt_decode_publish(uint8_t flags, const uint8_t *body, size_t len, mqtt_publish *out)
 {
     reader r = {body, len, 0};
     memset(out, 0, sizeof *out);
@@ -454,7 +453,7 @@ size_t mqtt_encode_publish(uint8_t *buf, size_t cap, const char *topic, size_t t
                            const uint8_t *payload, size_t payload_len)
 {
     size_t header = mqtt_encode_publish_header(NULL, 0, topic, topic_len, qos, dup, retain,
-                                                packet_id, payload_len);
+                                               packet_id, payload_len);
     if (header == 0)
         return 0;
     if (cap < header || cap - header < payload_len)

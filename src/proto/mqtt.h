@@ -68,7 +68,9 @@ bool mqtt_utf8_valid(const uint8_t *s, size_t len);
  * PUBREL need 0x2, every other type but PUBLISH 0x0), a remaining-length varint longer than
  * 4 bytes, or a fixed-size packet with the wrong length (CONNACK and the packet-id acks: 2;
  * PINGREQ, PINGRESP, DISCONNECT: 0). IOTDM_E_TOO_LARGE: remaining_len > max_packet, reported as
- * soon as the length bytes are in, before the body arrives. Errors are final: close. */
+ * soon as the length bytes are in, before the body arrives. Once the length bytes are in, *out is
+ * filled even with IOTDM_E_INCOMPLETE, so the caller can size its buffer. Errors other than
+ * IOTDM_E_INCOMPLETE are final: close the connection. */
 iotdm_result mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet, mqtt_fixed_header *out);
 
 typedef struct {
@@ -109,8 +111,7 @@ typedef struct {
 /* flags = fixed-header low nibble. QoS 3 -> IOTDM_E_MALFORMED; QoS 2 decodes (the caller closes,
  * as IoT Hub does). Packet id 0 with QoS > 0 -> IOTDM_E_MALFORMED. The topic must be valid UTF-8,
  * non-empty, without U+0000, '+' or '#'. The payload is the rest of the body (may be empty). */
-iotdm_result mqtt_decode_publish(uint8_t flags, const uint8_t *body, size_t len,
-                                 mqtt_publish *out);
+iotdm_result mqtt_decode_publish(uint8_t flags, const uint8_t *body, size_t len, mqtt_publish *out);
 
 /* PUBACK/PUBREC/PUBREL/PUBCOMP/UNSUBACK body: exactly 2 bytes, packet id not 0. */
 iotdm_result mqtt_decode_packet_id(const uint8_t *body, size_t len, uint16_t *out_id);

@@ -46,7 +46,7 @@ static void path_pop(check_ctx *c, size_t saved)
 }
 
 __attribute__((format(printf, 3, 4))) static iotdm_result fail(check_ctx *c, iotdm_result r,
-                                                                const char *fmt, ...)
+                                                               const char *fmt, ...)
 {
     if (!c->err)
         return r;
@@ -96,7 +96,8 @@ static iotdm_result check_object(check_ctx *c, const json_t *obj, int depth)
 {
     const char *key;
     const json_t *member;
-    json_object_foreach((json_t *)obj, key, member) {
+    json_object_foreach((json_t *)obj, key, member)
+    {
         if (depth == 0 && (strcmp(key, "$version") == 0 || strcmp(key, "$metadata") == 0))
             continue;
         size_t saved;
@@ -115,7 +116,8 @@ static iotdm_result check_array(check_ctx *c, const json_t *arr, int depth)
 {
     size_t i;
     const json_t *item;
-    json_array_foreach(arr, i, item) {
+    json_array_foreach(arr, i, item)
+    {
         size_t saved;
         path_push(c, NULL, i, &saved);
         iotdm_result r = check_value(c, item, depth + 1, true);
@@ -177,7 +179,8 @@ static size_t value_size(const json_t *v)
     case JSON_OBJECT: {
         const char *key;
         const json_t *member;
-        json_object_foreach((json_t *)v, key, member) {
+        json_object_foreach((json_t *)v, key, member)
+        {
             if (key[0] == '$')
                 continue;
             total += strlen(key) + value_size(member);
@@ -187,8 +190,7 @@ static size_t value_size(const json_t *v)
     case JSON_ARRAY: {
         size_t i;
         const json_t *item;
-        json_array_foreach(v, i, item)
-            total += value_size(item);
+        json_array_foreach(v, i, item) total += value_size(item);
         return total;
     }
     case JSON_STRING:
@@ -228,7 +230,8 @@ iotdm_result twin_merge(json_t *target, const json_t *patch)
         return IOTDM_E_MALFORMED;
     const char *key;
     const json_t *value;
-    json_object_foreach((json_t *)patch, key, value) {
+    json_object_foreach((json_t *)patch, key, value)
+    {
         if (key[0] == '$')
             continue;
         if (json_is_null(value)) {
@@ -273,7 +276,8 @@ static json_t *meta_build(const json_t *value, const char *now_iso, int64_t vers
     if (json_is_object(value)) {
         const char *key;
         const json_t *member;
-        json_object_foreach((json_t *)value, key, member) {
+        json_object_foreach((json_t *)value, key, member)
+        {
             if (key[0] == '$' || json_is_null(member))
                 continue;
             json_t *child = meta_build(member, now_iso, version);
@@ -292,7 +296,8 @@ static iotdm_result meta_apply(json_t *meta, const json_t *patch, const char *no
 {
     const char *key;
     const json_t *value;
-    json_object_foreach((json_t *)patch, key, value) {
+    json_object_foreach((json_t *)patch, key, value)
+    {
         if (key[0] == '$')
             continue;
         if (json_is_null(value)) {

@@ -326,12 +326,18 @@ test('a disabled device is refused; disabling a connected device drops it', asyn
   const d2 = await h.createDevice(reg, 'dev-off2');
   const ev = await h.events({ deviceId: 'dev-off2' });
   const live = await h.openDevice(h.deviceConnStr(d2));
+  // with a method listener the SDK reconnects after a drop (and reports the refusal)
+  live.onDeviceMethod('noop', (req, res) => res.send(200, () => {}));
   await h.barrier(live);
   await reg.update({ deviceId: 'dev-off2', status: 'disabled', authentication: d2.authentication });
   await ev.waitFor((x) => x.event === 'connection' && x.data.connectionState === 'Disconnected', 5000,
     'Disconnected event after disabling');
   await h.waitUntil(() => live.e2eDisconnects.length > 0,
     { timeoutMs: 10000, what: 'the SDK to report the disconnect (its reconnect must be refused)' });
+  const why = live.e2eDisconnects[0];
+  const reason = why && (why.reason || why.transportObj || why);
+  assert.ok(/Unauthorized|Not authorized/i.test(`${reason && reason.name} ${reason && reason.message}`),
+    `the SDK's reconnect should be refused as unauthorized: ${reason && reason.name} ${reason && reason.message}`);
   assert.equal((await reg.get('dev-off2')).responseBody.connectionState, 'Disconnected');
 });
 

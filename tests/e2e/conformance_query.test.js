@@ -57,7 +57,9 @@ async function allRaw(sql, pageSize) {
   let itemType;
   while (q.hasMoreResults) {
     if (++guard > 50) throw new Error(`query did not end after 50 pages: ${sql}`);
-    const { result, message } = await h.withTimeout(q.next(), 10000, `query page ${guard}: ${sql}`);
+    // Query.next() without an argument restarts from the first page (it only
+    // falls back to the stored token when given a callback): pass it explicitly.
+    const { result, message } = await h.withTimeout(q.next(q.continuationToken), 10000, `query page ${guard}: ${sql}`);
     itemType = message.headers['x-ms-item-type'];
     out.push(...result);
   }

@@ -19,7 +19,8 @@ static bool only_stamps(const json_t *node)
 {
     const char *key;
     const json_t *value;
-    json_object_foreach((json_t *)node, key, value) {
+    json_object_foreach((json_t *)node, key, value)
+    {
         if (key[0] != '$')
             return false;
     }
@@ -32,14 +33,16 @@ static bool same_shape(const json_t *section, const json_t *meta)
 {
     const char *key;
     const json_t *value;
-    json_object_foreach((json_t *)section, key, value) {
+    json_object_foreach((json_t *)section, key, value)
+    {
         const json_t *node = json_object_get(meta, key);
         if (!json_is_object(node) || !json_is_string(json_object_get(node, "$lastUpdated")))
             return false;
         if (json_is_object(value) ? !same_shape(value, node) : !only_stamps(node))
             return false;
     }
-    json_object_foreach((json_t *)meta, key, value) {
+    json_object_foreach((json_t *)meta, key, value)
+    {
         if (key[0] != '$' && !json_object_get(section, key))
             return false;
     }

@@ -203,7 +203,7 @@ static bool parse_projection(qparser *p, hub_query *q)
     if (!qry_accept_kw(p, "AS"))
         return true;
     t = qry_next(p);
-    if (t->kind != QT_IDENT) {
+    if (t->kind != QT_IDENT || qry_is_reserved(t)) {
         qry_fail(p, t->pos, "expected an alias");
         return false;
     }

@@ -65,6 +65,8 @@ typedef struct {
     int64_t connection_state_updated_ms;
     int64_t last_activity_ms;
     char model_id[256]; /* last model id announced in CONNECT */
+    size_t c2d_pending; /* read-only: undelivered cloud-to-device messages (expired ones too,
+                           until housekeeping drops them) */
 } hub_device;
 
 /* A twin. The json_t members are owned by the struct (hub_twin_deinit releases them); none is NULL

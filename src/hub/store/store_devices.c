@@ -90,6 +90,7 @@ void store_device_from_row(sqlite3_stmt *st, int c, hub_device *d)
     d->connection_state_updated_ms = sqlite3_column_int64(st, c + 13);
     d->last_activity_ms = sqlite3_column_int64(st, c + 14);
     column_copy(st, c + 15, d->model_id, sizeof(d->model_id));
+    d->c2d_pending = (size_t)sqlite3_column_int64(st, c + 16);
 }
 
 /* Azure's generationId is an 18-digit decimal number; ours is random so it differs when a device
@@ -208,7 +209,8 @@ iotdm_result hub_store_device_get(hub_store *store, const char *device_id, hub_d
 /* After a conditional write touched no row: was the device missing or the etag different? */
 static iotdm_result why_no_row(hub_store *s, const char *device_id, size_t id_cap)
 {
-    sqlite3_stmt *st = stmt_take(s, ST_DEVICE_ETAG, "SELECT etag FROM devices WHERE device_id = ?1");
+    sqlite3_stmt *st =
+        stmt_take(s, ST_DEVICE_ETAG, "SELECT etag FROM devices WHERE device_id = ?1");
     if (!st)
         return IOTDM_E_STORAGE;
     bind_field(st, 1, device_id, id_cap);
@@ -231,12 +233,12 @@ iotdm_result hub_store_device_update(hub_store *store, hub_device *device, uint6
         return r;
     /* Identity fields only: connection state, activity and model id have their own writers, and a
      * struct read before a REST update must not roll them back. */
-    sqlite3_stmt *st = stmt_take(
-        store, ST_DEVICE_UPDATE,
-        "UPDATE devices SET enabled = ?2, status_reason = ?3, status_updated_ms = ?4, "
-        "auth_type = ?5, primary_key = ?6, secondary_key = ?7, primary_thumbprint = ?8, "
-        "secondary_thumbprint = ?9, iot_edge = ?10, etag = etag + 1 "
-        "WHERE device_id = ?1 AND (?11 = 0 OR etag = ?11) RETURNING etag");
+    sqlite3_stmt *st =
+        stmt_take(store, ST_DEVICE_UPDATE,
+                  "UPDATE devices SET enabled = ?2, status_reason = ?3, status_updated_ms = ?4, "
+                  "auth_type = ?5, primary_key = ?6, secondary_key = ?7, primary_thumbprint = ?8, "
+                  "secondary_thumbprint = ?9, iot_edge = ?10, etag = etag + 1 "
+                  "WHERE device_id = ?1 AND (?11 = 0 OR etag = ?11) RETURNING etag");
     if (!st)
         return IOTDM_E_STORAGE;
     bind_field(st, 1, device->device_id, sizeof(device->device_id));
@@ -441,8 +443,8 @@ iotdm_result hub_store_session_get(hub_store *store, const char *client_id,
     size_t dev_len;
     if (!session_device(client_id, &dev_len))
         return IOTDM_E_NOT_FOUND;
-    sqlite3_stmt *st = stmt_take(store, ST_SESSION_GET,
-                                 "SELECT subscriptions FROM sessions WHERE client_id = ?1");
+    sqlite3_stmt *st =
+        stmt_take(store, ST_SESSION_GET, "SELECT subscriptions FROM sessions WHERE client_id = ?1");
     if (!st)
         return IOTDM_E_STORAGE;
     bind_text(st, 1, client_id);
@@ -467,8 +469,8 @@ iotdm_result hub_store_session_delete(hub_store *store, const char *client_id)
     iotdm_result r = store_write_begin(store);
     if (r != IOTDM_OK)
         return r;
-    sqlite3_stmt *st = stmt_take(store, ST_SESSION_DELETE,
-                                 "DELETE FROM sessions WHERE client_id = ?1");
+    sqlite3_stmt *st =
+        stmt_take(store, ST_SESSION_DELETE, "DELETE FROM sessions WHERE client_id = ?1");
     if (!st)
         return IOTDM_E_STORAGE;
     bind_text(st, 1, client_id);

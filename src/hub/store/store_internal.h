@@ -1,4 +1,5 @@
-/* Private to the SQLite store: the handle, its statement cache and the write-transaction helpers. */
+/* Private to the SQLite store: the handle, its statement cache and the write-transaction helpers.
+ */
 #ifndef IOTDM_HUB_STORE_INTERNAL_H
 #define IOTDM_HUB_STORE_INTERNAL_H
 
@@ -107,8 +108,9 @@ json_t *store_load(sqlite3_stmt *st, int col);
 #define STORE_DEVICE_COLUMNS                                                                       \
     "d.device_id, d.generation_id, d.etag, d.enabled, d.status_reason, d.status_updated_ms, "      \
     "d.auth_type, d.primary_key, d.secondary_key, d.primary_thumbprint, d.secondary_thumbprint, "  \
-    "d.iot_edge, d.connected, d.connection_state_updated_ms, d.last_activity_ms, d.model_id"
-#define STORE_DEVICE_NCOLUMNS 16
+    "d.iot_edge, d.connected, d.connection_state_updated_ms, d.last_activity_ms, d.model_id, "    \
+    "(SELECT COUNT(*) FROM c2d WHERE c2d.device_id = d.device_id)"
+#define STORE_DEVICE_NCOLUMNS 17
 void store_device_from_row(sqlite3_stmt *st, int first_col, hub_device *out);
 
 /* Ids and names: non-empty and shorter than HUB_ID_MAX. */

@@ -189,7 +189,8 @@ size_t hub_store_c2d_count(hub_store *store, const char *device_id)
 {
     if (!store_id_ok(device_id))
         return 0;
-    sqlite3_stmt *st = stmt_take(store, ST_C2D_COUNT, "SELECT COUNT(*) FROM c2d WHERE device_id = ?1");
+    sqlite3_stmt *st =
+        stmt_take(store, ST_C2D_COUNT, "SELECT COUNT(*) FROM c2d WHERE device_id = ?1");
     if (!st)
         return 0;
     bind_text(st, 1, device_id);
@@ -202,8 +203,8 @@ size_t hub_store_c2d_expire(hub_store *store, int64_t now_ms)
 {
     if (store_write_begin(store) != IOTDM_OK)
         return 0;
-    sqlite3_stmt *st = stmt_take(store, ST_C2D_EXPIRE,
-                                 "DELETE FROM c2d WHERE expiry_ms != 0 AND expiry_ms <= ?1");
+    sqlite3_stmt *st =
+        stmt_take(store, ST_C2D_EXPIRE, "DELETE FROM c2d WHERE expiry_ms != 0 AND expiry_ms <= ?1");
     if (!st)
         return 0;
     sqlite3_bind_int64(st, 1, now_ms);
@@ -311,8 +312,8 @@ static iotdm_result telemetry_bytes(hub_store *s, int64_t *out)
         *out = s->telemetry_bytes;
         return IOTDM_OK;
     }
-    sqlite3_stmt *st = stmt_take(s, ST_TELEMETRY_BYTES,
-                                 "SELECT COALESCE(SUM(body_len), 0) FROM telemetry");
+    sqlite3_stmt *st =
+        stmt_take(s, ST_TELEMETRY_BYTES, "SELECT COALESCE(SUM(body_len), 0) FROM telemetry");
     if (!st)
         return IOTDM_E_STORAGE;
     int rc = sqlite3_step(st);
@@ -362,8 +363,8 @@ iotdm_result hub_store_telemetry_trim(hub_store *store, uint64_t max_bytes, int6
     r = store_write_begin(store);
     if (r != IOTDM_OK)
         return r;
-    sqlite3_stmt *st = stmt_take(store, ST_TELEMETRY_DELETE_UPTO,
-                                 "DELETE FROM telemetry WHERE seq <= ?1");
+    sqlite3_stmt *st =
+        stmt_take(store, ST_TELEMETRY_DELETE_UPTO, "DELETE FROM telemetry WHERE seq <= ?1");
     if (!st)
         return IOTDM_E_STORAGE;
     sqlite3_bind_int64(st, 1, last);

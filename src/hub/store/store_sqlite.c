@@ -11,7 +11,8 @@
 
 #define STORE_BUSY_TIMEOUT_MS 5000
 
-/* Schema migrations: entry i takes user_version i to i + 1. Append only; never edit a shipped one. */
+/* Schema migrations: entry i takes user_version i to i + 1. Append only; never edit a shipped one.
+ */
 static const char *const migrations[] = {
     /* 0 -> 1 */
     "CREATE TABLE policies ("
@@ -122,8 +123,8 @@ sqlite3_stmt *stmt_take(hub_store *s, store_stmt_id id, const char *sql)
     sqlite3_stmt *st = NULL;
     if (!s->stmt_busy[id]) {
         if (!s->stmts[id]) {
-            int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[id],
-                                        NULL);
+            int rc =
+                sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[id], NULL);
             if (rc != SQLITE_OK) {
                 store_sqlite_result(s, rc, "prepare");
                 s->stmts[id] = NULL;
@@ -264,8 +265,7 @@ static iotdm_result migrate(hub_store *s)
         r = IOTDM_E_UNSUPPORTED;
     }
     for (int v = version; r == IOTDM_OK && v < SCHEMA_VERSION; v++) {
-        r = store_sqlite_result(s, sqlite3_exec(s->db, migrations[v], NULL, NULL, NULL),
-                                "migrate");
+        r = store_sqlite_result(s, sqlite3_exec(s->db, migrations[v], NULL, NULL, NULL), "migrate");
         if (r == IOTDM_OK) {
             /* The version is an integer we produce, never input; PRAGMA takes no parameters. */
             char sql[48];
@@ -317,8 +317,8 @@ iotdm_result hub_store_open(const char *path, hub_store **out_store)
         return -ENOMEM;
     s->telemetry_bytes = -1;
     /* NOMUTEX: a handle belongs to one event loop; SQLite's own locking would be wasted work. */
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-                SQLITE_OPEN_EXRESCODE;
+    int flags =
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
     int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
     iotdm_result r = store_sqlite_result(s, rc, "open");
     if (r == IOTDM_OK) {
@@ -342,7 +342,8 @@ void hub_store_close(hub_store *store)
         return;
     for (int i = 0; i < ST_COUNT_; i++)
         sqlite3_finalize(store->stmts[i]);
-    /* An open group transaction is rolled back by closing: by contract it was never acknowledged. */
+    /* An open group transaction is rolled back by closing: by contract it was never acknowledged.
+     */
     if (store->db)
         sqlite3_close_v2(store->db);
     for (int i = 0; i < STORE_JSON_BUFS; i++)

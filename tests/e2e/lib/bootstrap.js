@@ -31,9 +31,32 @@ function pidAlive(pid) {
   }
 }
 
+// Listening TCP sockets on port 8883 or 443, from /proc/net/tcp (Linux):
+// a set of dotted IPv4 addresses ('0.0.0.0' for a wildcard listener).
+function busyAddresses() {
+  const out = new Set();
+  let text;
+  try { text = fs.readFileSync('/proc/net/tcp', 'utf8'); } catch (_) { return out; }
+  for (const line of text.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 4 || f[3] !== '0A') continue; // 0A = LISTEN
+    const [ipHex, portHex] = f[1].split(':');
+    const port = parseInt(portHex, 16);
+    if (port !== 8883 && port !== 443) continue;
+    const n = parseInt(ipHex, 16);
+    out.add([n & 255, (n >>> 8) & 255, (n >>> 16) & 255, (n >>> 24) & 255].join('.'));
+  }
+  return out;
+}
+
 // A lock directory per address, holding the owner's pid; stale locks (dead
-// owner) are taken over. N is in 20..249, starting from a hash of the file name.
+// owner) are taken over; addresses where something already listens on 8883 or
+// 443 are skipped. N is in 20..249, starting from a hash of the file name.
 function allocAddress(name) {
+  const busy = busyAddresses();
+  if (busy.has('0.0.0.0')) {
+    throw new Error('something listens on 0.0.0.0:8883 or 0.0.0.0:443; no loopback address is free for a test hub');
+  }
   const base = path.join(os.tmpdir(), 'iotdm-e2e-addr-locks');
   fs.mkdirSync(base, { recursive: true });
   const h = crypto.createHash('sha1').update(name).digest().readUInt16BE(0);
@@ -41,6 +64,7 @@ function allocAddress(name) {
   for (let i = 0; i < span; i++) {
     const n = 20 + ((h + i) % span);
     const addr = `127.0.0.${n}`;
+    if (busy.has(addr)) continue;
     const dir = path.join(base, addr);
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
@@ -76,11 +100,16 @@ function runParent() {
   } catch (e) {
     fail(e.message);
   }
+  let lock;
+  try {
+    lock = allocAddress(name);
+  } catch (e) {
+    fail(e.message);
+  }
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `iotdm-e2e-${name}-`));
   const dataDir = path.join(root, 'data');
   fs.mkdirSync(dataDir);
   const logPath = path.join(root, 'hub.log');
-  const lock = allocAddress(name);
   const env = {
     ...process.env,
     IOTDM_E2E_HUB_BIN: bin,
@@ -114,7 +143,7 @@ function runParent() {
       `data dir and hub log kept in ${root}\n`);
     process.stderr.write(`----- tail of ${logPath} -----\n${tailFile(logPath, 150)}\n----- end of hub log -----\n`);
   }
-  process.exit(code || (why ? 1 : 0));
+  process.exit(code === 0 && why ? 1 : code);
 }
 
 function ensureChild() {

@@ -161,7 +161,8 @@ function parseTwinResTopic(topic) {
 // Connects with mqtt.js. Resolves with a RawClient once CONNACK 0 arrives;
 // rejects with an Error whose .returnCode is the CONNACK code when refused, or
 // .closedWithoutConnack when the hub closed the connection instead.
-// opts: {addr, ca, host, deviceId, key | password, clientId, username, clean, keepalive, cert, tlsKey, timeoutMs}
+// opts: {addr, ca, host, deviceId, key | password | expiry, clientId, username, clean, keepalive,
+//        cert, tlsKey, timeoutMs, withholdPuback}
 function connect(opts) {
   const host = opts.host || opts.addr;
   const password = opts.password !== undefined ? opts.password
@@ -180,10 +181,12 @@ function connect(opts) {
   };
   if (password !== undefined) options.password = password;
   if (opts.cert) { options.cert = opts.cert; options.key = opts.tlsKey; }
-  if (opts.customHandleAcks) options.customHandleAcks = opts.customHandleAcks;
   const what = `raw mqtt ${options.clientId}`;
   return new Promise((resolve, reject) => {
     const client = mqtt.connect(`mqtts://${opts.addr}:8883`, options);
+    // mqtt.js 4 PUBACKs a QoS 1 PUBLISH when handleMessage calls back; holding
+    // the callback forever withholds the PUBACK (and stalls this client's input).
+    if (opts.withholdPuback) client.handleMessage = () => {};
     const rc = new RawClient(client, what);
     let done = false;
     const timer = setTimeout(() => {

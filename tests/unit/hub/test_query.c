@@ -546,66 +546,61 @@ static void test_query_condition_parses_job_filters(void **state)
     assert_null(q);
 }
 
+/* Syntax errors: the message names what was expected and where (0-based byte offset). */
+static const struct {
+    const char *query, *error;
+} syntax_errors[] = {
+    {"", "expected SELECT at position 0"},
+    {"SELECT * WHERE status = 'x'", "expected FROM at position 9"},
+    {"SELECT * FROM twins", "expected devices, devices.modules or devices.jobs at position 14"},
+    {"SELECT * FROM devices.apps", "expected modules or jobs at position 22"},
+    {"SELECT * FROM devices WHERE", "expected an expression at position 27"},
+    {"SELECT * FROM devices WHERE status = 'x", "invalid string literal at position 37"},
+    {"SELECT * FROM devices WHERE status = 'a\\qb'", "invalid string literal at position 39"},
+    {"SELECT * FROM devices WHERE s = '\\ud800'", "invalid string literal at position 33"},
+    {"SELECT * FROM devices WHERE (status = 'x'", "expected ')' at position 41"},
+    {"SELECT * FROM devices WHERE status = 'x' status",
+     "expected GROUP BY or the end of the query at position 41"},
+    {"SELECT * FROM devices WHERE a = 1 = 2",
+     "expected GROUP BY or the end of the query at position 34"},
+    {"SELECT * FROM devices WHERE a ! 1", "unexpected character at position 30"},
+    {"SELECT * FROM devices WHERE a = #", "unexpected character at position 32"},
+    {"SELECT * FROM devices WHERE a = 12abc", "invalid number at position 32"},
+    {"SELECT * FROM devices WHERE a = 0x", "invalid number at position 32"},
+    {"SELECT * FROM devices WHERE a = 1e999", "invalid number at position 32"},
+    {"SELECT * FROM devices WHERE tags. = 1", "expected a property name at position 34"},
+    {"SELECT * FROM devices WHERE tags[x] = 1",
+     "expected a quoted property name or an array index at position 33"},
+    {"SELECT * FROM devices WHERE FOO(a) = 1", "unknown function 'FOO' at position 28"},
+    {"SELECT * FROM devices WHERE STARTSWITH(a) = 1",
+     "wrong number of arguments to STARTSWITH at position 28"},
+    {"SELECT * FROM devices WHERE COUNT() > 1",
+     "aggregate COUNT is allowed only in the SELECT list at position 28"},
+    {"SELECT TOP -1 * FROM devices", "expected a non-negative integer after TOP at position 11"},
+    {"SELECT TOP 1.5 * FROM devices", "expected a non-negative integer after TOP at position 11"},
+    {"SELECT deviceId AS FROM devices", "expected an alias at position 19"},
+    {"SELECT deviceId AS 'x' FROM devices", "expected an alias at position 19"},
+    {"SELECT deviceId, COUNT() FROM devices",
+     "'deviceId' is neither an aggregate nor in GROUP BY at position 7"},
+    {"SELECT * FROM devices GROUP BY status",
+     "GROUP BY cannot be used with SELECT * at position 31"},
+    {"SELECT COUNT() FROM devices GROUP status", "expected BY at position 34"},
+    {"SELECT COUNT() FROM devices GROUP BY 'status'", "expected a property path at position 37"},
+    {"SELECT SUM() FROM devices", "expected an expression at position 11"},
+    {"SELECT * FROM devices WHERE deviceId IN 'a'", "expected an array at position 40"},
+};
+
 static void test_query_syntax_errors_report_position(void **state)
 {
     (void)state;
-    const iotdm_result bad = IOTDM_E_MALFORMED;
-    assert_parse_error("", bad, "expected SELECT at position 0");
-    assert_parse_error("SELECT * WHERE status = 'x'", bad, "expected FROM at position 9");
-    assert_parse_error("SELECT * FROM twins", bad,
-                       "expected devices, devices.modules or devices.jobs at position 14");
-    assert_parse_error("SELECT * FROM devices.apps", bad,
-                       "expected modules or jobs at position 22");
-    assert_parse_error("SELECT * FROM devices WHERE", bad, "expected an expression at position 27");
-    assert_parse_error("SELECT * FROM devices WHERE status = 'x", bad,
-                       "invalid string literal at position 37");
-    assert_parse_error("SELECT * FROM devices WHERE status = 'a\\qb'", bad,
-                       "invalid string literal at position 39");
-    assert_parse_error("SELECT * FROM devices WHERE s = '\\ud800'", bad,
-                       "invalid string literal at position 33");
-    assert_parse_error("SELECT * FROM devices WHERE (status = 'x'", bad,
-                       "expected ')' at position 41");
-    assert_parse_error("SELECT * FROM devices WHERE status = 'x' status", bad,
-                       "expected GROUP BY or the end of the query at position 41");
-    assert_parse_error("SELECT * FROM devices WHERE a = 1 = 2", bad,
-                       "expected GROUP BY or the end of the query at position 34");
-    assert_parse_error("SELECT * FROM devices WHERE a ! 1", bad,
-                       "unexpected character at position 30");
-    assert_parse_error("SELECT * FROM devices WHERE a = #", bad,
-                       "unexpected character at position 32");
-    assert_parse_error("SELECT * FROM devices WHERE a = 12abc", bad,
-                       "invalid number at position 32");
-    assert_parse_error("SELECT * FROM devices WHERE a = 0x", bad, "invalid number at position 32");
-    assert_parse_error("SELECT * FROM devices WHERE a = 1e999", bad,
-                       "invalid number at position 32");
-    assert_parse_error("SELECT * FROM devices WHERE tags. = 1", bad,
-                       "expected a property name at position 34");
-    assert_parse_error("SELECT * FROM devices WHERE tags[x] = 1", bad,
-                       "expected a quoted property name or an array index at position 33");
-    assert_parse_error("SELECT * FROM devices WHERE FOO(a) = 1", bad,
-                       "unknown function 'FOO' at position 28");
-    assert_parse_error("SELECT * FROM devices WHERE STARTSWITH(a) = 1", bad,
-                       "wrong number of arguments to STARTSWITH at position 28");
-    assert_parse_error("SELECT * FROM devices WHERE COUNT() > 1", bad,
-                       "aggregate COUNT is allowed only in the SELECT list at position 28");
-    assert_parse_error("SELECT TOP -1 * FROM devices", bad,
-                       "expected a non-negative integer after TOP at position 11");
-    assert_parse_error("SELECT TOP 1.5 * FROM devices", bad,
-                       "expected a non-negative integer after TOP at position 11");
-    assert_parse_error("SELECT deviceId AS FROM devices", bad, "expected FROM at position 24");
-    assert_parse_error("SELECT deviceId AS 'x' FROM devices", bad,
-                       "expected an alias at position 19");
-    assert_parse_error("SELECT deviceId, COUNT() FROM devices", bad,
-                       "'deviceId' is neither an aggregate nor in GROUP BY at position 7");
-    assert_parse_error("SELECT * FROM devices GROUP BY status", bad,
-                       "GROUP BY cannot be used with SELECT * at position 31");
-    assert_parse_error("SELECT COUNT() FROM devices GROUP status", bad,
-                       "expected BY at position 34");
-    assert_parse_error("SELECT COUNT() FROM devices GROUP BY 'status'", bad,
-                       "expected a property path at position 37");
-    assert_parse_error("SELECT SUM() FROM devices", bad, "expected an expression at position 11");
-    assert_parse_error("SELECT * FROM devices WHERE deviceId IN 'a'", bad,
-                       "expected an array at position 40");
+    for (size_t i = 0; i < sizeof(syntax_errors) / sizeof(syntax_errors[0]); i++)
+        assert_parse_error(syntax_errors[i].query, IOTDM_E_MALFORMED, syntax_errors[i].error);
+    /* A message too long for the buffer is cut short, but keeps its position. */
+    const char *text = "SELECT * FROM devices WHERE A_VERY_LONG_FUNCTION_NAME(x) = 1";
+    char err[40];
+    hub_query *q = NULL;
+    assert_int_equal(hub_query_parse(text, strlen(text), &q, err, sizeof(err)), IOTDM_E_MALFORMED);
+    assert_string_equal(err, "unknown function 'A_VERY at position 28");
 }
 
 static void test_query_overlong_query_is_too_large(void **state)

@@ -1,4 +1,4 @@
-/* Azure topics, filters, user names and property bags against the SDKs' exact strings (§1, §3, §6.6). */
+/* Azure topics, filters, user names and property bags against the SDKs' exact strings. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -109,8 +109,8 @@ static void test_publish_module_output_trailing_slash_parsed(void **state)
 static void test_publish_csdk_telemetry_parsed(void **state)
 {
     (void)state;
-    az_publish_topic t = parse_ok("devices/my_device/messages/events/key=value&key_two=value2",
-                                  AZ_PUB_TELEMETRY);
+    az_publish_topic t =
+        parse_ok("devices/my_device/messages/events/key=value&key_two=value2", AZ_PUB_TELEMETRY);
     assert_span(t.device_id, "my_device");
     assert_span(t.property_bag, "key=value&key_two=value2");
 }
@@ -137,8 +137,7 @@ static void test_publish_csdk_twin_vectors_parsed(void **state)
     (void)state;
     az_publish_topic t = parse_ok("$iothub/twin/GET/?$rid=id_one", AZ_PUB_TWIN_GET);
     assert_span(t.rid, "id_one");
-    t = parse_ok("$iothub/twin/PATCH/properties/reported/?$rid=id_one",
-                 AZ_PUB_TWIN_PATCH_REPORTED);
+    t = parse_ok("$iothub/twin/PATCH/properties/reported/?$rid=id_one", AZ_PUB_TWIN_PATCH_REPORTED);
     assert_span(t.rid, "id_one");
     assert_false(t.has_version);
 }
@@ -146,8 +145,8 @@ static void test_publish_csdk_twin_vectors_parsed(void **state)
 static void test_publish_node_twin_uuid_rid_parsed(void **state)
 {
     (void)state;
-    az_publish_topic t = parse_ok("$iothub/twin/GET/?$rid=3b0a3b1e-1f2c-4a5b-9c8d-7e6f5a4b3c2d",
-                                  AZ_PUB_TWIN_GET);
+    az_publish_topic t =
+        parse_ok("$iothub/twin/GET/?$rid=3b0a3b1e-1f2c-4a5b-9c8d-7e6f5a4b3c2d", AZ_PUB_TWIN_GET);
     assert_span(t.rid, "3b0a3b1e-1f2c-4a5b-9c8d-7e6f5a4b3c2d");
 }
 
@@ -201,7 +200,8 @@ static void test_publish_bad_query_values_protocol(void **state)
     assert_pub_invalid("$iothub/twin/PATCH/properties/reported/?$rid=1&$version=abc");
     assert_pub_invalid("$iothub/twin/PATCH/properties/reported/?$rid=1&$version=-1");
     assert_pub_invalid("$iothub/twin/PATCH/properties/reported/?$rid=1&$version=");
-    assert_pub_invalid("$iothub/twin/PATCH/properties/reported/?$rid=1&$version=9223372036854775808");
+    assert_pub_invalid(
+        "$iothub/twin/PATCH/properties/reported/?$rid=1&$version=9223372036854775808");
 }
 
 static void test_publish_hub_only_topics_protocol(void **state)
@@ -240,8 +240,8 @@ static void test_publish_method_response_bad_status_protocol(void **state)
 static void test_publish_dps_vectors_parsed(void **state)
 {
     (void)state;
-    az_publish_topic t = parse_ok("$dps/registrations/PUT/iotdps-register/?$rid=1",
-                                  AZ_PUB_DPS_REGISTER);
+    az_publish_topic t =
+        parse_ok("$dps/registrations/PUT/iotdps-register/?$rid=1", AZ_PUB_DPS_REGISTER);
     assert_span(t.rid, "1");
     t = parse_ok("$dps/registrations/GET/iotdps-get-operationstatus/?$rid=1&operationId="
                  "4.d0a671905ea5b2c8.e7173b7b-0e54-4aa0-9d20-aeb1b89e6c7d",
@@ -269,15 +269,13 @@ static void test_filter_device_filters_classified(void **state)
 {
     (void)state;
     bool f = true;
-    assert_int_equal(classify("devices/dev1/messages/devicebound/#", "dev1", NULL, &f),
-                     AZ_SUB_C2D);
+    assert_int_equal(classify("devices/dev1/messages/devicebound/#", "dev1", NULL, &f), AZ_SUB_C2D);
     assert_false(f);
     assert_int_equal(classify("$iothub/twin/res/#", "dev1", NULL, &f), AZ_SUB_TWIN_RESPONSES);
     assert_int_equal(classify("$iothub/twin/PATCH/properties/desired/#", "dev1", "", &f),
                      AZ_SUB_TWIN_DESIRED);
     assert_int_equal(classify("$iothub/methods/POST/#", "dev1", NULL, &f), AZ_SUB_METHODS);
-    assert_int_equal(classify("$dps/registrations/res/#", "reg1", NULL, &f),
-                     AZ_SUB_DPS_RESPONSES);
+    assert_int_equal(classify("$dps/registrations/res/#", "reg1", NULL, &f), AZ_SUB_DPS_RESPONSES);
     assert_false(f);
 }
 
@@ -413,8 +411,8 @@ static void test_username_node_device_parsed(void **state)
     assert_span(u.client_type,
                 "azure-iot-device%2F1.18.4%20(node%20v20.11.1%3B%20Ubuntu%2022.04%3B%20x64)");
     char decoded[128];
-    assert_true(urlenc_decode(u.client_type.ptr, u.client_type.len, decoded, sizeof decoded,
-                              false) > 0);
+    assert_true(
+        urlenc_decode(u.client_type.ptr, u.client_type.len, decoded, sizeof decoded, false) > 0);
     assert_string_equal(decoded, "azure-iot-device/1.18.4 (node v20.11.1; Ubuntu 22.04; x64)");
 }
 
@@ -438,10 +436,10 @@ static void test_username_csdk_device_parsed(void **state)
 static void test_username_csdk_module_parsed(void **state)
 {
     (void)state;
-    az_username u = user_ok(
-        "myiothub.azure-devices.net/my_device/my_module_id/?api-version=2020-09-30&"
-        "DeviceClientType=azrtos",
-        AZ_USER_HUB);
+    az_username u =
+        user_ok("myiothub.azure-devices.net/my_device/my_module_id/?api-version=2020-09-30&"
+                "DeviceClientType=azrtos",
+                AZ_USER_HUB);
     assert_span(u.device_id, "my_device");
     assert_span(u.module_id, "my_module_id");
     assert_span(u.client_type, "azrtos");
@@ -451,8 +449,8 @@ static void test_username_csdk_module_parsed(void **state)
 static void test_username_docs_and_legacy_parsed(void **state)
 {
     (void)state;
-    az_username u = user_ok("contoso.azure-devices.net/MyDevice01/?api-version=2021-04-12",
-                            AZ_USER_HUB);
+    az_username u =
+        user_ok("contoso.azure-devices.net/MyDevice01/?api-version=2021-04-12", AZ_USER_HUB);
     assert_span(u.device_id, "MyDevice01");
     assert_span(u.api_version, "2021-04-12");
     u = user_ok("h.azure-devices.net/d/?api-version=2017-11-08-preview&DeviceClientType="
@@ -516,8 +514,17 @@ static void test_username_malformed_rejected(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "", "host", "host/", "/dev1/?api-version=1", "host//?api-version=1", "host/dev1",
-        "host/dev1/", "host/dev1/mod1", "host/dev1/mod1/", "host/dev1//?a=1", "host/dev1/mod1/x/?a=1",
+        "",
+        "host",
+        "host/",
+        "/dev1/?api-version=1",
+        "host//?api-version=1",
+        "host/dev1",
+        "host/dev1/",
+        "host/dev1/mod1",
+        "host/dev1/mod1/",
+        "host/dev1//?a=1",
+        "host/dev1/mod1/x/?a=1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         az_username u;
@@ -658,16 +665,16 @@ static void test_format_c2d_vector_exact(void **state)
 {
     (void)state;
     char buf[160];
-    size_t n = az_format_c2d_topic(buf, sizeof buf, "useragent_c",
-                                   "%24.to=%2Fdevices%2Fuseragent_c%2Fmessages%2FdeviceBound&abc=123");
+    size_t n =
+        az_format_c2d_topic(buf, sizeof buf, "useragent_c",
+                            "%24.to=%2Fdevices%2Fuseragent_c%2Fmessages%2FdeviceBound&abc=123");
     assert_string_equal(buf, "devices/useragent_c/messages/devicebound/"
                              "%24.to=%2Fdevices%2Fuseragent_c%2Fmessages%2FdeviceBound&abc=123");
     az_hub_topic t;
     assert_int_equal(az_parse_hub_topic(buf, n, &t), IOTDM_OK);
     assert_int_equal(t.kind, AZ_HUB_C2D);
     assert_span(t.device_id, "useragent_c");
-    assert_span(t.property_bag,
-                "%24.to=%2Fdevices%2Fuseragent_c%2Fmessages%2FdeviceBound&abc=123");
+    assert_span(t.property_bag, "%24.to=%2Fdevices%2Fuseragent_c%2Fmessages%2FdeviceBound&abc=123");
     /* empty bag keeps the slash after devicebound */
     az_format_c2d_topic(buf, sizeof buf, "dev1", NULL);
     assert_string_equal(buf, "devices/dev1/messages/devicebound/");
@@ -771,8 +778,8 @@ static void test_device_id_rules_enforced(void **state)
     assert_true(az_valid_device_id(STR("My-Device_01.a%b*c?d!e(f)g,h:i=j@k$l'm")));
     assert_false(az_valid_device_id(STR("")));
     assert_false(az_valid_device_id(NULL, 0));
-    static const char *const bad[] = {"a+b", "a#b", "a/b", "a b", "a&b", "a\"b", "caf\xC3\xA9",
-                                      "a\tb"};
+    static const char *const bad[] = {"a+b", "a#b",  "a/b",         "a b",
+                                      "a&b", "a\"b", "caf\xC3\xA9", "a\tb"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_false(az_valid_device_id(STR(bad[i])));
     assert_false(az_valid_device_id("a\0b", 3));
@@ -785,9 +792,9 @@ static void test_method_name_rules_enforced(void **state)
     assert_true(az_valid_method_name(STR("dm*factoryReset")));
     assert_true(az_valid_method_name(STR("a-b_c.d~e!f'g*h%i&j|k^l`m")));
     assert_false(az_valid_method_name(STR("")));
-    static const char *const bad[] = {"a b", "a\tb", "a$", "a(b", "a)", "<a>", "a@b", "a,b", "a;b",
-                                      "a:b", "a\\b", "a\"b", "a/b", "[a]", "a?b", "a=b", "{a}",
-                                      "a+b", "a#b", "caf\xC3\xA9", "a\x7F"};
+    static const char *const bad[] = {"a b", "a\tb", "a$",  "a(b",  "a)",   "<a>",         "a@b",
+                                      "a,b", "a;b",  "a:b", "a\\b", "a\"b", "a/b",         "[a]",
+                                      "a?b", "a=b",  "{a}", "a+b",  "a#b",  "caf\xC3\xA9", "a\x7F"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_false(az_valid_method_name(STR(bad[i])));
 }

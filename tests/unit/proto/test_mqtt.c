@@ -60,20 +60,19 @@ static void test_frame_reserved_flags_wrong_malformed(void **state)
     (void)state;
     mqtt_fixed_header h;
     static const uint8_t bad[] = {
-        0x11, /* CONNECT with flags 1 */
-        0x21, /* CONNACK */
-        0x42, /* PUBACK */
-        0x51, /* PUBREC */
-        0x60, /* PUBREL needs 2 */
-        0x70 | 2, /* PUBCOMP */
-        0x80, /* SUBSCRIBE needs 2 */
-        0x83,
-        0x91, /* SUBACK */
-        0xA0, /* UNSUBSCRIBE needs 2 */
-        0xB2, /* UNSUBACK */
-        0xC1, /* PINGREQ */
-        0xD8, /* PINGRESP */
-        0xE2, /* DISCONNECT */
+        0x11,           /* CONNECT with flags 1 */
+        0x21,           /* CONNACK */
+        0x42,           /* PUBACK */
+        0x51,           /* PUBREC */
+        0x60,           /* PUBREL needs 2 */
+        0x70 | 2,       /* PUBCOMP */
+        0x80,           /* SUBSCRIBE needs 2 */
+        0x83,     0x91, /* SUBACK */
+        0xA0,           /* UNSUBSCRIBE needs 2 */
+        0xB2,           /* UNSUBACK */
+        0xC1,           /* PINGREQ */
+        0xD8,           /* PINGRESP */
+        0xE2,           /* DISCONNECT */
     };
     for (size_t i = 0; i < sizeof bad; i++) {
         uint8_t pkt[4] = {bad[i], 2, 0, 1};
@@ -107,8 +106,7 @@ static void test_frame_varint_four_byte_max_accepted(void **state)
     (void)state;
     mqtt_fixed_header h;
     /* 268435455 = FF FF FF 7F: the header is complete, the body is not. */
-    assert_int_equal(mqtt_frame(BYTES("\x30\xFF\xFF\xFF\x7F"), SIZE_MAX, &h),
-                     IOTDM_E_INCOMPLETE);
+    assert_int_equal(mqtt_frame(BYTES("\x30\xFF\xFF\xFF\x7F"), SIZE_MAX, &h), IOTDM_E_INCOMPLETE);
     assert_int_equal(h.remaining_len, 268435455u);
     assert_int_equal(h.header_len, 5);
     assert_int_equal(mqtt_frame(BYTES("\x30\xFF\xFF\xFF\x7F"), MQTT_MAX_REMAINING_LEN, &h),
@@ -339,8 +337,7 @@ static void test_connect_truncated_header_malformed(void **state)
     assert_int_equal(mqtt_decode_connect(BYTES(""), &c), IOTDM_E_MALFORMED);
     assert_int_equal(mqtt_decode_connect(BYTES("\x00\x04MQ"), &c), IOTDM_E_MALFORMED);
     assert_int_equal(mqtt_decode_connect(BYTES("\x00\x04MQTT"), &c), IOTDM_E_MALFORMED);
-    assert_int_equal(mqtt_decode_connect(BYTES("\x00\x04MQTT\x04\x02\x00"), &c),
-                     IOTDM_E_MALFORMED);
+    assert_int_equal(mqtt_decode_connect(BYTES("\x00\x04MQTT\x04\x02\x00"), &c), IOTDM_E_MALFORMED);
 }
 
 static void test_connect_bad_flags_malformed(void **state)
@@ -399,13 +396,11 @@ static void test_connect_bad_utf8_malformed(void **state)
     (void)state;
     mqtt_connect c;
     /* client id with U+0000 */
-    assert_int_equal(
-        mqtt_decode_connect(BYTES("\x00\x04MQTT\x04\x02\x00\x3C\x00\x02x\x00"), &c),
-        IOTDM_E_MALFORMED);
+    assert_int_equal(mqtt_decode_connect(BYTES("\x00\x04MQTT\x04\x02\x00\x3C\x00\x02x\x00"), &c),
+                     IOTDM_E_MALFORMED);
     /* client id with an overlong encoding */
-    assert_int_equal(
-        mqtt_decode_connect(BYTES("\x00\x04MQTT\x04\x02\x00\x3C\x00\x02\xC0\x80"), &c),
-        IOTDM_E_MALFORMED);
+    assert_int_equal(mqtt_decode_connect(BYTES("\x00\x04MQTT\x04\x02\x00\x3C\x00\x02\xC0\x80"), &c),
+                     IOTDM_E_MALFORMED);
     /* user name with U+0000 */
     assert_int_equal(
         mqtt_decode_connect(BYTES("\x00\x04MQTT\x04\x82\x00\x3C\x00\x01x\x00\x02u\x00"), &c),
@@ -417,8 +412,7 @@ static void test_connect_bad_utf8_malformed(void **state)
                      IOTDM_E_MALFORMED);
     /* will topic with U+0000 */
     assert_int_equal(
-        mqtt_decode_connect(BYTES("\x00\x04MQTT\x04\x06\x00\x3C\x00\x01x\x00\x01\x00\x00\x00"),
-                            &c),
+        mqtt_decode_connect(BYTES("\x00\x04MQTT\x04\x06\x00\x3C\x00\x01x\x00\x01\x00\x00\x00"), &c),
         IOTDM_E_MALFORMED);
     /* the password is binary: anything goes */
     assert_int_equal(
@@ -521,8 +515,9 @@ static void test_publish_header_plus_payload_matches_whole(void **state)
     /* QoS 0: no packet id. */
     hn = mqtt_encode_publish_header(head, sizeof head, "a/b", 3, 0, false, false, 0, 0);
     assert_int_equal(hn, 7);
-    assert_memory_equal(head, "\x30\x05\x00\x03"
-                              "a/b",
+    assert_memory_equal(head,
+                        "\x30\x05\x00\x03"
+                        "a/b",
                         7);
 }
 
@@ -530,8 +525,7 @@ static void test_publish_qos3_malformed(void **state)
 {
     (void)state;
     mqtt_publish p;
-    assert_int_equal(mqtt_decode_publish(0x06, BYTES("\x00\x01t\x00\x01"), &p),
-                     IOTDM_E_MALFORMED);
+    assert_int_equal(mqtt_decode_publish(0x06, BYTES("\x00\x01t\x00\x01"), &p), IOTDM_E_MALFORMED);
 }
 
 static void test_publish_qos2_decodes_ok(void **state)
@@ -548,8 +542,7 @@ static void test_publish_packet_id_zero_malformed(void **state)
 {
     (void)state;
     mqtt_publish p;
-    assert_int_equal(mqtt_decode_publish(0x02, BYTES("\x00\x01t\x00\x00"), &p),
-                     IOTDM_E_MALFORMED);
+    assert_int_equal(mqtt_decode_publish(0x02, BYTES("\x00\x01t\x00\x00"), &p), IOTDM_E_MALFORMED);
     /* packet id missing altogether */
     assert_int_equal(mqtt_decode_publish(0x02, BYTES("\x00\x01t\x00"), &p), IOTDM_E_MALFORMED);
 }
@@ -559,23 +552,27 @@ static void test_publish_bad_topic_malformed(void **state)
     (void)state;
     mqtt_publish p;
     assert_int_equal(mqtt_decode_publish(0, BYTES("\x00\x00payload"), &p), IOTDM_E_MALFORMED);
-    assert_int_equal(mqtt_decode_publish(0, BYTES("\x00\x03"
-                                                  "a/+"),
+    assert_int_equal(mqtt_decode_publish(0,
+                                         BYTES("\x00\x03"
+                                               "a/+"),
                                          &p),
                      IOTDM_E_MALFORMED);
-    assert_int_equal(mqtt_decode_publish(0, BYTES("\x00\x03"
-                                                  "a/#"),
+    assert_int_equal(mqtt_decode_publish(0,
+                                         BYTES("\x00\x03"
+                                               "a/#"),
                                          &p),
                      IOTDM_E_MALFORMED);
-    assert_int_equal(mqtt_decode_publish(0, BYTES("\x00\x03"
-                                                  "a\x00"
-                                                  "b"),
+    assert_int_equal(mqtt_decode_publish(0,
+                                         BYTES("\x00\x03"
+                                               "a\x00"
+                                               "b"),
                                          &p),
                      IOTDM_E_MALFORMED);
     assert_int_equal(mqtt_decode_publish(0, BYTES("\x00\x02\xC3("), &p), IOTDM_E_MALFORMED);
     /* runs past the end */
-    assert_int_equal(mqtt_decode_publish(0, BYTES("\x00\x09"
-                                                  "abc"),
+    assert_int_equal(mqtt_decode_publish(0,
+                                         BYTES("\x00\x09"
+                                               "abc"),
                                          &p),
                      IOTDM_E_MALFORMED);
     assert_int_equal(mqtt_decode_publish(0, BYTES("\x00"), &p), IOTDM_E_MALFORMED);
@@ -594,12 +591,9 @@ static void test_publish_encode_invalid_zero(void **state)
 {
     (void)state;
     uint8_t buf[16];
-    assert_int_equal(mqtt_encode_publish_header(buf, sizeof buf, "t", 1, 3, false, false, 1, 0),
-                     0);
-    assert_int_equal(mqtt_encode_publish_header(buf, sizeof buf, "t", 1, 1, false, false, 0, 0),
-                     0);
-    assert_int_equal(mqtt_encode_publish_header(buf, sizeof buf, "t", 65536, 0, false, false, 0,
-                                                0),
+    assert_int_equal(mqtt_encode_publish_header(buf, sizeof buf, "t", 1, 3, false, false, 1, 0), 0);
+    assert_int_equal(mqtt_encode_publish_header(buf, sizeof buf, "t", 1, 1, false, false, 0, 0), 0);
+    assert_int_equal(mqtt_encode_publish_header(buf, sizeof buf, "t", 65536, 0, false, false, 0, 0),
                      0);
     assert_int_equal(mqtt_encode_publish_header(buf, sizeof buf, "t", 1, 0, false, false, 0,
                                                 MQTT_MAX_REMAINING_LEN),
@@ -652,8 +646,8 @@ static void test_ack_encode_wrong_type_zero(void **state)
 static void test_subscribe_round_trip_filters_equal(void **state)
 {
     (void)state;
-    static const char *const filters[] = {"$iothub/twin/res/#", "devices/dev1/messages/devicebound/#",
-                                          "$iothub/methods/POST/#"};
+    static const char *const filters[] = {
+        "$iothub/twin/res/#", "devices/dev1/messages/devicebound/#", "$iothub/methods/POST/#"};
     static const uint8_t qos[] = {0, 1, 2};
     uint8_t buf[256];
     mqtt_fixed_header h;
@@ -683,8 +677,9 @@ static void test_subscribe_bytes_exact(void **state)
     uint8_t buf[16];
     size_t n = mqtt_encode_subscribe(buf, sizeof buf, 1, filters, qos, 1);
     assert_int_equal(n, 10);
-    assert_memory_equal(buf, "\x82\x08\x00\x01\x00\x03"
-                             "a/#\x01",
+    assert_memory_equal(buf,
+                        "\x82\x08\x00\x01\x00\x03"
+                        "a/#\x01",
                         10);
 }
 
@@ -841,12 +836,12 @@ static void test_encode_small_cap_writes_nothing(void **state)
     assert_int_equal(need[1], mqtt_encode_ack(full, sizeof full, MQTT_PUBACK, 1));
     assert_int_equal(need[2], mqtt_encode_suback(full, sizeof full, 1, codes, 1));
     assert_int_equal(need[3], mqtt_encode_simple(full, sizeof full, MQTT_PINGRESP));
-    assert_int_equal(need[4], mqtt_encode_publish_header(full, sizeof full, "abcd", 4, 1, false,
-                                                         false, 1, 100));
+    assert_int_equal(
+        need[4], mqtt_encode_publish_header(full, sizeof full, "abcd", 4, 1, false, false, 1, 100));
     assert_int_equal(need[5], mqtt_encode_connect(full, sizeof full, &o));
     assert_int_equal(need[6], mqtt_encode_subscribe(full, sizeof full, 1, filters, qos, 1));
-    assert_int_equal(need[7], mqtt_encode_publish(full, sizeof full, "abcd", 4, 0, false, false,
-                                                  0, BYTES("payload")));
+    assert_int_equal(need[7], mqtt_encode_publish(full, sizeof full, "abcd", 4, 0, false, false, 0,
+                                                  BYTES("payload")));
     /* Exactly the needed size is enough. */
     mqtt_encode_connect(full, sizeof full, &o);
     assert_int_equal(mqtt_encode_connect(buf, need[5], &o), need[5]);

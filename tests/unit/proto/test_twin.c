@@ -160,9 +160,18 @@ static void test_check_key_characters(void **state)
     (void)state;
     twin_error err;
     static const char *const bad[] = {
-        "{\"\": 1}",           "{\"a.b\": 1}",      "{\"a b\": 1}",          "{\"$x\": 1}",
-        "{\"a\": {\"$version\": 1}}", "{\"a\\u0001\": 1}", "{\"tab\\there\": 1}", "{\"del\\u007f\": 1}",
-        "{\"c1\\u0085\": 1}",  "{\"c1\\u009f\": 1}", "{\"o\": {\"x.y\": 1}}", "{\"arr\": [{\"a.b\": 1}]}",
+        "{\"\": 1}",
+        "{\"a.b\": 1}",
+        "{\"a b\": 1}",
+        "{\"$x\": 1}",
+        "{\"a\": {\"$version\": 1}}",
+        "{\"a\\u0001\": 1}",
+        "{\"tab\\there\": 1}",
+        "{\"del\\u007f\": 1}",
+        "{\"c1\\u0085\": 1}",
+        "{\"c1\\u009f\": 1}",
+        "{\"o\": {\"x.y\": 1}}",
+        "{\"arr\": [{\"a.b\": 1}]}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err.message[0] = '\0';
@@ -221,7 +230,8 @@ static void test_check_nulls(void **state)
 static void test_section_size_accounting(void **state)
 {
     (void)state;
-    /* keys: "a"1 "b"1 "cc"2 "d"1 "e"1 "f"1 = 7; "xyz" 3; 1 -> 8; true -> 4; [1.5,"é"] 8+2; null 0 */
+    /* keys: "a"1 "b"1 "cc"2 "d"1 "e"1 "f"1 = 7; "xyz" 3; 1 -> 8; true -> 4; [1.5,"é"] 8+2; null 0
+     */
     json_t *j = parse("{\"a\":\"xyz\",\"b\":1,\"cc\":true,\"d\":{\"e\":[1.5,\"\\u00e9\"]},"
                       "\"f\":null,\"$version\":3,\"$metadata\":{\"zz\":1}}");
     assert_int_equal(twin_section_size(j), 7 + 3 + 8 + 4 + 10);
@@ -314,12 +324,12 @@ static void test_metadata_desired_stamps_touched_nodes(void **state)
     assert_string_equal(json_string_value(json_object_get(meta, "$lastUpdated")), T2);
     assert_int_equal(json_integer_value(json_object_get(meta, "$lastUpdatedVersion")), 4);
     assert_string_equal(json_string_value(json_object_get(a, "$lastUpdated")), T2);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(a, "c"), "$lastUpdated")), T2);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(a, "c"), "$lastUpdated")),
+                        T2);
     assert_int_equal(
         json_integer_value(json_object_get(json_object_get(a, "c"), "$lastUpdatedVersion")), 4);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(a, "b"), "$lastUpdated")), T1);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(a, "b"), "$lastUpdated")),
+                        T1);
     assert_int_equal(
         json_integer_value(json_object_get(json_object_get(a, "b"), "$lastUpdatedVersion")), 3);
     assert_null(json_object_get(meta, "d"));
