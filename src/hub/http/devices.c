@@ -51,8 +51,7 @@ static const char *get_str(const json_t *obj, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* Fills d from a Device JSON body; on a bad field sends 400 and returns false. */
-static bool device_from_json(http_ctx *cx, const json_t *body, bool is_update, hub_device *d)
+bool http_device_from_json(http_ctx *cx, const json_t *body, bool is_update, hub_device *d)
 {
     const char *status = get_str(body, "status");
     if (status && strcmp(status, "enabled") != 0 && strcmp(status, "disabled") != 0) {
@@ -141,7 +140,7 @@ static void put_device(http_ctx *cx, const char *id)
         memset(&d, 0, sizeof d);
         snprintf(d.device_id, sizeof d.device_id, "%s", id);
         d.enabled = true;
-        if (!device_from_json(cx, body, false, &d)) {
+        if (!http_device_from_json(cx, body, false, &d)) {
             json_decref(body);
             return;
         }
@@ -154,7 +153,7 @@ static void put_device(http_ctx *cx, const char *id)
             return;
         }
         r = hub_store_device_get(cx->h->store, id, &d);
-        if (r == IOTDM_OK && !device_from_json(cx, body, true, &d)) {
+        if (r == IOTDM_OK && !http_device_from_json(cx, body, true, &d)) {
             json_decref(body);
             return;
         }
@@ -264,6 +263,11 @@ void http_devices(http_ctx *cx)
         cx->method == EVHTTP_REQ_DELETE) {
         if (http_authorize(cx, HUB_RIGHT_SERVICE_CONNECT))
             purge_commands(cx, id);
+        return;
+    }
+    if (!id && cx->method == EVHTTP_REQ_POST) {
+        if (http_authorize(cx, HUB_RIGHT_REGISTRY_WRITE))
+            http_devices_bulk(cx);
         return;
     }
     if (cx->nsegments > 2 || (!id && !read)) {

@@ -29,6 +29,9 @@ typedef struct {
     size_t nsegments;
     struct evkeyvalq query; /* decoded query parameters */
     char path_buf[2048];
+    /* Bulk operations collect per-item errors instead of answering: the last one is kept here. */
+    bool quiet_errors;
+    char last_error[512];
 } http_ctx;
 
 /* Responses. send_json takes the reference. */
@@ -47,8 +50,13 @@ const char *http_query_param(http_ctx *cx, const char *name);
  * false otherwise. */
 bool http_authorize(http_ctx *cx, unsigned rights);
 
+/* Fills d from a Device JSON body (§4.2); an update without "authentication" keeps the
+ * credentials. On a bad field sends 400 (unless cx->quiet_errors) and returns false. */
+bool http_device_from_json(http_ctx *cx, const json_t *body, bool is_update, hub_device *d);
+
 /* Route handlers. Each one sends exactly one response (now or later). */
 void http_devices(http_ctx *cx);    /* /devices, /devices/{id}, /devices/{id}/commands */
+void http_devices_bulk(http_ctx *cx); /* POST /devices: bulk create/update/delete */
 void http_twins(http_ctx *cx);      /* /twins/{id} */
 void http_methods(http_ctx *cx);    /* /twins/{id}/methods */
 void http_query(http_ctx *cx);      /* /devices/query */

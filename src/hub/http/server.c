@@ -41,6 +41,10 @@ void http_send_error(http_ctx *cx, hub_error_info e, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    if (cx->quiet_errors) {
+        snprintf(cx->last_error, sizeof cx->last_error, "%s", text);
+        return;
+    }
     time_format_iso(time_now_ms(), when, sizeof when);
     snprintf(exc, sizeof exc, "Tracking ID:iotdm-G:0-TimeStamp:%s", when);
     char message[700];
