@@ -49,6 +49,9 @@ struct hub_mqtt_conn {
     hub_c2d_inflight inflight[HUB_C2D_MAX_PENDING];
     size_t ninflight;
     struct evbuffer *held; /* acknowledgements waiting for the group commit */
+    char *will_topic;      /* the will (§1.2): sent as telemetry if the connection drops */
+    uint8_t *will_payload;
+    size_t will_len;
     bool waiting_commit;
     unsigned refs; /* outstanding deferred callbacks; freed at 0 once closing */
 };
@@ -61,8 +64,9 @@ void hub_conn_write_after_commit(hub_mqtt_conn *c, const void *data, size_t len)
 void hub_conn_publish(hub_mqtt_conn *c, const char *topic, size_t topic_len, const void *payload,
                       size_t len);
 
-/* publish_in.c: a device's PUBLISH. */
+/* publish_in.c: a device's PUBLISH, and its will when the connection drops. */
 void hub_conn_on_publish(hub_mqtt_conn *c, const mqtt_publish *p);
+void hub_conn_publish_will(hub_mqtt_conn *c);
 /* outbound.c */
 void hub_conn_on_puback(hub_mqtt_conn *c, uint16_t packet_id);
 void hub_conn_send_c2d_pending(hub_mqtt_conn *c);

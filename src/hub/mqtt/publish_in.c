@@ -81,7 +81,8 @@ static bool span_is(az_span s, const char *text)
     return s.len == len && (len == 0 || memcmp(s.ptr, text, len) == 0);
 }
 
-static void on_telemetry(hub_mqtt_conn *c, const mqtt_publish *p, const az_publish_topic *t)
+static void on_telemetry(hub_mqtt_conn *c, const mqtt_publish *p, const az_publish_topic *t,
+                         bool is_will)
 {
     if (!span_is(t->device_id, c->device_id) || !span_is(t->module_id, c->module_id)) {
         hub_conn_close(c, "telemetry for another identity");
@@ -113,6 +114,8 @@ static void on_telemetry(hub_mqtt_conn *c, const mqtt_publish *p, const az_publi
                                           "\"issuer\":\"iothub\"}"));
     if (p->retain)
         json_object_set_new(msg.properties, "mqtt-retain", json_string("true"));
+    if (is_will)
+        json_object_set_new(msg.properties, "iothub-MessageType", json_string("Will"));
     msg.body = (unsigned char *)p->payload.ptr; /* borrowed: the store copies it */
     msg.body_len = p->payload.len;
     iotdm_result r = hub_events_append(c->h->events, &msg);
@@ -125,8 +128,19 @@ static void on_telemetry(hub_mqtt_conn *c, const mqtt_publish *p, const az_publi
         return;
     }
     note_activity(c);
-    if (p->qos == 1)
+    if (p->qos == 1 && !is_will)
         send_puback(c, p->packet_id);
+}
+
+void hub_conn_publish_will(hub_mqtt_conn *c)
+{
+    mqtt_publish p = {
+        .topic = {(const uint8_t *)c->will_topic, strlen(c->will_topic)},
+        .payload = {c->will_payload, c->will_len},
+    };
+    az_publish_topic t;
+    if (az_parse_publish_topic(c->will_topic, strlen(c->will_topic), &t) == IOTDM_OK)
+        on_telemetry(c, &p, &t, true);
 }
 
 /* A twin response: after the commit when anything before it waits for one, to keep order. */
@@ -203,7 +217,7 @@ void hub_conn_on_publish(hub_mqtt_conn *c, const mqtt_publish *p)
     }
     switch (t.kind) {
     case AZ_PUB_TELEMETRY:
-        on_telemetry(c, p, &t);
+        on_telemetry(c, p, &t, false);
         return; /* it acknowledges itself */
     case AZ_PUB_TWIN_GET:
         on_twin_get(c, &t);

@@ -27,6 +27,8 @@ static void conn_free(hub_mqtt_conn *c)
         event_free(c->timer);
     if (c->held)
         evbuffer_free(c->held);
+    xfree(c->will_topic);
+    xfree(c->will_payload);
     xfree(c);
 }
 
@@ -38,6 +40,8 @@ void hub_conn_close(hub_mqtt_conn *c, const char *reason)
     c->state = CONN_CLOSING;
     hub *h = c->h;
     if (was_active && strmap_get(h->conns, c->client_id) == c) {
+        if (c->will_topic && strcmp(reason, "DISCONNECT") != 0)
+            hub_conn_publish_will(c);
         strmap_remove(h->conns, c->client_id);
         int64_t now = time_now_ms();
         hub_store_device_set_connection(h->store, c->device_id, false, now);
@@ -242,6 +246,25 @@ static void take_over(hub_mqtt_conn *c)
     strmap_put(c->h->conns, c->client_id, c);
 }
 
+/* Azure accepts a will only on the device's own telemetry topic, at QoS 0 or 1. */
+static bool keep_will(hub_mqtt_conn *c, const mqtt_connect *m)
+{
+    az_publish_topic t;
+    if (m->will_qos > 1 || m->will_payload.len > HUB_D2C_MAX_BYTES ||
+        az_parse_publish_topic((const char *)m->will_topic.ptr, m->will_topic.len, &t) < 0 ||
+        t.kind != AZ_PUB_TELEMETRY || t.device_id.len != strlen(c->device_id) ||
+        memcmp(t.device_id.ptr, c->device_id, t.device_id.len) != 0)
+        return false;
+    c->will_topic = xstrndup((const char *)m->will_topic.ptr, m->will_topic.len);
+    c->will_payload = xmalloc(m->will_payload.len);
+    if (!c->will_topic || !c->will_payload)
+        return false;
+    if (m->will_payload.len)
+        memcpy(c->will_payload, m->will_payload.ptr, m->will_payload.len);
+    c->will_len = m->will_payload.len;
+    return true;
+}
+
 static void on_connect(hub_mqtt_conn *c, const uint8_t *body, size_t len)
 {
     mqtt_connect m;
@@ -305,6 +328,10 @@ static void on_connect(hub_mqtt_conn *c, const uint8_t *body, size_t len)
         return;
     }
 
+    if (m.has_will && !keep_will(c, &m)) {
+        refuse(c, MQTT_CONNACK_NOT_AUTHORIZED, "the will topic must be the device's telemetry topic");
+        return;
+    }
     c->clean_session = m.clean_session;
     c->keepalive_s = m.keepalive;
     bool session_present = false;
