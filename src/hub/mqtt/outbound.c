@@ -107,6 +107,11 @@ void hub_conn_send_c2d_pending(hub_mqtt_conn *c)
 {
     if (c->state != CONN_ACTIVE || !(c->subs & HUB_SUB_BIT(AZ_SUB_C2D)))
         return;
+    if (c->waiting_commit) {
+        /* The CONNACK or SUBACK that enabled delivery waits for the commit: messages follow it. */
+        c->c2d_after_commit = true;
+        return;
+    }
     hub_store_c2d_foreach(c->h->store, c->device_id, time_now_ms(), send_one_c2d, c);
     hub_request_commit(c->h);
 }

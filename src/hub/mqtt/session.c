@@ -78,6 +78,10 @@ static void flush_held(void *ctx, iotdm_result commit_result)
         return;
     }
     bufferevent_write_buffer(c->bev, c->held);
+    if (c->c2d_after_commit) {
+        c->c2d_after_commit = false;
+        hub_conn_send_c2d_pending(c);
+    }
 }
 
 void hub_conn_write_after_commit(hub_mqtt_conn *c, const void *data, size_t len)

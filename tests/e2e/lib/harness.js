@@ -139,7 +139,14 @@ async function startHub() {
 }
 
 // Close every tracked client, then stop the hub with SIGTERM and require exit 0.
+// Use as the file's after() hook. The SDKs may leave retry timers behind (the
+// device SDK retries a refused reconnect for minutes), so once this has run the
+// process is made to exit within a few seconds even if handles remain.
 async function stopAll() {
+  setTimeout(() => {
+    process.stderr.write('e2e: handles still open 5 s after the tests; forcing exit\n');
+    process.exit();
+  }, 5000).unref();
   await closeTracked();
   if (hub.unexpectedExit) {
     throw new Error(`the hub died during the tests: ${JSON.stringify(hub.unexpectedExit)}`);

@@ -1,0 +1,445 @@
+/* iotdm-loadgen: Azure-device-protocol load generator (one process, one libevent loop, thousands
+ * of TLS connections) for iotdm-hub and, as a baseline, a plain MQTT broker. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <openssl/err.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "loadgen.h"
+#include "common/connstr.h"
+#include "common/sas.h"
+
+#define LG_DEFAULT_KEY  "aW90ZG0tYmVuY2gtc2hhcmVkLWRldmljZS1rZXktMzI=" /* 32 bytes, base64 */
+#define LG_FD_RESERVE   64     /* descriptors kept for the loop, the pool and stdio */
+#define LG_PER_SRC_ADDR 10000 /* connections per source address before the next one is used */
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: iotdm-loadgen SCENARIO [options]\n"
+            "\n"
+            "Load generator speaking the Azure IoT Hub device protocol (MQTT 3.1.1 over TLS,\n"
+            "SAS tokens) from one process and one event loop. Figures go to stdout as\n"
+            "key=value lines; diagnostics to stderr. Exit status 1 when the run went wrong.\n"
+            "\n"
+            "Scenarios:\n"
+            "  register   create devices PREFIX0..PREFIX(N-1) with the shared key (bulk API)\n"
+            "  idle       open N connections, hold them, report connections, time and memory\n"
+            "  telemetry  QoS 1 publishes, WINDOW in flight per connection; PUBACKs per second\n"
+            "  reported   twin reported PATCHes (QoS 0, WINDOW in flight); 204s per second\n"
+            "  methods    direct-method calls at RATE/s; round-trip percentiles\n"
+            "\n"
+            "Options:\n"
+            "  --broker hub|mosquitto  server kind (default hub). mosquitto: no authentication,\n"
+            "                       methods as a request/response round trip through the broker\n"
+            "  --host ADDR          server IPv4 address (default 127.0.0.1)\n"
+            "  --port N             MQTT over TLS port (default 8883)\n"
+            "  --https-port N       hub REST API port (default 443)\n"
+            "  --ca FILE            CA certificate to verify the server (required)\n"
+            "  --connstr-file FILE  iothubowner connection string (hub: required)\n"
+            "  --hub-name NAME      host name for user names and tokens (default: HostName of\n"
+            "                       the connection string)\n"
+            "  --devices N          connections / devices (default 1000)\n"
+            "  --prefix P           device id prefix (default bench-)\n"
+            "  --first N            index of the first device (default 0)\n"
+            "  --device-key B64     the symmetric key all load devices share (default built in)\n"
+            "  --keepalive S        MQTT keep-alive (default 240)\n"
+            "  --hold S             idle: how long to hold the connections (default 10)\n"
+            "  --duration S         measured seconds (default 10)\n"
+            "  --warmup S           seconds before measuring (default 2)\n"
+            "  --window N           in-flight publishes per connection (default 4)\n"
+            "  --payload N          telemetry payload bytes (default 256)\n"
+            "  --rate N             methods: calls per second (default 500)\n"
+            "  --pool N             methods: HTTPS connections (default 8)\n"
+            "  --concurrency N      connection attempts in progress at once (default 200)\n"
+            "  --src-addrs N        source addresses 127.0.0.2.. (default: one per %d)\n"
+            "  --server-pid PID     idle: sample this process's VmRSS before and after\n"
+            "  --settle S           idle: wait before sampling memory (default 2)\n"
+            "  -h, --help           this text\n",
+            LG_PER_SRC_ADDR);
+}
+
+int64_t lg_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void lg_fatal(lg_app *app, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "loadgen: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    printf("error=1\n");
+    fflush(stdout);
+    exit(1);
+    (void)app;
+}
+
+void lg_device_id(const lg_app *app, int index, char *out, size_t cap)
+{
+    if (index < 0)
+        snprintf(out, cap, "%ssvc", app->o.prefix);
+    else
+        snprintf(out, cap, "%s%d", app->o.prefix, app->o.first + index);
+}
+
+static const char *scenario_name(lg_scenario s)
+{
+    static const char *const names[] = {"idle", "telemetry", "reported", "methods", "register"};
+    return names[s];
+}
+
+static void print_connect_figures(lg_app *app)
+{
+    double secs = (double)(app->connect_end_us - app->connect_start_us) / 1e6;
+    printf("connected=%d\n", app->connected);
+    printf("failed=%d\n", app->failed);
+    printf("connack_refused=%d\n", app->connack_refused);
+    printf("connect_seconds=%.2f\n", secs);
+    printf("connect_rate=%.0f\n", secs > 0 ? app->connected / secs : 0.0);
+    fflush(stdout);
+}
+
+/* ---- idle ------------------------------------------------------------------------------------ */
+
+static long rss_before_kb;
+
+static void idle_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lg_app *app = arg;
+    int still = lg_devs_count_ready(app);
+    printf("still_connected=%d\n", still);
+    printf("dropped=%d\n", app->dropped);
+    printf("loadgen_rss_kb=%ld\n", lg_read_rss_kb(0));
+    if (app->connected < app->o.devices || still < app->connected)
+        app->exit_code = 1;
+    event_base_loopexit(app->base, NULL);
+}
+
+static void idle_sample(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lg_app *app = arg;
+    if (app->o.server_pid > 0) {
+        long after = lg_read_rss_kb(app->o.server_pid);
+        printf("server_rss_before_kb=%ld\n", rss_before_kb);
+        printf("server_rss_after_kb=%ld\n", after);
+        if (app->connected > 0 && after >= 0 && rss_before_kb >= 0)
+            printf("server_bytes_per_conn=%.0f\n",
+                   (double)(after - rss_before_kb) * 1024.0 / app->connected);
+    }
+    printf("ready=1\n");
+    fflush(stdout);
+    int rest = app->o.hold_s - app->o.settle_s;
+    struct timeval tv = {rest > 0 ? rest : 0, 0};
+    event_base_once(app->base, -1, EV_TIMEOUT, idle_done, app, &tv);
+}
+
+static void on_keepalive(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lg_devs_ping_all(arg);
+}
+
+/* ---- telemetry and reported ------------------------------------------------------------------ */
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lg_app *app = arg;
+    app->elapsed_s++;
+    if (app->elapsed_s <= app->o.warmup_s)
+        app->acks.current = 0;
+    else
+        lg_series_close_interval(&app->acks);
+    if (app->elapsed_s < app->o.warmup_s + app->o.duration_s)
+        return;
+    app->running = false;
+    event_del(app->tick);
+    double sum = 0;
+    for (size_t i = 0; i < app->acks.n; i++)
+        sum += app->acks.values[i];
+    printf("intervals=%zu\n", app->acks.n);
+    printf("rate_median=%.0f\n", lg_median(app->acks.values, app->acks.n));
+    printf("rate_mean=%.0f\n", app->acks.n ? sum / (double)app->acks.n : 0.0);
+    printf("acked=%" PRIu64 "\n", app->acks.total);
+    printf("errors=%" PRIu64 "\n", app->errors);
+    printf("dropped=%d\n", app->dropped);
+    if (app->errors || app->dropped || app->connected < app->o.devices)
+        app->exit_code = 1;
+    event_base_loopexit(app->base, NULL);
+}
+
+/* ---- orchestration --------------------------------------------------------------------------- */
+
+void lg_on_all_connected(lg_app *app)
+{
+    print_connect_figures(app);
+    if (app->connected == 0)
+        lg_fatal(app, "no connection succeeded");
+    switch (app->o.scenario) {
+    case LG_IDLE: {
+        struct timeval settle = {app->o.settle_s, 0}, ka = {app->o.keepalive_s / 2, 0};
+        event_base_once(app->base, -1, EV_TIMEOUT, idle_sample, app, &settle);
+        struct event *ping = event_new(app->base, -1, EV_PERSIST, on_keepalive, app);
+        event_add(ping, &ka);
+        break;
+    }
+    case LG_TELEMETRY:
+    case LG_REPORTED: {
+        app->running = true;
+        struct timeval one = {1, 0};
+        app->tick = event_new(app->base, -1, EV_PERSIST, on_tick, app);
+        event_add(app->tick, &one);
+        lg_devs_start_publishing(app);
+        break;
+    }
+    case LG_METHODS:
+        if (app->o.broker == LG_BROKER_HUB)
+            lg_methods_start(app);
+        else if (!(app->svc = lg_svc_new(app)))
+            lg_fatal(app, "out of memory");
+        break;
+    case LG_REGISTER:
+        break;
+    }
+}
+
+static void registered(lg_app *app, bool ok)
+{
+    printf("registered=%d\n", ok ? app->o.devices : 0);
+    if (!ok)
+        app->exit_code = 1;
+    event_base_loopexit(app->base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    lg_app *app = arg;
+    fprintf(stderr, "loadgen: signal %d, stopping\n", (int)sig);
+    app->exit_code = 1;
+    event_base_loopbreak(app->base);
+}
+
+static SSL_CTX *client_tls(const char *ca)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* 20,000 idle connections: give the 2 x 16 KB record buffers back between reads. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static void read_connstr(lg_app *app)
+{
+    lg_opts *o = &app->o;
+    char buf[2048];
+    FILE *f = fopen(o->connstr_file, "r");
+    if (!f)
+        lg_fatal(app, "%s: %s", o->connstr_file, strerror(errno));
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    char host[LG_HOST_MAX];
+    if (!connstr_get(buf, "SharedAccessKey", o->owner_key, sizeof o->owner_key) ||
+        !connstr_get(buf, "SharedAccessKeyName", o->owner_policy, sizeof o->owner_policy) ||
+        !connstr_get(buf, "HostName", host, sizeof host))
+        lg_fatal(app, "%s: not a service connection string", o->connstr_file);
+    if (!o->hub_name[0])
+        snprintf(o->hub_name, sizeof o->hub_name, "%s", host);
+}
+
+/* Source addresses, and the file-descriptor limit raised as far as it goes. */
+static void prepare_sockets(lg_app *app)
+{
+    lg_opts *o = &app->o;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        if ((rlim_t)o->devices + LG_FD_RESERVE > rl.rlim_cur)
+            lg_fatal(app, "%d connections need %d descriptors; the hard limit is %lu",
+                     o->devices, o->devices + LG_FD_RESERVE, (unsigned long)rl.rlim_cur);
+    }
+    memset(&app->server, 0, sizeof app->server);
+    app->server.sin_family = AF_INET;
+    app->server.sin_port = htons((uint16_t)o->port);
+    if (inet_pton(AF_INET, o->host, &app->server.sin_addr) != 1)
+        lg_fatal(app, "--host must be an IPv4 address: %s", o->host);
+    bool loopback = (ntohl(app->server.sin_addr.s_addr) >> 24) == 127;
+    app->nsrc = o->src_addrs ? o->src_addrs : (o->devices + LG_PER_SRC_ADDR - 1) / LG_PER_SRC_ADDR;
+    if (!loopback || app->nsrc > LG_MAX_SRC_ADDRS)
+        app->nsrc = loopback ? LG_MAX_SRC_ADDRS : 0;
+    for (int i = 0; i < app->nsrc; i++) {
+        app->src[i].sin_family = AF_INET;
+        app->src[i].sin_addr.s_addr = htonl((127u << 24) | (uint32_t)(2 + i));
+    }
+}
+
+static int parse_int(lg_app *app, const char *name, const char *v, int min)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < min || n > 10000000)
+        lg_fatal(app, "--%s: expected an integer >= %d, got '%s'", name, min, v);
+    return (int)n;
+}
+
+static void parse_args(lg_app *app, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"broker", 1, 0, 'b'},     {"host", 1, 0, 'H'},        {"port", 1, 0, 'p'},
+        {"https-port", 1, 0, 'P'}, {"ca", 1, 0, 'c'},          {"connstr-file", 1, 0, 'C'},
+        {"hub-name", 1, 0, 'n'},   {"devices", 1, 0, 'd'},     {"prefix", 1, 0, 'x'},
+        {"first", 1, 0, 'f'},      {"device-key", 1, 0, 'k'},  {"keepalive", 1, 0, 'K'},
+        {"hold", 1, 0, 'o'},       {"duration", 1, 0, 'D'},    {"warmup", 1, 0, 'w'},
+        {"window", 1, 0, 'W'},     {"payload", 1, 0, 'L'},     {"rate", 1, 0, 'r'},
+        {"pool", 1, 0, 'l'},       {"concurrency", 1, 0, 'y'}, {"src-addrs", 1, 0, 's'},
+        {"server-pid", 1, 0, 'S'}, {"settle", 1, 0, 'T'},      {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
+    lg_opts *o = &app->o;
+    *o = (lg_opts){.broker = LG_BROKER_HUB, .host = "127.0.0.1", .port = 8883,
+                   .https_port = 443, .prefix = "bench-", .device_key = LG_DEFAULT_KEY,
+                   .devices = 1000, .keepalive_s = 240, .hold_s = 10, .duration_s = 10,
+                   .warmup_s = 2, .window = 4, .payload = 256, .rate = 500, .pool = 8,
+                   .concurrency = 200, .settle_s = 2};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        const char *name = "";
+        for (const struct option *lo = longopts; lo->name; lo++)
+            if (lo->val == c)
+                name = lo->name;
+        switch (c) {
+        case 'b':
+            if (strcmp(optarg, "hub") == 0)
+                o->broker = LG_BROKER_HUB;
+            else if (strcmp(optarg, "mosquitto") == 0)
+                o->broker = LG_BROKER_MOSQUITTO;
+            else
+                lg_fatal(app, "--broker: hub or mosquitto");
+            break;
+        case 'H': o->host = optarg; break;
+        case 'p': o->port = parse_int(app, name, optarg, 1); break;
+        case 'P': o->https_port = parse_int(app, name, optarg, 1); break;
+        case 'c': o->ca = optarg; break;
+        case 'C': o->connstr_file = optarg; break;
+        case 'n': snprintf(o->hub_name, sizeof o->hub_name, "%s", optarg); break;
+        case 'd': o->devices = parse_int(app, name, optarg, 1); break;
+        case 'x': o->prefix = optarg; break;
+        case 'f': o->first = parse_int(app, name, optarg, 0); break;
+        case 'k': o->device_key = optarg; break;
+        case 'K': o->keepalive_s = parse_int(app, name, optarg, 2); break;
+        case 'o': o->hold_s = parse_int(app, name, optarg, 0); break;
+        case 'D': o->duration_s = parse_int(app, name, optarg, 1); break;
+        case 'w': o->warmup_s = parse_int(app, name, optarg, 0); break;
+        case 'W': o->window = parse_int(app, name, optarg, 1); break;
+        case 'L': o->payload = parse_int(app, name, optarg, 0); break;
+        case 'r': o->rate = parse_int(app, name, optarg, 1); break;
+        case 'l': o->pool = parse_int(app, name, optarg, 1); break;
+        case 'y': o->concurrency = parse_int(app, name, optarg, 1); break;
+        case 's': o->src_addrs = parse_int(app, name, optarg, 0); break;
+        case 'S': o->server_pid = parse_int(app, name, optarg, 1); break;
+        case 'T': o->settle_s = parse_int(app, name, optarg, 0); break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+    if (optind != argc - 1) {
+        usage(stderr);
+        exit(2);
+    }
+    static const char *const names[] = {"idle", "telemetry", "reported", "methods", "register"};
+    bool found = false;
+    for (int i = 0; i < 5 && !found; i++)
+        if (strcmp(argv[optind], names[i]) == 0) {
+            o->scenario = (lg_scenario)i;
+            found = true;
+        }
+    if (!found)
+        lg_fatal(app, "unknown scenario '%s' (idle, telemetry, reported, methods, register)",
+                 argv[optind]);
+    if (!o->ca)
+        lg_fatal(app, "--ca is required");
+    bool needs_hub = o->broker == LG_BROKER_HUB || o->scenario == LG_REGISTER;
+    if (needs_hub && !o->connstr_file)
+        lg_fatal(app, "--connstr-file is required against the hub");
+    if (o->broker == LG_BROKER_MOSQUITTO && o->scenario == LG_REPORTED)
+        lg_fatal(app, "a plain broker has no twins: 'reported' runs against the hub only");
+    if (o->keepalive_s > 65535 || o->window > 60000)
+        lg_fatal(app, "--keepalive and --window must be below 65536");
+}
+
+int main(int argc, char **argv)
+{
+    static lg_app app;
+    parse_args(&app, argc, argv);
+    signal(SIGPIPE, SIG_IGN);
+    if (app.o.connstr_file)
+        read_connstr(&app);
+    prepare_sockets(&app);
+
+    struct event_config *cfg = event_config_new();
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    app.base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    app.ssl = client_tls(app.o.ca);
+    if (!app.base || !app.ssl)
+        lg_fatal(&app, "cannot set up the event loop or TLS (CA file %s)", app.o.ca);
+    struct event *sigint = evsignal_new(app.base, SIGINT, on_signal, &app);
+    struct event *sigterm = evsignal_new(app.base, SIGTERM, on_signal, &app);
+    event_add(sigint, NULL);
+    event_add(sigterm, NULL);
+
+    if (app.o.owner_key[0]) {
+        int64_t expiry = (int64_t)time(NULL) + 24 * 3600;
+        if (sas_build_token(app.o.hub_name, app.o.owner_key, app.o.owner_policy, expiry, app.auth,
+                            sizeof app.auth) < 0)
+            lg_fatal(&app, "cannot sign the service token");
+    }
+    printf("scenario=%s\n", scenario_name(app.o.scenario));
+    printf("broker=%s\n", app.o.broker == LG_BROKER_HUB ? "hub" : "mosquitto");
+    printf("devices=%d\n", app.o.devices);
+    fflush(stdout);
+
+    if (app.o.scenario == LG_REGISTER) {
+        lg_register_devices(&app, registered);
+    } else {
+        app.devs = lg_devs_new(&app, app.o.devices);
+        if (!app.devs)
+            lg_fatal(&app, "out of memory");
+        rss_before_kb = app.o.server_pid ? lg_read_rss_kb(app.o.server_pid) : -1;
+        app.connect_start_us = lg_now_us();
+        lg_devs_connect_more(&app);
+    }
+    event_base_dispatch(app.base);
+    fflush(stdout);
+    /* Thousands of TLS connections: the kernel closes them faster than we would free them. */
+    _exit(app.exit_code);
+}
