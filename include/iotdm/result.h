@@ -18,7 +18,7 @@ typedef int iotdm_result;
     X(IOTDM_E_FORBIDDEN, -10004, "operation not permitted for this identity")                      \
     X(IOTDM_E_NOT_FOUND, -10005, "not found")                                                      \
     X(IOTDM_E_EXISTS, -10006, "already exists")                                                    \
-    X(IOTDM_E_PRECONDITION, -10007, "precondition failed (etag or version mismatch)")             \
+    X(IOTDM_E_PRECONDITION, -10007, "precondition failed (etag or version mismatch)")              \
     X(IOTDM_E_TOO_DEEP, -10008, "nesting too deep")                                                \
     X(IOTDM_E_NOT_ONLINE, -10009, "device not online")                                             \
     X(IOTDM_E_TIMEOUT, -10010, "timed out")                                                        \

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-void *xmalloc(size_t size);             /* NULL on failure (never aborts) */
+void *xmalloc(size_t size); /* NULL on failure (never aborts) */
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *ptr, size_t size);
 char *xstrdup(const char *s);

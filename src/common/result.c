@@ -8,7 +8,7 @@ const char *iotdm_result_message(iotdm_result r)
     if (r == IOTDM_OK)
         return "ok";
     switch (r) {
-#define IOTDM_RESULT_MSG(name, value, msg)                                                          \
+#define IOTDM_RESULT_MSG(name, value, msg)                                                         \
     case name:                                                                                     \
         return msg;
         IOTDM_RESULT_TABLE(IOTDM_RESULT_MSG)
@@ -26,7 +26,7 @@ const char *iotdm_result_name(iotdm_result r)
     if (r == IOTDM_OK)
         return "OK";
     switch (r) {
-#define IOTDM_RESULT_NAME(name, value, msg)                                                         \
+#define IOTDM_RESULT_NAME(name, value, msg)                                                        \
     case name:                                                                                     \
         return #name;
         IOTDM_RESULT_TABLE(IOTDM_RESULT_NAME)

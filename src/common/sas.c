@@ -22,8 +22,8 @@ static iotdm_result hmac_b64(const char *key_b64, const char *msg, size_t msg_le
         return IOTDM_E_MALFORMED;
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned mac_len = 0;
-    unsigned char *ok = HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)msg, msg_len,
-                             mac, &mac_len);
+    unsigned char *ok =
+        HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)msg, msg_len, mac, &mac_len);
     OPENSSL_cleanse(key, sizeof key);
     if (!ok)
         return IOTDM_E_INTERNAL;
@@ -83,7 +83,8 @@ iotdm_result sas_parse(const char *token, size_t len, sas_token *out)
 {
     memset(out, 0, sizeof *out);
     size_t plen = sizeof prefix - 1;
-    if (len <= plen || memcmp(token, prefix, plen) != 0 || (token[plen] != ' ' && token[plen] != '\t'))
+    if (len <= plen || memcmp(token, prefix, plen) != 0 ||
+        (token[plen] != ' ' && token[plen] != '\t'))
         return IOTDM_E_MALFORMED;
     size_t pos = plen;
     while (pos < len && (token[pos] == ' ' || token[pos] == '\t'))

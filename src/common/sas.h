@@ -12,9 +12,11 @@
 #define SAS_SIG_LEN   44 /* base64 of a SHA-256 HMAC, with padding */
 
 /* HMAC-SHA256 of msg with the base64 key; writes the base64 signature (SAS_SIG_LEN + 1 bytes). */
-iotdm_result sas_sign(const char *key_b64, const char *msg, size_t msg_len, char out_sig[SAS_SIG_LEN + 1]);
+iotdm_result sas_sign(const char *key_b64, const char *msg, size_t msg_len,
+                      char out_sig[SAS_SIG_LEN + 1]);
 
-/* Builds "SharedAccessSignature sr=<urlenc(resource)>&sig=<urlenc(sig)>&se=<expiry>[&skn=<policy>]". */
+/* Builds "SharedAccessSignature
+ * sr=<urlenc(resource)>&sig=<urlenc(sig)>&se=<expiry>[&skn=<policy>]". */
 iotdm_result sas_build_token(const char *resource, const char *key_b64, const char *policy,
                              int64_t expiry, char *out, size_t out_cap);
 
@@ -30,7 +32,8 @@ typedef struct {
     int64_t expiry;
 } sas_token;
 
-/* Parses a token in any field order. IOTDM_E_MALFORMED when the prefix, sr, sig or se is missing. */
+/* Parses a token in any field order. IOTDM_E_MALFORMED when the prefix, sr, sig or se is missing.
+ */
 iotdm_result sas_parse(const char *token, size_t len, sas_token *out);
 
 /* Checks the signature against one base64 key in constant time. */

@@ -1,4 +1,5 @@
-/* A small string-keyed hash map (chained, power-of-two buckets). Keys are copied; values borrowed. */
+/* A small string-keyed hash map (chained, power-of-two buckets). Keys are copied; values borrowed.
+ */
 #ifndef IOTDM_COMMON_STRMAP_H
 #define IOTDM_COMMON_STRMAP_H
 

@@ -17,7 +17,7 @@ typedef struct {
     size_t size;
 } setting;
 
-#define STR(field)  SET_STRING, offsetof(hub_config, field), sizeof(((hub_config *)0)->field)
+#define STR(field)         SET_STRING, offsetof(hub_config, field), sizeof(((hub_config *)0)->field)
 #define FIELD(kind, field) kind, offsetof(hub_config, field), 0
 
 static const setting settings[] = {

@@ -15,19 +15,19 @@ typedef struct {
 hub_error_info hub_error_for(iotdm_result r);
 
 /* Azure's error-code names with their numbers, for call sites that need a specific one. */
-#define HUB_ERR_ARGUMENT_INVALID   ((hub_error_info){400, 400004, "ArgumentInvalid"})
-#define HUB_ERR_FORMAT             ((hub_error_info){400, 400006, "IotHubFormatError"})
-#define HUB_ERR_UNAUTHORIZED       ((hub_error_info){401, 401002, "IotHubUnauthorizedAccess"})
-#define HUB_ERR_QUEUE_DEPTH        ((hub_error_info){403, 403004, "DeviceMaximumQueueDepthExceeded"})
-#define HUB_ERR_DEVICE_NOT_FOUND   ((hub_error_info){404, 404001, "DeviceNotFound"})
-#define HUB_ERR_DEVICE_NOT_ONLINE  ((hub_error_info){404, 404103, "DeviceNotOnline"})
-#define HUB_ERR_NOT_FOUND          ((hub_error_info){404, 404000, "NotFound"})
-#define HUB_ERR_DEVICE_EXISTS      ((hub_error_info){409, 409001, "DeviceAlreadyExists"})
-#define HUB_ERR_PRECONDITION       ((hub_error_info){412, 412001, "PreconditionFailed"})
-#define HUB_ERR_TOO_LARGE          ((hub_error_info){413, 413001, "MessageTooLarge"})
-#define HUB_ERR_THROTTLED          ((hub_error_info){429, 429001, "ThrottlingException"})
-#define HUB_ERR_SERVER             ((hub_error_info){500, 500001, "ServerError"})
-#define HUB_ERR_UNAVAILABLE        ((hub_error_info){503, 503001, "ServiceUnavailable"})
-#define HUB_ERR_GATEWAY_TIMEOUT    ((hub_error_info){504, 504101, "GatewayTimeout"})
+#define HUB_ERR_ARGUMENT_INVALID  ((hub_error_info){400, 400004, "ArgumentInvalid"})
+#define HUB_ERR_FORMAT            ((hub_error_info){400, 400006, "IotHubFormatError"})
+#define HUB_ERR_UNAUTHORIZED      ((hub_error_info){401, 401002, "IotHubUnauthorizedAccess"})
+#define HUB_ERR_QUEUE_DEPTH       ((hub_error_info){403, 403004, "DeviceMaximumQueueDepthExceeded"})
+#define HUB_ERR_DEVICE_NOT_FOUND  ((hub_error_info){404, 404001, "DeviceNotFound"})
+#define HUB_ERR_DEVICE_NOT_ONLINE ((hub_error_info){404, 404103, "DeviceNotOnline"})
+#define HUB_ERR_NOT_FOUND         ((hub_error_info){404, 404000, "NotFound"})
+#define HUB_ERR_DEVICE_EXISTS     ((hub_error_info){409, 409001, "DeviceAlreadyExists"})
+#define HUB_ERR_PRECONDITION      ((hub_error_info){412, 412001, "PreconditionFailed"})
+#define HUB_ERR_TOO_LARGE         ((hub_error_info){413, 413001, "MessageTooLarge"})
+#define HUB_ERR_THROTTLED         ((hub_error_info){429, 429001, "ThrottlingException"})
+#define HUB_ERR_SERVER            ((hub_error_info){500, 500001, "ServerError"})
+#define HUB_ERR_UNAVAILABLE       ((hub_error_info){503, 503001, "ServiceUnavailable"})
+#define HUB_ERR_GATEWAY_TIMEOUT   ((hub_error_info){504, 504101, "GatewayTimeout"})
 
 #endif

@@ -81,9 +81,9 @@ static void append_json_event(hub_events *ev, const char *device_id, const char 
     memset(&msg, 0, sizeof msg);
     snprintf(msg.device_id, sizeof msg.device_id, "%s", device_id);
     snprintf(msg.module_id, sizeof msg.module_id, "%s", module_id ? module_id : "");
-    msg.system_properties = json_pack("{s:s, s:s, s:s}", "iothub-message-source", source,
-                                      "content-type", "application/json", "content-encoding",
-                                      "utf-8");
+    msg.system_properties =
+        json_pack("{s:s, s:s, s:s}", "iothub-message-source", source, "content-type",
+                  "application/json", "content-encoding", "utf-8");
     msg.properties = json_object();
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);

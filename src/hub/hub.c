@@ -20,8 +20,8 @@
 #include "hub/methods.h"
 #include "hub/net/tls.h"
 
-#define PRIO_IO     0
-#define PRIO_COMMIT 1
+#define PRIO_IO                 0
+#define PRIO_COMMIT             1
 #define HOUSEKEEPING_INTERVAL_S 10
 
 static const struct {

@@ -23,10 +23,10 @@ typedef struct {
     char listen_addr[64];
     unsigned mqtt_port;
     unsigned https_port;
-    uint64_t telemetry_max_bytes;   /* retained telemetry bodies */
-    int64_t telemetry_max_age_ms;   /* retained telemetry age */
-    int64_t c2d_default_ttl_ms;     /* C2D messages without an explicit expiry */
-    char web_dir[512];              /* dashboard static files ("" = none) */
+    uint64_t telemetry_max_bytes; /* retained telemetry bodies */
+    int64_t telemetry_max_age_ms; /* retained telemetry age */
+    int64_t c2d_default_ttl_ms;   /* C2D messages without an explicit expiry */
+    char web_dir[512];            /* dashboard static files ("" = none) */
 } hub_config;
 
 /* Work to do once the current group commit is durable (acknowledgements, notifications). */
@@ -43,7 +43,7 @@ typedef struct hub {
     hub_store *store;
     SSL_CTX *tls;       /* MQTT: asks for client certificates */
     SSL_CTX *https_tls; /* HTTPS: does not */
-    strmap *conns; /* client id ("dev" or "dev/mod") -> hub_mqtt_conn*, the live connection */
+    strmap *conns;      /* client id ("dev" or "dev/mod") -> hub_mqtt_conn*, the live connection */
     hub_http *http;
     hub_methods *methods;
     hub_events *events;

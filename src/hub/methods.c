@@ -155,8 +155,8 @@ void hub_methods_on_subscribed(hub_methods *m, const char *device_id)
     }
 }
 
-void hub_methods_on_response(hub_methods *m, const char *device_id, const char *rid,
-                             size_t rid_len, int status, const char *payload, size_t payload_len)
+void hub_methods_on_response(hub_methods *m, const char *device_id, const char *rid, size_t rid_len,
+                             int status, const char *payload, size_t payload_len)
 {
     char id_text[24];
     if (rid_len == 0 || rid_len >= sizeof id_text)

@@ -30,7 +30,7 @@ void hub_methods_cancel(hub_methods *m, uint64_t id);
 
 /* From the MQTT side. */
 void hub_methods_on_subscribed(hub_methods *m, const char *device_id);
-void hub_methods_on_response(hub_methods *m, const char *device_id, const char *rid,
-                             size_t rid_len, int status, const char *payload, size_t payload_len);
+void hub_methods_on_response(hub_methods *m, const char *device_id, const char *rid, size_t rid_len,
+                             int status, const char *payload, size_t payload_len);
 
 #endif

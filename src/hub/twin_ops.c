@@ -258,8 +258,7 @@ iotdm_result hub_twin_patch_reported(hub *h, const char *device_id, const char *
 }
 
 static iotdm_result update_section(json_t **section, json_t *meta, const json_t *patch,
-                                   size_t max_bytes, bool replace, int64_t version,
-                                   twin_error *err)
+                                   size_t max_bytes, bool replace, int64_t version, twin_error *err)
 {
     if (!json_is_object(patch)) {
         set_err(err, "tags and properties.desired must be JSON objects");
@@ -302,7 +301,8 @@ iotdm_result hub_twin_update_service(hub *h, const char *device_id, const json_t
     if (desired_patch)
         json_object_del(desired_patch, "$version"), json_object_del(desired_patch, "$metadata");
     if (tags && !json_is_null(tags))
-        r = update_section(&t.tags, NULL /* tags have no $metadata */, tags, TWIN_MAX_TAGS_BYTES, replace, -1, err);
+        r = update_section(&t.tags, NULL /* tags have no $metadata */, tags, TWIN_MAX_TAGS_BYTES,
+                           replace, -1, err);
     if (r == IOTDM_OK && desired_patch)
         r = update_section(&t.desired, t.desired_meta, desired_patch, TWIN_MAX_SECTION_BYTES,
                            replace, t.desired_version + 1, err);

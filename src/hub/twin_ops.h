@@ -1,4 +1,5 @@
-/* Twin operations shared by the device (MQTT) and service (REST) sides, and the twin/device JSON. */
+/* Twin operations shared by the device (MQTT) and service (REST) sides, and the twin/device JSON.
+ */
 #ifndef IOTDM_HUB_TWIN_OPS_H
 #define IOTDM_HUB_TWIN_OPS_H
 
@@ -7,7 +8,8 @@
 #include "hub/hub.h"
 #include "proto/twin.h"
 
-/* Azure's etag forms: devices use base64 of a decimal counter, twins base64 of 8 big-endian bytes. */
+/* Azure's etag forms: devices use base64 of a decimal counter, twins base64 of 8 big-endian bytes.
+ */
 void hub_device_etag(uint64_t counter, char out[32]);
 void hub_twin_etag(uint64_t counter, char out[16]);
 /* Parses an If-Match header value ('"*"', '*', '"<etag>"', '<etag>'). *out = 0 means "any".

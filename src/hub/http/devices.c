@@ -244,8 +244,9 @@ static void purge_commands(http_ctx *cx, const char *id)
     else if (r < 0)
         http_send_result_error(cx, r, "cannot purge the queue");
     else
-        http_send_json(cx, 200, json_pack("{s:s, s:I}", "deviceId", id, "totalMessagesPurged",
-                                          (json_int_t)purged));
+        http_send_json(
+            cx, 200,
+            json_pack("{s:s, s:I}", "deviceId", id, "totalMessagesPurged", (json_int_t)purged));
 }
 
 void http_devices(http_ctx *cx)

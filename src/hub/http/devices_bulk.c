@@ -9,13 +9,20 @@
 
 #define BULK_MAX 100
 
-typedef enum { OP_CREATE, OP_UPDATE, OP_UPDATE_IF_MATCH, OP_CREATE_OR_UPDATE, OP_DELETE,
-               OP_DELETE_IF_MATCH, OP_UNKNOWN } bulk_op;
+typedef enum {
+    OP_CREATE,
+    OP_UPDATE,
+    OP_UPDATE_IF_MATCH,
+    OP_CREATE_OR_UPDATE,
+    OP_DELETE,
+    OP_DELETE_IF_MATCH,
+    OP_UNKNOWN
+} bulk_op;
 
 static bulk_op parse_mode(const char *mode)
 {
-    static const char *const names[] = {"create", "update", "updateIfMatchETag", "createOrUpdate",
-                                        "delete", "deleteIfMatchETag"};
+    static const char *const names[] = {"create",         "update", "updateIfMatchETag",
+                                        "createOrUpdate", "delete", "deleteIfMatchETag"};
     for (int i = 0; mode && i < OP_UNKNOWN; i++)
         if (strcasecmp(mode, names[i]) == 0)
             return (bulk_op)i;
@@ -24,8 +31,8 @@ static bulk_op parse_mode(const char *mode)
 
 static void add_error(json_t *errors, const char *id, hub_error_info e, const char *text)
 {
-    json_array_append_new(errors, json_pack("{s:s, s:s, s:s}", "deviceId", id, "errorCode",
-                                            e.name, "errorStatus", text));
+    json_array_append_new(errors, json_pack("{s:s, s:s, s:s}", "deviceId", id, "errorCode", e.name,
+                                            "errorStatus", text));
 }
 
 /* One item; returns false (with an error added) when it failed. */
@@ -71,7 +78,8 @@ static bool apply_item(http_ctx *cx, const json_t *item, json_t *errors)
                 add_error(errors, id, HUB_ERR_ARGUMENT_INVALID, cx->last_error);
                 return false;
             }
-            r = exists ? hub_store_device_update(store, &d, etag) : hub_store_device_create(store, &d);
+            r = exists ? hub_store_device_update(store, &d, etag)
+                       : hub_store_device_create(store, &d);
             if (r == IOTDM_OK && !d.enabled)
                 hub_conn_drop(cx->h, id, "device disabled");
         }

@@ -14,9 +14,9 @@
 #include "hub/events.h"
 #include "hub/http/internal.h"
 
-#define SSE_BATCH           256
-#define SSE_MAX_BUFFERED    (4 * 1024 * 1024) /* a subscriber this far behind waits */
-#define SSE_HEARTBEAT_S     15
+#define SSE_BATCH        256
+#define SSE_MAX_BUFFERED (4 * 1024 * 1024) /* a subscriber this far behind waits */
+#define SSE_HEARTBEAT_S  15
 
 typedef struct sse_client {
     struct sse_client *next;

@@ -10,7 +10,7 @@
 #include "hub/errors.h"
 #include "hub/http/http.h"
 
-#define HTTP_MAX_BODY (1024 * 1024)
+#define HTTP_MAX_BODY     (1024 * 1024)
 #define HTTP_MAX_SEGMENTS 8
 
 struct hub_http {
@@ -55,15 +55,15 @@ bool http_authorize(http_ctx *cx, unsigned rights);
 bool http_device_from_json(http_ctx *cx, const json_t *body, bool is_update, hub_device *d);
 
 /* Route handlers. Each one sends exactly one response (now or later). */
-void http_devices(http_ctx *cx);    /* /devices, /devices/{id}, /devices/{id}/commands */
+void http_devices(http_ctx *cx);      /* /devices, /devices/{id}, /devices/{id}/commands */
 void http_devices_bulk(http_ctx *cx); /* POST /devices: bulk create/update/delete */
-void http_twins(http_ctx *cx);      /* /twins/{id} */
-void http_methods(http_ctx *cx);    /* /twins/{id}/methods */
-void http_query(http_ctx *cx);      /* /devices/query */
-void http_statistics(http_ctx *cx); /* /statistics/devices, /statistics/service */
-void http_messages(http_ctx *cx);   /* /iotdm/devices/{id}/messages */
-void http_events(http_ctx *cx);     /* /iotdm/events (server-sent events) */
-void http_static(http_ctx *cx);     /* the dashboard */
+void http_twins(http_ctx *cx);        /* /twins/{id} */
+void http_methods(http_ctx *cx);      /* /twins/{id}/methods */
+void http_query(http_ctx *cx);        /* /devices/query */
+void http_statistics(http_ctx *cx);   /* /statistics/devices, /statistics/service */
+void http_messages(http_ctx *cx);     /* /iotdm/devices/{id}/messages */
+void http_events(http_ctx *cx);       /* /iotdm/events (server-sent events) */
+void http_static(http_ctx *cx);       /* the dashboard */
 
 struct hub_sse *http_sse_new(hub_http *http);
 void http_sse_free(struct hub_sse *sse);

@@ -16,9 +16,9 @@ static void make_message_id(char *out, size_t cap)
     RAND_bytes(r, sizeof r);
     r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
     r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
-    snprintf(out, cap, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
-             r[13], r[14], r[15]);
+    snprintf(out, cap, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
+             r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+             r[14], r[15]);
 }
 
 static bool set_optional(json_t *props, const char *wire, const json_t *v)
@@ -41,8 +41,8 @@ static const char *build_message(const json_t *body, const char *device_id, int6
         return "body must be a string";
     if (enc && strcmp(enc, "base64") == 0) {
         m->body = xmalloc(json_string_length(text) + 1);
-        long n = m->body ? base64_decode(json_string_value(text), json_string_length(text),
-                                         m->body, json_string_length(text) + 1)
+        long n = m->body ? base64_decode(json_string_value(text), json_string_length(text), m->body,
+                                         json_string_length(text) + 1)
                          : IOTDM_E_MALFORMED;
         if (n < 0)
             return "body is not valid base64";
@@ -130,16 +130,17 @@ void http_messages(http_ctx *cx)
     } else if (r == IOTDM_E_NOT_FOUND) {
         http_send_error(cx, HUB_ERR_DEVICE_NOT_FOUND, "Device with id '%s' was not found.", id);
     } else if (r == IOTDM_E_QUOTA) {
-        http_send_error(cx, HUB_ERR_QUEUE_DEPTH,
-                        "Device '%s' already has 50 undelivered messages.", id);
+        http_send_error(cx, HUB_ERR_QUEUE_DEPTH, "Device '%s' already has 50 undelivered messages.",
+                        id);
     } else if (r < 0) {
         http_send_result_error(cx, r, "cannot enqueue the message");
     } else {
         char enq[32], exp[32];
         time_format_iso(m.enqueued_ms, enq, sizeof enq);
         time_format_iso(m.expiry_ms, exp, sizeof exp);
-        http_send_json(cx, 200, json_pack("{s:s, s:s, s:s}", "messageId", m.message_id,
-                                          "enqueuedTimeUtc", enq, "expiryTimeUtc", exp));
+        http_send_json(cx, 200,
+                       json_pack("{s:s, s:s, s:s}", "messageId", m.message_id, "enqueuedTimeUtc",
+                                 enq, "expiryTimeUtc", exp));
         hub_conn_deliver_c2d(cx->h, id);
     }
     hub_c2d_deinit(&m);

@@ -42,8 +42,8 @@ static void invoke_done(void *ctx, iotdm_result r, int status, const char *paylo
             payload_json = json_stringn(payload, len); /* a device answered with non-JSON */
         if (!payload_json)
             payload_json = json_null();
-        http_send_json(&cx, 200, json_pack("{s:i, s:o}", "status", status, "payload",
-                                           payload_json));
+        http_send_json(&cx, 200,
+                       json_pack("{s:i, s:o}", "status", status, "payload", payload_json));
     }
     xfree(p);
 }

@@ -48,10 +48,10 @@ void http_query(http_ctx *cx)
     const json_t *text = json_object_get(body, "query");
     hub_query *q = NULL;
     char err[256] = "";
-    iotdm_result r = json_is_string(text) ? hub_query_parse(json_string_value(text),
-                                                            json_string_length(text), &q, err,
-                                                            sizeof err)
-                                          : IOTDM_E_MALFORMED;
+    iotdm_result r = json_is_string(text)
+                         ? hub_query_parse(json_string_value(text), json_string_length(text), &q,
+                                           err, sizeof err)
+                         : IOTDM_E_MALFORMED;
     json_decref(body);
     if (r < 0) {
         http_send_error(cx, HUB_ERR_ARGUMENT_INVALID, "%s",

@@ -24,7 +24,8 @@ void http_send_json(http_ctx *cx, int status, json_t *body)
     if (text)
         evbuffer_add(out, text, strlen(text));
     free(text);
-    evhttp_add_header(evhttp_request_get_output_headers(cx->req), "Content-Type", json_content_type);
+    evhttp_add_header(evhttp_request_get_output_headers(cx->req), "Content-Type",
+                      json_content_type);
     evhttp_send_reply(cx->req, status, NULL, out);
     evbuffer_free(out);
 }

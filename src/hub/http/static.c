@@ -11,9 +11,12 @@ static const struct {
     const char *ext;
     const char *type;
 } types[] = {
-    {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-    {".css", "text/css; charset=utf-8"},   {".json", "application/json; charset=utf-8"},
-    {".svg", "image/svg+xml"},             {".png", "image/png"},
+    {".html", "text/html; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},
+    {".json", "application/json; charset=utf-8"},
+    {".svg", "image/svg+xml"},
+    {".png", "image/png"},
     {".ico", "image/x-icon"},
 };
 

@@ -22,9 +22,10 @@ void http_statistics(http_ctx *cx)
     if (devices)
         http_send_json(cx, 200,
                        json_pack("{s:I, s:I, s:I}", "totalDeviceCount", (json_int_t)s.total,
-                                 "enabledDeviceCount", (json_int_t)s.enabled,
-                                 "disabledDeviceCount", (json_int_t)s.disabled));
+                                 "enabledDeviceCount", (json_int_t)s.enabled, "disabledDeviceCount",
+                                 (json_int_t)s.disabled));
     else
-        http_send_json(cx, 200, json_pack("{s:I}", "connectedDeviceCount",
-                                          (json_int_t)strmap_count(cx->h->conns)));
+        http_send_json(
+            cx, 200,
+            json_pack("{s:I}", "connectedDeviceCount", (json_int_t)strmap_count(cx->h->conns)));
 }

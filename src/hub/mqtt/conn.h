@@ -43,8 +43,8 @@ struct hub_mqtt_conn {
     uint16_t keepalive_s;
     int64_t last_rx_ms;          /* monotonic */
     int64_t activity_written_ms; /* wall clock of the last lastActivityTime write */
-    int64_t token_expiry_s; /* 0: no expiry (X.509) */
-    struct event *timer;    /* connect timeout, keep-alive and token expiry */
+    int64_t token_expiry_s;      /* 0: no expiry (X.509) */
+    struct event *timer;         /* connect timeout, keep-alive and token expiry */
     uint16_t next_packet_id;
     hub_c2d_inflight inflight[HUB_C2D_MAX_PENDING];
     size_t ninflight;
@@ -54,7 +54,7 @@ struct hub_mqtt_conn {
     size_t will_len;
     bool waiting_commit;
     bool c2d_after_commit; /* deliver C2D once the held acknowledgements (a SUBACK) are out */
-    unsigned refs; /* outstanding deferred callbacks; freed at 0 once closing */
+    unsigned refs;         /* outstanding deferred callbacks; freed at 0 once closing */
 };
 
 /* session.c */

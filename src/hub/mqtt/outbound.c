@@ -30,8 +30,8 @@ bool hub_conn_send_method(hub *h, const char *device_id, const char *method, con
     if (!c || !(c->subs & HUB_SUB_BIT(AZ_SUB_METHODS)))
         return false;
     char topic[512];
-    size_t tlen = az_format_method_request(topic, sizeof topic, method, strlen(method), rid,
-                                           strlen(rid));
+    size_t tlen =
+        az_format_method_request(topic, sizeof topic, method, strlen(method), rid, strlen(rid));
     if (!tlen)
         return false;
     hub_conn_publish(c, topic, tlen, payload, payload_len);

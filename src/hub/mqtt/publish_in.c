@@ -20,12 +20,18 @@ static const struct {
     const char *wire;
     const char *name;
 } system_props[] = {
-    {"$.mid", "message-id"},        {"$.cid", "correlation-id"},
-    {"$.uid", "user-id"},           {"$.to", "to"},
-    {"$.ct", "content-type"},       {"$.ce", "content-encoding"},
-    {"$.exp", "absolute-expiry-time"}, {"$.ctime", "creation-time"},
-    {"$.sub", "dt-subject"},        {"$.ifid", "iothub-interface-id"},
-    {"$.schema", "message-schema"}, {"$.on", "output-name"},
+    {"$.mid", "message-id"},
+    {"$.cid", "correlation-id"},
+    {"$.uid", "user-id"},
+    {"$.to", "to"},
+    {"$.ct", "content-type"},
+    {"$.ce", "content-encoding"},
+    {"$.exp", "absolute-expiry-time"},
+    {"$.ctime", "creation-time"},
+    {"$.sub", "dt-subject"},
+    {"$.ifid", "iothub-interface-id"},
+    {"$.schema", "message-schema"},
+    {"$.on", "output-name"},
 };
 
 /* Decodes a property bag into system and application properties. */
@@ -107,11 +113,12 @@ static void on_telemetry(hub_mqtt_conn *c, const mqtt_publish *p, const az_publi
     if (c->module_id[0])
         json_object_set_new(msg.system_properties, "iothub-connection-module-id",
                             json_string(c->module_id));
-    json_object_set_new(msg.system_properties, "iothub-connection-auth-method",
-                        json_string(c->token_expiry_s
-                                        ? "{\"scope\":\"device\",\"type\":\"sas\",\"issuer\":\"iothub\"}"
-                                        : "{\"scope\":\"device\",\"type\":\"x509Certificate\","
-                                          "\"issuer\":\"iothub\"}"));
+    json_object_set_new(
+        msg.system_properties, "iothub-connection-auth-method",
+        json_string(c->token_expiry_s
+                        ? "{\"scope\":\"device\",\"type\":\"sas\",\"issuer\":\"iothub\"}"
+                        : "{\"scope\":\"device\",\"type\":\"x509Certificate\","
+                          "\"issuer\":\"iothub\"}"));
     if (p->retain)
         json_object_set_new(msg.properties, "mqtt-retain", json_string("true"));
     if (is_will)
@@ -154,8 +161,8 @@ static void twin_respond(hub_mqtt_conn *c, int status, az_span rid, int64_t vers
     if (tlen == 0)
         return;
     uint8_t hdr[MQTT_PUBLISH_HEADER_MAX(512)];
-    size_t hlen = mqtt_encode_publish_header(hdr, sizeof hdr, topic, tlen, 0, false, false, 0,
-                                             body_len);
+    size_t hlen =
+        mqtt_encode_publish_header(hdr, sizeof hdr, topic, tlen, 0, false, false, 0, body_len);
     hub_conn_write_after_commit(c, hdr, hlen);
     if (body_len)
         hub_conn_write_after_commit(c, body, body_len);
@@ -166,9 +173,9 @@ static void twin_error_respond(hub_mqtt_conn *c, az_span rid, iotdm_result r, co
     hub_error_info e = hub_error_for(r);
     char when[32];
     time_format_iso(time_now_ms(), when, sizeof when);
-    json_t *body = json_pack("{s:i, s:s, s:s, s:s}", "errorCode", e.code, "trackingId", "iotdm",
-                             "message", message && *message ? message : e.name, "timestampUtc",
-                             when);
+    json_t *body =
+        json_pack("{s:i, s:s, s:s, s:s}", "errorCode", e.code, "trackingId", "iotdm", "message",
+                  message && *message ? message : e.name, "timestampUtc", when);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (text)
@@ -197,9 +204,9 @@ static void on_twin_patch(hub_mqtt_conn *c, const mqtt_publish *p, const az_publ
 {
     twin_error err = {""};
     int64_t version = 0;
-    iotdm_result r = hub_twin_patch_reported(c->h, c->device_id, (const char *)p->payload.ptr,
-                                             p->payload.len, t->has_version ? t->version : -1,
-                                             &version, &err);
+    iotdm_result r =
+        hub_twin_patch_reported(c->h, c->device_id, (const char *)p->payload.ptr, p->payload.len,
+                                t->has_version ? t->version : -1, &version, &err);
     if (r < 0) {
         log_info("mqtt", "reported patch rejected device=%s: %s", c->device_id, err.message);
         twin_error_respond(c, t->rid, r, err.message);

@@ -47,8 +47,7 @@ void hub_conn_close(hub_mqtt_conn *c, const char *reason)
         hub_store_device_set_connection(h->store, c->device_id, false, now);
         hub_events_connection(h->events, c->device_id, c->module_id, false);
         hub_commit_now(h);
-        log_info("mqtt", "disconnected device=%s peer=%s reason=%s", c->client_id, c->peer,
-                 reason);
+        log_info("mqtt", "disconnected device=%s peer=%s reason=%s", c->client_id, c->peer, reason);
     } else if (!was_active) {
         log_info("mqtt", "closed peer=%s reason=%s", c->peer, reason);
     }
@@ -100,8 +99,8 @@ void hub_conn_publish(hub_mqtt_conn *c, const char *topic, size_t topic_len, con
     if (c->state != CONN_ACTIVE)
         return;
     uint8_t hdr[MQTT_PUBLISH_HEADER_MAX(512)];
-    size_t n = mqtt_encode_publish_header(hdr, sizeof hdr, topic, topic_len, 0, false, false, 0,
-                                          len);
+    size_t n =
+        mqtt_encode_publish_header(hdr, sizeof hdr, topic, topic_len, 0, false, false, 0, len);
     if (n == 0 || n > sizeof hdr)
         return;
     bufferevent_write(c->bev, hdr, n);
@@ -192,7 +191,8 @@ static uint8_t check_x509(hub_mqtt_conn *c, const hub_device *d)
         return MQTT_CONNACK_NOT_AUTHORIZED;
     const char *prints[] = {d->primary_thumbprint, d->secondary_thumbprint};
     for (int i = 0; i < 2; i++) {
-        if (prints[i][0] && (strcasecmp(prints[i], sha1) == 0 || strcasecmp(prints[i], sha256) == 0))
+        if (prints[i][0] &&
+            (strcasecmp(prints[i], sha1) == 0 || strcasecmp(prints[i], sha256) == 0))
             return MQTT_CONNACK_ACCEPTED;
     }
     return MQTT_CONNACK_NOT_AUTHORIZED;
@@ -324,16 +324,18 @@ static void on_connect(hub_mqtt_conn *c, const uint8_t *body, size_t len)
     }
     char resource[512];
     snprintf(resource, sizeof resource, "%s/devices/%s", c->h->cfg.hostname, c->device_id);
-    uint8_t code = m.has_password && m.password.len > 0 ? check_sas(c, &d, &m, resource)
-                                                        : check_x509(c, &d);
+    uint8_t code =
+        m.has_password && m.password.len > 0 ? check_sas(c, &d, &m, resource) : check_x509(c, &d);
     if (code != MQTT_CONNACK_ACCEPTED) {
-        refuse(c, code, code == MQTT_CONNACK_BAD_USERNAME_PASSWORD ? "malformed SAS token"
-                                                                   : "authentication failed");
+        refuse(c, code,
+               code == MQTT_CONNACK_BAD_USERNAME_PASSWORD ? "malformed SAS token"
+                                                          : "authentication failed");
         return;
     }
 
     if (m.has_will && !keep_will(c, &m)) {
-        refuse(c, MQTT_CONNACK_NOT_AUTHORIZED, "the will topic must be the device's telemetry topic");
+        refuse(c, MQTT_CONNACK_NOT_AUTHORIZED,
+               "the will topic must be the device's telemetry topic");
         return;
     }
     c->clean_session = m.clean_session;
@@ -534,8 +536,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
             write_cb(bev, arg);
             return;
         }
-        hub_conn_close(c, (what & BEV_EVENT_EOF) ? "connection closed by peer"
-                                                 : "connection error");
+        hub_conn_close(c,
+                       (what & BEV_EVENT_EOF) ? "connection closed by peer" : "connection error");
     }
 }
 

@@ -17,7 +17,8 @@ iotdm_result hub_tls_ensure(const char *data_dir, const char *hostname, const ch
  * at CONNECT (self-signed devices). The HTTPS listener does not ask, so browsers show no picker. */
 SSL_CTX *hub_tls_server_ctx(const char *data_dir, bool request_client_cert);
 
-/* Lower-case hex SHA-1 and SHA-256 thumbprints of the peer certificate; false when there is none. */
+/* Lower-case hex SHA-1 and SHA-256 thumbprints of the peer certificate; false when there is none.
+ */
 bool hub_tls_peer_thumbprints(SSL *ssl, char sha1_hex[41], char sha256_hex[65]);
 
 #endif

@@ -1,12 +1,12 @@
 /* Hub persistence interface: registry, twins, C2D queues, telemetry, sessions, policies.
  *
- * One implementation today (SQLite, store_sqlite.c); the interface keeps the rest of the hub free of
- * SQL so that a PostgreSQL backend can be added for deployments that outgrow one machine.
+ * One implementation today (SQLite, store_sqlite.c); the interface keeps the rest of the hub free
+ * of SQL so that a PostgreSQL backend can be added for deployments that outgrow one machine.
  *
  * Durability contract (group commit): every write function adds to one open write transaction.
- * Nothing is durable until hub_store_commit() returns IOTDM_OK. The hub calls it once per event-loop
- * pass and only then sends the acknowledgements (PUBACK, HTTP 2xx, twin $version) of the writes made
- * during that pass. Reads see uncommitted writes of the same store handle. */
+ * Nothing is durable until hub_store_commit() returns IOTDM_OK. The hub calls it once per
+ * event-loop pass and only then sends the acknowledgements (PUBACK, HTTP 2xx, twin $version) of the
+ * writes made during that pass. Reads see uncommitted writes of the same store handle. */
 #ifndef IOTDM_HUB_STORE_H
 #define IOTDM_HUB_STORE_H
 
@@ -91,7 +91,8 @@ typedef struct {
     int64_t seq; /* store-assigned, increasing per hub */
     char device_id[HUB_ID_MAX];
     char message_id[HUB_ID_MAX];
-    json_t *properties; /* object: system ("$.mid", "$.to", ...) and application properties, strings */
+    json_t
+        *properties; /* object: system ("$.mid", "$.to", ...) and application properties, strings */
     unsigned char *body;
     size_t body_len;
     int64_t enqueued_ms;
@@ -173,7 +174,7 @@ typedef bool (*hub_c2d_visitor)(void *ctx, const hub_c2d *msg);
 iotdm_result hub_store_c2d_foreach(hub_store *store, const char *device_id, int64_t now_ms,
                                    hub_c2d_visitor visit, void *ctx);
 iotdm_result hub_store_c2d_mark_delivered(hub_store *store, int64_t seq); /* delivery_count++ */
-iotdm_result hub_store_c2d_complete(hub_store *store, int64_t seq);      /* removes it */
+iotdm_result hub_store_c2d_complete(hub_store *store, int64_t seq);       /* removes it */
 iotdm_result hub_store_c2d_purge(hub_store *store, const char *device_id, size_t *out_purged);
 size_t hub_store_c2d_count(hub_store *store, const char *device_id);
 /* Drops expired messages of every device; returns how many. */

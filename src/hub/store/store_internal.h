@@ -108,7 +108,7 @@ json_t *store_load(sqlite3_stmt *st, int col);
 #define STORE_DEVICE_COLUMNS                                                                       \
     "d.device_id, d.generation_id, d.etag, d.enabled, d.status_reason, d.status_updated_ms, "      \
     "d.auth_type, d.primary_key, d.secondary_key, d.primary_thumbprint, d.secondary_thumbprint, "  \
-    "d.iot_edge, d.connected, d.connection_state_updated_ms, d.last_activity_ms, d.model_id, "    \
+    "d.iot_edge, d.connected, d.connection_state_updated_ms, d.last_activity_ms, d.model_id, "     \
     "(SELECT COUNT(*) FROM c2d WHERE c2d.device_id = d.device_id)"
 #define STORE_DEVICE_NCOLUMNS 17
 void store_device_from_row(sqlite3_stmt *st, int first_col, hub_device *out);

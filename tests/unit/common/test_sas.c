@@ -31,9 +31,8 @@ static void test_sas_sign_shared_vectors_match(void **state)
     {
         const char *sign = json_string_value(json_object_get(v, "sign"));
         char sig[SAS_SIG_LEN + 1];
-        assert_int_equal(sas_sign(json_string_value(json_object_get(v, "key")), sign, strlen(sign),
-                                  sig),
-                         0);
+        assert_int_equal(
+            sas_sign(json_string_value(json_object_get(v, "key")), sign, strlen(sign), sig), 0);
         assert_string_equal(sig, json_string_value(json_object_get(v, "sig")));
     }
     json_decref(root);
@@ -116,8 +115,12 @@ static void test_sas_resource_prefix_segment_wise(void **state)
 static void test_sas_parse_malformed_rejected(void **state)
 {
     (void)state;
-    const char *bad[] = {"", "SharedAccessSignature", "Bearer abc", "SharedAccessSignature sr=a&se=1",
-                         "SharedAccessSignature sr=a&sig=b", "SharedAccessSignature sr=a&sig=b&se=x1",
+    const char *bad[] = {"",
+                         "SharedAccessSignature",
+                         "Bearer abc",
+                         "SharedAccessSignature sr=a&se=1",
+                         "SharedAccessSignature sr=a&sig=b",
+                         "SharedAccessSignature sr=a&sig=b&se=x1",
                          "SharedAccessSignaturesr=a&sig=b&se=1"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         sas_token t;
@@ -159,8 +162,8 @@ static void test_sas_node_sdk_vectors_match(void **state)
     assert_int_equal(sas_sign("cGFzc3dvcmQ=", "uri\n12345", 9, sig), 0);
     assert_string_equal(sig, "kcWxXAK2OAaAoq2oCkaGzX2NMqDB8nCyNuq2fPYCDhk=");
     char token[SAS_TOKEN_MAX];
-    assert_int_equal(sas_build_token("host/devices/device", "key", NULL, 12345, token, sizeof token),
-                     0);
+    assert_int_equal(
+        sas_build_token("host/devices/device", "key", NULL, 12345, token, sizeof token), 0);
     assert_string_equal(token, "SharedAccessSignature sr=host%2Fdevices%2Fdevice&sig="
                                "wM3XiP6gD960IxP7J5WHqnxQHEcWC6YaQCtoMT%2BkKHc%3D&se=12345");
 }
