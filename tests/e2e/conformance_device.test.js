@@ -289,9 +289,13 @@ test('C2D enqueued while the device is offline arrives when it reconnects (persi
   await first.close();
   const r = await h.sendC2D('dev-c2d-offline', { body: 'while you were away', messageId: 'away-1' });
   assert.equal(r.status, 200, r.text);
-  const again = await h.openDevice(h.deviceConnStr(d), { timeoutMs: 15000 });
+  // The hub delivers the queued message right after CONNACK (the session keeps
+  // the subscription), so the listener must exist before open, as in any app.
+  const again = h.makeDeviceClient(h.deviceConnStr(d));
+  await again.setOptions(again.e2eOptions);
   const got = [];
   again.on('message', (m) => { got.push(m); again.complete(m).catch(() => {}); });
+  await h.withTimeout(again.open(), 15000, 'device reopen');
   const m = await h.waitUntil(() => got.find((x) => x.messageId === 'away-1'),
     { timeoutMs: 10000, what: 'the message queued while offline' });
   assert.equal(m.data.toString(), 'while you were away');

@@ -1,0 +1,124 @@
+/* libiotdm: the device's connection to the hub (Azure IoT Hub or iotdm-hub), shared by the device
+ * management capabilities and the host application.
+ *
+ * One iotdm_client is one device identity on one MQTT connection. It keeps a durable outbox in its
+ * state directory, so reported properties and telemetry survive restarts and outages. It runs in a
+ * thread of its own (iotdm_client_start) or inside the host's event loop (iotdm_client_fd,
+ * iotdm_client_next_timeout_ms, iotdm_client_process). There are no globals: everything hangs off
+ * the handle, and several clients may live in one process.
+ *
+ * Threading: every function may be called from any thread; calls are serialized by the client's
+ * lock. Callbacks run on the thread that runs the client (its own thread, or the caller of
+ * iotdm_client_process) and may call back into the API. */
+#ifndef IOTDM_CLIENT_H
+#define IOTDM_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iotdm/result.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct iotdm_client iotdm_client;
+
+typedef enum {
+    IOTDM_LOG_ERROR = 0,
+    IOTDM_LOG_WARN,
+    IOTDM_LOG_INFO,
+    IOTDM_LOG_DEBUG,
+} iotdm_log_level;
+
+/* The library never prints; it hands each log line to the host. message is valid during the call
+ * and never contains a secret. */
+typedef void (*iotdm_log_fn)(void *ctx, iotdm_log_level level, const char *message);
+
+typedef enum {
+    IOTDM_CONNECTION_DISCONNECTED = 0,
+    IOTDM_CONNECTION_CONNECTING,
+    IOTDM_CONNECTION_CONNECTED,
+    /* The hub refused the credentials (CONNACK 4 or 5: wrong key, unknown or disabled device).
+     * The client keeps retrying, but slowly (see iotdm_client_config.refused_retry_s). */
+    IOTDM_CONNECTION_REFUSED,
+} iotdm_connection_state;
+
+/* Connection state changes; reason is a short readable text ("CONNACK 5: not authorized"). */
+typedef void (*iotdm_connection_fn)(void *ctx, iotdm_connection_state state, const char *reason);
+
+/* Signs a SAS string-to-sign with the device's key wherever it lives (a TPM slot, an HSM):
+ * writes the base64 HMAC-SHA256 signature, NUL-terminated, into out_sig. */
+typedef iotdm_result (*iotdm_sas_signer_fn)(void *ctx, const char *string_to_sign, size_t len,
+                                           char *out_sig, size_t out_cap);
+
+/* Wall-clock milliseconds since the epoch; tests inject their own clock. */
+typedef int64_t (*iotdm_clock_fn)(void *ctx);
+
+/* Everything is copied by iotdm_client_new; zero means the default. */
+typedef struct {
+    const char *host;      /* the hub's host name, as in a connection string (required) */
+    unsigned port;         /* MQTT over TLS; default 8883 */
+    const char *device_id; /* required */
+    /* Authentication: exactly one of device_key, signer, cert_file+key_file. */
+    const char *device_key; /* base64 symmetric key (SAS tokens signed here) */
+    iotdm_sas_signer_fn signer;
+    void *signer_ctx;
+    const char *cert_file; /* PEM client certificate (X.509 authentication) */
+    const char *key_file;  /* its PEM private key */
+    const char *ca_file;   /* PEM trust anchors for the hub; default: the system's */
+    const char *model_id;  /* IoT Plug and Play model id; default "dtmi:iotdm:DeviceManagement;1" */
+    const char *state_dir; /* durable state (outbox, applied versions); required */
+    unsigned keepalive_s;  /* default 240 */
+    unsigned sas_ttl_s;    /* token lifetime; renewed at 80 %; default 3600 */
+    unsigned backoff_max_s;    /* reconnect back-off cap (full jitter); default 120 */
+    unsigned refused_retry_s;  /* wait after a refused CONNECT; default 300 */
+    size_t outbox_max_bytes;   /* telemetry kept while offline; default 4 MiB */
+    unsigned telemetry_max_age_s; /* telemetry older than this is dropped; default 86400 */
+    iotdm_log_fn log;
+    void *log_ctx;
+    iotdm_log_level log_level; /* default IOTDM_LOG_INFO */
+    iotdm_connection_fn on_connection;
+    void *connection_ctx;
+    iotdm_clock_fn clock; /* default: CLOCK_REALTIME */
+    void *clock_ctx;
+} iotdm_client_config;
+
+/* Creates a client (no network activity yet). Opens or creates the outbox in state_dir.
+ * Returns IOTDM_E_MALFORMED for a missing or contradictory setting (the log says which). */
+iotdm_result iotdm_client_new(const iotdm_client_config *config, iotdm_client **out_client);
+
+/* Stops the client if running, closes the connection (queued work stays in the outbox) and frees
+ * everything. NULL is ignored. */
+void iotdm_client_free(iotdm_client *client);
+
+/* Runs the client in a thread of its own until iotdm_client_stop. */
+iotdm_result iotdm_client_start(iotdm_client *client);
+void iotdm_client_stop(iotdm_client *client);
+
+/* Running inside the host's loop instead: wait until iotdm_client_fd() is readable or
+ * iotdm_client_next_timeout_ms() have passed (-1: no timer), then call iotdm_client_process().
+ * The descriptor stays the same for the client's lifetime. */
+int iotdm_client_fd(iotdm_client *client);
+int iotdm_client_next_timeout_ms(iotdm_client *client);
+iotdm_result iotdm_client_process(iotdm_client *client);
+
+iotdm_connection_state iotdm_client_connection_state(iotdm_client *client);
+
+/* The client's clock (the injected one in tests). */
+int64_t iotdm_client_now_ms(iotdm_client *client);
+
+/* Messages pending in the outbox (reported patches, telemetry). */
+typedef struct {
+    size_t reported_pending;
+    size_t telemetry_pending;
+    size_t telemetry_dropped; /* since the client was created */
+} iotdm_outbox_stats;
+void iotdm_client_outbox_stats(iotdm_client *client, iotdm_outbox_stats *out_stats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
