@@ -1,0 +1,248 @@
+/* Agent configuration: one table of settings serves the file and the flags. */
+#include "agent/config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/connstr.h"
+#include "common/log.h"
+
+static void set_str(char *dst, size_t cap, const char *v)
+{
+    snprintf(dst, cap, "%s", v);
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1") || !strcmp(v, "on"))
+        return *out = true, true;
+    if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0") || !strcmp(v, "off"))
+        return *out = false, true;
+    return false;
+}
+
+static bool parse_capabilities(const char *v, cap_selection *sel)
+{
+    memset(sel, 0, sizeof *sel);
+    char buf[256];
+    set_str(buf, sizeof buf, v);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        if (!strcmp(tok, "deviceInformation"))
+            sel->device_info = true;
+        else if (!strcmp(tok, "reboot"))
+            sel->reboot = true;
+        else if (!strcmp(tok, "factoryReset"))
+            sel->factory_reset = true;
+        else if (!strcmp(tok, "time"))
+            sel->time = true;
+        else if (!strcmp(tok, "all"))
+            *sel = (cap_selection){true, true, true, true};
+        else
+            return false;
+    }
+    return true;
+}
+
+/* Reads a key from a file (device_key_file): the first line, without trailing white space. */
+static bool read_secret_file(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool ok = fgets(out, (int)cap, f) != NULL;
+    fclose(f);
+    size_t n = strlen(out);
+    while (n && isspace((unsigned char)out[n - 1]))
+        out[--n] = '\0';
+    return ok && n > 0;
+}
+
+static bool apply_connection_string(agent_config *cfg, const char *cs)
+{
+    char host[256], id[129], key[128];
+    if (!connstr_get(cs, "HostName", host, sizeof host) ||
+        !connstr_get(cs, "DeviceId", id, sizeof id))
+        return false;
+    set_str(cfg->hub_host, sizeof cfg->hub_host, host);
+    set_str(cfg->device_id, sizeof cfg->device_id, id);
+    if (connstr_get(cs, "SharedAccessKey", key, sizeof key))
+        set_str(cfg->device_key, sizeof cfg->device_key, key);
+    return true;
+}
+
+#define STR_SETTING(name, field) {name, offsetof(agent_config, field), sizeof(((agent_config *)0)->field)}
+
+static const struct {
+    const char *name;
+    size_t offset, size;
+} strings[] = {
+    STR_SETTING("hub-host", hub_host),       STR_SETTING("device-id", device_id),
+    STR_SETTING("device-key", device_key),   STR_SETTING("cert-file", cert_file),
+    STR_SETTING("key-file", key_file),       STR_SETTING("ca-file", ca_file),
+    STR_SETTING("state-dir", state_dir),     STR_SETTING("configd-socket", configd_socket),
+    STR_SETTING("model-id", model_id),
+};
+
+static iotdm_result apply(agent_config *cfg, const char *name, const char *value, char *error,
+                          size_t cap)
+{
+    for (size_t i = 0; i < sizeof strings / sizeof *strings; i++) {
+        if (strcmp(name, strings[i].name) != 0)
+            continue;
+        if (strlen(value) >= strings[i].size)
+            break;
+        set_str((char *)cfg + strings[i].offset, strings[i].size, value);
+        return IOTDM_OK;
+    }
+    bool ok = false, b;
+    long n;
+    char *end;
+    if (!strcmp(name, "hub-port")) {
+        n = strtol(value, &end, 10);
+        ok = *value && !*end && n > 0 && n < 65536;
+        if (ok)
+            cfg->hub_port = (unsigned)n;
+    } else if (!strcmp(name, "device-key-file")) {
+        ok = read_secret_file(value, cfg->device_key, sizeof cfg->device_key);
+    } else if (!strcmp(name, "connection-string")) {
+        ok = apply_connection_string(cfg, value);
+    } else if (!strcmp(name, "capabilities")) {
+        ok = parse_capabilities(value, &cfg->capabilities);
+    } else if (!strcmp(name, "log-level")) {
+        log_level level;
+        ok = log_level_parse(value, &level);
+        if (ok)
+            log_set_level(level);
+    } else if (!strcmp(name, "time-service-enabled") || !strcmp(name, "time-service-started")) {
+        ok = parse_bool(value, &b);
+        if (ok && name[13] == 'e')
+            cfg->time_service_enabled = b;
+        else if (ok)
+            cfg->time_service_started = b;
+        cfg->time_service_local = cfg->time_service_local || ok;
+    } else if (!strcmp(name, "time-service-priority")) {
+        ok = !strcmp(value, "local") || !strcmp(value, "remote");
+        if (ok)
+            set_str(cfg->time_service_priority, sizeof cfg->time_service_priority, value);
+    } else {
+        snprintf(error, cap, "unknown setting '%s'", name);
+        return IOTDM_E_MALFORMED;
+    }
+    if (!ok) {
+        /* The value is not echoed: it may be a key. */
+        snprintf(error, cap, "invalid value for %s", name);
+        return IOTDM_E_MALFORMED;
+    }
+    return IOTDM_OK;
+}
+
+void agent_config_defaults(agent_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->hub_port = 8883;
+    set_str(cfg->state_dir, sizeof cfg->state_dir, "/var/lib/iotdm");
+    set_str(cfg->configd_socket, sizeof cfg->configd_socket, "/run/iotdm/configd.sock");
+    set_str(cfg->model_id, sizeof cfg->model_id, "dtmi:iotdm:DeviceManagement;1");
+    set_str(cfg->time_service_priority, sizeof cfg->time_service_priority, "remote");
+    cfg->capabilities = (cap_selection){true, true, true, true};
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+/* File keys may use '-' or '_' (hub_host = …); flags use '-'. */
+static void normalise_key(char *k)
+{
+    for (; *k; k++)
+        if (*k == '_')
+            *k = '-';
+}
+
+static iotdm_result load_file(agent_config *cfg, const char *path, bool required, char *error,
+                              size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (!required)
+            return IOTDM_OK;
+        snprintf(error, cap, "cannot read config file %s", path);
+        return IOTDM_E_MALFORMED;
+    }
+    char line[1024];
+    int lineno = 0;
+    iotdm_result r = IOTDM_OK;
+    while (r == IOTDM_OK && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *t = trim(line);
+        if (!*t || *t == '#')
+            continue;
+        char *eq = strchr(t, '=');
+        if (!eq) {
+            snprintf(error, cap, "%s:%d: expected key = value", path, lineno);
+            r = IOTDM_E_MALFORMED;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(t), msg[300];
+        normalise_key(key);
+        r = apply(cfg, key, trim(eq + 1), msg, sizeof msg);
+        if (r < 0)
+            snprintf(error, cap, "%s:%d: %s", path, lineno, msg);
+    }
+    fclose(f);
+    return r;
+}
+
+iotdm_result agent_config_load(agent_config *cfg, int argc, char **argv, char *error,
+                               size_t error_cap)
+{
+    const char *path = AGENT_DEFAULT_CONFIG;
+    bool required = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            snprintf(error, error_cap, "help");
+            return IOTDM_E_MALFORMED;
+        }
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            path = argv[i + 1], required = true;
+    }
+    iotdm_result r = load_file(cfg, path, required, error, error_cap);
+    for (int i = 1; r == IOTDM_OK && i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0 || i + 1 >= argc) {
+            snprintf(error, error_cap, "unexpected argument '%s'", arg);
+            return IOTDM_E_MALFORMED;
+        }
+        const char *value = argv[++i];
+        if (!strcmp(arg, "--config"))
+            continue;
+        r = apply(cfg, arg + 2, value, error, error_cap);
+    }
+    if (r < 0)
+        return r;
+    const char *missing = !cfg->hub_host[0]    ? "hub-host (or connection-string)"
+                          : !cfg->device_id[0] ? "device-id"
+                          : (!cfg->device_key[0] && !cfg->cert_file[0])
+                              ? "device-key, device-key-file or cert-file"
+                              : NULL;
+    if (missing) {
+        snprintf(error, error_cap, "missing setting: %s", missing);
+        return IOTDM_E_MALFORMED;
+    }
+    if (cfg->cert_file[0] && !cfg->key_file[0]) {
+        snprintf(error, error_cap, "cert-file needs key-file");
+        return IOTDM_E_MALFORMED;
+    }
+    return IOTDM_OK;
+}

@@ -1,0 +1,223 @@
+/* iotdm-agent: the device-management background app. libiotdm plus every built-in capability,
+ * with iotdm-configd making the changes to the system. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/config.h"
+#include "agent/configd_link.h"
+#include "capabilities/capabilities.h"
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "iotdm/iotdm.h"
+
+#define AGENT_VERSION   "0.1.0"
+#define MAX_SLEEP_MS    1000 /* schedules are checked at least this often */
+#define REBOOT_DRAIN_MS 3000 /* after a simulated reboot: time to flush the outbox */
+
+static volatile sig_atomic_t stop_requested;
+
+typedef struct {
+    agent_config cfg;
+    iotdm_client *client;
+    agent_configd configd;
+    cap_env env;
+    cap_set caps;
+    int64_t exit_at_ms; /* 0: running; else exit once drained or at this time */
+    const char *test_clock_file;
+} agent;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: iotdm-agent [--config FILE] [--SETTING VALUE ...]\n"
+            "\n"
+            "The iotdm device-management agent: connects the device to its hub (Azure IoT Hub\n"
+            "or iotdm-hub), applies desired configuration through iotdm-configd and reports\n"
+            "the device's state. Logs go to stderr.\n"
+            "\n"
+            "Settings (in the config file as key = value; default file %s):\n"
+            "  connection-string CS   HostName=…;DeviceId=…;SharedAccessKey=… (or the next three)\n"
+            "  hub-host NAME          the hub's host name\n"
+            "  device-id ID           this device's id\n"
+            "  device-key KEY | device-key-file FILE   base64 symmetric key (SAS)\n"
+            "  cert-file FILE, key-file FILE           X.509 client certificate instead\n"
+            "  hub-port PORT          MQTT over TLS port (8883)\n"
+            "  ca-file FILE           trust anchors for the hub (default: the system's)\n"
+            "  state-dir DIR          durable state and outbox (/var/lib/iotdm)\n"
+            "  configd-socket PATH    iotdm-configd's socket (/run/iotdm/configd.sock)\n"
+            "  capabilities LIST      all, or any of deviceInformation,reboot,factoryReset,time\n"
+            "  time-service-enabled, time-service-started (true|false),\n"
+            "  time-service-priority (local|remote)   local time-service settings\n"
+            "  log-level LEVEL        error, warn, info, debug\n"
+            "  -h, --help             this text\n"
+            "\n"
+            "SIGTERM stops it; queued reports stay in the outbox for the next start.\n",
+            AGENT_DEFAULT_CONFIG);
+}
+
+static void log_bridge(void *ctx, iotdm_log_level level, const char *message)
+{
+    (void)ctx;
+    static const log_level map[] = {LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG};
+    LOG_AT(map[level], "iotdm", "%s", message);
+}
+
+static void on_connection(void *ctx, iotdm_connection_state state, const char *reason)
+{
+    agent *a = ctx;
+    static const char *const names[] = {"disconnected", "connecting", "connected", "refused"};
+    log_info("agent", "connection %s: %s", names[state], reason ? reason : "");
+    if (state == IOTDM_CONNECTION_CONNECTED)
+        cap_set_report_static(&a->caps);
+}
+
+/* The scheduler's clock: the real one, or in tests a file holding epoch milliseconds. */
+static int64_t scheduler_now(void *ctx)
+{
+    agent *a = ctx;
+    if (a->test_clock_file) {
+        FILE *f = fopen(a->test_clock_file, "r");
+        long long v = 0;
+        bool ok = f && fscanf(f, "%lld", &v) == 1;
+        if (f)
+            fclose(f);
+        if (ok)
+            return v;
+    }
+    return time_now_ms();
+}
+
+static void reboot_happened(void *ctx)
+{
+    agent *a = ctx;
+    log_info("agent", "simulated reboot: exiting once the outbox is drained");
+    a->exit_at_ms = time_mono_ms() + REBOOT_DRAIN_MS;
+}
+
+static iotdm_result start(agent *a)
+{
+    if (mkdir(a->cfg.state_dir, 0700) != 0 && errno != EEXIST) {
+        log_error("agent", "cannot create state directory %s: %s", a->cfg.state_dir,
+                  strerror(errno));
+        return -errno;
+    }
+    iotdm_client_config cc = {
+        .host = a->cfg.hub_host,
+        .port = a->cfg.hub_port,
+        .device_id = a->cfg.device_id,
+        .device_key = a->cfg.device_key[0] ? a->cfg.device_key : NULL,
+        .cert_file = a->cfg.cert_file[0] ? a->cfg.cert_file : NULL,
+        .key_file = a->cfg.key_file[0] ? a->cfg.key_file : NULL,
+        .ca_file = a->cfg.ca_file[0] ? a->cfg.ca_file : NULL,
+        .model_id = a->cfg.model_id,
+        .state_dir = a->cfg.state_dir,
+        .log = log_bridge,
+        .log_level = log_enabled(LOG_LVL_DEBUG) ? IOTDM_LOG_DEBUG : IOTDM_LOG_INFO,
+        .on_connection = on_connection,
+        .connection_ctx = a,
+    };
+    iotdm_result r = iotdm_client_new(&cc, &a->client);
+    if (r < 0) {
+        log_error("agent", "cannot create the hub client: %s", iotdm_result_message(r));
+        return r;
+    }
+    agent_configd_init(&a->configd, a->cfg.configd_socket);
+    a->env = (cap_env){
+        .client = a->client,
+        .configd = agent_configd_call,
+        .configd_ctx = &a->configd,
+        .now_ms = scheduler_now,
+        .clock_ctx = a,
+        .reboot_happened = reboot_happened,
+        .agent_ctx = a,
+        .state_dir = a->cfg.state_dir,
+        .sw_version = "iotdm-agent " AGENT_VERSION,
+    };
+    a->env.local_time_service.present = a->cfg.time_service_local;
+    a->env.local_time_service.enabled = a->cfg.time_service_enabled;
+    a->env.local_time_service.started = a->cfg.time_service_started;
+    a->env.local_time_service.priority = a->cfg.time_service_priority;
+    return cap_set_start(&a->caps, &a->env, &a->cfg.capabilities);
+}
+
+static int timeout_ms(agent *a)
+{
+    int64_t t = MAX_SLEEP_MS;
+    int client_t = iotdm_client_next_timeout_ms(a->client);
+    if (client_t >= 0 && client_t < t)
+        t = client_t;
+    int64_t due = cap_set_next_due_ms(&a->caps);
+    int64_t now = scheduler_now(a);
+    if (due != INT64_MAX)
+        t = due <= now ? 0 : (due - now < t ? due - now : t);
+    return (int)t;
+}
+
+static bool should_exit(agent *a)
+{
+    if (stop_requested)
+        return true;
+    if (!a->exit_at_ms)
+        return false;
+    iotdm_outbox_stats s;
+    iotdm_client_outbox_stats(a->client, &s);
+    return s.reported_pending == 0 || time_mono_ms() >= a->exit_at_ms;
+}
+
+static void run(agent *a)
+{
+    struct pollfd pfd = {.fd = iotdm_client_fd(a->client), .events = POLLIN};
+    while (!should_exit(a)) {
+        int n = poll(&pfd, 1, timeout_ms(a));
+        if (n < 0 && errno != EINTR) {
+            log_error("agent", "poll: %s", strerror(errno));
+            break;
+        }
+        iotdm_client_process(a->client);
+        cap_set_run_due(&a->caps, scheduler_now(a));
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static agent a;
+    agent_config_defaults(&a.cfg);
+    char error[512];
+    if (agent_config_load(&a.cfg, argc, argv, error, sizeof error) < 0) {
+        if (!strcmp(error, "help")) {
+            usage(stdout);
+            return 0;
+        }
+        fprintf(stderr, "iotdm-agent: %s (see iotdm-agent --help)\n", error);
+        return 2;
+    }
+    a.test_clock_file = getenv("IOTDM_TEST_CLOCK_FILE");
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    log_info("agent", "starting version=%s device=%s hub=%s:%u", AGENT_VERSION, a.cfg.device_id,
+             a.cfg.hub_host, a.cfg.hub_port);
+    int status = 1;
+    if (start(&a) == IOTDM_OK) {
+        run(&a);
+        status = 0;
+    }
+    cap_set_stop(&a.caps);
+    iotdm_client_free(a.client);
+    agent_configd_deinit(&a.configd);
+    log_info("agent", "stopped");
+    return status;
+}

@@ -1,0 +1,102 @@
+/* The built-in device-management capabilities: what they need from the agent, and how the agent
+ * starts them. Each capability registers its handlers and commands with libiotdm's public
+ * handler API, exactly as a device maker's own capability would. */
+#ifndef IOTDM_CAPABILITIES_H
+#define IOTDM_CAPABILITIES_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "iotdm/iotdm.h"
+
+#define CAP_COMPONENT "dm"
+
+/* What the agent provides to the capabilities. */
+typedef struct cap_env {
+    iotdm_client *client;
+    /* One configd operation: args is borrowed; on success *out_result is a new reference. On
+     * failure err holds configd's message (or why configd could not be reached). */
+    iotdm_result (*configd)(void *ctx, const char *op, json_t *args, json_t **out_result,
+                            char *err, size_t err_cap);
+    void *configd_ctx;
+    /* The scheduler's clock (an injected one in tests). */
+    int64_t (*now_ms)(void *ctx);
+    void *clock_ctx;
+    /* After a simulated reboot the agent exits, as the machine would have gone down; its
+     * supervisor starts it again. */
+    void (*reboot_happened)(void *ctx);
+    void *agent_ctx;
+    const char *state_dir;
+    const char *sw_version;
+    /* Local time-service settings (the agent's config file), for the local/remote priority. */
+    struct {
+        bool present;
+        bool enabled;
+        bool started;
+        const char *priority; /* "local" or "remote" */
+    } local_time_service;
+} cap_env;
+
+/* A capability with timed work (schedules, deferred commands). */
+typedef struct cap_timer {
+    int64_t (*next_due_ms)(void *ctx); /* INT64_MAX: nothing due */
+    void (*run_due)(void *ctx, int64_t now_ms);
+    void *ctx;
+} cap_timer;
+
+#define CAP_MAX_TIMERS 8
+
+/* All built-in capabilities, as enabled in the agent's config. */
+typedef struct cap_set {
+    cap_env *env;
+    cap_timer timers[CAP_MAX_TIMERS];
+    size_t ntimers;
+    void *reboot;
+    void *factory_reset;
+    void *time;
+    bool device_info;
+} cap_set;
+
+typedef struct {
+    bool device_info;
+    bool reboot;
+    bool factory_reset;
+    bool time;
+} cap_selection;
+
+iotdm_result cap_set_start(cap_set *set, cap_env *env, const cap_selection *which);
+void cap_set_stop(cap_set *set);
+/* The earliest due time of any timer (INT64_MAX if none), and running what is due. */
+int64_t cap_set_next_due_ms(cap_set *set);
+void cap_set_run_due(cap_set *set, int64_t now_ms);
+/* Reports the read-only sections (system information) again: after connecting, reportAll. */
+void cap_set_report_static(cap_set *set);
+
+/* Per capability (device_info.c, reboot.c, factory_reset.c, time.c, report.c). */
+void cap_device_info_report(cap_env *env);
+iotdm_result cap_reboot_start(cap_env *env, void **out_state, cap_timer *out_timer);
+void cap_reboot_stop(void *state);
+iotdm_result cap_factory_reset_start(cap_env *env, void **out_state, cap_timer *out_timer);
+void cap_factory_reset_stop(void *state);
+iotdm_result cap_time_start(cap_env *env, void **out_state);
+void cap_time_stop(void *state);
+iotdm_result cap_report_start(cap_set *set);
+
+/* Helpers shared by the capabilities (common.c). */
+/* JSON text of a new reference, freed by the caller with free(). */
+char *cap_dump(json_t *value);
+/* {"state": state, "time": now, "message": message} */
+json_t *cap_status(cap_env *env, const char *state, const char *message);
+/* Reports the read-only property dm.<property> = value (takes the reference). */
+void cap_report(cap_env *env, const char *property, json_t *value);
+/* Durable small JSON state per capability: <state_dir>/<name>.json (write, fsync, rename). */
+json_t *cap_state_load(cap_env *env, const char *name);
+iotdm_result cap_state_save(cap_env *env, const char *name, json_t *state);
+/* Parses JSON text into an object; NULL (and an ack 400) when it is not one. */
+json_t *cap_parse_object(const char *json, iotdm_ack *ack);
+/* Sets ack to an error with a copied description kept in buf. */
+void cap_ack_error(iotdm_ack *ack, int code, char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+#endif

@@ -1,0 +1,97 @@
+/* Helpers shared by the capabilities: status objects, reporting, durable state. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "capabilities/capabilities.h"
+#include "common/iso8601.h"
+
+char *cap_dump(json_t *value)
+{
+    return json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+json_t *cap_status(cap_env *env, const char *state, const char *message)
+{
+    char when[32];
+    iso8601_format_utc(env->now_ms(env->clock_ctx), when, sizeof when);
+    json_t *s = json_pack("{s:s, s:s}", "state", state, "time", when);
+    if (message && *message)
+        json_object_set_new(s, "message", json_string(message));
+    return s;
+}
+
+void cap_report(cap_env *env, const char *property, json_t *value)
+{
+    char *text = cap_dump(value);
+    json_decref(value);
+    if (text)
+        iotdm_report_property(env->client, CAP_COMPONENT, property, text);
+    free(text);
+}
+
+static void state_path(cap_env *env, const char *name, char *out, size_t cap, const char *suffix)
+{
+    snprintf(out, cap, "%s/%s.json%s", env->state_dir, name, suffix);
+}
+
+json_t *cap_state_load(cap_env *env, const char *name)
+{
+    char path[1024];
+    state_path(env, name, path, sizeof path, "");
+    json_error_t err;
+    json_t *j = json_load_file(path, 0, &err);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return json_object();
+    }
+    return j;
+}
+
+iotdm_result cap_state_save(cap_env *env, const char *name, json_t *state)
+{
+    char path[1024], tmp[1040];
+    state_path(env, name, path, sizeof path, "");
+    state_path(env, name, tmp, sizeof tmp, ".tmp");
+    char *text = cap_dump(state);
+    if (!text)
+        return -ENOMEM;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    size_t len = strlen(text);
+    bool ok = fd >= 0 && write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    free(text);
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return IOTDM_E_STORAGE;
+    }
+    return IOTDM_OK;
+}
+
+json_t *cap_parse_object(const char *json, iotdm_ack *ack)
+{
+    json_error_t err;
+    json_t *j = json_loads(json, JSON_DECODE_ANY, &err);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        ack->code = 400;
+        ack->description = "the value must be a JSON object";
+        return NULL;
+    }
+    return j;
+}
+
+void cap_ack_error(iotdm_ack *ack, int code, char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    ack->code = code;
+    ack->description = buf;
+}
