@@ -84,7 +84,7 @@ static const struct {
     STR_SETTING("device-key", device_key),   STR_SETTING("cert-file", cert_file),
     STR_SETTING("key-file", key_file),       STR_SETTING("ca-file", ca_file),
     STR_SETTING("state-dir", state_dir),     STR_SETTING("configd-socket", configd_socket),
-    STR_SETTING("model-id", model_id),
+    STR_SETTING("model-id", model_id),       STR_SETTING("reboot-inhibit-file", reboot_inhibit_file),
 };
 
 static iotdm_result apply(agent_config *cfg, const char *name, const char *value, char *error,
@@ -147,6 +147,7 @@ void agent_config_defaults(agent_config *cfg)
     set_str(cfg->state_dir, sizeof cfg->state_dir, "/var/lib/iotdm");
     set_str(cfg->configd_socket, sizeof cfg->configd_socket, "/run/iotdm/configd.sock");
     set_str(cfg->model_id, sizeof cfg->model_id, "dtmi:iotdm:DeviceManagement;1");
+    set_str(cfg->reboot_inhibit_file, sizeof cfg->reboot_inhibit_file, "/run/iotdm/reboot-inhibit");
     set_str(cfg->time_service_priority, sizeof cfg->time_service_priority, "remote");
     cfg->capabilities = (cap_selection){true, true, true, true};
 }

@@ -21,6 +21,7 @@ typedef struct {
     char state_dir[512];
     char configd_socket[256];
     char model_id[256];
+    char reboot_inhibit_file[256]; /* while it exists, the agent (as host app) vetoes reboots */
     cap_selection capabilities;
     bool time_service_local;      /* local time-service settings are present */
     bool time_service_enabled;

@@ -60,6 +60,7 @@ static void usage(FILE *out)
             "  capabilities LIST      all, or any of deviceInformation,reboot,factoryReset,time\n"
             "  time-service-enabled, time-service-started (true|false),\n"
             "  time-service-priority (local|remote)   local time-service settings\n"
+            "  reboot-inhibit-file F  while F exists, reboots are vetoed (/run/iotdm/reboot-inhibit)\n"
             "  log-level LEVEL        error, warn, info, debug\n"
             "  -h, --help             this text\n"
             "\n"
@@ -106,6 +107,18 @@ static void reboot_happened(void *ctx)
     a->exit_at_ms = time_mono_ms() + REBOOT_DRAIN_MS;
 }
 
+/* The agent is the device's background app: its veto is an inhibit file that other software on
+ * the device (an update in progress, a kiosk app mid-transaction) can create. */
+static bool reboot_allowed(void *ctx)
+{
+    agent *a = ctx;
+    if (access(a->cfg.reboot_inhibit_file, F_OK) == 0) {
+        log_info("agent", "reboot vetoed: %s exists", a->cfg.reboot_inhibit_file);
+        return false;
+    }
+    return true;
+}
+
 static iotdm_result start(agent *a)
 {
     if (mkdir(a->cfg.state_dir, 0700) != 0 && errno != EEXIST) {
@@ -133,6 +146,7 @@ static iotdm_result start(agent *a)
         log_error("agent", "cannot create the hub client: %s", iotdm_result_message(r));
         return r;
     }
+    iotdm_client_set_reboot_veto(a->client, reboot_allowed, a);
     agent_configd_init(&a->configd, a->cfg.configd_socket);
     a->env = (cap_env){
         .client = a->client,
