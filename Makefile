@@ -30,8 +30,9 @@ demo: build
 unit: build
 	ctest --test-dir build/ci -L unit --output-on-failure -j$(JOBS)
 
-e2e: build
-	cd tests/e2e && IOTDM_BUILD_DIR=$(CURDIR)/build/ci npm test
+# End-to-end tests run the ASan+UBSan binaries: a leak or an overflow fails them too.
+e2e: dev
+	cd tests/e2e && IOTDM_BUILD_DIR=$(CURDIR)/build/dev npm test
 
 fuzz-replay:
 	scripts/fuzz-replay.sh

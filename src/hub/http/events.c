@@ -47,10 +47,20 @@ static void client_free(sse_client *c)
     xfree(c);
 }
 
+/* libevent detaches an unfinished reply from a connection that fails and leaves the request to
+ * us: free it, or every closed stream leaks one. */
+void http_release_orphan(struct evhttp_request *req)
+{
+    if (!evhttp_request_get_connection(req))
+        evhttp_request_free(req);
+}
+
 static void client_gone(struct evhttp_connection *conn, void *arg)
 {
     (void)conn;
-    client_free(arg);
+    sse_client *c = arg;
+    http_release_orphan(c->req);
+    client_free(c);
 }
 
 /* The event as JSON: the message, its properties, and the body as text or base64. */

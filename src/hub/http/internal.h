@@ -42,6 +42,9 @@ void http_send_error(http_ctx *cx, hub_error_info e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void http_send_result_error(http_ctx *cx, iotdm_result r, const char *what);
 
+/* Frees a request whose connection failed before we answered (long-lived replies). */
+void http_release_orphan(struct evhttp_request *req);
+
 /* The body as JSON; on failure an error was sent and NULL is returned. */
 json_t *http_body_json(http_ctx *cx);
 const char *http_header(http_ctx *cx, const char *name);
@@ -53,6 +56,11 @@ bool http_authorize(http_ctx *cx, unsigned rights);
 /* Fills d from a Device JSON body (§4.2); an update without "authentication" keeps the
  * credentials. On a bad field sends 400 (unless cx->quiet_errors) and returns false. */
 bool http_device_from_json(http_ctx *cx, const json_t *body, bool is_update, hub_device *d);
+
+/* Builds a cloud-to-device message from the extension's JSON body; returns a readable error or
+ * NULL. m is filled (hub_c2d_deinit it in both cases). */
+const char *http_c2d_from_json(const json_t *body, const char *device_id, int64_t default_ttl,
+                               hub_c2d *m);
 
 /* Route handlers. Each one sends exactly one response (now or later). */
 void http_devices(http_ctx *cx);      /* /devices, /devices/{id}, /devices/{id}/commands */

@@ -31,9 +31,8 @@ static bool set_optional(json_t *props, const char *wire, const json_t *v)
     return true;
 }
 
-/* Builds the message from the body; returns an error text or NULL. */
-static const char *build_message(const json_t *body, const char *device_id, int64_t default_ttl,
-                                 hub_c2d *m)
+const char *http_c2d_from_json(const json_t *body, const char *device_id, int64_t default_ttl,
+                               hub_c2d *m)
 {
     const json_t *text = json_object_get(body, "body");
     const char *enc = json_string_value(json_object_get(body, "bodyEncoding"));
@@ -117,7 +116,7 @@ void http_messages(http_ctx *cx)
     hub_c2d m;
     memset(&m, 0, sizeof m);
     const char *bad = json_is_object(body)
-                          ? build_message(body, id, cx->h->cfg.c2d_default_ttl_ms, &m)
+                          ? http_c2d_from_json(body, id, cx->h->cfg.c2d_default_ttl_ms, &m)
                           : "the body must be a JSON object";
     json_decref(body);
     iotdm_result r = IOTDM_OK;

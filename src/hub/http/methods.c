@@ -21,6 +21,7 @@ static void client_gone(struct evhttp_connection *conn, void *arg)
     (void)conn;
     pending_invoke *p = arg;
     hub_methods_cancel(p->h->methods, p->call_id);
+    http_release_orphan(p->req);
     xfree(p);
 }
 

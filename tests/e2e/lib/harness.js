@@ -143,10 +143,17 @@ async function startHub() {
 // device SDK retries a refused reconnect for minutes), so once this has run the
 // process is made to exit within a few seconds even if handles remain.
 async function stopAll() {
-  setTimeout(() => {
-    process.stderr.write('e2e: handles still open 5 s after the tests; forcing exit\n');
-    process.exit();
-  }, 5000).unref();
+  try {
+    await stopAllInner();
+  } finally {
+    setTimeout(() => {
+      process.stderr.write(`e2e: handles still open 5 s after the tests; forcing exit (code ${process.exitCode})\n`);
+      process.exit();
+    }, 5000).unref();
+  }
+}
+
+async function stopAllInner() {
   await closeTracked();
   if (hub.unexpectedExit) {
     throw new Error(`the hub died during the tests: ${JSON.stringify(hub.unexpectedExit)}`);
