@@ -25,6 +25,7 @@ static const setting settings[] = {
     {"hostname", STR(hostname)},
     {"listen", STR(listen_addr)},
     {"web-dir", STR(web_dir)},
+    {"models-dir", STR(models_dir)},
     {"mqtt-port", FIELD(SET_PORT, mqtt_port)},
     {"https-port", FIELD(SET_PORT, https_port)},
     {"telemetry-max-mb", FIELD(SET_MB, telemetry_max_bytes)},
@@ -43,6 +44,9 @@ void hub_config_defaults(hub_config *cfg)
     cfg->c2d_default_ttl_ms = 3600LL * 1000 * 48; /* Azure's default C2D time to live: 48 h */
 #ifdef IOTDM_WEB_DIR
     snprintf(cfg->web_dir, sizeof cfg->web_dir, "%s", IOTDM_WEB_DIR);
+#endif
+#ifdef IOTDM_MODELS_DIR
+    snprintf(cfg->models_dir, sizeof cfg->models_dir, "%s", IOTDM_MODELS_DIR);
 #endif
 }
 

@@ -31,6 +31,7 @@ static void usage(FILE *out)
             "  --telemetry-max-mb N  retained telemetry, in MiB of bodies (default 256)\n"
             "  --telemetry-max-age-hours N  retained telemetry age (default 168)\n"
             "  --web-dir DIR         dashboard files (default: the installed ones)\n"
+            "  --models-dir DIR      DTDL interfaces served at /iotdm/models\n"
             "  --log-level LEVEL     error, warn, info or debug (default info)\n"
             "  -h, --help            this text\n"
             "\n"

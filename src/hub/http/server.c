@@ -174,6 +174,8 @@ static void route(struct evhttp_request *req, void *arg)
         http_messages(cx);
     } else if (seg_is(cx, 0, "iotdm") && seg_is(cx, 1, "events")) {
         http_events(cx);
+    } else if (seg_is(cx, 0, "iotdm") && seg_is(cx, 1, "models")) {
+        http_models(cx);
     } else {
         http_static(cx);
     }
