@@ -110,6 +110,11 @@ void hub_events_connection(hub_events *ev, const char *device_id, const char *mo
     append_json_event(ev, device_id, module_id, HUB_EVENT_CONNECTION, body);
 }
 
+void hub_events_file(hub_events *ev, const char *device_id, json_t *notification)
+{
+    append_json_event(ev, device_id, NULL, HUB_EVENT_FILE, notification);
+}
+
 void hub_events_twin(hub_events *ev, const char *device_id, const char *section, int64_t version,
                      const json_t *patch)
 {

@@ -15,6 +15,7 @@
 #define HUB_EVENT_TELEMETRY  "Telemetry"
 #define HUB_EVENT_CONNECTION "deviceConnectionStateEvents"
 #define HUB_EVENT_TWIN       "twinChangeEvents"
+#define HUB_EVENT_FILE       "fileUploadNotifications"
 
 hub_events *hub_events_new(hub *h);
 void hub_events_free(hub_events *ev);
@@ -28,6 +29,9 @@ void hub_events_connection(hub_events *ev, const char *device_id, const char *mo
 /* A twin-change event: section is "desired", "reported" or "tags"; patch is what changed. */
 void hub_events_twin(hub_events *ev, const char *device_id, const char *section, int64_t version,
                      const json_t *patch);
+
+/* A file-upload notification (the device reported an upload's outcome); takes the reference. */
+void hub_events_file(hub_events *ev, const char *device_id, json_t *notification);
 
 /* Listeners are told that new events were committed (they read them from the store). */
 typedef void (*hub_events_listener)(void *ctx);

@@ -34,6 +34,7 @@ static const struct {
     {"device", HUB_RIGHT_DEVICE_CONNECT},
     {"registryRead", HUB_RIGHT_REGISTRY_READ},
     {"registryReadWrite", HUB_RIGHT_REGISTRY_READ | HUB_RIGHT_REGISTRY_WRITE},
+    {HUB_UPLOAD_KEY_POLICY, 0},
 };
 
 static iotdm_result random_key(char *out, size_t cap)

@@ -96,6 +96,8 @@ static const char *event_name(const hub_telemetry *m)
         return "connection";
     if (src && strcmp(src, HUB_EVENT_TWIN) == 0)
         return "twin";
+    if (src && strcmp(src, HUB_EVENT_FILE) == 0)
+        return "fileUpload";
     return "telemetry";
 }
 

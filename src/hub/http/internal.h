@@ -11,7 +11,9 @@
 #include "hub/http/http.h"
 
 #define HTTP_MAX_BODY     (1024 * 1024)
-#define HTTP_MAX_SEGMENTS 8
+#define HTTP_MAX_SEGMENTS 40 /* blob names have folders */
+#define HTTP_MAX_UPLOAD   (16 * 1024 * 1024) /* largest file a device may upload */
+#define HTTP_UPLOAD_CONTAINER "iotdm-files"
 
 struct hub_http {
     hub *h;
@@ -71,6 +73,13 @@ void http_query(http_ctx *cx);        /* /devices/query */
 void http_statistics(http_ctx *cx);   /* /statistics/devices, /statistics/service */
 void http_messages(http_ctx *cx);     /* /iotdm/devices/{id}/messages */
 void http_events(http_ctx *cx);       /* /iotdm/events (server-sent events) */
+void http_models(http_ctx *cx); /* /iotdm/models[/{dtmi}] */
+void http_files_device(http_ctx *cx);  /* POST /devices/{id}/files[/notifications[/{cid}]] */
+void http_files_blob_put(http_ctx *cx); /* PUT /iotdm-files/{deviceId}/{name} */
+void http_files_service(http_ctx *cx);  /* /iotdm/files[/{deviceId}/{name}] */
+/* The signature of an upload SAS (files.c). */
+bool http_upload_signature(hub *h, const char *cid, const char *blob, int64_t se,
+                           char out[45]);
 void http_static(http_ctx *cx);       /* the dashboard */
 
 struct hub_sse *http_sse_new(hub_http *http);

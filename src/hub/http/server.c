@@ -160,6 +160,12 @@ static void route(struct evhttp_request *req, void *arg)
     if ((q && evhttp_parse_query_str(q, &cx->query) < 0) ||
         !split_path(cx, evhttp_uri_get_path(uri))) {
         http_send_error(cx, HUB_ERR_ARGUMENT_INVALID, "malformed request URI");
+    } else if (seg_is(cx, 0, "devices") && seg_is(cx, 2, "files")) {
+        http_files_device(cx);
+    } else if (seg_is(cx, 0, HTTP_UPLOAD_CONTAINER)) {
+        http_files_blob_put(cx);
+    } else if (seg_is(cx, 0, "iotdm") && seg_is(cx, 1, "files")) {
+        http_files_service(cx);
     } else if (seg_is(cx, 0, "devices") && seg_is(cx, 1, "query") && cx->nsegments == 2) {
         http_query(cx);
     } else if (seg_is(cx, 0, "devices")) {
@@ -209,7 +215,8 @@ hub_http *hub_http_new(hub *h)
     }
     evhttp_set_bevcb(http->http, tls_bev, http);
     evhttp_set_gencb(http->http, route, http);
-    evhttp_set_max_body_size(http->http, HTTP_MAX_BODY + 1);
+    /* Uploads are the largest bodies; every other route checks HTTP_MAX_BODY itself. */
+    evhttp_set_max_body_size(http->http, HTTP_MAX_UPLOAD);
     evhttp_set_max_headers_size(http->http, 64 * 1024);
     evhttp_set_allowed_methods(http->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                                EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE |

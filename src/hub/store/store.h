@@ -40,6 +40,9 @@ enum {
     HUB_RIGHT_DEVICE_CONNECT = 1u << 3,
 };
 
+/* An internal key (rights 0: it authorizes nothing) that signs file-upload SAS URIs. */
+#define HUB_UPLOAD_KEY_POLICY "$upload"
+
 typedef struct {
     char name[HUB_ID_MAX];
     char primary_key[HUB_KEY_MAX];
@@ -192,6 +195,44 @@ int64_t hub_store_telemetry_last_seq(hub_store *store);
  * now_ms - max_age_ms (max_age_ms <= 0: no age limit). Opens no transaction when nothing goes. */
 iotdm_result hub_store_telemetry_trim(hub_store *store, uint64_t max_bytes, int64_t max_age_ms,
                                       int64_t now_ms);
+
+/* File uploads (azure-protocols.md §4.8). The bytes are kept by the HTTP layer in
+ * DATA/files/<correlation_id>; the store keeps the records. */
+#define HUB_BLOB_NAME_MAX 1024 + HUB_ID_MAX + 1 /* "<deviceId>/<name>" */
+#define HUB_CORRELATION_MAX 48
+
+typedef enum {
+    HUB_FILE_PENDING = 0, /* SAS URI handed out, nothing uploaded yet */
+    HUB_FILE_UPLOADED,    /* bytes stored, the device has not notified yet */
+    HUB_FILE_DONE,        /* the device notified success */
+    HUB_FILE_FAILED,      /* the device notified failure */
+} hub_file_state;
+
+typedef struct {
+    char correlation_id[HUB_CORRELATION_MAX];
+    char device_id[HUB_ID_MAX];
+    char blob_name[HUB_BLOB_NAME_MAX];
+    hub_file_state state;
+    int64_t size;
+    int64_t created_ms;
+    int64_t updated_ms;
+    int status_code;
+    char status_description[256];
+} hub_file;
+
+iotdm_result hub_store_file_create(hub_store *store, const hub_file *file);
+iotdm_result hub_store_file_get(hub_store *store, const char *correlation_id, hub_file *out_file);
+iotdm_result hub_store_file_update(hub_store *store, const hub_file *file);
+iotdm_result hub_store_file_delete(hub_store *store, const char *correlation_id);
+/* The newest record of a blob past the pending state (IOTDM_E_NOT_FOUND when there is none). */
+iotdm_result hub_store_file_find(hub_store *store, const char *device_id, const char *blob_name,
+                                 hub_file *out_file);
+/* Uploads of a device (NULL: every device), newest first, at most max. */
+typedef bool (*hub_file_visitor)(void *ctx, const hub_file *file);
+iotdm_result hub_store_file_foreach(hub_store *store, const char *device_id, size_t max,
+                                    hub_file_visitor visit, void *ctx);
+/* Uploads of a device still in progress (pending or uploaded) created after since_ms. */
+size_t hub_store_file_active(hub_store *store, const char *device_id, int64_t since_ms);
 
 /* Persistent MQTT sessions (CleanSession=0): the subscription set of a client id, as bits the MQTT
  * layer defines. get returns IOTDM_E_NOT_FOUND when there is no session. */

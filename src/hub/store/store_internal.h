@@ -49,6 +49,13 @@ typedef enum {
     ST_SESSION_PUT,
     ST_SESSION_GET,
     ST_SESSION_DELETE,
+    ST_FILE_INSERT,
+    ST_FILE_GET,
+    ST_FILE_UPDATE,
+    ST_FILE_FIND,
+    ST_FILE_LIST,
+    ST_FILE_DELETE,
+    ST_FILE_ACTIVE,
     ST_COUNT_
 } store_stmt_id;
 

@@ -82,6 +82,19 @@ static const char *const migrations[] = {
     "  subscriptions INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX sessions_device ON sessions(device_id);",
+    /* 1 -> 2: file uploads (azure-protocols.md §4.8); the bytes live in DATA/files/<cid>. */
+    "CREATE TABLE files ("
+    "  correlation_id TEXT PRIMARY KEY NOT NULL,"
+    "  device_id TEXT NOT NULL REFERENCES devices(device_id) ON DELETE CASCADE,"
+    "  blob_name TEXT NOT NULL,"
+    "  state INTEGER NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  status_code INTEGER NOT NULL,"
+    "  status_description TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX files_blob ON files(device_id, blob_name, created_ms);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
