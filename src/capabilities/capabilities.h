@@ -95,6 +95,8 @@ json_t *cap_state_load(cap_env *env, const char *name);
 iotdm_result cap_state_save(cap_env *env, const char *name, json_t *state);
 /* Parses JSON text into an object; NULL (and an ack 400) when it is not one. */
 json_t *cap_parse_object(const char *json, iotdm_ack *ack);
+/* Sets ack->value_json to value's text (takes the reference), kept in *slot until the next call. */
+void cap_ack_value(iotdm_ack *ack, char **slot, json_t *value);
 /* Sets ack to an error with a copied description kept in buf. */
 void cap_ack_error(iotdm_ack *ack, int code, char *buf, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));

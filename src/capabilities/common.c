@@ -86,6 +86,14 @@ json_t *cap_parse_object(const char *json, iotdm_ack *ack)
     return j;
 }
 
+void cap_ack_value(iotdm_ack *ack, char **slot, json_t *value)
+{
+    free(*slot);
+    *slot = cap_dump(value);
+    json_decref(value);
+    ack->value_json = *slot;
+}
+
 void cap_ack_error(iotdm_ack *ack, int code, char *buf, size_t cap, const char *fmt, ...)
 {
     va_list ap;

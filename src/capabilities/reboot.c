@@ -82,10 +82,7 @@ static json_t *reboot_info_value(reboot_cap *rc)
 
 static void set_value(reboot_cap *rc, iotdm_ack *ack, json_t *value)
 {
-    free(rc->value_text);
-    rc->value_text = cap_dump(value);
-    json_decref(value);
-    ack->value_json = rc->value_text;
+    cap_ack_value(ack, &rc->value_text, value);
 }
 
 /* Validates one schedule member: "" clears, otherwise ISO 8601 normalised to UTC. */

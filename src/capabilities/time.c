@@ -29,10 +29,7 @@ static json_t *time_info_value(json_t *got)
 
 static void set_value(time_cap *tc, iotdm_ack *ack, json_t *value)
 {
-    free(tc->value_text);
-    tc->value_text = cap_dump(value);
-    json_decref(value);
-    ack->value_json = tc->value_text;
+    cap_ack_value(ack, &tc->value_text, value);
 }
 
 static void time_info_desired(void *ctx, const char *value_json, int64_t version, iotdm_ack *ack)
