@@ -7,6 +7,7 @@
 
 #include "capabilities/capabilities.h"
 #include "common/log.h"
+#include "common/timeutil.h"
 
 /* The reported status must reach the hub before configd wipes the state directory. */
 #define DRAIN_WAIT_MS 5000
@@ -15,7 +16,9 @@ typedef struct {
     cap_env *env;
     bool queued;
     bool keep_provisioning;
-    int64_t started_ms; /* when the command was accepted (to bound the drain wait) */
+    /* Real (monotonic) time, not the scheduler's clock, which tests may freeze: */
+    int64_t started_mono;    /* when the command was accepted, to bound the drain wait */
+    int64_t next_check_mono; /* when to look at the outbox again */
 } reset_cap;
 
 static void report_status(reset_cap *fr, const char *state, const char *message)
@@ -46,7 +49,7 @@ static int reset_command(void *ctx, const char *name, const char *payload, char 
     fr->keep_provisioning = json_is_true(keep);
     json_decref(req);
     fr->queued = true;
-    fr->started_ms = fr->env->now_ms(fr->env->clock_ctx);
+    fr->started_mono = fr->next_check_mono = time_mono_ms();
     report_status(fr, "pending", "waiting for the status to reach the hub");
     json_t *status = cap_status(fr->env, "pending", "factory reset accepted");
     *out_json = cap_dump(status);
@@ -57,8 +60,9 @@ static int reset_command(void *ctx, const char *name, const char *payload, char 
 static int64_t reset_next_due(void *ctx)
 {
     reset_cap *fr = ctx;
-    /* While the status drains, look again every 100 ms. */
-    return fr->queued ? fr->env->now_ms(fr->env->clock_ctx) + 100 : INT64_MAX;
+    /* Due "now" when it is time to look at the outbox again; the agent loop wakes at least once
+     * a second and on every message from the hub. */
+    return fr->queued && time_mono_ms() >= fr->next_check_mono ? 0 : INT64_MAX;
 }
 
 static void reset_run_due(void *ctx, int64_t now_ms)
@@ -68,8 +72,11 @@ static void reset_run_due(void *ctx, int64_t now_ms)
         return;
     iotdm_outbox_stats stats;
     iotdm_client_outbox_stats(fr->env->client, &stats);
-    if (stats.reported_pending > 0 && now_ms - fr->started_ms < DRAIN_WAIT_MS)
-        return; /* try again on the next tick */
+    (void)now_ms;
+    if (stats.reported_pending > 0 && time_mono_ms() - fr->started_mono < DRAIN_WAIT_MS) {
+        fr->next_check_mono = time_mono_ms() + 100;
+        return;
+    }
     fr->queued = false;
     cap_env *env = fr->env;
     json_t *args = json_pack("{s:b}", "keepProvisioning", fr->keep_provisioning), *result = NULL;

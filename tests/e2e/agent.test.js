@@ -31,9 +31,13 @@ async function newDevice(id, opts = {}) {
   sim.setClock(T0);
   devices.push(sim);
   await sim.start();
-  await h.waitUntil(async () => (await reg.get(id)).responseBody.connectionState === 'Connected',
-    { timeoutMs: 15000, what: `${id} to connect` });
+  await connected(id);
   return sim;
+}
+
+// Connected and done with its first reports: from then on its subscriptions are in place.
+async function connected(id) {
+  await h.waitUntil(async () => dm(await twin(id)).deviceInfo, { timeoutMs: 20000, what: `${id} to connect and report` });
 }
 
 async function twin(id) {
@@ -44,12 +48,10 @@ function dm(t) {
   return (t.properties.reported.dm) || {};
 }
 
+// A desired PATCH with If-Match "*" (the device reports all the time, so the etag moves).
 async function setDesired(id, dmPatch) {
-  const t = await twin(id);
-  const updated = await t.update({ properties: { desired: { dm: { __t: 'c', ...dmPatch } } } });
-  return (updated.responseBody || updated).properties
-    ? (updated.responseBody || updated).properties.desired.$version
-    : (await twin(id)).properties.desired.$version;
+  const r = await reg.updateTwin(id, { properties: { desired: { dm: { __t: 'c', ...dmPatch } } } }, '*');
+  return r.responseBody.properties.desired.$version;
 }
 
 async function waitAck(id, prop, version, what) {
@@ -207,8 +209,7 @@ test('dm*factoryReset removes the configured paths, keeps others, reports comple
   fs.writeFileSync(path.join(sim.root, 'etc', 'app.conf'), 'x=1');
   fs.writeFileSync(path.join(sim.root, 'etc', 'keep.conf'), 'keep');
   await sim.start();
-  await h.waitUntil(async () => (await reg.get('agent-reset')).responseBody.connectionState === 'Connected',
-    { timeoutMs: 15000, what: 'connect' });
+  await connected('agent-reset');
   const bad = await invoke('agent-reset', 'factoryReset', { keepProvisioning: 'yes' });
   assert.equal(bad.status, 400);
   const r = await invoke('agent-reset', 'factoryReset', { keepProvisioning: true });

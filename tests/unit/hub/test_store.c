@@ -11,15 +11,15 @@ static void test_store_open_creates_versioned_wal_schema(void **state)
     fixture *f = *state;
     assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
     sqlite3 *db = raw_open(f);
-    assert_int_equal(raw_int(db, "PRAGMA user_version"), 1);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), 2);
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
     assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE name IN "
-                                 "('devices','twins','c2d','telemetry','sessions','policies')"),
-                     6);
+                                 "('devices','twins','c2d','telemetry','sessions','policies','files')"),
+                     7);
 
     /* Reopening an existing database keeps it; a newer schema is refused, not clobbered. */
     hub_store_close(f->s);

@@ -1,0 +1,132 @@
+/* The seam between configd's operations and the OS: every effect goes through this vtable. */
+#ifndef IOTDM_CONFIGD_BACKEND_H
+#define IOTDM_CONFIGD_BACKEND_H
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "configd/config.h"
+#include "iotdm/result.h"
+#include "proto/configd_frame.h"
+
+#define CFGD_SYSTEMCTL        "/usr/bin/systemctl"
+#define CFGD_CMD_OUTPUT_MAX   4096
+#define CFGD_SANDBOX_STATE    "/var/lib/iotdm-sandbox" /* under the sandbox directory */
+#define CFGD_SANDBOX_JOURNAL  CFGD_SANDBOX_STATE "/journal.jsonl"
+#define CFGD_SANDBOX_SERVICES CFGD_SANDBOX_STATE "/services.json"
+#define CFGD_SANDBOX_BOOT     CFGD_SANDBOX_STATE "/boot_time"
+
+/* What a command did. */
+typedef struct {
+    int status;                       /* exit status; -1 when it was killed (timeout or signal) */
+    bool timed_out;                   /* killed because it ran past the timeout */
+    char output[CFGD_CMD_OUTPUT_MAX]; /* stdout and stderr interleaved, truncated, NUL-terminated */
+    size_t output_len;
+} cfgd_cmd_result;
+
+typedef enum {
+    CFGD_SVC_ENABLE,
+    CFGD_SVC_DISABLE,
+    CFGD_SVC_START,
+    CFGD_SVC_STOP,
+    CFGD_SVC_TRY_RESTART /* restart only when running */
+} cfgd_svc_action;
+
+typedef struct {
+    bool enabled;
+    bool active;
+} cfgd_svc_state;
+
+typedef struct cfgd_backend cfgd_backend;
+
+/* Paths are absolute device paths ("/etc/timezone"); the backend maps them under its root. Every
+ * function returns 0 or -errno and, on failure, fills err (code "failed" unless said otherwise)
+ * with a message naming the device path, never a secret. */
+typedef struct {
+    const char *name; /* "linux", "sandbox" */
+    bool simulated;   /* reboots, services and hooks are recorded, not done */
+
+    /* Writes a whole file atomically (temporary file, fsync, rename), creating missing parents. */
+    int (*write_file)(cfgd_backend *be, const char *path, const void *data, size_t len,
+                      unsigned mode, cfgd_error *err);
+    /* Reads at most cap - 1 bytes and NUL-terminates; -ENOENT for a missing file. */
+    int (*read_file)(cfgd_backend *be, const char *path, char *buf, size_t cap, size_t *out_len,
+                     cfgd_error *err);
+    /* Makes path a symbolic link to target, atomically replacing what was there. */
+    int (*symlink)(cfgd_backend *be, const char *target, const char *path, cfgd_error *err);
+    /* The target of a symbolic link (NUL-terminated); -EINVAL when path is not a link. */
+    int (*readlink)(cfgd_backend *be, const char *path, char *buf, size_t cap, cfgd_error *err);
+    /* Removes a file, link or whole tree without following links, sparing the device paths in
+     * keep[0..nkeep) and the folders leading to them. *out_existed says whether path existed. */
+    int (*remove)(cfgd_backend *be, const char *path, const char (*keep)[CFGD_PATH_MAX],
+                  size_t nkeep, bool *out_existed, cfgd_error *err);
+    /* 1 when path exists (as anything, links not followed), 0 when not, or -errno. */
+    int (*exists)(cfgd_backend *be, const char *path);
+    /* Where to read read-only system data (the zoneinfo database, os-release): the root's copy
+     * when it has one, else the host's. The result is a host path. */
+    int (*system_path)(cfgd_backend *be, const char *path, char *buf, size_t cap);
+
+    /* Runs argv[0] (absolute) with argv and envp, no shell, with the configured timeout. 0 means it
+     * ran (look at out->status); -errno means it could not be started. */
+    int (*run)(cfgd_backend *be, const char *const *argv, const char *const *envp,
+               cfgd_cmd_result *out, cfgd_error *err);
+    int (*service)(cfgd_backend *be, const char *unit, cfgd_svc_action action, cfgd_error *err);
+    /* A unit that cannot be queried reads as neither enabled nor active. */
+    int (*service_state)(cfgd_backend *be, const char *unit, cfgd_svc_state *out, cfgd_error *err);
+    /* Starts a reboot (real) or records one and moves the boot time (simulated). */
+    int (*reboot)(cfgd_backend *be, const char *reason, cfgd_error *err);
+    /* Boot time in milliseconds since the epoch. */
+    int (*boot_time)(cfgd_backend *be, int64_t *out_ms, cfgd_error *err);
+    /* Whether the system clock is synchronised (NTP). */
+    int (*clock_synced)(cfgd_backend *be, bool *out, cfgd_error *err);
+    /* Records an event with its fields (borrowed): the sandbox journal, or a log line. */
+    int (*journal)(cfgd_backend *be, const char *event, const json_t *fields);
+    /* Size and free space of the file system holding the root, in KiB. */
+    int (*storage)(cfgd_backend *be, uint64_t *out_total_kb, uint64_t *out_free_kb,
+                   cfgd_error *err);
+} cfgd_backend_vt;
+
+struct cfgd_backend {
+    const cfgd_backend_vt *vt;
+    char root[PATH_MAX]; /* "" = the real root */
+    int command_timeout_ms;
+};
+
+/* The real system; root (may be "" or NULL) prefixes every path it writes and every program it
+ * runs, so that it can be tested against a throwaway root. Returns NULL with a message on failure.
+ */
+cfgd_backend *cfgd_backend_linux_new(const char *root, int command_timeout_ms, char *error,
+                                     size_t error_cap);
+/* The sandbox in dir (created if missing): files under dir, commands recorded, effects simulated.
+ */
+cfgd_backend *cfgd_backend_sandbox_new(const char *dir, int command_timeout_ms, char *error,
+                                       size_t error_cap);
+void cfgd_backend_free(cfgd_backend *be);
+
+/* ---- shared by both backends (backend_fs.c, backend_run.c) ---- */
+
+/* root + path into buf; -ENAMETOOLONG or -EINVAL (path not absolute and clean). */
+int cfgd_fs_map(const cfgd_backend *be, const char *path, char *buf, size_t cap);
+int cfgd_fs_write_file(cfgd_backend *be, const char *path, const void *data, size_t len,
+                       unsigned mode, cfgd_error *err);
+int cfgd_fs_read_file(cfgd_backend *be, const char *path, char *buf, size_t cap, size_t *out_len,
+                      cfgd_error *err);
+int cfgd_fs_symlink(cfgd_backend *be, const char *target, const char *path, cfgd_error *err);
+int cfgd_fs_readlink(cfgd_backend *be, const char *path, char *buf, size_t cap, cfgd_error *err);
+int cfgd_fs_remove(cfgd_backend *be, const char *path, const char (*keep)[CFGD_PATH_MAX],
+                   size_t nkeep, bool *out_existed, cfgd_error *err);
+int cfgd_fs_exists(cfgd_backend *be, const char *path);
+int cfgd_fs_system_path(cfgd_backend *be, const char *path, char *buf, size_t cap);
+int cfgd_fs_storage(cfgd_backend *be, uint64_t *out_total_kb, uint64_t *out_free_kb,
+                    cfgd_error *err);
+/* mkdir -p of a host path. */
+int cfgd_fs_mkdirs(const char *host_path, unsigned mode);
+
+/* Runs exec_path (a host path) with argv and envp; see cfgd_backend_vt.run. */
+int cfgd_run_command(const char *exec_path, const char *const *argv, const char *const *envp,
+                     int timeout_ms, cfgd_cmd_result *out, cfgd_error *err);
+
+#endif

@@ -1,0 +1,157 @@
+/* Unit tests for the op table and the dispatch of one request: codes, ids, descriptors. */
+#include "configd_fixture.h"
+
+typedef struct {
+    char dir[64];
+    cfgd_config cfg;
+    cfgd_backend *be;
+    cfgd_ctx ctx;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    fx_tempdir(f->dir, sizeof f->dir, "optable");
+    cfgd_config_defaults(&f->cfg);
+    char e[256];
+    f->be = cfgd_backend_sandbox_new(f->dir, 5000, e, sizeof e);
+    f->ctx = (cfgd_ctx){.be = f->be, .cfg = &f->cfg};
+    *state = f;
+    return f->be ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    cfgd_backend_free(f->be);
+    fx_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+static json_t *dispatch(fixture *f, const char *body, cfgd_outcome *oc)
+{
+    return cfgd_dispatch(&f->ctx, (const uint8_t *)body, strlen(body), oc);
+}
+
+static void test_table_has_the_documented_ops(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"system.info",     "system.reboot", "system.factory_reset",
+                                        "time.get",        "time.set_zone", "time.set_ntp",
+                                        "time.set_service"};
+    size_t n;
+    const cfgd_op *ops = cfgd_op_table(&n);
+    assert_int_equal(n, sizeof names / sizeof *names);
+    for (size_t i = 0; i < n; i++) {
+        const cfgd_op *op = cfgd_op_find(names[i]);
+        assert_non_null(op);
+        assert_non_null(op->validate);
+        assert_non_null(op->handle);
+        assert_string_equal(ops[i].name, names[i]);
+    }
+    assert_null(cfgd_op_find("time"));
+    assert_null(cfgd_op_find("time.get "));
+    assert_null(cfgd_op_find("shell"));
+}
+
+static void test_dispatch_ok_echoes_id(void **state)
+{
+    fixture *f = *state;
+    cfgd_outcome oc;
+    json_t *reply = dispatch(f, "{\"v\":1,\"id\":4242,\"op\":\"time.get\"}", &oc);
+    assert_true(oc.ok);
+    assert_int_equal(oc.id, 4242);
+    assert_string_equal(oc.op, "time.get");
+    assert_int_equal(json_integer_value(json_object_get(reply, "id")), 4242);
+    assert_int_equal(json_integer_value(json_object_get(reply, "v")), 1);
+    assert_true(json_is_object(json_object_get(reply, "result")));
+    json_decref(reply);
+}
+
+static void test_dispatch_unknown_op(void **state)
+{
+    fixture *f = *state;
+    cfgd_outcome oc;
+    json_t *reply = dispatch(f, "{\"v\":1,\"id\":2,\"op\":\"system.shell\",\"args\":{}}", &oc);
+    assert_false(oc.ok);
+    assert_string_equal(fx_code(reply), "unknown_op");
+    assert_int_equal(json_integer_value(json_object_get(reply, "id")), 2);
+    json_decref(reply);
+}
+
+static void test_dispatch_malformed_request_replies(void **state)
+{
+    fixture *f = *state;
+    cfgd_outcome oc;
+    json_t *reply = dispatch(f, "{\"v\":1,\"id\":9}", &oc);
+    assert_non_null(reply);
+    assert_string_equal(fx_code(reply), "malformed");
+    assert_int_equal(json_integer_value(json_object_get(reply, "id")), 9);
+    assert_string_equal(oc.op, "-");
+    json_decref(reply);
+}
+
+static void test_dispatch_not_object_closes(void **state)
+{
+    fixture *f = *state;
+    cfgd_outcome oc;
+    assert_null(dispatch(f, "[\"time.get\"]", &oc));
+    assert_false(oc.ok);
+    assert_int_equal(oc.error.code, CFGD_ERR_MALFORMED);
+    assert_null(dispatch(f, "garbage", &oc));
+}
+
+static void test_dispatch_refuses_unexpected_fds(void **state)
+{
+    fixture *f = *state;
+    int fds[1] = {0};
+    f->ctx.fds = fds;
+    f->ctx.nfds = 1;
+    cfgd_outcome oc;
+    json_t *reply = dispatch(f, "{\"v\":1,\"id\":3,\"op\":\"time.get\"}", &oc);
+    assert_string_equal(fx_code(reply), "invalid_argument");
+    json_decref(reply);
+}
+
+static void test_dispatch_invalid_args_change_nothing(void **state)
+{
+    fixture *f = *state;
+    cfgd_outcome oc;
+    json_t *reply = dispatch(
+        f, "{\"v\":1,\"id\":3,\"op\":\"time.set_zone\",\"args\":{\"zone\":\"../x\"}}", &oc);
+    assert_string_equal(fx_code(reply), "invalid_argument");
+    assert_false(fx_exists(f->dir, "/etc"));
+    json_decref(reply);
+}
+
+/* The backend reports failures with code "failed" and a message naming the device path. */
+static void test_dispatch_backend_failure_is_failed(void **state)
+{
+    fixture *f = *state;
+    fx_install_zoneinfo(f->dir);
+    /* /etc as a plain file makes every write below it fail. */
+    fx_write(f->dir, "/etc", "not a folder", 0644);
+    cfgd_outcome oc;
+    json_t *reply = dispatch(
+        f, "{\"v\":1,\"id\":3,\"op\":\"time.set_zone\",\"args\":{\"zone\":\"Europe/Berlin\"}}",
+        &oc);
+    assert_string_equal(fx_code(reply), "failed");
+    assert_non_null(strstr(oc.error.message, "/etc/localtime"));
+    json_decref(reply);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_table_has_the_documented_ops),
+        cmocka_unit_test_setup_teardown(test_dispatch_ok_echoes_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_unknown_op, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_malformed_request_replies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_not_object_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_refuses_unexpected_fds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_invalid_args_change_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_backend_failure_is_failed, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
