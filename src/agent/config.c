@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/connstr.h"
+#include "common/kvconf.h"
 #include "common/log.h"
 
 static void set_str(char *dst, size_t cap, const char *v)
@@ -152,57 +153,13 @@ void agent_config_defaults(agent_config *cfg)
     cfg->capabilities = (cap_selection){true, true, true, true};
 }
 
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1]))
-        *--e = '\0';
-    return s;
-}
-
 /* File keys may use '-' or '_' (hub_host = …); flags use '-'. */
-static void normalise_key(char *k)
+static iotdm_result apply_file_setting(void *ctx, const char *key, const char *value, char *error,
+                                       size_t error_cap)
 {
-    for (; *k; k++)
-        if (*k == '_')
-            *k = '-';
-}
-
-static iotdm_result load_file(agent_config *cfg, const char *path, bool required, char *error,
-                              size_t cap)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        if (!required)
-            return IOTDM_OK;
-        snprintf(error, cap, "cannot read config file %s", path);
-        return IOTDM_E_MALFORMED;
-    }
-    char line[1024];
-    int lineno = 0;
-    iotdm_result r = IOTDM_OK;
-    while (r == IOTDM_OK && fgets(line, sizeof line, f)) {
-        lineno++;
-        char *t = trim(line);
-        if (!*t || *t == '#')
-            continue;
-        char *eq = strchr(t, '=');
-        if (!eq) {
-            snprintf(error, cap, "%s:%d: expected key = value", path, lineno);
-            r = IOTDM_E_MALFORMED;
-            break;
-        }
-        *eq = '\0';
-        char *key = trim(t), msg[300];
-        normalise_key(key);
-        r = apply(cfg, key, trim(eq + 1), msg, sizeof msg);
-        if (r < 0)
-            snprintf(error, cap, "%s:%d: %s", path, lineno, msg);
-    }
-    fclose(f);
-    return r;
+    char name[64];
+    kvconf_dashed(key, name, sizeof name);
+    return apply(ctx, name, value, error, error_cap);
 }
 
 iotdm_result agent_config_load(agent_config *cfg, int argc, char **argv, char *error,
@@ -218,7 +175,9 @@ iotdm_result agent_config_load(agent_config *cfg, int argc, char **argv, char *e
         if (!strcmp(argv[i], "--config") && i + 1 < argc)
             path = argv[i + 1], required = true;
     }
-    iotdm_result r = load_file(cfg, path, required, error, error_cap);
+    iotdm_result r = IOTDM_OK;
+    if (required || access(path, F_OK) == 0)
+        r = kvconf_load(path, apply_file_setting, cfg, error, error_cap);
     for (int i = 1; r == IOTDM_OK && i < argc; i++) {
         const char *arg = argv[i];
         if (strncmp(arg, "--", 2) != 0 || i + 1 >= argc) {

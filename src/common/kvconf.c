@@ -92,3 +92,11 @@ iotdm_result kvconf_load(const char *path, kvconf_fn fn, void *ctx, char *error,
     xfree(buf);
     return r;
 }
+
+void kvconf_dashed(const char *key, char *out, size_t out_cap)
+{
+    snprintf(out, out_cap, "%s", key);
+    for (char *p = out; *p; p++)
+        if (*p == '_')
+            *p = '-';
+}

@@ -24,4 +24,7 @@ iotdm_result kvconf_parse(const char *text, size_t len, const char *name, kvconf
  * read gives -errno and a message naming it. */
 iotdm_result kvconf_load(const char *path, kvconf_fn fn, void *ctx, char *error, size_t error_cap);
 
+/* Copies key with '_' turned into '-', so file keys (hub_host) match option names (hub-host). */
+void kvconf_dashed(const char *key, char *out, size_t out_cap);
+
 #endif

@@ -1,11 +1,11 @@
 /* Configuration: one table of settings serves both the config file and the flags. */
 #include "hub/config.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/kvconf.h"
 #include "common/log.h"
 
 typedef enum { SET_STRING, SET_PORT, SET_MB, SET_HOURS, SET_LOG_LEVEL } setting_kind;
@@ -105,45 +105,13 @@ static iotdm_result apply(hub_config *cfg, const char *name, const char *value, 
     return IOTDM_E_MALFORMED;
 }
 
-static char *trim(char *s)
+/* Config-file keys are the long option names; '_' may stand for '-'. */
+static iotdm_result apply_file_setting(void *ctx, const char *key, const char *value, char *error,
+                                       size_t error_cap)
 {
-    while (isspace((unsigned char)*s))
-        s++;
-    char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1]))
-        *--e = '\0';
-    return s;
-}
-
-static iotdm_result load_file(hub_config *cfg, const char *path, char *error, size_t cap)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(error, cap, "cannot read config file %s", path);
-        return IOTDM_E_MALFORMED;
-    }
-    char line[1024];
-    int lineno = 0;
-    iotdm_result r = IOTDM_OK;
-    while (r == IOTDM_OK && fgets(line, sizeof line, f)) {
-        lineno++;
-        char *t = trim(line);
-        if (!*t || *t == '#')
-            continue;
-        char *eq = strchr(t, '=');
-        if (!eq) {
-            snprintf(error, cap, "%s:%d: expected key = value", path, lineno);
-            r = IOTDM_E_MALFORMED;
-            break;
-        }
-        *eq = '\0';
-        char msg[400];
-        r = apply(cfg, trim(t), trim(eq + 1), msg, sizeof msg);
-        if (r < 0)
-            snprintf(error, cap, "%s:%d: %s", path, lineno, msg);
-    }
-    fclose(f);
-    return r;
+    char name[64];
+    kvconf_dashed(key, name, sizeof name);
+    return apply(ctx, name, value, error, error_cap);
 }
 
 iotdm_result hub_config_from_args(hub_config *cfg, int argc, char **argv, char *error,
@@ -160,7 +128,7 @@ iotdm_result hub_config_from_args(hub_config *cfg, int argc, char **argv, char *
                 snprintf(error, error_cap, "--config needs a file");
                 return IOTDM_E_MALFORMED;
             }
-            iotdm_result r = load_file(cfg, argv[i + 1], error, error_cap);
+            iotdm_result r = kvconf_load(argv[i + 1], apply_file_setting, cfg, error, error_cap);
             if (r < 0)
                 return r;
         }
