@@ -11,7 +11,7 @@ apt_packages=(
     build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
     libssl-dev libevent-dev libjansson-dev libsqlite3-dev sqlite3 libcmocka-dev
     libmosquitto-dev libcurl4-openssl-dev
-    mosquitto openssl ca-certificates curl procps tmux
+    mosquitto mosquitto-clients openssl ca-certificates curl procps tmux
 )
 
 missing=()

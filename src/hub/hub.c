@@ -264,18 +264,21 @@ void hub_deinit(hub *h)
     if (h->mqtt_listener)
         evconnlistener_free(h->mqtt_listener);
     hub_mqtt_close_all(h);
-    if (h->http)
-        hub_http_free(h->http);
-    if (h->methods)
-        hub_methods_free(h->methods);
-    if (h->events)
-        hub_events_free(h->events);
     if (h->store) {
-        /* Whatever was written but not yet acknowledged is committed now; nothing was promised. */
+        /* Whatever was written but not yet acknowledged is committed now; nothing was promised.
+         * The deferred work still refers to the connections and listeners: run it first. */
         hub_store_commit(h->store);
         run_deferred(h, IOTDM_E_INTERNAL);
-        hub_store_close(h->store);
     }
+    /* Pending method calls answer their HTTP requests: before the HTTP server goes. */
+    if (h->methods)
+        hub_methods_free(h->methods);
+    if (h->http)
+        hub_http_free(h->http);
+    if (h->events)
+        hub_events_free(h->events);
+    if (h->store)
+        hub_store_close(h->store);
     xfree(h->deferred);
     if (h->commit_ev)
         event_free(h->commit_ev);
