@@ -1,5 +1,5 @@
 # Thin wrapper over CMake presets and the test runners. `make help` lists the targets.
-.PHONY: all build dev demo check unit e2e fuzz-replay format format-check bench clean help deps
+.PHONY: all build dev demo check unit e2e web fuzz-replay format format-check bench clean help deps
 
 JOBS ?= $(shell nproc)
 
@@ -11,7 +11,7 @@ help:
 	@echo "make dev           debug build with ASan+UBSan (build/dev)"
 	@echo "make demo          build and start the hub with simulated devices"
 	@echo "make check         everything CI runs: format, build, unit, fuzz replay, end-to-end"
-	@echo "make unit | e2e | fuzz-replay | format-check | bench"
+	@echo "make unit | e2e | web | fuzz-replay | format-check | bench"
 
 deps:
 	scripts/install-deps.sh
@@ -34,6 +34,10 @@ unit: build
 e2e: dev
 	cd tests/e2e && IOTDM_BUILD_DIR=$(CURDIR)/build/dev npm test
 
+# The dashboard in headless chromium (playwright-core); screenshots land in tests/web/artifacts.
+web: dev
+	cd tests/web && IOTDM_BUILD_DIR=$(CURDIR)/build/dev npm test
+
 fuzz-replay:
 	scripts/fuzz-replay.sh
 
@@ -43,7 +47,7 @@ format:
 format-check:
 	scripts/format-check.sh
 
-check: format-check build unit fuzz-replay e2e
+check: format-check build unit fuzz-replay e2e web
 	@echo "make check: all passed"
 
 bench: build

@@ -11,7 +11,7 @@ apt_packages=(
     build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
     libssl-dev libevent-dev libjansson-dev libsqlite3-dev sqlite3 libcmocka-dev
     libmosquitto-dev libcurl4-openssl-dev
-    mosquitto mosquitto-clients openssl ca-certificates curl procps tmux
+    mosquitto mosquitto-clients openssl ca-certificates curl procps tmux chromium
 )
 
 missing=()
@@ -31,5 +31,8 @@ fi
 # npm packages for the end-to-end tests (the official Azure SDKs), pinned by the committed lock file.
 if [[ -f "$here/tests/e2e/package-lock.json" ]]; then
     (cd "$here/tests/e2e" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [[ -f "$here/tests/web/package-lock.json" ]]; then
+    (cd "$here/tests/web" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "install-deps: done"

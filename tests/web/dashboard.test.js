@@ -30,6 +30,7 @@ let shotNo = 0;
 async function shot(name) {
   shotNo += 1;
   const file = path.join(ARTIFACTS, `${String(shotNo).padStart(2, '0')}-${name}.png`);
+  await page.evaluate(() => window.scrollTo(0, 0)); // the sticky header stays on top of a full-page shot
   await page.screenshot({ path: file, fullPage: true });
   return file;
 }
@@ -110,14 +111,14 @@ test('sign in: a wrong key is refused with a clear error, the right one opens th
     await shot('sign-in');
     const wrong = env.connStr.replace(/SharedAccessKey=[^;]+/, 'SharedAccessKey=d3JvbmcgKGJ1dCB2YWxpZCBiYXNlNjQpIGtleQ==');
     await page.fill('#connstr', wrong);
-    await page.click('button:has-text("Sign in")');
+    await page.click('#main button[type=submit]');
     const error = page.locator('#signin-error');
     await error.filter({ hasText: /refused/ }).waitFor();
     assert.match(await error.textContent(), /signature|refused/i);
     await shot('sign-in-wrong-key');
 
     await page.fill('#connstr', env.connStr);
-    await page.click('button:has-text("Sign in")');
+    await page.click('#main button[type=submit]');
     await page.locator('table[aria-label="Devices"] tbody tr[data-device-id]').first().waitFor();
     const host = await page.locator('#session-host').textContent();
     assert.equal(host, `iothubowner@${env.addr}`);
@@ -205,7 +206,7 @@ test('reboot the device and see lastBootTime move', async (t) => {
     }, before, { timeout: 30000 });
     const afterBoot = await boot.getAttribute('datetime');
     assert.ok(Date.parse(afterBoot) > Date.parse(before), `lastBootTime ${before} → ${afterBoot}`);
-    assert.ok(sim.agentStarts >= 2, 'the agent restarted after the simulated reboot');
+    await waitUntil(() => sim.agentStarts >= 2, 'the agent to restart after the simulated reboot');
     await page.locator('[data-prop="dm.rebootCmd"] [data-path="response"]', { hasText: 'scheduled' }).waitFor();
     await page.evaluate(() => window.scrollTo(0, 0));
     await shot('rebooted');
@@ -294,7 +295,7 @@ test('twin editor: validation, a merge patch with If-Match, and a conflict', asy
     await page.locator('#twin-error', { hasText: 'changed on the hub' }).waitFor();
     await shot('twin-conflict');
     assert.equal((await rest.twin(SENSOR_ID)).properties.desired.sensor.mode, 'normal');
-    await page.click('button:has-text("Revert")');
+    await page.click('form.editor button:has-text("Revert")');
     const fresh = JSON.parse(await desired.inputValue());
     assert.equal(fresh.sensor.mode, 'normal');
     fresh.sensor.mode = 'eco';

@@ -38,7 +38,8 @@ export function onUnauthorized(fn) {
   listeners.add(fn);
 }
 
-export async function request(method, path, { body, headers = {}, signal } = {}) {
+// silent: a 401 is only thrown, not announced (the sign-in check).
+export async function request(method, path, { body, headers = {}, signal, silent = false } = {}) {
   const url = `${path}${path.includes('?') ? '&' : '?'}api-version=${API_VERSION}`;
   const h = { Authorization: await authHeader(), Accept: 'application/json', ...headers };
   const init = { method, headers: h, signal, cache: 'no-store' };
@@ -57,7 +58,7 @@ export async function request(method, path, { body, headers = {}, signal } = {})
   if (!res.ok) {
     const { code, message } = parseErrorBody(text, res.status, res.headers.get('iothub-errorcode'));
     const err = new HubError(res.status, code, message);
-    if (res.status === 401) for (const fn of listeners) fn(err);
+    if (res.status === 401 && !silent) for (const fn of listeners) fn(err);
     throw err;
   }
   let json;

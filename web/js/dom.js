@@ -40,8 +40,6 @@ export function uid(prefix = 'u') {
 
 // ---- time ----
 
-const NEVER = '0001-01-01T00:00:00Z';
-
 export function isNever(iso) {
   return !iso || iso.startsWith('0001-01-01');
 }
@@ -78,8 +76,6 @@ export function timeEl(iso) {
 export function clockTime(ms) {
   return new Date(ms).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 }
-
-export { NEVER };
 
 // ---- JSON ----
 

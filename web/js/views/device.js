@@ -107,6 +107,7 @@ export function renderDevice(root, deviceId, initialTab) {
   };
 
   const updaters = []; // fns(twin)
+  const deviceUpdaters = []; // fns(device)
   function setTwin(t) {
     if (!t || state.destroyed) return;
     state.twin = t;
@@ -128,6 +129,7 @@ export function renderDevice(root, deviceId, initialTab) {
       state.device = d;
       renderHeader();
       renderOverview();
+      for (const u of deviceUpdaters) u(d);
     } catch (e) {
       if (!state.destroyed) toast(`Could not refresh the device: ${errorText(e)}`, 'bad');
     }
@@ -218,7 +220,18 @@ export function renderDevice(root, deviceId, initialTab) {
   const overviewPanel = h('div');
 
   function renderOverview() {
-    clear(overviewPanel, h('div', { class: 'grid-2' }, identityCard(state.device), keysCard(state.device, ctx.host)));
+    const d = state.device;
+    const modelId = state.twin && state.twin.modelId;
+    const notes = [];
+    if (modelId && !state.models.iface(modelId)) {
+      notes.push(`This device announces the model ${modelId}, which the hub does not know, so its components are not shown. ` +
+        'Add the DTDL files to the hub\'s models folder.');
+    }
+    if (isNever(d.lastActivityTime) && d.connectionState !== 'Connected') {
+      notes.push('This device has not connected yet. Give it its connection string (below) to bring it online.');
+    }
+    clear(overviewPanel, notes.map((n) => h('div', { class: 'card', style: 'margin-bottom:16px' }, n)),
+      h('div', { class: 'grid-2' }, identityCard(d), keysCard(d, ctx.host)));
   }
 
   function addTab(id, title, panel, hooks = {}) {
@@ -296,11 +309,6 @@ export function renderDevice(root, deviceId, initialTab) {
         telemetryNames.set(t.name, { label: label(t), unit: t.unit || '' });
       }
     }
-    if (state.twin.modelId && !models.iface(state.twin.modelId)) {
-      overviewPanel.prepend(h('div', { class: 'card', style: 'margin-bottom:16px' },
-        `This device announces the model ${state.twin.modelId}, which the hub does not know: its components are not shown. `,
-        'Add the DTDL files to the hub\'s models folder.'));
-    }
 
     const twin = twinTab(ctx);
     updaters.push(twin.update);
@@ -310,17 +318,13 @@ export function renderDevice(root, deviceId, initialTab) {
     addTab('events', 'Telemetry & events', events.el, { onShow: events.onShow, onHide: events.onHide });
 
     const messages = messagesTab(ctx);
+    deviceUpdaters.push(messages.update);
     addTab('messages', 'Messages', messages.el);
 
     clear(root, head, tabList, panels);
     setTwin(state.twin);
     selectTab(initialTab);
     startStream();
-    if (isNever(state.device.lastActivityTime) && !comps.length && !state.twin.modelId) {
-      // Nothing else to show yet: a fresh device.
-      overviewPanel.prepend(h('div', { class: 'card', style: 'margin-bottom:16px' },
-        'This device has not connected yet. Give it its connection string (below) to bring it online.'));
-    }
   })();
 
   return {

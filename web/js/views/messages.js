@@ -66,7 +66,6 @@ export function messagesTab(ctx) {
         renderSent();
         toast(`Message ${r.messageId} queued for ${ctx.deviceId}`, 'ok');
         await ctx.refreshDevice();
-        renderQueue();
       } catch (e) {
         err.textContent = e.code === 'DeviceMaximumQueueDepthExceeded'
           ? `The device's queue is full (50 messages). Purge it or wait for the device to take them. (${e.code})`
@@ -83,7 +82,6 @@ export function messagesTab(ctx) {
         const r = await api.purgeMessages(ctx.deviceId);
         toast(`${r.totalMessagesPurged} message(s) purged`, 'ok');
         await ctx.refreshDevice();
-        renderQueue();
       } catch (e) {
         toast(`Could not purge: ${errorText(e)}`, 'bad');
       }
@@ -116,5 +114,5 @@ export function messagesTab(ctx) {
           sentBody)))));
   renderSent();
   renderQueue();
-  return { el };
+  return { el, update: renderQueue };
 }

@@ -1,5 +1,6 @@
 // The twin tab: desired (editable JSON) beside reported, tags, and "load desired profile".
 // Saving sends a merge patch of what changed, conditional on the twin's etag (If-Match).
+import * as api from '../api.js';
 import { h, clear, jsonView, prettyJson, toast, withBusy, dialog, errorText, stripMeta, mergeDiff, patchChanges, isPlainObject, copyText } from '../dom.js';
 
 const MAX_DESIRED = 32 * 1024;
@@ -66,6 +67,25 @@ function changeList(changes) {
     h('span', { class: 'new' }, fmtValue(c.to)))));
 }
 
+// PATCHes the twin with If-Match, provided its desired properties and tags are still those of
+// `base`. The etag also changes whenever the device reports, which is no conflict: then the patch
+// is retried with the fresh etag. Throws a 412 HubError when desired or tags really changed.
+async function patchIfUnchanged(ctx, base, patch) {
+  const same = (t) => JSON.stringify(stripMeta(t.properties.desired)) === JSON.stringify(stripMeta(base.properties.desired)) &&
+    JSON.stringify(t.tags || {}) === JSON.stringify(base.tags || {});
+  let etag = base.etag;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await ctx.patchTwin(patch, etag);
+    } catch (e) {
+      if (e.status !== 412 || attempt >= 3) throw e;
+      const fresh = await api.getTwin(ctx.deviceId);
+      if (!same(fresh)) throw e;
+      etag = fresh.etag;
+    }
+  }
+}
+
 export function twinTab(ctx) {
   let base = null; // the twin the editors started from
   let dirty = false;
@@ -119,7 +139,7 @@ export function twinTab(ctx) {
     if (desiredPatch !== undefined) patch.properties = { desired: desiredPatch };
     await withBusy(save, async () => {
       try {
-        const nt = await ctx.patchTwin(patch, base.etag);
+        const nt = await patchIfUnchanged(ctx, base, patch);
         load(nt);
         toast('Twin updated', 'ok');
       } catch (e) {
@@ -150,11 +170,11 @@ export function twinTab(ctx) {
       onAction: async (v) => {
         if (v !== 'apply') return true;
         try {
-          await ctx.patchTwin({ properties: { desired } }, t.etag);
+          await patchIfUnchanged(ctx, t, { properties: { desired } });
           return true;
         } catch (e) {
           err.textContent = e.status === 412
-            ? 'The twin changed since the preview was made; nothing was applied. Close this and load the profile again.'
+            ? 'The desired properties or tags changed since the preview was made; nothing was applied. Close this and load the profile again.'
             : errorText(e);
           return false;
         }
