@@ -1,5 +1,5 @@
-// Simulated devices for the demo: registers three devices and runs each with Microsoft's device
-// SDK: telemetry every few seconds, reported state, desired properties echoed back, a method.
+// The demo's sensor: a device run with Microsoft's device SDK that sends temperature telemetry,
+// echoes desired properties into reported ones, and answers a "ping" method.
 'use strict';
 const { Registry } = require('azure-iothub');
 const { Client, Message } = require('azure-iot-device');
@@ -7,9 +7,9 @@ const { Mqtt } = require('azure-iot-device-mqtt');
 
 const host = process.env.IOTDM_HUB_HOST;
 const registry = Registry.fromConnectionString(process.env.IOTDM_OWNER_CONNSTR);
-const ids = ['demo-device-1', 'demo-device-2', 'demo-device-3'];
+const id = 'demo-sensor';
 
-async function ensureDevice(id) {
+async function device() {
     try {
         return (await registry.get(id)).responseBody;
     } catch (e) {
@@ -17,9 +17,8 @@ async function ensureDevice(id) {
     }
 }
 
-async function run(id, index) {
-    const device = await ensureDevice(id);
-    const key = device.authentication.symmetricKey.primaryKey;
+(async () => {
+    const key = (await device()).authentication.symmetricKey.primaryKey;
     const client = Client.fromConnectionString(`HostName=${host};DeviceId=${id};SharedAccessKey=${key}`, Mqtt);
     await client.open();
     const twin = await client.getTwin();
@@ -28,20 +27,17 @@ async function run(id, index) {
         for (const [k, v] of Object.entries(desired)) if (!k.startsWith('$')) echo[k] = v;
         twin.properties.reported.update(echo, () => {});
     });
-    twin.properties.reported.update({ model: 'iotdm demo device', bootTime: new Date().toISOString() }, () => {});
     client.onDeviceMethod('ping', (req, res) => res.send(200, { pong: req.payload, at: new Date().toISOString() }));
-    let t = 20 + index;
+    let t = 21;
     setInterval(() => {
-        t += (Math.random() - 0.5);
+        t += Math.random() - 0.5;
         const msg = new Message(JSON.stringify({ temperature: Number(t.toFixed(2)) }));
         msg.contentType = 'application/json';
         msg.contentEncoding = 'utf-8';
         client.sendEvent(msg, () => {});
-    }, 5000);
+    }, 3000);
     console.log(`demo: ${id} connected`);
-}
-
-Promise.all(ids.map(run)).catch((e) => {
-    console.error('demo: simulated devices failed:', e.message);
+})().catch((e) => {
+    console.error('demo: the sensor failed:', e.message);
     process.exit(1);
 });

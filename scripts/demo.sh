@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo: iotdm-hub with its dashboard on an embedded SQLite database, plus simulated devices.
-# Ctrl-C stops everything.
+# The demo: iotdm-hub with its dashboard on an embedded SQLite database, three simulated devices
+# (iotdm-agent with a sandboxed iotdm-configd each: nothing on this machine is changed), and a
+# sensor that sends telemetry. A simulated reboot visibly restarts a device. Ctrl-C stops it all.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${IOTDM_BUILD_DIR:-$here/build/ci}
@@ -9,45 +10,85 @@ addr=${IOTDM_DEMO_ADDR:-127.0.0.1}
 https_port=443
 if [[ $(id -u) -ne 0 ]]; then
     https_port=8443
-    echo "demo: not root, so HTTPS is on port $https_port (Azure's service SDKs need 443)"
+    echo "demo: not root, so HTTPS is on port $https_port (the CLI and Azure's service SDKs need 443)"
 fi
 mkdir -p "$data"
-
-"$build/src/hub/iotdm-hub" --data-dir "$data/hub" --hostname localhost --listen "$addr" \
-    --https-port "$https_port" &
-hub_pid=$!
-sim_pid=
+pids=()
+stopping=0
 cleanup() {
     trap - INT TERM EXIT
-    [[ -n $sim_pid ]] && kill "$sim_pid" 2>/dev/null || true
-    kill "$hub_pid" 2>/dev/null || true
+    stopping=1
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     echo "demo: stopped"
 }
 trap cleanup INT TERM EXIT
 
-for _ in $(seq 50); do
-    [[ -s $data/hub/owner.connstr ]] && break
-    sleep 0.2
+"$build/src/hub/iotdm-hub" --data-dir "$data/hub" --hostname localhost --listen "$addr" \
+    --https-port "$https_port" 2>>"$data/hub.log" &
+pids+=($!)
+for _ in $(seq 100); do
+    grep -q "hub: ready" "$data/hub.log" 2>/dev/null && break
+    sleep 0.1
 done
-connstr=$(cat "$data/hub/owner.connstr")
-NODE_PATH="$here/tests/e2e/node_modules" NODE_EXTRA_CA_CERTS="$data/hub/ca.pem" \
-    IOTDM_HUB_HOST=localhost IOTDM_OWNER_CONNSTR="$connstr" IOTDM_HTTPS_PORT="$https_port" \
-    node "$here/scripts/demo-devices.js" &
-sim_pid=$!
+owner=$(cat "$data/hub/owner.connstr")
+cli() { IOTDM_CONNECTION_STRING=$owner IOTDM_CA=$data/hub/ca.pem "$build/src/cli/iotdm" "$@"; }
+
+# A device: configd on its own sandbox root, and the agent under a supervisor loop that starts it
+# again when it exits (as systemd would after a reboot).
+start_device() {
+    local id=$1 dir=$data/$1
+    mkdir -p "$dir/root/var/lib/app-data"
+    echo "demo data of $id" >"$dir/root/var/lib/app-data/settings"
+    printf 'socket = %s\nallow_uid = %s\nfactory_reset_path = /var/lib/app-data\n' \
+        "$dir/configd.sock" "$(id -u)" >"$dir/configd.conf"
+    rm -f "$dir/configd.sock"
+    "$build/src/configd/iotdm-configd" --config "$dir/configd.conf" --sandbox "$dir/root" \
+        2>>"$dir/device.log" &
+    pids+=($!)
+    cli device show --device-id "$id" >/dev/null 2>&1 || cli device create --device-id "$id" >/dev/null
+    local cs
+    cs=$(cli device connection-string --device-id "$id" | tr -d '\n')
+    (
+        trap 'kill $agent 2>/dev/null; exit 0' TERM INT
+        while :; do
+            "$build/src/agent/iotdm-agent" --config /dev/null --connection-string "$cs" \
+                --ca-file "$data/hub/ca.pem" --state-dir "$dir/state" \
+                --configd-socket "$dir/configd.sock" --reboot-inhibit-file "$dir/reboot-inhibit" \
+                2>>"$dir/device.log" &
+            agent=$!
+            wait $agent || true
+            echo "demo: $id rebooted (the agent restarts)"
+            sleep 1
+        done
+    ) &
+    pids+=($!)
+}
+
+if [[ $https_port == 443 ]]; then
+    for n in 1 2 3; do start_device "demo-device-$n"; done
+    NODE_PATH="$here/tests/e2e/node_modules" NODE_EXTRA_CA_CERTS="$data/hub/ca.pem" \
+        IOTDM_HUB_HOST=localhost IOTDM_OWNER_CONNSTR="$owner" \
+        node "$here/scripts/demo-devices.js" 2>>"$data/sensor.log" &
+    pids+=($!)
+fi
 
 cat <<MSG
 
   iotdm demo is running.
-  Dashboard:          https://localhost:$https_port/   (CA: $data/hub/ca.pem)
-  Owner connection:   $connstr
-  Simulated devices:  demo-device-1, demo-device-2, demo-device-3
+  Dashboard:          https://localhost:$https_port/   (trust $data/hub/ca.pem, or accept the warning)
+  Owner connection:   $owner
+  Devices:            demo-device-1..3 (iotdm-agent + sandboxed iotdm-configd), demo-sensor (telemetry)
+  Logs:               $data/*.log, $data/demo-device-N/device.log
 
-  Try the service API with any Azure IoT SDK, for example (Node):
-    NODE_EXTRA_CA_CERTS=$data/hub/ca.pem node -e "
-      require('azure-iothub').Registry.fromConnectionString(process.env.CS)
-        .list().then(r => console.log(r.responseBody.map(d => d.deviceId)))"
+  Try the CLI:
+    export IOTDM_CONNECTION_STRING='$owner' IOTDM_CA=$data/hub/ca.pem
+    $build/src/cli/iotdm device list
+    $build/src/cli/iotdm dm set-time-zone --device-id demo-device-1 --time-zone Europe/Berlin
+    $build/src/cli/iotdm dm status --device-id demo-device-1
+    $build/src/cli/iotdm dm reboot --device-id demo-device-2
+    $build/src/cli/iotdm monitor --device-id demo-sensor
 
   Ctrl-C stops everything.
 MSG
-wait "$hub_pid"
+wait "${pids[0]}"
