@@ -51,7 +51,7 @@ typedef void (*iotdm_connection_fn)(void *ctx, iotdm_connection_state state, con
 /* Signs a SAS string-to-sign with the device's key wherever it lives (a TPM slot, an HSM):
  * writes the base64 HMAC-SHA256 signature, NUL-terminated, into out_sig. */
 typedef iotdm_result (*iotdm_sas_signer_fn)(void *ctx, const char *string_to_sign, size_t len,
-                                           char *out_sig, size_t out_cap);
+                                            char *out_sig, size_t out_cap);
 
 /* Wall-clock milliseconds since the epoch; tests inject their own clock. */
 typedef int64_t (*iotdm_clock_fn)(void *ctx);
@@ -72,9 +72,9 @@ typedef struct {
     const char *state_dir; /* durable state (outbox, applied versions); required */
     unsigned keepalive_s;  /* default 240 */
     unsigned sas_ttl_s;    /* token lifetime; renewed at 80 %; default 3600 */
-    unsigned backoff_max_s;    /* reconnect back-off cap (full jitter); default 120 */
-    unsigned refused_retry_s;  /* wait after a refused CONNECT; default 300 */
-    size_t outbox_max_bytes;   /* telemetry kept while offline; default 4 MiB */
+    unsigned backoff_max_s;       /* reconnect back-off cap (full jitter); default 120 */
+    unsigned refused_retry_s;     /* wait after a refused CONNECT; default 300 */
+    size_t outbox_max_bytes;      /* telemetry kept while offline; default 4 MiB */
     unsigned telemetry_max_age_s; /* telemetry older than this is dropped; default 86400 */
     iotdm_log_fn log;
     void *log_ctx;

@@ -75,17 +75,20 @@ static bool apply_connection_string(agent_config *cfg, const char *cs)
     return true;
 }
 
-#define STR_SETTING(name, field) {name, offsetof(agent_config, field), sizeof(((agent_config *)0)->field)}
+#define STR_SETTING(name, field)                                                                   \
+    {                                                                                              \
+        name, offsetof(agent_config, field), sizeof(((agent_config *)0)->field)                    \
+    }
 
 static const struct {
     const char *name;
     size_t offset, size;
 } strings[] = {
-    STR_SETTING("hub-host", hub_host),       STR_SETTING("device-id", device_id),
-    STR_SETTING("device-key", device_key),   STR_SETTING("cert-file", cert_file),
-    STR_SETTING("key-file", key_file),       STR_SETTING("ca-file", ca_file),
-    STR_SETTING("state-dir", state_dir),     STR_SETTING("configd-socket", configd_socket),
-    STR_SETTING("model-id", model_id),       STR_SETTING("reboot-inhibit-file", reboot_inhibit_file),
+    STR_SETTING("hub-host", hub_host),     STR_SETTING("device-id", device_id),
+    STR_SETTING("device-key", device_key), STR_SETTING("cert-file", cert_file),
+    STR_SETTING("key-file", key_file),     STR_SETTING("ca-file", ca_file),
+    STR_SETTING("state-dir", state_dir),   STR_SETTING("configd-socket", configd_socket),
+    STR_SETTING("model-id", model_id),     STR_SETTING("reboot-inhibit-file", reboot_inhibit_file),
 };
 
 static iotdm_result apply(agent_config *cfg, const char *name, const char *value, char *error,

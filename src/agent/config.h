@@ -23,7 +23,7 @@ typedef struct {
     char model_id[256];
     char reboot_inhibit_file[256]; /* while it exists, the agent (as host app) vetoes reboots */
     cap_selection capabilities;
-    bool time_service_local;      /* local time-service settings are present */
+    bool time_service_local; /* local time-service settings are present */
     bool time_service_enabled;
     bool time_service_started;
     char time_service_priority[8]; /* local | remote */

@@ -45,10 +45,9 @@ iotdm_result agent_configd_call(void *ctx, const char *op, json_t *args, json_t 
             log_error("agent", "%s", e.message);
         link->unreachable_logged = true;
     } else {
-        log_info("agent", "configd op=%s failed: %s: %s", op, cfgd_errcode_name(e.code),
-                 e.message);
+        log_info("agent", "configd op=%s failed: %s: %s", op, cfgd_errcode_name(e.code), e.message);
     }
     /* The capabilities tell "your value was wrong" (400) from "the device failed" (500). */
     return e.code == CFGD_ERR_INVALID_ARGUMENT || e.code == CFGD_ERR_NOT_FOUND ? IOTDM_E_MALFORMED
-                                                                                : r;
+                                                                               : r;
 }

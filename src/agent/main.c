@@ -40,32 +40,33 @@ static void on_signal(int sig)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: iotdm-agent [--config FILE] [--SETTING VALUE ...]\n"
-            "\n"
-            "The iotdm device-management agent: connects the device to its hub (Azure IoT Hub\n"
-            "or iotdm-hub), applies desired configuration through iotdm-configd and reports\n"
-            "the device's state. Logs go to stderr.\n"
-            "\n"
-            "Settings (in the config file as key = value; default file %s):\n"
-            "  connection-string CS   HostName=…;DeviceId=…;SharedAccessKey=… (or the next three)\n"
-            "  hub-host NAME          the hub's host name\n"
-            "  device-id ID           this device's id\n"
-            "  device-key KEY | device-key-file FILE   base64 symmetric key (SAS)\n"
-            "  cert-file FILE, key-file FILE           X.509 client certificate instead\n"
-            "  hub-port PORT          MQTT over TLS port (8883)\n"
-            "  ca-file FILE           trust anchors for the hub (default: the system's)\n"
-            "  state-dir DIR          durable state and outbox (/var/lib/iotdm)\n"
-            "  configd-socket PATH    iotdm-configd's socket (/run/iotdm/configd.sock)\n"
-            "  capabilities LIST      all, or any of deviceInformation,reboot,factoryReset,time\n"
-            "  time-service-enabled, time-service-started (true|false),\n"
-            "  time-service-priority (local|remote)   local time-service settings\n"
-            "  reboot-inhibit-file F  while F exists, reboots are vetoed (/run/iotdm/reboot-inhibit)\n"
-            "  log-level LEVEL        error, warn, info, debug\n"
-            "  -h, --help             this text\n"
-            "\n"
-            "SIGTERM stops it; queued reports stay in the outbox for the next start.\n",
-            AGENT_DEFAULT_CONFIG);
+    fprintf(
+        out,
+        "Usage: iotdm-agent [--config FILE] [--SETTING VALUE ...]\n"
+        "\n"
+        "The iotdm device-management agent: connects the device to its hub (Azure IoT Hub\n"
+        "or iotdm-hub), applies desired configuration through iotdm-configd and reports\n"
+        "the device's state. Logs go to stderr.\n"
+        "\n"
+        "Settings (in the config file as key = value; default file %s):\n"
+        "  connection-string CS   HostName=…;DeviceId=…;SharedAccessKey=… (or the next three)\n"
+        "  hub-host NAME          the hub's host name\n"
+        "  device-id ID           this device's id\n"
+        "  device-key KEY | device-key-file FILE   base64 symmetric key (SAS)\n"
+        "  cert-file FILE, key-file FILE           X.509 client certificate instead\n"
+        "  hub-port PORT          MQTT over TLS port (8883)\n"
+        "  ca-file FILE           trust anchors for the hub (default: the system's)\n"
+        "  state-dir DIR          durable state and outbox (/var/lib/iotdm)\n"
+        "  configd-socket PATH    iotdm-configd's socket (/run/iotdm/configd.sock)\n"
+        "  capabilities LIST      all, or any of deviceInformation,reboot,factoryReset,time\n"
+        "  time-service-enabled, time-service-started (true|false),\n"
+        "  time-service-priority (local|remote)   local time-service settings\n"
+        "  reboot-inhibit-file F  while F exists, reboots are vetoed (/run/iotdm/reboot-inhibit)\n"
+        "  log-level LEVEL        error, warn, info, debug\n"
+        "  -h, --help             this text\n"
+        "\n"
+        "SIGTERM stops it; queued reports stay in the outbox for the next start.\n",
+        AGENT_DEFAULT_CONFIG);
 }
 
 static void log_bridge(void *ctx, iotdm_log_level level, const char *message)

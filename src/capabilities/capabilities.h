@@ -17,8 +17,8 @@ typedef struct cap_env {
     iotdm_client *client;
     /* One configd operation: args is borrowed; on success *out_result is a new reference. On
      * failure err holds configd's message (or why configd could not be reached). */
-    iotdm_result (*configd)(void *ctx, const char *op, json_t *args, json_t **out_result,
-                            char *err, size_t err_cap);
+    iotdm_result (*configd)(void *ctx, const char *op, json_t *args, json_t **out_result, char *err,
+                            size_t err_cap);
     void *configd_ctx;
     /* The scheduler's clock (an injected one in tests). */
     int64_t (*now_ms)(void *ctx);

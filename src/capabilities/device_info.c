@@ -29,10 +29,12 @@ void cap_device_info_report(cap_env *env)
     copy_member(std, "osName", info, "osName");
     copy_member(std, "processorArchitecture", info, "processorArchitecture");
     copy_member(std, "processorManufacturer", info, "processorManufacturer");
-    json_object_set_new(std, "totalStorage", json_real((double)json_integer_value(
-                                                 json_object_get(info, "totalStorageKB"))));
-    json_object_set_new(std, "totalMemory", json_real((double)json_integer_value(
-                                                json_object_get(info, "totalMemoryKB"))));
+    json_object_set_new(
+        std, "totalStorage",
+        json_real((double)json_integer_value(json_object_get(info, "totalStorageKB"))));
+    json_object_set_new(
+        std, "totalMemory",
+        json_real((double)json_integer_value(json_object_get(info, "totalMemoryKB"))));
     json_t *patch = json_pack("{s:o}", "deviceInformation", std);
     char *text = cap_dump(patch);
     json_decref(patch);
@@ -41,9 +43,9 @@ void cap_device_info_report(cap_env *env)
     free(text);
 
     json_t *dm = json_object();
-    const char *keys[] = {"osName",        "osVersion",     "kernel",        "hostname",
-                          "machineId",     "bootTime",      "uptimeSeconds", "totalMemoryKB",
-                          "freeMemoryKB",  "totalStorageKB", "freeStorageKB"};
+    const char *keys[] = {"osName",       "osVersion",      "kernel",        "hostname",
+                          "machineId",    "bootTime",       "uptimeSeconds", "totalMemoryKB",
+                          "freeMemoryKB", "totalStorageKB", "freeStorageKB"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         copy_member(dm, keys[i], info, keys[i]);
     json_decref(info);

@@ -90,7 +90,8 @@ static void reset_run_due(void *ctx, int64_t now_ms)
         json_decref(result);
         return;
     }
-    log_info("factory-reset", "done removed=%zu", json_array_size(json_object_get(result, "removed")));
+    log_info("factory-reset", "done removed=%zu",
+             json_array_size(json_object_get(result, "removed")));
     report_status(fr, "completed", "state wiped; rebooting");
     bool simulated = json_is_true(json_object_get(result, "simulated"));
     json_decref(result);

@@ -13,7 +13,6 @@ typedef struct {
     char *value_text; /* the last reported value, owned until the next call */
 } time_cap;
 
-
 /* The reported timeInfo value: what the device really has. */
 static json_t *time_info_value(json_t *got)
 {
@@ -104,8 +103,8 @@ static json_t *active_time_service(cap_env *env, json_t *remote, const char **ou
         priority = env->local_time_service.priority ? env->local_time_service.priority : "remote";
     bool remote_complete = json_is_boolean(json_object_get(remote, "enabled")) &&
                            json_is_boolean(json_object_get(remote, "started"));
-    bool use_local = env->local_time_service.present &&
-                     (strcmp(priority, "local") == 0 || !remote_complete);
+    bool use_local =
+        env->local_time_service.present && (strcmp(priority, "local") == 0 || !remote_complete);
     *out_source = priority;
     if (use_local)
         return json_pack("{s:b, s:b}", "enabled", env->local_time_service.enabled, "started",
@@ -124,8 +123,7 @@ static json_t *time_service_value(json_t *got, const char *priority)
                      priority);
 }
 
-static void time_service_desired(void *ctx, const char *value_json, int64_t version,
-                                 iotdm_ack *ack)
+static void time_service_desired(void *ctx, const char *value_json, int64_t version, iotdm_ack *ack)
 {
     (void)version;
     time_cap *tc = ctx;
@@ -154,8 +152,8 @@ static void time_service_desired(void *ctx, const char *value_json, int64_t vers
     snprintf(priority, sizeof priority, "%s", source);
     json_decref(desired);
     if (r < 0) {
-        cap_ack_error(ack, r == IOTDM_E_MALFORMED ? 400 : 500, tc->ack_text,
-                      sizeof tc->ack_text, "%s", err);
+        cap_ack_error(ack, r == IOTDM_E_MALFORMED ? 400 : 500, tc->ack_text, sizeof tc->ack_text,
+                      "%s", err);
         return;
     }
     if (!result)

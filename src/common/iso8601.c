@@ -89,8 +89,8 @@ iotdm_result iso8601_parse(const char *text, int64_t *out_ms, char *err, size_t 
         set_err(err, err_cap, "expected a date as YYYY-MM-DD");
         return IOTDM_E_MALFORMED;
     }
-    if ((*p != 'T' && *p != 't' && *p != ' ') || (p++, !digits(&p, 2, &hour)) ||
-        !expect(&p, ':') || !digits(&p, 2, &minute)) {
+    if ((*p != 'T' && *p != 't' && *p != ' ') || (p++, !digits(&p, 2, &hour)) || !expect(&p, ':') ||
+        !digits(&p, 2, &minute)) {
         set_err(err, err_cap, "expected a time as THH:MM[:SS]");
         return IOTDM_E_MALFORMED;
     }

@@ -27,7 +27,7 @@ typedef struct {
     int64_t telemetry_max_age_ms; /* retained telemetry age */
     int64_t c2d_default_ttl_ms;   /* C2D messages without an explicit expiry */
     char web_dir[512];            /* dashboard static files ("" = none) */
-    char models_dir[512]; /* DTDL interfaces served at /iotdm/models */
+    char models_dir[512];         /* DTDL interfaces served at /iotdm/models */
 } hub_config;
 
 /* Work to do once the current group commit is durable (acknowledgements, notifications). */

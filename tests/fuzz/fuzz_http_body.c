@@ -19,8 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (data[0] & 1) {
         hub_c2d m;
         memset(&m, 0, sizeof m);
-        const char *bad = json_is_object(body) ? http_c2d_from_json(body, "dev1", 3600000, &m)
-                                               : "not an object";
+        const char *bad =
+            json_is_object(body) ? http_c2d_from_json(body, "dev1", 3600000, &m) : "not an object";
         if (!bad && (m.body_len > 64 * 1024 || !m.properties || !m.message_id[0]))
             abort(); /* an accepted message must be complete and within limits */
         hub_c2d_deinit(&m);

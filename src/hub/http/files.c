@@ -45,7 +45,7 @@ static bool valid_blob_name(const char *name)
 
 /* The upload SAS signature: HMAC with the hub's internal upload key over what it allows. */
 bool http_upload_signature(hub *h, const char *cid, const char *blob, int64_t se,
-                             char out[SAS_SIG_LEN + 1])
+                           char out[SAS_SIG_LEN + 1])
 {
     hub_policy key;
     if (hub_store_policy_get(h->store, HUB_UPLOAD_KEY_POLICY, &key) < 0)
@@ -73,7 +73,8 @@ static bool authorize_device(http_ctx *cx, const char *device_id)
         ok = urlenc_decode(tok.skn, tok.skn_len, name, sizeof name, false) > 0 &&
              hub_store_policy_get(cx->h->store, name, &p) == 0 &&
              (p.rights & HUB_RIGHT_DEVICE_CONNECT) &&
-             (sas_signature_valid(&tok, p.primary_key) || sas_signature_valid(&tok, p.secondary_key));
+             (sas_signature_valid(&tok, p.primary_key) ||
+              sas_signature_valid(&tok, p.secondary_key));
     } else if (ok) {
         ok = (d.primary_key[0] && sas_signature_valid(&tok, d.primary_key)) ||
              (d.secondary_key[0] && sas_signature_valid(&tok, d.secondary_key));
@@ -140,9 +141,10 @@ static void request_sas_uri(http_ctx *cx, const char *device_id)
         snprintf(host, sizeof host, "%s", cx->h->cfg.hostname);
     else
         snprintf(host, sizeof host, "%s:%u", cx->h->cfg.hostname, cx->h->cfg.https_port);
-    http_send_json(cx, 200, json_pack("{s:s, s:s, s:s, s:s, s:s}", "correlationId",
-                                      f.correlation_id, "hostName", host, "containerName",
-                                      HTTP_UPLOAD_CONTAINER, "blobName", f.blob_name, "sasToken", sas));
+    http_send_json(cx, 200,
+                   json_pack("{s:s, s:s, s:s, s:s, s:s}", "correlationId", f.correlation_id,
+                             "hostName", host, "containerName", HTTP_UPLOAD_CONTAINER, "blobName",
+                             f.blob_name, "sasToken", sas));
 }
 
 /* The two notification forms (§4.8): correlationId in the body, or in the path (Node). */
@@ -151,7 +153,8 @@ static void notify(http_ctx *cx, const char *device_id, const char *path_cid)
     json_t *body = http_body_json(cx);
     if (!body)
         return;
-    const char *cid = path_cid ? path_cid : json_string_value(json_object_get(body, "correlationId"));
+    const char *cid =
+        path_cid ? path_cid : json_string_value(json_object_get(body, "correlationId"));
     hub_file f;
     iotdm_result r = cid ? hub_store_file_get(cx->h->store, cid, &f) : IOTDM_E_NOT_FOUND;
     if (r == IOTDM_OK && strcmp(f.device_id, device_id) != 0)

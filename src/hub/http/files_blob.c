@@ -115,13 +115,12 @@ static bool list_one(void *ctx, const hub_file *f)
     char created[32], updated[32];
     time_format_iso(f->created_ms, created, sizeof created);
     time_format_iso(f->updated_ms, updated, sizeof updated);
-    json_array_append_new(ctx, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:i, s:s}",
-                                         "deviceId", f->device_id, "blobName", f->blob_name,
-                                         "correlationId", f->correlation_id, "state",
-                                         states[f->state], "blobSizeInBytes", (json_int_t)f->size,
-                                         "createdTimeUtc", created, "lastUpdatedTime", updated,
-                                         "statusCode", f->status_code, "statusDescription",
-                                         f->status_description));
+    json_array_append_new(
+        ctx, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:i, s:s}", "deviceId", f->device_id,
+                       "blobName", f->blob_name, "correlationId", f->correlation_id, "state",
+                       states[f->state], "blobSizeInBytes", (json_int_t)f->size, "createdTimeUtc",
+                       created, "lastUpdatedTime", updated, "statusCode", f->status_code,
+                       "statusDescription", f->status_description));
     return true;
 }
 

@@ -10,9 +10,9 @@
 #include "hub/errors.h"
 #include "hub/http/http.h"
 
-#define HTTP_MAX_BODY     (1024 * 1024)
-#define HTTP_MAX_SEGMENTS 40 /* blob names have folders */
-#define HTTP_MAX_UPLOAD   (16 * 1024 * 1024) /* largest file a device may upload */
+#define HTTP_MAX_BODY         (1024 * 1024)
+#define HTTP_MAX_SEGMENTS     40                 /* blob names have folders */
+#define HTTP_MAX_UPLOAD       (16 * 1024 * 1024) /* largest file a device may upload */
 #define HTTP_UPLOAD_CONTAINER "iotdm-files"
 
 struct hub_http {
@@ -65,22 +65,21 @@ const char *http_c2d_from_json(const json_t *body, const char *device_id, int64_
                                hub_c2d *m);
 
 /* Route handlers. Each one sends exactly one response (now or later). */
-void http_devices(http_ctx *cx);      /* /devices, /devices/{id}, /devices/{id}/commands */
-void http_devices_bulk(http_ctx *cx); /* POST /devices: bulk create/update/delete */
-void http_twins(http_ctx *cx);        /* /twins/{id} */
-void http_methods(http_ctx *cx);      /* /twins/{id}/methods */
-void http_query(http_ctx *cx);        /* /devices/query */
-void http_statistics(http_ctx *cx);   /* /statistics/devices, /statistics/service */
-void http_messages(http_ctx *cx);     /* /iotdm/devices/{id}/messages */
-void http_events(http_ctx *cx);       /* /iotdm/events (server-sent events) */
-void http_models(http_ctx *cx); /* /iotdm/models[/{dtmi}] */
-void http_files_device(http_ctx *cx);  /* POST /devices/{id}/files[/notifications[/{cid}]] */
+void http_devices(http_ctx *cx);        /* /devices, /devices/{id}, /devices/{id}/commands */
+void http_devices_bulk(http_ctx *cx);   /* POST /devices: bulk create/update/delete */
+void http_twins(http_ctx *cx);          /* /twins/{id} */
+void http_methods(http_ctx *cx);        /* /twins/{id}/methods */
+void http_query(http_ctx *cx);          /* /devices/query */
+void http_statistics(http_ctx *cx);     /* /statistics/devices, /statistics/service */
+void http_messages(http_ctx *cx);       /* /iotdm/devices/{id}/messages */
+void http_events(http_ctx *cx);         /* /iotdm/events (server-sent events) */
+void http_models(http_ctx *cx);         /* /iotdm/models[/{dtmi}] */
+void http_files_device(http_ctx *cx);   /* POST /devices/{id}/files[/notifications[/{cid}]] */
 void http_files_blob_put(http_ctx *cx); /* PUT /iotdm-files/{deviceId}/{name} */
 void http_files_service(http_ctx *cx);  /* /iotdm/files[/{deviceId}/{name}] */
 /* The signature of an upload SAS (files.c). */
-bool http_upload_signature(hub *h, const char *cid, const char *blob, int64_t se,
-                           char out[45]);
-void http_static(http_ctx *cx);       /* the dashboard */
+bool http_upload_signature(hub *h, const char *cid, const char *blob, int64_t se, char out[45]);
+void http_static(http_ctx *cx); /* the dashboard */
 
 struct hub_sse *http_sse_new(hub_http *http);
 void http_sse_free(struct hub_sse *sse);

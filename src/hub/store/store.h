@@ -198,7 +198,7 @@ iotdm_result hub_store_telemetry_trim(hub_store *store, uint64_t max_bytes, int6
 
 /* File uploads (azure-protocols.md §4.8). The bytes are kept by the HTTP layer in
  * DATA/files/<correlation_id>; the store keeps the records. */
-#define HUB_BLOB_NAME_MAX 1024 + HUB_ID_MAX + 1 /* "<deviceId>/<name>" */
+#define HUB_BLOB_NAME_MAX   1024 + HUB_ID_MAX + 1 /* "<deviceId>/<name>" */
 #define HUB_CORRELATION_MAX 48
 
 typedef enum {

@@ -4,7 +4,7 @@
 #include "hub/store/store_internal.h"
 
 #define FILE_COLUMNS                                                                               \
-    "correlation_id, device_id, blob_name, state, size, created_ms, updated_ms, status_code, "    \
+    "correlation_id, device_id, blob_name, state, size, created_ms, updated_ms, status_code, "     \
     "status_description"
 
 static void file_from_row(sqlite3_stmt *st, hub_file *f)
@@ -53,10 +53,9 @@ static iotdm_result write_file_row(hub_store *s, store_stmt_id id, const char *s
 
 iotdm_result hub_store_file_create(hub_store *store, const hub_file *file)
 {
-    return write_file_row(store, ST_FILE_INSERT,
-                          "INSERT INTO files(" FILE_COLUMNS
-                          ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                          file);
+    return write_file_row(
+        store, ST_FILE_INSERT,
+        "INSERT INTO files(" FILE_COLUMNS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", file);
 }
 
 iotdm_result hub_store_file_update(hub_store *store, const hub_file *file)
@@ -141,8 +140,8 @@ iotdm_result hub_store_file_foreach(hub_store *store, const char *device_id, siz
         if (!visit(ctx, &f))
             break;
     }
-    iotdm_result r = rc == SQLITE_ROW || rc == SQLITE_DONE ? IOTDM_OK
-                                                           : store_sqlite_result(store, rc, "files");
+    iotdm_result r =
+        rc == SQLITE_ROW || rc == SQLITE_DONE ? IOTDM_OK : store_sqlite_result(store, rc, "files");
     stmt_give(store, ST_FILE_LIST, st);
     return r;
 }

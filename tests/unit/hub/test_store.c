@@ -17,8 +17,9 @@ static void test_store_open_creates_versioned_wal_schema(void **state)
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
-    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE name IN "
-                                 "('devices','twins','c2d','telemetry','sessions','policies','files')"),
+    assert_int_equal(raw_int(db,
+                             "SELECT COUNT(*) FROM sqlite_master WHERE name IN "
+                             "('devices','twins','c2d','telemetry','sessions','policies','files')"),
                      7);
 
     /* Reopening an existing database keeps it; a newer schema is refused, not clobbered. */
