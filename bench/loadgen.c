@@ -2,9 +2,7 @@
  * of TLS connections) for iotdm-hub and, as a baseline, a plain MQTT broker. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <openssl/err.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,60 +10,13 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "loadgen.h"
 #include "common/connstr.h"
 #include "common/sas.h"
 
-#define LG_DEFAULT_KEY  "aW90ZG0tYmVuY2gtc2hhcmVkLWRldmljZS1rZXktMzI=" /* 32 bytes, base64 */
-#define LG_FD_RESERVE   64     /* descriptors kept for the loop, the pool and stdio */
-#define LG_PER_SRC_ADDR 10000 /* connections per source address before the next one is used */
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "Usage: iotdm-loadgen SCENARIO [options]\n"
-            "\n"
-            "Load generator speaking the Azure IoT Hub device protocol (MQTT 3.1.1 over TLS,\n"
-            "SAS tokens) from one process and one event loop. Figures go to stdout as\n"
-            "key=value lines; diagnostics to stderr. Exit status 1 when the run went wrong.\n"
-            "\n"
-            "Scenarios:\n"
-            "  register   create devices PREFIX0..PREFIX(N-1) with the shared key (bulk API)\n"
-            "  idle       open N connections, hold them, report connections, time and memory\n"
-            "  telemetry  QoS 1 publishes, WINDOW in flight per connection; PUBACKs per second\n"
-            "  reported   twin reported PATCHes (QoS 0, WINDOW in flight); 204s per second\n"
-            "  methods    direct-method calls at RATE/s; round-trip percentiles\n"
-            "\n"
-            "Options:\n"
-            "  --broker hub|mosquitto  server kind (default hub). mosquitto: no authentication,\n"
-            "                       methods as a request/response round trip through the broker\n"
-            "  --host ADDR          server IPv4 address (default 127.0.0.1)\n"
-            "  --port N             MQTT over TLS port (default 8883)\n"
-            "  --https-port N       hub REST API port (default 443)\n"
-            "  --ca FILE            CA certificate to verify the server (required)\n"
-            "  --connstr-file FILE  iothubowner connection string (hub: required)\n"
-            "  --hub-name NAME      host name for user names and tokens (default: HostName of\n"
-            "                       the connection string)\n"
-            "  --devices N          connections / devices (default 1000)\n"
-            "  --prefix P           device id prefix (default bench-)\n"
-            "  --first N            index of the first device (default 0)\n"
-            "  --device-key B64     the symmetric key all load devices share (default built in)\n"
-            "  --keepalive S        MQTT keep-alive (default 240)\n"
-            "  --hold S             idle: how long to hold the connections (default 10)\n"
-            "  --duration S         measured seconds (default 10)\n"
-            "  --warmup S           seconds before measuring (default 2)\n"
-            "  --window N           in-flight publishes per connection (default 4)\n"
-            "  --payload N          telemetry payload bytes (default 256)\n"
-            "  --rate N             methods: calls per second (default 500)\n"
-            "  --pool N             methods: HTTPS connections (default 8)\n"
-            "  --concurrency N      connection attempts in progress at once (default 200)\n"
-            "  --src-addrs N        source addresses 127.0.0.2.. (default: one per %d)\n"
-            "  --server-pid PID     idle: sample this process's VmRSS before and after\n"
-            "  --settle S           idle: wait before sampling memory (default 2)\n"
-            "  -h, --help           this text\n",
-            LG_PER_SRC_ADDR);
-}
+#define LG_FD_RESERVE 64 /* descriptors kept for the loop, the pool and stdio */
 
 int64_t lg_now_us(void)
 {
@@ -76,6 +27,7 @@ int64_t lg_now_us(void)
 
 void lg_fatal(lg_app *app, const char *fmt, ...)
 {
+    (void)app;
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "loadgen: ");
@@ -84,8 +36,7 @@ void lg_fatal(lg_app *app, const char *fmt, ...)
     va_end(ap);
     printf("error=1\n");
     fflush(stdout);
-    exit(1);
-    (void)app;
+    _exit(1); /* thousands of live TLS connections: let the kernel close them */
 }
 
 void lg_device_id(const lg_app *app, int index, char *out, size_t cap)
@@ -94,12 +45,6 @@ void lg_device_id(const lg_app *app, int index, char *out, size_t cap)
         snprintf(out, cap, "%ssvc", app->o.prefix);
     else
         snprintf(out, cap, "%s%d", app->o.prefix, app->o.first + index);
-}
-
-static const char *scenario_name(lg_scenario s)
-{
-    static const char *const names[] = {"idle", "telemetry", "reported", "methods", "register"};
-    return names[s];
 }
 
 static void print_connect_figures(lg_app *app)
@@ -285,8 +230,8 @@ static void prepare_sockets(lg_app *app)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
         if ((rlim_t)o->devices + LG_FD_RESERVE > rl.rlim_cur)
-            lg_fatal(app, "%d connections need %d descriptors; the hard limit is %lu",
-                     o->devices, o->devices + LG_FD_RESERVE, (unsigned long)rl.rlim_cur);
+            lg_fatal(app, "%d connections need %d descriptors; the hard limit is %lu", o->devices,
+                     o->devices + LG_FD_RESERVE, (unsigned long)rl.rlim_cur);
     }
     memset(&app->server, 0, sizeof app->server);
     app->server.sin_family = AF_INET;
@@ -303,103 +248,10 @@ static void prepare_sockets(lg_app *app)
     }
 }
 
-static int parse_int(lg_app *app, const char *name, const char *v, int min)
-{
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (*end || n < min || n > 10000000)
-        lg_fatal(app, "--%s: expected an integer >= %d, got '%s'", name, min, v);
-    return (int)n;
-}
-
-static void parse_args(lg_app *app, int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        {"broker", 1, 0, 'b'},     {"host", 1, 0, 'H'},        {"port", 1, 0, 'p'},
-        {"https-port", 1, 0, 'P'}, {"ca", 1, 0, 'c'},          {"connstr-file", 1, 0, 'C'},
-        {"hub-name", 1, 0, 'n'},   {"devices", 1, 0, 'd'},     {"prefix", 1, 0, 'x'},
-        {"first", 1, 0, 'f'},      {"device-key", 1, 0, 'k'},  {"keepalive", 1, 0, 'K'},
-        {"hold", 1, 0, 'o'},       {"duration", 1, 0, 'D'},    {"warmup", 1, 0, 'w'},
-        {"window", 1, 0, 'W'},     {"payload", 1, 0, 'L'},     {"rate", 1, 0, 'r'},
-        {"pool", 1, 0, 'l'},       {"concurrency", 1, 0, 'y'}, {"src-addrs", 1, 0, 's'},
-        {"server-pid", 1, 0, 'S'}, {"settle", 1, 0, 'T'},      {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
-    lg_opts *o = &app->o;
-    *o = (lg_opts){.broker = LG_BROKER_HUB, .host = "127.0.0.1", .port = 8883,
-                   .https_port = 443, .prefix = "bench-", .device_key = LG_DEFAULT_KEY,
-                   .devices = 1000, .keepalive_s = 240, .hold_s = 10, .duration_s = 10,
-                   .warmup_s = 2, .window = 4, .payload = 256, .rate = 500, .pool = 8,
-                   .concurrency = 200, .settle_s = 2};
-    int c;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        const char *name = "";
-        for (const struct option *lo = longopts; lo->name; lo++)
-            if (lo->val == c)
-                name = lo->name;
-        switch (c) {
-        case 'b':
-            if (strcmp(optarg, "hub") == 0)
-                o->broker = LG_BROKER_HUB;
-            else if (strcmp(optarg, "mosquitto") == 0)
-                o->broker = LG_BROKER_MOSQUITTO;
-            else
-                lg_fatal(app, "--broker: hub or mosquitto");
-            break;
-        case 'H': o->host = optarg; break;
-        case 'p': o->port = parse_int(app, name, optarg, 1); break;
-        case 'P': o->https_port = parse_int(app, name, optarg, 1); break;
-        case 'c': o->ca = optarg; break;
-        case 'C': o->connstr_file = optarg; break;
-        case 'n': snprintf(o->hub_name, sizeof o->hub_name, "%s", optarg); break;
-        case 'd': o->devices = parse_int(app, name, optarg, 1); break;
-        case 'x': o->prefix = optarg; break;
-        case 'f': o->first = parse_int(app, name, optarg, 0); break;
-        case 'k': o->device_key = optarg; break;
-        case 'K': o->keepalive_s = parse_int(app, name, optarg, 2); break;
-        case 'o': o->hold_s = parse_int(app, name, optarg, 0); break;
-        case 'D': o->duration_s = parse_int(app, name, optarg, 1); break;
-        case 'w': o->warmup_s = parse_int(app, name, optarg, 0); break;
-        case 'W': o->window = parse_int(app, name, optarg, 1); break;
-        case 'L': o->payload = parse_int(app, name, optarg, 0); break;
-        case 'r': o->rate = parse_int(app, name, optarg, 1); break;
-        case 'l': o->pool = parse_int(app, name, optarg, 1); break;
-        case 'y': o->concurrency = parse_int(app, name, optarg, 1); break;
-        case 's': o->src_addrs = parse_int(app, name, optarg, 0); break;
-        case 'S': o->server_pid = parse_int(app, name, optarg, 1); break;
-        case 'T': o->settle_s = parse_int(app, name, optarg, 0); break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); exit(2);
-        }
-    }
-    if (optind != argc - 1) {
-        usage(stderr);
-        exit(2);
-    }
-    static const char *const names[] = {"idle", "telemetry", "reported", "methods", "register"};
-    bool found = false;
-    for (int i = 0; i < 5 && !found; i++)
-        if (strcmp(argv[optind], names[i]) == 0) {
-            o->scenario = (lg_scenario)i;
-            found = true;
-        }
-    if (!found)
-        lg_fatal(app, "unknown scenario '%s' (idle, telemetry, reported, methods, register)",
-                 argv[optind]);
-    if (!o->ca)
-        lg_fatal(app, "--ca is required");
-    bool needs_hub = o->broker == LG_BROKER_HUB || o->scenario == LG_REGISTER;
-    if (needs_hub && !o->connstr_file)
-        lg_fatal(app, "--connstr-file is required against the hub");
-    if (o->broker == LG_BROKER_MOSQUITTO && o->scenario == LG_REPORTED)
-        lg_fatal(app, "a plain broker has no twins: 'reported' runs against the hub only");
-    if (o->keepalive_s > 65535 || o->window > 60000)
-        lg_fatal(app, "--keepalive and --window must be below 65536");
-}
-
 int main(int argc, char **argv)
 {
     static lg_app app;
-    parse_args(&app, argc, argv);
+    lg_parse_args(&app, argc, argv);
     signal(SIGPIPE, SIG_IGN);
     if (app.o.connstr_file)
         read_connstr(&app);
@@ -423,7 +275,7 @@ int main(int argc, char **argv)
                             sizeof app.auth) < 0)
             lg_fatal(&app, "cannot sign the service token");
     }
-    printf("scenario=%s\n", scenario_name(app.o.scenario));
+    printf("scenario=%s\n", lg_scenario_names[app.o.scenario]);
     printf("broker=%s\n", app.o.broker == LG_BROKER_HUB ? "hub" : "mosquitto");
     printf("devices=%d\n", app.o.devices);
     fflush(stdout);

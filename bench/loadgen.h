@@ -14,6 +14,7 @@
 #define LG_KEY_MAX       128
 #define LG_MAX_INTERVALS 3600
 #define LG_MAX_SRC_ADDRS 200
+#define LG_PER_SRC_ADDR  10000 /* connections per source address before the next is used */
 
 typedef enum { LG_IDLE, LG_TELEMETRY, LG_REPORTED, LG_METHODS, LG_REGISTER } lg_scenario;
 typedef enum { LG_BROKER_HUB, LG_BROKER_MOSQUITTO } lg_broker;
@@ -21,10 +22,10 @@ typedef enum { LG_BROKER_HUB, LG_BROKER_MOSQUITTO } lg_broker;
 typedef struct {
     lg_scenario scenario;
     lg_broker broker;
-    const char *host;   /* where to connect (an IPv4 address) */
-    int port;           /* MQTT over TLS */
-    int https_port;     /* hub REST API (methods, register) */
-    const char *ca;     /* CA file to verify the server with */
+    const char *host; /* where to connect (an IPv4 address) */
+    int port;         /* MQTT over TLS */
+    int https_port;   /* hub REST API (methods, register) */
+    const char *ca;   /* CA file to verify the server with */
     const char *connstr_file;
     char hub_name[LG_HOST_MAX]; /* HostName of the connection string: user names, SAS resources */
     char owner_key[LG_KEY_MAX];
@@ -112,9 +113,14 @@ struct lg_app {
     int exit_code;
 };
 
+/* loadgen_opts.c */
+extern const char *const lg_scenario_names[];
+/* Fills app->o from the command line; prints help or an error and exits on bad input. */
+void lg_parse_args(lg_app *app, int argc, char **argv);
+
 /* loadgen.c */
 int64_t lg_now_us(void);
-void lg_fatal(lg_app *app, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+__attribute__((noreturn, format(printf, 2, 3))) void lg_fatal(lg_app *app, const char *fmt, ...);
 void lg_device_id(const lg_app *app, int index, char *out, size_t cap);
 /* Called when every device has connected or failed. */
 void lg_on_all_connected(lg_app *app);

@@ -93,9 +93,8 @@ static void send_connect(lg_dev *d)
         snprintf(id, sizeof id, "%ssvc", app->o.prefix);
     else
         lg_device_id(app, d->index, id, sizeof id);
-    mqtt_connect_opts co = {.client_id = id,
-                            .keepalive = (uint16_t)app->o.keepalive_s,
-                            .clean_session = true};
+    mqtt_connect_opts co = {
+        .client_id = id, .keepalive = (uint16_t)app->o.keepalive_s, .clean_session = true};
     if (is_hub(app)) {
         char resource[LG_HOST_MAX + LG_ID_MAX + 16];
         snprintf(resource, sizeof resource, "%s/devices/%s", app->o.hub_name, id);
@@ -212,8 +211,8 @@ static void publish(lg_dev *d, const char *topic, size_t topic_len, uint8_t qos,
 {
     uint8_t hdr[MQTT_PUBLISH_HEADER_MAX(LG_TOPIC_MAX)];
     uint16_t pid = qos ? next_pid(d) : 0;
-    size_t n = mqtt_encode_publish_header(hdr, sizeof hdr, topic, topic_len, qos, false, false,
-                                          pid, len);
+    size_t n =
+        mqtt_encode_publish_header(hdr, sizeof hdr, topic, topic_len, qos, false, false, pid, len);
     if (n == 0 || n > sizeof hdr)
         abort(); /* our own topics always fit */
     struct evbuffer *out = bufferevent_get_output(d->bev);
@@ -234,8 +233,8 @@ static void send_one(lg_dev *d)
         char rid[16], body[96];
         int rl = snprintf(rid, sizeof rid, "%" PRIu32, ++d->rid);
         size_t tl = az_format_twin_patch_reported(topic, sizeof topic, rid, (size_t)rl, -1);
-        int bl = snprintf(body, sizeof body, "{\"bench\":{\"seq\":%" PRIu32 ",\"ok\":true}}",
-                          d->rid);
+        int bl =
+            snprintf(body, sizeof body, "{\"bench\":{\"seq\":%" PRIu32 ",\"ok\":true}}", d->rid);
         publish(d, topic, tl, 0, body, (size_t)bl);
     }
     d->inflight++;

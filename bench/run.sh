@@ -20,7 +20,7 @@ hub only), and prints a table with the medians of the runs.
 EOF
 }
 
-QUICK=0 RUNS= BUILD=1 KEEP=0 PORT_BASE=38883 OUT=
+QUICK=0 RUNS='' BUILD=1 KEEP=0 PORT_BASE=38883 OUT=''
 while (($#)); do
     case "$1" in
     --quick) QUICK=1 ;;
@@ -63,7 +63,7 @@ HUB_MQTT=$PORT_BASE HUB_HTTPS=$((PORT_BASE + 1)) MQ_PORT=$((PORT_BASE + 2))
 # ---- processes and clean-up -----------------------------------------------------------------------
 TMP=$(mktemp -d /tmp/iotdm-bench.XXXXXX)
 chmod 755 "$TMP"
-HUB_PID= MQ_PID= LG_PID=
+HUB_PID='' MQ_PID='' LG_PID=''
 
 stop_pid() { # pid: SIGTERM, then SIGKILL after 10 s
     local pid=$1 i
@@ -184,6 +184,7 @@ mkdir -p "$TMP/res"
 mosquitto_setup
 FAILURES=0
 START=$SECONDS
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 
 HUB_ARGS=(--host 127.0.0.1 --port "$HUB_MQTT" --https-port "$HUB_HTTPS" --ca "$TMP/hub/ca.pem"
     --connstr-file "$TMP/hub/owner.connstr")
@@ -233,7 +234,7 @@ med() {
 }
 # all NAME KEY: the values of every run, for the record.
 all() {
-    local out= run
+    local out='' run
     for ((run = 1; run <= RUNS; run++)); do
         out+="$(awk -F= -v k="$2" '$1 == k {print $2}' "$TMP/res/$1-$run" 2>/dev/null) "
     done
@@ -266,7 +267,8 @@ MEM_OK=$(verdict "$H_MEM" "<=" 16384)
 table() {
     printf 'iotdm-hub vs Mosquitto %s with TLS, %s, %d CPUs shared with the load generator\n' \
         "$MQ_VERSION" "$(date -u +%Y-%m-%dT%H:%MZ)" "$(nproc)"
-    printf 'medians of %d run(s)%s\n\n' "$RUNS" "$( ((QUICK)) && echo ' (--quick: scaled down)')"
+    printf 'medians of %d run(s)%s; load average before the run: %s\n\n' "$RUNS" \
+        "$( ((QUICK)) && echo ' (--quick: scaled down)')" "$LOADAVG"
     printf '%-40s %12s %12s %8s  %-22s %s\n' "figure" "iotdm-hub" "mosquitto" "ratio" "target" "result"
     printf '%-40s %12s %12s %8s  %-22s %s\n' "idle TLS connections held" "$H_CONN" "$M_CONN" "-" \
         ">= $IDLE_TARGET" "$CONN_OK"
