@@ -89,6 +89,7 @@ static const struct {
     STR_SETTING("key-file", key_file),     STR_SETTING("ca-file", ca_file),
     STR_SETTING("state-dir", state_dir),   STR_SETTING("configd-socket", configd_socket),
     STR_SETTING("model-id", model_id),     STR_SETTING("reboot-inhibit-file", reboot_inhibit_file),
+    STR_SETTING("download-ca-file", download_ca_file),
 };
 
 static iotdm_result apply(agent_config *cfg, const char *name, const char *value, char *error,
@@ -105,11 +106,13 @@ static iotdm_result apply(agent_config *cfg, const char *name, const char *value
     bool ok = false, b;
     long n;
     char *end;
-    if (!strcmp(name, "hub-port")) {
+    if (!strcmp(name, "hub-port") || !strcmp(name, "hub-https-port")) {
         n = strtol(value, &end, 10);
         ok = *value && !*end && n > 0 && n < 65536;
-        if (ok)
+        if (ok && !strcmp(name, "hub-port"))
             cfg->hub_port = (unsigned)n;
+        else if (ok)
+            cfg->hub_https_port = (unsigned)n;
     } else if (!strcmp(name, "device-key-file")) {
         ok = read_secret_file(value, cfg->device_key, sizeof cfg->device_key);
     } else if (!strcmp(name, "connection-string")) {
@@ -148,6 +151,7 @@ void agent_config_defaults(agent_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->hub_port = 8883;
+    cfg->hub_https_port = 443;
     set_str(cfg->state_dir, sizeof cfg->state_dir, "/var/lib/iotdm");
     set_str(cfg->configd_socket, sizeof cfg->configd_socket, "/run/iotdm/configd.sock");
     set_str(cfg->model_id, sizeof cfg->model_id, "dtmi:iotdm:DeviceManagement;1");

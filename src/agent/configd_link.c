@@ -24,6 +24,12 @@ void agent_configd_deinit(agent_configd *link)
 iotdm_result agent_configd_call(void *ctx, const char *op, json_t *args, json_t **out_result,
                                 char *err, size_t err_cap)
 {
+    return agent_configd_call_fds(ctx, op, args, NULL, 0, out_result, err, err_cap);
+}
+
+iotdm_result agent_configd_call_fds(void *ctx, const char *op, json_t *args, const int *fds,
+                                    size_t nfds, json_t **out_result, char *err, size_t err_cap)
+{
     agent_configd *link = ctx;
     cfgd_error e = {0};
     *out_result = NULL;
@@ -32,7 +38,7 @@ iotdm_result agent_configd_call(void *ctx, const char *op, json_t *args, json_t 
         return -ENOMEM;
     }
     iotdm_result r =
-        cfgd_client_call(link->client, op, args, NULL, 0, CALL_TIMEOUT_MS, out_result, &e);
+        cfgd_client_call(link->client, op, args, fds, nfds, CALL_TIMEOUT_MS, out_result, &e);
     if (r == IOTDM_OK) {
         if (link->unreachable_logged)
             log_info("agent", "iotdm-configd is reachable again at %s", link->socket_path);

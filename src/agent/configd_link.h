@@ -22,5 +22,8 @@ void agent_configd_deinit(agent_configd *link);
  * (invalid_argument), other errors otherwise; err always says why. */
 iotdm_result agent_configd_call(void *ctx, const char *op, json_t *args, json_t **out_result,
                                 char *err, size_t err_cap);
+/* The same with file descriptors (matches cap_env.configd_fds). */
+iotdm_result agent_configd_call_fds(void *ctx, const char *op, json_t *args, const int *fds,
+                                    size_t nfds, json_t **out_result, char *err, size_t err_cap);
 
 #endif

@@ -20,6 +20,18 @@ typedef struct cap_env {
     iotdm_result (*configd)(void *ctx, const char *op, json_t *args, json_t **out_result, char *err,
                             size_t err_cap);
     void *configd_ctx;
+    /* The same with file descriptors passed along (downloaded files, SCM_RIGHTS); configd checks
+     * each one against the SHA-256 the request names. */
+    iotdm_result (*configd_fds)(void *ctx, const char *op, json_t *args, const int *fds,
+                                size_t nfds, json_t **out_result, char *err, size_t err_cap);
+    /* Downloads an https:// URL (the agent's CA bundle) into an unlinked temporary file, checking
+     * its SHA-256 (64 hex digits); *out_fd is at offset 0 and the caller closes it. */
+    iotdm_result (*download)(void *ctx, const char *url, const char *sha256_hex,
+                             size_t max_bytes, int *out_fd, char *err, size_t err_cap);
+    /* Uploads a file through the hub's file-upload API; out_blob gets the hub's blob name. */
+    iotdm_result (*upload)(void *ctx, int fd, const char *blob_name, char *out_blob,
+                           size_t out_cap, char *err, size_t err_cap);
+    void *transfer_ctx;
     /* The scheduler's clock (an injected one in tests). */
     int64_t (*now_ms)(void *ctx);
     void *clock_ctx;

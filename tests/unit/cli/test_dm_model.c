@@ -100,7 +100,8 @@ static void test_dm_real_model_generates_commands_and_aliases(void **state)
     assert_int_equal(tz->nfields, 1);
     assert_true(tz->cmd.opts[tz->cmd.nopts - 1].required);
     assert_non_null(find(&g, "schedule-reboot"));
-    assert_null(find(&g, "install-cert")); /* no certificates property in this model */
+    assert_non_null(find(&g, "install-cert")); /* the model has a certificates property */
+    assert_non_null(find(&g, "install-app"));
     assert_non_null(find(&g, "status"));
     dm_group_free(&g);
 }
