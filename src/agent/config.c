@@ -25,6 +25,29 @@ static bool parse_bool(const char *v, bool *out)
     return false;
 }
 
+/* The capability names of the config file and --help, in one table. */
+static const struct {
+    const char *name;
+    size_t offset;
+} capability_names[] = {
+    {"deviceInformation", offsetof(cap_selection, device_info)},
+    {"reboot", offsetof(cap_selection, reboot)},
+    {"factoryReset", offsetof(cap_selection, factory_reset)},
+    {"time", offsetof(cap_selection, time)},
+    {"certificates", offsetof(cap_selection, certificates)},
+    {"apps", offsetof(cap_selection, apps)},
+    {"updates", offsetof(cap_selection, updates)},
+    {"logCollectors", offsetof(cap_selection, logs)},
+    {"wifi", offsetof(cap_selection, wifi)},
+    {"telemetryLevel", offsetof(cap_selection, telemetry_level)},
+};
+
+static void select_all(cap_selection *sel)
+{
+    for (size_t i = 0; i < sizeof capability_names / sizeof *capability_names; i++)
+        *(bool *)((char *)sel + capability_names[i].offset) = true;
+}
+
 static bool parse_capabilities(const char *v, cap_selection *sel)
 {
     memset(sel, 0, sizeof *sel);
@@ -32,17 +55,16 @@ static bool parse_capabilities(const char *v, cap_selection *sel)
     set_str(buf, sizeof buf, v);
     char *save = NULL;
     for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-        if (!strcmp(tok, "deviceInformation"))
-            sel->device_info = true;
-        else if (!strcmp(tok, "reboot"))
-            sel->reboot = true;
-        else if (!strcmp(tok, "factoryReset"))
-            sel->factory_reset = true;
-        else if (!strcmp(tok, "time"))
-            sel->time = true;
-        else if (!strcmp(tok, "all"))
-            *sel = (cap_selection){true, true, true, true};
-        else
+        bool known = !strcmp(tok, "all");
+        if (known)
+            select_all(sel);
+        for (size_t i = 0; !known && i < sizeof capability_names / sizeof *capability_names; i++) {
+            if (!strcmp(tok, capability_names[i].name)) {
+                *(bool *)((char *)sel + capability_names[i].offset) = true;
+                known = true;
+            }
+        }
+        if (!known)
             return false;
     }
     return true;
@@ -157,7 +179,7 @@ void agent_config_defaults(agent_config *cfg)
     set_str(cfg->model_id, sizeof cfg->model_id, "dtmi:iotdm:DeviceManagement;1");
     set_str(cfg->reboot_inhibit_file, sizeof cfg->reboot_inhibit_file, "/run/iotdm/reboot-inhibit");
     set_str(cfg->time_service_priority, sizeof cfg->time_service_priority, "remote");
-    cfg->capabilities = (cap_selection){true, true, true, true};
+    select_all(&cfg->capabilities);
 }
 
 /* File keys may use '-' or '_' (hub_host = …); flags use '-'. */

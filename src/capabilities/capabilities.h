@@ -67,6 +67,12 @@ typedef struct cap_set {
     void *reboot;
     void *factory_reset;
     void *time;
+    void *certificates;
+    void *apps;
+    void *updates;
+    void *logs;
+    void *wifi;
+    void *telemetry_level;
     bool device_info;
 } cap_set;
 
@@ -75,6 +81,12 @@ typedef struct {
     bool reboot;
     bool factory_reset;
     bool time;
+    bool certificates;
+    bool apps;
+    bool updates;
+    bool logs;
+    bool wifi;
+    bool telemetry_level;
 } cap_selection;
 
 iotdm_result cap_set_start(cap_set *set, cap_env *env, const cap_selection *which);
@@ -94,6 +106,19 @@ void cap_factory_reset_stop(void *state);
 iotdm_result cap_time_start(cap_env *env, void **out_state);
 void cap_time_stop(void *state);
 iotdm_result cap_report_start(cap_set *set);
+/* Issue 4: certificates.c, wifi.c, telemetry_level.c, apps.c, updates.c, logs.c. */
+iotdm_result cap_certificates_start(cap_env *env, void **out_state);
+void cap_certificates_stop(void *state);
+iotdm_result cap_wifi_start(cap_env *env, void **out_state);
+void cap_wifi_stop(void *state);
+iotdm_result cap_telemetry_level_start(cap_env *env, void **out_state);
+void cap_telemetry_level_stop(void *state);
+iotdm_result cap_apps_start(cap_env *env, void **out_state, cap_timer *out_timer);
+void cap_apps_stop(void *state);
+iotdm_result cap_updates_start(cap_env *env, void **out_state, cap_timer *out_timer);
+void cap_updates_stop(void *state);
+iotdm_result cap_logs_start(cap_env *env, void **out_state, cap_timer *out_timer);
+void cap_logs_stop(void *state);
 
 /* Helpers shared by the capabilities (common.c). */
 /* JSON text of a new reference, freed by the caller with free(). */

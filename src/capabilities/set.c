@@ -24,6 +24,9 @@ iotdm_result cap_set_start(cap_set *set, cap_env *env, const cap_selection *whic
         add_timer(set, t);
     if (r == IOTDM_OK && which->time)
         r = cap_time_start(env, &set->time);
+    /* Issue 4 capabilities: certificates, wifi, telemetry level (each a line here). */
+    /* Issue 4 capabilities: apps, updates (each a line here). */
+    /* Issue 4 capabilities: log collectors (a line here). */
     if (r == IOTDM_OK)
         r = cap_report_start(set);
     if (r < 0)
@@ -36,6 +39,7 @@ void cap_set_stop(cap_set *set)
     cap_reboot_stop(set->reboot);
     cap_factory_reset_stop(set->factory_reset);
     cap_time_stop(set->time);
+    /* Issue 4 capabilities: their stop calls (each a line here). */
     memset(set, 0, sizeof *set);
 }
 

@@ -14,6 +14,9 @@ static const cfgd_op table[] = {
     {"time.set_zone", 0, cfgd_validate_set_zone, cfgd_op_time_set_zone},
     {"time.set_ntp", 0, cfgd_validate_set_ntp, cfgd_op_time_set_ntp},
     {"time.set_service", 0, cfgd_validate_set_service, cfgd_op_time_set_service},
+    /* Issue 4: certificates, wifi, telemetry level. */
+    /* Issue 4: apps and OS updates. */
+    /* Issue 4: log collectors and log files. */
 };
 
 const cfgd_op *cfgd_op_table(size_t *out_count)

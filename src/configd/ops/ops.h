@@ -50,4 +50,7 @@ int cfgd_op_time_set_zone(cfgd_ctx *ctx, const json_t *args, json_t **out, cfgd_
 int cfgd_op_time_set_ntp(cfgd_ctx *ctx, const json_t *args, json_t **out, cfgd_error *err);
 int cfgd_op_time_set_service(cfgd_ctx *ctx, const json_t *args, json_t **out, cfgd_error *err);
 
+/* Issue 4: each area declares its validators and handlers in ops/<area>.h, included here. */
+/* #include "configd/ops/certs.h" and the other areas' headers go below, one line each. */
+
 #endif
