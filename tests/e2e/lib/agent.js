@@ -32,7 +32,8 @@ function waitExit(child, ms) {
 
 class SimDevice {
   // dir: a fresh directory; connStr: the device's connection string; caPath: the hub's CA.
-  constructor({ dir, connStr, caPath, resetPaths = [], extraAgentArgs = [] }) {
+  // configdConf: extra "key = value" lines for configd's config file.
+  constructor({ dir, connStr, caPath, resetPaths = [], extraAgentArgs = [], configdConf = [] }) {
     this.dir = dir;
     this.root = path.join(dir, 'root');
     this.stateDir = path.join(this.root, 'var', 'lib', 'iotdm');
@@ -48,6 +49,7 @@ class SimDevice {
     fs.mkdirSync(this.root, { recursive: true });
     const conf = [`socket = ${this.socket}`, 'allow_uid = 0'];
     for (const p of resetPaths) conf.push(`factory_reset_path = ${p}`);
+    conf.push(...configdConf);
     fs.writeFileSync(path.join(dir, 'configd.conf'), conf.join('\n') + '\n');
   }
 
