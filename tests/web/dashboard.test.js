@@ -147,7 +147,10 @@ test('find a device by search: the filter runs as a query and narrows the list',
     await page.fill('#f-where', '');
     await page.press('#f-where', 'Enter');
     await page.fill('#f-search', sim ? 'agent' : 'sensor');
-    await waitUntil(async () => (await rows.count()) === 1, 'the device to open');
+    // The list may still show the previous filter's single row: wait for the right one.
+    const wanted = sim ? AGENT_ID : SENSOR_ID;
+    await waitUntil(async () => (await rows.count()) === 1 && (await rows.first().getAttribute('data-device-id')) === wanted,
+      'the device to open');
     await shot('device-list-search');
     await rows.first().locator('a').click();
     await page.locator('#device-title').waitFor();
