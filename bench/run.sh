@@ -6,6 +6,7 @@ set -euo pipefail
 usage() {
     cat <<'EOF'
 Usage: bench/run.sh [--quick] [--runs N] [--no-build] [--keep] [--port-base P] [--out FILE]
+                    [--hub-bin PATH]
 
 Builds the ci preset, starts a fresh iotdm-hub and a Mosquitto 2 with a TLS listener on loopback,
 runs each scenario of iotdm-loadgen against both (idle, telemetry, methods; reported against the
@@ -17,10 +18,11 @@ hub only), and prints a table with the medians of the runs.
   --keep         keep the temporary directory (logs, raw figures)
   --port-base P  ports P (hub MQTT), P+1 (hub HTTPS), P+2 (Mosquitto); default 38883
   --out FILE     also write the table to FILE
+  --hub-bin PATH measure another iotdm-hub binary (for example a build with a candidate fix)
 EOF
 }
 
-QUICK=0 RUNS='' BUILD=1 KEEP=0 PORT_BASE=38883 OUT=''
+QUICK=0 RUNS='' BUILD=1 KEEP=0 PORT_BASE=38883 OUT='' HUB_BIN=''
 while (($#)); do
     case "$1" in
     --quick) QUICK=1 ;;
@@ -29,6 +31,7 @@ while (($#)); do
     --keep) KEEP=1 ;;
     --port-base) PORT_BASE=$2; shift ;;
     --out) OUT=$2; shift ;;
+    --hub-bin) HUB_BIN=$2; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
     esac
@@ -37,7 +40,7 @@ done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/build/ci
-HUB_BIN=$BIN/src/hub/iotdm-hub
+HUB_BIN=${HUB_BIN:-$BIN/src/hub/iotdm-hub}
 LG=$BIN/bench/iotdm-loadgen
 
 # ---- scale ---------------------------------------------------------------------------------------
@@ -296,6 +299,8 @@ table() {
     printf '  hub bytes/conn [%s], mosquitto [%s]; hub p50 [%s] p99 [%s]\n' \
         "$(all idle-hub server_bytes_per_conn)" "$(all idle-mq server_bytes_per_conn)" \
         "$(all methods-hub lat_p50_ms)" "$(all methods-hub lat_p99_ms)"
+    printf '  method calls unanswered when the run ended: hub [%s], mosquitto [%s]\n' \
+        "$(all methods-hub unanswered)" "$(all methods-mq unanswered)"
     [[ -z $IDLE_NOTE ]] || printf '* %s.\n' "$IDLE_NOTE"
     ((FAILURES == 0)) || printf 'Note: %d load-generator run(s) reported errors (see loadgen.log).\n' \
         "$FAILURES"

@@ -106,11 +106,16 @@ static const struct {
     const char *name;
     size_t offset, size;
 } strings[] = {
-    STR_SETTING("hub-host", hub_host),     STR_SETTING("device-id", device_id),
-    STR_SETTING("device-key", device_key), STR_SETTING("cert-file", cert_file),
-    STR_SETTING("key-file", key_file),     STR_SETTING("ca-file", ca_file),
-    STR_SETTING("state-dir", state_dir),   STR_SETTING("configd-socket", configd_socket),
-    STR_SETTING("model-id", model_id),     STR_SETTING("reboot-inhibit-file", reboot_inhibit_file),
+    STR_SETTING("hub-host", hub_host),
+    STR_SETTING("device-id", device_id),
+    STR_SETTING("device-key", device_key),
+    STR_SETTING("cert-file", cert_file),
+    STR_SETTING("key-file", key_file),
+    STR_SETTING("ca-file", ca_file),
+    STR_SETTING("state-dir", state_dir),
+    STR_SETTING("configd-socket", configd_socket),
+    STR_SETTING("model-id", model_id),
+    STR_SETTING("reboot-inhibit-file", reboot_inhibit_file),
     STR_SETTING("download-ca-file", download_ca_file),
 };
 

@@ -92,8 +92,7 @@ iotdm_result agent_download(void *ctx, const char *url, const char *sha256_hex, 
     sink s = {temp_file(t->temp_dir), 0, max_bytes ? max_bytes : AGENT_DOWNLOAD_MAX,
               EVP_MD_CTX_new(), false};
     if (s.fd < 0 || !s.sha) {
-        snprintf(err, err_cap, "cannot stage the download in %s: %s", t->temp_dir,
-                 strerror(errno));
+        snprintf(err, err_cap, "cannot stage the download in %s: %s", t->temp_dir, strerror(errno));
         if (s.fd >= 0)
             close(s.fd);
         EVP_MD_CTX_free(s.sha);
@@ -140,8 +139,8 @@ iotdm_result agent_download(void *ctx, const char *url, const char *sha256_hex, 
         for (unsigned i = 0; i < mdlen; i++)
             snprintf(got + 2 * i, 3, "%02x", md[i]);
         if (strcasecmp(got, sha256_hex) != 0) {
-            snprintf(err, err_cap, "SHA-256 mismatch: expected %s, the download has %s",
-                     sha256_hex, got);
+            snprintf(err, err_cap, "SHA-256 mismatch: expected %s, the download has %s", sha256_hex,
+                     got);
             r = IOTDM_E_PRECONDITION;
         }
     }
@@ -220,10 +219,12 @@ static iotdm_result hub_post(agent_transfer *t, const char *path, json_t *body, 
     free(text);
     iotdm_result r = IOTDM_OK;
     if (rc != CURLE_OK) {
-        snprintf(err, err_cap, "cannot reach the hub: %s", curl_err[0] ? curl_err : curl_easy_strerror(rc));
+        snprintf(err, err_cap, "cannot reach the hub: %s",
+                 curl_err[0] ? curl_err : curl_easy_strerror(rc));
         r = -EIO;
     } else if (status != expect) {
-        snprintf(err, err_cap, "the hub answered %ld: %.300s", status, answer.data ? answer.data : "");
+        snprintf(err, err_cap, "the hub answered %ld: %.300s", status,
+                 answer.data ? answer.data : "");
         r = status == 401 ? IOTDM_E_UNAUTHORIZED : status == 400 ? IOTDM_E_MALFORMED : -EIO;
     } else if (out_json) {
         json_error_t jerr;
@@ -296,12 +297,13 @@ static iotdm_result put_blob(agent_transfer *t, int fd, json_t *info, char *err,
     return IOTDM_OK;
 }
 
-iotdm_result agent_upload(void *ctx, int fd, const char *blob_name, char *out_blob,
-                          size_t out_cap, char *err, size_t err_cap)
+iotdm_result agent_upload(void *ctx, int fd, const char *blob_name, char *out_blob, size_t out_cap,
+                          char *err, size_t err_cap)
 {
     agent_transfer *t = ctx;
     if (!t->device_key || !*t->device_key) {
-        snprintf(err, err_cap, "uploads need the device's symmetric key (X.509 is not supported yet)");
+        snprintf(err, err_cap,
+                 "uploads need the device's symmetric key (X.509 is not supported yet)");
         return IOTDM_E_UNSUPPORTED;
     }
     char path[600];

@@ -28,7 +28,7 @@ iotdm_result agent_download(void *ctx, const char *url, const char *sha256_hex, 
 
 /* Uploads fd's contents as blob_name ("logs/x.txt") through the hub: SAS URI, PUT, notification.
  * out_blob receives the hub's name for it ("<deviceId>/logs/x.txt"). */
-iotdm_result agent_upload(void *ctx, int fd, const char *blob_name, char *out_blob,
-                          size_t out_cap, char *err, size_t err_cap);
+iotdm_result agent_upload(void *ctx, int fd, const char *blob_name, char *out_blob, size_t out_cap,
+                          char *err, size_t err_cap);
 
 #endif

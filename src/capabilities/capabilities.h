@@ -26,11 +26,11 @@ typedef struct cap_env {
                                 size_t nfds, json_t **out_result, char *err, size_t err_cap);
     /* Downloads an https:// URL (the agent's CA bundle) into an unlinked temporary file, checking
      * its SHA-256 (64 hex digits); *out_fd is at offset 0 and the caller closes it. */
-    iotdm_result (*download)(void *ctx, const char *url, const char *sha256_hex,
-                             size_t max_bytes, int *out_fd, char *err, size_t err_cap);
+    iotdm_result (*download)(void *ctx, const char *url, const char *sha256_hex, size_t max_bytes,
+                             int *out_fd, char *err, size_t err_cap);
     /* Uploads a file through the hub's file-upload API; out_blob gets the hub's blob name. */
-    iotdm_result (*upload)(void *ctx, int fd, const char *blob_name, char *out_blob,
-                           size_t out_cap, char *err, size_t err_cap);
+    iotdm_result (*upload)(void *ctx, int fd, const char *blob_name, char *out_blob, size_t out_cap,
+                           char *err, size_t err_cap);
     void *transfer_ctx;
     /* The scheduler's clock (an injected one in tests). */
     int64_t (*now_ms)(void *ctx);

@@ -25,8 +25,20 @@ iotdm_result cap_set_start(cap_set *set, cap_env *env, const cap_selection *whic
     if (r == IOTDM_OK && which->time)
         r = cap_time_start(env, &set->time);
     /* Issue 4 capabilities: certificates, wifi, telemetry level (each a line here). */
+    if (r == IOTDM_OK && which->certificates)
+        r = cap_certificates_start(env, &set->certificates);
+    if (r == IOTDM_OK && which->wifi)
+        r = cap_wifi_start(env, &set->wifi);
+    if (r == IOTDM_OK && which->telemetry_level)
+        r = cap_telemetry_level_start(env, &set->telemetry_level);
     /* Issue 4 capabilities: apps, updates (each a line here). */
+    if (r == IOTDM_OK && which->apps && (r = cap_apps_start(env, &set->apps, &t)) == 0)
+        add_timer(set, t);
+    if (r == IOTDM_OK && which->updates && (r = cap_updates_start(env, &set->updates, &t)) == 0)
+        add_timer(set, t);
     /* Issue 4 capabilities: log collectors (a line here). */
+    if (r == IOTDM_OK && which->logs && (r = cap_logs_start(env, &set->logs, &t)) == 0)
+        add_timer(set, t);
     if (r == IOTDM_OK)
         r = cap_report_start(set);
     if (r < 0)
@@ -40,6 +52,12 @@ void cap_set_stop(cap_set *set)
     cap_factory_reset_stop(set->factory_reset);
     cap_time_stop(set->time);
     /* Issue 4 capabilities: their stop calls (each a line here). */
+    cap_logs_stop(set->logs);
+    cap_certificates_stop(set->certificates);
+    cap_wifi_stop(set->wifi);
+    cap_telemetry_level_stop(set->telemetry_level);
+    cap_apps_stop(set->apps);
+    cap_updates_stop(set->updates);
     memset(set, 0, sizeof *set);
 }
 

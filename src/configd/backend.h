@@ -18,6 +18,10 @@
 #define CFGD_SANDBOX_JOURNAL  CFGD_SANDBOX_STATE "/journal.jsonl"
 #define CFGD_SANDBOX_SERVICES CFGD_SANDBOX_STATE "/services.json"
 #define CFGD_SANDBOX_BOOT     CFGD_SANDBOX_STATE "/boot_time"
+/* Log collectors (backend_logs.c): journalctl, or the simulated journal a test writes. */
+#define CFGD_JOURNALCTL          "/usr/bin/journalctl"
+#define CFGD_SANDBOX_JOURNALD    CFGD_SANDBOX_STATE "/journald.jsonl"
+#define CFGD_JOURNAL_MATCHES_MAX 16
 
 /* What a command did. */
 typedef struct {
@@ -41,6 +45,18 @@ typedef struct {
 } cfgd_svc_state;
 
 typedef struct cfgd_backend cfgd_backend;
+
+/* Which journal entries a log collector takes: units AND identifiers AND priority, as journalctl
+ * combines -u, -t and -p (several units or several identifiers: any of them). */
+typedef struct cfgd_journal_query {
+    const char *units[CFGD_JOURNAL_MATCHES_MAX];
+    size_t nunits;
+    const char *identifiers[CFGD_JOURNAL_MATCHES_MAX];
+    size_t nidentifiers;
+    int priority;            /* 0 (emerg) .. 7 (debug): this level and more severe */
+    int64_t since_ms;        /* entries older than this second are skipped */
+    const char *cursor_path; /* device path of the cursor file */
+} cfgd_journal_query;
 
 /* Paths are absolute device paths ("/etc/timezone"); the backend maps them under its root. Every
  * function returns 0 or -errno and, on failure, fills err (code "failed" unless said otherwise)
@@ -68,6 +84,9 @@ typedef struct {
     /* Where to read read-only system data (the zoneinfo database, os-release): the root's copy
      * when it has one, else the host's. The result is a host path. */
     int (*system_path)(cfgd_backend *be, const char *path, char *buf, size_t cap);
+    /* The regular files directly in a folder (links not followed), sorted by name: *out is a new
+     * array of {"name", "size", "mtime" (seconds)}. A missing folder is an empty array. */
+    int (*list_dir)(cfgd_backend *be, const char *path, json_t **out, cfgd_error *err);
 
     /* Runs argv[0] (absolute) with argv and envp, no shell, with the configured timeout. 0 means it
      * ran (look at out->status); -errno means it could not be started. */
@@ -87,6 +106,14 @@ typedef struct {
     /* Size and free space of the file system holding the root, in KiB. */
     int (*storage)(cfgd_backend *be, uint64_t *out_total_kb, uint64_t *out_free_kb,
                    cfgd_error *err);
+    /* Opens the folder at path as a directory descriptor (*out_fd), creating it with mode (its
+     * parents 0755) when create is set; -ENOENT when missing and not created. The folder itself
+     * must not be a link; callers work inside it with *at() calls that never follow links. */
+    int (*open_dir)(cfgd_backend *be, const char *path, bool create, unsigned mode, int *out_fd,
+                    cfgd_error *err);
+    /* Appends to out_fd, as journalctl's short-iso text, the journal entries that match q and
+     * come after the cursor in q->cursor_path, then advances the cursor. */
+    int (*journal_read)(cfgd_backend *be, const cfgd_journal_query *q, int out_fd, cfgd_error *err);
 } cfgd_backend_vt;
 
 struct cfgd_backend {
@@ -120,6 +147,7 @@ int cfgd_fs_remove(cfgd_backend *be, const char *path, const char (*keep)[CFGD_P
                    size_t nkeep, bool *out_existed, cfgd_error *err);
 int cfgd_fs_exists(cfgd_backend *be, const char *path);
 int cfgd_fs_system_path(cfgd_backend *be, const char *path, char *buf, size_t cap);
+int cfgd_fs_list_dir(cfgd_backend *be, const char *path, json_t **out, cfgd_error *err);
 int cfgd_fs_storage(cfgd_backend *be, uint64_t *out_total_kb, uint64_t *out_free_kb,
                     cfgd_error *err);
 /* mkdir -p of a host path. */
@@ -128,5 +156,15 @@ int cfgd_fs_mkdirs(const char *host_path, unsigned mode);
 /* Runs exec_path (a host path) with argv and envp; see cfgd_backend_vt.run. */
 int cfgd_run_command(const char *exec_path, const char *const *argv, const char *const *envp,
                      int timeout_ms, cfgd_cmd_result *out, cfgd_error *err);
+/* The same with the program's stdout going to stdout_fd; out->output then holds stderr only. */
+int cfgd_run_command_to(const char *exec_path, const char *const *argv, const char *const *envp,
+                        int timeout_ms, int stdout_fd, cfgd_cmd_result *out, cfgd_error *err);
+/* Log collectors (backend_logs.c): open_dir for both backends, journal_read for each. */
+int cfgd_fs_open_dir(cfgd_backend *be, const char *path, bool create, unsigned mode, int *out_fd,
+                     cfgd_error *err);
+int cfgd_journal_read_linux(cfgd_backend *be, const cfgd_journal_query *q, int out_fd,
+                            cfgd_error *err);
+int cfgd_journal_read_sandbox(cfgd_backend *be, const cfgd_journal_query *q, int out_fd,
+                              cfgd_error *err);
 
 #endif

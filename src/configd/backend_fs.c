@@ -322,3 +322,60 @@ int cfgd_fs_storage(cfgd_backend *be, uint64_t *out_total_kb, uint64_t *out_free
     *out_free_kb = (uint64_t)sv.f_bavail * sv.f_frsize / 1024;
     return 0;
 }
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "name")),
+                  json_string_value(json_object_get(*(json_t *const *)b, "name")));
+}
+
+/* Sorted so that listings (and what is reported from them) do not depend on the file system. */
+static json_t *sorted(json_t **items, size_t n)
+{
+    qsort(items, n, sizeof *items, by_name);
+    json_t *out = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(out, items[i]);
+    return out;
+}
+
+#define LIST_MAX 4096 /* entries per folder; a folder configd manages never holds that many */
+
+int cfgd_fs_list_dir(cfgd_backend *be, const char *path, json_t **out, cfgd_error *err)
+{
+    char host[PATH_MAX];
+    *out = NULL;
+    int r = cfgd_fs_map(be, path, host, sizeof host);
+    if (r < 0)
+        return fail(err, -r, "list", path);
+    int dfd = open(host, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0 && errno == ENOENT) {
+        *out = json_array();
+        return 0;
+    }
+    DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+    if (!d) {
+        r = errno;
+        if (dfd >= 0)
+            close(dfd);
+        return fail(err, r, "list", path);
+    }
+    json_t **items = calloc(LIST_MAX, sizeof *items);
+    size_t n = 0;
+    struct dirent *e;
+    struct stat st;
+    while (items && n < LIST_MAX && (e = readdir(d)) != NULL) {
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        json_t *item = json_pack("{s:s, s:I, s:I}", "name", e->d_name, "size",
+                                 (json_int_t)st.st_size, "mtime", (json_int_t)st.st_mtime);
+        if (item)
+            items[n++] = item;
+    }
+    closedir(d);
+    if (!items)
+        return fail(err, ENOMEM, "list", path);
+    *out = sorted(items, n);
+    free(items);
+    return 0;
+}

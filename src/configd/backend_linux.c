@@ -165,6 +165,7 @@ static const cfgd_backend_vt linux_vt = {
     .remove = cfgd_fs_remove,
     .exists = cfgd_fs_exists,
     .system_path = cfgd_fs_system_path,
+    .list_dir = cfgd_fs_list_dir,
     .run = linux_run,
     .service = linux_service,
     .service_state = linux_service_state,
@@ -173,6 +174,8 @@ static const cfgd_backend_vt linux_vt = {
     .clock_synced = linux_clock_synced,
     .journal = linux_journal,
     .storage = cfgd_fs_storage,
+    .open_dir = cfgd_fs_open_dir,
+    .journal_read = cfgd_journal_read_linux,
 };
 
 cfgd_backend *cfgd_backend_linux_new(const char *root, int command_timeout_ms, char *error,

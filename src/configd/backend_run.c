@@ -16,7 +16,7 @@
 
 /* Between fork and execve only async-signal-safe calls are allowed. */
 static void child(const char *exec_path, const char *const *argv, const char *const *envp,
-                  int out_fd, int status_fd)
+                  int out_fd, int err_fd, int status_fd)
 {
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigaction(SIGPIPE, &dfl, NULL); /* configd ignores SIGPIPE; the program must not inherit it */
@@ -25,7 +25,7 @@ static void child(const char *exec_path, const char *const *argv, const char *co
     sigprocmask(SIG_SETMASK, &none, NULL);
     setpgid(0, 0); /* its own process group, so a timeout kills whatever it started too */
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
         goto failed;
     /* Nothing of configd's (its socket, client connections) leaks into the program. The status
      * pipe stays: it is close-on-exec, so it closes by itself when execve succeeds. */
@@ -101,6 +101,12 @@ static void reap(pid_t pid, int64_t deadline, cfgd_cmd_result *out)
 int cfgd_run_command(const char *exec_path, const char *const *argv, const char *const *envp,
                      int timeout_ms, cfgd_cmd_result *out, cfgd_error *err)
 {
+    return cfgd_run_command_to(exec_path, argv, envp, timeout_ms, -1, out, err);
+}
+
+int cfgd_run_command_to(const char *exec_path, const char *const *argv, const char *const *envp,
+                        int timeout_ms, int stdout_fd, cfgd_cmd_result *out, cfgd_error *err)
+{
     memset(out, 0, sizeof *out);
     int out_pipe[2], status_pipe[2];
     if (pipe2(out_pipe, O_CLOEXEC) != 0) {
@@ -117,7 +123,8 @@ int cfgd_run_command(const char *exec_path, const char *const *argv, const char 
     int64_t deadline = time_mono_ms() + timeout_ms;
     pid_t pid = fork();
     if (pid == 0)
-        child(exec_path, argv, envp, out_pipe[1], status_pipe[1]);
+        child(exec_path, argv, envp, stdout_fd >= 0 ? stdout_fd : out_pipe[1], out_pipe[1],
+              status_pipe[1]);
     int fork_errno = errno;
     if (pid > 0)
         setpgid(pid, pid); /* also here: whichever of the two runs first */

@@ -237,6 +237,7 @@ static const cfgd_backend_vt sandbox_vt = {
     .remove = cfgd_fs_remove,
     .exists = cfgd_fs_exists,
     .system_path = cfgd_fs_system_path,
+    .list_dir = cfgd_fs_list_dir,
     .run = sandbox_run,
     .service = sandbox_service,
     .service_state = sandbox_service_state,
@@ -245,6 +246,8 @@ static const cfgd_backend_vt sandbox_vt = {
     .clock_synced = sandbox_clock_synced,
     .journal = sandbox_journal,
     .storage = cfgd_fs_storage,
+    .open_dir = cfgd_fs_open_dir,
+    .journal_read = cfgd_journal_read_sandbox,
 };
 
 /* A fresh sandbox looks like a device that just booted with timesyncd on, as Debian ships it. */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/debpkg.h"
 #include "common/kvconf.h"
 #include "common/log.h"
 #include "proto/configd_frame.h"
@@ -20,6 +21,8 @@ void cfgd_config_defaults(cfgd_config *cfg)
     snprintf(cfg->zoneinfo_dir, sizeof cfg->zoneinfo_dir, "%s", CFGD_ZONEINFO_DIR);
     cfg->backend = CFGD_BACKEND_LINUX;
     cfg->command_timeout_ms = 60000;
+    snprintf(cfg->agent_package, sizeof cfg->agent_package, "iotdm-agent");
+    snprintf(cfg->sandbox_repo, sizeof cfg->sandbox_repo, "/var/lib/iotdm-sandbox/repo");
 }
 
 bool cfgd_path_clean(const char *path)
@@ -220,6 +223,64 @@ static iotdm_result set_timeout(cfgd_config *cfg, const char *v, char *e, size_t
     return IOTDM_OK;
 }
 
+/* A unit name goes on systemctl's command line: a plain name with a type suffix, no option. */
+static iotdm_result set_telemetry_unit(cfgd_config *cfg, const char *v, char *e, size_t cap)
+{
+    static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "0123456789:_.@\\-";
+    size_t len = strlen(v);
+    const char *dot = strrchr(v, '.');
+    if (len == 0 || len >= CFGD_UNIT_MAX || v[0] == '-' || v[0] == '.' || !dot || !dot[1] ||
+        strspn(v, allowed) != len) {
+        snprintf(e, cap, "'%.64s' is not a systemd unit name (like foo.service)", v);
+        return IOTDM_E_MALFORMED;
+    }
+    if (cfg->n_telemetry_units >= CFGD_MAX_NOTIFY) {
+        snprintf(e, cap, "at most %d telemetry_notify_unit entries", CFGD_MAX_NOTIFY);
+        return IOTDM_E_TOO_LARGE;
+    }
+    snprintf(cfg->telemetry_units[cfg->n_telemetry_units++], CFGD_UNIT_MAX, "%s", v);
+    return IOTDM_OK;
+}
+
+/* Apps and updates (ops/apps.c, ops/updates.c). */
+static iotdm_result set_agent_package(cfgd_config *cfg, const char *v, char *e, size_t cap)
+{
+    if (!debpkg_name_valid(v, strlen(v))) {
+        snprintf(e, cap, "'%.64s' is not a Debian package name", v);
+        return IOTDM_E_MALFORMED;
+    }
+    snprintf(cfg->agent_package, sizeof cfg->agent_package, "%s", v);
+    return IOTDM_OK;
+}
+
+static iotdm_result set_sandbox_repo(cfgd_config *cfg, const char *v, char *e, size_t cap)
+{
+    return device_path(cfg->sandbox_repo, v, e, cap);
+}
+
+/* "name=version", optionally followed by " reboot" (installing it flags a reboot). */
+static iotdm_result set_sandbox_upgradable(cfgd_config *cfg, const char *v, char *e, size_t cap)
+{
+    char spec[CFGD_UPGRADABLE_MAX], name[DEBPKG_NAME_MAX + 1];
+    const char *version = NULL;
+    snprintf(spec, sizeof spec, "%s", v);
+    char *space = strchr(spec, ' ');
+    if (space)
+        *space = '\0';
+    if (strlen(v) >= sizeof spec || !debpkg_spec_parse(spec, name, sizeof name, &version) ||
+        !version || (space && strcmp(space + 1 + strspn(space + 1, " "), "reboot") != 0)) {
+        snprintf(e, cap, "'%.64s' is not name=version [reboot]", v);
+        return IOTDM_E_MALFORMED;
+    }
+    if (cfg->n_sandbox_upgradable >= CFGD_MAX_UPGRADABLE) {
+        snprintf(e, cap, "at most %d sandbox_upgradable entries", CFGD_MAX_UPGRADABLE);
+        return IOTDM_E_TOO_LARGE;
+    }
+    snprintf(cfg->sandbox_upgradable[cfg->n_sandbox_upgradable++], CFGD_UPGRADABLE_MAX, "%s", v);
+    return IOTDM_OK;
+}
+
 static const struct {
     const char *key;
     setter set;
@@ -238,6 +299,10 @@ static const struct {
     {"manufacturer", set_manufacturer},
     {"model", set_model},
     {"command_timeout", set_timeout},
+    {"agent_package", set_agent_package},
+    {"sandbox_repo", set_sandbox_repo},
+    {"sandbox_upgradable", set_sandbox_upgradable},
+    {"telemetry_notify_unit", set_telemetry_unit},
 };
 
 iotdm_result cfgd_config_set(cfgd_config *cfg, const char *key, const char *value, char *error,

@@ -14,6 +14,10 @@
 #define CFGD_PATH_MAX       256 /* device paths named in the config (reset paths, hook) */
 #define CFGD_DEFAULT_CONFIG "/etc/iotdm/configd.conf"
 #define CFGD_ZONEINFO_DIR   "/usr/share/zoneinfo"
+#define CFGD_MAX_NOTIFY     8   /* telemetry_notify_unit entries */
+#define CFGD_UNIT_MAX       128 /* a systemd unit name */
+#define CFGD_MAX_UPGRADABLE 64  /* sandbox_upgradable entries */
+#define CFGD_UPGRADABLE_MAX 272 /* "name=version reboot" */
 
 typedef enum { CFGD_BACKEND_LINUX, CFGD_BACKEND_SANDBOX } cfgd_backend_kind;
 
@@ -35,6 +39,12 @@ typedef struct {
     char manufacturer[128];         /* "" = read from DMI / device tree */
     char model[128];
     int command_timeout_ms;
+    char telemetry_units[CFGD_MAX_NOTIFY][CFGD_UNIT_MAX]; /* told about telemetry level changes */
+    size_t n_telemetry_units;
+    char agent_package[129];          /* the agent's own Debian package (apps.*: protected) */
+    char sandbox_repo[CFGD_PATH_MAX]; /* sandbox: folder of name_version_arch.deb files */
+    char sandbox_upgradable[CFGD_MAX_UPGRADABLE][CFGD_UPGRADABLE_MAX]; /* sandbox: updates */
+    size_t n_sandbox_upgradable;
     bool root_set, sandbox_set; /* both given is an error */
 } cfgd_config;
 

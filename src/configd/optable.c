@@ -15,8 +15,35 @@ static const cfgd_op table[] = {
     {"time.set_ntp", 0, cfgd_validate_set_ntp, cfgd_op_time_set_ntp},
     {"time.set_service", 0, cfgd_validate_set_service, cfgd_op_time_set_service},
     /* Issue 4: certificates, wifi, telemetry level. */
+    {"certs.list", 0, cfgd_validate_no_args, cfgd_op_certs_list},
+    {"certs.install", 1, cfgd_validate_certs_install, cfgd_op_certs_install},
+    {"certs.uninstall", 0, cfgd_validate_certs_ref, cfgd_op_certs_uninstall},
+    {"certs.details", 0, cfgd_validate_certs_ref, cfgd_op_certs_details},
+    {"wifi.list", 0, cfgd_validate_no_args, cfgd_op_wifi_list},
+    {"wifi.install", 1, cfgd_validate_wifi_install, cfgd_op_wifi_install},
+    {"wifi.uninstall", 0, cfgd_validate_wifi_ref, cfgd_op_wifi_uninstall},
+    {"wifi.details", 0, cfgd_validate_wifi_ref, cfgd_op_wifi_details},
+    {"telemetry.get", 0, cfgd_validate_no_args, cfgd_op_telemetry_get},
+    {"telemetry.set_level", 0, cfgd_validate_telemetry_set, cfgd_op_telemetry_set_level},
     /* Issue 4: apps and OS updates. */
+    {"apps.list", 0, cfgd_validate_apps_list, cfgd_op_apps_list},
+    {"apps.install", 1, cfgd_validate_apps_install, cfgd_op_apps_install},
+    {"apps.remove", 0, cfgd_validate_apps_remove, cfgd_op_apps_remove},
+    {"apps.set_startup", 0, cfgd_validate_apps_set_startup, cfgd_op_apps_set_startup},
+    {"apps.lifecycle", 0, cfgd_validate_apps_lifecycle, cfgd_op_apps_lifecycle},
+    {"updates.get", 0, cfgd_validate_no_args, cfgd_op_updates_get},
+    {"updates.set_policy", 0, cfgd_validate_updates_set_policy, cfgd_op_updates_set_policy},
+    {"updates.scan", 0, cfgd_validate_no_args, cfgd_op_updates_scan},
+    {"updates.install", 0, cfgd_validate_updates_install, cfgd_op_updates_install},
     /* Issue 4: log collectors and log files. */
+    {"logs.set_collector", 0, cfgd_validate_logs_set_collector, cfgd_op_logs_set_collector},
+    {"logs.remove_collector", 0, cfgd_validate_logs_collector_name, cfgd_op_logs_remove_collector},
+    {"logs.collect", 0, cfgd_validate_no_args, cfgd_op_logs_collect},
+    {"logs.status", 0, cfgd_validate_no_args, cfgd_op_logs_status},
+    {"logs.list_folders", 0, cfgd_validate_no_args, cfgd_op_logs_list_folders},
+    {"logs.list_files", 0, cfgd_validate_logs_folder, cfgd_op_logs_list_files},
+    {"logs.read_file", 1, cfgd_validate_logs_file, cfgd_op_logs_read_file},
+    {"logs.delete_file", 0, cfgd_validate_logs_file, cfgd_op_logs_delete_file},
 };
 
 const cfgd_op *cfgd_op_table(size_t *out_count)

@@ -52,5 +52,11 @@ int cfgd_op_time_set_service(cfgd_ctx *ctx, const json_t *args, json_t **out, cf
 
 /* Issue 4: each area declares its validators and handlers in ops/<area>.h, included here. */
 /* #include "configd/ops/certs.h" and the other areas' headers go below, one line each. */
+#include "configd/ops/apps.h"
+#include "configd/ops/certs.h"
+#include "configd/ops/logs.h"
+#include "configd/ops/telemetry.h"
+#include "configd/ops/updates.h"
+#include "configd/ops/wifi.h"
 
 #endif

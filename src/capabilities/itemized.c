@@ -1,0 +1,119 @@
+/* Item-by-item sections: per-item errors, one acknowledgement, reported maps rebuilt whole. */
+#include "capabilities/itemized.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "common/log.h"
+
+void cap_items_init(cap_items *it)
+{
+    it->code = 200;
+    it->changed = it->failed = 0;
+    it->first[0] = '\0';
+    it->errors = json_object();
+}
+
+void cap_items_deinit(cap_items *it)
+{
+    json_decref(it->errors);
+    it->errors = NULL;
+}
+
+void cap_items_fail(cap_items *it, int code, const char *group, const char *key, const char *fmt,
+                    ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* Bad input decides the code: the operator has something to fix whatever else failed. */
+    if (code == 400 || it->code == 200)
+        it->code = code;
+    if (it->failed++ == 0)
+        snprintf(it->first, sizeof it->first, "%s%s%s: %s", group ? group : "",
+                 group && key ? "/" : "", key ? key : "", msg);
+    json_t *error = json_pack("{s:i, s:s}", "errorCode", code, "errorMessage", msg);
+    if (group && key) {
+        json_t *parent = json_object_get(it->errors, group);
+        if (!json_is_object(parent)) {
+            parent = json_object();
+            json_object_set_new(it->errors, group, parent);
+        }
+        json_object_set_new(parent, key, error);
+    } else {
+        json_object_set_new(it->errors, group ? group : key, error);
+    }
+}
+
+void cap_items_ack(const cap_items *it, iotdm_ack *ack, char *buf, size_t cap)
+{
+    if (it->failed)
+        cap_ack_error(ack, it->code, buf, cap, "%u item%s failed, %u changed; first: %s",
+                      it->failed, it->failed == 1 ? "" : "s", it->changed, it->first);
+    else if (it->changed)
+        cap_ack_error(ack, 200, buf, cap, "applied: %u changed", it->changed);
+    else
+        cap_ack_error(ack, 200, buf, cap, "applied: already as desired");
+}
+
+void cap_json_merge(json_t *dst, const json_t *src)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)src, key, value)
+    {
+        json_t *have = json_object_get(dst, key);
+        if (json_is_object(have) && json_is_object(value))
+            cap_json_merge(have, value);
+        else
+            json_object_set(dst, key, value);
+    }
+}
+
+/* null for every key of prev that next lacks, at every depth where both have an object. */
+static void null_removed(const json_t *prev, json_t *next)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)prev, key, value)
+    {
+        json_t *now = json_object_get(next, key);
+        if (!now)
+            json_object_set_new(next, key, json_null());
+        else if (json_is_object(now) && json_is_object(value))
+            null_removed(value, now);
+    }
+}
+
+json_t *cap_items_report(cap_env *env, const char *state_name, json_t *held, const json_t *errors)
+{
+    if (errors)
+        cap_json_merge(held, errors);
+    json_t *state = cap_state_load(env, state_name);
+    json_t *prev = json_object_get(state, "reported");
+    const json_t *errs = errors ? errors : json_object_get(state, "errors");
+    json_t *saved = json_object();
+    json_object_set(saved, "reported", held);
+    json_object_set_new(saved, "errors",
+                        json_is_object(errs) ? json_deep_copy(errs) : json_object());
+    json_t *value = json_deep_copy(held);
+    json_decref(held);
+    if (json_is_object(prev))
+        null_removed(prev, value);
+    if (cap_state_save(env, state_name, saved) < 0)
+        log_warn("agent", "cannot save %s state in %s", state_name, env->state_dir);
+    json_decref(saved);
+    json_decref(state);
+    return value;
+}
+
+json_t *cap_items_saved_errors(cap_env *env, const char *state_name)
+{
+    json_t *state = cap_state_load(env, state_name);
+    json_t *errors = json_object_get(state, "errors");
+    errors = json_is_object(errors) ? json_incref(errors) : json_object();
+    json_decref(state);
+    return errors;
+}
