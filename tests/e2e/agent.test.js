@@ -6,64 +6,19 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { SimDevice } = require('./lib/agent');
+const { DmTestbed, dm, T0 } = require('./lib/dm');
 
-let reg;
-let svc;
-const devices = [];
+const bench = new DmTestbed(h);
 
-before(async () => {
-  await h.startHub();
-  reg = h.registry();
-  svc = h.serviceClient();
-});
-after(async () => {
-  for (const d of devices) await d.stop();
-  await h.stopAll();
-});
+before(() => bench.start());
+after(() => bench.stop());
 
-const T0 = Date.parse('2030-01-15T12:30:00Z'); // the scheduler's clock starts here in every test
-
-async function newDevice(id, opts = {}) {
-  const d = await h.createDevice(reg, id);
-  const dir = fs.mkdtempSync(path.join(h.root, `dev-${id}-`));
-  const sim = new SimDevice({ dir, connStr: h.deviceConnStr(d), caPath: h.caPath, ...opts });
-  sim.setClock(T0);
-  devices.push(sim);
-  await sim.start();
-  await connected(id);
-  return sim;
-}
-
-// Connected and done with its first reports: from then on its subscriptions are in place.
-async function connected(id) {
-  await h.waitUntil(async () => dm(await twin(id)).deviceInfo, { timeoutMs: 20000, what: `${id} to connect and report` });
-}
-
-async function twin(id) {
-  return (await reg.getTwin(id)).responseBody;
-}
-
-function dm(t) {
-  return (t.properties.reported.dm) || {};
-}
-
-// A desired PATCH with If-Match "*" (the device reports all the time, so the etag moves).
-async function setDesired(id, dmPatch) {
-  const r = await reg.updateTwin(id, { properties: { desired: { dm: { __t: 'c', ...dmPatch } } } }, '*');
-  return r.responseBody.properties.desired.$version;
-}
-
-async function waitAck(id, prop, version, what) {
-  return h.waitUntil(async () => {
-    const p = dm(await twin(id))[prop];
-    return p && p.av === version && p.ac !== 202 ? p : null;
-  }, { timeoutMs: 15000, what: what || `${prop} acknowledged for $version ${version}` });
-}
-
-async function invoke(id, command, payload = null) {
-  return (await svc.invokeDeviceMethod(id, { methodName: `dm*${command}`, payload, responseTimeoutInSeconds: 10 })).result;
-}
+const newDevice = (id, opts = {}) => bench.newDevice(id, opts);
+const connected = (id) => bench.connected(id);
+const twin = (id) => bench.twin(id);
+const setDesired = (id, patch) => bench.setDesired(id, patch);
+const waitAck = (id, prop, version, what) => bench.waitAck(id, prop, version, { timeoutMs: 15000, what });
+const invoke = (id, command, payload = null) => bench.invoke(id, command, payload, 10);
 
 test('deviceInformation and dm.deviceInfo are reported on connect', async () => {
   await newDevice('agent-info');
@@ -196,20 +151,16 @@ test('rebootInfo: schedules are normalised to UTC, bad times refused, a single r
 });
 
 test('dm*factoryReset removes the configured paths, keeps others, reports completed and reboots', async () => {
-  const d = await h.createDevice(reg, 'agent-reset');
-  const sim = new SimDevice({
-    dir: fs.mkdtempSync(path.join(h.root, 'dev-reset-')), connStr: h.deviceConnStr(d), caPath: h.caPath,
+  const sim = await newDevice('agent-reset', {
     resetPaths: ['/var/lib/app-data', '/etc/app.conf'],
+    prepare: (dev) => {
+      fs.mkdirSync(path.join(dev.root, 'var', 'lib', 'app-data', 'sub'), { recursive: true });
+      fs.writeFileSync(path.join(dev.root, 'var', 'lib', 'app-data', 'sub', 'db'), 'user data');
+      fs.mkdirSync(path.join(dev.root, 'etc'), { recursive: true });
+      fs.writeFileSync(path.join(dev.root, 'etc', 'app.conf'), 'x=1');
+      fs.writeFileSync(path.join(dev.root, 'etc', 'keep.conf'), 'keep');
+    },
   });
-  devices.push(sim);
-  sim.setClock(T0);
-  fs.mkdirSync(path.join(sim.root, 'var', 'lib', 'app-data', 'sub'), { recursive: true });
-  fs.writeFileSync(path.join(sim.root, 'var', 'lib', 'app-data', 'sub', 'db'), 'user data');
-  fs.mkdirSync(path.join(sim.root, 'etc'), { recursive: true });
-  fs.writeFileSync(path.join(sim.root, 'etc', 'app.conf'), 'x=1');
-  fs.writeFileSync(path.join(sim.root, 'etc', 'keep.conf'), 'keep');
-  await sim.start();
-  await connected('agent-reset');
   const bad = await invoke('agent-reset', 'factoryReset', { keepProvisioning: 'yes' });
   assert.equal(bad.status, 400);
   const r = await invoke('agent-reset', 'factoryReset', { keepProvisioning: true });
@@ -258,8 +209,7 @@ test('while the hub is down the agent keeps working; afterwards its outbox drain
   await h.waitUntil(() => sim.agentStarts >= 2, { timeoutMs: 15000, what: 'the agent restart' });
   await h.sleep(1500);
   await h.hub.start();
-  reg = h.registry();
-  svc = h.serviceClient();
+  bench.clients();
   const t = await h.waitUntil(async () => {
     const x = dm(await twin('agent-outage'));
     return x.deviceInfo && x.deviceInfo.bootTime !== before.bootTime && x.rebootInfo.value.lastRebootCmdTime ? x : null;

@@ -9,72 +9,41 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
-const { SimDevice } = require('./lib/agent');
+const { DmTestbed, dm, T0 } = require('./lib/dm');
 const { FileServer } = require('./lib/fileserver');
 
-let reg;
-let svc;
+const bench = new DmTestbed(h);
 let files;
-const devices = [];
 
 before(async () => {
-  await h.startHub();
-  reg = h.registry();
-  svc = h.serviceClient();
+  await bench.start();
   files = new FileServer({ dir: fs.mkdtempSync(path.join(h.root, 'files-')), addr: h.addr });
   await files.start();
 });
 after(async () => {
-  for (const d of devices) await d.stop();
   if (files) await files.stop();
-  await h.stopAll();
+  await bench.stop();
 });
 
-const T0 = Date.parse('2030-01-15T12:30:00Z'); // the scheduler's clock; the sandbox zone is UTC
 const STATE = path.join('var', 'lib', 'iotdm-sandbox');
 
 // A device whose sandbox holds a repository (file names only) and installed packages before start.
-async function newDevice(id, { repo = [], installed = {}, configdConf = [] } = {}) {
-  const d = await h.createDevice(reg, id);
-  const sim = new SimDevice({
-    dir: fs.mkdtempSync(path.join(h.root, `dev-${id}-`)), connStr: h.deviceConnStr(d), caPath: h.caPath,
+function newDevice(id, { repo = [], installed = {}, configdConf = [] } = {}) {
+  return bench.newDevice(id, {
     extraAgentArgs: ['--download-ca-file', files.certPath], configdConf,
+    prepare: (sim) => {
+      fs.mkdirSync(path.join(sim.root, STATE, 'repo'), { recursive: true });
+      for (const f of repo) fs.writeFileSync(path.join(sim.root, STATE, 'repo', f), '');
+      const db = {};
+      for (const [name, version] of Object.entries(installed)) db[name] = { version, installDate: '2030-01-01T00:00:00Z' };
+      fs.writeFileSync(path.join(sim.root, STATE, 'packages.json'), JSON.stringify(db));
+    },
   });
-  devices.push(sim);
-  sim.setClock(T0);
-  fs.mkdirSync(path.join(sim.root, STATE, 'repo'), { recursive: true });
-  for (const f of repo) fs.writeFileSync(path.join(sim.root, STATE, 'repo', f), '');
-  const db = {};
-  for (const [name, version] of Object.entries(installed)) db[name] = { version, installDate: '2030-01-01T00:00:00Z' };
-  fs.writeFileSync(path.join(sim.root, STATE, 'packages.json'), JSON.stringify(db));
-  await sim.start();
-  await h.waitUntil(async () => dm(await twin(id)).deviceInfo, { timeoutMs: 20000, what: `${id} to connect and report` });
-  return sim;
 }
-
-async function twin(id) {
-  return (await reg.getTwin(id)).responseBody;
-}
-
-function dm(t) {
-  return t.properties.reported.dm || {};
-}
-
-async function setDesired(id, dmPatch) {
-  const r = await reg.updateTwin(id, { properties: { desired: { dm: { __t: 'c', ...dmPatch } } } }, '*');
-  return r.responseBody.properties.desired.$version;
-}
-
-async function waitAck(id, prop, version, timeoutMs = 30000) {
-  return h.waitUntil(async () => {
-    const p = dm(await twin(id))[prop];
-    return p && p.av === version && p.ac !== 202 ? p : null;
-  }, { timeoutMs, what: `${prop} acknowledged for $version ${version}` });
-}
-
-async function invoke(id, command, payload = null) {
-  return (await svc.invokeDeviceMethod(id, { methodName: `dm*${command}`, payload, responseTimeoutInSeconds: 15 })).result;
-}
+const twin = (id) => bench.twin(id);
+const setDesired = (id, patch) => bench.setDesired(id, patch);
+const waitAck = (id, prop, version, timeoutMs = 30000) => bench.waitAck(id, prop, version, { timeoutMs });
+const invoke = (id, command, payload = null) => bench.invoke(id, command, payload);
 
 function sandboxJson(sim, rel) {
   const p = path.join(sim.root, rel);

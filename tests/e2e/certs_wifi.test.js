@@ -8,63 +8,30 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const crypto = require('node:crypto');
-const { SimDevice } = require('./lib/agent');
+const { DmTestbed, dm } = require('./lib/dm');
 const { FileServer } = require('./lib/fileserver');
 
-let reg;
-let svc;
+const bench = new DmTestbed(h);
 let files;
-const devices = [];
 
 before(async () => {
-  await h.startHub();
-  reg = h.registry();
-  svc = h.serviceClient();
+  await bench.start();
   files = new FileServer({ dir: fs.mkdtempSync(path.join(h.root, 'files-')), addr: h.addr });
   await files.start();
 });
 after(async () => {
-  for (const d of devices) await d.stop();
   if (files) await files.stop();
-  await h.stopAll();
+  await bench.stop();
 });
 
-async function newDevice(id, opts = {}) {
-  const d = await h.createDevice(reg, id);
-  const dir = fs.mkdtempSync(path.join(h.root, `dev-${id}-`));
-  const sim = new SimDevice({
-    dir, connStr: h.deviceConnStr(d), caPath: h.caPath,
-    extraAgentArgs: ['--download-ca-file', files.certPath], ...opts,
-  });
-  devices.push(sim);
-  await sim.start();
-  await h.waitUntil(async () => dm(await twin(id)).deviceInfo, { timeoutMs: 20000, what: `${id} to connect and report` });
-  return sim;
+// Devices trust the test file server for their downloads.
+function newDevice(id, opts = {}) {
+  return bench.newDevice(id, { clock: null, extraAgentArgs: ['--download-ca-file', files.certPath], ...opts });
 }
-
-async function twin(id) {
-  return (await reg.getTwin(id)).responseBody;
-}
-
-function dm(t) {
-  return t.properties.reported.dm || {};
-}
-
-async function setDesired(id, dmPatch) {
-  const r = await reg.updateTwin(id, { properties: { desired: { dm: { __t: 'c', ...dmPatch } } } }, '*');
-  return r.responseBody.properties.desired.$version;
-}
-
-async function waitAck(id, prop, version) {
-  return h.waitUntil(async () => {
-    const p = dm(await twin(id))[prop];
-    return p && p.av === version && p.ac !== 202 ? p : null;
-  }, { timeoutMs: 30000, what: `${prop} acknowledged for $version ${version}` });
-}
-
-async function invoke(id, command, payload) {
-  return (await svc.invokeDeviceMethod(id, { methodName: `dm*${command}`, payload, responseTimeoutInSeconds: 15 })).result;
-}
+const twin = (id) => bench.twin(id);
+const setDesired = (id, patch) => bench.setDesired(id, patch);
+const waitAck = (id, prop, version) => bench.waitAck(id, prop, version);
+const invoke = (id, command, payload) => bench.invoke(id, command, payload);
 
 // Files under a folder of the sandbox root (recursively), as paths relative to it.
 function filesUnder(sim, rel) {

@@ -9,57 +9,18 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const https = require('node:https');
 const path = require('node:path');
-const { SimDevice } = require('./lib/agent');
+const { DmTestbed, dm, T0 } = require('./lib/dm');
 
-let reg;
-let svc;
-const devices = [];
-const T0 = Date.parse('2030-01-15T12:30:00Z'); // the agent's scheduler clock
+const bench = new DmTestbed(h);
 
-before(async () => {
-  await h.startHub();
-  reg = h.registry();
-  svc = h.serviceClient();
-});
-after(async () => {
-  for (const d of devices) await d.stop();
-  await h.stopAll();
-});
+before(() => bench.start());
+after(() => bench.stop());
 
-async function newDevice(id) {
-  const d = await h.createDevice(reg, id);
-  const dir = fs.mkdtempSync(path.join(h.root, `dev-${id}-`));
-  const sim = new SimDevice({ dir, connStr: h.deviceConnStr(d), caPath: h.caPath });
-  sim.setClock(T0);
-  devices.push(sim);
-  await sim.start();
-  await h.waitUntil(async () => dm(await twin(id)).deviceInfo, { timeoutMs: 20000, what: `${id} to connect and report` });
-  return sim;
-}
-
-async function twin(id) {
-  return (await reg.getTwin(id)).responseBody;
-}
-
-function dm(t) {
-  return t.properties.reported.dm || {};
-}
-
-async function setDesired(id, dmPatch) {
-  const r = await reg.updateTwin(id, { properties: { desired: { dm: { __t: 'c', ...dmPatch } } } }, '*');
-  return r.responseBody.properties.desired.$version;
-}
-
-async function waitAck(id, version) {
-  return h.waitUntil(async () => {
-    const p = dm(await twin(id)).logCollectors;
-    return p && p.av === version && p.ac !== 202 ? p : null;
-  }, { timeoutMs: 20000, what: `logCollectors acknowledged for $version ${version}` });
-}
-
-async function invoke(id, command, payload = {}) {
-  return (await svc.invokeDeviceMethod(id, { methodName: `dm*${command}`, payload, responseTimeoutInSeconds: 30 })).result;
-}
+const newDevice = (id) => bench.newDevice(id);
+const twin = (id) => bench.twin(id);
+const setDesired = (id, patch) => bench.setDesired(id, patch);
+const waitAck = (id, version) => bench.waitAck(id, 'logCollectors', version, { timeoutMs: 20000 });
+const invoke = (id, command, payload = {}) => bench.invoke(id, command, payload, 30);
 
 // The simulated journal: entries as `journalctl -o json` prints them (all values strings).
 function journal(sim, entries) {

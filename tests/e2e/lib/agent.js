@@ -32,6 +32,7 @@ function waitExit(child, ms) {
 
 class SimDevice {
   // dir: a fresh directory; connStr: the device's connection string; caPath: the hub's CA.
+  // (connStr may be null when extraAgentArgs give the identity, e.g. --tpm-slot.)
   // configdConf: extra "key = value" lines for configd's config file.
   constructor({ dir, connStr, caPath, resetPaths = [], extraAgentArgs = [], configdConf = [] }) {
     this.dir = dir;
@@ -79,7 +80,8 @@ class SimDevice {
     const env = { ...process.env, IOTDM_TEST_CLOCK_FILE: this.clockFile };
     this.agent = spawn(findBinary('src/agent/iotdm-agent'), [
       '--config', '/dev/null',
-      '--connection-string', this.connStr, '--ca-file', this.caPath,
+      // No connection string when the identity comes from elsewhere (a TPM slot: extraAgentArgs).
+      ...(this.connStr ? ['--connection-string', this.connStr] : []), '--ca-file', this.caPath,
       '--state-dir', this.stateDir, '--configd-socket', this.socket,
       '--reboot-inhibit-file', this.inhibitFile, '--log-level', 'debug', ...this.extraAgentArgs,
     ], { stdio: ['ignore', out, out], env });

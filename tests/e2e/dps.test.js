@@ -1,0 +1,242 @@
+'use strict';
+// DPS in iotdm-hub: Microsoft's provisioning SDKs (device over MQTT and HTTPS, service) against the
+// hub (reference §3, §5.2): symmetric keys (individual, group), X.509, enrollment CRUD, and the
+// refusals (wrong key, unknown registration id, disabled enrollment) that must create nothing.
+const h = require('./lib/harness');
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const crypto = require('node:crypto');
+const { ProvisioningDeviceClient } = require('azure-iot-provisioning-device');
+const { Mqtt: DpsMqtt } = require('azure-iot-provisioning-device-mqtt');
+const { Http: DpsHttp } = require('azure-iot-provisioning-device-http');
+const { SymmetricKeySecurityClient } = require('azure-iot-security-symmetric-key');
+const { X509Security } = require('azure-iot-security-x509');
+const { ProvisioningServiceClient } = require('azure-iot-provisioning-service');
+const { Client: DeviceClient } = require('azure-iot-device');
+const { Mqtt: DeviceMqtt } = require('azure-iot-device-mqtt');
+
+let idScope;
+let svc;
+let reg;
+
+before(async () => {
+  await h.startHub();
+  idScope = fs.readFileSync(path.join(h.dataDir, 'idscope'), 'utf8').trim();
+  const connStr = fs.readFileSync(path.join(h.dataDir, 'dps.connstr'), 'utf8').trim();
+  svc = ProvisioningServiceClient.fromConnectionString(connStr);
+  reg = h.registry();
+});
+after(() => h.stopAll());
+
+function transport(kind) {
+  return kind === 'http' ? new DpsHttp() : new DpsMqtt();
+}
+
+function register(regId, key, kind = 'mqtt', payload) {
+  const sec = new SymmetricKeySecurityClient(regId, key);
+  const client = ProvisioningDeviceClient.create(h.host, idScope, transport(kind), sec);
+  if (payload) client.setProvisioningPayload(payload);
+  return h.withTimeout(client.register(), 20000, `registration of ${regId}`);
+}
+
+function deriveKey(groupKey, regId) {
+  return crypto.createHmac('sha256', Buffer.from(groupKey, 'base64')).update(regId).digest('base64');
+}
+
+async function deviceExists(id) {
+  try {
+    await reg.get(id);
+    return true;
+  } catch (e) {
+    if (e.constructor.name === 'DeviceNotFoundError' || /not ?found/i.test(e.message)) return false;
+    throw e;
+  }
+}
+
+// The assigned device connects to the hub with the key DPS accepted and reads its twin.
+async function connectAndGetTwin(hub, deviceId, key) {
+  const cs = `HostName=${hub};DeviceId=${deviceId};SharedAccessKey=${key}`;
+  const client = DeviceClient.fromConnectionString(cs, DeviceMqtt);
+  h.track(() => client.close());
+  await h.withTimeout(client.open(), 10000, 'device open');
+  const twin = await h.withTimeout(client.getTwin(), 10000, 'twin');
+  await client.close();
+  return twin;
+}
+
+for (const kind of ['mqtt', 'http']) {
+  test(`individual symmetric key over ${kind}: assigned, initial twin, payload, record`, async () => {
+    const regId = h.uid(`sk-${kind}`);
+    const { responseBody: e } = await svc.createOrUpdateIndividualEnrollment({
+      registrationId: regId,
+      attestation: { type: 'symmetricKey', symmetricKey: { primaryKey: '', secondaryKey: '' } },
+      initialTwin: { tags: { site: 'lab' }, properties: { desired: { telemetryLevel: 3 } } },
+    });
+    const key = e.attestation.symmetricKey.primaryKey;
+    assert.ok(Buffer.from(key, 'base64').length >= 16, 'a key was generated');
+    assert.equal(e.provisioningStatus, 'enabled');
+    assert.ok(e.etag);
+
+    const res = await register(regId, key, kind, { modelId: 'dtmi:iotdm:dm;1' });
+    assert.equal(res.assignedHub, h.host);
+    assert.equal(res.deviceId, regId);
+    assert.equal(res.status, 'assigned');
+    assert.equal(res.substatus, 'initialAssignment');
+    assert.deepEqual(res.payload, { modelId: 'dtmi:iotdm:dm;1' });
+
+    const { responseBody: d } = await reg.get(regId);
+    assert.equal(d.authentication.symmetricKey.primaryKey, key);
+    const twin = await connectAndGetTwin(res.assignedHub, res.deviceId, key);
+    assert.equal(twin.properties.desired.telemetryLevel, 3);
+    const { responseBody: t } = await reg.getTwin(regId);
+    assert.deepEqual(t.tags, { site: 'lab' });
+
+    const { responseBody: rec } = await svc.getDeviceRegistrationState(regId);
+    assert.equal(rec.deviceId, regId);
+    assert.equal(rec.status, 'assigned');
+
+    // Re-provisioning a known device: same device, twin kept.
+    const again = await register(regId, e.attestation.symmetricKey.secondaryKey, kind);
+    assert.equal(again.deviceId, regId);
+    assert.equal(again.substatus, 'deviceDataMigrated');
+  });
+
+  test(`group symmetric key over ${kind}: derived keys, one device per registration id`, async () => {
+    const groupId = h.uid(`grp-${kind}`);
+    const { responseBody: g } = await svc.createOrUpdateEnrollmentGroup({
+      enrollmentGroupId: groupId,
+      attestation: { type: 'symmetricKey', symmetricKey: {} },
+      initialTwin: { properties: { desired: { fromGroup: true } } },
+    });
+    const gk = g.attestation.symmetricKey.primaryKey;
+    const ids = [h.uid('gdev'), h.uid('gdev')];
+    for (const id of ids) {
+      const res = await register(id, deriveKey(gk, id), kind);
+      assert.equal(res.deviceId, id);
+      assert.equal(res.assignedHub, h.host);
+      const twin = await connectAndGetTwin(res.assignedHub, id, deriveKey(gk, id));
+      assert.equal(twin.properties.desired.fromGroup, true);
+    }
+    const q = svc.createEnrollmentGroupDeviceRegistrationStateQuery({ query: '*' }, groupId);
+    const { responseBody: result } = await q.next();
+    assert.deepEqual(result.map((r) => r.registrationId).sort(), ids.slice().sort());
+  });
+}
+
+test('X.509 individual enrollment over MQTT: the device connects with its certificate', async () => {
+  const regId = h.uid('x509');
+  const c = h.selfSignedCert(regId);
+  await svc.createOrUpdateIndividualEnrollment({
+    registrationId: regId,
+    attestation: { type: 'x509', x509: { clientCertificates: { primary: { certificate: c.cert } } } },
+  });
+  const { responseBody: e } = await svc.getIndividualEnrollment(regId);
+  const info = e.attestation.x509.clientCertificates.primary.info;
+  assert.equal(info.sha1Thumbprint.toUpperCase(), c.thumbprint);
+  assert.equal(e.attestation.x509.clientCertificates.primary.certificate, undefined);
+
+  const sec = new X509Security(regId, { cert: c.cert, key: c.key });
+  const client = ProvisioningDeviceClient.create(h.host, idScope, new DpsMqtt(), sec);
+  const res = await h.withTimeout(client.register(), 20000, 'x509 registration');
+  assert.equal(res.deviceId, regId);
+  assert.ok(res.x509, 'x509 section in the registration state');
+
+  const dev = DeviceClient.fromConnectionString(`HostName=${res.assignedHub};DeviceId=${regId};x509=true`, DeviceMqtt);
+  dev.setOptions({ cert: c.cert, key: c.key });
+  h.track(() => dev.close());
+  await h.withTimeout(dev.open(), 10000, 'x509 device open');
+  await dev.close();
+});
+
+test('X.509 group: a device certificate signed by the group CA is accepted', async () => {
+  const dir = fs.mkdtempSync(path.join(h.root, 'ca-'));
+  const run = (args) => require('node:child_process').execFileSync('openssl', args, { stdio: 'pipe', cwd: dir });
+  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=group-ca',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign']);
+  const regId = h.uid('x509g');
+  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', 'dev.key', '-out', 'dev.csr', '-subj', `/CN=${regId}`]);
+  run(['x509', '-req', '-in', 'dev.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
+    '-out', 'dev.pem', '-days', '2']);
+  const read = (f) => fs.readFileSync(path.join(dir, f), 'utf8');
+  const groupId = h.uid('x509grp');
+  await svc.createOrUpdateEnrollmentGroup({
+    enrollmentGroupId: groupId,
+    attestation: { type: 'x509', x509: { signingCertificates: { primary: { certificate: read('ca.pem') } } } },
+  });
+  const sec = new X509Security(regId, { cert: read('dev.pem'), key: read('dev.key') });
+  const client = ProvisioningDeviceClient.create(h.host, idScope, new DpsMqtt(), sec);
+  const res = await h.withTimeout(client.register(), 20000, 'x509 group registration');
+  assert.equal(res.deviceId, regId);
+  assert.equal(res.x509.enrollmentGroupId, groupId);
+  assert.ok(await deviceExists(regId));
+});
+
+test('enrollment service API: create, read, query with paging, etag, delete', async () => {
+  const ids = [h.uid('svc'), h.uid('svc'), h.uid('svc')];
+  for (const id of ids) {
+    await svc.createOrUpdateIndividualEnrollment({
+      registrationId: id, deviceId: `${id}-dev`,
+      attestation: { type: 'symmetricKey', symmetricKey: {} },
+    });
+  }
+  const { responseBody: got } = await svc.getIndividualEnrollment(ids[0]);
+  assert.equal(got.registrationId, ids[0]);
+  assert.equal(got.deviceId, `${ids[0]}-dev`);
+  assert.equal(got.iotHubHostName, h.host);
+
+  // Update with the etag, then a stale etag is refused.
+  got.provisioningStatus = 'disabled';
+  const { responseBody: upd } = await svc.createOrUpdateIndividualEnrollment(got);
+  assert.equal(upd.provisioningStatus, 'disabled');
+  assert.notEqual(upd.etag, got.etag);
+  await assert.rejects(svc.deleteIndividualEnrollment(ids[0], got.etag), (e) => e.response.statusCode === 412);
+
+  const q = svc.createIndividualEnrollmentQuery({ query: '*' }, 2);
+  const seen = [];
+  do {
+    const { responseBody: result } = await q.next();
+    assert.ok(result.length <= 2);
+    seen.push(...result.map((r) => r.registrationId));
+  } while (q.hasMoreResults);
+  for (const id of ids) assert.ok(seen.includes(id), `${id} in the query`);
+
+  const { responseBody: att } = await svc.getIndividualEnrollmentAttestationMechanism(ids[1]);
+  assert.equal(att.type, 'symmetricKey');
+
+  await svc.deleteIndividualEnrollment(ids[0], upd.etag);
+  await svc.deleteIndividualEnrollment(ids[1]);
+  await assert.rejects(svc.getIndividualEnrollment(ids[0]), (e) => e.response.statusCode === 404);
+
+  // Another policy cannot touch enrollments.
+  const owner = ProvisioningServiceClient.fromConnectionString(h.ownerConnStr);
+  await assert.rejects(owner.getIndividualEnrollment(ids[2]), (e) => e.response.statusCode === 401);
+});
+
+test('refusals: wrong key, unknown registration id, disabled enrollment create nothing', async () => {
+  const regId = h.uid('neg');
+  const { responseBody: e } = await svc.createOrUpdateIndividualEnrollment({
+    registrationId: regId, attestation: { type: 'symmetricKey', symmetricKey: {} },
+  });
+  const wrong = crypto.randomBytes(32).toString('base64');
+  for (const kind of ['mqtt', 'http']) {
+    const err = await h.rejects(register(regId, wrong, kind), 20000, 'wrong key');
+    assert.match(JSON.stringify(err.result) + err.message, /credentials do not match/);
+    const unknown = h.uid('nobody');
+    const err2 = await h.rejects(register(unknown, wrong, kind), 20000, 'unknown id');
+    assert.match(JSON.stringify(err2.result) + err2.message, /no enrollment for registration id/);
+    assert.equal(await deviceExists(unknown), false);
+  }
+  assert.equal(await deviceExists(regId), false);
+
+  e.provisioningStatus = 'disabled';
+  await svc.createOrUpdateIndividualEnrollment(e);
+  const err3 = await h.rejects(register(regId, e.attestation.symmetricKey.primaryKey), 20000, 'disabled');
+  assert.match(err3.message, /status is disabled/);
+  assert.equal(err3.result.registrationState.errorMessage, 'the enrollment is disabled');
+  assert.equal(await deviceExists(regId), false);
+  await assert.rejects(svc.getDeviceRegistrationState(regId), (x) => x.response.statusCode === 404);
+});
