@@ -12,6 +12,7 @@ apt_packages=(
     libssl-dev libevent-dev libjansson-dev libsqlite3-dev sqlite3 libcmocka-dev
     libmosquitto-dev libcurl4-openssl-dev libncurses-dev
     mosquitto mosquitto-clients openssl ca-certificates curl procps tmux chromium
+    swtpm swtpm-tools tpm2-tools libtss2-dev
 )
 
 missing=()

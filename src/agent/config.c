@@ -117,6 +117,7 @@ static const struct {
     STR_SETTING("model-id", model_id),
     STR_SETTING("reboot-inhibit-file", reboot_inhibit_file),
     STR_SETTING("download-ca-file", download_ca_file),
+    STR_SETTING("tpm-tcti", tpm_tcti),
 };
 
 static iotdm_result apply(agent_config *cfg, const char *name, const char *value, char *error,
@@ -140,6 +141,11 @@ static iotdm_result apply(agent_config *cfg, const char *name, const char *value
             cfg->hub_port = (unsigned)n;
         else if (ok)
             cfg->hub_https_port = (unsigned)n;
+    } else if (!strcmp(name, "tpm-slot")) {
+        n = strtol(value, &end, 10);
+        ok = *value && !*end && n >= 0 && n <= 9;
+        if (ok)
+            cfg->tpm_slot = (int)n;
     } else if (!strcmp(name, "device-key-file")) {
         ok = read_secret_file(value, cfg->device_key, sizeof cfg->device_key);
     } else if (!strcmp(name, "connection-string")) {
@@ -179,6 +185,7 @@ void agent_config_defaults(agent_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     cfg->hub_port = 8883;
     cfg->hub_https_port = 443;
+    cfg->tpm_slot = -1;
     set_str(cfg->state_dir, sizeof cfg->state_dir, "/var/lib/iotdm");
     set_str(cfg->configd_socket, sizeof cfg->configd_socket, "/run/iotdm/configd.sock");
     set_str(cfg->model_id, sizeof cfg->model_id, "dtmi:iotdm:DeviceManagement;1");
@@ -225,6 +232,8 @@ iotdm_result agent_config_load(agent_config *cfg, int argc, char **argv, char *e
     }
     if (r < 0)
         return r;
+    if (cfg->tpm_slot >= 0)
+        return IOTDM_OK; /* host, device id and key come from the TPM slot at start */
     const char *missing = !cfg->hub_host[0]    ? "hub-host (or connection-string)"
                           : !cfg->device_id[0] ? "device-id"
                           : (!cfg->device_key[0] && !cfg->cert_file[0])

@@ -29,6 +29,8 @@ typedef struct {
     bool time_service_enabled;
     bool time_service_started;
     char time_service_priority[8]; /* local | remote */
+    int tpm_slot;                  /* -1: no TPM; else the limpet slot holding URI and key */
+    char tpm_tcti[256];            /* TPM access; empty: $TPM2TOOLS_TCTI or /dev/tpmrm0 */
 } agent_config;
 
 void agent_config_defaults(agent_config *cfg);

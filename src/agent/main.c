@@ -12,6 +12,7 @@
 
 #include "agent/config.h"
 #include "agent/configd_link.h"
+#include "agent/tpm_auth.h"
 #include "agent/transfer.h"
 #include "capabilities/capabilities.h"
 #include "common/log.h"
@@ -58,6 +59,8 @@ static void usage(FILE *out)
         "  device-id ID           this device's id\n"
         "  device-key KEY | device-key-file FILE   base64 symmetric key (SAS)\n"
         "  cert-file FILE, key-file FILE           X.509 client certificate instead\n"
+        "  tpm-slot N             TPM instead: hub, device id and key from limpet slot N\n"
+        "  tpm-tcti TCTI          TPM access (default $TPM2TOOLS_TCTI, else /dev/tpmrm0)\n"
         "  hub-port PORT          MQTT over TLS port (8883)\n"
         "  ca-file FILE           trust anchors for the hub (default: the system's)\n"
         "  download-ca-file FILE  trust anchors for https downloads (default: the system's)\n"
@@ -150,6 +153,8 @@ static iotdm_result start(agent *a)
         .on_connection = on_connection,
         .connection_ctx = a,
     };
+    if (a->cfg.tpm_slot >= 0 && agent_tpm_auth(&a->cfg, &cc) < 0)
+        return IOTDM_E_UNAUTHORIZED;
     iotdm_result r = iotdm_client_new(&cc, &a->client);
     if (r < 0) {
         log_error("agent", "cannot create the hub client: %s", iotdm_result_message(r));
@@ -256,6 +261,7 @@ int main(int argc, char **argv)
     cap_set_stop(&a.caps);
     iotdm_client_free(a.client);
     agent_configd_deinit(&a.configd);
+    agent_tpm_auth_deinit();
     log_info("agent", "stopped");
     return status;
 }
