@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "capabilities/capabilities.h"
 #include "capabilities/itemized.h"
@@ -46,58 +45,17 @@ static bool thumbprint(const char *key, char out[THUMBPRINT_LEN + 1])
     return true;
 }
 
-/* configd's invalid_argument and not_found arrive as IOTDM_E_MALFORMED: the input was bad. */
-static int code_of(iotdm_result r)
-{
-    return r == IOTDM_E_MALFORMED ? 400 : 500;
-}
-
 static void install(certs_cap *cc, cap_items *it, const char *store, const char *key,
                     const char *tp, json_t *item)
 {
-    cap_env *env = cc->env;
     const char *url = json_string_value(json_object_get(item, "url"));
     const char *sha256 = json_string_value(json_object_get(item, "sha256"));
-    char err[512];
-    int fd = -1;
     if (!url || !sha256) {
         cap_items_fail(it, 400, store, key, "url and sha256 are required to install");
         return;
     }
-    iotdm_result r =
-        env->download(env->transfer_ctx, url, sha256, CERT_FILE_MAX, &fd, err, sizeof err);
-    if (r < 0) {
-        /* The twin names the file: one that cannot be had is the operator's to fix. */
-        cap_items_fail(it, 400, store, key, "%s", err);
-        return;
-    }
     json_t *args = json_pack("{s:s, s:s, s:s}", "store", store, "thumbprint", tp, "sha256", sha256);
-    json_t *result = NULL;
-    r = env->configd_fds(env->configd_ctx, "certs.install", args, &fd, 1, &result, err, sizeof err);
-    close(fd);
-    json_decref(args);
-    json_decref(result);
-    if (r < 0)
-        cap_items_fail(it, code_of(r), store, key, "%s", err);
-    else
-        it->changed++;
-}
-
-static void uninstall(certs_cap *cc, cap_items *it, const char *store, const char *key,
-                      const char *tp)
-{
-    cap_env *env = cc->env;
-    char err[512];
-    json_t *args = json_pack("{s:s, s:s}", "store", store, "thumbprint", tp);
-    json_t *result = NULL;
-    iotdm_result r =
-        env->configd(env->configd_ctx, "certs.uninstall", args, &result, err, sizeof err);
-    json_decref(args);
-    json_decref(result);
-    if (r < 0)
-        cap_items_fail(it, code_of(r), store, key, "%s", err);
-    else
-        it->changed++;
+    cap_items_install(cc->env, it, store, key, "certs.install", args, url, sha256, CERT_FILE_MAX);
 }
 
 /* One desired certificate against what its store holds: only differences are applied. */
@@ -118,12 +76,14 @@ static void apply_item(certs_cap *cc, cap_items *it, const char *store, const ch
     if (strcmp(state, "installed") == 0 && !present)
         install(cc, it, store, key, tp, item);
     else if (strcmp(state, "uninstalled") == 0 && present)
-        uninstall(cc, it, store, key, tp);
+        cap_items_configd(cc->env, it, store, key, "certs.uninstall",
+                          json_pack("{s:s, s:s}", "store", store, "thumbprint", tp));
 }
 
-static void apply_store(certs_cap *cc, cap_items *it, const char *store, json_t *items,
+static void apply_store(void *ctx, cap_items *it, const char *store, json_t *items,
                         const json_t *held)
 {
+    certs_cap *cc = ctx;
     if (!known_store(store)) {
         cap_items_fail(it, 400, store, NULL,
                        "unknown store (root, ca, trustedPublisher, trustedPeople, mySystem, "
@@ -150,57 +110,21 @@ static iotdm_result list(cap_env *env, json_t **out, char *err, size_t err_cap)
     return env->configd(env->configd_ctx, "certs.list", NULL, out, err, err_cap);
 }
 
+static const cap_items_section section = {state_name, "the certificate stores", list, apply_store,
+                                          NULL};
+
 static void certs_desired(void *ctx, const char *value_json, int64_t version, iotdm_ack *ack)
 {
     (void)version;
     certs_cap *cc = ctx;
-    cap_env *env = cc->env;
-    json_t *desired = cap_parse_object(value_json, ack);
-    if (!desired)
-        return;
-    char err[512];
-    json_t *held = NULL;
-    if (list(env, &held, err, sizeof err) < 0) {
-        json_decref(desired);
-        cap_ack_error(ack, 500, cc->ack_text, sizeof cc->ack_text,
-                      "cannot read the certificate stores: %s", err);
-        return;
-    }
-    cap_items it;
-    cap_items_init(&it);
-    const char *store;
-    json_t *items;
-    json_object_foreach(desired, store, items)
-    {
-        if (!json_is_null(items))
-            apply_store(cc, &it, store, items, held);
-    }
-    json_decref(desired);
-    /* Reported is read back: what the stores hold now, whatever was asked. */
-    json_t *now = NULL;
-    if (list(env, &now, err, sizeof err) < 0) {
-        now = held;
-        held = NULL;
-    }
-    json_decref(held);
-    cap_ack_value(ack, &cc->value_text, cap_items_report(env, state_name, now, it.errors));
-    cap_items_ack(&it, ack, cc->ack_text, sizeof cc->ack_text);
-    cap_items_deinit(&it);
+    cap_items_desired(&section, cc->env, cc, value_json, ack, cc->ack_text, sizeof cc->ack_text,
+                      &cc->value_text);
 }
 
 static char *certs_read(void *ctx)
 {
     certs_cap *cc = ctx;
-    json_t *held = NULL;
-    char err[512];
-    if (list(cc->env, &held, err, sizeof err) < 0)
-        return NULL;
-    json_t *errors = cap_items_saved_errors(cc->env, state_name);
-    json_t *value = cap_items_report(cc->env, state_name, held, errors);
-    json_decref(errors);
-    char *text = cap_dump(value);
-    json_decref(value);
-    return text;
+    return cap_items_read(&section, cc->env);
 }
 
 static int reply(char **out_json, int status, json_t *body)

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "common/log.h"
 
@@ -116,4 +117,104 @@ json_t *cap_items_saved_errors(cap_env *env, const char *state_name)
     errors = json_is_object(errors) ? json_incref(errors) : json_object();
     json_decref(state);
     return errors;
+}
+
+/* configd's invalid_argument and not_found arrive as IOTDM_E_MALFORMED: the input was bad. */
+static int code_of(iotdm_result r)
+{
+    return r == IOTDM_E_MALFORMED ? 400 : 500;
+}
+
+static void configd_done(cap_items *it, const char *group, const char *key, iotdm_result r,
+                         const char *err)
+{
+    if (r < 0)
+        cap_items_fail(it, code_of(r), group, key, "%s", err);
+    else
+        it->changed++;
+}
+
+void cap_items_configd(cap_env *env, cap_items *it, const char *group, const char *key,
+                       const char *op, json_t *args)
+{
+    char err[512];
+    json_t *result = NULL;
+    iotdm_result r = env->configd(env->configd_ctx, op, args, &result, err, sizeof err);
+    json_decref(args);
+    json_decref(result);
+    configd_done(it, group, key, r, err);
+}
+
+void cap_items_install(cap_env *env, cap_items *it, const char *group, const char *key,
+                       const char *op, json_t *args, const char *url, const char *sha256,
+                       size_t max_bytes)
+{
+    char err[512];
+    int fd = -1;
+    iotdm_result r = env->download(env->transfer_ctx, url, sha256, max_bytes, &fd, err, sizeof err);
+    if (r < 0) {
+        json_decref(args);
+        cap_items_fail(it, 400, group, key, "%s", err);
+        return;
+    }
+    json_t *result = NULL;
+    r = env->configd_fds(env->configd_ctx, op, args, &fd, 1, &result, err, sizeof err);
+    close(fd);
+    json_decref(args);
+    json_decref(result);
+    configd_done(it, group, key, r, err);
+}
+
+static json_t *view_of(const cap_items_section *s, json_t *held)
+{
+    return s->view ? s->view(held) : held;
+}
+
+void cap_items_desired(const cap_items_section *s, cap_env *env, void *ctx, const char *value_json,
+                       iotdm_ack *ack, char *ack_text, size_t ack_cap, char **value_text)
+{
+    json_t *desired = cap_parse_object(value_json, ack);
+    if (!desired)
+        return;
+    char err[512];
+    json_t *held = NULL;
+    if (s->list(env, &held, err, sizeof err) < 0) {
+        json_decref(desired);
+        cap_ack_error(ack, 500, ack_text, ack_cap, "cannot read %s: %s", s->held_what, err);
+        return;
+    }
+    cap_items it;
+    cap_items_init(&it);
+    const char *key;
+    json_t *value;
+    json_object_foreach(desired, key, value)
+    {
+        if (!json_is_null(value))
+            s->apply(ctx, &it, key, value, held);
+    }
+    json_decref(desired);
+    json_t *now = NULL;
+    if (s->list(env, &now, err, sizeof err) < 0) {
+        now = held;
+        held = NULL;
+    }
+    json_decref(held);
+    cap_ack_value(ack, value_text,
+                  cap_items_report(env, s->state_name, view_of(s, now), it.errors));
+    cap_items_ack(&it, ack, ack_text, ack_cap);
+    cap_items_deinit(&it);
+}
+
+char *cap_items_read(const cap_items_section *s, cap_env *env)
+{
+    json_t *held = NULL;
+    char err[512];
+    if (s->list(env, &held, err, sizeof err) < 0)
+        return NULL;
+    json_t *errors = cap_items_saved_errors(env, s->state_name);
+    json_t *value = cap_items_report(env, s->state_name, view_of(s, held), errors);
+    json_decref(errors);
+    char *text = cap_dump(value);
+    json_decref(value);
+    return text;
 }

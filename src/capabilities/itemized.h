@@ -36,6 +36,37 @@ json_t *cap_items_report(cap_env *env, const char *state_name, json_t *held, con
 /* The errors saved by the last cap_items_report (new reference; an empty object when none). */
 json_t *cap_items_saved_errors(cap_env *env, const char *state_name);
 
+/* Calls configd's op with args (taken) for the item at group/key: counted as changed, or its
+ * failure recorded there (configd's invalid_argument and not_found as bad input, 400). */
+void cap_items_configd(cap_env *env, cap_items *it, const char *group, const char *key,
+                       const char *op, json_t *args);
+/* Downloads url (checked against sha256, at most max_bytes) and hands the file to configd's op
+ * with args (taken), like cap_items_configd. A file that cannot be had is bad input: the twin
+ * names it, so it is the operator's to fix. */
+void cap_items_install(cap_env *env, cap_items *it, const char *group, const char *key,
+                       const char *op, json_t *args, const char *url, const char *sha256,
+                       size_t max_bytes);
+
+/* A map-valued section: how to read what the device holds and apply one desired entry. */
+typedef struct {
+    const char *state_name; /* where cap_items_report keeps what the twin shows */
+    const char *held_what;  /* what list reads, for the error when it cannot */
+    iotdm_result (*list)(cap_env *env, json_t **out, char *err, size_t err_cap);
+    /* Applies the desired entry value (never null) at key against held (what list gave). */
+    void (*apply)(void *ctx, cap_items *it, const char *key, json_t *value, const json_t *held);
+    /* What the twin shows of held (taken); NULL: all of it. */
+    json_t *(*view)(json_t *held);
+} cap_items_section;
+
+/* The desired-property flow: lists, applies each non-null entry of the desired object, lists
+ * again (reported is what the device holds now, whatever was asked), then reports and
+ * acknowledges. ack_text and value_text are the capability's buffers for the ack. */
+void cap_items_desired(const cap_items_section *s, cap_env *env, void *ctx, const char *value_json,
+                       iotdm_ack *ack, char *ack_text, size_t ack_cap, char **value_text);
+/* The reported value for a read (reportAll, a restart) with the errors saved last time; NULL when
+ * the device cannot be read. */
+char *cap_items_read(const cap_items_section *s, cap_env *env);
+
 /* Deep merge: objects in both are merged, anything else in src replaces what dst has. */
 void cap_json_merge(json_t *dst, const json_t *src);
 

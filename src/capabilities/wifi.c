@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "capabilities/capabilities.h"
 #include "capabilities/itemized.h"
@@ -32,54 +31,10 @@ static bool name_valid(const char *name)
            name[0] != ' ' && name[n - 1] != ' ';
 }
 
-static int code_of(iotdm_result r)
-{
-    return r == IOTDM_E_MALFORMED ? 400 : 500;
-}
-
-static void install(wifi_cap *wc, cap_items *it, const char *name, const char *url,
-                    const char *sha256)
-{
-    cap_env *env = wc->env;
-    char err[512];
-    int fd = -1;
-    iotdm_result r =
-        env->download(env->transfer_ctx, url, sha256, PROFILE_FILE_MAX, &fd, err, sizeof err);
-    if (r < 0) {
-        cap_items_fail(it, 400, NULL, name, "%s", err);
-        return;
-    }
-    json_t *args = json_pack("{s:s, s:s}", "profile", name, "sha256", sha256);
-    json_t *result = NULL;
-    r = env->configd_fds(env->configd_ctx, "wifi.install", args, &fd, 1, &result, err, sizeof err);
-    close(fd);
-    json_decref(args);
-    json_decref(result);
-    if (r < 0)
-        cap_items_fail(it, code_of(r), NULL, name, "%s", err);
-    else
-        it->changed++;
-}
-
-static void uninstall(wifi_cap *wc, cap_items *it, const char *name)
-{
-    cap_env *env = wc->env;
-    char err[512];
-    json_t *args = json_pack("{s:s}", "profile", name), *result = NULL;
-    iotdm_result r =
-        env->configd(env->configd_ctx, "wifi.uninstall", args, &result, err, sizeof err);
-    json_decref(args);
-    json_decref(result);
-    if (r < 0)
-        cap_items_fail(it, code_of(r), NULL, name, "%s", err);
-    else
-        it->changed++;
-}
-
 /* Only differences are applied: a profile already there with the same SHA-256 is not touched. */
-static void apply_item(wifi_cap *wc, cap_items *it, const char *name, json_t *item,
-                       const json_t *held)
+static void apply_item(void *ctx, cap_items *it, const char *name, json_t *item, const json_t *held)
 {
+    wifi_cap *wc = ctx;
     const char *state = json_string_value(json_object_get(item, "state"));
     const char *url = json_string_value(json_object_get(item, "url"));
     const char *sha256 = json_string_value(json_object_get(item, "sha256"));
@@ -94,13 +49,16 @@ static void apply_item(wifi_cap *wc, cap_items *it, const char *name, json_t *it
         cap_items_fail(it, 400, NULL, name, "state must be \"installed\" or \"uninstalled\"");
     } else if (strcmp(state, "uninstalled") == 0) {
         if (have)
-            uninstall(wc, it, name);
+            cap_items_configd(wc->env, it, NULL, name, "wifi.uninstall",
+                              json_pack("{s:s}", "profile", name));
     } else if (!url || !sha256) {
         cap_items_fail(it, 400, NULL, name, "url and sha256 are required to install");
     } else {
         const char *have_sha = json_string_value(json_object_get(have, "sha256"));
         if (!have_sha || strcasecmp(have_sha, sha256) != 0)
-            install(wc, it, name, url, sha256);
+            cap_items_install(wc->env, it, NULL, name, "wifi.install",
+                              json_pack("{s:s, s:s}", "profile", name, "sha256", sha256), url,
+                              sha256, PROFILE_FILE_MAX);
     }
 }
 
@@ -137,57 +95,21 @@ static json_t *public_view(json_t *held)
     return out;
 }
 
+static const cap_items_section section = {state_name, "the Wi-Fi profiles", list, apply_item,
+                                          public_view};
+
 static void wifi_desired(void *ctx, const char *value_json, int64_t version, iotdm_ack *ack)
 {
     (void)version;
     wifi_cap *wc = ctx;
-    cap_env *env = wc->env;
-    json_t *desired = cap_parse_object(value_json, ack);
-    if (!desired)
-        return;
-    char err[512];
-    json_t *held = NULL;
-    if (list(env, &held, err, sizeof err) < 0) {
-        json_decref(desired);
-        cap_ack_error(ack, 500, wc->ack_text, sizeof wc->ack_text,
-                      "cannot read the Wi-Fi profiles: %s", err);
-        return;
-    }
-    cap_items it;
-    cap_items_init(&it);
-    const char *name;
-    json_t *item;
-    json_object_foreach(desired, name, item)
-    {
-        if (!json_is_null(item))
-            apply_item(wc, &it, name, item, held);
-    }
-    json_decref(desired);
-    json_t *now = NULL;
-    if (list(env, &now, err, sizeof err) < 0) {
-        now = held;
-        held = NULL;
-    }
-    json_decref(held);
-    cap_ack_value(ack, &wc->value_text,
-                  cap_items_report(env, state_name, public_view(now), it.errors));
-    cap_items_ack(&it, ack, wc->ack_text, sizeof wc->ack_text);
-    cap_items_deinit(&it);
+    cap_items_desired(&section, wc->env, wc, value_json, ack, wc->ack_text, sizeof wc->ack_text,
+                      &wc->value_text);
 }
 
 static char *wifi_read(void *ctx)
 {
     wifi_cap *wc = ctx;
-    json_t *held = NULL;
-    char err[512];
-    if (list(wc->env, &held, err, sizeof err) < 0)
-        return NULL;
-    json_t *errors = cap_items_saved_errors(wc->env, state_name);
-    json_t *value = cap_items_report(wc->env, state_name, public_view(held), errors);
-    json_decref(errors);
-    char *text = cap_dump(value);
-    json_decref(value);
-    return text;
+    return cap_items_read(&section, wc->env);
 }
 
 static int details_cmd(void *ctx, const char *name, const char *payload, char **out_json)

@@ -152,6 +152,9 @@ int cfgd_fs_storage(cfgd_backend *be, uint64_t *out_total_kb, uint64_t *out_free
                     cfgd_error *err);
 /* mkdir -p of a host path. */
 int cfgd_fs_mkdirs(const char *host_path, unsigned mode);
+/* Writes all of data to fd, retrying short writes and EINTR: 0, or -errno (-EIO for a write of
+ * nothing). */
+int cfgd_fs_write_all(int fd, const void *data, size_t len);
 
 /* Runs exec_path (a host path) with argv and envp; see cfgd_backend_vt.run. */
 int cfgd_run_command(const char *exec_path, const char *const *argv, const char *const *envp,

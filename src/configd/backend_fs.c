@@ -68,7 +68,7 @@ static void sync_dir(const char *dir)
     }
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int cfgd_fs_write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {
@@ -97,7 +97,7 @@ int cfgd_fs_write_file(cfgd_backend *be, const char *path, const void *data, siz
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return fail(err, errno, "write", path);
-    r = write_all(fd, data, len);
+    r = cfgd_fs_write_all(fd, data, len);
     if (r == 0 && fchmod(fd, (mode_t)mode) != 0)
         r = -errno;
     if (r == 0 && fsync(fd) != 0)

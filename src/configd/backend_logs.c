@@ -191,20 +191,6 @@ static bool entry_matches(const cfgd_journal_query *q, const json_t *entry)
     return prio && prio[0] >= '0' && prio[0] <= '7' && !prio[1] && prio[0] - '0' <= q->priority;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? -errno : -EIO;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* One entry as journalctl --utc -o short-iso prints it. */
 static int write_entry(int fd, const json_t *entry)
 {
@@ -227,7 +213,7 @@ static int write_entry(int fd, const json_t *entry)
     for (int i = 0; i < n - 1; i++) /* one entry, one line */
         if ((unsigned char)line[i] < 0x20 && line[i] != '\t')
             line[i] = ' ';
-    int r = write_all(fd, line, (size_t)n);
+    int r = cfgd_fs_write_all(fd, line, (size_t)n);
     free(line);
     return r;
 }

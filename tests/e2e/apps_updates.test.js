@@ -10,27 +10,22 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const { DmTestbed, dm, T0 } = require('./lib/dm');
-const { FileServer } = require('./lib/fileserver');
 
 const bench = new DmTestbed(h);
 let files;
 
 before(async () => {
-  await bench.start();
-  files = new FileServer({ dir: fs.mkdtempSync(path.join(h.root, 'files-')), addr: h.addr });
-  await files.start();
+  await bench.start({ files: true });
+  files = bench.files;
 });
-after(async () => {
-  if (files) await files.stop();
-  await bench.stop();
-});
+after(() => bench.stop());
 
 const STATE = path.join('var', 'lib', 'iotdm-sandbox');
 
 // A device whose sandbox holds a repository (file names only) and installed packages before start.
 function newDevice(id, { repo = [], installed = {}, configdConf = [] } = {}) {
   return bench.newDevice(id, {
-    extraAgentArgs: ['--download-ca-file', files.certPath], configdConf,
+    configdConf,
     prepare: (sim) => {
       fs.mkdirSync(path.join(sim.root, STATE, 'repo'), { recursive: true });
       for (const f of repo) fs.writeFileSync(path.join(sim.root, STATE, 'repo', f), '');

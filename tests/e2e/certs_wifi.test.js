@@ -9,24 +9,18 @@ const fs = require('node:fs');
 const path = require('node:path');
 const crypto = require('node:crypto');
 const { DmTestbed, dm } = require('./lib/dm');
-const { FileServer } = require('./lib/fileserver');
 
 const bench = new DmTestbed(h);
 let files;
 
 before(async () => {
-  await bench.start();
-  files = new FileServer({ dir: fs.mkdtempSync(path.join(h.root, 'files-')), addr: h.addr });
-  await files.start();
+  await bench.start({ files: true });
+  files = bench.files;
 });
-after(async () => {
-  if (files) await files.stop();
-  await bench.stop();
-});
+after(() => bench.stop());
 
-// Devices trust the test file server for their downloads.
 function newDevice(id, opts = {}) {
-  return bench.newDevice(id, { clock: null, extraAgentArgs: ['--download-ca-file', files.certPath], ...opts });
+  return bench.newDevice(id, { clock: null, ...opts });
 }
 const twin = (id) => bench.twin(id);
 const setDesired = (id, patch) => bench.setDesired(id, patch);

@@ -283,6 +283,19 @@ static int apply_startup(cfgd_ctx *ctx, const char *name, const char *startup, c
     return strcmp(startup, "background") == 0 ? unit_on(ctx, unit, err) : unit_off(ctx, unit, err);
 }
 
+/* 0 when name is installed, not_found when it is not: start-up and lifecycle need a package. A
+ * failed query is returned as it is. */
+static int query_installed(cfgd_ctx *ctx, const char *name, cfgd_error *err)
+{
+    cfgd_pkg_status st;
+    int r = cfgd_pkg_query(ctx, name, &st, err);
+    if (r == 0 && !st.installed) {
+        cfgd_error_set(err, CFGD_ERR_NOT_FOUND, "%s is not installed", name);
+        return -ENOENT;
+    }
+    return r;
+}
+
 int cfgd_op_apps_set_startup(cfgd_ctx *ctx, const json_t *args, json_t **out, cfgd_error *err)
 {
     const char *name = json_string_value(json_object_get(args, "package"));
@@ -292,12 +305,7 @@ int cfgd_op_apps_set_startup(cfgd_ctx *ctx, const json_t *args, json_t **out, cf
                        "%s is the device-management agent: it stays a background service", name);
         return -EINVAL;
     }
-    cfgd_pkg_status st;
-    int r = cfgd_pkg_query(ctx, name, &st, err);
-    if (r == 0 && !st.installed) {
-        cfgd_error_set(err, CFGD_ERR_NOT_FOUND, "%s is not installed", name);
-        return -ENOENT;
-    }
+    int r = query_installed(ctx, name, err);
     if (r == 0)
         r = apply_startup(ctx, name, startup, err);
     json_t *s;
@@ -316,12 +324,7 @@ int cfgd_op_apps_lifecycle(cfgd_ctx *ctx, const json_t *args, json_t **out, cfgd
                        "%s is the device-management agent: it cannot stop itself", name);
         return -EINVAL;
     }
-    cfgd_pkg_status st;
-    int r = cfgd_pkg_query(ctx, name, &st, err);
-    if (r == 0 && !st.installed) {
-        cfgd_error_set(err, CFGD_ERR_NOT_FOUND, "%s is not installed", name);
-        return -ENOENT;
-    }
+    int r = query_installed(ctx, name, err);
     char kiosk[DEBPKG_NAME_MAX + 1], unit[UNIT_MAX];
     kiosk_app(ctx, kiosk, sizeof kiosk);
     service_unit(name, unit, sizeof unit);

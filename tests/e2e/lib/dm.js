@@ -5,6 +5,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { SimDevice } = require('./agent');
+const { FileServer } = require('./fileserver');
 
 // Where every simulated device's scheduler clock starts: a fixed, known time of day (12:30 UTC).
 const T0 = Date.parse('2030-01-15T12:30:00Z');
@@ -19,9 +20,15 @@ class DmTestbed {
     this.devices = [];
   }
 
-  async start() {
+  // With files, also a local HTTPS file server (this.files) for the agents' downloads; every
+  // device of this testbed is then told to trust it.
+  async start({ files = false } = {}) {
     await this.h.startHub();
     this.clients();
+    if (files) {
+      this.files = new FileServer({ dir: fs.mkdtempSync(path.join(this.h.root, 'files-')), addr: this.h.addr });
+      await this.files.start();
+    }
   }
 
   // New service clients (after the hub restarted).
@@ -32,11 +39,12 @@ class DmTestbed {
 
   // A registered device run by iotdm-agent + a sandboxed iotdm-configd; resolves once it has
   // connected and reported (its subscriptions are then in place). prepare(sim) runs before start.
-  async newDevice(id, { clock = T0, prepare, ...opts } = {}) {
+  async newDevice(id, { clock = T0, prepare, extraAgentArgs = [], ...opts } = {}) {
     const d = await this.h.createDevice(this.reg, id);
+    const trust = this.files ? ['--download-ca-file', this.files.certPath] : [];
     const sim = new SimDevice({
       dir: fs.mkdtempSync(path.join(this.h.root, `dev-${id}-`)), connStr: this.h.deviceConnStr(d),
-      caPath: this.h.caPath, ...opts,
+      caPath: this.h.caPath, extraAgentArgs: [...trust, ...extraAgentArgs], ...opts,
     });
     this.devices.push(sim);
     if (clock !== null) sim.setClock(clock);
@@ -76,6 +84,7 @@ class DmTestbed {
   }
 
   async stop() {
+    if (this.files) await this.files.stop();
     for (const d of this.devices) await d.stop();
     await this.h.stopAll();
   }

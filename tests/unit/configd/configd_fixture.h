@@ -172,4 +172,79 @@ static inline json_t *fx_result(const json_t *reply)
     return json_object_get(reply, "result");
 }
 
+/* A backend over a throwaway root, the context the op table dispatches with, and a work folder
+ * outside the root for the test's inputs (files as the agent would download them). */
+typedef struct {
+    char dir[64];  /* the backend's root */
+    char work[96]; /* test inputs, outside the root */
+    cfgd_config cfg;
+    cfgd_backend *be;
+    cfgd_ctx ctx;
+} fx_fixture;
+
+typedef enum { FX_SANDBOX, FX_LINUX } fx_backend_kind;
+
+/* The root, the work folder and a default config, but no backend yet: a test puts its stubs and
+ * config in place first, then calls fx_open. */
+static inline fx_fixture *fx_new(const char *tag)
+{
+    fx_fixture *f = calloc(1, sizeof *f);
+    fx_tempdir(f->dir, sizeof f->dir, tag);
+    snprintf(f->work, sizeof f->work, "%s-work", f->dir);
+    fx_mkdirs(f->work);
+    cfgd_config_defaults(&f->cfg);
+    return f;
+}
+
+static inline void fx_open(fx_fixture *f, fx_backend_kind kind, int command_timeout_ms)
+{
+    char e[256];
+    f->be = kind == FX_SANDBOX ? cfgd_backend_sandbox_new(f->dir, command_timeout_ms, e, sizeof e)
+                               : cfgd_backend_linux_new(f->dir, command_timeout_ms, e, sizeof e);
+    if (!f->be)
+        fail_msg("%s", e);
+    f->ctx = (cfgd_ctx){.be = f->be, .cfg = &f->cfg};
+}
+
+static inline fx_fixture *fx_setup(const char *tag, fx_backend_kind kind, int command_timeout_ms)
+{
+    fx_fixture *f = fx_new(tag);
+    fx_open(f, kind, command_timeout_ms);
+    return f;
+}
+
+static inline void fx_free(fx_fixture *f)
+{
+    cfgd_backend_free(f->be);
+    fx_rmtree(f->dir);
+    fx_rmtree(f->work);
+    free(f);
+}
+
+/* A cmocka teardown for a state that is an fx_fixture. */
+static inline int fx_teardown(void **state)
+{
+    fx_free(*state);
+    return 0;
+}
+
+/* The result of a call that must succeed (caller frees). */
+static inline json_t *fx_call_ok(fx_fixture *f, const char *op, const char *args_json)
+{
+    json_t *reply = fx_call(&f->ctx, op, args_json);
+    json_t *r = json_incref(fx_result(reply));
+    json_decref(reply);
+    return r;
+}
+
+/* The error code of a call, or "ok" (static buffer). */
+static inline const char *fx_call_code(fx_fixture *f, const char *op, const char *args_json)
+{
+    static char code[32];
+    json_t *reply = fx_call(&f->ctx, op, args_json);
+    snprintf(code, sizeof code, "%s", fx_code(reply));
+    json_decref(reply);
+    return code;
+}
+
 #endif

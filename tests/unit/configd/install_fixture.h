@@ -9,39 +9,6 @@
 
 #include "configd_fixture.h"
 
-typedef struct {
-    char dir[64];  /* the backend's root */
-    char work[96]; /* test inputs, outside the root */
-    cfgd_config cfg;
-    cfgd_backend *be;
-    cfgd_ctx ctx;
-} ix_fixture;
-
-/* sandbox: the sandbox backend; otherwise the linux backend under a throwaway root. */
-static inline ix_fixture *ix_setup(bool sandbox)
-{
-    ix_fixture *f = calloc(1, sizeof *f);
-    fx_tempdir(f->dir, sizeof f->dir, "install");
-    snprintf(f->work, sizeof f->work, "%s-work", f->dir);
-    fx_mkdirs(f->work);
-    cfgd_config_defaults(&f->cfg);
-    char e[256];
-    f->be = sandbox ? cfgd_backend_sandbox_new(f->dir, 5000, e, sizeof e)
-                    : cfgd_backend_linux_new(f->dir, 5000, e, sizeof e);
-    if (!f->be)
-        fail_msg("%s", e);
-    f->ctx = (cfgd_ctx){.be = f->be, .cfg = &f->cfg};
-    return f;
-}
-
-static inline void ix_teardown(ix_fixture *f)
-{
-    cfgd_backend_free(f->be);
-    fx_rmtree(f->dir);
-    fx_rmtree(f->work);
-    free(f);
-}
-
 /* Runs a shell command line of the test's own (openssl to make inputs); fails the test if it
  * fails. */
 static inline void ix_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -92,7 +59,7 @@ static inline const char *ix_sha256(const char *path)
 }
 
 /* Writes work/name with text and returns its host path (static buffer). */
-static inline const char *ix_input(ix_fixture *f, const char *name, const char *text)
+static inline const char *ix_input(fx_fixture *f, const char *name, const char *text)
 {
     static char path[256];
     char rel[128];
@@ -103,7 +70,7 @@ static inline const char *ix_input(ix_fixture *f, const char *name, const char *
 }
 
 /* Dispatches op with args_json and the file at path passed as a descriptor (NULL: none). */
-static inline json_t *ix_call_file(ix_fixture *f, const char *op, const char *args_json,
+static inline json_t *ix_call_file(fx_fixture *f, const char *op, const char *args_json,
                                    const char *path)
 {
     int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
@@ -127,13 +94,13 @@ static inline const char *ix_message(const json_t *reply)
 }
 
 /* Journal lines of the sandbox that contain needle. */
-static inline int ix_journal(ix_fixture *f, const char *needle)
+static inline int ix_journal(fx_fixture *f, const char *needle)
 {
     return fx_count_lines(f->dir, CFGD_SANDBOX_JOURNAL, needle);
 }
 
 /* Number of regular entries in root + rel (0 when missing). */
-static inline int ix_count_files(ix_fixture *f, const char *rel)
+static inline int ix_count_files(fx_fixture *f, const char *rel)
 {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "find '%s%s' -type f 2>/dev/null | wc -l", f->dir, rel);

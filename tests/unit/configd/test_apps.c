@@ -19,15 +19,7 @@ typedef struct {
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    fx_tempdir(f->dir, sizeof f->dir, "apps");
-    fx_tempdir(f->work, sizeof f->work, "apps-work");
-    cfgd_config_defaults(&f->cfg);
-    char e[256];
-    f->be = cfgd_backend_sandbox_new(f->dir, 5000, e, sizeof e);
-    if (!f->be)
-        fail_msg("%s", e);
-    f->ctx = (cfgd_ctx){.be = f->be, .cfg = &f->cfg};
+    fx_fixture *f = fx_setup("apps", FX_SANDBOX, 5000);
     fx_write(f->dir, REPO "/hello_2.10-2_amd64.deb", "", 0644);
     fx_write(f->dir, REPO "/hello_2.10-3_amd64.deb", "", 0644);
     fx_write(f->dir, REPO "/iotdm-agent_0.0.9-1_amd64.deb", "", 0644);
@@ -41,18 +33,8 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    cfgd_backend_free(f->be);
-    fx_rmtree(f->dir);
-    fx_rmtree(f->work);
-    free(f);
-    return 0;
-}
-
 /* packages.json's version of name, or "" (static buffer). */
-static const char *db_version(fixture *f, const char *name)
+static const char *db_version(fx_fixture *f, const char *name)
 {
     static char v[128];
     json_t *db = fx_json(fx_read(f->dir, PKGS));
@@ -62,27 +44,10 @@ static const char *db_version(fixture *f, const char *name)
     return v;
 }
 
-static json_t *call_ok(fixture *f, const char *op, const char *args)
-{
-    json_t *reply = fx_call(&f->ctx, op, args);
-    json_t *r = json_incref(fx_result(reply));
-    json_decref(reply);
-    return r;
-}
-
-static const char *call_code(fixture *f, const char *op, const char *args)
-{
-    static char code[32];
-    json_t *reply = fx_call(&f->ctx, op, args);
-    snprintf(code, sizeof code, "%s", fx_code(reply));
-    json_decref(reply);
-    return code;
-}
-
 static void test_install_from_repo_latest_then_pinned(void **state)
 {
-    fixture *f = *state;
-    json_t *r = call_ok(f, "apps.install", "{\"package\":\"hello\",\"version\":\"latest\"}");
+    fx_fixture *f = *state;
+    json_t *r = fx_call_ok(f, "apps.install", "{\"package\":\"hello\",\"version\":\"latest\"}");
     assert_true(json_is_true(json_object_get(r, "changed")));
     assert_false(json_is_true(json_object_get(r, "pending")));
     assert_string_equal(json_string_value(json_object_get(r, "targetVersion")), "2.10-3");
@@ -91,11 +56,11 @@ static void test_install_from_repo_latest_then_pinned(void **state)
     assert_int_equal(fx_count_lines(f->dir, JOURNAL, "\"hello=2.10-3\""), 1);
     assert_int_equal(fx_count_lines(f->dir, JOURNAL, "\"--wait\""), 1);
     /* "latest" again changes nothing and runs nothing. */
-    r = call_ok(f, "apps.install", "{\"package\":\"hello\",\"version\":\"latest\"}");
+    r = fx_call_ok(f, "apps.install", "{\"package\":\"hello\",\"version\":\"latest\"}");
     assert_false(json_is_true(json_object_get(r, "changed")));
     json_decref(r);
     /* Pinned to an older version: installed and held against automatic upgrades. */
-    r = call_ok(f, "apps.install", "{\"package\":\"hello\",\"version\":\"2.10-2\"}");
+    r = fx_call_ok(f, "apps.install", "{\"package\":\"hello\",\"version\":\"2.10-2\"}");
     assert_string_equal(json_string_value(json_object_get(json_object_get(r, "status"), "version")),
                         "2.10-2");
     json_decref(r);
@@ -103,19 +68,21 @@ static void test_install_from_repo_latest_then_pinned(void **state)
     assert_int_equal(fx_count_lines(f->dir, JOURNAL, "\"hold\""), 1);
     assert_non_null(strstr(fx_read(f->dir, PKGS), "\"held\": true"));
     /* An epoch in the file name ("%3a") is read back as ':'. */
-    r = call_ok(f, "apps.install", "{\"package\":\"sensor-daemon\",\"version\":\"1:2.0-1\"}");
+    r = fx_call_ok(f, "apps.install", "{\"package\":\"sensor-daemon\",\"version\":\"1:2.0-1\"}");
     json_decref(r);
     assert_string_equal(db_version(f, "sensor-daemon"), "1:2.0-1");
 }
 
 static void test_missing_version_or_package_changes_nothing(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     const char *before = strdup(fx_read(f->dir, PKGS));
-    assert_string_equal(call_code(f, "apps.install", "{\"package\":\"hello\",\"version\":\"9.9\"}"),
-                        "not_found");
     assert_string_equal(
-        call_code(f, "apps.install", "{\"package\":\"nope\",\"version\":\"latest\"}"), "not_found");
+        fx_call_code(f, "apps.install", "{\"package\":\"hello\",\"version\":\"9.9\"}"),
+        "not_found");
+    assert_string_equal(
+        fx_call_code(f, "apps.install", "{\"package\":\"nope\",\"version\":\"latest\"}"),
+        "not_found");
     assert_string_equal(fx_read(f->dir, PKGS), before);
     assert_false(fx_exists(f->dir, JOURNAL) && fx_count_lines(f->dir, JOURNAL, "apt-get") > 0);
     free((void *)before);
@@ -123,37 +90,38 @@ static void test_missing_version_or_package_changes_nothing(void **state)
 
 static void test_remove_purges_and_agent_is_protected(void **state)
 {
-    fixture *f = *state;
-    json_decref(call_ok(f, "apps.install", "{\"package\":\"hello\",\"version\":\"latest\"}"));
-    json_t *r = call_ok(f, "apps.remove", "{\"package\":\"hello\",\"purge\":true}");
+    fx_fixture *f = *state;
+    json_decref(fx_call_ok(f, "apps.install", "{\"package\":\"hello\",\"version\":\"latest\"}"));
+    json_t *r = fx_call_ok(f, "apps.remove", "{\"package\":\"hello\",\"purge\":true}");
     assert_true(json_is_true(json_object_get(r, "changed")));
     assert_false(json_is_true(json_object_get(json_object_get(r, "status"), "installed")));
     json_decref(r);
     assert_string_equal(db_version(f, "hello"), "");
     assert_int_equal(fx_count_lines(f->dir, JOURNAL, "\"purge\""), 1);
     /* Removing what is not there is no change. */
-    r = call_ok(f, "apps.remove", "{\"package\":\"hello\"}");
+    r = fx_call_ok(f, "apps.remove", "{\"package\":\"hello\"}");
     assert_false(json_is_true(json_object_get(r, "changed")));
     json_decref(r);
     /* The agent: no removal, no downgrade, no stop, no start-up other than background. */
-    assert_string_equal(call_code(f, "apps.remove", "{\"package\":\"iotdm-agent\"}"),
+    assert_string_equal(fx_call_code(f, "apps.remove", "{\"package\":\"iotdm-agent\"}"),
                         "invalid_argument");
     assert_string_equal(
-        call_code(f, "apps.install", "{\"package\":\"iotdm-agent\",\"version\":\"0.0.9-1\"}"),
+        fx_call_code(f, "apps.install", "{\"package\":\"iotdm-agent\",\"version\":\"0.0.9-1\"}"),
         "invalid_argument");
     assert_string_equal(
-        call_code(f, "apps.lifecycle", "{\"package\":\"iotdm-agent\",\"action\":\"stop\"}"),
+        fx_call_code(f, "apps.lifecycle", "{\"package\":\"iotdm-agent\",\"action\":\"stop\"}"),
         "invalid_argument");
     assert_string_equal(
-        call_code(f, "apps.set_startup", "{\"package\":\"iotdm-agent\",\"startUp\":\"none\"}"),
+        fx_call_code(f, "apps.set_startup", "{\"package\":\"iotdm-agent\",\"startUp\":\"none\"}"),
         "invalid_argument");
     assert_string_equal(db_version(f, "iotdm-agent"), "0.1.0-1");
 }
 
 static void test_agent_update_runs_detached(void **state)
 {
-    fixture *f = *state;
-    json_t *r = call_ok(f, "apps.install", "{\"package\":\"iotdm-agent\",\"version\":\"latest\"}");
+    fx_fixture *f = *state;
+    json_t *r =
+        fx_call_ok(f, "apps.install", "{\"package\":\"iotdm-agent\",\"version\":\"latest\"}");
     assert_true(json_is_true(json_object_get(r, "pending")));
     assert_true(json_is_true(json_object_get(r, "simulated")));
     assert_string_equal(json_string_value(json_object_get(r, "targetVersion")), "0.2.0-1");
@@ -165,7 +133,7 @@ static void test_agent_update_runs_detached(void **state)
                                     "DEBIAN_FRONTEND=noninteractive\",\"--\""),
                      1); /* not waited for */
     assert_string_equal(db_version(f, "iotdm-agent"), "0.2.0-1");
-    r = call_ok(f, "apps.list", "{\"packages\":[\"iotdm-agent\"]}");
+    r = fx_call_ok(f, "apps.list", "{\"packages\":[\"iotdm-agent\"]}");
     assert_string_equal(json_string_value(json_object_get(r, "agentPackage")), "iotdm-agent");
     assert_false(json_is_true(json_object_get(r, "selfUpdateRunning")));
     json_decref(r);
@@ -173,11 +141,11 @@ static void test_agent_update_runs_detached(void **state)
 
 static void test_startup_kiosk_and_services(void **state)
 {
-    fixture *f = *state;
-    json_decref(call_ok(f, "apps.install", "{\"package\":\"kiosk-ui\",\"version\":\"1.0\"}"));
-    json_decref(call_ok(f, "apps.install", "{\"package\":\"hello\",\"version\":\"latest\"}"));
+    fx_fixture *f = *state;
+    json_decref(fx_call_ok(f, "apps.install", "{\"package\":\"kiosk-ui\",\"version\":\"1.0\"}"));
+    json_decref(fx_call_ok(f, "apps.install", "{\"package\":\"hello\",\"version\":\"latest\"}"));
     json_t *r =
-        call_ok(f, "apps.set_startup", "{\"package\":\"kiosk-ui\",\"startUp\":\"foreground\"}");
+        fx_call_ok(f, "apps.set_startup", "{\"package\":\"kiosk-ui\",\"startUp\":\"foreground\"}");
     assert_string_equal(json_string_value(json_object_get(json_object_get(r, "status"), "startUp")),
                         "foreground");
     json_decref(r);
@@ -191,16 +159,16 @@ static void test_startup_kiosk_and_services(void **state)
     json_decref(svc);
     /* Another foreground app replaces it: there is only ever one. */
     json_decref(
-        call_ok(f, "apps.set_startup", "{\"package\":\"hello\",\"startUp\":\"foreground\"}"));
+        fx_call_ok(f, "apps.set_startup", "{\"package\":\"hello\",\"startUp\":\"foreground\"}"));
     assert_non_null(strstr(fx_read(f->dir, "/etc/systemd/system/iotdm-kiosk.service"),
                            "# iotdm-kiosk-package: hello\n"));
-    r = call_ok(f, "apps.list", "{\"packages\":[\"kiosk-ui\",\"hello\"]}");
+    r = fx_call_ok(f, "apps.list", "{\"packages\":[\"kiosk-ui\",\"hello\"]}");
     assert_string_equal(json_string_value(json_object_get(r, "foreground")), "hello");
     json_t *k = json_object_get(json_object_get(r, "packages"), "kiosk-ui");
     assert_string_equal(json_string_value(json_object_get(k, "startUp")), "none");
     json_decref(r);
     /* Background: its own service, enabled and started; the kiosk unit goes. */
-    r = call_ok(f, "apps.set_startup", "{\"package\":\"hello\",\"startUp\":\"background\"}");
+    r = fx_call_ok(f, "apps.set_startup", "{\"package\":\"hello\",\"startUp\":\"background\"}");
     assert_string_equal(json_string_value(json_object_get(json_object_get(r, "status"), "startUp")),
                         "background");
     json_decref(r);
@@ -210,16 +178,16 @@ static void test_startup_kiosk_and_services(void **state)
     assert_true(json_is_true(json_object_get(json_object_get(svc, "hello.service"), "active")));
     json_decref(svc);
     /* Lifecycle stops and starts its unit. */
-    r = call_ok(f, "apps.lifecycle", "{\"package\":\"hello\",\"action\":\"stop\"}");
+    r = fx_call_ok(f, "apps.lifecycle", "{\"package\":\"hello\",\"action\":\"stop\"}");
     assert_false(json_is_true(json_object_get(json_object_get(r, "status"), "active")));
     json_decref(r);
     assert_string_equal(
-        call_code(f, "apps.set_startup", "{\"package\":\"absent\",\"startUp\":\"background\"}"),
+        fx_call_code(f, "apps.set_startup", "{\"package\":\"absent\",\"startUp\":\"background\"}"),
         "not_found");
 }
 
 /* Builds a real .deb with dpkg-deb into f->work; returns its path (static buffer). */
-static const char *build_deb(fixture *f, const char *name, const char *version)
+static const char *build_deb(fx_fixture *f, const char *name, const char *version)
 {
     static char deb[256];
     char root[200], cmd[700];
@@ -252,7 +220,7 @@ static const char *sha256_of(const char *path)
     return hex;
 }
 
-static const char *install_file(fixture *f, const char *deb, const char *sha, const char *name,
+static const char *install_file(fx_fixture *f, const char *deb, const char *sha, const char *name,
                                 const char *version)
 {
     static char code[32];
@@ -274,7 +242,7 @@ static const char *install_file(fixture *f, const char *deb, const char *sha, co
 
 static void test_install_from_passed_deb(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     const char *deb = build_deb(f, "toaster-app", "1.2-1");
     if (!deb)
         skip(); /* no dpkg-deb on this machine */
@@ -299,22 +267,24 @@ static void test_install_from_passed_deb(void **state)
     assert_false(fx_exists(f->dir, staged));
     /* A sha256 without its file, or a file without its sha256, is refused. */
     assert_string_equal(
-        call_code(f, "apps.install",
-                  "{\"package\":\"toaster-app\",\"version\":\"latest\",\"sha256\":"
-                  "\"0000000000000000000000000000000000000000000000000000000000000000\"}"),
+        fx_call_code(f, "apps.install",
+                     "{\"package\":\"toaster-app\",\"version\":\"latest\",\"sha256\":"
+                     "\"0000000000000000000000000000000000000000000000000000000000000000\"}"),
         "invalid_argument");
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_install_from_repo_latest_then_pinned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_install_from_repo_latest_then_pinned, setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_missing_version_or_package_changes_nothing, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_remove_purges_and_agent_is_protected, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_agent_update_runs_detached, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_startup_kiosk_and_services, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_install_from_passed_deb, setup, teardown),
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_remove_purges_and_agent_is_protected, setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_update_runs_detached, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_startup_kiosk_and_services, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_install_from_passed_deb, setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

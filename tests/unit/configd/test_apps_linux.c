@@ -3,13 +3,6 @@
  * commands (package changes in a transient unit, the agent's update detached) are checked. */
 #include "configd_fixture.h"
 
-typedef struct {
-    char dir[64];
-    cfgd_config cfg;
-    cfgd_backend *be;
-    cfgd_ctx ctx;
-} fixture;
-
 /* Units are disabled and stopped. */
 static const char systemctl_stub[] = "#!/bin/sh\n"
                                      "echo \"$*\" >> \"$IOTDM_ROOT/systemctl.log\"\n"
@@ -59,8 +52,7 @@ static const char systemd_run_stub[] =
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    fx_tempdir(f->dir, sizeof f->dir, "appslinux");
+    fx_fixture *f = fx_new("appslinux");
     fx_write(f->dir, "/usr/bin/systemctl", systemctl_stub, 0755);
     fx_write(f->dir, "/usr/bin/dpkg-query", dpkg_query_stub, 0755);
     fx_write(f->dir, "/usr/bin/apt-cache", apt_cache_stub, 0755);
@@ -68,28 +60,14 @@ static int setup(void **state)
     fx_write(f->dir, "/usr/bin/systemd-run", systemd_run_stub, 0755);
     fx_write(f->dir, "/dpkg/iotdm-agent", "ii |0.1.0-1|1700000000\n", 0644);
     fx_write(f->dir, "/dpkg/libagentdep", "ii |1.0|1700000000\n", 0644);
-    cfgd_config_defaults(&f->cfg);
-    char e[256];
-    f->be = cfgd_backend_linux_new(f->dir, 5000, e, sizeof e);
-    if (!f->be)
-        fail_msg("%s", e);
-    f->ctx = (cfgd_ctx){.be = f->be, .cfg = &f->cfg};
+    fx_open(f, FX_LINUX, 5000);
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    cfgd_backend_free(f->be);
-    fx_rmtree(f->dir);
-    free(f);
     return 0;
 }
 
 static void test_install_runs_apt_in_a_waited_unit(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     json_t *reply =
         fx_call(&f->ctx, "apps.install", "{\"package\":\"hello\",\"version\":\"latest\"}");
     json_t *r = fx_result(reply);
@@ -115,7 +93,7 @@ static void test_install_runs_apt_in_a_waited_unit(void **state)
 
 static void test_apt_failure_is_failed_with_apts_words(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     fx_write(f->dir, "/apt-fails", "", 0644);
     json_t *reply =
         fx_call(&f->ctx, "apps.install", "{\"package\":\"hello\",\"version\":\"2.10-2\"}");
@@ -130,7 +108,7 @@ static void test_apt_failure_is_failed_with_apts_words(void **state)
 
 static void test_removal_that_takes_the_agent_is_refused(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     json_t *reply = fx_call(&f->ctx, "apps.remove", "{\"package\":\"libagentdep\",\"purge\":true}");
     assert_string_equal(fx_code(reply), "invalid_argument");
     json_decref(reply);
@@ -140,7 +118,7 @@ static void test_removal_that_takes_the_agent_is_refused(void **state)
 
 static void test_agent_update_is_detached(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     json_t *reply =
         fx_call(&f->ctx, "apps.install", "{\"package\":\"iotdm-agent\",\"version\":\"latest\"}");
     json_t *r = fx_result(reply);
@@ -161,12 +139,12 @@ static void test_agent_update_is_detached(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_install_runs_apt_in_a_waited_unit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_install_runs_apt_in_a_waited_unit, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_apt_failure_is_failed_with_apts_words, setup,
-                                        teardown),
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_removal_that_takes_the_agent_is_refused, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_agent_update_is_detached, setup, teardown),
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_update_is_detached, setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

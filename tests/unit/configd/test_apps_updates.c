@@ -5,18 +5,9 @@
 
 #define PKGS "/var/lib/iotdm-sandbox/packages.json"
 
-typedef struct {
-    char dir[64];
-    cfgd_config cfg;
-    cfgd_backend *be;
-    cfgd_ctx ctx;
-} fixture;
-
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    fx_tempdir(f->dir, sizeof f->dir, "updates");
-    cfgd_config_defaults(&f->cfg);
+    fx_fixture *f = fx_new("updates");
     char e[256];
     assert_int_equal(
         cfgd_config_set(&f->cfg, "sandbox_upgradable", "openssl=3.0.13-1", e, sizeof e), IOTDM_OK);
@@ -28,33 +19,13 @@ static int setup(void **state)
     assert_int_equal(
         cfgd_config_set(&f->cfg, "sandbox_upgradable", "curl=7.88.1-10+deb12u8", e, sizeof e),
         IOTDM_OK);
-    f->be = cfgd_backend_sandbox_new(f->dir, 5000, e, sizeof e);
-    if (!f->be)
-        fail_msg("%s", e);
-    f->ctx = (cfgd_ctx){.be = f->be, .cfg = &f->cfg};
+    fx_open(f, FX_SANDBOX, 5000);
     fx_write(f->dir, PKGS,
              "{\"openssl\":{\"version\":\"3.0.11-1\"},\"linux-image-amd64\":{\"version\":"
              "\"6.1.90-1\"},\"tzdata\":{\"version\":\"2024a-0\"}}",
              0644);
     *state = f;
     return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    cfgd_backend_free(f->be);
-    fx_rmtree(f->dir);
-    free(f);
-    return 0;
-}
-
-static json_t *call_ok(fixture *f, const char *op, const char *args)
-{
-    json_t *reply = fx_call(&f->ctx, op, args);
-    json_t *r = json_incref(fx_result(reply));
-    json_decref(reply);
-    return r;
 }
 
 static char *joined(const json_t *array)
@@ -70,11 +41,12 @@ static char *joined(const json_t *array)
 
 static void test_policy_writes_apt_settings_timer_and_policy_file(void **state)
 {
-    fixture *f = *state;
-    json_t *r = call_ok(f, "updates.set_policy",
-                        "{\"automaticUpdates\":true,\"activeHoursStart\":8,\"activeHoursEnd\":17,"
-                        "\"pauseUntil\":\"2030-02-01T01:00:00+01:00\",\"deferDays\":3,"
-                        "\"paused\":false}");
+    fx_fixture *f = *state;
+    json_t *r =
+        fx_call_ok(f, "updates.set_policy",
+                   "{\"automaticUpdates\":true,\"activeHoursStart\":8,\"activeHoursEnd\":17,"
+                   "\"pauseUntil\":\"2030-02-01T01:00:00+01:00\",\"deferDays\":3,"
+                   "\"paused\":false}");
     json_t *p = json_object_get(r, "policy");
     assert_string_equal(json_string_value(json_object_get(p, "pauseUntil")),
                         "2030-02-01T00:00:00Z");
@@ -94,9 +66,9 @@ static void test_policy_writes_apt_settings_timer_and_policy_file(void **state)
     assert_int_equal(
         fx_count_lines(f->dir, "/var/lib/iotdm-sandbox/journal.jsonl", "daemon-reload"), 1);
     /* Paused: unattended upgrades off; no active hours: Debian's own timer schedule. */
-    json_decref(call_ok(f, "updates.set_policy",
-                        "{\"automaticUpdates\":true,\"activeHoursStart\":0,\"activeHoursEnd\":0,"
-                        "\"pauseUntil\":\"\",\"deferDays\":0,\"paused\":true}"));
+    json_decref(fx_call_ok(f, "updates.set_policy",
+                           "{\"automaticUpdates\":true,\"activeHoursStart\":0,\"activeHoursEnd\":0,"
+                           "\"pauseUntil\":\"\",\"deferDays\":0,\"paused\":true}"));
     assert_non_null(strstr(fx_read(f->dir, "/etc/apt/apt.conf.d/52iotdm-unattended"),
                            "APT::Periodic::Unattended-Upgrade \"0\";"));
     assert_false(fx_exists(f->dir, "/etc/systemd/system/apt-daily-upgrade.timer.d/iotdm.conf"));
@@ -104,19 +76,20 @@ static void test_policy_writes_apt_settings_timer_and_policy_file(void **state)
 
 static void test_scan_then_install_one_by_one(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     /* Before a scan the lists know nothing newer. */
-    json_t *r = call_ok(f, "updates.get", NULL);
+    json_t *r = fx_call_ok(f, "updates.get", NULL);
     assert_int_equal(json_array_size(json_object_get(r, "upgradable")), 0);
     assert_false(json_is_true(json_object_get(r, "rebootRequired")));
     json_decref(r);
-    r = call_ok(f, "updates.scan", NULL);
+    r = fx_call_ok(f, "updates.scan", NULL);
     /* Installed packages only, each at its newest version; curl is not installed. */
     assert_string_equal(joined(json_object_get(r, "upgradable")),
                         "openssl=3.0.14-1 linux-image-amd64=6.1.99-1");
     json_decref(r);
-    r = call_ok(f, "updates.install",
-                "{\"packages\":[\"openssl=3.0.13-1\",\"linux-image-amd64\",\"curl\",\"tzdata\"]}");
+    r = fx_call_ok(
+        f, "updates.install",
+        "{\"packages\":[\"openssl=3.0.13-1\",\"linux-image-amd64\",\"curl\",\"tzdata\"]}");
     assert_string_equal(joined(json_object_get(r, "installed")),
                         "openssl=3.0.13-1 linux-image-amd64=6.1.99-1");
     json_t *failed = json_object_get(r, "failed");
@@ -137,8 +110,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_policy_writes_apt_settings_timer_and_policy_file,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_scan_then_install_one_by_one, setup, teardown),
+                                        setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_scan_then_install_one_by_one, setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,7 @@
 #include "configd/ops/ops.h"
 
 typedef struct {
-    ix_fixture *f;
+    fx_fixture *f;
     char cert[256], der[256], key[256], bundle[256];
     char sha1[41];  /* upper case, from openssl */
     char lower[41]; /* the file name */
@@ -39,7 +39,7 @@ static void make_cert(certs_fx *c, const char *name, const char *cn)
 static int setup(void **state)
 {
     certs_fx *c = calloc(1, sizeof *c);
-    c->f = ix_setup(true);
+    c->f = fx_setup("certs", FX_SANDBOX, 5000);
     make_cert(c, "other", "iotdm other");
     char other[256];
     snprintf(other, sizeof other, "%s", c->cert);
@@ -59,7 +59,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     certs_fx *c = *state;
-    ix_teardown(c->f);
+    fx_free(c->f);
     free(c);
     return 0;
 }
@@ -245,8 +245,8 @@ static void test_parse_reports_fields(void **state)
 static void test_failed_trust_update_leaves_store_as_it_was(void **state)
 {
     certs_fx *c = *state;
-    ix_fixture *sandbox = c->f;
-    c->f = ix_setup(false);
+    fx_fixture *sandbox = c->f;
+    c->f = fx_setup("certs", FX_LINUX, 5000);
     fx_rmtree(c->f->work);
     snprintf(c->f->work, sizeof c->f->work, "%s", sandbox->work);
     json_t *reply = install(c, "root", c->sha1, c->cert);

@@ -2,13 +2,6 @@
  * (systemctl, the reset hook) are stubs inside it that record how they were called. */
 #include "configd_fixture.h"
 
-typedef struct {
-    char dir[64];
-    cfgd_config cfg;
-    cfgd_backend *be;
-    cfgd_ctx ctx;
-} fixture;
-
 /* Records its arguments; answers is-enabled/is-active like systemd for an enabled, running unit;
  * fails on request (a file "fail" in the root) or hangs (a file "hang"). */
 static const char systemctl_stub[] = "#!/bin/sh\n"
@@ -31,27 +24,12 @@ static const char hook_stub[] =
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    fx_tempdir(f->dir, sizeof f->dir, "linuxroot");
+    fx_fixture *f = fx_new("linuxroot");
     fx_install_zoneinfo(f->dir);
     fx_write(f->dir, "/usr/bin/systemctl", systemctl_stub, 0755);
     fx_write(f->dir, "/usr/lib/iotdm/image-reset", hook_stub, 0755);
-    cfgd_config_defaults(&f->cfg);
-    char e[256];
-    f->be = cfgd_backend_linux_new(f->dir, 2000, e, sizeof e);
-    if (!f->be)
-        fail_msg("%s", e);
-    f->ctx = (cfgd_ctx){.be = f->be, .cfg = &f->cfg};
+    fx_open(f, FX_LINUX, 2000);
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    cfgd_backend_free(f->be);
-    fx_rmtree(f->dir);
-    free(f);
     return 0;
 }
 
@@ -65,7 +43,7 @@ static void test_root_must_be_a_directory(void **state)
 
 static void test_set_zone_writes_under_root(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     json_t *reply = fx_call(&f->ctx, "time.set_zone", "{\"zone\":\"Europe/Berlin\"}");
     fx_result(reply);
     json_decref(reply);
@@ -75,7 +53,7 @@ static void test_set_zone_writes_under_root(void **state)
 
 static void test_set_ntp_restarts_timesyncd_through_stub(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     json_t *reply = fx_call(&f->ctx, "time.set_ntp", "{\"servers\":[\"ntp.example.com\"]}");
     json_t *r = fx_result(reply);
     assert_non_null(strstr(fx_read(f->dir, "/etc/systemd/timesyncd.conf.d/iotdm.conf"),
@@ -89,7 +67,7 @@ static void test_set_ntp_restarts_timesyncd_through_stub(void **state)
 
 static void test_set_service_runs_systemctl_verbs(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     json_t *reply = fx_call(&f->ctx, "time.set_service", "{\"enabled\":false,\"started\":true}");
     fx_result(reply);
     json_decref(reply);
@@ -101,7 +79,7 @@ static void test_set_service_runs_systemctl_verbs(void **state)
 
 static void test_reboot_runs_systemctl_reboot(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     json_t *reply = fx_call(&f->ctx, "system.reboot", "{\"reason\":\"test\"}");
     json_t *r = fx_result(reply);
     assert_true(json_is_false(json_object_get(r, "simulated")));
@@ -111,7 +89,7 @@ static void test_reboot_runs_systemctl_reboot(void **state)
 
 static void test_systemctl_failure_reported_with_its_output(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     fx_write(f->dir, "/fail", "", 0644);
     json_t *reply = fx_call(&f->ctx, "time.set_service", "{\"started\":false}");
     assert_string_equal(fx_code(reply), "failed");
@@ -124,7 +102,7 @@ static void test_systemctl_failure_reported_with_its_output(void **state)
 
 static void test_missing_program_is_a_clear_failure(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/usr/bin/systemctl", f->dir);
     unlink(path);
@@ -139,7 +117,7 @@ static void test_missing_program_is_a_clear_failure(void **state)
 
 static void test_command_timeout_kills_program(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     fx_write(f->dir, "/hang", "", 0644);
     f->be->command_timeout_ms = 300;
     json_t *reply = fx_call(&f->ctx, "time.set_service", "{\"enabled\":true}");
@@ -152,7 +130,7 @@ static void test_command_timeout_kills_program(void **state)
 
 static void test_run_captures_output_and_status(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     fx_write(f->dir, "/bin/say", "#!/bin/sh\necho \"out $1\"; echo err >&2; exit 7\n", 0755);
     const char *argv[] = {"/bin/say", "hi", NULL};
     cfgd_cmd_result res;
@@ -164,7 +142,7 @@ static void test_run_captures_output_and_status(void **state)
     assert_int_equal(f->be->vt->run(f->be, rel, NULL, &res, &err), -EINVAL);
 }
 
-static void configure_reset(fixture *f)
+static void configure_reset(fx_fixture *f)
 {
     char e[256];
     assert_int_equal(cfgd_config_set(&f->cfg, "factory_reset_path", "/var/lib/iotdm", e, sizeof e),
@@ -180,7 +158,7 @@ static void configure_reset(fixture *f)
 
 static void test_factory_reset_runs_hook_then_wipes(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     configure_reset(f);
     json_t *reply = fx_call(&f->ctx, "system.factory_reset", "{\"keepProvisioning\":true}");
     fx_result(reply);
@@ -193,7 +171,7 @@ static void test_factory_reset_runs_hook_then_wipes(void **state)
 
 static void test_factory_reset_failed_hook_removes_nothing(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     configure_reset(f);
     fx_write(f->dir, "/hook-fails", "", 0644);
     json_t *reply = fx_call(&f->ctx, "system.factory_reset", "{\"keepProvisioning\":false}");
@@ -208,19 +186,21 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_root_must_be_a_directory),
-        cmocka_unit_test_setup_teardown(test_set_zone_writes_under_root, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_zone_writes_under_root, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_set_ntp_restarts_timesyncd_through_stub, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_set_service_runs_systemctl_verbs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reboot_runs_systemctl_reboot, setup, teardown),
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_set_service_runs_systemctl_verbs, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_reboot_runs_systemctl_reboot, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_systemctl_failure_reported_with_its_output, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_missing_program_is_a_clear_failure, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_command_timeout_kills_program, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_run_captures_output_and_status, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_factory_reset_runs_hook_then_wipes, setup, teardown),
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_program_is_a_clear_failure, setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_command_timeout_kills_program, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_run_captures_output_and_status, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_factory_reset_runs_hook_then_wipes, setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_factory_reset_failed_hook_removes_nothing, setup,
-                                        teardown),
+                                        fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

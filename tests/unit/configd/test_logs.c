@@ -7,38 +7,15 @@
 
 #include "configd/ops/logs.h"
 
-typedef struct {
-    char dir[64];
-    cfgd_config cfg;
-    cfgd_backend *be;
-    cfgd_ctx ctx;
-} fixture;
-
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    fx_tempdir(f->dir, sizeof f->dir, "logs");
-    cfgd_config_defaults(&f->cfg);
-    char e[256];
-    f->be = cfgd_backend_sandbox_new(f->dir, 5000, e, sizeof e);
-    if (!f->be)
-        fail_msg("%s", e);
-    f->ctx = (cfgd_ctx){.be = f->be, .cfg = &f->cfg};
+    fx_fixture *f = fx_setup("logs", FX_SANDBOX, 5000);
     fx_write(f->dir, "/var/lib/iotdm/logs/ssh/ssh_2030_01_15_12_00_00.log", "line one\n", 0640);
     fx_write(f->dir, "/var/lib/iotdm/logs/ssh/b.log", "bee\n", 0640);
     fx_write(f->dir, "/var/lib/iotdm/logs/ssh/.collector.json", "{}", 0640);
     fx_write(f->dir, "/var/lib/iotdm/logs/kernel/k.log", "kernel\n", 0640);
     fx_write(f->dir, "/var/lib/iotdm/secret.txt", "do not serve\n", 0600);
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    cfgd_backend_free(f->be);
-    fx_rmtree(f->dir);
-    free(f);
     return 0;
 }
 
@@ -70,7 +47,7 @@ static void test_log_names_are_checked(void **state)
     assert_false(cfgd_log_collector_name_valid(longest, 65));
 }
 
-static void expect_invalid(fixture *f, const char *op, const char *args, const char *needle)
+static void expect_invalid(fx_fixture *f, const char *op, const char *args, const char *needle)
 {
     json_t *reply = fx_call(&f->ctx, op, args);
     assert_string_equal(fx_code(reply), "invalid_argument");
@@ -83,7 +60,7 @@ static void expect_invalid(fixture *f, const char *op, const char *args, const c
 
 static void test_settings_are_checked(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     const char *op = "logs.set_collector";
     expect_invalid(f, op, "{\"name\":\"../x\"}", "collector name");
     expect_invalid(f, op, "{\"name\":\"a\",\"settings\":{\"priority\":\"loud\"}}", "priority");
@@ -108,7 +85,7 @@ static void test_settings_are_checked(void **state)
 
 static void test_list_folders_and_files(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     char link[PATH_MAX];
     snprintf(link, sizeof link, "%s/var/lib/iotdm/logs/etc", f->dir);
     assert_int_equal(symlink("/etc", link), 0);
@@ -135,7 +112,7 @@ static void test_list_folders_and_files(void **state)
 
 static void test_every_file_op_refuses_traversal(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     static const char *const bad[] = {
         "{\"folder\":\"..\",\"file\":\"secret.txt\"}",
         "{\"folder\":\"ssh/..\",\"file\":\"x\"}",
@@ -166,7 +143,7 @@ static int memfd(void)
 
 static void test_read_file_copies_into_the_passed_descriptor(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     int fd = memfd();
     assert_int_equal(write(fd, "stale bytes that must go away", 29), 29);
     f->ctx.fds = &fd;
@@ -202,7 +179,7 @@ static void test_read_file_copies_into_the_passed_descriptor(void **state)
 
 static void test_delete_file_removes_only_that_file(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     char link[PATH_MAX];
     snprintf(link, sizeof link, "%s/var/lib/iotdm/logs/ssh/evil.log", f->dir);
     assert_int_equal(symlink("../../secret.txt", link), 0);
@@ -245,12 +222,13 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_names_are_checked),
-        cmocka_unit_test_setup_teardown(test_settings_are_checked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list_folders_and_files, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_every_file_op_refuses_traversal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settings_are_checked, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_list_folders_and_files, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_every_file_op_refuses_traversal, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_read_file_copies_into_the_passed_descriptor, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_delete_file_removes_only_that_file, setup, teardown),
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_delete_file_removes_only_that_file, setup,
+                                        fx_teardown),
         cmocka_unit_test(test_missing_logs_root_lists_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

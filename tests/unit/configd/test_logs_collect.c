@@ -8,31 +8,10 @@
 #include "common/timeutil.h"
 #include "configd/ops/logs.h"
 
-typedef struct {
-    char dir[64];
-    cfgd_config cfg;
-    cfgd_backend *be;
-    cfgd_ctx ctx;
-} fixture;
-
-static int setup_backend(void **state, bool linux_root)
-{
-    fixture *f = calloc(1, sizeof *f);
-    fx_tempdir(f->dir, sizeof f->dir, "logcollect");
-    cfgd_config_defaults(&f->cfg);
-    char e[256];
-    f->be = linux_root ? cfgd_backend_linux_new(f->dir, 3000, e, sizeof e)
-                       : cfgd_backend_sandbox_new(f->dir, 5000, e, sizeof e);
-    if (!f->be)
-        fail_msg("%s", e);
-    f->ctx = (cfgd_ctx){.be = f->be, .cfg = &f->cfg};
-    *state = f;
-    return 0;
-}
-
 static int setup(void **state)
 {
-    return setup_backend(state, false);
+    *state = fx_setup("logcollect", FX_SANDBOX, 5000);
+    return 0;
 }
 
 /* Records each argument on a line, advances the cursor file it is given, prints one entry;
@@ -48,18 +27,9 @@ static const char journalctl_stub[] =
 
 static int setup_linux(void **state)
 {
-    setup_backend(state, true);
-    fixture *f = *state;
+    fx_fixture *f = fx_setup("logcollect", FX_LINUX, 3000);
+    *state = f;
     fx_write(f->dir, "/usr/bin/journalctl", journalctl_stub, 0755);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    cfgd_backend_free(f->be);
-    fx_rmtree(f->dir);
-    free(f);
     return 0;
 }
 
@@ -69,8 +39,8 @@ static int64_t now_us(void)
 }
 
 /* Appends one entry to the simulated journal, as journalctl -o json writes it. */
-static void journal_add(fixture *f, const char *unit, const char *ident, int prio, const char *msg,
-                        int64_t ts_us)
+static void journal_add(fx_fixture *f, const char *unit, const char *ident, int prio,
+                        const char *msg, int64_t ts_us)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s%s", f->dir, CFGD_SANDBOX_JOURNALD);
@@ -84,23 +54,15 @@ static void journal_add(fixture *f, const char *unit, const char *ident, int pri
     fclose(out);
 }
 
-static json_t *call_ok(fixture *f, const char *op, const char *args)
-{
-    json_t *reply = fx_call(&f->ctx, op, args);
-    json_t *r = json_incref(fx_result(reply));
-    json_decref(reply);
-    return r;
-}
-
-static void set_collector(fixture *f, const char *name, const char *settings)
+static void set_collector(fx_fixture *f, const char *name, const char *settings)
 {
     char args[2048];
     snprintf(args, sizeof args, "{\"name\":\"%s\",\"settings\":%s}", name, settings);
-    json_decref(call_ok(f, "logs.set_collector", args));
+    json_decref(fx_call_ok(f, "logs.set_collector", args));
 }
 
 /* Everything the folder holds (finished files, oldest first, then the current one). */
-static char *folder_text(fixture *f, const char *folder)
+static char *folder_text(fx_fixture *f, const char *folder)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s%s/%s", f->dir, CFGD_LOGS_ROOT, folder);
@@ -129,9 +91,9 @@ static char *folder_text(fixture *f, const char *folder)
     return all;
 }
 
-static json_t *status_of(fixture *f, const char *op, const char *name)
+static json_t *status_of(fx_fixture *f, const char *op, const char *name)
 {
-    json_t *r = call_ok(f, op, NULL);
+    json_t *r = fx_call_ok(f, op, NULL);
     json_t *c = json_incref(json_object_get(json_object_get(r, "collectors"), name));
     json_decref(r);
     assert_non_null(c);
@@ -145,7 +107,7 @@ static const char *str(json_t *obj, const char *key)
 
 static void test_collector_filters_and_finishes_a_file_on_stop(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     journal_add(f, "ssh.service", "sshd", 6, "before the start", now_us() - 5000000);
     set_collector(f, "ssh", "{\"units\":[\"ssh\"],\"priority\":\"info\",\"started\":true}");
     set_collector(f, "cron", "{\"identifiers\":[\"CRON\"],\"started\":true}");
@@ -159,7 +121,7 @@ static void test_collector_filters_and_finishes_a_file_on_stop(void **state)
     assert_true(json_integer_value(json_object_get(st, "bytes")) > 0);
     json_decref(st);
     set_collector(f, "ssh", "{\"units\":[\"ssh\"],\"priority\":\"info\",\"started\":false}");
-    json_t *files = call_ok(f, "logs.list_files", "{\"folder\":\"ssh\"}");
+    json_t *files = fx_call_ok(f, "logs.list_files", "{\"folder\":\"ssh\"}");
     json_t *list = json_object_get(files, "files");
     assert_int_equal(json_array_size(list), 1);
     const char *name = str(json_array_get(list, 0), "name");
@@ -186,7 +148,7 @@ static void test_collector_filters_and_finishes_a_file_on_stop(void **state)
 }
 
 /* Entries of about 128 bytes, numbered; n of them. */
-static void journal_fill(fixture *f, int from, int n)
+static void journal_fill(fx_fixture *f, int from, int n)
 {
     char msg[160];
     int64_t ts = now_us();
@@ -197,7 +159,7 @@ static void journal_fill(fixture *f, int from, int n)
     }
 }
 
-static int64_t folder_bytes(fixture *f, const char *folder, size_t *out_files)
+static int64_t folder_bytes(fx_fixture *f, const char *folder, size_t *out_files)
 {
     json_t *st = status_of(f, "logs.status", folder);
     int64_t b = json_integer_value(json_object_get(st, "bytes"));
@@ -208,7 +170,7 @@ static int64_t folder_bytes(fixture *f, const char *folder, size_t *out_files)
 
 static void test_circular_keeps_the_newest_under_the_limit(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     set_collector(f, "app", "{\"sizeLimitMB\":1,\"mode\":\"circular\",\"started\":true}");
     journal_fill(f, 0, 24000); /* about 3 MiB through a 1 MiB folder */
     json_t *st = status_of(f, "logs.collect", "app");
@@ -231,7 +193,7 @@ static void test_circular_keeps_the_newest_under_the_limit(void **state)
 
 static void test_sequential_stops_when_full(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     set_collector(f, "app", "{\"sizeLimitMB\":1,\"mode\":\"sequential\",\"started\":true}");
     journal_fill(f, 0, 24000);
     json_t *st = status_of(f, "logs.collect", "app");
@@ -249,12 +211,12 @@ static void test_sequential_stops_when_full(void **state)
     st = status_of(f, "logs.collect", "app");
     assert_string_equal(str(st, "state"), "full");
     json_decref(st);
-    json_t *list = call_ok(f, "logs.list_files", "{\"folder\":\"app\"}");
+    json_t *list = fx_call_ok(f, "logs.list_files", "{\"folder\":\"app\"}");
     char args[512];
     snprintf(args, sizeof args, "{\"folder\":\"app\",\"file\":\"%s\"}",
              str(json_array_get(json_object_get(list, "files"), 0), "name"));
     json_decref(list);
-    json_decref(call_ok(f, "logs.delete_file", args));
+    json_decref(fx_call_ok(f, "logs.delete_file", args));
     journal_fill(f, 24010, 10);
     st = status_of(f, "logs.collect", "app");
     assert_string_equal(str(st, "state"), "collecting");
@@ -267,30 +229,30 @@ static void test_sequential_stops_when_full(void **state)
 
 static void test_remove_collector_keeps_its_files(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     set_collector(f, "app", "{\"started\":true}");
     journal_fill(f, 0, 3);
-    json_t *r = call_ok(f, "logs.remove_collector", "{\"name\":\"app\"}");
+    json_t *r = fx_call_ok(f, "logs.remove_collector", "{\"name\":\"app\"}");
     assert_true(json_is_true(json_object_get(r, "removed")));
     json_decref(r);
-    r = call_ok(f, "logs.status", NULL);
+    r = fx_call_ok(f, "logs.status", NULL);
     assert_null(json_object_get(json_object_get(r, "collectors"), "app"));
     json_decref(r);
     assert_false(fx_exists(f->dir, "/var/lib/iotdm/logs/app/.collector.json"));
     char *text = folder_text(f, "app");
     assert_non_null(strstr(text, "entry 00000002 "));
     free(text);
-    r = call_ok(f, "logs.list_folders", NULL);
+    r = fx_call_ok(f, "logs.list_folders", NULL);
     assert_int_equal(json_array_size(json_object_get(r, "folders")), 1);
     json_decref(r);
-    r = call_ok(f, "logs.remove_collector", "{\"name\":\"app\"}");
+    r = fx_call_ok(f, "logs.remove_collector", "{\"name\":\"app\"}");
     assert_false(json_is_true(json_object_get(r, "removed")));
     json_decref(r);
 }
 
 static void test_restart_collects_from_the_new_start_only(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     set_collector(f, "app", "{\"started\":true}");
     journal_fill(f, 0, 2);
     set_collector(f, "app", "{\"started\":false}");
@@ -300,7 +262,7 @@ static void test_restart_collects_from_the_new_start_only(void **state)
     set_collector(f, "app", "{\"started\":true}");
     journal_add(f, "app.service", "app", 6, "after the restart", now_us());
     set_collector(f, "app", "{\"started\":false}");
-    json_t *list = call_ok(f, "logs.list_files", "{\"folder\":\"app\"}");
+    json_t *list = fx_call_ok(f, "logs.list_files", "{\"folder\":\"app\"}");
     assert_int_equal(json_array_size(json_object_get(list, "files")), 2);
     json_decref(list);
     char *text = folder_text(f, "app");
@@ -314,7 +276,7 @@ static void test_restart_collects_from_the_new_start_only(void **state)
 
 static void test_collector_count_is_bounded(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     char name[16];
     for (int i = 0; i < CFGD_LOG_COLLECTORS_MAX; i++) {
         snprintf(name, sizeof name, "c%d", i);
@@ -329,7 +291,7 @@ static void test_collector_count_is_bounded(void **state)
 
 static void test_linux_runs_journalctl_with_the_filters(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     set_collector(f, "ssh",
                   "{\"units\":[\"ssh.service\",\"getty@tty1.service\"],\"identifiers\":[\"sshd\"],"
                   "\"priority\":\"info\",\"started\":true}");
@@ -374,16 +336,16 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_collector_filters_and_finishes_a_file_on_stop, setup,
-                                        teardown),
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_circular_keeps_the_newest_under_the_limit, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_sequential_stops_when_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_remove_collector_keeps_its_files, setup, teardown),
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sequential_stops_when_full, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_remove_collector_keeps_its_files, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_restart_collects_from_the_new_start_only, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_collector_count_is_bounded, setup, teardown),
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_collector_count_is_bounded, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_linux_runs_journalctl_with_the_filters, setup_linux,
-                                        teardown),
+                                        fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

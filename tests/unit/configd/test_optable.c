@@ -1,35 +1,13 @@
 /* Unit tests for the op table and the dispatch of one request: codes, ids, descriptors. */
 #include "configd_fixture.h"
 
-typedef struct {
-    char dir[64];
-    cfgd_config cfg;
-    cfgd_backend *be;
-    cfgd_ctx ctx;
-} fixture;
-
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    fx_tempdir(f->dir, sizeof f->dir, "optable");
-    cfgd_config_defaults(&f->cfg);
-    char e[256];
-    f->be = cfgd_backend_sandbox_new(f->dir, 5000, e, sizeof e);
-    f->ctx = (cfgd_ctx){.be = f->be, .cfg = &f->cfg};
-    *state = f;
-    return f->be ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    cfgd_backend_free(f->be);
-    fx_rmtree(f->dir);
-    free(f);
+    *state = fx_setup("optable", FX_SANDBOX, 5000);
     return 0;
 }
 
-static json_t *dispatch(fixture *f, const char *body, cfgd_outcome *oc)
+static json_t *dispatch(fx_fixture *f, const char *body, cfgd_outcome *oc)
 {
     return cfgd_dispatch(&f->ctx, (const uint8_t *)body, strlen(body), oc);
 }
@@ -86,7 +64,7 @@ static void test_table_has_the_documented_ops(void **state)
 
 static void test_dispatch_ok_echoes_id(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     cfgd_outcome oc;
     json_t *reply = dispatch(f, "{\"v\":1,\"id\":4242,\"op\":\"time.get\"}", &oc);
     assert_true(oc.ok);
@@ -100,7 +78,7 @@ static void test_dispatch_ok_echoes_id(void **state)
 
 static void test_dispatch_unknown_op(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     cfgd_outcome oc;
     json_t *reply = dispatch(f, "{\"v\":1,\"id\":2,\"op\":\"system.shell\",\"args\":{}}", &oc);
     assert_false(oc.ok);
@@ -111,7 +89,7 @@ static void test_dispatch_unknown_op(void **state)
 
 static void test_dispatch_malformed_request_replies(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     cfgd_outcome oc;
     json_t *reply = dispatch(f, "{\"v\":1,\"id\":9}", &oc);
     assert_non_null(reply);
@@ -123,7 +101,7 @@ static void test_dispatch_malformed_request_replies(void **state)
 
 static void test_dispatch_not_object_closes(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     cfgd_outcome oc;
     assert_null(dispatch(f, "[\"time.get\"]", &oc));
     assert_false(oc.ok);
@@ -133,7 +111,7 @@ static void test_dispatch_not_object_closes(void **state)
 
 static void test_dispatch_refuses_unexpected_fds(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     int fds[1] = {0};
     f->ctx.fds = fds;
     f->ctx.nfds = 1;
@@ -145,7 +123,7 @@ static void test_dispatch_refuses_unexpected_fds(void **state)
 
 static void test_dispatch_invalid_args_change_nothing(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     cfgd_outcome oc;
     json_t *reply = dispatch(
         f, "{\"v\":1,\"id\":3,\"op\":\"time.set_zone\",\"args\":{\"zone\":\"../x\"}}", &oc);
@@ -157,7 +135,7 @@ static void test_dispatch_invalid_args_change_nothing(void **state)
 /* The backend reports failures with code "failed" and a message naming the device path. */
 static void test_dispatch_backend_failure_is_failed(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     fx_install_zoneinfo(f->dir);
     /* /etc as a plain file makes every write below it fail. */
     fx_write(f->dir, "/etc", "not a folder", 0644);
@@ -174,13 +152,16 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_has_the_documented_ops),
-        cmocka_unit_test_setup_teardown(test_dispatch_ok_echoes_id, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dispatch_unknown_op, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dispatch_malformed_request_replies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dispatch_not_object_closes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dispatch_refuses_unexpected_fds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dispatch_invalid_args_change_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dispatch_backend_failure_is_failed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_ok_echoes_id, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_unknown_op, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_malformed_request_replies, setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_not_object_closes, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_refuses_unexpected_fds, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_invalid_args_change_nothing, setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_backend_failure_is_failed, setup,
+                                        fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,40 +5,18 @@
 
 #include "common/timeutil.h"
 
-typedef struct {
-    char dir[64];
-    cfgd_config cfg;
-    cfgd_backend *be;
-    cfgd_ctx ctx;
-} fixture;
-
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    fx_tempdir(f->dir, sizeof f->dir, "sandbox");
+    fx_fixture *f = fx_new("sandbox");
     fx_install_zoneinfo(f->dir);
-    cfgd_config_defaults(&f->cfg);
-    char e[256];
-    f->be = cfgd_backend_sandbox_new(f->dir, 5000, e, sizeof e);
-    if (!f->be)
-        fail_msg("%s", e);
-    f->ctx = (cfgd_ctx){.be = f->be, .cfg = &f->cfg};
+    fx_open(f, FX_SANDBOX, 5000);
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    cfgd_backend_free(f->be);
-    fx_rmtree(f->dir);
-    free(f);
     return 0;
 }
 
 static void test_fresh_sandbox_is_seeded(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     assert_true(fx_exists(f->dir, "/var/lib/iotdm-sandbox/boot_time"));
     json_t *reply = fx_call(&f->ctx, "time.get", NULL);
     json_t *r = fx_result(reply);
@@ -59,7 +37,7 @@ static void host_zone(char *link, size_t link_cap, char *text, size_t text_cap)
 
 static void test_set_zone_writes_link_and_timezone(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     char link_before[PATH_MAX], text_before[256], link_after[PATH_MAX], text_after[256];
     host_zone(link_before, sizeof link_before, text_before, sizeof text_before);
     json_t *reply = fx_call(&f->ctx, "time.set_zone", "{\"zone\":\"Europe/Berlin\"}");
@@ -80,7 +58,7 @@ static void test_set_zone_writes_link_and_timezone(void **state)
 /* Names that are bad, or well-formed but not real zones: refused, and nothing is written. */
 static void test_set_zone_refusals_write_nothing(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     fx_write(f->dir, "/outside/secret", "x", 0644);
     static const char *const zones[] = {
         "../../etc/passwd", "Europe/../../x", "/etc/passwd", "Mars/Olympus",
@@ -106,7 +84,7 @@ static void test_set_zone_refusals_write_nothing(void **state)
  * unknown here. */
 static void test_set_zone_uses_the_roots_own_zoneinfo(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     json_t *reply = fx_call(&f->ctx, "time.set_zone", "{\"zone\":\"Asia/Tokyo\"}");
     assert_string_equal(fx_code(reply), "invalid_argument");
     json_decref(reply);
@@ -114,7 +92,7 @@ static void test_set_zone_uses_the_roots_own_zoneinfo(void **state)
 
 static void test_set_ntp_writes_and_removes_dropin(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     const char *dropin = "/etc/systemd/timesyncd.conf.d/iotdm.conf";
     json_t *reply =
         fx_call(&f->ctx, "time.set_ntp", "{\"servers\":[\"0.pool.ntp.org\",\"10.0.0.1\"]}");
@@ -135,7 +113,7 @@ static void test_set_ntp_writes_and_removes_dropin(void **state)
 
 static void test_set_service_simulates_systemd(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     const char *journal = "/var/lib/iotdm-sandbox/journal.jsonl";
     json_t *reply = fx_call(&f->ctx, "time.set_service", "{\"enabled\":false,\"started\":false}");
     json_t *r = fx_result(reply);
@@ -155,7 +133,7 @@ static void test_set_service_simulates_systemd(void **state)
 
 static void test_reboot_recorded_and_boot_time_moves(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     fx_write(f->dir, "/var/lib/iotdm-sandbox/boot_time", "2020-01-02T03:04:05.000Z\n", 0644);
     json_t *reply = fx_call(&f->ctx, "system.info", NULL);
     assert_string_equal(json_string_value(json_object_get(fx_result(reply), "bootTime")),
@@ -178,7 +156,7 @@ static void test_reboot_recorded_and_boot_time_moves(void **state)
 
 static void test_system_info_reports_sandbox_identity(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     fx_write(f->dir, "/etc/hostname", "sandbox-device\n", 0644);
     fx_write(f->dir, "/etc/os-release", "NAME=\"TestOS\"\nVERSION=\"7 (lucky)\"\n", 0644);
     snprintf(f->cfg.manufacturer, sizeof f->cfg.manufacturer, "Contoso");
@@ -205,7 +183,7 @@ static void seed_device_state(const char *dir)
     fx_write(dir, "/data/keep-me", "y", 0644);
 }
 
-static void configure_reset(fixture *f)
+static void configure_reset(fx_fixture *f)
 {
     char e[256];
     assert_int_equal(
@@ -221,7 +199,7 @@ static void configure_reset(fixture *f)
 
 static void test_factory_reset_keeps_identity_when_asked(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     configure_reset(f);
     seed_device_state(f->dir);
     json_t *reply = fx_call(&f->ctx, "system.factory_reset", "{\"keepProvisioning\":true}");
@@ -244,7 +222,7 @@ static void test_factory_reset_keeps_identity_when_asked(void **state)
 
 static void test_factory_reset_wipes_identity_otherwise(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     configure_reset(f);
     seed_device_state(f->dir);
     json_t *reply = fx_call(&f->ctx, "system.factory_reset", "{\"keepProvisioning\":false}");
@@ -261,7 +239,7 @@ static void test_factory_reset_wipes_identity_otherwise(void **state)
 /* The wipe never follows a link out of the reset path. */
 static void test_remove_does_not_follow_links(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     fx_write(f->dir, "/precious/file", "p", 0644);
     fx_mkdirs(f->dir);
     char target[PATH_MAX], link[PATH_MAX];
@@ -281,7 +259,7 @@ static void test_remove_does_not_follow_links(void **state)
 
 static void test_backend_paths_stay_under_root(void **state)
 {
-    fixture *f = *state;
+    fx_fixture *f = *state;
     cfgd_error err;
     char host[PATH_MAX];
     assert_int_equal(f->be->vt->write_file(f->be, "/etc/x/y.conf", "v", 1, 0600, &err), 0);
@@ -305,20 +283,23 @@ static void test_backend_paths_stay_under_root(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_fresh_sandbox_is_seeded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_set_zone_writes_link_and_timezone, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_set_zone_refusals_write_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_set_zone_uses_the_roots_own_zoneinfo, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_set_ntp_writes_and_removes_dropin, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_set_service_simulates_systemd, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reboot_recorded_and_boot_time_moves, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_system_info_reports_sandbox_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fresh_sandbox_is_seeded, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_set_zone_writes_link_and_timezone, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_set_zone_refusals_write_nothing, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_set_zone_uses_the_roots_own_zoneinfo, setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_set_ntp_writes_and_removes_dropin, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_set_service_simulates_systemd, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_reboot_recorded_and_boot_time_moves, setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_system_info_reports_sandbox_identity, setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_factory_reset_keeps_identity_when_asked, setup,
-                                        teardown),
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_factory_reset_wipes_identity_otherwise, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_remove_does_not_follow_links, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_backend_paths_stay_under_root, setup, teardown),
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_remove_does_not_follow_links, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_backend_paths_stay_under_root, setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,7 @@
 
 static int setup(void **state)
 {
-    ix_fixture *f = ix_setup(true);
+    fx_fixture *f = fx_setup("telemetry", FX_SANDBOX, 5000);
     char e[256];
     assert_int_equal(
         cfgd_config_set(&f->cfg, "telemetry_notify_unit", "diag-uploader.service", e, sizeof e),
@@ -21,17 +21,11 @@ static int setup(void **state)
 
 static int setup_linux(void **state)
 {
-    ix_fixture *f = ix_setup(false);
+    fx_fixture *f = fx_setup("telemetry", FX_LINUX, 5000);
     char e[256];
     assert_int_equal(cfgd_config_set(&f->cfg, "telemetry_notify_unit", "diag.service", e, sizeof e),
                      IOTDM_OK);
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    ix_teardown(*state);
     return 0;
 }
 
@@ -71,7 +65,7 @@ static void test_levels_are_validated(void **state)
 
 static void test_set_writes_policy_and_notifies(void **state)
 {
-    ix_fixture *f = *state;
+    fx_fixture *f = *state;
     json_t *reply = fx_call(&f->ctx, "telemetry.get", NULL);
     assert_true(json_is_null(json_object_get(fx_result(reply), "level")));
     json_decref(reply);
@@ -107,7 +101,7 @@ static void test_set_writes_policy_and_notifies(void **state)
 /* A service that cannot be told is named in the result; the level stays set. */
 static void test_notify_failure_is_reported(void **state)
 {
-    ix_fixture *f = *state;
+    fx_fixture *f = *state;
     fx_write(f->dir, "/usr/bin/systemctl",
              "#!/bin/sh\necho \"$*\" >> \"$IOTDM_ROOT/systemctl.log\"\n"
              "echo 'Unit diag.service not found.'; exit 5\n",
@@ -127,8 +121,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unit_names_in_config),
         cmocka_unit_test(test_levels_are_validated),
-        cmocka_unit_test_setup_teardown(test_set_writes_policy_and_notifies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_notify_failure_is_reported, setup_linux, teardown),
+        cmocka_unit_test_setup_teardown(test_set_writes_policy_and_notifies, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_failure_is_reported, setup_linux, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

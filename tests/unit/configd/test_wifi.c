@@ -27,23 +27,17 @@ static const char wired_profile[] = "[connection]\nid=wired\ntype=ethernet\n\n[e
 
 static int setup(void **state)
 {
-    *state = ix_setup(true);
+    *state = fx_setup("wifi", FX_SANDBOX, 5000);
     return 0;
 }
 
 static int setup_linux(void **state)
 {
-    *state = ix_setup(false);
+    *state = fx_setup("wifi", FX_LINUX, 5000);
     return 0;
 }
 
-static int teardown(void **state)
-{
-    ix_teardown(*state);
-    return 0;
-}
-
-static json_t *install(ix_fixture *f, const char *name, const char *file)
+static json_t *install(fx_fixture *f, const char *name, const char *file)
 {
     char args[512];
     snprintf(args, sizeof args, "{\"profile\":\"%s\",\"sha256\":\"%s\"}", name, ix_sha256(file));
@@ -119,7 +113,7 @@ static void test_keyfile_parser(void **state)
 
 static void test_install_list_details_uninstall(void **state)
 {
-    ix_fixture *f = *state;
+    fx_fixture *f = *state;
     const char *file = ix_input(f, "home.nmconnection", home_profile);
     json_t *reply = install(f, "home", file);
     json_t *r = fx_result(reply);
@@ -180,7 +174,7 @@ static void test_install_list_details_uninstall(void **state)
 
 static void test_install_is_diff_based(void **state)
 {
-    ix_fixture *f = *state;
+    fx_fixture *f = *state;
     const char *file = ix_input(f, "home.nmconnection", home_profile);
     json_decref(install(f, "home", file));
     json_t *reply = install(f, "home", file);
@@ -198,7 +192,7 @@ static void test_install_is_diff_based(void **state)
     assert_int_equal(ix_journal(f, "nmcli"), 2);
 }
 
-static void expect_refused(ix_fixture *f, json_t *reply, const char *code, const char *words)
+static void expect_refused(fx_fixture *f, json_t *reply, const char *code, const char *words)
 {
     assert_string_equal(fx_code(reply), code);
     if (!strstr(ix_message(reply), words))
@@ -209,7 +203,7 @@ static void expect_refused(ix_fixture *f, json_t *reply, const char *code, const
 
 static void test_bad_profiles_are_refused_and_leave_nothing(void **state)
 {
-    ix_fixture *f = *state;
+    fx_fixture *f = *state;
     const char *file = ix_input(f, "home.nmconnection", home_profile);
     char args[512];
     snprintf(args, sizeof args, "{\"profile\":\"home\",\"sha256\":\"%064d\"}", 0);
@@ -235,7 +229,7 @@ static void test_bad_profiles_are_refused_and_leave_nothing(void **state)
  * replaced one comes back as it was. */
 static void test_failed_reload_restores_previous_state(void **state)
 {
-    ix_fixture *f = *state;
+    fx_fixture *f = *state;
     const char *file = ix_input(f, "home.nmconnection", home_profile);
     json_t *reply = install(f, "home", file);
     assert_string_equal(fx_code(reply), "failed");
@@ -268,12 +262,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_profile_names),
         cmocka_unit_test(test_keyfile_parser),
-        cmocka_unit_test_setup_teardown(test_install_list_details_uninstall, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_install_is_diff_based, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_install_list_details_uninstall, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_install_is_diff_based, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_profiles_are_refused_and_leave_nothing, setup,
-                                        teardown),
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_failed_reload_restores_previous_state, setup_linux,
-                                        teardown),
+                                        fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
