@@ -506,11 +506,18 @@ void lg_devs_free(lg_app *app)
 
 void lg_devs_connect_more(lg_app *app)
 {
+    /* A connect that fails at once lands here again: the outer call keeps going instead, so a
+     * run of failures (EMFILE, say) does not recurse once per device. */
+    static bool busy;
+    if (busy)
+        return;
+    busy = true;
     while (app->attempting < app->o.concurrency && app->next_to_connect < app->o.devices) {
         lg_dev *d = &app->devs[app->next_to_connect++];
         app->attempting++;
         dev_connect(d);
     }
+    busy = false;
     if (app->connect_end_us == 0 && app->connected + app->failed == app->o.devices) {
         app->connect_end_us = lg_now_us();
         lg_on_all_connected(app);

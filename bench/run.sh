@@ -301,6 +301,8 @@ table() {
         "$(all methods-hub lat_p50_ms)" "$(all methods-hub lat_p99_ms)"
     printf '  method calls unanswered when the run ended: hub [%s], mosquitto [%s]\n' \
         "$(all methods-hub unanswered)" "$(all methods-mq unanswered)"
+    printf '  generator timer lateness in the methods phase, max ms: hub [%s], mosquitto [%s]\n' \
+        "$(all methods-hub timer_late_max_ms)" "$(all methods-mq timer_late_max_ms)"
     [[ -z $IDLE_NOTE ]] || printf '* %s.\n' "$IDLE_NOTE"
     ((FAILURES == 0)) || printf 'Note: %d load-generator run(s) reported errors (see loadgen.log).\n' \
         "$FAILURES"

@@ -117,6 +117,7 @@ static const struct {
     STR_SETTING("model-id", model_id),
     STR_SETTING("reboot-inhibit-file", reboot_inhibit_file),
     STR_SETTING("download-ca-file", download_ca_file),
+    STR_SETTING("transfer-helper", transfer_helper),
     STR_SETTING("tpm-tcti", tpm_tcti),
 };
 

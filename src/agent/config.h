@@ -20,6 +20,7 @@ typedef struct {
     char ca_file[512];
     char download_ca_file[512]; /* trust for https downloads (default: the system's) */
     unsigned hub_https_port;    /* file uploads; 443 */
+    char transfer_helper[512];  /* iotdm-transfer ("" = beside the agent) */
     char state_dir[512];
     char configd_socket[256];
     char model_id[256];

@@ -1,6 +1,5 @@
 /* iotdm-agent: the device-management background app. libiotdm plus every built-in capability,
  * with iotdm-configd making the changes to the system. */
-#include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -13,7 +12,7 @@
 #include "agent/config.h"
 #include "agent/configd_link.h"
 #include "agent/tpm_auth.h"
-#include "agent/transfer.h"
+#include "agent/transfer_client.h"
 #include "capabilities/capabilities.h"
 #include "common/log.h"
 #include "common/timeutil.h"
@@ -29,8 +28,7 @@ typedef struct {
     agent_config cfg;
     iotdm_client *client;
     agent_configd configd;
-    agent_transfer transfer;
-    char temp_dir[600];
+    agent_transfers transfer;
     cap_env env;
     cap_set caps;
     int64_t exit_at_ms; /* 0: running; else exit once drained or at this time */
@@ -65,6 +63,8 @@ static void usage(FILE *out)
         "  ca-file FILE           trust anchors for the hub (default: the system's)\n"
         "  download-ca-file FILE  trust anchors for https downloads (default: the system's)\n"
         "  hub-https-port PORT    the hub's HTTPS port for file uploads (443)\n"
+            "  transfer-helper PATH   iotdm-transfer, run for each download and upload\n"
+            "                         (default: beside iotdm-agent)\n"
         "  state-dir DIR          durable state and outbox (/var/lib/iotdm)\n"
         "  configd-socket PATH    iotdm-configd's socket (/run/iotdm/configd.sock)\n"
         "  capabilities LIST      all, or any of deviceInformation, reboot, factoryReset, time,\n"
@@ -161,24 +161,21 @@ static iotdm_result start(agent *a)
         return r;
     }
     iotdm_client_set_reboot_veto(a->client, reboot_allowed, a);
-    snprintf(a->temp_dir, sizeof a->temp_dir, "%s/downloads", a->cfg.state_dir);
-    a->transfer = (agent_transfer){
-        .download_ca_file = a->cfg.download_ca_file,
-        .temp_dir = a->temp_dir,
-        .hub_host = a->cfg.hub_host,
-        .hub_https_port = a->cfg.hub_https_port,
-        .hub_ca_file = a->cfg.ca_file,
-        .device_id = a->cfg.device_id,
-        .device_key = a->cfg.device_key,
-    };
+    agent_transfers_init(&a->transfer, a->cfg.transfer_helper, a->cfg.state_dir);
+    a->transfer.download_ca_file = a->cfg.download_ca_file;
+    a->transfer.hub_host = a->cfg.hub_host;
+    a->transfer.hub_https_port = a->cfg.hub_https_port;
+    a->transfer.hub_ca_file = a->cfg.ca_file;
+    a->transfer.device_id = a->cfg.device_id;
+    a->transfer.device_key = a->cfg.device_key;
     agent_configd_init(&a->configd, a->cfg.configd_socket);
     a->env = (cap_env){
         .client = a->client,
         .configd = agent_configd_call,
         .configd_ctx = &a->configd,
         .configd_fds = agent_configd_call_fds,
-        .download = agent_download,
-        .upload = agent_upload,
+        .download = agent_transfer_download,
+        .upload = agent_transfer_upload,
         .transfer_ctx = &a->transfer,
         .now_ms = scheduler_now,
         .clock_ctx = a,
@@ -246,7 +243,6 @@ int main(int argc, char **argv)
         return 2;
     }
     a.test_clock_file = getenv("IOTDM_TEST_CLOCK_FILE");
-    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: libcurl's rule */
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);

@@ -1,6 +1,6 @@
 /* Downloads and uploads with libcurl. Downloads land in an unlinked file whose SHA-256 is
  * computed while it is written, so nothing unchecked is ever handed to configd. */
-#include "agent/transfer.h"
+#include "agent/transfer/transfer.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -61,25 +61,10 @@ static bool valid_sha256(const char *hex)
     return true;
 }
 
-static int temp_file(const char *dir)
-{
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        return fd;
-    /* O_TMPFILE is not supported everywhere (some file systems): a named file, unlinked at once. */
-    char path[600];
-    snprintf(path, sizeof path, "%s/.download.XXXXXX", dir);
-    fd = mkostemp(path, O_CLOEXEC);
-    if (fd >= 0)
-        unlink(path);
-    return fd;
-}
-
-iotdm_result agent_download(void *ctx, const char *url, const char *sha256_hex, size_t max_bytes,
-                            int *out_fd, char *err, size_t err_cap)
+iotdm_result agent_download_into(void *ctx, const char *url, const char *sha256_hex,
+                                 size_t max_bytes, int fd, char *err, size_t err_cap)
 {
     agent_transfer *t = ctx;
-    *out_fd = -1;
     if (!url || strncmp(url, "https://", 8) != 0) {
         snprintf(err, err_cap, "the URL must start with https://");
         return IOTDM_E_MALFORMED;
@@ -88,15 +73,10 @@ iotdm_result agent_download(void *ctx, const char *url, const char *sha256_hex, 
         snprintf(err, err_cap, "sha256 must be 64 hex digits");
         return IOTDM_E_MALFORMED;
     }
-    mkdir(t->temp_dir, 0700);
-    sink s = {temp_file(t->temp_dir), 0, max_bytes ? max_bytes : AGENT_DOWNLOAD_MAX,
-              EVP_MD_CTX_new(), false};
-    if (s.fd < 0 || !s.sha) {
-        snprintf(err, err_cap, "cannot stage the download in %s: %s", t->temp_dir, strerror(errno));
-        if (s.fd >= 0)
-            close(s.fd);
-        EVP_MD_CTX_free(s.sha);
-        return -EIO;
+    sink s = {fd, 0, max_bytes ? max_bytes : AGENT_DOWNLOAD_MAX, EVP_MD_CTX_new(), false};
+    if (!s.sha) {
+        snprintf(err, err_cap, "out of memory");
+        return -ENOMEM;
     }
     EVP_DigestInit_ex(s.sha, EVP_sha256(), NULL);
     CURL *curl = curl_easy_init();
@@ -144,12 +124,7 @@ iotdm_result agent_download(void *ctx, const char *url, const char *sha256_hex, 
             r = IOTDM_E_PRECONDITION;
         }
     }
-    if (r < 0 || lseek(s.fd, 0, SEEK_SET) != 0) {
-        close(s.fd);
-        return r < 0 ? r : -EIO;
-    }
-    *out_fd = s.fd;
-    return IOTDM_OK;
+    return r;
 }
 
 /* ---- uploads ---------------------------------------------------------------------------- */

@@ -1,0 +1,43 @@
+/* The agent's side of file transfers: each one runs in a short-lived iotdm-transfer process, so the
+ * agent itself never loads libcurl (and the two dozen libraries it brings). */
+#ifndef IOTDM_AGENT_TRANSFER_CLIENT_H
+#define IOTDM_AGENT_TRANSFER_CLIENT_H
+
+#include <stddef.h>
+
+#include "iotdm/result.h"
+
+/* The protocol with iotdm-transfer: the file travels as descriptor 3, the outcome as exit status. */
+#define TRANSFER_FILE_FD 3
+enum {
+    TRANSFER_EXIT_OK = 0,
+    TRANSFER_EXIT_USAGE = 2,
+    TRANSFER_EXIT_MALFORMED = 10,
+    TRANSFER_EXIT_TOO_LARGE = 11,
+    TRANSFER_EXIT_HASH = 12,
+    TRANSFER_EXIT_UNAUTHORIZED = 13,
+    TRANSFER_EXIT_FAILED = 14,
+};
+
+typedef struct {
+    char helper[512];   /* iotdm-transfer: next to the agent's own binary unless configured */
+    char temp_dir[600]; /* downloads are staged here, unlinked at once */
+    const char *download_ca_file;
+    const char *hub_host;
+    unsigned hub_https_port;
+    const char *hub_ca_file;
+    const char *device_id;
+    const char *device_key; /* sent on the helper's stdin, never on its command line */
+} agent_transfers;
+
+/* helper: a path, or NULL/"" for the iotdm-transfer beside /proc/self/exe. */
+void agent_transfers_init(agent_transfers *t, const char *helper, const char *state_dir);
+
+/* cap_env.download: the file arrives as an unlinked temporary file at offset 0 (caller closes). */
+iotdm_result agent_transfer_download(void *ctx, const char *url, const char *sha256_hex,
+                                     size_t max_bytes, int *out_fd, char *err, size_t err_cap);
+/* cap_env.upload. */
+iotdm_result agent_transfer_upload(void *ctx, int fd, const char *blob_name, char *out_blob,
+                                   size_t out_cap, char *err, size_t err_cap);
+
+#endif
