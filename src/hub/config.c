@@ -26,6 +26,7 @@ static const setting settings[] = {
     {"listen", STR(listen_addr)},
     {"web-dir", STR(web_dir)},
     {"models-dir", STR(models_dir)},
+    {"id-scope", STR(id_scope)},
     {"mqtt-port", FIELD(SET_PORT, mqtt_port)},
     {"https-port", FIELD(SET_PORT, https_port)},
     {"telemetry-max-mb", FIELD(SET_MB, telemetry_max_bytes)},

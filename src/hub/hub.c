@@ -15,6 +15,7 @@
 #include "common/base64.h"
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "hub/dps/dps.h"
 #include "hub/events.h"
 #include "hub/http/http.h"
 #include "hub/methods.h"
@@ -34,6 +35,7 @@ static const struct {
     {"device", HUB_RIGHT_DEVICE_CONNECT},
     {"registryRead", HUB_RIGHT_REGISTRY_READ},
     {"registryReadWrite", HUB_RIGHT_REGISTRY_READ | HUB_RIGHT_REGISTRY_WRITE},
+    {HUB_DPS_POLICY, HUB_RIGHT_ENROLLMENT_READ | HUB_RIGHT_ENROLLMENT_WRITE},
     {HUB_UPLOAD_KEY_POLICY, 0},
 };
 
@@ -222,6 +224,9 @@ iotdm_result hub_init(hub *h, const hub_config *cfg)
     r = hub_store_commit(h->store);
     if (r < 0)
         return r;
+    r = hub_dps_init(h);
+    if (r < 0)
+        return r;
 
     h->conns = strmap_new();
     h->base = event_base_new();
@@ -277,6 +282,7 @@ void hub_deinit(hub *h)
         hub_http_free(h->http);
     if (h->events)
         hub_events_free(h->events);
+    hub_dps_free(h);
     if (h->store)
         hub_store_close(h->store);
     xfree(h->deferred);

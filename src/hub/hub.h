@@ -16,6 +16,7 @@ typedef struct hub_mqtt_conn hub_mqtt_conn;
 typedef struct hub_http hub_http;
 typedef struct hub_methods hub_methods;
 typedef struct hub_events hub_events;
+typedef struct hub_dps hub_dps;
 
 typedef struct {
     char data_dir[512];
@@ -28,6 +29,7 @@ typedef struct {
     int64_t c2d_default_ttl_ms;   /* C2D messages without an explicit expiry */
     char web_dir[512];            /* dashboard static files ("" = none) */
     char models_dir[512];         /* DTDL interfaces served at /iotdm/models */
+    char id_scope[64];            /* DPS ID scope ("" = the saved or a new one) */
 } hub_config;
 
 /* Work to do once the current group commit is durable (acknowledgements, notifications). */
@@ -48,6 +50,7 @@ typedef struct hub {
     hub_http *http;
     hub_methods *methods;
     hub_events *events;
+    hub_dps *dps; /* device provisioning (dps/) */
     struct evconnlistener *mqtt_listener;
     struct event *commit_ev;
     struct event *housekeeping_ev;

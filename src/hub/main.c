@@ -32,6 +32,7 @@ static void usage(FILE *out)
             "  --telemetry-max-age-hours N  retained telemetry age (default 168)\n"
             "  --web-dir DIR         dashboard files (default: the installed ones)\n"
             "  --models-dir DIR      DTDL interfaces served at /iotdm/models\n"
+            "  --id-scope SCOPE      DPS ID scope (default: generated once, kept in DIR/idscope)\n"
             "  --log-level LEVEL     error, warn, info or debug (default info)\n"
             "  -h, --help            this text\n"
             "\n"

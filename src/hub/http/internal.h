@@ -79,7 +79,9 @@ void http_files_blob_put(http_ctx *cx); /* PUT /iotdm-files/{deviceId}/{name} */
 void http_files_service(http_ctx *cx);  /* /iotdm/files[/{deviceId}/{name}] */
 /* The signature of an upload SAS (files.c). */
 bool http_upload_signature(hub *h, const char *cid, const char *blob, int64_t se, char out[45]);
-void http_static(http_ctx *cx); /* the dashboard */
+void http_dps_device(http_ctx *cx);  /* /{idScope}/registrations/{regId}/... (DPS devices) */
+void http_dps_service(http_ctx *cx); /* /enrollments, /enrollmentGroups, /registrations (DPS) */
+void http_static(http_ctx *cx);      /* the dashboard */
 
 struct hub_sse *http_sse_new(hub_http *http);
 void http_sse_free(struct hub_sse *sse);

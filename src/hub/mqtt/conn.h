@@ -53,8 +53,9 @@ struct hub_mqtt_conn {
     uint8_t *will_payload;
     size_t will_len;
     bool waiting_commit;
-    bool c2d_after_commit; /* deliver C2D once the held acknowledgements (a SUBACK) are out */
-    unsigned refs;         /* outstanding deferred callbacks; freed at 0 once closing */
+    bool c2d_after_commit;       /* deliver C2D once the held acknowledgements (a SUBACK) are out */
+    unsigned refs;               /* outstanding deferred callbacks; freed at 0 once closing */
+    struct hub_dps_session *dps; /* a DPS connection (dps/dps_mqtt.c); NULL for devices */
 };
 
 /* session.c */

@@ -4,6 +4,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "common/sas.h"
 #include "common/timeutil.h"
 #include "common/urlenc.h"
+#include "hub/dps/dps_mqtt.h"
 #include "hub/events.h"
 #include "hub/methods.h"
 #include "hub/mqtt/conn.h"
@@ -29,6 +31,7 @@ static void conn_free(hub_mqtt_conn *c)
         evbuffer_free(c->held);
     xfree(c->will_topic);
     xfree(c->will_payload);
+    hub_dps_session_free(c->dps);
     xfree(c);
 }
 
@@ -292,7 +295,18 @@ static void on_connect(hub_mqtt_conn *c, const uint8_t *body, size_t len)
         return;
     }
     if (u.kind == AZ_USER_DPS) {
-        refuse(c, MQTT_CONNACK_SERVER_UNAVAILABLE, "provisioning is not served yet");
+        /* Provisioning shares the listener (§5.2); its connections stay out of h->conns. */
+        const char *why = NULL;
+        uint8_t code = hub_dps_mqtt_connect(c, &m, &u, &why);
+        if (code != MQTT_CONNACK_ACCEPTED) {
+            refuse(c, code, why);
+            return;
+        }
+        c->clean_session = true;
+        c->keepalive_s = m.keepalive;
+        c->state = CONN_ACTIVE;
+        send_connack(c, false, MQTT_CONNACK_ACCEPTED);
+        arm_timer(c);
         return;
     }
     char host[256];
@@ -393,8 +407,8 @@ static void on_subscribe(hub_mqtt_conn *c, bool subscribe, const uint8_t *body, 
             hub_conn_close(c, "subscription to another identity's topic");
             return;
         }
-        if (kind == AZ_SUB_DPS_RESPONSES)
-            kind = AZ_SUB_INVALID;
+        if ((kind == AZ_SUB_DPS_RESPONSES) != (c->dps != NULL))
+            kind = AZ_SUB_INVALID; /* DPS connections get DPS responses only, devices never */
         if (subscribe) {
             if (kind != AZ_SUB_INVALID)
                 c->subs |= HUB_SUB_BIT(kind);
@@ -445,6 +459,8 @@ static void on_packet(hub_mqtt_conn *c, const mqtt_fixed_header *fh, const uint8
             hub_conn_close(c, "malformed PUBLISH");
         else if (p.qos > 1)
             hub_conn_close(c, "QoS 2 is not supported");
+        else if (c->dps)
+            hub_dps_mqtt_publish(c, &p);
         else
             hub_conn_on_publish(c, &p);
         return;
@@ -562,6 +578,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
         snprintf(c->peer, sizeof c->peer, "%s:%u", ip, (unsigned)ntohs(in->sin_port));
     }
+    /* Small packets (PUBACKs, twin responses) must leave at once, not wait for delayed ACKs. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->bev = bufferevent_openssl_socket_new(h->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                             BEV_OPT_CLOSE_ON_FREE);
     c->held = evbuffer_new();

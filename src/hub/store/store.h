@@ -38,6 +38,8 @@ enum {
     HUB_RIGHT_REGISTRY_WRITE = 1u << 1,
     HUB_RIGHT_SERVICE_CONNECT = 1u << 2,
     HUB_RIGHT_DEVICE_CONNECT = 1u << 3,
+    HUB_RIGHT_ENROLLMENT_READ = 1u << 4, /* DPS service API (provisioningserviceowner) */
+    HUB_RIGHT_ENROLLMENT_WRITE = 1u << 5,
 };
 
 /* An internal key (rights 0: it authorizes nothing) that signs file-upload SAS URIs. */
@@ -240,5 +242,39 @@ iotdm_result hub_store_session_put(hub_store *store, const char *client_id, uint
 iotdm_result hub_store_session_get(hub_store *store, const char *client_id,
                                    uint32_t *out_subscriptions);
 iotdm_result hub_store_session_delete(hub_store *store, const char *client_id); /* OK if none */
+
+/* Device provisioning (azure-protocols.md §3). Enrollments and registration records are kept as
+ * the JSON documents the DPS service API serves; the store adds an etag counter (1 on create, +1 on
+ * every replace). Ids compare case-insensitively, as registration ids do. */
+typedef enum { HUB_DPS_INDIVIDUAL = 0, HUB_DPS_GROUP = 1 } hub_dps_kind;
+
+/* A document lent to a visitor for the duration of the call. */
+typedef bool (*hub_doc_visitor)(void *ctx, const char *id, const json_t *doc, uint64_t etag);
+
+/* put creates or replaces. if_match 0 = unconditional; otherwise IOTDM_E_PRECONDITION when the
+ * stored etag differs or there is none. *out_etag (may be NULL) gets the new etag. get returns a
+ * new reference in *out_doc; IOTDM_E_NOT_FOUND when absent. */
+iotdm_result hub_store_enrollment_put(hub_store *store, hub_dps_kind kind, const char *id,
+                                      const json_t *doc, uint64_t if_match, uint64_t *out_etag);
+iotdm_result hub_store_enrollment_get(hub_store *store, hub_dps_kind kind, const char *id,
+                                      json_t **out_doc, uint64_t *out_etag);
+iotdm_result hub_store_enrollment_delete(hub_store *store, hub_dps_kind kind, const char *id,
+                                         uint64_t if_match);
+/* In id order, after after_id (NULL: from the first), at most max. */
+iotdm_result hub_store_enrollment_foreach(hub_store *store, hub_dps_kind kind, const char *after_id,
+                                          size_t max, hub_doc_visitor visit, void *ctx);
+
+/* Registration records: one per registration id; group_id is "" for individual enrollments. */
+iotdm_result hub_store_registration_put(hub_store *store, const char *registration_id,
+                                        const char *group_id, const json_t *doc,
+                                        uint64_t *out_etag);
+iotdm_result hub_store_registration_get(hub_store *store, const char *registration_id,
+                                        json_t **out_doc, uint64_t *out_etag);
+iotdm_result hub_store_registration_delete(hub_store *store, const char *registration_id,
+                                           uint64_t if_match);
+/* Records of one group (group_id NULL: all), in id order after after_id, at most max. */
+iotdm_result hub_store_registration_foreach(hub_store *store, const char *group_id,
+                                            const char *after_id, size_t max, hub_doc_visitor visit,
+                                            void *ctx);
 
 #endif

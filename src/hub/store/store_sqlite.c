@@ -95,6 +95,22 @@ static const char *const migrations[] = {
     "  status_description TEXT NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX files_blob ON files(device_id, blob_name, created_ms);",
+    /* 2 -> 3: device provisioning (azure-protocols.md §3): enrollments (kind 0 individual, 1
+     * group) and registration records, kept as the JSON documents the service API serves. */
+    "CREATE TABLE dps_enrollments ("
+    "  kind INTEGER NOT NULL,"
+    "  id TEXT NOT NULL COLLATE NOCASE,"
+    "  etag INTEGER NOT NULL,"
+    "  doc TEXT NOT NULL,"
+    "  PRIMARY KEY (kind, id)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE dps_registrations ("
+    "  registration_id TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,"
+    "  group_id TEXT NOT NULL,"
+    "  etag INTEGER NOT NULL,"
+    "  doc TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX dps_registrations_group ON dps_registrations(group_id);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

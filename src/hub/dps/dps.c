@@ -1,0 +1,272 @@
+/* DPS context and the two device calls: register and operation status (azure-protocols.md §3.4,
+ * §3.9). Attestation is in dps_attest.c, assignment in dps_assign.c. */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "hub/dps/dps_internal.h"
+
+void hub_dps_reply_deinit(hub_dps_reply *reply)
+{
+    json_decref(reply->body);
+    reply->body = NULL;
+}
+
+void dps_timestamp(char out[40])
+{
+    time_format_iso(time_now_ms(), out, 40);
+}
+
+static void random_hex(char *out, size_t bytes)
+{
+    unsigned char raw[32];
+    if (bytes > sizeof raw)
+        bytes = sizeof raw;
+    if (RAND_bytes(raw, (int)bytes) != 1)
+        memset(raw, 0, sizeof raw); /* only ever used for names, never for secrets */
+    for (size_t i = 0; i < bytes; i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+}
+
+void hub_dps_error(hub_dps_reply *out, int error_code, const char *fmt, ...)
+{
+    char message[512], when[40], tracking[40];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    dps_timestamp(when);
+    random_hex(tracking, 16);
+    out->status = error_code / 1000;
+    out->retry_after = -1;
+    out->body = json_pack("{s:i, s:s, s:s, s:s}", "errorCode", error_code, "trackingId", tracking,
+                          "message", message, "timestampUtc", when);
+    log_info("dps", "refused status=%d reason=\"%s\"", out->status, message);
+}
+
+static bool read_small_file(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool ok = fgets(out, (int)cap, f) != NULL;
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    return ok && *out;
+}
+
+static iotdm_result write_private_file(const char *path, const char *text)
+{
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(text);
+    bool ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+    close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return IOTDM_E_STORAGE;
+    }
+    return IOTDM_OK;
+}
+
+/* The scope only routes requests (it is not a secret), but it must stay the same across restarts
+ * because devices keep it: generated once, like Azure's "0ne" + 8 hex digits, and saved. */
+static iotdm_result load_id_scope(hub *h, char *scope, size_t cap)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/idscope", h->cfg.data_dir);
+    if (h->cfg.id_scope[0]) {
+        snprintf(scope, cap, "%s", h->cfg.id_scope);
+    } else if (!read_small_file(path, scope, cap)) {
+        char hex[9];
+        random_hex(hex, 4);
+        for (char *p = hex; *p; p++)
+            *p = (char)(*p >= 'a' ? *p - 32 : *p);
+        snprintf(scope, cap, "0ne%s", hex);
+    }
+    char line[HUB_DPS_ID_SCOPE_MAX + 2];
+    snprintf(line, sizeof line, "%s\n", scope);
+    return write_private_file(path, line);
+}
+
+iotdm_result hub_dps_init(hub *h)
+{
+    hub_dps *d = xcalloc(1, sizeof *d);
+    if (!d || !(d->ops = strmap_new())) {
+        xfree(d);
+        return -ENOMEM;
+    }
+    h->dps = d;
+    iotdm_result r = load_id_scope(h, d->id_scope, sizeof d->id_scope);
+    if (r < 0)
+        return r;
+    hub_policy p;
+    r = hub_store_policy_get(h->store, HUB_DPS_POLICY, &p);
+    if (r < 0)
+        return r;
+    char path[600], text[512];
+    snprintf(path, sizeof path, "%s/dps.connstr", h->cfg.data_dir);
+    snprintf(text, sizeof text, "HostName=%s;SharedAccessKeyName=%s;SharedAccessKey=%s\n",
+             h->cfg.hostname, HUB_DPS_POLICY, p.primary_key);
+    r = write_private_file(path, text);
+    if (r == IOTDM_OK)
+        log_info("dps", "provisioning id_scope=%s global_endpoint=%s", d->id_scope,
+                 h->cfg.hostname);
+    return r;
+}
+
+static void free_op(void *ctx, const char *key, void *value)
+{
+    (void)ctx;
+    (void)key;
+    dps_op *op = value;
+    json_decref(op->result);
+    xfree(op);
+}
+
+void hub_dps_free(hub *h)
+{
+    if (!h->dps)
+        return;
+    strmap_foreach(h->dps->ops, free_op, NULL);
+    strmap_free(h->dps->ops);
+    xfree(h->dps);
+    h->dps = NULL;
+}
+
+const char *hub_dps_id_scope(const hub *h)
+{
+    return h->dps->id_scope;
+}
+
+typedef struct {
+    int64_t before;
+    char (*keys)[DPS_OPERATION_MAX];
+    size_t n, cap;
+} expired_ops;
+
+static void collect_expired(void *ctx, const char *key, void *value)
+{
+    expired_ops *e = ctx;
+    const dps_op *op = value;
+    if (op->created_ms < e->before && e->n < e->cap)
+        snprintf(e->keys[e->n++], DPS_OPERATION_MAX, "%s", key);
+}
+
+/* Forgets operations past their time (or the oldest ones when too many are kept). */
+static void prune_ops(hub_dps *d)
+{
+    char keys[64][DPS_OPERATION_MAX];
+    expired_ops e = {time_now_ms() - DPS_OP_TTL_MS, keys, 0, 64};
+    if (strmap_count(d->ops) >= DPS_OPS_MAX)
+        e.before = time_now_ms() + 1;
+    strmap_foreach(d->ops, collect_expired, &e);
+    for (size_t i = 0; i < e.n; i++)
+        free_op(NULL, NULL, strmap_remove(d->ops, keys[i]));
+}
+
+static bool scope_ok(hub *h, const char *id_scope, hub_dps_reply *out)
+{
+    if (strcasecmp(id_scope, h->dps->id_scope) == 0)
+        return true;
+    hub_dps_error(out, DPS_ERR_NOT_FOUND, "unknown ID scope '%s'", id_scope);
+    return false;
+}
+
+/* Parses the DeviceRegistration body; an empty body (some clients poll with one) is {}. */
+static json_t *parse_request(const char *registration_id, const char *body, size_t len,
+                             hub_dps_reply *out)
+{
+    json_error_t err;
+    json_t *j = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &err) : json_object();
+    if (!json_is_object(j)) {
+        json_decref(j);
+        hub_dps_error(out, DPS_ERR_BAD_REQUEST, "the body is not a JSON object");
+        return NULL;
+    }
+    const char *rid = json_string_value(json_object_get(j, "registrationId"));
+    if (rid && strcasecmp(rid, registration_id) != 0) {
+        json_decref(j);
+        hub_dps_error(out, DPS_ERR_BAD_REQUEST,
+                      "registrationId in the body does not match the one in the request");
+        return NULL;
+    }
+    return j;
+}
+
+void hub_dps_register(hub *h, const char *id_scope, const char *registration_id, const char *body,
+                      size_t body_len, const hub_dps_creds *creds, hub_dps_reply *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!scope_ok(h, id_scope, out))
+        return;
+    json_t *request = parse_request(registration_id, body, body_len, out);
+    if (!request)
+        return;
+    dps_match m;
+    if (!dps_attest(h, registration_id, request, creds, &m, out)) {
+        json_decref(request);
+        return;
+    }
+    char op_id[DPS_OPERATION_MAX], hex[33];
+    random_hex(hex, 16);
+    snprintf(op_id, sizeof op_id, "4.%.16s.%.16s", hex, hex + 16);
+    json_t *result = dps_assign(h, registration_id, &m, json_object_get(request, "payload"), op_id);
+    dps_match_deinit(&m);
+    json_decref(request);
+    dps_op *op = xcalloc(1, sizeof *op);
+    prune_ops(h->dps);
+    if (!result || !op || !strmap_put(h->dps->ops, op_id, op)) {
+        json_decref(result);
+        xfree(op);
+        hub_dps_error(out, DPS_ERR_SERVER, "the registration could not be recorded");
+        return;
+    }
+    snprintf(op->registration_id, sizeof op->registration_id, "%s", registration_id);
+    op->created_ms = time_now_ms();
+    op->result = result;
+    /* The work is already done, but devices expect to poll (§3.4): answer "assigning". */
+    out->status = 202;
+    out->retry_after = HUB_DPS_RETRY_AFTER;
+    out->body = json_pack("{s:s, s:s}", "operationId", op_id, "status", "assigning");
+}
+
+void hub_dps_operation(hub *h, const char *id_scope, const char *registration_id,
+                       const char *operation_id, const hub_dps_creds *creds, bool attested,
+                       hub_dps_reply *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!scope_ok(h, id_scope, out))
+        return;
+    dps_op *op = strmap_get(h->dps->ops, operation_id);
+    if (!op || strcasecmp(op->registration_id, registration_id) != 0) {
+        hub_dps_error(out, DPS_ERR_NOT_FOUND, "unknown operation '%s' for registration '%s'",
+                      operation_id, registration_id);
+        return;
+    }
+    if (!attested) {
+        /* HTTPS polls carry the credentials again; TPM devices sign with the key they were just
+         * given, which the registration record holds. */
+        json_t *request = json_object();
+        dps_match m;
+        bool ok = dps_attest(h, registration_id, request, creds, &m, out);
+        json_decref(request);
+        if (!ok)
+            return;
+        dps_match_deinit(&m);
+    }
+    out->status = 200;
+    out->retry_after = -1;
+    out->body = json_deep_copy(op->result);
+}
