@@ -119,16 +119,19 @@ iotdm_result agent_transfer_download(void *ctx, const char *url, const char *sha
     *out_fd = -1;
     int fd = staging_file(t->temp_dir);
     if (fd < 0) {
-        snprintf(err, err_cap, "cannot stage the download in %s: %s", t->temp_dir,
-                 strerror(errno));
+        snprintf(err, err_cap, "cannot stage the download in %s: %s", t->temp_dir, strerror(errno));
         return -EIO;
     }
     char max[32];
     snprintf(max, sizeof max, "%zu", max_bytes);
-    char *argv[] = {t->helper,           "download", (char *)url, (char *)sha256_hex, max,
-                    (char *)(t->download_ca_file && *t->download_ca_file ? t->download_ca_file
-                                                                          : NULL),
-                    NULL};
+    char *argv[] = {
+        t->helper,
+        "download",
+        (char *)url,
+        (char *)sha256_hex,
+        max,
+        (char *)(t->download_ca_file && *t->download_ca_file ? t->download_ca_file : NULL),
+        NULL};
     iotdm_result r = run_helper(t, argv, fd, NULL, err, err_cap);
     if (r == IOTDM_OK && lseek(fd, 0, SEEK_SET) != 0)
         r = -EIO;
@@ -145,16 +148,22 @@ iotdm_result agent_transfer_upload(void *ctx, int fd, const char *blob_name, cha
 {
     agent_transfers *t = ctx;
     if (!t->device_key || !*t->device_key) {
-        snprintf(err, err_cap, "uploads need the device's symmetric key (not yet a TPM slot or "
-                               "X.509)");
+        snprintf(err, err_cap,
+                 "uploads need the device's symmetric key (not yet a TPM slot or "
+                 "X.509)");
         return IOTDM_E_UNSUPPORTED;
     }
     char port[16], key[200], output[1400];
     snprintf(port, sizeof port, "%u", t->hub_https_port ? t->hub_https_port : 443);
     snprintf(key, sizeof key, "%s\n", t->device_key);
-    char *argv[] = {t->helper,           "upload", (char *)t->hub_host, port,
-                    (char *)(t->hub_ca_file ? t->hub_ca_file : ""), (char *)t->device_id,
-                    (char *)blob_name,   NULL};
+    char *argv[] = {t->helper,
+                    "upload",
+                    (char *)t->hub_host,
+                    port,
+                    (char *)(t->hub_ca_file ? t->hub_ca_file : ""),
+                    (char *)t->device_id,
+                    (char *)blob_name,
+                    NULL};
     lseek(fd, 0, SEEK_SET);
     iotdm_result r = run_helper(t, argv, fd, key, output, sizeof output);
     memset(key, 0, sizeof key);

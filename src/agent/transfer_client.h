@@ -7,7 +7,8 @@
 
 #include "iotdm/result.h"
 
-/* The protocol with iotdm-transfer: the file travels as descriptor 3, the outcome as exit status. */
+/* The protocol with iotdm-transfer: the file travels as descriptor 3, the outcome as exit status.
+ */
 #define TRANSFER_FILE_FD 3
 enum {
     TRANSFER_EXIT_OK = 0,

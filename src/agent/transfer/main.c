@@ -62,7 +62,8 @@ static int upload(int argc, char **argv)
         .device_key = key,
     };
     char err[512] = "", blob[1200] = "";
-    iotdm_result r = agent_upload(&t, TRANSFER_FILE_FD, argv[6], blob, sizeof blob, err, sizeof err);
+    iotdm_result r =
+        agent_upload(&t, TRANSFER_FILE_FD, argv[6], blob, sizeof blob, err, sizeof err);
     memset(key, 0, sizeof key);
     if (r < 0)
         fprintf(stderr, "%s\n", err);
@@ -74,10 +75,11 @@ static int upload(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-        printf("Usage: iotdm-transfer download URL SHA256 MAX_BYTES [CA_FILE]   (fd 3: output)\n"
-               "       iotdm-transfer upload HOST PORT CA_FILE DEVICE_ID BLOB   (fd 3: input,\n"
-               "                                                                stdin: device key)\n"
-               "Run by iotdm-agent for each file transfer; not meant to be run by hand.\n");
+        printf(
+            "Usage: iotdm-transfer download URL SHA256 MAX_BYTES [CA_FILE]   (fd 3: output)\n"
+            "       iotdm-transfer upload HOST PORT CA_FILE DEVICE_ID BLOB   (fd 3: input,\n"
+            "                                                                stdin: device key)\n"
+            "Run by iotdm-agent for each file transfer; not meant to be run by hand.\n");
         return 0;
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
