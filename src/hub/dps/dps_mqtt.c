@@ -69,7 +69,10 @@ uint8_t hub_dps_mqtt_connect(hub_mqtt_conn *c, const mqtt_connect *m, const az_u
         s->password[m->password.len] = '\0';
         s->password_len = m->password.len;
     }
-    snprintf(c->device_id, sizeof c->device_id, "%s", s->registration_id);
+    if (!hub_conn_set_identity(c, c->client_id, s->registration_id, "")) {
+        *out_why = "out of memory";
+        return MQTT_CONNACK_SERVER_UNAVAILABLE;
+    }
     log_info("dps", "mqtt connected registration=%s peer=%s", s->registration_id, c->peer);
     return MQTT_CONNACK_ACCEPTED;
 }

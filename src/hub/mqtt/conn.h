@@ -34,10 +34,13 @@ struct hub_mqtt_conn {
     hub *h;
     struct bufferevent *bev;
     hub_conn_state state;
-    char peer[64];
-    char client_id[2 * HUB_ID_MAX]; /* "dev" or "dev/mod": the key in h->conns */
-    char device_id[HUB_ID_MAX];
-    char module_id[HUB_ID_MAX];
+    char peer[48];
+    /* The identity, set at CONNECT (hub_conn_set_identity): three strings in one allocation, so
+     * an idle connection does not carry 500 bytes of fixed-size id buffers. "" before CONNECT. */
+    const char *client_id; /* "dev" or "dev/mod": the key in h->conns */
+    const char *device_id;
+    const char *module_id;
+    char *ident;
     bool clean_session;
     uint32_t subs; /* HUB_SUB_BIT(az_sub_kind) */
     uint16_t keepalive_s;
@@ -46,9 +49,9 @@ struct hub_mqtt_conn {
     int64_t token_expiry_s;      /* 0: no expiry (X.509) */
     struct event *timer;         /* connect timeout, keep-alive and token expiry */
     uint16_t next_packet_id;
-    hub_c2d_inflight inflight[HUB_C2D_MAX_PENDING];
+    hub_c2d_inflight *inflight; /* HUB_C2D_MAX_PENDING entries, allocated at the first delivery */
     size_t ninflight;
-    struct evbuffer *held; /* acknowledgements waiting for the group commit */
+    struct evbuffer *held; /* acknowledgements waiting for the group commit (made when needed) */
     char *will_topic;      /* the will (§1.2): sent as telemetry if the connection drops */
     uint8_t *will_payload;
     size_t will_len;
@@ -60,6 +63,9 @@ struct hub_mqtt_conn {
 
 /* session.c */
 void hub_conn_close(hub_mqtt_conn *c, const char *reason);
+/* Sets the connection's identity (copies the strings; they may be the current ones). */
+bool hub_conn_set_identity(hub_mqtt_conn *c, const char *client_id, const char *device_id,
+                           const char *module_id);
 /* Queues bytes that may only leave after the current group commit. */
 void hub_conn_write_after_commit(hub_mqtt_conn *c, const void *data, size_t len);
 /* Sends a QoS 0 publish now. */

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "common/urlenc.h"
@@ -78,6 +79,8 @@ static bool send_one_c2d(void *ctx, const hub_c2d *msg)
     hub_mqtt_conn *c = ctx;
     if (c->ninflight == HUB_C2D_MAX_PENDING)
         return false;
+    if (!c->inflight && !(c->inflight = xcalloc(HUB_C2D_MAX_PENDING, sizeof *c->inflight)))
+        return false; /* delivered on a later attempt */
     if (in_flight(c, msg->seq))
         return true;
     char bag[8192] = "";

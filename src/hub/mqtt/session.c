@@ -32,6 +32,8 @@ static void conn_free(hub_mqtt_conn *c)
     xfree(c->will_topic);
     xfree(c->will_payload);
     hub_dps_session_free(c->dps);
+    xfree(c->ident);
+    xfree(c->inflight);
     xfree(c);
 }
 
@@ -79,7 +81,8 @@ static void flush_held(void *ctx, iotdm_result commit_result)
         hub_conn_close(c, "storage failure");
         return;
     }
-    bufferevent_write_buffer(c->bev, c->held);
+    if (c->held)
+        bufferevent_write_buffer(c->bev, c->held);
     if (c->c2d_after_commit) {
         c->c2d_after_commit = false;
         hub_conn_send_c2d_pending(c);
@@ -88,6 +91,10 @@ static void flush_held(void *ctx, iotdm_result commit_result)
 
 void hub_conn_write_after_commit(hub_mqtt_conn *c, const void *data, size_t len)
 {
+    if (!c->held && !(c->held = evbuffer_new())) {
+        hub_conn_close(c, "out of memory");
+        return;
+    }
     evbuffer_add(c->held, data, len);
     if (!c->waiting_commit) {
         c->waiting_commit = true;
@@ -112,6 +119,25 @@ void hub_conn_publish(hub_mqtt_conn *c, const char *topic, size_t topic_len, con
 
 static void write_cb(struct bufferevent *bev, void *arg);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+bool hub_conn_set_identity(hub_mqtt_conn *c, const char *client_id, const char *device_id,
+                           const char *module_id)
+{
+    size_t a = strlen(client_id) + 1, b = strlen(device_id) + 1, m = strlen(module_id) + 1;
+    char *ident = xmalloc(a + b + m);
+    if (!ident)
+        return false;
+    /* The arguments may point into the current allocation: copy before freeing it. */
+    memcpy(ident, client_id, a);
+    memcpy(ident + a, device_id, b);
+    memcpy(ident + a + b, module_id, m);
+    xfree(c->ident);
+    c->ident = ident;
+    c->client_id = ident;
+    c->device_id = ident + a;
+    c->module_id = ident + a + b;
+    return true;
+}
 
 static void send_connack(hub_mqtt_conn *c, bool session_present, uint8_t code)
 {
@@ -284,7 +310,9 @@ static void on_connect(hub_mqtt_conn *c, const uint8_t *body, size_t len)
         hub_conn_close(c, "malformed CONNECT");
         return;
     }
-    if (!span_to_str(&m.client_id, c->client_id, sizeof c->client_id) || m.client_id.len == 0) {
+    char client[2 * HUB_ID_MAX], device[HUB_ID_MAX], module[HUB_ID_MAX];
+    if (!span_to_str(&m.client_id, client, sizeof client) || m.client_id.len == 0 ||
+        !hub_conn_set_identity(c, client, "", "")) {
         refuse(c, MQTT_CONNACK_IDENTIFIER_REJECTED, "client id");
         return;
     }
@@ -311,8 +339,9 @@ static void on_connect(hub_mqtt_conn *c, const uint8_t *body, size_t len)
     }
     char host[256];
     if (!az_span_to_str(u.host, host, sizeof host) || strcasecmp(host, c->h->cfg.hostname) != 0 ||
-        !az_span_to_str(u.device_id, c->device_id, sizeof c->device_id) ||
-        !az_span_to_str(u.module_id, c->module_id, sizeof c->module_id)) {
+        !az_span_to_str(u.device_id, device, sizeof device) ||
+        !az_span_to_str(u.module_id, module, sizeof module) ||
+        !hub_conn_set_identity(c, client, device, module)) {
         refuse(c, MQTT_CONNACK_NOT_AUTHORIZED, "host name or identity");
         return;
     }
@@ -583,9 +612,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->bev = bufferevent_openssl_socket_new(h->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                             BEV_OPT_CLOSE_ON_FREE);
-    c->held = evbuffer_new();
     c->timer = event_new(h->base, -1, 0, timer_cb, c);
-    if (!c->bev || !c->held || !c->timer) {
+    c->client_id = c->device_id = c->module_id = "";
+    if (!c->bev || !c->timer) {
         if (c->bev)
             bufferevent_free(c->bev);
         else
