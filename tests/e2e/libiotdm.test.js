@@ -108,7 +108,8 @@ test('desired patches arrive in $version order, are dispatched property by prope
   assert.deepEqual(handled.map((e) => [e.property, e.version, JSON.parse(e.value)]), [
     ['setting', v1, 'a'], ['setting', v2, 'b'], ['setting', v3, 'c'], ['failing', v3, 5], ['other', v3, { x: 1 }],
   ]);
-  // the application sees only what no handler claims
+  // the application sees only what no handler claims (its callback may run after the handlers')
+  await dev.waitFor((e) => e.event === 'desired' && e.version === v3, 10000, "the application's part", since);
   const app = dev.events.filter((e) => e.index >= since && e.event === 'desired');
   assert.deepEqual(app.map((e) => e.version), [v3]);
   assert.deepEqual(JSON.parse(app[0].json), { e2e: { __t: 'c', appOnly: 'z' }, plain: 1, $version: v3 });
