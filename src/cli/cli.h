@@ -127,6 +127,7 @@ typedef struct {
     long max_items; /* x-ms-max-item-count, 0: not sent */
     long timeout_s; /* whole request; 0: the default; negative: none */
     const char *accept;
+    const char *api_version; /* NULL: the IoT Hub service API's */
 } cli_request;
 
 typedef struct {
@@ -204,6 +205,12 @@ json_t *cli_strip_metadata(const json_t *v, bool drop_version);
 
 extern const cli_group cli_group_device, cli_group_twin, cli_group_method, cli_group_c2d,
     cli_group_monitor, cli_group_query;
+
+/* The dps command tree (enrollment, group, registration, derive-key): the words after "dps". */
+int cli_dps_main(cli_ctx *ctx, int argc, char **argv);
+
+/* Completion words for "iotdm dps …"; prints globals after a command's options. */
+int cli_dps_complete(int argc, char **argv, const char *globals);
 
 /* The dm group is generated from the DTDL model at run time. */
 int cli_dm_main(cli_ctx *ctx, int argc, char **argv);

@@ -164,8 +164,9 @@ static int prepare(cli_ctx *ctx, const cli_request *rq, xfer *x, struct curl_sli
      */
     curl_easy_reset(c);
     char url[4096];
-    snprintf(url, sizeof url, "https://%s%s?api-version=%s%s%s", ctx->host, rq->path, API_VERSION,
-             rq->query ? "&" : "", rq->query ? rq->query : "");
+    snprintf(url, sizeof url, "https://%s%s?api-version=%s%s%s", ctx->host, rq->path,
+             rq->api_version ? rq->api_version : API_VERSION, rq->query ? "&" : "",
+             rq->query ? rq->query : "");
     bool ok;
     *headers = build_headers(ctx, rq, &ok);
     if (!ok)

@@ -19,6 +19,8 @@ static void print_main_help(FILE *out)
           out);
     for (size_t i = 0; i < NGROUPS; i++)
         fprintf(out, "  %-10s %s\n", groups[i]->name, groups[i]->summary);
+    fprintf(out, "  %-10s %s\n", "dps",
+            "Device provisioning: enrollments, enrollment groups, registrations, derived keys");
     fprintf(out, "  %-10s %s\n", "dm",
             "Device management shortcuts generated from the DTDL model (reboot, set-time-zone, …)");
     fputs("\nGlobal options (anywhere on the command line):\n"
@@ -158,9 +160,11 @@ static int complete(cli_ctx *ctx, int argc, char **argv)
     if (argc < 1) {
         for (size_t i = 0; i < NGROUPS; i++)
             printf("%s\n", groups[i]->name);
-        printf("dm\n");
+        printf("dps\ndm\n");
         return CLI_EXIT_OK;
     }
+    if (!strcmp(argv[0], "dps"))
+        return cli_dps_complete(argc - 1, argv + 1, globals);
     if (!strcmp(argv[0], "dm")) {
         int rc = cli_dm_complete(ctx, argc - 1, argv + 1);
         if (argc > 1)
@@ -204,6 +208,8 @@ static int dispatch(cli_ctx *ctx, int argc, char **argv)
     }
     if (!strcmp(word, "__complete"))
         return complete(ctx, argc - 2, argv + 2);
+    if (!strcmp(word, "dps"))
+        return cli_dps_main(ctx, argc - 2, argv + 2);
     if (!strcmp(word, "dm"))
         return cli_dm_main(ctx, argc - 2, argv + 2);
     for (size_t i = 0; i < NGROUPS; i++)
