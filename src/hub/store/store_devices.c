@@ -13,17 +13,17 @@ iotdm_result hub_store_policy_put(hub_store *store, const hub_policy *policy)
 {
     if (!store_id_ok(policy->name))
         return IOTDM_E_MALFORMED;
-    iotdm_result r = store_write_begin(store);
-    if (r != IOTDM_OK)
-        return r;
-    sqlite3_stmt *st = stmt_take(store, ST_POLICY_PUT,
-                                 "INSERT INTO policies(name, primary_key, secondary_key, rights) "
-                                 "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET "
-                                 "primary_key = excluded.primary_key, "
-                                 "secondary_key = excluded.secondary_key, "
-                                 "rights = excluded.rights");
+    iotdm_result r;
+    sqlite3_stmt *st =
+        store_write_stmt(store, ST_POLICY_PUT,
+                         "INSERT INTO policies(name, primary_key, secondary_key, rights) "
+                         "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET "
+                         "primary_key = excluded.primary_key, "
+                         "secondary_key = excluded.secondary_key, "
+                         "rights = excluded.rights",
+                         &r);
     if (!st)
-        return IOTDM_E_STORAGE;
+        return r;
     bind_field(st, 1, policy->name, sizeof(policy->name));
     bind_field(st, 2, policy->primary_key, sizeof(policy->primary_key));
     bind_field(st, 3, policy->secondary_key, sizeof(policy->secondary_key));
@@ -295,20 +295,17 @@ iotdm_result hub_store_device_set_connection(hub_store *store, const char *devic
 {
     if (!store_id_ok(device_id))
         return IOTDM_E_NOT_FOUND;
-    iotdm_result r = store_write_begin(store);
-    if (r != IOTDM_OK)
-        return r;
-    sqlite3_stmt *st = stmt_take(store, ST_DEVICE_SET_CONNECTION,
-                                 "UPDATE devices SET connected = ?2, "
-                                 "connection_state_updated_ms = ?3 WHERE device_id = ?1");
+    iotdm_result r;
+    sqlite3_stmt *st = store_write_stmt(store, ST_DEVICE_SET_CONNECTION,
+                                        "UPDATE devices SET connected = ?2, "
+                                        "connection_state_updated_ms = ?3 WHERE device_id = ?1",
+                                        &r);
     if (!st)
-        return IOTDM_E_STORAGE;
+        return r;
     bind_text(st, 1, device_id);
     sqlite3_bind_int(st, 2, connected);
     sqlite3_bind_int64(st, 3, when_ms);
-    r = stmt_exec(store, st);
-    if (r == IOTDM_OK && sqlite3_changes(store->db) == 0)
-        r = IOTDM_E_NOT_FOUND;
+    r = stmt_exec_row(store, st);
     stmt_give(store, ST_DEVICE_SET_CONNECTION, st);
     return r;
 }
@@ -321,20 +318,17 @@ iotdm_result hub_store_device_set_activity(hub_store *store, const char *device_
     if (model_id && strnlen(model_id, sizeof(((hub_device *)0)->model_id)) >=
                         sizeof(((hub_device *)0)->model_id))
         return IOTDM_E_TOO_LARGE;
-    iotdm_result r = store_write_begin(store);
-    if (r != IOTDM_OK)
-        return r;
-    sqlite3_stmt *st = stmt_take(store, ST_DEVICE_SET_ACTIVITY,
-                                 "UPDATE devices SET last_activity_ms = ?2, "
-                                 "model_id = COALESCE(?3, model_id) WHERE device_id = ?1");
+    iotdm_result r;
+    sqlite3_stmt *st = store_write_stmt(store, ST_DEVICE_SET_ACTIVITY,
+                                        "UPDATE devices SET last_activity_ms = ?2, "
+                                        "model_id = COALESCE(?3, model_id) WHERE device_id = ?1",
+                                        &r);
     if (!st)
-        return IOTDM_E_STORAGE;
+        return r;
     bind_text(st, 1, device_id);
     sqlite3_bind_int64(st, 2, when_ms);
     bind_text(st, 3, model_id);
-    r = stmt_exec(store, st);
-    if (r == IOTDM_OK && sqlite3_changes(store->db) == 0)
-        r = IOTDM_E_NOT_FOUND;
+    r = stmt_exec_row(store, st);
     stmt_give(store, ST_DEVICE_SET_ACTIVITY, st);
     return r;
 }
@@ -385,14 +379,13 @@ iotdm_result hub_store_device_stats(hub_store *store, hub_device_stats *out_stat
 
 iotdm_result hub_store_device_disconnect_all(hub_store *store, int64_t when_ms)
 {
-    iotdm_result r = store_write_begin(store);
-    if (r != IOTDM_OK)
-        return r;
-    sqlite3_stmt *st = stmt_take(store, ST_DEVICE_DISCONNECT_ALL,
-                                 "UPDATE devices SET connected = 0, "
-                                 "connection_state_updated_ms = ?1 WHERE connected != 0");
+    iotdm_result r;
+    sqlite3_stmt *st = store_write_stmt(store, ST_DEVICE_DISCONNECT_ALL,
+                                        "UPDATE devices SET connected = 0, "
+                                        "connection_state_updated_ms = ?1 WHERE connected != 0",
+                                        &r);
     if (!st)
-        return IOTDM_E_STORAGE;
+        return r;
     sqlite3_bind_int64(st, 1, when_ms);
     r = stmt_exec(store, st);
     stmt_give(store, ST_DEVICE_DISCONNECT_ALL, st);
@@ -420,15 +413,14 @@ iotdm_result hub_store_session_put(hub_store *store, const char *client_id, uint
     size_t dev_len;
     if (!session_device(client_id, &dev_len))
         return IOTDM_E_MALFORMED;
-    iotdm_result r = store_write_begin(store);
-    if (r != IOTDM_OK)
-        return r;
-    sqlite3_stmt *st = stmt_take(store, ST_SESSION_PUT,
-                                 "INSERT INTO sessions(client_id, device_id, subscriptions) "
-                                 "VALUES(?1, ?2, ?3) ON CONFLICT(client_id) DO UPDATE SET "
-                                 "subscriptions = excluded.subscriptions");
+    iotdm_result r;
+    sqlite3_stmt *st = store_write_stmt(store, ST_SESSION_PUT,
+                                        "INSERT INTO sessions(client_id, device_id, subscriptions) "
+                                        "VALUES(?1, ?2, ?3) ON CONFLICT(client_id) DO UPDATE SET "
+                                        "subscriptions = excluded.subscriptions",
+                                        &r);
     if (!st)
-        return IOTDM_E_STORAGE;
+        return r;
     bind_text(st, 1, client_id);
     sqlite3_bind_text(st, 2, client_id, (int)dev_len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, subscriptions);
@@ -466,13 +458,11 @@ iotdm_result hub_store_session_delete(hub_store *store, const char *client_id)
     size_t dev_len;
     if (!session_device(client_id, &dev_len))
         return IOTDM_OK;
-    iotdm_result r = store_write_begin(store);
-    if (r != IOTDM_OK)
-        return r;
+    iotdm_result r;
     sqlite3_stmt *st =
-        stmt_take(store, ST_SESSION_DELETE, "DELETE FROM sessions WHERE client_id = ?1");
+        store_write_stmt(store, ST_SESSION_DELETE, "DELETE FROM sessions WHERE client_id = ?1", &r);
     if (!st)
-        return IOTDM_E_STORAGE;
+        return r;
     bind_text(st, 1, client_id);
     r = stmt_exec(store, st);
     stmt_give(store, ST_SESSION_DELETE, st);

@@ -107,17 +107,13 @@ iotdm_result hub_store_file_find(hub_store *store, const char *device_id, const 
 
 iotdm_result hub_store_file_delete(hub_store *store, const char *correlation_id)
 {
-    iotdm_result r = store_write_begin(store);
-    if (r != IOTDM_OK)
-        return r;
+    iotdm_result r;
     sqlite3_stmt *st =
-        stmt_take(store, ST_FILE_DELETE, "DELETE FROM files WHERE correlation_id = ?1");
+        store_write_stmt(store, ST_FILE_DELETE, "DELETE FROM files WHERE correlation_id = ?1", &r);
     if (!st)
-        return IOTDM_E_STORAGE;
+        return r;
     bind_text(st, 1, correlation_id);
-    r = stmt_exec(store, st);
-    if (r == IOTDM_OK && sqlite3_changes(store->db) == 0)
-        r = IOTDM_E_NOT_FOUND;
+    r = stmt_exec_row(store, st);
     stmt_give(store, ST_FILE_DELETE, st);
     return r;
 }

@@ -93,6 +93,12 @@ iotdm_result store_sqlite_result(hub_store *s, int rc, const char *what);
 
 /* Opens the group-commit transaction if none is open. Every write function calls this first. */
 iotdm_result store_write_begin(hub_store *s);
+/* The start of most writes: opens the group transaction and takes the statement. NULL on failure,
+ * with the reason in *out_r. */
+sqlite3_stmt *store_write_stmt(hub_store *s, store_stmt_id id, const char *sql,
+                               iotdm_result *out_r);
+/* stmt_exec for a write that must touch a row: IOTDM_E_NOT_FOUND when it touched none. */
+iotdm_result stmt_exec_row(hub_store *s, sqlite3_stmt *st);
 
 /* A savepoint around a write made of several statements, so that it applies whole or not at all
  * while the surrounding group transaction carries on. */

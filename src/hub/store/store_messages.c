@@ -146,9 +146,7 @@ static iotdm_result c2d_by_seq(hub_store *s, store_stmt_id id, const char *sql, 
     if (!st)
         return IOTDM_E_STORAGE;
     sqlite3_bind_int64(st, 1, seq);
-    r = stmt_exec(s, st);
-    if (r == IOTDM_OK && sqlite3_changes(s->db) == 0)
-        r = IOTDM_E_NOT_FOUND;
+    r = stmt_exec_row(s, st);
     stmt_give(s, id, st);
     return r;
 }

@@ -455,3 +455,20 @@ int64_t store_now_ms(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+sqlite3_stmt *store_write_stmt(hub_store *s, store_stmt_id id, const char *sql, iotdm_result *out_r)
+{
+    *out_r = store_write_begin(s);
+    if (*out_r != IOTDM_OK)
+        return NULL;
+    sqlite3_stmt *st = stmt_take(s, id, sql);
+    if (!st)
+        *out_r = IOTDM_E_STORAGE;
+    return st;
+}
+
+iotdm_result stmt_exec_row(hub_store *s, sqlite3_stmt *st)
+{
+    iotdm_result r = stmt_exec(s, st);
+    return r == IOTDM_OK && sqlite3_changes(s->db) == 0 ? IOTDM_E_NOT_FOUND : r;
+}

@@ -75,16 +75,16 @@ iotdm_result hub_store_twin_put(hub_store *store, const char *device_id, const h
         if (len[i] > INT32_MAX)
             return IOTDM_E_TOO_LARGE;
     }
-    iotdm_result r = store_write_begin(store);
-    if (r != IOTDM_OK)
-        return r;
-    sqlite3_stmt *st = stmt_take(store, ST_TWIN_PUT,
-                                 "UPDATE twins SET tags = ?2, desired = ?3, desired_meta = ?4, "
-                                 "desired_version = ?5, reported = ?6, reported_meta = ?7, "
-                                 "reported_version = ?8, version = ?9, etag = ?10 "
-                                 "WHERE device_id = ?1");
+    iotdm_result r;
+    sqlite3_stmt *st =
+        store_write_stmt(store, ST_TWIN_PUT,
+                         "UPDATE twins SET tags = ?2, desired = ?3, desired_meta = ?4, "
+                         "desired_version = ?5, reported = ?6, reported_meta = ?7, "
+                         "reported_version = ?8, version = ?9, etag = ?10 "
+                         "WHERE device_id = ?1",
+                         &r);
     if (!st)
-        return IOTDM_E_STORAGE;
+        return r;
     bind_text(st, 1, device_id);
     static const int columns[STORE_JSON_BUFS] = {2, 3, 4, 6, 7};
     for (int i = 0; i < STORE_JSON_BUFS; i++)
@@ -93,9 +93,7 @@ iotdm_result hub_store_twin_put(hub_store *store, const char *device_id, const h
     sqlite3_bind_int64(st, 8, twin->reported_version);
     sqlite3_bind_int64(st, 9, twin->version);
     sqlite3_bind_int64(st, 10, (sqlite3_int64)twin->etag);
-    r = stmt_exec(store, st);
-    if (r == IOTDM_OK && sqlite3_changes(store->db) == 0)
-        r = IOTDM_E_NOT_FOUND;
+    r = stmt_exec_row(store, st);
     stmt_give(store, ST_TWIN_PUT, st);
     return r;
 }
