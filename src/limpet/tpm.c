@@ -95,6 +95,9 @@ iotdm_result tpm_evict(limpet_tpm *tpm, uint32_t handle)
         return r;
     TSS2_RC rc = Esys_EvictControl(tpm->esys, ESYS_TR_RH_OWNER, tr, ESYS_TR_PASSWORD, ESYS_TR_NONE,
                                    ESYS_TR_NONE, handle, &none);
+    /* ESYS keeps the evicted object's ESYS_TR, name included, until it is closed: a later
+     * TR_FromTPMPublic of the same handle (the slot's new key) would fail on that old name. */
+    Esys_TR_Close(tpm->esys, &tr);
     return rc == TSS2_RC_SUCCESS ? IOTDM_OK : tpm_fail(tpm, "EvictControl (remove)", rc);
 }
 

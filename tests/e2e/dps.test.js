@@ -125,55 +125,58 @@ for (const kind of ['mqtt', 'http']) {
   });
 }
 
-test('X.509 individual enrollment over MQTT: the device connects with its certificate', async () => {
-  const regId = h.uid('x509');
-  const c = h.selfSignedCert(regId);
-  await svc.createOrUpdateIndividualEnrollment({
-    registrationId: regId,
-    attestation: { type: 'x509', x509: { clientCertificates: { primary: { certificate: c.cert } } } },
+// Over HTTPS the hub's listener asks for (but does not require) a client certificate.
+for (const kind of ['mqtt', 'http']) {
+  test(`X.509 individual enrollment over ${kind}: the device connects with its certificate`, async () => {
+    const regId = h.uid(`x509-${kind}`);
+    const c = h.selfSignedCert(regId);
+    await svc.createOrUpdateIndividualEnrollment({
+      registrationId: regId,
+      attestation: { type: 'x509', x509: { clientCertificates: { primary: { certificate: c.cert } } } },
+    });
+    const { responseBody: e } = await svc.getIndividualEnrollment(regId);
+    const info = e.attestation.x509.clientCertificates.primary.info;
+    assert.equal(info.sha1Thumbprint.toUpperCase(), c.thumbprint);
+    assert.equal(e.attestation.x509.clientCertificates.primary.certificate, undefined);
+
+    const sec = new X509Security(regId, { cert: c.cert, key: c.key });
+    const client = ProvisioningDeviceClient.create(h.host, idScope, transport(kind), sec);
+    const res = await h.withTimeout(client.register(), 20000, 'x509 registration');
+    assert.equal(res.deviceId, regId);
+    assert.ok(res.x509, 'x509 section in the registration state');
+
+    const dev = DeviceClient.fromConnectionString(`HostName=${res.assignedHub};DeviceId=${regId};x509=true`, DeviceMqtt);
+    dev.setOptions({ cert: c.cert, key: c.key });
+    h.track(() => dev.close());
+    await h.withTimeout(dev.open(), 10000, 'x509 device open');
+    await dev.close();
   });
-  const { responseBody: e } = await svc.getIndividualEnrollment(regId);
-  const info = e.attestation.x509.clientCertificates.primary.info;
-  assert.equal(info.sha1Thumbprint.toUpperCase(), c.thumbprint);
-  assert.equal(e.attestation.x509.clientCertificates.primary.certificate, undefined);
 
-  const sec = new X509Security(regId, { cert: c.cert, key: c.key });
-  const client = ProvisioningDeviceClient.create(h.host, idScope, new DpsMqtt(), sec);
-  const res = await h.withTimeout(client.register(), 20000, 'x509 registration');
-  assert.equal(res.deviceId, regId);
-  assert.ok(res.x509, 'x509 section in the registration state');
-
-  const dev = DeviceClient.fromConnectionString(`HostName=${res.assignedHub};DeviceId=${regId};x509=true`, DeviceMqtt);
-  dev.setOptions({ cert: c.cert, key: c.key });
-  h.track(() => dev.close());
-  await h.withTimeout(dev.open(), 10000, 'x509 device open');
-  await dev.close();
-});
-
-test('X.509 group: a device certificate signed by the group CA is accepted', async () => {
-  const dir = fs.mkdtempSync(path.join(h.root, 'ca-'));
-  const run = (args) => require('node:child_process').execFileSync('openssl', args, { stdio: 'pipe', cwd: dir });
-  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=group-ca',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign']);
-  const regId = h.uid('x509g');
-  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', 'dev.key', '-out', 'dev.csr', '-subj', `/CN=${regId}`]);
-  run(['x509', '-req', '-in', 'dev.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
-    '-out', 'dev.pem', '-days', '2']);
-  const read = (f) => fs.readFileSync(path.join(dir, f), 'utf8');
-  const groupId = h.uid('x509grp');
-  await svc.createOrUpdateEnrollmentGroup({
-    enrollmentGroupId: groupId,
-    attestation: { type: 'x509', x509: { signingCertificates: { primary: { certificate: read('ca.pem') } } } },
+  test(`X.509 group over ${kind}: a device certificate signed by the group CA is accepted`, async () => {
+    const dir = fs.mkdtempSync(path.join(h.root, 'ca-'));
+    const run = (args) => require('node:child_process').execFileSync('openssl', args, { stdio: 'pipe', cwd: dir });
+    run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=group-ca',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign']);
+    const regId = h.uid(`x509g-${kind}`);
+    run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-keyout', 'dev.key', '-out', 'dev.csr', '-subj', `/CN=${regId}`]);
+    run(['x509', '-req', '-in', 'dev.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
+      '-out', 'dev.pem', '-days', '2']);
+    const read = (f) => fs.readFileSync(path.join(dir, f), 'utf8');
+    const groupId = h.uid(`x509grp-${kind}`);
+    await svc.createOrUpdateEnrollmentGroup({
+      enrollmentGroupId: groupId,
+      attestation: { type: 'x509', x509: { signingCertificates: { primary: { certificate: read('ca.pem') } } } },
+    });
+    const sec = new X509Security(regId, { cert: read('dev.pem'), key: read('dev.key') });
+    const client = ProvisioningDeviceClient.create(h.host, idScope, transport(kind), sec);
+    const res = await h.withTimeout(client.register(), 20000, 'x509 group registration');
+    assert.equal(res.deviceId, regId);
+    assert.equal(res.x509.enrollmentGroupId, groupId);
+    assert.ok(await deviceExists(regId));
   });
-  const sec = new X509Security(regId, { cert: read('dev.pem'), key: read('dev.key') });
-  const client = ProvisioningDeviceClient.create(h.host, idScope, new DpsMqtt(), sec);
-  const res = await h.withTimeout(client.register(), 20000, 'x509 group registration');
-  assert.equal(res.deviceId, regId);
-  assert.equal(res.x509.enrollmentGroupId, groupId);
-  assert.ok(await deviceExists(regId));
-});
+}
 
 test('enrollment service API: create, read, query with paging, etag, delete', async () => {
   const ids = [h.uid('svc'), h.uid('svc'), h.uid('svc')];

@@ -103,11 +103,11 @@ static iotdm_result load_id_scope(hub *h, char *scope, size_t cap)
 iotdm_result hub_dps_init(hub *h)
 {
     hub_dps *d = xcalloc(1, sizeof *d);
-    if (!d || !(d->ops = strmap_new())) {
-        xfree(d);
+    if (!d)
         return -ENOMEM;
-    }
-    h->dps = d;
+    h->dps = d; /* hub_dps_free frees what was made, even on a failure below */
+    if (!(d->ops = strmap_new()) || !(d->tpm_challenges = strmap_new()))
+        return -ENOMEM;
     iotdm_result r = load_id_scope(h, d->id_scope, sizeof d->id_scope);
     if (r < 0)
         return r;
@@ -139,8 +139,14 @@ void hub_dps_free(hub *h)
 {
     if (!h->dps)
         return;
-    strmap_foreach(h->dps->ops, free_op, NULL);
-    strmap_free(h->dps->ops);
+    if (h->dps->ops) {
+        strmap_foreach(h->dps->ops, free_op, NULL);
+        strmap_free(h->dps->ops);
+    }
+    if (h->dps->tpm_challenges) {
+        dps_tpm_challenges_clear(h->dps);
+        strmap_free(h->dps->tpm_challenges);
+    }
     xfree(h->dps);
     h->dps = NULL;
 }
@@ -256,12 +262,10 @@ void hub_dps_operation(hub *h, const char *id_scope, const char *registration_id
         return;
     }
     if (!attested) {
-        /* HTTPS polls carry the credentials again; TPM devices sign with the key they were just
-         * given, which the registration record holds. */
-        json_t *request = json_object();
+        /* HTTPS polls carry the credentials again; TPM devices sign with the registration key
+         * of their challenge. No request body: attestation only, no new keys. */
         dps_match m;
-        bool ok = dps_attest(h, registration_id, request, creds, &m, out);
-        json_decref(request);
+        bool ok = dps_attest(h, registration_id, NULL, creds, &m, out);
         if (!ok)
             return;
         dps_match_deinit(&m);

@@ -17,6 +17,7 @@
 typedef struct {
     const char *sas; /* MQTT password or HTTP Authorization header; NULL or "" when none */
     SSL *ssl;        /* the device's TLS connection (client certificate), or NULL */
+    bool mqtt;       /* came over MQTT, where DPS does not serve TPM attestation (§3.2) */
 } hub_dps_creds;
 
 /* An answer in transport-neutral form: the HTTP status (also the MQTT response topic's status),

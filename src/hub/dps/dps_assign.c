@@ -161,6 +161,11 @@ json_t *dps_assign(hub *h, const char *registration_id, const dps_match *m, cons
     char tag[32];
     hub_device_etag(etag, tag);
     json_object_set_new(rs, "etag", json_string(tag));
+    /* Only the device's answer carries the blob with its hub key (which only its TPM can open);
+     * the stored record, which the service API shows, does not. */
+    if (m->tpm_authentication_key)
+        json_object_set_new(rs, "tpm",
+                            json_pack("{s:s}", "authenticationKey", m->tpm_authentication_key));
     log_info("dps", "assigned registration=%s device=%s via=%s%s%s substatus=%s", registration_id,
              device_id, m->mechanism, m->kind == HUB_DPS_GROUP ? " group=" : "",
              m->kind == HUB_DPS_GROUP ? m->enrollment_id : "", substatus);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/alloc.h"
 #include "common/sas.h"
 #include "common/timeutil.h"
 #include "common/urlenc.h"
@@ -22,6 +23,8 @@ void dps_match_deinit(dps_match *m)
     m->enrollment = NULL;
     OPENSSL_cleanse(m->primary_key, sizeof m->primary_key);
     OPENSSL_cleanse(m->secondary_key, sizeof m->secondary_key);
+    xfree(m->tpm_authentication_key);
+    m->tpm_authentication_key = NULL;
 }
 
 static const char *str_at(const json_t *obj, const char *path)
@@ -39,8 +42,8 @@ static const char *str_at(const json_t *obj, const char *path)
 }
 
 /* The token must name this registration, with skn "registration" when present (§3.3). */
-static bool sas_for_registration(hub *h, const char *token, const char *registration_id,
-                                 sas_token *tok)
+bool dps_sas_for_registration(hub *h, const char *token, const char *registration_id,
+                              sas_token *tok)
 {
     if (!token || !*token || sas_parse(token, strlen(token), tok) < 0)
         return false;
@@ -82,7 +85,7 @@ static bool attest_individual(hub *h, const char *registration_id, const json_t 
         sas_token tok;
         const char *pk = str_at(doc, "attestation.symmetricKey.primaryKey");
         const char *sk = str_at(doc, "attestation.symmetricKey.secondaryKey");
-        if (!sas_for_registration(h, creds->sas, registration_id, &tok) ||
+        if (!dps_sas_for_registration(h, creds->sas, registration_id, &tok) ||
             !sas_matches(&tok, pk, sk))
             return false;
         set_match(m, HUB_DPS_INDIVIDUAL, registration_id, doc, "symmetricKey");
@@ -111,7 +114,7 @@ static bool attest_group(hub *h, const char *registration_id, const char *group_
     const char *type = str_at(doc, "attestation.type");
     if (type && strcmp(type, "symmetricKey") == 0) {
         sas_token tok;
-        if (!sas_for_registration(h, creds->sas, registration_id, &tok))
+        if (!dps_sas_for_registration(h, creds->sas, registration_id, &tok))
             return false;
         char dk[2][SAS_SIG_LEN + 1] = {"", ""};
         const char *gk[2] = {str_at(doc, "attestation.symmetricKey.primaryKey"),
@@ -175,6 +178,14 @@ bool dps_attest(hub *h, const char *registration_id, const json_t *request,
                           type ? type : "", registration_id);
         json_decref(doc);
         return ok;
+    }
+    if (json_is_object(json_object_get(request, "tpm"))) {
+        /* Groups cannot hold TPM attestation (as in Azure): only an individual enrollment can. */
+        hub_dps_error(out, DPS_ERR_UNAUTHORIZED,
+                      "no TPM enrollment for registration id '%s' (TPM attestation needs an "
+                      "individual enrollment whose endorsement key gives this registration id)",
+                      registration_id);
+        return false;
     }
     bool has_creds =
         (creds->sas && *creds->sas) || (creds->ssl && SSL_get0_peer_certificate(creds->ssl));

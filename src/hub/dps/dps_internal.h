@@ -2,21 +2,26 @@
 #ifndef IOTDM_HUB_DPS_INTERNAL_H
 #define IOTDM_HUB_DPS_INTERNAL_H
 
+#include "common/sas.h"
 #include "common/strmap.h"
 #include "hub/dps/dps.h"
+#include "hub/dps/tpm_credential.h"
 #include "hub/store/store.h"
 
-#define DPS_OPS_MAX          4096   /* operations remembered for polling */
-#define DPS_OP_TTL_MS        600000 /* an operation can be polled for 10 minutes */
-#define DPS_OPERATION_MAX    80
-#define DPS_ERR_BAD_REQUEST  400004
-#define DPS_ERR_UNAUTHORIZED 401002
-#define DPS_ERR_NOT_FOUND    404001
-#define DPS_ERR_SERVER       500001
+#define DPS_OPS_MAX              4096   /* operations remembered for polling */
+#define DPS_OP_TTL_MS            600000 /* an operation can be polled for 10 minutes */
+#define DPS_OPERATION_MAX        80
+#define DPS_TPM_CHALLENGES_MAX   1024   /* TPM challenges remembered (a bounded map) */
+#define DPS_TPM_CHALLENGE_TTL_MS 600000 /* a device answers a challenge within 10 minutes */
+#define DPS_ERR_BAD_REQUEST      400004
+#define DPS_ERR_UNAUTHORIZED     401002
+#define DPS_ERR_NOT_FOUND        404001
+#define DPS_ERR_SERVER           500001
 
 struct hub_dps {
     char id_scope[HUB_DPS_ID_SCOPE_MAX];
-    strmap *ops; /* operationId -> dps_op* */
+    strmap *ops;            /* operationId -> dps_op* */
+    strmap *tpm_challenges; /* lower-case registration id -> dps_tpm_challenge* */
 };
 
 /* A finished operation, kept so that the device can poll it. */
@@ -36,6 +41,7 @@ typedef struct {
     char primary_key[HUB_KEY_MAX];
     char secondary_key[HUB_KEY_MAX];
     char thumbprint[HUB_THUMBPRINT_MAX]; /* X.509: SHA-256 of the device's certificate */
+    char *tpm_authentication_key; /* TPM: the activation blob carrying primary_key (base64) */
 } dps_match;
 
 void dps_match_deinit(dps_match *m);
@@ -46,11 +52,39 @@ void dps_match_deinit(dps_match *m);
 bool dps_attest(hub *h, const char *registration_id, const json_t *request,
                 const hub_dps_creds *creds, dps_match *m, hub_dps_reply *out);
 
-/* TPM attestation (§3.8, dps_tpm.c): without a SAS token answers the 401 challenge carrying a new
- * activation blob; with one, checks it against the key of the last challenge. */
+/* A SAS token whose sr names this registration ({idScope}/registrations/{regId}), with skn
+ * "registration" when present, not expired; the signature is left to the caller. */
+bool dps_sas_for_registration(hub *h, const char *token, const char *registration_id,
+                              sas_token *tok);
+
+/* TPM attestation (§3.8, dps_tpm.c), over HTTPS only. Without a SAS token: checks the request's EK
+ * against the enrollment and answers the 401 challenge carrying a new registration key. With one:
+ * checks it against the key of the last challenge and, for a register (request not NULL), makes
+ * the device's hub key and the activation blob that delivers it. request NULL: an operation
+ * status query, which only needs the SAS. */
 bool dps_tpm_attest(hub *h, const char *registration_id, const json_t *enrollment,
                     const json_t *request, const hub_dps_creds *creds, dps_match *m,
                     hub_dps_reply *out);
+
+/* The registration key of the last challenge to a registration id, and what it was made for. */
+typedef struct {
+    uint8_t key[TPM_CRED_KEY_LEN]; /* HMAC-SHA256 key; the device signs its DPS SAS with it */
+    uint8_t ek_digest[32];         /* SHA-256 of the EK: a changed enrollment voids the challenge */
+    uint8_t srk[TPM_CRED_PUBLIC_MAX]; /* the hub key is delivered under the same SRK */
+    size_t srk_len;
+    int64_t expires_ms;
+} dps_tpm_challenge;
+
+/* Remembers a copy of c for registration_id (case-insensitive), replacing an older one. Expired
+ * challenges are forgotten, and the one nearest its expiry when DPS_TPM_CHALLENGES_MAX are kept.
+ * false on allocation failure. */
+bool dps_tpm_challenge_put(hub_dps *d, const char *registration_id, const dps_tpm_challenge *c,
+                           int64_t now_ms);
+/* The live challenge of registration_id (borrowed), or NULL: none, or expired (then forgotten). */
+const dps_tpm_challenge *dps_tpm_challenge_get(hub_dps *d, const char *registration_id,
+                                               int64_t now_ms);
+/* Forgets (and wipes) every challenge. */
+void dps_tpm_challenges_clear(hub_dps *d);
 
 /* Assigns the device to this hub (creates or updates it, initial twin, registration record) and
  * returns the operation status body (new reference): "assigned", or "disabled"/"failed" with

@@ -116,7 +116,7 @@ void hub_dps_mqtt_publish(hub_mqtt_conn *c, const mqtt_publish *p)
         mqtt_encode_ack(ack, sizeof ack, MQTT_PUBACK, p->packet_id);
         bufferevent_write(c->bev, ack, sizeof ack);
     }
-    hub_dps_creds creds = {s->password, bufferevent_openssl_get_ssl(c->bev)};
+    hub_dps_creds creds = {s->password, bufferevent_openssl_get_ssl(c->bev), true};
     hub_dps_reply reply;
     if (t.kind == AZ_PUB_DPS_REGISTER) {
         hub_dps_register(c->h, s->id_scope, s->registration_id, (const char *)p->payload.ptr,

@@ -1,17 +1,359 @@
-/* DPS TPM attestation over HTTPS (azure-protocols.md §3.8): not served yet. */
+/* DPS TPM attestation over HTTPS (azure-protocols.md §3.8): the 401 challenge carrying a
+ * registration key that only the enrolled TPM can use, the SAS check against that key, and the
+ * device's hub key delivered the same way. The cryptography is in tpm_credential.c. */
+#include <ctype.h>
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/alloc.h"
+#include "common/base64.h"
+#include "common/log.h"
+#include "common/timeutil.h"
 #include "hub/dps/dps_internal.h"
+
+#define B64_BLOB_MAX (BASE64_ENCODED_LEN(TPM_CRED_BLOB_MAX) + 1)
+
+/* ---- the challenges: registration id -> the key of its last 401, bounded, with expiry ---- */
+
+static void lower_id(const char *registration_id, char out[HUB_ID_MAX])
+{
+    size_t i = 0;
+    for (; registration_id[i] && i + 1 < HUB_ID_MAX; i++)
+        out[i] = (char)tolower((unsigned char)registration_id[i]);
+    out[i] = '\0';
+}
+
+static void free_challenge(dps_tpm_challenge *c)
+{
+    xfree_secret(c, sizeof *c);
+}
+
+typedef struct {
+    int64_t now_ms;
+    char (*expired)[HUB_ID_MAX];
+    size_t n, cap;
+    char soonest[HUB_ID_MAX]; /* the live one nearest its expiry: evicted when the map is full */
+    int64_t soonest_ms;
+} challenge_scan;
+
+static void scan_challenge(void *ctx, const char *key, void *value)
+{
+    challenge_scan *s = ctx;
+    const dps_tpm_challenge *c = value;
+    if (c->expires_ms <= s->now_ms) {
+        if (s->n < s->cap)
+            snprintf(s->expired[s->n++], HUB_ID_MAX, "%s", key);
+    } else if (!s->soonest[0] || c->expires_ms < s->soonest_ms) {
+        snprintf(s->soonest, sizeof s->soonest, "%s", key);
+        s->soonest_ms = c->expires_ms;
+    }
+}
+
+static void forget(hub_dps *d, const char *key)
+{
+    dps_tpm_challenge *c = strmap_remove(d->tpm_challenges, key);
+    if (c)
+        free_challenge(c);
+}
+
+/* Makes room for one more: expired challenges go first, then the one nearest its expiry. */
+static void prune_challenges(hub_dps *d, int64_t now_ms)
+{
+    if (strmap_count(d->tpm_challenges) < DPS_TPM_CHALLENGES_MAX)
+        return;
+    char expired[64][HUB_ID_MAX];
+    challenge_scan s = {.now_ms = now_ms, .expired = expired, .cap = 64};
+    strmap_foreach(d->tpm_challenges, scan_challenge, &s);
+    for (size_t i = 0; i < s.n; i++)
+        forget(d, expired[i]);
+    if (strmap_count(d->tpm_challenges) >= DPS_TPM_CHALLENGES_MAX && s.soonest[0])
+        forget(d, s.soonest);
+}
+
+bool dps_tpm_challenge_put(hub_dps *d, const char *registration_id, const dps_tpm_challenge *c,
+                           int64_t now_ms)
+{
+    char key[HUB_ID_MAX];
+    lower_id(registration_id, key);
+    forget(d, key);
+    prune_challenges(d, now_ms);
+    dps_tpm_challenge *copy = xmalloc(sizeof *copy);
+    if (!copy)
+        return false;
+    memcpy(copy, c, sizeof *copy);
+    if (!strmap_put(d->tpm_challenges, key, copy)) {
+        free_challenge(copy);
+        return false;
+    }
+    return true;
+}
+
+const dps_tpm_challenge *dps_tpm_challenge_get(hub_dps *d, const char *registration_id,
+                                               int64_t now_ms)
+{
+    char key[HUB_ID_MAX];
+    lower_id(registration_id, key);
+    const dps_tpm_challenge *c = strmap_get(d->tpm_challenges, key);
+    if (c && c->expires_ms <= now_ms) {
+        forget(d, key);
+        return NULL;
+    }
+    return c;
+}
+
+static void free_entry(void *ctx, const char *key, void *value)
+{
+    (void)ctx;
+    (void)key;
+    free_challenge(value);
+}
+
+void dps_tpm_challenges_clear(hub_dps *d)
+{
+    strmap_foreach(d->tpm_challenges, free_entry, NULL);
+    strmap *fresh = strmap_new();
+    if (fresh) {
+        strmap_free(d->tpm_challenges);
+        d->tpm_challenges = fresh;
+    }
+}
+
+/* ---- the request: the EK and SRK it presents, checked against the enrollment ---- */
+
+typedef struct {
+    uint8_t ek[TPM_CRED_PUBLIC_MAX];
+    size_t ek_len;
+    uint8_t srk[TPM_CRED_PUBLIC_MAX];
+    size_t srk_len; /* 0: none sent */
+} tpm_keys;
+
+/* base64 of a marshaled TPM2B_PUBLIC; false when absent or not base64. */
+static bool decode_key(const json_t *obj, const char *field, uint8_t *out, size_t *out_len)
+{
+    const char *b64 = json_string_value(json_object_get(obj, field));
+    long n = b64 ? base64_decode(b64, strlen(b64), out, TPM_CRED_PUBLIC_MAX) : -1;
+    *out_len = n > 0 ? (size_t)n : 0;
+    return n > 0;
+}
+
+static const json_t *enrolled_tpm(const json_t *enrollment)
+{
+    return json_object_get(json_object_get(enrollment, "attestation"), "tpm");
+}
+
+static bool same_key(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len)
+{
+    return a_len == b_len && memcmp(a, b, a_len) == 0;
+}
+
+static bool ek_digest(const uint8_t *ek, size_t len, uint8_t out[32])
+{
+    return EVP_Digest(ek, len, out, NULL, EVP_sha256(), NULL) == 1;
+}
+
+/* The request's registration id must be derived from the EK it sends, and that EK (and the SRK,
+ * when the enrollment names one) must be the enrolled one. */
+static bool check_presented(const char *registration_id, const json_t *enrollment,
+                            const json_t *tpm, tpm_keys *k, hub_dps_reply *out)
+{
+    tpm_keys enrolled;
+    char derived[TPM_CRED_REG_ID_LEN + 1];
+    if (!decode_key(tpm, "endorsementKey", k->ek, &k->ek_len)) {
+        hub_dps_error(out, DPS_ERR_BAD_REQUEST,
+                      "tpm.endorsementKey must be base64 of the EK's TPM2B_PUBLIC");
+        return false;
+    }
+    if (json_object_get(tpm, "storageRootKey") &&
+        !decode_key(tpm, "storageRootKey", k->srk, &k->srk_len)) {
+        hub_dps_error(out, DPS_ERR_BAD_REQUEST,
+                      "tpm.storageRootKey must be base64 of the SRK's TPM2B_PUBLIC");
+        return false;
+    }
+    tpm_cred_registration_id(k->ek, k->ek_len, derived);
+    if (strcasecmp(derived, registration_id) != 0) {
+        hub_dps_error(out, DPS_ERR_UNAUTHORIZED,
+                      "registration id '%s' is not the one the endorsement key gives ('%s': "
+                      "base32 of the SHA-256 of its TPM2B_PUBLIC)",
+                      registration_id, derived);
+        return false;
+    }
+    const json_t *want = enrolled_tpm(enrollment);
+    if (!decode_key(want, "endorsementKey", enrolled.ek, &enrolled.ek_len) ||
+        !same_key(k->ek, k->ek_len, enrolled.ek, enrolled.ek_len)) {
+        hub_dps_error(out, DPS_ERR_UNAUTHORIZED,
+                      "the endorsement key does not match the TPM enrollment of registration id "
+                      "'%s'",
+                      registration_id);
+        return false;
+    }
+    if (k->srk_len && decode_key(want, "storageRootKey", enrolled.srk, &enrolled.srk_len) &&
+        !same_key(k->srk, k->srk_len, enrolled.srk, enrolled.srk_len)) {
+        hub_dps_error(out, DPS_ERR_UNAUTHORIZED,
+                      "the storage root key does not match the TPM enrollment of registration id "
+                      "'%s'",
+                      registration_id);
+        return false;
+    }
+    return true;
+}
+
+/* ---- the challenge and the answer ---- */
+
+/* An activation blob carrying key for ek and srk, base64 into out (B64_BLOB_MAX bytes). */
+static iotdm_result make_blob_b64(const uint8_t *ek, size_t ek_len, const uint8_t *srk,
+                                  size_t srk_len, const uint8_t key[TPM_CRED_KEY_LEN], char *out,
+                                  char *err, size_t err_cap)
+{
+    uint8_t blob[TPM_CRED_BLOB_MAX];
+    size_t n = 0;
+    iotdm_result r =
+        tpm_cred_make_blob(ek, ek_len, srk, srk_len, key, blob, sizeof blob, &n, err, err_cap);
+    if (r == IOTDM_OK && base64_encode(blob, n, out, B64_BLOB_MAX) < 0)
+        r = IOTDM_E_TOO_LARGE;
+    return r;
+}
+
+/* The first step: a fresh registration key, remembered, and sent in the 401 that the device
+ * answers with a SAS signed by it inside its TPM (§3.8 HTTPS flow, step 2). Always "fails". */
+static bool challenge(hub *h, const char *registration_id, const tpm_keys *k, hub_dps_reply *out)
+{
+    if (!k->srk_len) {
+        hub_dps_error(out, DPS_ERR_BAD_REQUEST,
+                      "tpm.storageRootKey is required: the key is delivered under the TPM's "
+                      "storage root key");
+        return false;
+    }
+    dps_tpm_challenge c = {.srk_len = k->srk_len,
+                           .expires_ms = time_now_ms() + DPS_TPM_CHALLENGE_TTL_MS};
+    memcpy(c.srk, k->srk, k->srk_len);
+    char b64[B64_BLOB_MAX], why[300];
+    iotdm_result r =
+        RAND_bytes(c.key, sizeof c.key) == 1 && ek_digest(k->ek, k->ek_len, c.ek_digest)
+            ? make_blob_b64(k->ek, k->ek_len, k->srk, k->srk_len, c.key, b64, why, sizeof why)
+            : IOTDM_E_INTERNAL;
+    if (r == IOTDM_OK && !dps_tpm_challenge_put(h->dps, registration_id, &c, time_now_ms()))
+        r = -ENOMEM;
+    OPENSSL_cleanse(&c, sizeof c);
+    if (r == IOTDM_E_MALFORMED) {
+        hub_dps_error(out, DPS_ERR_BAD_REQUEST, "%s", why);
+        return false;
+    }
+    if (r < 0) {
+        hub_dps_error(out, DPS_ERR_SERVER, "the TPM challenge could not be made: %s",
+                      iotdm_result_message(r));
+        return false;
+    }
+    out->status = 401;
+    out->retry_after = -1;
+    out->body = json_pack("{s:s, s:s, s:s}", "message",
+                          "Authorization required, resend request using supplied key",
+                          "authenticationKey", b64, "keyName", "registration");
+    log_info("dps", "tpm challenge registration=%s", registration_id);
+    return false;
+}
+
+/* The SAS must be signed with the key of a live challenge made for the EK still enrolled. */
+static const dps_tpm_challenge *verify(hub *h, const char *registration_id,
+                                       const json_t *enrollment, const char *sas,
+                                       hub_dps_reply *out)
+{
+    const dps_tpm_challenge *c = dps_tpm_challenge_get(h->dps, registration_id, time_now_ms());
+    uint8_t ek[TPM_CRED_PUBLIC_MAX], digest[32];
+    size_t ek_len;
+    sas_token tok;
+    char key[BASE64_ENCODED_LEN(TPM_CRED_KEY_LEN) + 1];
+    const char *why = NULL;
+    if (!c)
+        why = "no TPM challenge is pending (none was asked for, or it expired): send the register "
+              "request without Authorization first";
+    else if (!decode_key(enrolled_tpm(enrollment), "endorsementKey", ek, &ek_len) ||
+             !ek_digest(ek, ek_len, digest) || memcmp(digest, c->ek_digest, sizeof digest) != 0)
+        why = "the TPM enrollment changed since its challenge: register again without "
+              "Authorization";
+    else if (!dps_sas_for_registration(h, sas, registration_id, &tok))
+        why = "the SAS token is malformed, expired, or for another registration";
+    else if (base64_encode(c->key, sizeof c->key, key, sizeof key) < 0 ||
+             !sas_signature_valid(&tok, key))
+        why = "the SAS token is not signed with the key of the TPM challenge";
+    OPENSSL_cleanse(key, sizeof key);
+    if (why)
+        hub_dps_error(out, DPS_ERR_UNAUTHORIZED, "registration id '%s': %s", registration_id, why);
+    return why ? NULL : c;
+}
+
+static void set_tpm_match(dps_match *m, const char *registration_id, const json_t *enrollment)
+{
+    m->kind = HUB_DPS_INDIVIDUAL;
+    snprintf(m->enrollment_id, sizeof m->enrollment_id, "%s", registration_id);
+    m->enrollment = json_deep_copy(enrollment);
+    m->mechanism = "tpm";
+    m->auth = HUB_AUTH_SAS;
+}
+
+/* The device's hub key: 32 fresh bytes, the device's SAS key in the registry, delivered in an
+ * activation blob under the SRK of the challenge, so that it too never leaves the TPM. */
+static bool deliver_hub_key(const char *registration_id, const json_t *enrollment,
+                            const dps_tpm_challenge *c, dps_match *m, hub_dps_reply *out)
+{
+    uint8_t ek[TPM_CRED_PUBLIC_MAX], key[TPM_CRED_KEY_LEN];
+    size_t ek_len = 0;
+    char b64[B64_BLOB_MAX], why[300] = "";
+    iotdm_result r = IOTDM_E_INTERNAL;
+    if (RAND_bytes(key, sizeof key) == 1 &&
+        decode_key(enrolled_tpm(enrollment), "endorsementKey", ek, &ek_len))
+        r = make_blob_b64(ek, ek_len, c->srk, c->srk_len, key, b64, why, sizeof why);
+    if (r == IOTDM_OK && base64_encode(key, sizeof key, m->primary_key, sizeof m->primary_key) < 0)
+        r = IOTDM_E_TOO_LARGE;
+    OPENSSL_cleanse(key, sizeof key);
+    if (r == IOTDM_OK && !(m->tpm_authentication_key = xstrdup(b64)))
+        r = -ENOMEM;
+    if (r < 0) {
+        OPENSSL_cleanse(m->primary_key, sizeof m->primary_key);
+        hub_dps_error(out, DPS_ERR_SERVER, "the device key could not be delivered: %s %s",
+                      iotdm_result_message(r), why);
+        return false;
+    }
+    set_tpm_match(m, registration_id, enrollment);
+    return true;
+}
 
 bool dps_tpm_attest(hub *h, const char *registration_id, const json_t *enrollment,
                     const json_t *request, const hub_dps_creds *creds, dps_match *m,
                     hub_dps_reply *out)
 {
-    (void)h;
-    (void)enrollment;
-    (void)request;
-    (void)creds;
-    (void)m;
-    hub_dps_error(out, DPS_ERR_UNAUTHORIZED,
-                  "registration id '%s': TPM attestation is not served by this hub yet",
-                  registration_id);
-    return false;
+    if (creds->mqtt) {
+        hub_dps_error(out, DPS_ERR_BAD_REQUEST,
+                      "registration id '%s' has a TPM enrollment, and TPM attestation is not "
+                      "supported over MQTT (as in Azure DPS): register over HTTPS",
+                      registration_id);
+        return false;
+    }
+    tpm_keys k = {.ek_len = 0};
+    const json_t *tpm = json_object_get(request, "tpm");
+    if (tpm && !check_presented(registration_id, enrollment, tpm, &k, out))
+        return false;
+    if (!creds->sas || !*creds->sas) {
+        if (tpm)
+            return challenge(h, registration_id, &k, out);
+        hub_dps_error(out, request ? DPS_ERR_BAD_REQUEST : DPS_ERR_UNAUTHORIZED,
+                      request ? "registration id '%s' has a TPM enrollment: the request must carry "
+                                "tpm.endorsementKey and tpm.storageRootKey"
+                              : "registration id '%s': the operation status of a TPM registration "
+                                "needs the SAS token signed with the challenge's key",
+                      registration_id);
+        return false;
+    }
+    const dps_tpm_challenge *c = verify(h, registration_id, enrollment, creds->sas, out);
+    if (!c)
+        return false;
+    if (!request) {
+        set_tpm_match(m, registration_id, enrollment);
+        return true;
+    }
+    return deliver_hub_key(registration_id, enrollment, c, m, out);
 }

@@ -32,7 +32,7 @@ static void send_reply(http_ctx *cx, hub_dps_reply *reply)
 void http_dps_device(http_ctx *cx)
 {
     /* segments: {idScope} registrations {regId} register | operations {operationId} */
-    hub_dps_creds creds = {http_header(cx, "Authorization"), request_ssl(cx)};
+    hub_dps_creds creds = {http_header(cx, "Authorization"), request_ssl(cx), false};
     hub_dps_reply reply;
     const char *scope = cx->segments[0], *reg = cx->segments[2];
     if (cx->nsegments == 4 && strcmp(cx->segments[3], "register") == 0 &&

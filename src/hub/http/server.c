@@ -15,6 +15,7 @@
 #include "common/timeutil.h"
 #include "common/urlenc.h"
 #include "hub/http/internal.h"
+#include "hub/net/tls.h"
 
 static const char json_content_type[] = "application/json; charset=utf-8";
 
@@ -202,6 +203,7 @@ static struct bufferevent *tls_bev(struct event_base *base, void *arg)
     SSL *ssl = SSL_new(http->h->https_tls);
     if (!ssl)
         return NULL;
+    hub_tls_request_client_cert(ssl); /* for DPS X.509 registration over HTTPS */
     struct bufferevent *bev = bufferevent_openssl_socket_new(
         base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (bev)

@@ -235,11 +235,17 @@ SSL_CTX *hub_tls_server_ctx(const char *data_dir, bool request_client_cert)
         SSL_CTX_free(ctx);
         return NULL;
     }
+    /* SSL_VERIFY_PEER without FAIL_IF_NO_PEER_CERT: asked for, not required. */
     if (request_client_cert)
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any_client_cert);
     static const unsigned char sid_ctx[] = "iotdm-hub";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
     return ctx;
+}
+
+void hub_tls_request_client_cert(SSL *ssl)
+{
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, accept_any_client_cert);
 }
 
 static void hex(const unsigned char *in, unsigned len, char *out)

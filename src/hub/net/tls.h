@@ -14,8 +14,13 @@ iotdm_result hub_tls_ensure(const char *data_dir, const char *hostname, const ch
 
 /* A TLS 1.2+ server context with the server certificate. With request_client_cert, client
  * certificates are requested but not verified by OpenSSL: the hub checks them against the registry
- * at CONNECT (self-signed devices). The HTTPS listener does not ask, so browsers show no picker. */
+ * at CONNECT (self-signed devices). */
 SSL_CTX *hub_tls_server_ctx(const char *data_dir, bool request_client_cert);
+
+/* The same request on one connection: the HTTPS listener asks every client for a certificate so
+ * that DPS X.509 registration works over HTTPS, but never requires one (browsers and service
+ * clients send none and are unaffected); DPS verifies what comes (dps_cert.c). */
+void hub_tls_request_client_cert(SSL *ssl);
 
 /* Lower-case hex SHA-1 and SHA-256 thumbprints of the peer certificate; false when there is none.
  */
