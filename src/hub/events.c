@@ -11,7 +11,14 @@
 
 struct hub_events {
     hub *h;
-    bool wake_pending; /* a wake-up is already queued for the current commit */
+    /* One wake-up per epoch that appended (hub.h: at most the sealed and the open one), each with
+     * the last seq it appended, which is durable when it runs. */
+    struct {
+        uint32_t epoch;
+        int64_t last_seq;
+    } wakes[2];
+    unsigned nwakes;
+    int64_t durable_seq; /* listeners read up to here */
     struct {
         hub_events_listener fn;
         void *ctx;
@@ -22,8 +29,10 @@ struct hub_events {
 hub_events *hub_events_new(hub *h)
 {
     hub_events *ev = xcalloc(1, sizeof *ev);
-    if (ev)
+    if (ev) {
         ev->h = h;
+        ev->durable_seq = hub_store_telemetry_last_seq(h->store); /* committed before the start */
+    }
     return ev;
 }
 
@@ -41,17 +50,28 @@ void hub_events_listen(hub_events *ev, hub_events_listener fn, void *ctx)
     }
 }
 
+int64_t hub_events_durable_seq(const hub_events *ev)
+{
+    return ev->durable_seq;
+}
+
 static void wake_listeners(void *ctx, iotdm_result commit_result)
 {
     hub_events *ev = ctx;
-    ev->wake_pending = false;
+    if (ev->nwakes == 0)
+        return;
+    int64_t seq = ev->wakes[0].last_seq;
+    ev->wakes[0] = ev->wakes[1];
+    ev->nwakes--;
     if (commit_result < 0)
         return;
+    ev->durable_seq = seq;
     for (size_t i = 0; i < ev->nlisteners; i++)
         ev->listeners[i].fn(ev->listeners[i].ctx);
 }
 
-iotdm_result hub_events_append(hub_events *ev, hub_telemetry *msg)
+/* The hub's stamps on an event given as trees (text comes stamped by its writer). */
+static void stamp(hub_telemetry *msg)
 {
     if (!msg->system_properties)
         msg->system_properties = json_object();
@@ -66,11 +86,23 @@ iotdm_result hub_events_append(hub_events *ev, hub_telemetry *msg)
     if (!json_object_get(msg->system_properties, "iothub-connection-device-id"))
         json_object_set_new(msg->system_properties, "iothub-connection-device-id",
                             json_string(msg->device_id));
+}
+
+iotdm_result hub_events_append(hub_events *ev, hub_telemetry *msg)
+{
+    if (!msg->system_json)
+        stamp(msg);
     iotdm_result r = hub_store_telemetry_append(ev->h->store, msg);
-    if (r == IOTDM_OK && !ev->wake_pending) {
-        ev->wake_pending = true;
+    if (r != IOTDM_OK)
+        return r;
+    uint32_t epoch = (uint32_t)ev->h->epoch;
+    if (ev->nwakes == 0 || ev->wakes[ev->nwakes - 1].epoch != epoch) {
+        if (ev->nwakes == 2)
+            return IOTDM_E_INTERNAL; /* a third epoch cannot exist (hub.h) */
+        ev->wakes[ev->nwakes++].epoch = epoch;
         hub_after_commit(ev->h, wake_listeners, ev);
     }
+    ev->wakes[ev->nwakes - 1].last_seq = msg->seq;
     return r;
 }
 

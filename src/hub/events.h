@@ -33,7 +33,9 @@ void hub_events_twin(hub_events *ev, const char *device_id, const char *section,
 /* A file-upload notification (the device reported an upload's outcome); takes the reference. */
 void hub_events_file(hub_events *ev, const char *device_id, json_t *notification);
 
-/* Listeners are told that new events were committed (they read them from the store). */
+/* Listeners are told that new events were committed and synced (they read them from the store,
+ * up to hub_events_durable_seq: later rows may still be waiting for the disk). */
+int64_t hub_events_durable_seq(const hub_events *ev);
 typedef void (*hub_events_listener)(void *ctx);
 void hub_events_listen(hub_events *ev, hub_events_listener fn, void *ctx);
 

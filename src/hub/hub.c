@@ -98,33 +98,69 @@ static iotdm_result ensure_policies(hub *h)
     return write_file_atomic(path, text, 0600);
 }
 
-static void run_deferred(hub *h, iotdm_result result)
+static void run_list(hub_deferred *list, size_t len, iotdm_result result)
 {
-    /* Callbacks may defer more work (it lands in the next commit), so swap the list out first. */
-    hub_deferred *list = h->deferred;
-    size_t len = h->deferred_len;
-    h->deferred = NULL;
-    h->deferred_len = h->deferred_cap = 0;
     for (size_t i = 0; i < len; i++)
         list[i].fn(list[i].ctx, result);
-    xfree(list);
+}
+
+/* Commits the open epoch (without waiting for the disk) and hands its sync to the worker; its
+ * deferred work runs when the worker reports back (synced_cb). Only one epoch is sealed at a time:
+ * while a sync is in flight the open epoch keeps gathering, which makes the next group larger. */
+static void seal_epoch(hub *h)
+{
+    if (h->sync_in_flight)
+        return;
+    bool had_writes = hub_store_has_pending_writes(h->store);
+    iotdm_result r = hub_store_commit_nosync(h->store);
+    if (had_writes)
+        h->commits++;
+    if (r < 0)
+        log_error("hub", "commit failed: %s; acknowledgements withheld", iotdm_result_message(r));
+    if (h->deferred_len == 0)
+        return; /* nothing waits: the writes become durable with the next sync */
+    /* Swap the lists: the sealed one was emptied when its sync finished. */
+    hub_deferred *work = h->deferred;
+    size_t work_len = h->deferred_len, work_cap = h->deferred_cap;
+    h->deferred = h->sealed;
+    h->deferred_cap = h->sealed_cap;
+    h->deferred_len = 0;
+    h->sealed = work;
+    h->sealed_len = work_len;
+    h->sealed_cap = work_cap;
+    h->epoch++;
+    h->committed_writes += work_len;
+    if (r < 0) {
+        h->sealed_len = 0;
+        run_list(work, work_len, r);
+        return;
+    }
+    h->sync_in_flight = true;
+    hub_store_syncer_request(h->store);
 }
 
 static void commit_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
+    seal_epoch(arg);
+}
+
+static void synced_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
     hub *h = arg;
-    iotdm_result r = IOTDM_OK;
-    if (hub_store_has_pending_writes(h->store)) {
-        r = hub_store_commit(h->store);
-        h->commits++;
-        if (r < 0)
-            log_error("hub", "commit failed: %s; acknowledgements withheld",
-                      iotdm_result_message(r));
-    }
-    h->committed_writes += h->deferred_len;
-    run_deferred(h, r);
+    iotdm_result r = hub_store_syncer_collect(h->store);
+    if (r == -EAGAIN)
+        return;
+    h->sync_in_flight = false;
+    /* The callbacks may register work for the open epoch; they never touch the sealed list. */
+    size_t len = h->sealed_len;
+    h->sealed_len = 0;
+    run_list(h->sealed, len, r);
+    if (h->deferred_len || hub_store_has_pending_writes(h->store))
+        event_active(h->commit_ev, 0, 0); /* seal what gathered meanwhile, after this pass */
 }
 
 void hub_after_commit(hub *h, hub_after_commit_fn fn, void *ctx)
@@ -133,9 +169,8 @@ void hub_after_commit(hub *h, hub_after_commit_fn fn, void *ctx)
         size_t cap = h->deferred_cap ? h->deferred_cap * 2 : 64;
         hub_deferred *d = xrealloc(h->deferred, cap * sizeof *d);
         if (!d) {
-            /* Cannot queue the acknowledgement: commit right away and run it. */
-            iotdm_result r = hub_store_commit(h->store);
-            fn(ctx, r);
+            /* Cannot queue the work: make everything durable now and run it. */
+            fn(ctx, hub_commit_now(h));
             return;
         }
         h->deferred = d;
@@ -235,6 +270,15 @@ iotdm_result hub_init(hub *h, const hub_config *cfg)
     event_base_priority_init(h->base, 2);
     h->commit_ev = event_new(h->base, -1, 0, commit_cb, h);
     event_priority_set(h->commit_ev, PRIO_COMMIT);
+    int synced_fd;
+    r = hub_store_syncer_start(h->store, &synced_fd);
+    if (r < 0) {
+        log_error("hub", "cannot start the store's sync worker: %s", iotdm_result_message(r));
+        return r;
+    }
+    h->synced_ev = event_new(h->base, synced_fd, EV_READ | EV_PERSIST, synced_cb, h);
+    if (!h->synced_ev || event_add(h->synced_ev, NULL) != 0)
+        return -ENOMEM;
     h->housekeeping_ev = event_new(h->base, -1, EV_PERSIST, housekeeping_cb, h);
     struct timeval hk = {HOUSEKEEPING_INTERVAL_S, 0};
     event_add(h->housekeeping_ev, &hk);
@@ -271,9 +315,19 @@ void hub_deinit(hub *h)
     hub_mqtt_close_all(h);
     if (h->store) {
         /* Whatever was written but not yet acknowledged is committed now; nothing was promised.
-         * The deferred work still refers to the connections and listeners: run it first. */
+         * The deferred work still refers to the connections and listeners: run it first, in
+         * order, without acknowledging anything (the connections are closing). */
+        if (h->synced_ev) {
+            event_free(h->synced_ev);
+            h->synced_ev = NULL;
+        }
+        hub_store_syncer_stop(h->store);
         hub_store_commit(h->store);
-        run_deferred(h, IOTDM_E_INTERNAL);
+        run_list(h->sealed, h->sealed_len, IOTDM_E_INTERNAL);
+        h->sealed_len = 0;
+        size_t len = h->deferred_len;
+        h->deferred_len = 0;
+        run_list(h->deferred, len, IOTDM_E_INTERNAL);
     }
     /* Pending method calls answer their HTTP requests: before the HTTP server goes. */
     if (h->methods)
@@ -286,6 +340,7 @@ void hub_deinit(hub *h)
     if (h->store)
         hub_store_close(h->store);
     xfree(h->deferred);
+    xfree(h->sealed);
     if (h->commit_ev)
         event_free(h->commit_ev);
     if (h->housekeeping_ev)

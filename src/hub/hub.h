@@ -53,10 +53,18 @@ typedef struct hub {
     hub_dps *dps; /* device provisioning (dps/) */
     struct evconnlistener *mqtt_listener;
     struct event *commit_ev;
+    struct event *synced_ev; /* the store's sync worker finished */
     struct event *housekeeping_ev;
     struct event *sigterm_ev, *sigint_ev;
-    hub_deferred *deferred; /* run after the next commit */
+    /* Pipelined group commit (hub.c): the open epoch gathers writes and their deferred work; once
+     * committed it is sealed and synced by the worker while the next epoch opens. At most one
+     * epoch is sealed at a time, so completions run in order. */
+    uint64_t epoch;         /* the open epoch's number */
+    hub_deferred *deferred; /* the open epoch's work */
     size_t deferred_len, deferred_cap;
+    hub_deferred *sealed; /* the sealed epoch's work, run when its sync finishes */
+    size_t sealed_len, sealed_cap;
+    bool sync_in_flight;
     uint64_t commits, committed_writes;
 } hub;
 
@@ -66,11 +74,12 @@ iotdm_result hub_run(hub *h); /* until SIGTERM/SIGINT */
 void hub_deinit(hub *h);
 
 /* Group commit: call after store writes whose acknowledgement must wait for durability. fn runs
- * after the commit (in this loop pass), with its result; ctx must stay valid until then. */
+ * once everything written so far is committed and on the disk (a later loop pass), with the
+ * result; ctx must stay valid until then. Callbacks run in the order they were registered. */
 void hub_after_commit(hub *h, hub_after_commit_fn fn, void *ctx);
 /* Asks for a commit at the end of this loop pass, with nothing waiting on it. */
 void hub_request_commit(hub *h);
-/* Commits now (for low-rate paths such as the service API). */
+/* Commits now and waits for the disk (for low-rate paths such as the service API). */
 iotdm_result hub_commit_now(hub *h);
 
 /* Live connections (mqtt/session.c). */

@@ -199,6 +199,26 @@ test('telemetry topic variants and property bags are accepted (QoS 0 and 1)', as
   await c.end();
 });
 
+test("a device cannot set the hub's stamps; a property that is not UTF-8 closes the connection", async () => {
+  const ev = await h.events({ deviceId: 'neg-t' });
+  const c = await h.rawConnect({ deviceId: 'neg-t', key: keys['neg-t'] });
+  await c.publish('devices/neg-t/messages/events/%24.mid=s1&%24.iothub-connection-device-id=neg-a' +
+    '&%24.iothub-message-source=twinChangeEvents&%24.iothub-enqueuedtime=1999&q=%22%5C%0A', 's1', { qos: 1 });
+  const e = await ev.waitFor((x) => x.data && x.data.systemProperties &&
+    x.data.systemProperties['message-id'] === 's1', 5000, 's1');
+  assert.equal(e.event, 'telemetry');
+  assert.equal(e.data.systemProperties['iothub-connection-device-id'], 'neg-t');
+  assert.equal(e.data.systemProperties['iothub-message-source'], 'Telemetry');
+  assert.match(e.data.systemProperties['iothub-enqueuedtime'], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  assert.equal(e.data.properties.q, '"\\\n', 'quote, backslash and newline survive the stored JSON');
+  c.client.publish('devices/neg-t/messages/events/k=%FF', 'not utf-8', { qos: 1 }, () => {});
+  await c.waitClosed(5000, 'a property value that is not UTF-8');
+  const again = await h.rawConnect({ deviceId: 'neg-t', key: keys['neg-t'] });
+  await again.publish('devices/neg-t/messages/events/%24.mid=s2', 's2', { qos: 1 });
+  await ev.waitFor((x) => x.data && x.data.systemProperties && x.data.systemProperties['message-id'] === 's2', 5000, 's2');
+  await again.end();
+});
+
 // ------------------------------------------------------------ twin limits
 
 test('twin: oversize (> 32 KB) and malformed reported patches -> 400 with an errorCode body', async () => {

@@ -105,11 +105,14 @@ typedef struct {
     sse_client *client;
     struct evbuffer *out;
     size_t count;
+    int64_t durable_seq;
 } pump_state;
 
 static bool send_event(void *ctx, const hub_telemetry *m)
 {
     pump_state *ps = ctx;
+    if (m->seq > ps->durable_seq)
+        return false; /* not acknowledged yet: it follows with its commit's wake-up */
     ps->count++;
     ps->client->cursor = m->seq + 1;
     if (ps->client->device_filter[0] && strcmp(ps->client->device_filter, m->device_id) != 0)
@@ -149,7 +152,7 @@ static void pump(sse_client *c)
     hub *h = c->sse->http->h;
     if (buffered(c) > SSE_MAX_BUFFERED)
         return; /* the next wake-up or heartbeat tries again */
-    pump_state ps = {c, evbuffer_new(), 0};
+    pump_state ps = {c, evbuffer_new(), 0, hub_events_durable_seq(h->events)};
     hub_store_telemetry_foreach(h->store, c->cursor, SSE_BATCH, send_event, &ps);
     if (evbuffer_get_length(ps.out))
         evhttp_send_reply_chunk(c->req, ps.out);

@@ -51,11 +51,16 @@ struct hub_mqtt_conn {
     uint16_t next_packet_id;
     hub_c2d_inflight *inflight; /* HUB_C2D_MAX_PENDING entries, allocated at the first delivery */
     size_t ninflight;
-    struct evbuffer *held; /* acknowledgements waiting for the group commit (made when needed) */
-    char *will_topic;      /* the will (§1.2): sent as telemetry if the connection drops */
+    /* Acknowledgements waiting for the group commit (made when needed). They may span two
+     * epochs (hub.h): the first held_sealed_len bytes belong to the sealed one, the rest to the
+     * open one, held_epoch. */
+    struct evbuffer *held;
+    uint32_t held_sealed_len;
+    uint32_t held_epoch; /* low bits of the epoch number: only equality with the open one matters */
+    char *will_topic;    /* the will (§1.2): sent as telemetry if the connection drops */
     uint8_t *will_payload;
     size_t will_len;
-    bool waiting_commit;
+    bool waiting_commit;         /* held has bytes: a flush is registered for held_epoch */
     bool c2d_after_commit;       /* deliver C2D once the held acknowledgements (a SUBACK) are out */
     unsigned refs;               /* outstanding deferred callbacks; freed at 0 once closing */
     struct hub_dps_session *dps; /* a DPS connection (dps/dps_mqtt.c); NULL for devices */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/jsonw.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "common/urlenc.h"
@@ -34,8 +35,18 @@ static const struct {
     {"$.on", "output-name"},
 };
 
-/* Decodes a property bag into system and application properties. */
-static iotdm_result decode_bag(az_span bag, json_t *sys, json_t *app)
+/* The names under which a device's system property goes to the event stream; NULL for one the
+ * device may not set (the hub's own iothub-* stamps). */
+static const char *system_name(const char *wire)
+{
+    for (size_t i = 0; i < sizeof system_props / sizeof *system_props; i++)
+        if (strcmp(wire, system_props[i].wire) == 0)
+            return system_props[i].name;
+    return strncmp(wire + 2, "iothub-", 7) == 0 ? NULL : wire + 2;
+}
+
+/* Decodes a property bag into the system and application property objects. */
+static iotdm_result decode_bag(az_span bag, jsonw *sys, jsonw *app)
 {
     az_propbag_iter it;
     az_span name, value;
@@ -48,21 +59,48 @@ static iotdm_result decode_bag(az_span bag, json_t *sys, json_t *app)
         v[0] = '\0';
         if (has_value && urlenc_decode(value.ptr, value.len, v, sizeof v, false) < 0)
             return IOTDM_E_MALFORMED;
-        json_t *jv = json_string(v);
-        if (!jv)
-            return IOTDM_E_MALFORMED; /* not UTF-8 */
-        const char *mapped = NULL;
-        for (size_t i = 0; i < sizeof system_props / sizeof *system_props; i++)
-            if (strcmp(n, system_props[i].wire) == 0)
-                mapped = system_props[i].name;
-        if (mapped)
-            json_object_set_new(sys, mapped, jv);
-        else if (n[0] == '$' && n[1] == '.')
-            json_object_set_new(sys, n + 2, jv);
-        else
-            json_object_set_new(app, n, jv);
+        /* A %00 ends the name or value: the stored text must stay loadable without NULs. */
+        size_t nlen = strlen(n), vlen = strlen(v);
+        if (n[0] == '$' && n[1] == '.') {
+            const char *mapped = system_name(n);
+            if (mapped)
+                jsonw_string(sys, mapped, strlen(mapped), v, vlen);
+        } else {
+            jsonw_string(app, n, nlen, v, vlen);
+        }
     }
-    return IOTDM_OK;
+    /* A name or value that is not UTF-8 fails the writer. */
+    return sys->failed || app->failed ? IOTDM_E_MALFORMED : IOTDM_OK;
+}
+
+#define STR_AND_LEN(literal) literal, sizeof literal - 1
+
+/* The hub's stamps (azure-protocols.md §1.7), last so that nothing a device sent can shadow them.
+ * The enqueued time's text is cached per second: only the milliseconds change between messages. */
+static void add_stamps(const hub_mqtt_conn *c, const hub_telemetry *msg, jsonw *sys)
+{
+    static int64_t cached_s = -1;
+    static char when[32]; /* "YYYY-MM-DDTHH:MM:SS." then "mmmZ" */
+    int64_t s = msg->enqueued_ms / 1000;
+    if (s != cached_s) {
+        time_format_iso(s * 1000, when, sizeof when);
+        cached_s = s;
+    }
+    snprintf(when + 20, sizeof when - 20, "%03dZ", (int)(msg->enqueued_ms % 1000));
+    if (c->module_id[0])
+        jsonw_string(sys, STR_AND_LEN("iothub-connection-module-id"), c->module_id,
+                     strlen(c->module_id));
+    if (c->token_expiry_s)
+        jsonw_string(sys, STR_AND_LEN("iothub-connection-auth-method"),
+                     STR_AND_LEN("{\"scope\":\"device\",\"type\":\"sas\",\"issuer\":\"iothub\"}"));
+    else
+        jsonw_string(sys, STR_AND_LEN("iothub-connection-auth-method"),
+                     STR_AND_LEN("{\"scope\":\"device\",\"type\":\"x509Certificate\","
+                                 "\"issuer\":\"iothub\"}"));
+    jsonw_string(sys, STR_AND_LEN("iothub-connection-device-id"), c->device_id,
+                 strlen(c->device_id));
+    jsonw_string(sys, STR_AND_LEN("iothub-enqueuedtime"), when, strlen(when));
+    jsonw_string(sys, STR_AND_LEN("iothub-message-source"), STR_AND_LEN(HUB_EVENT_TELEMETRY));
 }
 
 static void send_puback(hub_mqtt_conn *c, uint16_t packet_id)
@@ -98,36 +136,39 @@ static void on_telemetry(hub_mqtt_conn *c, const mqtt_publish *p, const az_publi
         hub_conn_close(c, "message larger than 256 KB");
         return;
     }
+    /* The properties are written as JSON text directly: this runs for every message. */
+    char sys_buf[1024], app_buf[1024];
+    jsonw sys, app;
+    jsonw_begin(&sys, sys_buf, sizeof sys_buf);
+    jsonw_begin(&app, app_buf, sizeof app_buf);
+    if (decode_bag(t->property_bag, &sys, &app) < 0) {
+        jsonw_free(&sys);
+        jsonw_free(&app);
+        hub_conn_close(c, "malformed property bag");
+        return;
+    }
     hub_telemetry msg;
     memset(&msg, 0, sizeof msg);
     snprintf(msg.device_id, sizeof msg.device_id, "%s", c->device_id);
     snprintf(msg.module_id, sizeof msg.module_id, "%s", c->module_id);
-    msg.system_properties = json_object();
-    msg.properties = json_object();
-    if (decode_bag(t->property_bag, msg.system_properties, msg.properties) < 0) {
-        json_decref(msg.system_properties);
-        json_decref(msg.properties);
-        hub_conn_close(c, "malformed property bag");
-        return;
-    }
-    if (c->module_id[0])
-        json_object_set_new(msg.system_properties, "iothub-connection-module-id",
-                            json_string(c->module_id));
-    json_object_set_new(
-        msg.system_properties, "iothub-connection-auth-method",
-        json_string(c->token_expiry_s
-                        ? "{\"scope\":\"device\",\"type\":\"sas\",\"issuer\":\"iothub\"}"
-                        : "{\"scope\":\"device\",\"type\":\"x509Certificate\","
-                          "\"issuer\":\"iothub\"}"));
+    msg.enqueued_ms = time_now_ms();
+    add_stamps(c, &msg, &sys);
     if (p->retain)
-        json_object_set_new(msg.properties, "mqtt-retain", json_string("true"));
+        jsonw_string(&app, STR_AND_LEN("mqtt-retain"), STR_AND_LEN("true"));
     if (is_will)
-        json_object_set_new(msg.properties, "iothub-MessageType", json_string("Will"));
-    msg.body = (unsigned char *)p->payload.ptr; /* borrowed: the store copies it */
-    msg.body_len = p->payload.len;
-    iotdm_result r = hub_events_append(c->h->events, &msg);
-    json_decref(msg.system_properties);
-    json_decref(msg.properties);
+        jsonw_string(&app, STR_AND_LEN("iothub-MessageType"), STR_AND_LEN("Will"));
+    iotdm_result r = IOTDM_E_MALFORMED;
+    if (jsonw_end(&sys) && jsonw_end(&app)) {
+        msg.system_json = sys.data;
+        msg.system_json_len = sys.len;
+        msg.properties_json = app.data;
+        msg.properties_json_len = app.len;
+        msg.body = (unsigned char *)p->payload.ptr; /* borrowed: the store copies it */
+        msg.body_len = p->payload.len;
+        r = hub_events_append(c->h->events, &msg);
+    }
+    jsonw_free(&sys);
+    jsonw_free(&app);
     if (r < 0) {
         log_error("mqtt", "cannot store telemetry device=%s: %s", c->device_id,
                   iotdm_result_message(r));

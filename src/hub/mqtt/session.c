@@ -66,11 +66,11 @@ void hub_conn_close(hub_mqtt_conn *c, const char *reason)
         conn_free(c);
 }
 
+/* Runs once per epoch the connection wrote into, in epoch order. */
 static void flush_held(void *ctx, iotdm_result commit_result)
 {
     hub_mqtt_conn *c = ctx;
     c->refs--;
-    c->waiting_commit = false;
     if (c->state == CONN_CLOSING) {
         if (c->refs == 0)
             conn_free(c);
@@ -81,8 +81,14 @@ static void flush_held(void *ctx, iotdm_result commit_result)
         hub_conn_close(c, "storage failure");
         return;
     }
-    if (c->held)
-        bufferevent_write_buffer(c->bev, c->held);
+    if (c->held_sealed_len) {
+        /* This was the older epoch; the newer one's bytes wait for their own flush. */
+        evbuffer_remove_buffer(c->held, bufferevent_get_output(c->bev), c->held_sealed_len);
+        c->held_sealed_len = 0;
+        return;
+    }
+    c->waiting_commit = false;
+    bufferevent_write_buffer(c->bev, c->held);
     if (c->c2d_after_commit) {
         c->c2d_after_commit = false;
         hub_conn_send_c2d_pending(c);
@@ -95,9 +101,16 @@ void hub_conn_write_after_commit(hub_mqtt_conn *c, const void *data, size_t len)
         hub_conn_close(c, "out of memory");
         return;
     }
+    uint32_t epoch = (uint32_t)c->h->epoch;
+    if (c->waiting_commit && c->held_epoch != epoch) {
+        /* What is held belongs to the sealed epoch (only one can be). */
+        c->held_sealed_len = (uint32_t)evbuffer_get_length(c->held);
+        c->waiting_commit = false;
+    }
     evbuffer_add(c->held, data, len);
     if (!c->waiting_commit) {
         c->waiting_commit = true;
+        c->held_epoch = epoch;
         c->refs++;
         hub_after_commit(c->h, flush_held, c);
     }

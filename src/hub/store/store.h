@@ -115,20 +115,40 @@ typedef struct {
     int64_t enqueued_ms;
     json_t *system_properties; /* object of strings, including the hub's iothub-* stamps */
     json_t *properties;        /* application properties, object of strings */
+    /* Instead of the two trees, the same objects as JSON text (device telemetry, where building
+     * trees would cost more than storing; the writer has stamped them). Borrowed. */
+    const char *system_json, *properties_json;
+    size_t system_json_len, properties_json_len;
     unsigned char *body;
     size_t body_len;
 } hub_telemetry;
 
 void hub_telemetry_deinit(hub_telemetry *msg);
 
-/* Lifecycle. Opening creates or migrates the schema (WAL mode, synchronous=FULL, foreign keys on);
- * IOTDM_E_UNSUPPORTED for a database written by a newer hub. A handle is used by one thread at a
- * time. After a storage failure inside the open transaction, writes fail with IOTDM_E_STORAGE
- * until hub_store_commit reports the failure (and discards the group). */
+/* Lifecycle. Opening creates or migrates the schema (WAL mode, synchronous=NORMAL, foreign keys
+ * on); IOTDM_E_UNSUPPORTED for a database written by a newer hub. A handle is used by one thread
+ * at a time. After a storage failure inside the open transaction, writes fail with
+ * IOTDM_E_STORAGE until a commit reports the failure (and discards the group). */
 iotdm_result hub_store_open(const char *path, hub_store **out_store);
 void hub_store_close(hub_store *store); /* commits nothing: call hub_store_commit first */
+/* Commits the open transaction and waits until it is on the disk. */
 iotdm_result hub_store_commit(hub_store *store);
+/* Commits without waiting for the disk: durable only after the next hub_store_sync or worker
+ * sync. A process crash loses nothing committed; a power loss may lose what is not yet synced. */
+iotdm_result hub_store_commit_nosync(hub_store *store);
 bool hub_store_has_pending_writes(const hub_store *store);
+
+/* Durability (store_sync.c): everything committed so far reaches the disk (fdatasync of the WAL).
+ */
+iotdm_result hub_store_sync(hub_store *store);
+/* A worker thread that syncs (and checkpoints) on request, so the loop need not wait. At most one
+ * request is outstanding: after hub_store_syncer_request, wait until notify_fd is readable, then
+ * hub_store_syncer_collect gives the result (-EAGAIN: nothing finished yet). Stopping joins the
+ * worker; hub_store_close stops it too. */
+iotdm_result hub_store_syncer_start(hub_store *store, int *out_notify_fd);
+void hub_store_syncer_request(hub_store *store);
+iotdm_result hub_store_syncer_collect(hub_store *store);
+void hub_store_syncer_stop(hub_store *store);
 
 /* Policies. */
 iotdm_result hub_store_policy_put(hub_store *store, const hub_policy *policy);

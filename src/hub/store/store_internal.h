@@ -4,6 +4,7 @@
 #define IOTDM_HUB_STORE_INTERNAL_H
 
 #include <sqlite3.h>
+#include <sys/types.h>
 
 #include "hub/store/store.h"
 
@@ -67,9 +68,23 @@ typedef struct {
 
 enum { STORE_JSON_BUFS = 5 };
 
+#define STORE_PATH_MAX        600
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+/* The WAL file as one thread sees it (store_sync.c). */
+typedef struct {
+    char path[STORE_PATH_MAX + 8];
+    int fd; /* -1 until the first sync */
+    dev_t dev;
+    ino_t ino;
+} store_wal;
+
 struct hub_store {
+    char path[STORE_PATH_MAX];
     sqlite3 *db;
-    bool in_txn;     /* BEGIN IMMEDIATE issued, COMMIT not yet */
+    store_wal wal;                   /* the loop thread's handle for hub_store_sync */
+    struct hub_store_syncer *syncer; /* the sync worker, when started */
+    bool in_txn;                     /* BEGIN IMMEDIATE issued, COMMIT not yet */
     bool txn_failed; /* SQLite rolled the open transaction back: the next commit must fail */
     int64_t telemetry_bytes; /* sum of retained body bytes; -1 when it must be recounted */
     sqlite3_stmt *stmts[ST_COUNT_];
@@ -104,6 +119,11 @@ iotdm_result stmt_exec_row(hub_store *s, sqlite3_stmt *st);
  * while the surrounding group transaction carries on. */
 iotdm_result store_savepoint(hub_store *s);
 iotdm_result store_savepoint_end(hub_store *s, iotdm_result outcome);
+
+/* store_sync.c: the WAL handle of the store's own thread (opened lazily); deinit also stops the
+ * worker. */
+void store_sync_init(hub_store *s, const char *db_path);
+void store_sync_deinit(hub_store *s);
 
 /* Binding helpers. Text fields of the fixed-size structs are bound up to their array size, so a
  * missing NUL cannot make SQLite read past them. */

@@ -219,9 +219,15 @@ iotdm_result hub_store_telemetry_append(hub_store *store, hub_telemetry *msg)
         return IOTDM_E_TOO_LARGE;
     const char *sys, *app;
     size_t sys_len, app_len;
-    iotdm_result r = store_dump(store, 0, msg->system_properties, &sys, &sys_len);
-    if (r == IOTDM_OK)
-        r = store_dump(store, 1, msg->properties, &app, &app_len);
+    iotdm_result r = IOTDM_OK;
+    if (msg->system_json && msg->properties_json) {
+        sys = msg->system_json, sys_len = msg->system_json_len;
+        app = msg->properties_json, app_len = msg->properties_json_len;
+    } else {
+        r = store_dump(store, 0, msg->system_properties, &sys, &sys_len);
+        if (r == IOTDM_OK)
+            r = store_dump(store, 1, msg->properties, &app, &app_len);
+    }
     if (r == IOTDM_OK)
         r = store_write_begin(store);
     if (r != IOTDM_OK)
