@@ -45,7 +45,7 @@ typedef struct hub {
     struct event_base *base;
     hub_store *store;
     SSL_CTX *tls;       /* MQTT: asks for client certificates */
-    SSL_CTX *https_tls; /* HTTPS: does not */
+    SSL_CTX *https_tls; /* HTTPS: asks per connection (http/server.c), for DPS X.509 */
     strmap *conns;      /* client id ("dev" or "dev/mod") -> hub_mqtt_conn*, the live connection */
     hub_http *http;
     hub_methods *methods;
