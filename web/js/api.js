@@ -1,6 +1,6 @@
 // The hub's service REST API, same-origin (the hub serves this page), with Azure's error bodies
-// turned into HubError {status, code, message}.
-import { authHeader } from './auth.js';
+// turned into HubError {status, code, message}. The provisioning service's calls are in dps.js.
+import * as auth from './auth.js';
 
 const API_VERSION = '2021-04-12';
 const enc = encodeURIComponent;
@@ -13,12 +13,14 @@ export class HubError extends Error {
   }
 }
 
-// {"Message":"ErrorCode:X;text","ExceptionMessage":"…"} → {code, text}; tolerant of other shapes.
+// {"Message":"ErrorCode:X;text","ExceptionMessage":"…"} (IoT Hub) or {"errorCode":401002,"message":
+// "text",…} (DPS) → {code, text}; tolerant of other shapes.
 export function parseErrorBody(text, status, headerCode) {
   let code = headerCode || '';
   let message = '';
   try {
     const j = JSON.parse(text);
+    if (!code && (typeof j.errorCode === 'number' || typeof j.errorCode === 'string')) code = String(j.errorCode);
     const m = typeof j.Message === 'string' ? j.Message : typeof j.message === 'string' ? j.message : '';
     const mm = /^ErrorCode:([^;]*);([\s\S]*)$/.exec(m);
     if (mm) {
@@ -33,15 +35,18 @@ export function parseErrorBody(text, status, headerCode) {
 }
 
 const listeners = new Set();
-// fn(err) is called for every 401, so the app can offer to sign in again.
+// fn(err, cred) is called for every 401, so the app can offer to sign in again to that service.
 export function onUnauthorized(fn) {
   listeners.add(fn);
 }
 
-// silent: a 401 is only thrown, not announced (the sign-in check).
-export async function request(method, path, { body, headers = {}, signal, silent = false } = {}) {
-  const url = `${path}${path.includes('?') ? '&' : '?'}api-version=${API_VERSION}`;
-  const h = { Authorization: await authHeader(), Accept: 'application/json', ...headers };
+// silent: a 401 is only thrown, not announced (the sign-in check). cred: whose policy signs the
+// request (the hub's unless said otherwise).
+export async function request(method, path, {
+  body, headers = {}, signal, silent = false, cred = auth.hub, apiVersion = API_VERSION,
+} = {}) {
+  const url = `${path}${path.includes('?') ? '&' : '?'}api-version=${apiVersion}`;
+  const h = { Authorization: await cred.authHeader(), Accept: 'application/json', ...headers };
   const init = { method, headers: h, signal, cache: 'no-store' };
   if (body !== undefined) {
     h['Content-Type'] = 'application/json; charset=utf-8';
@@ -58,7 +63,7 @@ export async function request(method, path, { body, headers = {}, signal, silent
   if (!res.ok) {
     const { code, message } = parseErrorBody(text, res.status, res.headers.get('iothub-errorcode'));
     const err = new HubError(res.status, code, message);
-    if (res.status === 401 && !silent) for (const fn of listeners) fn(err);
+    if (res.status === 401 && !silent) for (const fn of listeners) fn(err, cred);
     throw err;
   }
   let json;

@@ -1,7 +1,6 @@
-// Sign-in with a shared access policy connection string, kept in sessionStorage (gone when the
-// tab closes), and SAS tokens computed in the browser with WebCrypto, renewed before expiry.
+// Sign-in with shared access policy connection strings, kept in sessionStorage (gone when the tab
+// closes), and SAS tokens computed in the browser with WebCrypto, renewed before expiry.
 
-const STORAGE_KEY = 'iotdm.connectionString';
 const TOKEN_TTL_S = 3600;
 const RENEW_BEFORE_S = 300;
 
@@ -32,7 +31,65 @@ export function parseConnectionString(text) {
   return { host: parts.HostName, policy: parts.SharedAccessKeyName, key: parts.SharedAccessKey, keyBytes };
 }
 
-let session = null; // {text, host, policy, keyBytes, cryptoKey, token, tokenExpiry}
+// One service's credentials: its connection string (kept in sessionStorage under storageKey) and
+// the SAS token signed with it. The hub and the provisioning service each have one: as in Azure,
+// they are separate services with separate policies (iothubowner, provisioningserviceowner).
+export class Credential {
+  constructor(storageKey) {
+    this.storageKey = storageKey;
+    this.session = null; // {text, host, policy, cryptoKey, token, tokenExpiry}
+  }
+
+  // Restores the session of this tab, if any. Returns true when signed in.
+  async restore() {
+    const text = sessionStorage.getItem(this.storageKey);
+    if (!text) return false;
+    try {
+      this.session = await makeSession(text);
+      return true;
+    } catch (_) {
+      sessionStorage.removeItem(this.storageKey);
+      return false;
+    }
+  }
+
+  // Starts a session; `verify` (async) is called with it active and may throw to undo it.
+  async signIn(text, verify) {
+    const s = await makeSession(text);
+    const previous = this.session;
+    this.session = s;
+    try {
+      if (verify) await verify();
+    } catch (e) {
+      this.session = previous;
+      throw e;
+    }
+    sessionStorage.setItem(this.storageKey, s.text);
+  }
+
+  signOut() {
+    this.session = null;
+    sessionStorage.removeItem(this.storageKey);
+  }
+
+  current() {
+    return this.session ? { host: this.session.host, policy: this.session.policy } : null;
+  }
+
+  // The Authorization header for the next request: the cached token, or a new one when the cached
+  // one expires within RENEW_BEFORE_S seconds.
+  async authHeader() {
+    const s = this.session;
+    if (!s) throw new ConnStringError('Not signed in.');
+    const now = Math.floor(Date.now() / 1000);
+    if (!s.token || s.tokenExpiry - now < RENEW_BEFORE_S) {
+      const expiry = now + TOKEN_TTL_S;
+      s.token = await sasToken(s, expiry);
+      s.tokenExpiry = expiry;
+    }
+    return s.token;
+  }
+}
 
 async function makeSession(text) {
   const cs = parseConnectionString(text);
@@ -43,40 +100,17 @@ async function makeSession(text) {
   return { text: text.trim(), host: cs.host, policy: cs.policy, cryptoKey, token: null, tokenExpiry: 0 };
 }
 
-// Restores the session of this tab, if any. Returns true when signed in.
-export async function restore() {
-  const text = sessionStorage.getItem(STORAGE_KEY);
-  if (!text) return false;
+// The hub's service API (owner.connstr) and the provisioning service's (dps.connstr).
+export const hub = new Credential('iotdm.connectionString');
+export const dps = new Credential('iotdm.dpsConnectionString');
+
+// Either service's connection string looks the same: the policy name tells which it is meant for.
+export function looksLikeDps(text) {
   try {
-    session = await makeSession(text);
-    return true;
+    return /provisioning/i.test(parseConnectionString(text).policy);
   } catch (_) {
-    sessionStorage.removeItem(STORAGE_KEY);
     return false;
   }
-}
-
-// Starts a session; `verify` (async) is called with it active and may throw to undo it.
-export async function signIn(text, verify) {
-  const s = await makeSession(text);
-  const previous = session;
-  session = s;
-  try {
-    if (verify) await verify();
-  } catch (e) {
-    session = previous;
-    throw e;
-  }
-  sessionStorage.setItem(STORAGE_KEY, s.text);
-}
-
-export function signOut() {
-  session = null;
-  sessionStorage.removeItem(STORAGE_KEY);
-}
-
-export function current() {
-  return session ? { host: session.host, policy: session.policy } : null;
 }
 
 function b64(bytes) {
@@ -86,23 +120,8 @@ function b64(bytes) {
 }
 
 // SharedAccessSignature sr={host}&sig={urlencoded b64 HMAC-SHA256 of "{host}\n{expiry}"}&se=…&skn=…
-export async function sasToken(s = session, expiry = Math.floor(Date.now() / 1000) + TOKEN_TTL_S) {
+export async function sasToken(s, expiry = Math.floor(Date.now() / 1000) + TOKEN_TTL_S) {
   const sr = encodeURIComponent(s.host);
   const mac = await crypto.subtle.sign('HMAC', s.cryptoKey, new TextEncoder().encode(`${sr}\n${expiry}`));
   return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(b64(mac))}&se=${expiry}&skn=${encodeURIComponent(s.policy)}`;
-}
-
-// The Authorization header for the next request: the cached token, or a new one when the cached
-// one expires within RENEW_BEFORE_S seconds.
-export async function authHeader() {
-  if (!session) throw new ConnStringError('Not signed in.');
-  const now = Math.floor(Date.now() / 1000);
-  if (!session.token || session.tokenExpiry - now < RENEW_BEFORE_S) {
-    const s = session;
-    const expiry = now + TOKEN_TTL_S;
-    const token = await sasToken(s, expiry);
-    s.token = token;
-    s.tokenExpiry = expiry;
-  }
-  return session.token;
 }

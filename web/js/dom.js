@@ -234,6 +234,23 @@ export async function copyText(text, what = 'Value') {
   }
 }
 
+// A secret shown as dots until revealed; copy works either way.
+export function secretRow(id, text, what) {
+  const shown = h('code', { class: 'mono', id, style: 'overflow-wrap:anywhere;flex:1;min-width:0' }, '••••••••••••••••••••');
+  let visible = false;
+  const toggle = h('button', {
+    type: 'button', class: 'btn btn-small', 'aria-controls': id, 'aria-pressed': 'false',
+    onclick: () => {
+      visible = !visible;
+      shown.textContent = visible ? text : '••••••••••••••••••••';
+      toggle.textContent = visible ? 'Hide' : 'Show';
+      toggle.setAttribute('aria-pressed', String(visible));
+    },
+  }, 'Show');
+  return h('div', { class: 'secret' }, shown, toggle,
+    h('button', { type: 'button', class: 'btn btn-small', onclick: () => copyText(text, what) }, 'Copy'));
+}
+
 // An error box for a failed load, with the hub's error code when there is one.
 export function errorBox(err, what) {
   return h('div', { class: 'error-box', role: 'alert' },

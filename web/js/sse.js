@@ -1,6 +1,6 @@
 // GET /iotdm/events as server-sent events, read with fetch streaming (EventSource cannot send an
 // Authorization header). Reconnects after a failure and resumes with Last-Event-ID.
-import { authHeader } from './auth.js';
+import { hub } from './auth.js';
 import { parseErrorBody } from './api.js';
 
 // Feeds text chunks, calls onEvent({id, event, data}) per complete event (data parsed as JSON
@@ -63,7 +63,7 @@ export function openEvents({ deviceId, from = 'end', onEvent, onState = () => {}
     const q = new URLSearchParams();
     if (lastId === null) q.set('from', String(from));
     if (deviceId) q.set('deviceId', deviceId);
-    const headers = { Authorization: await authHeader(), Accept: 'text/event-stream' };
+    const headers = { Authorization: await hub.authHeader(), Accept: 'text/event-stream' };
     if (lastId !== null) headers['Last-Event-ID'] = lastId;
     controller = new AbortController();
     onState('connecting');

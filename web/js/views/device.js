@@ -2,7 +2,7 @@
 // telemetry chart, and cloud-to-device messages. One event stream per page keeps it all live.
 import * as api from '../api.js';
 import * as auth from '../auth.js';
-import { h, clear, timeEl, toast, withBusy, confirmDialog, copyText, errorBox, errorText, isNever } from '../dom.js';
+import { h, clear, timeEl, toast, withBusy, confirmDialog, errorBox, errorText, isNever, secretRow } from '../dom.js';
 import { ModelSet, hasType, label } from '../dtdl.js';
 import { componentPanel } from '../components.js';
 import { openEvents } from '../sse.js';
@@ -17,23 +17,6 @@ function connectionPill(state) {
 
 function statusPill(status) {
   return h('span', { class: `pill plain ${status === 'disabled' ? 'bad' : 'info'}` }, status === 'disabled' ? 'Disabled' : 'Enabled');
-}
-
-// A secret shown as dots until revealed; copy works either way.
-function secretRow(id, text, what) {
-  const shown = h('code', { class: 'mono', id, style: 'overflow-wrap:anywhere;flex:1;min-width:0' }, '••••••••••••••••••••');
-  let visible = false;
-  const toggle = h('button', {
-    type: 'button', class: 'btn btn-small', 'aria-controls': id, 'aria-pressed': 'false',
-    onclick: () => {
-      visible = !visible;
-      shown.textContent = visible ? text : '••••••••••••••••••••';
-      toggle.textContent = visible ? 'Hide' : 'Show';
-      toggle.setAttribute('aria-pressed', String(visible));
-    },
-  }, 'Show');
-  return h('div', { class: 'secret' }, shown, toggle,
-    h('button', { type: 'button', class: 'btn btn-small', onclick: () => copyText(text, what) }, 'Copy'));
 }
 
 function identityCard(d) {
@@ -292,7 +275,7 @@ export function renderDevice(root, deviceId, initialTab) {
       return;
     }
     if (state.destroyed) return;
-    const session = auth.current();
+    const session = auth.hub.current();
     ctx.host = session ? session.host : location.hostname;
 
     renderHeader();

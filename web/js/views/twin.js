@@ -3,8 +3,8 @@
 import * as api from '../api.js';
 import { h, clear, jsonView, prettyJson, toast, withBusy, dialog, errorText, stripMeta, mergeDiff, patchChanges, isPlainObject, copyText } from '../dom.js';
 
-const MAX_DESIRED = 32 * 1024;
-const MAX_TAGS = 8 * 1024;
+export const MAX_DESIRED = 32 * 1024;
+export const MAX_TAGS = 8 * 1024;
 
 // JSON.parse with a readable error (line and column).
 export function parseJsonText(text, what) {
