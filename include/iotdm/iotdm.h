@@ -5,6 +5,7 @@
 #include "iotdm/client.h"
 #include "iotdm/handler.h"
 #include "iotdm/methods.h"
+#include "iotdm/provision.h"
 #include "iotdm/result.h"
 #include "iotdm/telemetry.h"
 #include "iotdm/twin.h"

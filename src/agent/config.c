@@ -2,11 +2,13 @@
 #include "agent/config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/base64.h"
 #include "common/connstr.h"
 #include "common/kvconf.h"
 #include "common/log.h"
@@ -84,6 +86,31 @@ static bool read_secret_file(const char *path, char *out, size_t cap)
     return ok && n > 0;
 }
 
+/* A DPS key file: the first line, base64. The error names the file, never its content. */
+static iotdm_result read_key_file(const char *setting, const char *path, char *out, size_t cap,
+                                  char *error, size_t error_cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(error, error_cap, "cannot read %s %s: %s", setting, path, strerror(errno));
+        return IOTDM_E_MALFORMED;
+    }
+    fclose(f);
+    /* DPS keys are 16 to 64 bytes; anything else is the wrong file. */
+    unsigned char raw[128];
+    long n =
+        read_secret_file(path, out, cap) ? base64_decode(out, strlen(out), raw, sizeof raw) : -1;
+    memset(raw, 0, sizeof raw);
+    if (n < 16 || n > 64) {
+        memset(out, 0, cap);
+        snprintf(error, error_cap,
+                 "%s %s does not hold a base64 key of 16-64 bytes on its first line", setting,
+                 path);
+        return IOTDM_E_MALFORMED;
+    }
+    return IOTDM_OK;
+}
+
 static bool apply_connection_string(agent_config *cfg, const char *cs)
 {
     char host[256], id[129], key[128];
@@ -119,6 +146,10 @@ static const struct {
     STR_SETTING("download-ca-file", download_ca_file),
     STR_SETTING("transfer-helper", transfer_helper),
     STR_SETTING("tpm-tcti", tpm_tcti),
+    STR_SETTING("dps-endpoint", dps_endpoint),
+    STR_SETTING("dps-id-scope", dps_id_scope),
+    STR_SETTING("dps-registration-id", dps_registration_id),
+    STR_SETTING("limpet", limpet),
 };
 
 static iotdm_result apply(agent_config *cfg, const char *name, const char *value, char *error,
@@ -135,13 +166,25 @@ static iotdm_result apply(agent_config *cfg, const char *name, const char *value
     bool ok = false, b;
     long n;
     char *end;
-    if (!strcmp(name, "hub-port") || !strcmp(name, "hub-https-port")) {
+    if (!strcmp(name, "hub-port") || !strcmp(name, "hub-https-port") || !strcmp(name, "dps-port")) {
         n = strtol(value, &end, 10);
         ok = *value && !*end && n > 0 && n < 65536;
         if (ok && !strcmp(name, "hub-port"))
             cfg->hub_port = (unsigned)n;
+        else if (ok && !strcmp(name, "dps-port"))
+            cfg->dps_port = (unsigned)n;
         else if (ok)
             cfg->hub_https_port = (unsigned)n;
+    } else if (!strcmp(name, "dps-retry-max")) {
+        n = strtol(value, &end, 10);
+        ok = *value && !*end && n >= 1 && n <= 86400;
+        if (ok)
+            cfg->dps_retry_max_s = (unsigned)n;
+    } else if (!strcmp(name, "dps-key-file")) {
+        return read_key_file(name, value, cfg->dps_key, sizeof cfg->dps_key, error, cap);
+    } else if (!strcmp(name, "dps-group-key-file")) {
+        return read_key_file(name, value, cfg->dps_group_key, sizeof cfg->dps_group_key, error,
+                             cap);
     } else if (!strcmp(name, "tpm-slot")) {
         n = strtol(value, &end, 10);
         ok = *value && !*end && n >= 0 && n <= 9;
@@ -187,12 +230,78 @@ void agent_config_defaults(agent_config *cfg)
     cfg->hub_port = 8883;
     cfg->hub_https_port = 443;
     cfg->tpm_slot = -1;
+    cfg->dps_port = 8883;
+    cfg->dps_retry_max_s = 300;
+    set_str(cfg->dps_endpoint, sizeof cfg->dps_endpoint, "global.azure-devices-provisioning.net");
     set_str(cfg->state_dir, sizeof cfg->state_dir, "/var/lib/iotdm");
     set_str(cfg->configd_socket, sizeof cfg->configd_socket, "/run/iotdm/configd.sock");
     set_str(cfg->model_id, sizeof cfg->model_id, "dtmi:iotdm:DeviceManagement;1");
     set_str(cfg->reboot_inhibit_file, sizeof cfg->reboot_inhibit_file, "/run/iotdm/reboot-inhibit");
     set_str(cfg->time_service_priority, sizeof cfg->time_service_priority, "remote");
     select_all(&cfg->capabilities);
+}
+
+bool agent_config_uses_dps(const agent_config *cfg)
+{
+    return cfg->dps_id_scope[0] != '\0';
+}
+
+static bool any_dps_setting(const agent_config *cfg)
+{
+    return cfg->dps_registration_id[0] || cfg->dps_key[0] || cfg->dps_group_key[0];
+}
+
+/* §3.1, checked here too so that a typo stops the agent at once instead of being retried. */
+static bool valid_registration_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)id[i]) && !strchr("-._:", id[i]))
+            return false;
+    return true;
+}
+
+static const char *dps_problem(const agent_config *cfg)
+{
+    if (!agent_config_uses_dps(cfg))
+        return "dps-registration-id, dps-key-file and dps-group-key-file need dps-id-scope";
+    if (cfg->hub_host[0] || cfg->device_id[0] || cfg->device_key[0])
+        return "connection-string, hub-host, device-id and device-key cannot be combined with "
+               "dps-id-scope: DPS assigns the hub and the device id";
+    if (cfg->dps_key[0] && cfg->dps_group_key[0])
+        return "dps-key-file and dps-group-key-file exclude each other (an individual "
+               "enrollment's key, or a group enrollment's key to derive the device key from)";
+    int methods = (cfg->dps_key[0] || cfg->dps_group_key[0]) + (cfg->cert_file[0] != '\0') +
+                  (cfg->tpm_slot >= 0);
+    if (methods == 0)
+        return "DPS needs credentials: dps-key-file, dps-group-key-file, cert-file (with "
+               "key-file) or tpm-slot";
+    if (methods > 1)
+        return "DPS takes one kind of credentials: dps-key-file, dps-group-key-file, cert-file "
+               "or tpm-slot";
+    if (cfg->cert_file[0] && !cfg->key_file[0])
+        return "cert-file needs key-file";
+    if (cfg->tpm_slot >= 0 && cfg->dps_registration_id[0])
+        return "dps-registration-id is not used with tpm-slot: the TPM's endorsement key gives "
+               "the registration id";
+    if ((cfg->dps_key[0] || cfg->dps_group_key[0]) && !cfg->dps_registration_id[0])
+        return "dps-registration-id is required with dps-key-file or dps-group-key-file";
+    if (cfg->dps_registration_id[0] && !valid_registration_id(cfg->dps_registration_id))
+        return "dps-registration-id must be 1-128 of A-Z a-z 0-9 - . _ :";
+    if (!cfg->dps_endpoint[0])
+        return "dps-endpoint is empty";
+    return NULL;
+}
+
+static iotdm_result check_dps(const agent_config *cfg, char *error, size_t error_cap)
+{
+    const char *why = dps_problem(cfg);
+    if (!why)
+        return IOTDM_OK;
+    snprintf(error, error_cap, "%s", why);
+    return IOTDM_E_MALFORMED;
 }
 
 /* File keys may use '-' or '_' (hub_host = …); flags use '-'. */
@@ -233,6 +342,8 @@ iotdm_result agent_config_load(agent_config *cfg, int argc, char **argv, char *e
     }
     if (r < 0)
         return r;
+    if (agent_config_uses_dps(cfg) || any_dps_setting(cfg))
+        return check_dps(cfg, error, error_cap);
     if (cfg->tpm_slot >= 0)
         return IOTDM_OK; /* host, device id and key come from the TPM slot at start */
     const char *missing = !cfg->hub_host[0]    ? "hub-host (or connection-string)"

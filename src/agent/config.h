@@ -32,7 +32,21 @@ typedef struct {
     char time_service_priority[8]; /* local | remote */
     int tpm_slot;                  /* -1: no TPM; else the limpet slot holding URI and key */
     char tpm_tcti[256];            /* TPM access; empty: $TPM2TOOLS_TCTI or /dev/tpmrm0 */
+    /* DPS (provision.c); used when dps_id_scope is set. The hub and device id then come from
+     * DPS's assignment, the credentials from one of: dps_key (individual enrollment),
+     * dps_group_key (group enrollment, the device key derived), cert_file (X.509), tpm_slot. */
+    char dps_endpoint[256];
+    unsigned dps_port; /* MQTT over TLS; 8883 */
+    char dps_id_scope[65];
+    char dps_registration_id[129];
+    char dps_key[128];        /* secret: never logged */
+    char dps_group_key[128];  /* secret: never logged */
+    unsigned dps_retry_max_s; /* longest wait between DPS attempts; 300 */
+    char limpet[512];         /* limpet, for TPM registration ("" = beside the agent, or PATH) */
 } agent_config;
+
+/* True when the agent gets its identity from DPS. */
+bool agent_config_uses_dps(const agent_config *cfg);
 
 void agent_config_defaults(agent_config *cfg);
 /* Reads the config file (missing is fine only when it is the default path), then the flags.

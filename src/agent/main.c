@@ -11,6 +11,7 @@
 
 #include "agent/config.h"
 #include "agent/configd_link.h"
+#include "agent/provision.h"
 #include "agent/tpm_auth.h"
 #include "agent/transfer_client.h"
 #include "capabilities/capabilities.h"
@@ -21,6 +22,13 @@
 #define AGENT_VERSION   "0.1.0"
 #define MAX_SLEEP_MS    1000 /* schedules are checked at least this often */
 #define REBOOT_DRAIN_MS 3000 /* after a simulated reboot: time to flush the outbox */
+/* dm*reprovision: time for the method's answer to leave before the client goes. */
+#define REPROVISION_DRAIN_MS 1000
+/* A hub refusal re-provisions at once the first time; again within this many seconds of
+ * connecting, it waits (doubling from REFUSAL_WAIT_MS up to dps-retry-max): DPS may keep
+ * assigning an identity the hub keeps refusing, and that must not become a hot loop. */
+#define REFUSAL_STABLE_MS 60000
+#define REFUSAL_WAIT_MS   15000
 
 static volatile sig_atomic_t stop_requested;
 
@@ -33,7 +41,16 @@ typedef struct {
     cap_set caps;
     int64_t exit_at_ms; /* 0: running; else exit once drained or at this time */
     const char *test_clock_file;
+    /* DPS (provision.c): the identity comes from the assignment */
+    bool dps;
+    int64_t reprovision_at;   /* monotonic ms: leave the hub and register again; 0: no */
+    bool reprovision_refused; /* because the hub refused the identity (else: the command) */
+    unsigned refusals;        /* hub refusals answered by re-provisioning, in a row */
+    int64_t connected_since;  /* monotonic ms; 0 while not connected */
+    agent_assignment assignment;
 } agent;
+
+typedef enum { RUN_STOP, RUN_REPROVISION } run_outcome;
 
 static void on_signal(int sig)
 {
@@ -76,6 +93,24 @@ static void usage(FILE *out)
         "  log-level LEVEL        error, warn, info, debug\n"
         "  -h, --help             this text\n"
         "\n"
+        "Provisioning through DPS instead of a fixed hub and device id (no connection-string,\n"
+        "hub-host, device-id or device-key then): on first start the agent registers, stores\n"
+        "the assignment in STATE-DIR/identity/provisioning.json and connects; later starts\n"
+        "reuse it. It registers again on dm*reprovision or when the hub refuses the identity.\n"
+        "  dps-id-scope SCOPE     the DPS ID scope (turns DPS on)\n"
+        "  dps-endpoint HOST      DPS host (global.azure-devices-provisioning.net)\n"
+        "  dps-port PORT          DPS MQTT over TLS port (8883)\n"
+        "  dps-registration-id ID the registration id (X.509: default the certificate's CN;\n"
+        "                         TPM: from the endorsement key, not set)\n"
+        "  dps-key-file FILE      individual enrollment: its symmetric key\n"
+        "  dps-group-key-file FILE  group enrollment: the group key (device key derived)\n"
+        "  cert-file, key-file    X.509 enrollment: the device certificate\n"
+        "  tpm-slot N             TPM enrollment: limpet registers over HTTPS into slot N\n"
+        "  limpet PATH            limpet for TPM registration (default: beside iotdm-agent,\n"
+        "                         else on PATH)\n"
+        "  dps-retry-max SECONDS  longest wait between DPS attempts (300)\n"
+        "  ca-file is also DPS's trust anchors.\n"
+        "\n"
         "SIGTERM stops it; queued reports stay in the outbox for the next start.\n",
         AGENT_DEFAULT_CONFIG);
 }
@@ -92,8 +127,42 @@ static void on_connection(void *ctx, iotdm_connection_state state, const char *r
     agent *a = ctx;
     static const char *const names[] = {"disconnected", "connecting", "connected", "refused"};
     log_info("agent", "connection %s: %s", names[state], reason ? reason : "");
-    if (state == IOTDM_CONNECTION_CONNECTED)
+    int64_t now = time_mono_ms();
+    if (state == IOTDM_CONNECTION_CONNECTED) {
+        a->connected_since = now;
         cap_set_report_static(&a->caps);
+        return;
+    }
+    if (a->connected_since && now - a->connected_since >= REFUSAL_STABLE_MS)
+        a->refusals = 0;
+    a->connected_since = 0;
+    /* Without DPS the client keeps retrying slowly by itself: today's behaviour. */
+    if (state == IOTDM_CONNECTION_REFUSED && a->dps && !a->reprovision_at) {
+        log_warn("agent", "the hub refused device %s (%s): registering with DPS again",
+                 a->cfg.device_id, reason ? reason : "");
+        a->reprovision_at = now;
+        a->reprovision_refused = true;
+    }
+}
+
+/* cap_env.reprovision, for dm*reprovision. */
+static iotdm_result reprovision_requested(void *ctx, char *err, size_t err_cap)
+{
+    agent *a = ctx;
+    if (!a->dps) {
+        snprintf(err, err_cap,
+                 "this device is not provisioned through DPS (no dps-id-scope in its "
+                 "configuration)");
+        return IOTDM_E_UNSUPPORTED;
+    }
+    if (a->reprovision_at) {
+        snprintf(err, err_cap, "a re-provisioning is already under way");
+        return IOTDM_E_EXISTS;
+    }
+    log_info("agent", "dm*reprovision: registering with DPS again");
+    a->reprovision_at = time_mono_ms() + REPROVISION_DRAIN_MS;
+    a->reprovision_refused = false;
+    return IOTDM_OK;
 }
 
 /* The scheduler's clock: the real one, or in tests a file holding epoch milliseconds. */
@@ -180,6 +249,7 @@ static iotdm_result start(agent *a)
         .now_ms = scheduler_now,
         .clock_ctx = a,
         .reboot_happened = reboot_happened,
+        .reprovision = reprovision_requested,
         .agent_ctx = a,
         .state_dir = a->cfg.state_dir,
         .sw_version = "iotdm-agent " AGENT_VERSION,
@@ -215,17 +285,90 @@ static bool should_exit(agent *a)
     return s.reported_pending == 0 || time_mono_ms() >= a->exit_at_ms;
 }
 
-static void run(agent *a)
+static run_outcome run(agent *a)
 {
     struct pollfd pfd = {.fd = iotdm_client_fd(a->client), .events = POLLIN};
     while (!should_exit(a)) {
-        int n = poll(&pfd, 1, timeout_ms(a));
+        int t = timeout_ms(a);
+        if (a->reprovision_at) {
+            int64_t left = a->reprovision_at - time_mono_ms();
+            if (left <= 0)
+                return RUN_REPROVISION;
+            t = left < t ? (int)left : t;
+        }
+        int n = poll(&pfd, 1, t);
         if (n < 0 && errno != EINTR) {
             log_error("agent", "poll: %s", strerror(errno));
             break;
         }
         iotdm_client_process(a->client);
         cap_set_run_due(&a->caps, scheduler_now(a));
+    }
+    return RUN_STOP;
+}
+
+/* Everything start() made; the agent may start again (after re-provisioning). */
+static void stop_all(agent *a)
+{
+    cap_set_stop(&a->caps);
+    iotdm_client_free(a->client);
+    a->client = NULL;
+    agent_configd_deinit(&a->configd);
+    /* The TPM must be free: limpet may be about to register through it. */
+    agent_tpm_auth_deinit();
+}
+
+static bool stop_now(void *ctx)
+{
+    (void)ctx;
+    return stop_requested != 0;
+}
+
+/* The wait before registering again after the hub refused the identity. */
+static int64_t refusal_wait_ms(agent *a)
+{
+    unsigned n = a->refusals++;
+    if (n == 0)
+        return 0;
+    int64_t w = (int64_t)REFUSAL_WAIT_MS << (n - 1 < 16 ? n - 1 : 16);
+    int64_t max = (int64_t)a->cfg.dps_retry_max_s * 1000;
+    return w < max ? w : max;
+}
+
+/* Connects with the configured identity, or DPS's: until stopped, re-provisioning whenever the
+ * hub refuses the identity or dm*reprovision asks. Returns the exit status. */
+static int serve(agent *a)
+{
+    bool force = false;
+    int64_t delay = 0;
+    for (;;) {
+        if (a->dps) {
+            iotdm_result r = agent_provision(&a->cfg, force, delay, stop_now, a, &a->assignment);
+            if (r == -ECANCELED)
+                return 0;
+            if (r < 0)
+                return 1;
+        }
+        log_info("agent", "starting version=%s device=%s hub=%s:%u", AGENT_VERSION,
+                 a->cfg.device_id, a->cfg.hub_host, a->cfg.hub_port);
+        a->reprovision_at = 0;
+        iotdm_result r = start(a);
+        run_outcome outcome = RUN_STOP;
+        if (r == IOTDM_OK)
+            outcome = run(a);
+        bool refused = a->reprovision_refused;
+        stop_all(a);
+        /* An emptied TPM slot (a cleared TPM) is a refusal too: DPS can fill it again. */
+        if (r == IOTDM_E_UNAUTHORIZED && a->dps && a->cfg.tpm_slot >= 0) {
+            outcome = RUN_REPROVISION;
+            refused = true;
+        } else if (r < 0) {
+            return 1;
+        }
+        if (outcome == RUN_STOP)
+            return 0;
+        force = true;
+        delay = refused ? refusal_wait_ms(a) : 0;
     }
 }
 
@@ -247,17 +390,12 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    log_info("agent", "starting version=%s device=%s hub=%s:%u", AGENT_VERSION, a.cfg.device_id,
-             a.cfg.hub_host, a.cfg.hub_port);
-    int status = 1;
-    if (start(&a) == IOTDM_OK) {
-        run(&a);
-        status = 0;
-    }
-    cap_set_stop(&a.caps);
-    iotdm_client_free(a.client);
-    agent_configd_deinit(&a.configd);
-    agent_tpm_auth_deinit();
+    a.dps = agent_config_uses_dps(&a.cfg);
+    int status = serve(&a);
+    /* The keys lived in the config for re-provisioning; zero them on the way out. */
+    memset(a.cfg.device_key, 0, sizeof a.cfg.device_key);
+    memset(a.cfg.dps_key, 0, sizeof a.cfg.dps_key);
+    memset(a.cfg.dps_group_key, 0, sizeof a.cfg.dps_group_key);
     log_info("agent", "stopped");
     return status;
 }

@@ -38,6 +38,10 @@ typedef struct cap_env {
     /* After a simulated reboot the agent exits, as the machine would have gone down; its
      * supervisor starts it again. */
     void (*reboot_happened)(void *ctx);
+    /* dm*reprovision: asks the agent to register with DPS again once the answer is on its way.
+     * IOTDM_E_UNSUPPORTED when the device is not provisioned through DPS, IOTDM_E_EXISTS while
+     * a re-provisioning is under way; err says why. NULL: never supported. */
+    iotdm_result (*reprovision)(void *ctx, char *err, size_t err_cap);
     void *agent_ctx;
     const char *state_dir;
     const char *sw_version;
@@ -106,6 +110,9 @@ void cap_factory_reset_stop(void *state);
 iotdm_result cap_time_start(cap_env *env, void **out_state);
 void cap_time_stop(void *state);
 iotdm_result cap_report_start(cap_set *set);
+/* dm*reprovision (provisioning.c): registered whatever the configuration, so that a device
+ * without DPS answers why instead of "no such method". */
+iotdm_result cap_provisioning_start(cap_env *env);
 /* Issue 4: certificates.c, wifi.c, telemetry_level.c, apps.c, updates.c, logs.c. */
 iotdm_result cap_certificates_start(cap_env *env, void **out_state);
 void cap_certificates_stop(void *state);

@@ -41,6 +41,8 @@ iotdm_result cap_set_start(cap_set *set, cap_env *env, const cap_selection *whic
         add_timer(set, t);
     if (r == IOTDM_OK)
         r = cap_report_start(set);
+    if (r == IOTDM_OK)
+        r = cap_provisioning_start(env);
     if (r < 0)
         log_error("agent", "cannot start the capabilities: %s", iotdm_result_message(r));
     return r;
