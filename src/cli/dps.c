@@ -430,6 +430,30 @@ static int cmd_registration_delete(cli_ctx *ctx, const cli_args *a)
     return remove_one(ctx, a, &kind_registration);
 }
 
+/* ---- scope (GET /iotdm/dps, an iotdm-hub extension) */
+
+static const cli_field scope_fields[] = {
+    {"ID scope", "idScope"},
+    {"Global endpoint", "globalEndpoint"},
+};
+
+static int cmd_scope(cli_ctx *ctx, const cli_args *a)
+{
+    (void)a;
+    cli_response r;
+    int rc = dps_call(ctx, "GET", "/iotdm/dps", NULL, NULL, &r);
+    if (rc == CLI_EXIT_OK && !json_is_string(json_object_get(r.json, "idScope"))) {
+        cli_error("the hub's answer names no ID scope");
+        rc = CLI_EXIT_ERROR;
+    }
+    if (rc == CLI_EXIT_OK && ctx->json)
+        cli_print_json(r.json);
+    else if (rc == CLI_EXIT_OK)
+        cli_print_fields(r.json, scope_fields, N(scope_fields));
+    cli_response_free(&r);
+    return rc;
+}
+
 /* ---- derive-key (local) */
 
 static int cmd_derive_key(cli_ctx *ctx, const cli_args *a)
@@ -547,6 +571,35 @@ static const cli_cmd derive_cmd = {
     cmd_derive_key,
     NULL};
 
+static const cli_cmd scope_cmd = {
+    "scope",
+    "Print the ID scope and the global endpoint that devices register with (iotdm-hub's "
+    "GET /iotdm/dps).",
+    NULL,
+    0,
+    NULL,
+    0,
+    0,
+    cmd_scope,
+    NULL};
+
+/* Commands without a subcommand, with their line in 'iotdm dps --help'. */
+static const struct {
+    const cli_cmd *cmd;
+    const char *summary;
+} single_cmds[] = {
+    {&scope_cmd, "The ID scope and the global endpoint for devices"},
+    {&derive_cmd, "A device's key in a symmetric-key group"},
+};
+
+static const cli_cmd *find_single(const char *name)
+{
+    for (size_t i = 0; i < N(single_cmds); i++)
+        if (!strcmp(single_cmds[i].cmd->name, name))
+            return single_cmds[i].cmd;
+    return NULL;
+}
+
 static const cli_group dps_groups[] = {
     {"enrollment", "Individual enrollments: create, list, show, delete", enrollment_cmds,
      N(enrollment_cmds)},
@@ -568,7 +621,8 @@ static void print_dps_help(FILE *out)
           out);
     for (size_t i = 0; i < N(dps_groups); i++)
         fprintf(out, "  %-22s %s\n", dps_groups[i].name, dps_groups[i].summary);
-    fprintf(out, "  %-22s %s\n", derive_cmd.name, "A device's key in a symmetric-key group");
+    for (size_t i = 0; i < N(single_cmds); i++)
+        fprintf(out, "  %-22s %s\n", single_cmds[i].cmd->name, single_cmds[i].summary);
     fputs("\nRun 'iotdm dps <command> --help' for its subcommands and options.\n", out);
 }
 
@@ -607,9 +661,10 @@ int cli_dps_main(cli_ctx *ctx, int argc, char **argv)
         print_dps_help(argc < 1 ? stderr : stdout);
         return argc < 1 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
     }
-    if (!strcmp(argv[0], derive_cmd.name)) {
-        snprintf(prog, sizeof prog, "iotdm dps %s", derive_cmd.name);
-        return run_cmd(ctx, prog, &derive_cmd, argc - 1, argv + 1);
+    const cli_cmd *single = find_single(argv[0]);
+    if (single) {
+        snprintf(prog, sizeof prog, "iotdm dps %s", single->name);
+        return run_cmd(ctx, prog, single, argc - 1, argv + 1);
     }
     const cli_group *g = find_group(argv[0]);
     if (!g) {
@@ -636,12 +691,13 @@ int cli_dps_complete(int argc, char **argv, const char *globals)
     if (argc < 1) {
         for (size_t i = 0; i < N(dps_groups); i++)
             printf("%s\n", dps_groups[i].name);
-        printf("%s\n", derive_cmd.name);
+        for (size_t i = 0; i < N(single_cmds); i++)
+            printf("%s\n", single_cmds[i].cmd->name);
         return CLI_EXIT_OK;
     }
     const cli_group *g = find_group(argv[0]);
-    if (!strcmp(argv[0], derive_cmd.name)) {
-        cmd = &derive_cmd;
+    if (find_single(argv[0])) {
+        cmd = find_single(argv[0]);
     } else if (g && argc < 2) {
         for (size_t i = 0; i < g->ncmds; i++)
             printf("%s\n", g->cmds[i].name);

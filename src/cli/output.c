@@ -140,11 +140,14 @@ json_t *cli_strip_metadata(const json_t *v, bool drop_version)
 }
 
 /* Azure's legacy error body: {"Message":"ErrorCode:<Name>;<text>", …}; newer hubs put a JSON
- * document in Message ({"errorCode":404103,"message":"…"}). */
+ * document in Message ({"errorCode":404103,"message":"…"}); DPS answers that document itself. */
 static void hub_error_text(const cli_response *r, char *code, size_t code_cap, char *text,
                            size_t text_cap)
 {
     snprintf(code, code_cap, "%s", r->error_code);
+    const json_t *number = json_object_get(r->json, "errorCode");
+    if (!code[0] && json_is_integer(number))
+        snprintf(code, code_cap, "%lld", (long long)json_integer_value(number));
     text[0] = '\0';
     const char *msg = json_string_value(json_object_get(r->json, "Message"));
     if (!msg)

@@ -149,7 +149,8 @@ test('group enrollment with a derived key: create, list, show, register, delete'
 test('dps errors: exit codes and messages', async () => {
   const missing = await iotdm(['dps', 'enrollment', 'show', '--registration-id', h.uid('nope')]);
   assert.equal(missing.code, 3, missing.stderr);
-  assert.match(missing.stderr, /EnrollmentNotFound|not found/i);
+  // DPS's error body ({"errorCode":404201,"message":…}): its code and message.
+  assert.match(missing.stderr, /404201: enrollment '.*' does not exist/);
   assert.equal((await iotdm(['dps', 'enrollment', 'delete', '--registration-id', h.uid('nope')])).code, 3);
   assert.equal((await iotdm(['dps', 'registration', 'show', '--registration-id', h.uid('nope')])).code, 3);
 
@@ -175,6 +176,19 @@ test('dps errors: exit codes and messages', async () => {
   const badKey = await iotdm(['dps', 'enrollment', 'create', '--registration-id', h.uid('bk'), '--primary-key', 'abc']);
   assert.equal(badKey.code, 2, badKey.stderr);
   const owner = await runCli(['--ca', h.caPath, '--login', h.ownerConnStr, 'dps', 'enrollment', 'list'],
+    { env: { IOTDM_CONNECTION_STRING: undefined, HOME: home, XDG_CONFIG_HOME: undefined } });
+  assert.equal(owner.code, 4, owner.stderr);
+});
+
+test('dps scope: the ID scope and the global endpoint (GET /iotdm/dps)', async () => {
+  const j = ok(await iotdm(['--json', 'dps', 'scope']), 'scope --json');
+  assert.deepEqual(j.json, { idScope, globalEndpoint: h.host });
+  const t = ok(await iotdm(['dps', 'scope']), 'scope');
+  assert.match(t.stdout, new RegExp(`^ID scope\\s+${idScope}$`, 'm'));
+  assert.match(t.stdout, new RegExp(`^Global endpoint\\s+${h.host.replace(/\./g, '\\.')}$`, 'm'));
+  assert.match(ok(await iotdm(['dps', '--help'], { login: false }), 'help').stdout, /^ {2}scope\s/m);
+  // The IoT hub's own policy has no DPS rights (401 → 4).
+  const owner = await runCli(['--ca', h.caPath, '--login', h.ownerConnStr, 'dps', 'scope'],
     { env: { IOTDM_CONNECTION_STRING: undefined, HOME: home, XDG_CONFIG_HOME: undefined } });
   assert.equal(owner.code, 4, owner.stderr);
 });

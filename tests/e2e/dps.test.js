@@ -19,6 +19,7 @@ const { Mqtt: DeviceMqtt } = require('azure-iot-device-mqtt');
 
 let idScope;
 let svc;
+let svcAuth; // Authorization for raw calls to the DPS service API (provisioningserviceowner)
 let reg;
 
 before(async () => {
@@ -26,8 +27,20 @@ before(async () => {
   idScope = fs.readFileSync(path.join(h.dataDir, 'idscope'), 'utf8').trim();
   const connStr = fs.readFileSync(path.join(h.dataDir, 'dps.connstr'), 'utf8').trim();
   svc = ProvisioningServiceClient.fromConnectionString(connStr);
+  const cs = Object.fromEntries(connStr.split(';').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  svcAuth = h.serviceAuth(cs.SharedAccessKeyName, cs.SharedAccessKey);
   reg = h.registry();
 });
+
+// DPS's error body (azure-protocols.md §3.4, §3.9), not IoT Hub's {"Message":"ErrorCode:…"}.
+function assertDpsError(text, status, messagePattern) {
+  const j = JSON.parse(text);
+  assert.deepEqual(Object.keys(j).sort(), ['errorCode', 'message', 'timestampUtc', 'trackingId'], text);
+  assert.equal(Math.floor(j.errorCode / 1000), status, text);
+  assert.ok(j.trackingId && !Number.isNaN(Date.parse(j.timestampUtc)), text);
+  assert.match(j.message, messagePattern);
+  return j;
+}
 after(() => h.stopAll());
 
 function transport(kind) {
@@ -243,4 +256,115 @@ test('refusals: wrong key, unknown registration id, disabled enrollment create n
   assert.equal(err3.result.registrationState.errorMessage, 'the enrollment is disabled');
   assert.equal(await deviceExists(regId), false);
   await assert.rejects(svc.getDeviceRegistrationState(regId), (x) => x.response.statusCode === 404);
+});
+
+test('GET /iotdm/dps names the ID scope and the global endpoint (provisioningserviceowner only)', async () => {
+  const r = await h.rest('GET', '/iotdm/dps?api-version=2021-10-01', { auth: svcAuth });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { idScope, globalEndpoint: h.host });
+
+  // The enrollment-read right is needed: iothubowner has none, as for the enrollment API.
+  const owner = await h.rest('GET', '/iotdm/dps?api-version=2021-10-01');
+  assert.equal(owner.status, 401);
+  assertDpsError(owner.text, 401, /lacks the permission/);
+  assert.equal(owner.headers['iothub-errorcode'], undefined);
+  const none = await h.rest('GET', '/iotdm/dps/other', { auth: svcAuth });
+  assert.equal(none.status, 404);
+  assertDpsError(none.text, 404, /no such provisioning service operation/);
+});
+
+test('an X.509 enrollment or group read back (certificates as info only) and PUT with a change keeps its certificates', async () => {
+  const regId = h.uid('x509-upd');
+  const c = h.selfSignedCert(regId);
+  await svc.createOrUpdateIndividualEnrollment({
+    registrationId: regId,
+    attestation: { type: 'x509', x509: { clientCertificates: { primary: { certificate: c.cert } } } },
+  });
+  const { responseBody: e } = await svc.getIndividualEnrollment(regId);
+  const before = e.attestation.x509.clientCertificates.primary.info;
+  assert.equal(e.attestation.x509.clientCertificates.primary.certificate, undefined);
+
+  // As `az iot dps enrollment update` does: the enrollment as read back, one field changed.
+  e.provisioningStatus = 'disabled';
+  const { responseBody: upd } = await svc.createOrUpdateIndividualEnrollment(e);
+  assert.equal(upd.provisioningStatus, 'disabled');
+  assert.deepEqual(upd.attestation.x509.clientCertificates.primary.info, before);
+  const registerX509 = () => ProvisioningDeviceClient.create(h.host, idScope, new DpsHttp(),
+    new X509Security(regId, { cert: c.cert, key: c.key })).register();
+  const disabled = await h.rejects(registerX509(), 20000, 'disabled x509 registration');
+  assert.equal(disabled.result.registrationState.errorMessage, 'the enrollment is disabled');
+
+  upd.provisioningStatus = 'enabled';
+  const { responseBody: again } = await svc.createOrUpdateIndividualEnrollment(upd);
+  assert.equal(again.attestation.x509.clientCertificates.primary.info.sha256Thumbprint, before.sha256Thumbprint);
+  const res = await h.withTimeout(registerX509(), 20000, 'x509 registration after the update');
+  assert.equal(res.deviceId, regId);
+  const { responseBody: d } = await reg.get(regId);
+  assert.equal(d.authentication.x509Thumbprint.primaryThumbprint.toLowerCase(), before.sha256Thumbprint.toLowerCase());
+
+  // A group the same way.
+  const groupId = h.uid('x509-grp-upd');
+  const ca = h.selfSignedCert('upd-ca');
+  await svc.createOrUpdateEnrollmentGroup({
+    enrollmentGroupId: groupId,
+    attestation: { type: 'x509', x509: { signingCertificates: { primary: { certificate: ca.cert } } } },
+  });
+  const { responseBody: g } = await svc.getEnrollmentGroup(groupId);
+  g.initialTwin = { tags: { updated: true } };
+  const { responseBody: gu } = await svc.createOrUpdateEnrollmentGroup(g);
+  assert.deepEqual(gu.initialTwin.tags, { updated: true });
+  assert.deepEqual(gu.attestation.x509.signingCertificates.primary.info, g.attestation.x509.signingCertificates.primary.info);
+
+  // A create has no stored certificate to keep: info alone is refused, and nothing is stored.
+  const other = h.uid('x509-new');
+  const err = await h.rejects(svc.createOrUpdateIndividualEnrollment({
+    registrationId: other,
+    attestation: { type: 'x509', x509: { clientCertificates: { primary: { info: before } } } },
+  }), 10000, 'create with info only');
+  assert.equal(err.response.statusCode, 400);
+  assert.equal(err.constructor.name, 'ArgumentError');
+  assert.match(err.message, /clientCertificates\.primary\.certificate is required/);
+  assertDpsError(err.responseBody, 400, /clientCertificates\.primary\.certificate is required/);
+  await assert.rejects(svc.getIndividualEnrollment(other), (x) => x.response.statusCode === 404);
+});
+
+test('registration and group ids are checked (§3.1): 400 with the reason, nothing stored', async () => {
+  const sym = { type: 'symmetricKey', symmetricKey: {} };
+  const cases = [
+    ['BAD ID', /not spaces/],
+    ['a'.repeat(129), /129 characters long; at most 128/],
+    ['trailing.', /must end with a letter, a digit or '-'/],
+    ['semi;colon', /not ';'/],
+    ['x/y', /not '\/'/],
+  ];
+  for (const [id, why] of cases) {
+    const e = await h.rejects(svc.createOrUpdateIndividualEnrollment({ registrationId: id, attestation: sym }), 10000, id);
+    assert.equal(e.response.statusCode, 400, id);
+    assertDpsError(e.responseBody, 400, why);
+    assert.match(JSON.parse(e.responseBody).message, /^the registration id /);
+    const g = await h.rejects(svc.createOrUpdateEnrollmentGroup({ enrollmentGroupId: id, attestation: sym }), 10000, id);
+    assert.equal(g.response.statusCode, 400, id);
+    assertDpsError(g.responseBody, 400, why);
+    assert.match(JSON.parse(g.responseBody).message, /^the enrollment group id /);
+  }
+  // Every allowed character, and the longest id.
+  for (const id of ['Az09-._:x', 'dev-', 'b'.repeat(128)]) {
+    const { responseBody: ok } = await svc.createOrUpdateIndividualEnrollment({ registrationId: id, attestation: sym });
+    assert.equal(ok.registrationId, id);
+    await svc.deleteIndividualEnrollment(id);
+  }
+  // The body's id must be the path's, case aside.
+  const id = h.uid('case');
+  const put = (body) => h.rest('PUT', `/enrollments/${id}?api-version=2021-10-01`, { auth: svcAuth, body });
+  const mismatch = await put({ registrationId: `${id}-other`, attestation: sym });
+  assert.equal(mismatch.status, 400);
+  assertDpsError(mismatch.text, 400, /registrationId in the body must match the one in the path/);
+  assert.equal((await put({ registrationId: id.toUpperCase(), attestation: sym })).status, 200);
+
+  const { responseBody: all } = await svc.createIndividualEnrollmentQuery({ query: '*' }, 1000).next();
+  const { responseBody: groups } = await svc.createEnrollmentGroupQuery({ query: '*' }, 1000).next();
+  for (const [bad] of cases) {
+    assert.ok(!all.some((x) => x.registrationId === bad), `${bad} was not stored`);
+    assert.ok(!groups.some((x) => x.enrollmentGroupId === bad), `${bad} was not stored`);
+  }
 });

@@ -76,35 +76,10 @@ export async function find(kind, id) {
   }
 }
 
-// ---- the ID scope ----
-// The service API has no call that names the ID scope (Azure keeps it in its management API), so
-// the operator types it once; it is not a secret and is remembered per host in this browser.
-
-function scopeKey(host) {
-  return `iotdm.idScope.${host}`;
-}
-
-export function savedIdScope(host) {
-  return localStorage.getItem(scopeKey(host)) || '';
-}
-
-export function saveIdScope(host, scope) {
-  if (scope) localStorage.setItem(scopeKey(host), scope);
-  else localStorage.removeItem(scopeKey(host));
-}
-
-// Asks the device API whether `scope` is this service's: an unknown scope is refused before
-// anything else is looked at (404 "unknown ID scope"). This is a device's request, without
-// credentials; it reads and changes nothing. Resolves true, false, or null when it cannot tell.
-export async function idScopeKnown(scope) {
-  try {
-    const res = await fetch(`/${enc(scope)}/registrations/iotdm-scope-check/operations/none?api-version=2021-06-01`, { cache: 'no-store' });
-    const body = await res.json().catch(() => ({}));
-    if (res.status === 404 && /unknown ID scope/i.test(body.message || '')) return false;
-    return res.status === 404 ? true : null;
-  } catch (_) {
-    return null;
-  }
+// The ID scope and the global endpoint ({idScope, globalEndpoint}): an iotdm extension, since
+// Azure names the scope only in its management API.
+export async function serviceInfo() {
+  return (await call('GET', '/iotdm/dps')).json;
 }
 
 // ---- checks of operator input ----
@@ -156,11 +131,6 @@ export function pemCertificates(text) {
       : 'Paste a PEM certificate: -----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----.');
   }
   return out;
-}
-
-export async function sha256Hex(bytes) {
-  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
-  return [...d].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 // ---- keys and ids computed here ----
@@ -231,17 +201,10 @@ export function parseEnrollmentInfo(text) {
 
 // ---- updates ----
 
-// The enrollment as it is sent back in a PUT: without what the service computes.
+// The enrollment as it is sent back in a PUT: without what the service computes. Certificates
+// stay as their `info`: the service keeps the stored certificate of such a slot.
 export function editableBody(view) {
   const body = structuredClone(view);
   for (const k of ['etag', 'createdDateTimeUtc', 'lastUpdatedDateTimeUtc', 'registrationState']) delete body[k];
   return body;
-}
-
-// Certificate slots ('primary', 'secondary') that the service answered with their details only
-// (`info`), not the certificate itself.
-export function slotsWithoutCertificate(kind, body) {
-  const certs = body.attestation && body.attestation.x509 && body.attestation.x509[KINDS[kind].certField];
-  if (!certs) return [];
-  return ['primary', 'secondary'].filter((s) => certs[s] && !certs[s].certificate);
 }

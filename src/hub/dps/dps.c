@@ -36,19 +36,25 @@ static void random_hex(char *out, size_t bytes)
         snprintf(out + 2 * i, 3, "%02x", raw[i]);
 }
 
+json_t *hub_dps_error_body(int error_code, const char *message)
+{
+    char when[40], tracking[40];
+    dps_timestamp(when);
+    random_hex(tracking, 16);
+    return json_pack("{s:i, s:s, s:s, s:s}", "errorCode", error_code, "trackingId", tracking,
+                     "message", message, "timestampUtc", when);
+}
+
 void hub_dps_error(hub_dps_reply *out, int error_code, const char *fmt, ...)
 {
-    char message[512], when[40], tracking[40];
+    char message[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    dps_timestamp(when);
-    random_hex(tracking, 16);
     out->status = error_code / 1000;
     out->retry_after = -1;
-    out->body = json_pack("{s:i, s:s, s:s, s:s}", "errorCode", error_code, "trackingId", tracking,
-                          "message", message, "timestampUtc", when);
+    out->body = hub_dps_error_body(error_code, message);
     log_info("dps", "refused status=%d reason=\"%s\"", out->status, message);
 }
 

@@ -59,7 +59,11 @@ json_t *dps_enrollment_prepare(hub *h, hub_dps_kind kind, const char *id, const 
 json_t *dps_enrollment_view(const json_t *doc, uint64_t etag);
 json_t *dps_registration_view(const json_t *doc, uint64_t etag);
 
-/* Azure's DPS error body: {"errorCode","trackingId","message","timestampUtc"}. */
+/* Azure's DPS error body (§3.4, §3.9), used by the device and the service API alike:
+ * {"errorCode","trackingId","message","timestampUtc"} (new reference). errorCode is the 6-digit
+ * code, HTTP status * 1000 + n. */
+json_t *hub_dps_error_body(int error_code, const char *message);
+/* Fills out with that body and its status (error_code / 1000), and logs the refusal. */
 void hub_dps_error(hub_dps_reply *out, int error_code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -1,5 +1,6 @@
 /* DPS enrollments as the service API sees them (azure-protocols.md §3.10): validation, defaults,
  * generated keys, and the view returned to clients. */
+#include <ctype.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -50,22 +51,45 @@ static bool complete_symmetric(json_t *att, char *err, size_t cap)
     return true;
 }
 
-/* X.509: individual enrollments name the device certificate(s), groups a signing certificate. */
-static bool check_x509(json_t *att, hub_dps_kind kind, char *err, size_t cap)
+/* A PUT of an enrollment as read back has its certificates as "info" only (the view never echoes
+ * them): such a slot keeps the stored certificate, as in Azure (`az iot dps enrollment update`
+ * relies on it). "info" is never stored; the view computes it. */
+static void keep_stored_certificates(json_t *certs, const json_t *old, const char *field)
 {
-    const char *field = kind == HUB_DPS_GROUP ? "signingCertificates" : "clientCertificates";
-    const json_t *certs = json_object_get(json_object_get(att, "x509"), field);
-    const json_t *primary = json_object_get(json_object_get(certs, "primary"), "certificate");
-    if (!json_is_string(primary)) {
-        snprintf(err, cap,
-                 "attestation.x509.%s.primary.certificate is required (PEM or base64 DER)", field);
-        return false;
-    }
+    const json_t *stored =
+        json_object_get(json_object_get(json_object_get(old, "attestation"), "x509"), field);
     const char *which[] = {"primary", "secondary"};
     for (int i = 0; i < 2; i++) {
-        const json_t *c = json_object_get(json_object_get(certs, which[i]), "certificate");
-        json_t *info = json_is_string(c) ? dps_cert_info(json_string_value(c)) : NULL;
-        if (c && !info) {
+        json_t *slot = json_object_get(certs, which[i]);
+        if (!json_is_object(slot))
+            continue;
+        json_t *kept = json_object_get(json_object_get(stored, which[i]), "certificate");
+        if (json_object_get(slot, "info") && !json_object_get(slot, "certificate") &&
+            json_is_string(kept))
+            json_object_set(slot, "certificate", kept);
+        json_object_del(slot, "info");
+    }
+}
+
+/* X.509: individual enrollments name the device certificate(s), groups a signing certificate. */
+static bool check_x509(json_t *att, hub_dps_kind kind, const json_t *old, char *err, size_t cap)
+{
+    const char *field = kind == HUB_DPS_GROUP ? "signingCertificates" : "clientCertificates";
+    json_t *certs = json_object_get(json_object_get(att, "x509"), field);
+    keep_stored_certificates(certs, old, field);
+    const char *which[] = {"primary", "secondary"};
+    for (int i = 0; i < 2; i++) {
+        const json_t *slot = json_object_get(certs, which[i]);
+        if (i > 0 && (!slot || json_is_null(slot)))
+            continue; /* the secondary certificate is optional */
+        const json_t *c = json_object_get(slot, "certificate");
+        if (!json_is_string(c)) {
+            snprintf(err, cap, "attestation.x509.%s.%s.certificate is required (PEM or base64 DER)",
+                     field, which[i]);
+            return false;
+        }
+        json_t *info = dps_cert_info(json_string_value(c));
+        if (!info) {
             snprintf(err, cap, "attestation.x509.%s.%s.certificate is not a certificate", field,
                      which[i]);
             return false;
@@ -87,7 +111,8 @@ static bool check_tpm(const json_t *att, char *err, size_t cap)
     return true;
 }
 
-static bool check_attestation(json_t *doc, hub_dps_kind kind, char *err, size_t cap)
+static bool check_attestation(json_t *doc, hub_dps_kind kind, const json_t *old, char *err,
+                              size_t cap)
 {
     json_t *att = json_object_get(doc, "attestation");
     const char *type = get_str(att, "type");
@@ -98,7 +123,7 @@ static bool check_attestation(json_t *doc, hub_dps_kind kind, char *err, size_t 
     if (strcmp(type, "symmetricKey") == 0)
         return complete_symmetric(att, err, cap);
     if (strcmp(type, "x509") == 0)
-        return check_x509(att, kind, err, cap);
+        return check_x509(att, kind, old, err, cap);
     if (strcmp(type, "tpm") == 0 && kind == HUB_DPS_INDIVIDUAL)
         return check_tpm(att, err, cap);
     snprintf(err, cap, "attestation type '%s' is not supported for %s", type,
@@ -106,10 +131,40 @@ static bool check_attestation(json_t *doc, hub_dps_kind kind, char *err, size_t 
     return false;
 }
 
+/* Registration and enrollment group ids (azure-protocols.md §3.1). The id is not echoed: it may
+ * hold anything, up to control characters. */
+static bool id_valid(const char *what, const char *id, char *err, size_t cap)
+{
+    static const char allowed[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:";
+    size_t len = strlen(id), ok = strspn(id, allowed);
+    unsigned char bad = (unsigned char)id[ok], last = len ? (unsigned char)id[len - 1] : 0;
+    if (len == 0)
+        snprintf(err, cap, "the %s is empty", what);
+    else if (len > DPS_ID_MAX)
+        snprintf(err, cap, "the %s is %zu characters long; at most %d are allowed", what, len,
+                 DPS_ID_MAX);
+    else if (ok < len && bad == ' ')
+        snprintf(err, cap, "the %s may contain only letters, digits and - . _ :, not spaces", what);
+    else if (ok < len && bad > ' ' && bad < 0x7f)
+        snprintf(err, cap, "the %s may contain only letters, digits and - . _ :, not '%c'", what,
+                 bad);
+    else if (ok < len)
+        snprintf(err, cap, "the %s may contain only letters, digits and - . _ :, not byte 0x%02x",
+                 what, bad);
+    else if (!isalnum(last) && last != '-')
+        snprintf(err, cap, "the %s must end with a letter, a digit or '-', not '%c'", what, last);
+    else
+        return true;
+    return false;
+}
+
 json_t *dps_enrollment_prepare(hub *h, hub_dps_kind kind, const char *id, const json_t *body,
                                const json_t *old, char *err, size_t cap)
 {
     const char *id_field = kind == HUB_DPS_GROUP ? "enrollmentGroupId" : "registrationId";
+    if (!id_valid(kind == HUB_DPS_GROUP ? "enrollment group id" : "registration id", id, err, cap))
+        return NULL;
     const char *body_id = get_str(body, id_field);
     if (!json_is_object(body) || !body_id || strcasecmp(body_id, id) != 0) {
         snprintf(err, cap, "%s in the body must match the one in the path", id_field);
@@ -128,7 +183,7 @@ json_t *dps_enrollment_prepare(hub *h, hub_dps_kind kind, const char *id, const 
     json_t *doc = json_deep_copy(body);
     json_object_del(doc, "etag");
     json_object_del(doc, "registrationState");
-    if (!check_attestation(doc, kind, err, cap)) {
+    if (!check_attestation(doc, kind, old, err, cap)) {
         json_decref(doc);
         return NULL;
     }

@@ -13,6 +13,7 @@
 #define DPS_OPERATION_MAX        80
 #define DPS_TPM_CHALLENGES_MAX   1024   /* TPM challenges remembered (a bounded map) */
 #define DPS_TPM_CHALLENGE_TTL_MS 600000 /* a device answers a challenge within 10 minutes */
+#define DPS_ID_MAX               128    /* registration and enrollment group ids (§3.1) */
 #define DPS_ERR_BAD_REQUEST      400004
 #define DPS_ERR_UNAUTHORIZED     401002
 #define DPS_ERR_NOT_FOUND        404001

@@ -1,5 +1,6 @@
 /* DPS service API for azure-iot-provisioning-service (azure-protocols.md §3.10): enrollments,
- * enrollment groups, registration records, queries with paging, If-Match etags. */
+ * enrollment groups, registration records, queries with paging, If-Match etags; and the
+ * /iotdm/dps extension (ID scope, global endpoint). Errors are in DPS's form (§3.4). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +214,7 @@ static void registration_one(http_ctx *cx)
 
 void http_dps_service(http_ctx *cx)
 {
+    cx->dps_errors = true;
     const char *top = cx->segments[0];
     bool groups = strcasecmp(top, "enrollmentGroups") == 0;
     bool post = cx->method == EVHTTP_REQ_POST;
@@ -229,4 +231,21 @@ void http_dps_service(http_ctx *cx)
     } else {
         http_send_error(cx, HUB_ERR_NOT_FOUND, "no such provisioning service operation");
     }
+}
+
+/* GET /iotdm/dps: what a device needs besides its credentials. Azure names the ID scope only in its
+ * management API, which the hub does not serve; with this the dashboard and the CLI need not be
+ * told it out of band. */
+void http_dps_info(http_ctx *cx)
+{
+    cx->dps_errors = true;
+    if (!http_authorize(cx, HUB_RIGHT_ENROLLMENT_READ))
+        return;
+    if (cx->method != EVHTTP_REQ_GET || cx->nsegments != 2) {
+        http_send_error(cx, HUB_ERR_NOT_FOUND, "no such provisioning service operation");
+        return;
+    }
+    http_send_json(cx, 200,
+                   json_pack("{s:s, s:s}", "idScope", hub_dps_id_scope(cx->h), "globalEndpoint",
+                             cx->h->cfg.hostname));
 }

@@ -31,6 +31,9 @@ typedef struct {
     size_t nsegments;
     struct evkeyvalq query; /* decoded query parameters */
     char path_buf[2048];
+    /* The DPS service API answers errors in DPS's form, {"errorCode":400004,"message",…}
+     * (azure-protocols.md §3.4), not IoT Hub's {"Message":"ErrorCode:…"}. */
+    bool dps_errors;
     /* Bulk operations collect per-item errors instead of answering: the last one is kept here. */
     bool quiet_errors;
     char last_error[512];
@@ -39,7 +42,8 @@ typedef struct {
 /* Responses. send_json takes the reference. */
 void http_send_json(http_ctx *cx, int status, json_t *body);
 void http_send_empty(http_ctx *cx, int status);
-/* Azure's legacy error body (§4.1.6, §5.5) plus the iothub-errorcode header. */
+/* Azure's legacy error body (§4.1.6, §5.5) plus the iothub-errorcode header; DPS's body when
+ * cx->dps_errors. */
 void http_send_error(http_ctx *cx, hub_error_info e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void http_send_result_error(http_ctx *cx, iotdm_result r, const char *what);
@@ -81,6 +85,7 @@ void http_files_service(http_ctx *cx);  /* /iotdm/files[/{deviceId}/{name}] */
 bool http_upload_signature(hub *h, const char *cid, const char *blob, int64_t se, char out[45]);
 void http_dps_device(http_ctx *cx);  /* /{idScope}/registrations/{regId}/... (DPS devices) */
 void http_dps_service(http_ctx *cx); /* /enrollments, /enrollmentGroups, /registrations (DPS) */
+void http_dps_info(http_ctx *cx);    /* /iotdm/dps: the ID scope and the global endpoint */
 void http_static(http_ctx *cx);      /* the dashboard */
 
 struct hub_sse *http_sse_new(hub_http *http);

@@ -14,6 +14,7 @@
 #include "common/sas.h"
 #include "common/timeutil.h"
 #include "common/urlenc.h"
+#include "hub/dps/dps.h"
 #include "hub/http/internal.h"
 #include "hub/net/tls.h"
 
@@ -49,13 +50,17 @@ void http_send_error(http_ctx *cx, hub_error_info e, const char *fmt, ...)
         snprintf(cx->last_error, sizeof cx->last_error, "%s", text);
         return;
     }
+    log_info("http", "%d %s %s: %s", e.http_status, e.name, evhttp_request_get_uri(cx->req), text);
+    if (cx->dps_errors) {
+        http_send_json(cx, e.http_status, hub_dps_error_body(e.code, text));
+        return;
+    }
     time_format_iso(time_now_ms(), when, sizeof when);
     snprintf(exc, sizeof exc, "Tracking ID:iotdm-G:0-TimeStamp:%s", when);
     char message[700];
     snprintf(message, sizeof message, "ErrorCode:%s;%s", e.name, text);
     json_t *body = json_pack("{s:s, s:s}", "Message", message, "ExceptionMessage", exc);
     evhttp_add_header(evhttp_request_get_output_headers(cx->req), "iothub-errorcode", e.name);
-    log_info("http", "%d %s %s: %s", e.http_status, e.name, evhttp_request_get_uri(cx->req), text);
     http_send_json(cx, e.http_status, body);
 }
 
@@ -190,6 +195,8 @@ static void route(struct evhttp_request *req, void *arg)
         http_events(cx);
     } else if (seg_is(cx, 0, "iotdm") && seg_is(cx, 1, "models")) {
         http_models(cx);
+    } else if (seg_is(cx, 0, "iotdm") && seg_is(cx, 1, "dps")) {
+        http_dps_info(cx);
     } else {
         http_static(cx);
     }

@@ -1,8 +1,8 @@
 // Pieces shared by the provisioning pages: the DPS sign-in card, status pills, paged tables, and
-// saving an enrollment (with the certificates the service does not send back).
+// saving an enrollment.
 import * as auth from '../auth.js';
 import * as dps from '../dps.js';
-import { h, clear, withBusy, dialog, errorBox, errorText, toast, uid } from '../dom.js';
+import { h, clear, withBusy, errorBox, errorText, toast, uid } from '../dom.js';
 import { parseJsonText, validateDoc, MAX_DESIRED, MAX_TAGS } from './twin.js';
 
 export function provisioningPill(status) {
@@ -147,67 +147,12 @@ export function pagedTable({ label, columns, row, fetchPage, empty }) {
   return { el, load };
 }
 
-// Asks for the certificates of `slots` again and checks each against the SHA-256 thumbprint the
-// service holds. Resolves {slot: pem} or null when cancelled.
-async function askCertificates(kind, view, slots) {
-  const certs = view.attestation.x509[dps.KINDS[kind].certField];
-  const inputs = {};
-  const err = h('div', { class: 'form-error', role: 'alert' });
-  const body = h('div', null,
-    h('p', null, 'The service keeps X.509 certificates but answers with their details only, and it needs them again to save ' +
-      'a change of this enrollment. Paste the enrolled certificate; nothing else changes.'),
-    slots.map((slot) => {
-      const info = certs[slot].info || {};
-      const id = uid('cert-again');
-      inputs[slot] = h('textarea', { id, rows: 6, spellcheck: 'false', placeholder: '-----BEGIN CERTIFICATE-----' });
-      return h('div', { class: 'field', style: 'margin-top:10px' },
-        h('label', { for: id }, `${slot === 'primary' ? 'Primary' : 'Secondary'} certificate (${info.subjectName || 'subject unknown'})`),
-        inputs[slot],
-        h('span', { class: 'hint' }, `SHA-256 ${info.sha256Thumbprint || '—'}`));
-    }),
-    err);
-  let result = null;
-  await dialog({
-    title: 'Certificate needed',
-    body,
-    actions: [{ label: 'Cancel', value: null }, { label: 'Save', value: 'save', class: 'btn-primary' }],
-    onAction: async (v) => {
-      if (v !== 'save') return true;
-      const out = {};
-      for (const slot of slots) {
-        let der;
-        try { [der] = dps.pemCertificates(inputs[slot].value); } catch (e) { err.textContent = e.message; inputs[slot].focus(); return false; }
-        const want = String((certs[slot].info || {}).sha256Thumbprint || '').toLowerCase();
-        if (want && (await dps.sha256Hex(der)) !== want) {
-          err.textContent = `This is not the enrolled ${slot} certificate: its SHA-256 thumbprint differs.`;
-          inputs[slot].focus();
-          return false;
-        }
-        out[slot] = inputs[slot].value.trim();
-      }
-      result = out;
-      return true;
-    },
-  });
-  return result;
-}
-
 // PUTs `view` with `change` applied (a function of the body), conditional on the view's etag.
-// Resolves the stored enrollment, or null when the operator cancelled.
+// Resolves the stored enrollment.
 export async function saveEnrollment(kind, view, change) {
   const body = dps.editableBody(view);
   change(body);
-  try {
-    return await dps.put(kind, body, view.etag);
-  } catch (e) {
-    const slots = dps.slotsWithoutCertificate(kind, body);
-    if (e.status !== 400 || !slots.length) throw e;
-    const pems = await askCertificates(kind, view, slots);
-    if (!pems) return null;
-    const certs = body.attestation.x509[dps.KINDS[kind].certField];
-    for (const [slot, pem] of Object.entries(pems)) certs[slot] = { certificate: pem };
-    return dps.put(kind, body, view.etag);
-  }
+  return dps.put(kind, body, view.etag);
 }
 
 // An error of a save, in words an operator can act on.

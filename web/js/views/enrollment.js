@@ -112,7 +112,6 @@ function initialTwinCard(kind, ctx) {
         const saved = await saveEnrollment(kind, ctx.enrollment, (body) => {
           body.initialTwin = { tags: read.tags || {}, properties: { desired: read.desired || {} } };
         });
-        if (!saved) return;
         toast('Initial twin saved. Devices provisioned from now on start with it.', 'ok');
         ctx.show(saved);
       } catch (err) {
@@ -213,7 +212,6 @@ export function renderEnrollment(root, kind, id) {
     }))) return;
     try {
       const saved = await saveEnrollment(kind, e, (body) => { body.provisioningStatus = status; });
-      if (!saved) return;
       toast(`${k.noun[0].toUpperCase()}${k.noun.slice(1)} ${id} ${status}`, 'ok');
       show(saved);
     } catch (err) {

@@ -2,86 +2,33 @@
 // groups (POST …/query, paged with x-ms-continuation), a registration record look-up, and "new".
 import * as auth from '../auth.js';
 import * as dps from '../dps.js';
-import { h, clear, timeEl, withBusy, copyText, uid } from '../dom.js';
+import { h, clear, timeEl, withBusy, copyText, errorText } from '../dom.js';
 import { dpsSignIn, pagedTable, provisioningPill, attestationPill, enrollmentHref, registrationHref } from './dps-common.js';
 import { newEnrollment } from './enrollment-new.js';
 
 const PAGE = 50;
 
-// Global endpoint, ID scope (typed once, see dps.js) and where devices are assigned.
+// What a device needs besides its credentials: the global endpoint and the ID scope
+// (GET /iotdm/dps), and the hub devices are assigned to.
 function serviceCard(onSignOut) {
   const s = auth.dps.current();
-  const host = s.host;
-  const body = h('dl', { class: 'kv' });
-  const card = h('div', { class: 'card', id: 'dps-service' },
+  const codeRow = (id, text, label) => h('div', { class: 'field-row' }, h('code', { id }, text),
+    h('button', { type: 'button', class: 'btn btn-small', onclick: () => copyText(text, label) }, 'Copy'));
+  const endpointCell = h('dd', null, codeRow('global-endpoint', s.host, 'Global endpoint'));
+  const scopeCell = h('dd', null, h('span', { class: 'muted', id: 'id-scope-loading' }, 'Loading…'));
+  dps.serviceInfo().then((info) => {
+    clear(endpointCell, codeRow('global-endpoint', info.globalEndpoint, 'Global endpoint'));
+    clear(scopeCell, codeRow('id-scope', info.idScope, 'ID scope'));
+  }, (e) => clear(scopeCell, h('span', { class: 'form-error', id: 'id-scope-error' }, `Could not read the ID scope: ${errorText(e)}`)));
+  return h('div', { class: 'card', id: 'dps-service' },
     h('div', { class: 'card-head' }, h('h2', null, 'Service'), h('span', { class: 'spacer' }),
       h('span', { class: 'small muted' }, `Signed in as ${s.policy}`),
       h('button', { type: 'button', class: 'btn btn-small', onclick: onSignOut }, 'Use another connection string')),
     h('p', { class: 'card-sub' }, 'A device needs the global endpoint, the ID scope, its registration ID and its credentials (docs/dps.md).'),
-    body);
-
-  function scopeView() {
-    const scope = dps.savedIdScope(host);
-    if (!scope) {
-      return h('div', { class: 'field-row' }, h('span', { class: 'muted', id: 'id-scope' }, 'Not set'),
-        h('button', { type: 'button', class: 'btn btn-small', id: 'id-scope-edit', onclick: editScope }, 'Set ID scope…'));
-    }
-    return h('div', { class: 'field-row' }, h('code', { id: 'id-scope' }, scope),
-      h('button', { type: 'button', class: 'btn btn-small', onclick: () => copyText(scope, 'ID scope') }, 'Copy'),
-      h('button', { type: 'button', class: 'btn btn-small', id: 'id-scope-edit', onclick: editScope }, 'Change'));
-  }
-
-  let scopeCell;
-  function editScope() {
-    const id = uid('scope');
-    const input = h('input', {
-      type: 'text', id: 'id-scope-input', value: dps.savedIdScope(host), spellcheck: 'false', autocomplete: 'off',
-      placeholder: '0ne0123ABCD', 'aria-describedby': `${id}-hint ${id}-err`,
-    });
-    const err = h('div', { class: 'form-error', id: `${id}-err`, role: 'alert' });
-    const save = h('button', { type: 'submit', class: 'btn btn-small btn-primary' }, 'Save');
-    const form = h('form', {
-      novalidate: true,
-      onsubmit: async (ev) => {
-        ev.preventDefault();
-        const scope = input.value.trim();
-        err.textContent = '';
-        input.removeAttribute('aria-invalid');
-        if (scope && !/^[A-Za-z0-9._-]{1,64}$/.test(scope)) {
-          input.setAttribute('aria-invalid', 'true');
-          err.textContent = 'An ID scope is up to 64 letters and digits, like 0ne0123ABCD.';
-          return;
-        }
-        const known = scope ? await withBusy(save, () => dps.idScopeKnown(scope)) : true;
-        if (known === false) {
-          input.setAttribute('aria-invalid', 'true');
-          err.textContent = `This hub does not serve the ID scope ${scope}: devices using it would be refused. ` +
-            'The hub keeps its scope in idscope in its data directory and logs it at start ("dps: provisioning id_scope=…").';
-          input.focus();
-          return;
-        }
-        dps.saveIdScope(host, scope);
-        clear(scopeCell, scopeView());
-      },
-    },
-    h('label', { for: 'id-scope-input', class: 'sr-only' }, 'ID scope'),
-    h('div', { class: 'field-row' }, input, save,
-      h('button', { type: 'button', class: 'btn btn-small', onclick: () => clear(scopeCell, scopeView()) }, 'Cancel')),
-    h('span', { class: 'hint small muted', id: `${id}-hint` },
-      'The service API does not tell the ID scope. Copy it from idscope in the hub\'s data directory or its start-up log; ' +
-      'it is checked with the hub and remembered in this browser.'),
-    err);
-    clear(scopeCell, form);
-    input.focus();
-  }
-
-  scopeCell = h('dd', null, scopeView());
-  clear(body,
-    h('dt', null, 'Global endpoint'), h('dd', null, h('div', { class: 'field-row' }, h('code', { id: 'global-endpoint' }, host),
-      h('button', { type: 'button', class: 'btn btn-small', onclick: () => copyText(host, 'Global endpoint') }, 'Copy'))),
-    h('dt', null, 'ID scope'), scopeCell,
-    h('dt', null, 'Assigned IoT hub'), h('dd', null, h('code', null, host), h('span', { class: 'muted' }, ' (every device is assigned to this hub)')));
-  return card;
+    h('dl', { class: 'kv' },
+      h('dt', null, 'Global endpoint'), endpointCell,
+      h('dt', null, 'ID scope'), scopeCell,
+      h('dt', null, 'Assigned IoT hub'), h('dd', null, h('code', null, s.host), h('span', { class: 'muted' }, ' (every device is assigned to this hub)'))));
 }
 
 function lookupForm() {
