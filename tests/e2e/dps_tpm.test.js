@@ -7,51 +7,22 @@ const h = require('./lib/harness');
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const net = require('node:net');
 const path = require('node:path');
 const crypto = require('node:crypto');
-const { spawn, spawnSync } = require('node:child_process');
 const { ProvisioningServiceClient } = require('azure-iot-provisioning-service');
 const { Client: DeviceClient } = require('azure-iot-device');
 const { Mqtt: DeviceMqtt } = require('azure-iot-device-mqtt');
-const { findBinary } = require('./lib/agent');
+const { startSwtpm } = require('./lib/swtpm');
 
 const DPS_API = 'api-version=2019-03-31';
 let idScope;
 let svc;
 let reg;
-let swtpm = null;
+let swtpm = null; // lib/swtpm.js: { tcti, limpet, limpetJson, stop }
 let tcti = null;
 let tpm; // { registrationId, ek, srk } of the swtpm, as `limpet enrollment-info` harvests them
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => { s.end(); resolve(true); });
-    s.on('error', () => resolve(false));
-  });
-}
-
-async function startSwtpm() {
-  const dir = fs.mkdtempSync(path.join(h.root, 'swtpm-'));
-  const port = 30000 + 2 * Math.floor(Math.random() * 10000);
-  swtpm = spawn('swtpm', ['socket', '--tpmstate', `dir=${dir}`, '--server', `type=tcp,port=${port}`,
-    '--ctrl', `type=tcp,port=${port + 1}`, '--tpm2', '--flags', 'not-need-init,startup-clear'],
-  { stdio: ['ignore', 'ignore', fs.openSync(path.join(h.root, 'swtpm.log'), 'a')] });
-  await h.waitUntil(() => canConnect(port), { timeoutMs: 5000, what: 'swtpm to listen' });
-  tcti = `swtpm:host=127.0.0.1,port=${port}`;
-}
-
-function limpet(...args) {
-  const r = spawnSync(findBinary('src/limpet/limpet'), ['--tcti', tcti, ...args],
-    { encoding: 'utf8', timeout: 60000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function limpetJson(...args) {
-  const r = limpet('--json', ...args);
-  assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout);
-}
+const limpet = (...args) => swtpm.limpet(...args);
+const limpetJson = (...args) => swtpm.limpetJson(...args);
 
 function dpsRegister(slot) {
   return limpet('--json', String(slot), 'dps-register', h.host, idScope, '--ca-file', h.caPath);
@@ -104,7 +75,8 @@ async function deviceExists(id) {
 }
 
 before(async () => {
-  await startSwtpm();
+  swtpm = await startSwtpm();
+  tcti = swtpm.tcti;
   await h.startHub();
   idScope = fs.readFileSync(path.join(h.dataDir, 'idscope'), 'utf8').trim();
   svc = ProvisioningServiceClient.fromConnectionString(fs.readFileSync(path.join(h.dataDir, 'dps.connstr'), 'utf8').trim());
@@ -116,7 +88,7 @@ before(async () => {
 
 after(async () => {
   await h.stopAll();
-  if (swtpm) swtpm.kill('SIGTERM');
+  if (swtpm) swtpm.stop();
 });
 
 test('limpet registers by TPM attestation; the device connects with TPM-signed SAS tokens', async () => {

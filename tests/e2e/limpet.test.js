@@ -5,56 +5,30 @@ const h = require('./lib/harness');
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const net = require('node:net');
 const path = require('node:path');
 const crypto = require('node:crypto');
-const { spawn, spawnSync } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
 const { SimDevice, findBinary } = require('./lib/agent');
+const { startSwtpm } = require('./lib/swtpm');
 const { DmTestbed, dm, T0 } = require('./lib/dm');
 
 const bench = new DmTestbed(h);
-let swtpm = null;
+let tpm = null; // lib/swtpm.js: { tcti, limpet, limpetJson, stop }
 let tcti = null;
 const sims = [];
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => { s.end(); resolve(true); });
-    s.on('error', () => resolve(false));
-  });
-}
-
-async function startSwtpm() {
-  const dir = fs.mkdtempSync(path.join(h.root, 'swtpm-'));
-  const port = 30000 + 2 * Math.floor(Math.random() * 10000);
-  swtpm = spawn('swtpm', ['socket', '--tpmstate', `dir=${dir}`, '--server', `type=tcp,port=${port}`,
-    '--ctrl', `type=tcp,port=${port + 1}`, '--tpm2', '--flags', 'not-need-init,startup-clear'],
-  { stdio: ['ignore', 'ignore', fs.openSync(path.join(h.root, 'swtpm.log'), 'a')] });
-  await h.waitUntil(() => canConnect(port), { timeoutMs: 5000, what: 'swtpm to listen' });
-  tcti = `swtpm:host=127.0.0.1,port=${port}`;
-}
-
-// Runs limpet against the test's TPM; returns { status, stdout, stderr }.
-function limpet(...args) {
-  const r = spawnSync(findBinary('src/limpet/limpet'), ['--tcti', tcti, ...args], { encoding: 'utf8' });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function limpetJson(...args) {
-  const r = limpet('--json', ...args);
-  assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout);
-}
+const limpet = (...args) => tpm.limpet(...args);
+const limpetJson = (...args) => tpm.limpetJson(...args);
 
 before(async () => {
-  await startSwtpm();
+  tpm = await startSwtpm();
+  tcti = tpm.tcti;
   await bench.start();
 });
 
 after(async () => {
   for (const s of sims) await s.stop();
   await bench.stop();
-  if (swtpm) swtpm.kill('SIGTERM');
+  if (tpm) tpm.stop();
 });
 
 test('enrollment info: the registration id is base32(SHA-256(EK TPM2B_PUBLIC))', () => {

@@ -8,15 +8,16 @@ const h = require('./lib/harness');
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const net = require('node:net');
 const path = require('node:path');
-const { spawn, spawnSync } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
 const { ProvisioningServiceClient } = require('azure-iot-provisioning-service');
 const { SimDevice, findBinary } = require('./lib/agent');
+const { startSwtpm } = require('./lib/swtpm');
 const { DmTestbed, dm, T0 } = require('./lib/dm');
 
 const bench = new DmTestbed(h);
 const sims = [];
+let swtpm = null; // lib/swtpm.js, started by the TPM test
 let idScope;
 let svc;
 
@@ -29,7 +30,7 @@ before(async () => {
 
 after(async () => {
   for (const s of sims) await s.stop();
-  if (swtpm) swtpm.kill('SIGTERM');
+  if (swtpm) swtpm.stop();
   await bench.stop();
 });
 
@@ -291,42 +292,11 @@ test('bad DPS configuration stops the agent with a clear reason and no secret', 
 
 // ---------------------------------------------------------------- TPM (last)
 
-let swtpm = null;
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-    s.on('error', () => resolve(false));
-  });
-}
-
-// Below Linux's ephemeral range (32768+), where the tests' own connections would collide; a port
-// that is taken anyway makes swtpm exit, and another one is tried.
-async function startSwtpm() {
-  const dir = fs.mkdtempSync(path.join(h.root, 'swtpm-'));
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = 21000 + 2 * Math.floor(Math.random() * 5000);
-    const proc = spawn('swtpm', ['socket', '--tpmstate', `dir=${dir}`, '--server', `type=tcp,port=${port}`,
-      '--ctrl', `type=tcp,port=${port + 1}`, '--tpm2', '--flags', 'not-need-init,startup-clear'],
-    { stdio: ['ignore', 'ignore', fs.openSync(path.join(h.root, 'swtpm.log'), 'a')] });
-    const up = await h.waitUntil(async () => (proc.exitCode !== null ? 'exited' : (await canConnect(port)) && 'up'),
-      { timeoutMs: 5000, what: 'swtpm to listen' });
-    if (up === 'up') {
-      swtpm = proc;
-      // swtpm serves one connection at a time: let the probe's close reach it before a
-      // synchronous limpet run blocks this process.
-      await h.sleep(200);
-      return `swtpm:host=127.0.0.1,port=${port}`;
-    }
-  }
-  throw new Error(`swtpm did not start; see ${path.join(h.root, 'swtpm.log')}`);
-}
-
 test('TPM: limpet harvests the EK, the agent registers through DPS with TPM attestation and connects with TPM-signed SAS', async () => {
-  const tcti = await startSwtpm();
-  const limpetBin = findBinary('src/limpet/limpet');
-  const info = spawnSync(limpetBin, ['--tcti', tcti, 'enrollment-info', '--format', 'json'], { encoding: 'utf8', timeout: 60000 });
-  assert.equal(info.status, 0, `limpet enrollment-info: ${info.stderr} ${info.error || ''} ${info.signal || ''}`);
+  swtpm = await startSwtpm();
+  const { tcti, bin: limpetBin } = swtpm;
+  const info = swtpm.limpet('enrollment-info', '--format', 'json');
+  assert.equal(info.status, 0, `limpet enrollment-info: ${info.stderr}`);
   const [enrollment] = JSON.parse(info.stdout);
   assert.equal(enrollment.attestation.type, 'tpm');
   const regId = enrollment.registrationId;
