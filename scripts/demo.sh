@@ -34,6 +34,29 @@ done
 owner=$(cat "$data/hub/owner.connstr")
 cli() { IOTDM_CONNECTION_STRING=$owner IOTDM_CA=$data/hub/ca.pem "$build/src/cli/iotdm" "$@"; }
 
+dps_cli() { IOTDM_CA=$data/hub/ca.pem "$build/src/cli/iotdm" --login-file "$data/hub/dps.connstr" "$@"; }
+
+# How a device's agent finds the hub: a connection string made in the registry, or (zero-touch)
+# an individual enrollment in the hub's DPS whose key is all the device holds.
+identity_args() {
+    local id=$1 dir=$data/$1 mode=$2
+    if [[ $mode != dps ]]; then
+        cli device show --device-id "$id" >/dev/null 2>&1 || cli device create --device-id "$id" >/dev/null
+        echo "--connection-string"
+        cli device connection-string --device-id "$id" | tr -d '\n'
+        echo
+        return
+    fi
+    dps_cli dps enrollment show --registration-id "$id" >/dev/null 2>&1 ||
+        dps_cli dps enrollment create --registration-id "$id" \
+            --initial-tags '{"provisionedBy":"dps"}' >/dev/null
+    (umask 077 && dps_cli --json dps enrollment show --registration-id "$id" |
+        node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>
+            process.stdout.write(JSON.parse(s).attestation.symmetricKey.primaryKey))' >"$dir/dps.key")
+    printf '%s\n' --dps-id-scope "$(cat "$data/hub/idscope")" --dps-endpoint localhost \
+        --dps-registration-id "$id" --dps-key-file "$dir/dps.key"
+}
+
 # A device: configd on its own sandbox root, and the agent under a supervisor loop that starts it
 # again when it exits (as systemd would after a reboot).
 start_device() {
@@ -46,13 +69,12 @@ start_device() {
     "$build/src/configd/iotdm-configd" --config "$dir/configd.conf" --sandbox "$dir/root" \
         2>>"$dir/device.log" &
     pids+=($!)
-    cli device show --device-id "$id" >/dev/null 2>&1 || cli device create --device-id "$id" >/dev/null
-    local cs
-    cs=$(cli device connection-string --device-id "$id" | tr -d '\n')
+    local ident
+    mapfile -t ident < <(identity_args "$id" "${2:-registry}")
     (
         trap 'kill $agent 2>/dev/null; exit 0' TERM INT
         while :; do
-            "$build/src/agent/iotdm-agent" --config /dev/null --connection-string "$cs" \
+            "$build/src/agent/iotdm-agent" --config /dev/null "${ident[@]}" \
                 --ca-file "$data/hub/ca.pem" --state-dir "$dir/state" \
                 --configd-socket "$dir/configd.sock" --reboot-inhibit-file "$dir/reboot-inhibit" \
                 2>>"$dir/device.log" &
@@ -66,7 +88,9 @@ start_device() {
 }
 
 if [[ $https_port == 443 ]]; then
-    for n in 1 2 3; do start_device "demo-device-$n"; done
+    start_device demo-device-1
+    start_device demo-device-2
+    start_device demo-device-3 dps # zero-touch: registers through the hub's DPS on first start
     NODE_PATH="$here/tests/e2e/node_modules" NODE_EXTRA_CA_CERTS="$data/hub/ca.pem" \
         IOTDM_HUB_HOST=localhost IOTDM_OWNER_CONNSTR="$owner" \
         node "$here/scripts/demo-devices.js" 2>>"$data/sensor.log" &
@@ -78,7 +102,9 @@ cat <<MSG
   iotdm demo is running.
   Dashboard:          https://localhost:$https_port/   (trust $data/hub/ca.pem, or accept the warning)
   Owner connection:   $owner
-  Devices:            demo-device-1..3 (iotdm-agent + sandboxed iotdm-configd), demo-sensor (telemetry)
+  Devices:            demo-device-1..3 (iotdm-agent + sandboxed iotdm-configd; demo-device-3
+                      provisions itself through DPS), demo-sensor (telemetry)
+  DPS connection:     $data/hub/dps.connstr (the dashboard's Provisioning page)
   Logs:               $data/*.log, $data/demo-device-N/device.log
 
   Try the CLI:

@@ -102,7 +102,9 @@ static iotdm_result save(const agent_config *cfg, const agent_assignment *a)
     char dir[600], path[700], tmp[720];
     assignment_path(cfg, dir, sizeof dir, path, sizeof path);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    /* On first boot the state directory may not exist yet: provisioning comes before the rest. */
+    if ((mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) ||
+        (mkdir(dir, 0700) != 0 && errno != EEXIST))
         return -errno;
     json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "version", 1, "method",
                           a->method, "endpoint", cfg->dps_endpoint, "idScope", a->id_scope,

@@ -38,6 +38,7 @@ after(async () => {
 function dpsDevice(name, args) {
   const sim = new SimDevice({
     dir: fs.mkdtempSync(path.join(h.root, `dps-${name}-`)), connStr: null, caPath: h.caPath,
+    freshStateDir: true, // first boot: provisioning runs before anything made the state directory
     extraAgentArgs: ['--dps-id-scope', idScope, '--dps-endpoint', h.host, '--dps-retry-max', '2', ...args],
   });
   sims.push(sim);

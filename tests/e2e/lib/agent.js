@@ -34,7 +34,8 @@ class SimDevice {
   // dir: a fresh directory; connStr: the device's connection string; caPath: the hub's CA.
   // (connStr may be null when extraAgentArgs give the identity, e.g. --tpm-slot.)
   // configdConf: extra "key = value" lines for configd's config file.
-  constructor({ dir, connStr, caPath, resetPaths = [], extraAgentArgs = [], configdConf = [] }) {
+  // freshStateDir: leave the state directory for the agent to create (first boot of a device).
+  constructor({ dir, connStr, caPath, resetPaths = [], extraAgentArgs = [], configdConf = [], freshStateDir = false }) {
     this.dir = dir;
     this.root = path.join(dir, 'root');
     this.stateDir = path.join(this.root, 'var', 'lib', 'iotdm');
@@ -45,6 +46,7 @@ class SimDevice {
     this.connStr = connStr;
     this.caPath = caPath;
     this.extraAgentArgs = extraAgentArgs;
+    this.freshStateDir = freshStateDir;
     this.agentStarts = 0;
     this.stopping = false;
     fs.mkdirSync(this.root, { recursive: true });
@@ -93,7 +95,7 @@ class SimDevice {
   }
 
   async start() {
-    fs.mkdirSync(this.stateDir, { recursive: true });
+    fs.mkdirSync(this.freshStateDir ? path.dirname(this.stateDir) : this.stateDir, { recursive: true });
     await this.startConfigd();
     this.spawnAgent();
   }
