@@ -109,6 +109,15 @@ iotdm_connection_state iotdm_client_connection_state(iotdm_client *client);
 /* The client's clock (the injected one in tests). */
 int64_t iotdm_client_now_ms(iotdm_client *client);
 
+/* A device SAS token for {host}/devices/{deviceId} (azure-protocols.md §1.4), signed with the
+ * client's own credentials (its device_key or its signer) and valid for ttl_s seconds of the real
+ * clock: for the device's HTTPS calls to the hub (file upload) made by another process, which then
+ * needs neither the key nor the signer. Writes the NUL-terminated token into out (a secret: zero it
+ * after use). Returns IOTDM_E_UNSUPPORTED for a client with an X.509 certificate, IOTDM_E_TOO_LARGE
+ * when out_cap is too small, or the signer's error. */
+iotdm_result iotdm_client_sas_token(iotdm_client *client, unsigned ttl_s, char *out,
+                                    size_t out_cap);
+
 /* Messages pending in the outbox (reported patches, telemetry). */
 typedef struct {
     size_t reported_pending;

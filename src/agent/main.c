@@ -236,7 +236,11 @@ static iotdm_result start(agent *a)
     a->transfer.hub_https_port = a->cfg.hub_https_port;
     a->transfer.hub_ca_file = a->cfg.ca_file;
     a->transfer.device_id = a->cfg.device_id;
-    a->transfer.device_key = a->cfg.device_key;
+    /* Uploads use the connection's own credentials: SAS tokens the client signs (device key or
+     * TPM slot), or the X.509 certificate. */
+    a->transfer.client = a->client;
+    a->transfer.cert_file = a->cfg.cert_file;
+    a->transfer.key_file = a->cfg.key_file;
     agent_configd_init(&a->configd, a->cfg.configd_socket);
     a->env = (cap_env){
         .client = a->client,

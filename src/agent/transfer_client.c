@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,15 +148,23 @@ iotdm_result agent_transfer_upload(void *ctx, int fd, const char *blob_name, cha
                                    size_t out_cap, char *err, size_t err_cap)
 {
     agent_transfers *t = ctx;
-    if (!t->device_key || !*t->device_key) {
-        snprintf(err, err_cap,
-                 "uploads need the device's symmetric key (not yet a TPM slot or "
-                 "X.509)");
-        return IOTDM_E_UNSUPPORTED;
+    bool x509 = t->cert_file && *t->cert_file;
+    char port[16], line[sizeof TRANSFER_TOKEN_PREFIX + 1024 + 1], output[1400];
+    line[0] = '\0';
+    if (!x509) {
+        size_t pre = strlen(TRANSFER_TOKEN_PREFIX);
+        memcpy(line, TRANSFER_TOKEN_PREFIX, pre);
+        iotdm_result r = iotdm_client_sas_token(t->client, TRANSFER_TOKEN_TTL_S, line + pre,
+                                                sizeof line - pre - 1);
+        if (r < 0) {
+            memset(line, 0, sizeof line);
+            snprintf(err, err_cap, "cannot sign a SAS token for the upload: %s",
+                     iotdm_result_message(r));
+            return r;
+        }
+        strcat(line, "\n");
     }
-    char port[16], key[200], output[1400];
     snprintf(port, sizeof port, "%u", t->hub_https_port ? t->hub_https_port : 443);
-    snprintf(key, sizeof key, "%s\n", t->device_key);
     char *argv[] = {t->helper,
                     "upload",
                     (char *)t->hub_host,
@@ -163,10 +172,12 @@ iotdm_result agent_transfer_upload(void *ctx, int fd, const char *blob_name, cha
                     (char *)(t->hub_ca_file ? t->hub_ca_file : ""),
                     (char *)t->device_id,
                     (char *)blob_name,
+                    x509 ? (char *)t->cert_file : NULL,
+                    x509 ? (char *)t->key_file : NULL,
                     NULL};
     lseek(fd, 0, SEEK_SET);
-    iotdm_result r = run_helper(t, argv, fd, key, output, sizeof output);
-    memset(key, 0, sizeof key);
+    iotdm_result r = run_helper(t, argv, fd, x509 ? NULL : line, output, sizeof output);
+    memset(line, 0, sizeof line);
     if (r < 0)
         snprintf(err, err_cap, "%s", output[0] ? output : "the upload failed");
     else

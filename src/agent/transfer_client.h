@@ -5,11 +5,19 @@
 
 #include <stddef.h>
 
+#include "iotdm/client.h"
 #include "iotdm/result.h"
 
 /* The protocol with iotdm-transfer: the file travels as descriptor 3, the outcome as exit status.
- */
-#define TRANSFER_FILE_FD 3
+ * An upload authenticates to the hub either with a device SAS token the agent signed (one line
+ * on the helper's stdin: "token SharedAccessSignature sr=…", never on its command line, so the
+ * device key or TPM never reaches the helper) or with the device's X.509 certificate, whose file
+ * names are arguments (the helper reads the key file itself; its content never travels). */
+#define TRANSFER_FILE_FD      3
+#define TRANSFER_TOKEN_PREFIX "token "
+/* The token only has to outlive one upload: the SAS URI request, the blob PUT (at most 600 s)
+ * and the notification. */
+#define TRANSFER_TOKEN_TTL_S 900
 enum {
     TRANSFER_EXIT_OK = 0,
     TRANSFER_EXIT_USAGE = 2,
@@ -28,7 +36,11 @@ typedef struct {
     unsigned hub_https_port;
     const char *hub_ca_file;
     const char *device_id;
-    const char *device_key; /* sent on the helper's stdin, never on its command line */
+    /* Upload credentials: the client signs SAS tokens (device key or TPM); with cert_file set the
+     * device's X.509 certificate is presented instead. */
+    iotdm_client *client;
+    const char *cert_file;
+    const char *key_file;
 } agent_transfers;
 
 /* helper: a path, or NULL/"" for the iotdm-transfer beside /proc/self/exe. */

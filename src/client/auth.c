@@ -1,10 +1,12 @@
 /* Credentials for CONNECT: the user name (§1.2) and the SAS password (§1.4), signed here with the
  * device key or by a pluggable signer (a TPM slot, an HSM). */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "client/internal.h"
 #include "common/sas.h"
+#include "common/timeutil.h"
 #include "common/urlenc.h"
 
 size_t client_format_username(char *buf, size_t cap, const char *host, const char *device_id,
@@ -69,4 +71,23 @@ iotdm_result client_build_password(iotdm_client *c, int64_t expiry_s, char *out,
     if (n < 0 || (size_t)n >= sizeof resource)
         return IOTDM_E_TOO_LARGE;
     return sas_build_token(resource, c->device_key, NULL, expiry_s, out, cap);
+}
+
+IOTDM_API iotdm_result iotdm_client_sas_token(iotdm_client *c, unsigned ttl_s, char *out,
+                                              size_t out_cap)
+{
+    if (!c || !ttl_s || !out || !out_cap)
+        return -EINVAL;
+    out[0] = '\0';
+    if (c->cert_file)
+        return IOTDM_E_UNSUPPORTED;
+    /* The real clock, not an injected one: the hub checks se against its own time. */
+    int64_t expiry = time_now_ms() / 1000 + ttl_s;
+    /* The signer may be a TPM session the connection uses from the client's own thread. */
+    client_lock(c);
+    iotdm_result r = client_build_password(c, expiry, out, out_cap);
+    client_unlock(c);
+    if (r < 0)
+        memset(out, 0, out_cap);
+    return r;
 }

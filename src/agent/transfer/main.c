@@ -3,11 +3,15 @@
  * it lives only while a transfer runs. Spoken to by the agent (src/agent/transfer_client.c):
  *
  *   iotdm-transfer download URL SHA256 MAX_BYTES [CA_FILE]   fd 3: the (empty) file to fill
- *   iotdm-transfer upload HOST PORT CA_FILE DEVICE_ID BLOB   fd 3: the file; stdin: the device key
+ *   iotdm-transfer upload HOST PORT CA_FILE DEVICE_ID BLOB   fd 3: the file; stdin: one line,
+ *                                   "token SharedAccessSignature sr=…" (the device's SAS token)
+ *   iotdm-transfer upload HOST PORT CA_FILE DEVICE_ID BLOB CERT_FILE KEY_FILE
+ *                                   fd 3: the file; X.509: the certificate is presented instead
  *
  * Exit status: 0 ok (upload: the hub's blob name on stdout), else a code below with one line on
  * stderr saying why. */
 #include <curl/curl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,25 +50,44 @@ static int download(int argc, char **argv)
     return exit_code(r);
 }
 
+/* The SAS token line on stdin; false when there is none or it is not one. */
+static bool read_token(char *line, size_t cap)
+{
+    size_t pre = strlen(TRANSFER_TOKEN_PREFIX);
+    if (!fgets(line, (int)cap, stdin))
+        return false;
+    line[strcspn(line, "\r\n")] = '\0';
+    if (strncmp(line, TRANSFER_TOKEN_PREFIX, pre) != 0 ||
+        strncmp(line + pre, "SharedAccessSignature ", 22) != 0)
+        return false;
+    memmove(line, line + pre, strlen(line + pre) + 1);
+    return true;
+}
+
 static int upload(int argc, char **argv)
 {
-    if (argc != 7)
+    if (argc != 7 && argc != 9)
         return TRANSFER_EXIT_USAGE;
-    char key[256] = "";
-    if (!fgets(key, sizeof key, stdin))
+    char token[1200] = "";
+    bool x509 = argc == 9;
+    if (!x509 && !read_token(token, sizeof token)) {
+        memset(token, 0, sizeof token);
+        fprintf(stderr, "no device SAS token on stdin\n");
         return TRANSFER_EXIT_USAGE;
-    key[strcspn(key, "\r\n")] = '\0';
+    }
     agent_transfer t = {
         .hub_host = argv[2],
         .hub_https_port = (unsigned)strtoul(argv[3], NULL, 10),
         .hub_ca_file = argv[4],
         .device_id = argv[5],
-        .device_key = key,
+        .device_token = x509 ? NULL : token,
+        .cert_file = x509 ? argv[7] : NULL,
+        .key_file = x509 ? argv[8] : NULL,
     };
     char err[512] = "", blob[1200] = "";
     iotdm_result r =
         agent_upload(&t, TRANSFER_FILE_FD, argv[6], blob, sizeof blob, err, sizeof err);
-    memset(key, 0, sizeof key);
+    memset(token, 0, sizeof token);
     if (r < 0)
         fprintf(stderr, "%s\n", err);
     else
@@ -77,8 +100,8 @@ int main(int argc, char **argv)
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         printf(
             "Usage: iotdm-transfer download URL SHA256 MAX_BYTES [CA_FILE]   (fd 3: output)\n"
-            "       iotdm-transfer upload HOST PORT CA_FILE DEVICE_ID BLOB   (fd 3: input,\n"
-            "                                                                stdin: device key)\n"
+            "       iotdm-transfer upload HOST PORT CA_FILE DEVICE_ID BLOB [CERT_FILE KEY_FILE]\n"
+            "           (fd 3: input; without a certificate, stdin: \"token <device SAS token>\")\n"
             "Run by iotdm-agent for each file transfer; not meant to be run by hand.\n");
         return 0;
     }

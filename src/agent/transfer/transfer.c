@@ -16,7 +16,6 @@
 
 #include "common/log.h"
 #include "common/sas.h"
-#include "common/timeutil.h"
 #include "common/urlenc.h"
 
 #define CONNECT_TIMEOUT_S  30
@@ -150,37 +149,36 @@ static size_t collect_cb(char *data, size_t size, size_t n, void *arg)
     return len;
 }
 
-static void device_auth_header(agent_transfer *t, char *out, size_t cap)
-{
-    char resource[512], token[SAS_TOKEN_MAX];
-    snprintf(resource, sizeof resource, "%s/devices/%s", t->hub_host, t->device_id);
-    if (sas_build_token(resource, t->device_key, NULL, time_now_ms() / 1000 + 3600, token,
-                        sizeof token) == 0)
-        snprintf(out, cap, "Authorization: %s", token);
-    else
-        out[0] = '\0';
-}
-
 /* One JSON request to the hub with the device's credentials; *out_json gets the answer. */
 static iotdm_result hub_post(agent_transfer *t, const char *path, json_t *body, long expect,
                              json_t **out_json, char *err, size_t err_cap)
 {
-    char url[1024], auth[SAS_TOKEN_MAX + 32], port[16] = "";
+    char url[1024], auth[SAS_TOKEN_MAX + 32] = "", port[16] = "";
     if (t->hub_https_port && t->hub_https_port != 443)
         snprintf(port, sizeof port, ":%u", t->hub_https_port);
     snprintf(url, sizeof url, "https://%s%s%s", t->hub_host, port, path);
-    device_auth_header(t, auth, sizeof auth);
     char *text = json_dumps(body, JSON_COMPACT);
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    hdrs = curl_slist_append(hdrs, auth);
+    if (t->device_token) {
+        snprintf(auth, sizeof auth, "Authorization: %s", t->device_token);
+        hdrs = curl_slist_append(hdrs, auth);
+        memset(auth, 0, sizeof auth);
+    }
     membuf answer = {NULL, 0};
     CURL *curl = curl_easy_init();
     char curl_err[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     if (t->hub_ca_file && *t->hub_ca_file)
         curl_easy_setopt(curl, CURLOPT_CAINFO, t->hub_ca_file);
+    /* X.509: the hub authenticates the request by the certificate of the TLS connection. */
+    if (t->cert_file) {
+        curl_easy_setopt(curl, CURLOPT_SSLCERT, t->cert_file);
+        curl_easy_setopt(curl, CURLOPT_SSLKEY, t->key_file);
+    }
     curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_cb);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
@@ -276,10 +274,9 @@ iotdm_result agent_upload(void *ctx, int fd, const char *blob_name, char *out_bl
                           char *err, size_t err_cap)
 {
     agent_transfer *t = ctx;
-    if (!t->device_key || !*t->device_key) {
-        snprintf(err, err_cap,
-                 "uploads need the device's symmetric key (X.509 is not supported yet)");
-        return IOTDM_E_UNSUPPORTED;
+    if (!t->device_token == !t->cert_file || (t->cert_file && !t->key_file)) {
+        snprintf(err, err_cap, "an upload needs a device SAS token or a certificate and its key");
+        return IOTDM_E_MALFORMED;
     }
     char path[600];
     snprintf(path, sizeof path, "/devices/%s/files?api-version=2021-04-12", t->device_id);

@@ -14,7 +14,11 @@ typedef struct {
     unsigned hub_https_port;      /* 443 unless testing */
     const char *hub_ca_file;
     const char *device_id;
-    const char *device_key;
+    /* Exactly one: a device SAS token for {hub_host}/devices/{device_id}, or the device's X.509
+     * certificate and key (PEM files) presented to the hub. */
+    const char *device_token;
+    const char *cert_file;
+    const char *key_file;
 } agent_transfer;
 
 #define AGENT_DOWNLOAD_MAX (256u * 1024 * 1024)

@@ -20,6 +20,7 @@
 #include "common/urlenc.h"
 #include "hub/events.h"
 #include "hub/http/internal.h"
+#include "hub/net/tls.h"
 
 #define UPLOAD_SAS_TTL_S   3600
 #define MAX_ACTIVE_UPLOADS 10 /* Azure: 10 concurrent file uploads per device */
@@ -55,33 +56,51 @@ bool http_upload_signature(hub *h, const char *cid, const char *blob, int64_t se
     return n > 0 && (size_t)n < sizeof msg && sas_sign(key.primary_key, msg, (size_t)n, out) == 0;
 }
 
-/* Device endpoints authenticate like devices do (§1.4): the device's own key, or a policy with
- * DeviceConnect, with a token covering {host}/devices/{id}. */
+/* A SAS token for the device (§1.4): the device's own key, or a policy with DeviceConnect, with
+ * a token covering {host}/devices/{id}. */
+static bool device_sas_valid(http_ctx *cx, const hub_device *d, const char *auth)
+{
+    sas_token tok;
+    char resource[512];
+    snprintf(resource, sizeof resource, "%s/devices/%s", cx->h->cfg.hostname, d->device_id);
+    if (sas_parse(auth, strlen(auth), &tok) < 0 || tok.expiry < time_now_ms() / 1000 ||
+        !sas_resource_covers(&tok, resource))
+        return false;
+    if (tok.skn) {
+        char name[HUB_ID_MAX];
+        hub_policy p;
+        return urlenc_decode(tok.skn, tok.skn_len, name, sizeof name, false) > 0 &&
+               hub_store_policy_get(cx->h->store, name, &p) == 0 &&
+               (p.rights & HUB_RIGHT_DEVICE_CONNECT) &&
+               (sas_signature_valid(&tok, p.primary_key) ||
+                sas_signature_valid(&tok, p.secondary_key));
+    }
+    return (d->primary_key[0] && sas_signature_valid(&tok, d->primary_key)) ||
+           (d->secondary_key[0] && sas_signature_valid(&tok, d->secondary_key));
+}
+
+/* Device endpoints authenticate like devices do, and only for the device named in the path: a
+ * SAS token in the Authorization header, or without one the TLS client certificate of a
+ * self-signed X.509 device (§1.5: the thumbprint registered for it, as at MQTT CONNECT), as Azure
+ * IoT Hub accepts on these endpoints. The HTTPS listener asks every client for a certificate. */
 static bool authorize_device(http_ctx *cx, const char *device_id)
 {
     const char *auth = http_header(cx, "Authorization");
-    sas_token tok;
+    SSL *ssl = http_client_ssl(cx);
     hub_device d;
-    char resource[512];
-    snprintf(resource, sizeof resource, "%s/devices/%s", cx->h->cfg.hostname, device_id);
-    bool ok = auth && sas_parse(auth, strlen(auth), &tok) == 0 &&
-              tok.expiry >= time_now_ms() / 1000 && sas_resource_covers(&tok, resource) &&
-              hub_store_device_get(cx->h->store, device_id, &d) == 0 && d.enabled;
-    if (ok && tok.skn) {
-        char name[HUB_ID_MAX];
-        hub_policy p;
-        ok = urlenc_decode(tok.skn, tok.skn_len, name, sizeof name, false) > 0 &&
-             hub_store_policy_get(cx->h->store, name, &p) == 0 &&
-             (p.rights & HUB_RIGHT_DEVICE_CONNECT) &&
-             (sas_signature_valid(&tok, p.primary_key) ||
-              sas_signature_valid(&tok, p.secondary_key));
-    } else if (ok) {
-        ok = (d.primary_key[0] && sas_signature_valid(&tok, d.primary_key)) ||
-             (d.secondary_key[0] && sas_signature_valid(&tok, d.secondary_key));
-    }
-    if (!ok)
-        http_send_error(cx, HUB_ERR_UNAUTHORIZED, "the device credentials are not valid");
-    return ok;
+    const char *why = NULL;
+    /* An unknown or disabled device gets the same answer: the 401 tells no one what exists. */
+    bool known = hub_store_device_get(cx->h->store, device_id, &d) == 0 && d.enabled;
+    if (!auth && !(ssl && SSL_get0_peer_certificate(ssl)))
+        why = "no SAS token and no client certificate";
+    else if (auth && !(known && device_sas_valid(cx, &d, auth)))
+        why = "the SAS token is not valid for this device";
+    else if (!auth && !(known && d.auth_type == HUB_AUTH_SELF_SIGNED &&
+                        hub_tls_peer_matches(ssl, d.primary_thumbprint, d.secondary_thumbprint)))
+        why = "the client certificate is not this device's";
+    if (why)
+        http_send_error(cx, HUB_ERR_UNAUTHORIZED, "the device credentials are not valid: %s", why);
+    return !why;
 }
 
 static void new_correlation_id(char *out, size_t cap)

@@ -5,6 +5,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <openssl/ssl.h>
 #include <stdbool.h>
 
 #include "hub/errors.h"
@@ -54,6 +55,8 @@ void http_release_orphan(struct evhttp_request *req);
 /* The body as JSON; on failure an error was sent and NULL is returned. */
 json_t *http_body_json(http_ctx *cx);
 const char *http_header(http_ctx *cx, const char *name);
+/* The TLS connection the request arrived on (its client certificate, if the client sent one). */
+SSL *http_client_ssl(http_ctx *cx);
 const char *http_query_param(http_ctx *cx, const char *name);
 /* Checks the Authorization header for a policy with all of the rights; sends 401 and returns
  * false otherwise. */

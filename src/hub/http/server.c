@@ -74,6 +74,13 @@ const char *http_header(http_ctx *cx, const char *name)
     return evhttp_find_header(evhttp_request_get_input_headers(cx->req), name);
 }
 
+SSL *http_client_ssl(http_ctx *cx)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(cx->req);
+    struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+    return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+}
+
 const char *http_query_param(http_ctx *cx, const char *name)
 {
     return evhttp_find_header(&cx->query, name);
@@ -210,7 +217,8 @@ static struct bufferevent *tls_bev(struct event_base *base, void *arg)
     SSL *ssl = SSL_new(http->h->https_tls);
     if (!ssl)
         return NULL;
-    hub_tls_request_client_cert(ssl); /* for DPS X.509 registration over HTTPS */
+    /* X.509 devices: DPS registration and the file-upload calls over HTTPS. */
+    hub_tls_request_client_cert(ssl);
     struct bufferevent *bev = bufferevent_openssl_socket_new(
         base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (bev)

@@ -226,18 +226,10 @@ static uint8_t check_sas(hub_mqtt_conn *c, const hub_device *d, const mqtt_conne
 
 static uint8_t check_x509(hub_mqtt_conn *c, const hub_device *d)
 {
-    char sha1[41], sha256[65];
-    if (d->auth_type != HUB_AUTH_SELF_SIGNED)
-        return MQTT_CONNACK_NOT_AUTHORIZED;
-    if (!hub_tls_peer_thumbprints(bufferevent_openssl_get_ssl(c->bev), sha1, sha256))
-        return MQTT_CONNACK_NOT_AUTHORIZED;
-    const char *prints[] = {d->primary_thumbprint, d->secondary_thumbprint};
-    for (int i = 0; i < 2; i++) {
-        if (prints[i][0] &&
-            (strcasecmp(prints[i], sha1) == 0 || strcasecmp(prints[i], sha256) == 0))
-            return MQTT_CONNACK_ACCEPTED;
-    }
-    return MQTT_CONNACK_NOT_AUTHORIZED;
+    bool ok = d->auth_type == HUB_AUTH_SELF_SIGNED &&
+              hub_tls_peer_matches(bufferevent_openssl_get_ssl(c->bev), d->primary_thumbprint,
+                                   d->secondary_thumbprint);
+    return ok ? MQTT_CONNACK_ACCEPTED : MQTT_CONNACK_NOT_AUTHORIZED;
 }
 
 static void arm_timer(hub_mqtt_conn *c)

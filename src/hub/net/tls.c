@@ -10,6 +10,7 @@
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -273,4 +274,18 @@ bool hub_tls_peer_thumbprints(SSL *ssl, char sha1_hex[41], char sha256_hex[65])
         hex(md, len, sha256_hex);
     X509_free(peer);
     return ok;
+}
+
+bool hub_tls_peer_matches(SSL *ssl, const char *primary, const char *secondary)
+{
+    char sha1[41], sha256[65];
+    if (!ssl || !hub_tls_peer_thumbprints(ssl, sha1, sha256))
+        return false;
+    const char *prints[] = {primary, secondary};
+    for (int i = 0; i < 2; i++) {
+        if (prints[i] && prints[i][0] &&
+            (strcasecmp(prints[i], sha1) == 0 || strcasecmp(prints[i], sha256) == 0))
+            return true;
+    }
+    return false;
 }

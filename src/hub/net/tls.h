@@ -26,4 +26,9 @@ void hub_tls_request_client_cert(SSL *ssl);
  */
 bool hub_tls_peer_thumbprints(SSL *ssl, char sha1_hex[41], char sha256_hex[65]);
 
+/* Self-signed X.509 device authentication, for MQTT CONNECT and device HTTPS calls alike: true
+ * when the peer certificate's SHA-1 or SHA-256 thumbprint equals primary or secondary (hex, any
+ * case; an empty one never matches). False without a peer certificate. */
+bool hub_tls_peer_matches(SSL *ssl, const char *primary, const char *secondary);
+
 #endif

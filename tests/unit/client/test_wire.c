@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "common/sas.h"
+#include "common/timeutil.h"
 #include "fixture.h"
 
 #define MS_KEY                                                                                     \
@@ -77,6 +78,35 @@ static void test_password_from_key_and_from_signer_match_vector(void **state)
     c = vector_client(dir, tpm_like_signer);
     assert_int_equal(client_build_password(c, 1663119026, token, sizeof token), IOTDM_OK);
     assert_string_equal(token, MS_TOKEN);
+    iotdm_client_free(c);
+    fixture_rmdir(dir);
+}
+
+static void test_sas_token_for_another_process_is_signed_by_key_or_signer(void **state)
+{
+    (void)state;
+    char *dir = fixture_mkdir();
+    char token[SAS_TOKEN_MAX];
+    for (int with_signer = 0; with_signer < 2; with_signer++) {
+        iotdm_client *c = vector_client(dir, with_signer ? tpm_like_signer : NULL);
+        int64_t now = time_now_ms() / 1000;
+        assert_int_equal(iotdm_client_sas_token(c, 900, token, sizeof token), IOTDM_OK);
+        sas_token tok;
+        assert_int_equal(sas_parse(token, strlen(token), &tok), IOTDM_OK);
+        assert_null(tok.skn);
+        assert_true(tok.expiry >= now + 900 && tok.expiry <= now + 901);
+        assert_true(sas_signature_valid(&tok, MS_KEY));
+        assert_true(
+            sas_resource_covers(&tok, "MyExampleHub.azure-devices.net/devices/my-symkey-device"));
+        assert_false(sas_resource_covers(&tok, "MyExampleHub.azure-devices.net/devices/other"));
+        assert_int_equal(iotdm_client_sas_token(c, 900, token, 40), IOTDM_E_TOO_LARGE);
+        iotdm_client_free(c);
+    }
+    iotdm_client_config x509 = {
+        .host = "h", .device_id = "d", .cert_file = "c.pem", .key_file = "k.pem", .state_dir = dir};
+    iotdm_client *c = NULL;
+    assert_int_equal(iotdm_client_new(&x509, &c), IOTDM_OK);
+    assert_int_equal(iotdm_client_sas_token(c, 900, token, sizeof token), IOTDM_E_UNSUPPORTED);
     iotdm_client_free(c);
     fixture_rmdir(dir);
 }
@@ -160,6 +190,7 @@ int main(void)
         cmocka_unit_test(test_username_has_api_version_client_type_and_encoded_model),
         cmocka_unit_test(test_string_to_sign_is_encoded_resource_newline_expiry),
         cmocka_unit_test(test_password_from_key_and_from_signer_match_vector),
+        cmocka_unit_test(test_sas_token_for_another_process_is_signed_by_key_or_signer),
         cmocka_unit_test(test_config_contradictions_are_refused),
         cmocka_unit_test(test_telemetry_bag_percent_encodes_names_values_and_component),
         cmocka_unit_test(test_telemetry_send_queues_and_enforces_256k),
