@@ -1,7 +1,8 @@
 'use strict';
 // DPS in iotdm-hub: Microsoft's provisioning SDKs (device over MQTT and HTTPS, service) against the
 // hub (reference §3, §5.2): symmetric keys (individual, group), X.509, enrollment CRUD, and the
-// refusals (wrong key, unknown registration id, disabled enrollment) that must create nothing.
+// refusals (wrong key, unknown registration id, disabled enrollment, ids and device ids breaking
+// the rules) that must create nothing.
 const h = require('./lib/harness');
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -367,4 +368,120 @@ test('registration and group ids are checked (§3.1): 400 with the reason, nothi
     assert.ok(!all.some((x) => x.registrationId === bad), `${bad} was not stored`);
     assert.ok(!groups.some((x) => x.enrollmentGroupId === bad), `${bad} was not stored`);
   }
+});
+
+function dpsSas(regId, keyB64, expiry = h.nowSec() + 600) {
+  const sr = encodeURIComponent(`${idScope}/registrations/${regId}`);
+  const sig = crypto.createHmac('sha256', Buffer.from(keyB64, 'base64')).update(`${sr}\n${expiry}`).digest('base64');
+  return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${expiry}&skn=registration`;
+}
+
+async function deviceIds() {
+  const { responseBody: list } = await reg.list();
+  return new Set(list.map((d) => d.deviceId));
+}
+
+test('the register API applies the registration id rule (§3.1) over MQTT and HTTPS: 400, nothing created', async () => {
+  // A symmetric-key group takes any registration id whose SAS is signed with the key derived for
+  // it: without the rule, each of these would become a device (the group's device id is the
+  // registration id).
+  const groupId = h.uid('grp-ids');
+  const { responseBody: g } = await svc.createOrUpdateEnrollmentGroup({
+    enrollmentGroupId: groupId, attestation: { type: 'symmetricKey', symmetricKey: {} },
+  });
+  const gk = g.attestation.symmetricKey.primaryKey;
+  const cases = [
+    [`bad id ${h.uid('x')}`, /not spaces/],
+    [`${h.uid('trailing')}.`, /must end with a letter, a digit or '-', not '\.'/],
+    [`${h.uid('semi')};colon`, /not ';'/],
+    [`${h.uid('plus')}+sign`, /not '\+'/],
+  ];
+  // Microsoft's device SDKs, both transports. (The HTTP one puts the id into the URL unescaped,
+  // and Node refuses a space there before anything is sent: raw requests below cover it.)
+  for (const kind of ['mqtt', 'http']) {
+    for (const [id, why] of cases.filter(([x]) => kind === 'mqtt' || !x.includes(' '))) {
+      const err = await h.rejects(register(id, deriveKey(gk, id), kind), 20000, `${kind} register of '${id}'`);
+      assert.match(`${err.message} ${JSON.stringify(err.result)} ${JSON.stringify(err.responseBody)}`, why, `${kind} '${id}'`);
+    }
+  }
+  // Raw HTTPS: DPS's error body, also for what a URL can carry but the SDKs would not send.
+  const raw = [...cases, [`${'a'.repeat(129)}`, /129 characters long; at most 128/], [`x/${h.uid('y')}`, /not '\/'/]];
+  for (const [id, why] of raw) {
+    const r = await h.rest('PUT', `/${idScope}/registrations/${encodeURIComponent(id)}/register?api-version=2019-03-31`,
+      { auth: dpsSas(id, deriveKey(gk, id)), body: { registrationId: id } });
+    assert.equal(r.status, 400, `${id}: ${r.text}`);
+    const j = assertDpsError(r.text, 400, why);
+    assert.equal(j.errorCode, 400004);
+    assert.match(j.message, /^the registration id /);
+  }
+  // Raw MQTT: the response topic carries 400 and the same body.
+  const [id0, why0] = cases[0];
+  const c = await h.rawConnect({
+    clientId: id0, clean: true, username: `${idScope}/registrations/${id0}/api-version=2019-03-31`,
+    password: dpsSas(id0, deriveKey(gk, id0)),
+  });
+  await new Promise((resolve, reject) => c.client.subscribe('$dps/registrations/res/#', { qos: 1 }, (e) => (e ? reject(e) : resolve())));
+  c.client.publish('$dps/registrations/PUT/iotdps-register/?$rid=9', JSON.stringify({ registrationId: id0 }), { qos: 1 });
+  const m = await c.waitMessage((x) => x.topic.startsWith('$dps/registrations/res/'), 10000, 'DPS response');
+  assert.equal(m.topic, '$dps/registrations/res/400/?$rid=9');
+  assertDpsError(m.payload.toString(), 400, why0);
+  c.client.end(true);
+  // Over MQTT an id longer than 128 characters cannot name a session: CONNECT is refused.
+  const long = 'a'.repeat(129);
+  const refused = await h.rejects(h.rawConnect({
+    clientId: long, clean: true, username: `${idScope}/registrations/${long}/api-version=2019-03-31`,
+  }), 15000, 'CONNECT with a 129-character registration id');
+  assert.equal(refused.returnCode, 4);
+
+  // Nothing was created: no device, no registration record.
+  const devices = await deviceIds();
+  for (const [id] of raw) {
+    assert.ok(!devices.has(id), `no device '${id}'`);
+    await assert.rejects(svc.getDeviceRegistrationState(id), (x) => x.response.statusCode === 404, id);
+  }
+  const { responseBody: recs } = await svc.createEnrollmentGroupDeviceRegistrationStateQuery({ query: '*' }, groupId).next();
+  assert.deepEqual(recs, []);
+  // The group itself works: a valid id registers.
+  const ok = h.uid('gdev-ok');
+  const res = await register(ok, deriveKey(gk, ok), 'http');
+  assert.equal(res.deviceId, ok);
+});
+
+test("an enrollment's deviceId follows IoT Hub's device id rule (§1.17): 400, nothing stored", async () => {
+  const sym = { type: 'symmetricKey', symmetricKey: {} };
+  const cases = [
+    ['bad id', /^the device id may contain only ASCII letters, digits and - \. % _ \* \? ! \( \) , : = @ \$ ', not spaces$/],
+    ['a+b', /not '\+'/],
+    ['a#b', /not '#'/],
+    ['a/b', /not '\/'/],
+    ['caf\u00e9', /not byte 0xc3/],
+    ['d'.repeat(129), /the device id is 129 characters long; at most 128 are allowed/],
+    [42, /deviceId must be a string/],
+  ];
+  for (const [deviceId, why] of cases) {
+    const id = h.uid('devid');
+    const e = await h.rejects(svc.createOrUpdateIndividualEnrollment({ registrationId: id, deviceId, attestation: sym }), 10000, String(deviceId));
+    assert.equal(e.response.statusCode, 400, String(deviceId));
+    assert.equal(e.constructor.name, 'ArgumentError');
+    assertDpsError(e.responseBody, 400, why);
+    await assert.rejects(svc.getIndividualEnrollment(id), (x) => x.response.statusCode === 404);
+  }
+  // An update is refused the same way and leaves the stored enrollment as it was.
+  const id = h.uid('devid-upd');
+  const { responseBody: stored } = await svc.createOrUpdateIndividualEnrollment({ registrationId: id, deviceId: `${id}-dev`, attestation: sym });
+  const e = await h.rejects(svc.createOrUpdateIndividualEnrollment({ ...stored, deviceId: 'bad id' }), 10000, 'update');
+  assert.equal(e.response.statusCode, 400);
+  const { responseBody: after } = await svc.getIndividualEnrollment(id);
+  assert.equal(after.deviceId, `${id}-dev`);
+  assert.equal(after.etag, stored.etag);
+
+  // Every character the rule allows: stored, and the device registers under that very id.
+  const special = `${h.uid('dev')}-._%*?!(),:=@$'`;
+  const regId = h.uid('devid-ok');
+  const { responseBody: okEnr } = await svc.createOrUpdateIndividualEnrollment({ registrationId: regId, deviceId: special, attestation: sym });
+  assert.equal(okEnr.deviceId, special);
+  const res = await register(regId, okEnr.attestation.symmetricKey.primaryKey, 'http');
+  assert.equal(res.deviceId, special);
+  const { responseBody: d } = await reg.get(special);
+  assert.equal(d.deviceId, special);
 });

@@ -2,7 +2,8 @@
 // DPS TPM attestation in iotdm-hub (reference §3.8, §3.9): a software TPM (swtpm) and limpet
 // register against the hub over HTTPS (401 challenge with an activation blob, SAS signed inside the
 // TPM, 202, poll, the hub key delivered in a second blob); the device then connects with SAS tokens
-// signed by the TPM. Plus the refusals, which must create nothing, and TPM over MQTT refused.
+// signed by the TPM. Plus the refusals, which must create nothing (enrollments whose EK or SRK is
+// no TPM key among them), and TPM over MQTT refused.
 const h = require('./lib/harness');
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -209,6 +210,53 @@ test('refusals: registration id not from the EK, another EK, no challenge, unkno
 
   for (const id of [custom, otherId]) assert.equal(await deviceExists(id), false);
   await assert.rejects(svc.getDeviceRegistrationState(custom), (x) => x.response.statusCode === 404);
+});
+
+// The swtpm's EK with one thing changed: its attributes, its type, or cut short.
+function alteredEk(change) {
+  const b = Buffer.from(tpm.ek, 'base64');
+  change(b);
+  return b.toString('base64');
+}
+
+test('a TPM enrollment is refused when its EK or SRK is no usable key: 400 with the reason, nothing stored', async () => {
+  const bad = [
+    ['endorsementKey', '%%%', /attestation\.tpm\.endorsementKey must be base64 of the endorsement key's TPM2B_PUBLIC/],
+    ['endorsementKey', crypto.randomBytes(314).toString('base64'), /endorsementKey is not usable as the endorsement key: /],
+    ['endorsementKey', Buffer.from(tpm.ek, 'base64').subarray(0, 100).toString('base64'), /not a marshaled TPM2B_PUBLIC/],
+    // TPMA_OBJECT sign set: a signing key cannot protect a credential.
+    ['endorsementKey', alteredEk((b) => { b[7] |= 0x04; }), /not a restricted decryption key/],
+    ['endorsementKey', alteredEk((b) => { b.writeUInt16BE(0x0023, 2); }), /only RSA keys are supported/],
+    ['endorsementKey', crypto.randomBytes(1100).toString('base64'), /larger than 1024 bytes/],
+    ['storageRootKey', crypto.randomBytes(80).toString('base64'), /storageRootKey is not usable as the storage root key/],
+    ['storageRootKey', 'not base64!', /storageRootKey must be base64/],
+  ];
+  for (const [field, value, why] of bad) {
+    const id = h.uid('tpm-bad');
+    const section = { endorsementKey: tpm.ek, storageRootKey: tpm.srk, [field]: value };
+    const e = await h.rejects(svc.createOrUpdateIndividualEnrollment({ registrationId: id, attestation: { type: 'tpm', tpm: section } }), 10000, `${field} ${why}`);
+    assert.equal(e.response.statusCode, 400, String(why));
+    const body = JSON.parse(e.responseBody);
+    assert.equal(body.errorCode, 400004);
+    assert.match(body.message, why);
+    await assert.rejects(svc.getIndividualEnrollment(id), (x) => x.response.statusCode === 404);
+  }
+  // An update with a bad EK leaves the stored enrollment as it was.
+  const id = h.uid('tpm-upd');
+  const { responseBody: stored } = await enroll(id, tpm.ek);
+  const e = await h.rejects(svc.createOrUpdateIndividualEnrollment({ ...stored, attestation: { type: 'tpm', tpm: { endorsementKey: alteredEk((b) => { b[7] |= 0x04; }) } } }), 10000, 'update');
+  assert.equal(e.response.statusCode, 400);
+  const { responseBody: after } = await svc.getIndividualEnrollment(id);
+  assert.equal(after.attestation.tpm.endorsementKey, tpm.ek);
+  assert.equal(after.etag, stored.etag);
+
+  // A real EK and SRK are stored as given; the SRK may be left out. Any registration id is
+  // accepted here, as Azure does: only registration insists on the one the EK gives (above).
+  const { responseBody: ok } = await svc.createOrUpdateIndividualEnrollment({
+    registrationId: id, attestation: { type: 'tpm', tpm: { endorsementKey: tpm.ek, storageRootKey: tpm.srk } },
+  });
+  assert.equal(ok.attestation.tpm.storageRootKey, tpm.srk);
+  await svc.deleteIndividualEnrollment(id);
 });
 
 test('TPM attestation over MQTT is refused with a clear error', async () => {

@@ -366,17 +366,25 @@ test('an X.509 enrollment from a pasted PEM; disabling it keeps the certificate'
   });
 });
 
+// A real TPM's public keys and the registration id its EK gives, as `limpet enrollment-info`
+// printed them once for a swtpm (fixtures/tpm-ek.json): the hub checks that an enrolled EK is one.
+const TPM = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'tpm-ek.json'), 'utf8'));
+
+// base32(SHA-256(bytes)), lower case, unpadded: the registration id a TPM with this EK uses.
+function tpmRegistrationId(ek) {
+  const digest = crypto.createHash('sha256').update(ek).digest();
+  let bits = '';
+  for (const b of digest) bits += b.toString(2).padStart(8, '0');
+  let regId = '';
+  for (let i = 0; i < bits.length; i += 5) regId += 'abcdefghijklmnopqrstuvwxyz234567'[parseInt(bits.slice(i, i + 5).padEnd(5, '0'), 2)];
+  return regId;
+}
+
 test('a TPM enrollment from `limpet enrollment-info` output; a mismatched id is refused', async (t) => {
   await step(t, 'tpm', async () => {
-    // Any bytes do as an endorsement key here: the hub stores it, and the registration id is
-    // base32(SHA-256(EK)) as limpet computes it.
-    const ek = crypto.randomBytes(314);
-    const digest = crypto.createHash('sha256').update(ek).digest();
-    let bits = '';
-    for (const b of digest) bits += b.toString(2).padStart(8, '0');
-    let regId = '';
-    for (let i = 0; i < bits.length; i += 5) regId += 'abcdefghijklmnopqrstuvwxyz234567'[parseInt(bits.slice(i, i + 5).padEnd(5, '0'), 2)];
-    const info = `registrationId: ${regId}\nendorsementKey: ${ek.toString('base64')}\nstorageRootKey: ${crypto.randomBytes(80).toString('base64')}\n`;
+    const regId = TPM.registrationId;
+    assert.equal(tpmRegistrationId(Buffer.from(TPM.endorsementKey, 'base64')), regId);
+    const info = `registrationId: ${regId}\nendorsementKey: ${TPM.endorsementKey}\nstorageRootKey: ${TPM.storageRootKey}\n`;
 
     await open('#/provisioning');
     await page.click('#new-enrollment');
@@ -393,9 +401,31 @@ test('a TPM enrollment from `limpet enrollment-info` output; a mismatched id is 
     await page.locator('#enrollment-title', { hasText: regId }).waitFor();
     const e = await getEnrollment('enrollments', regId);
     assert.equal(e.attestation.type, 'tpm');
-    assert.equal(e.attestation.tpm.endorsementKey, ek.toString('base64'));
+    assert.equal(e.attestation.tpm.endorsementKey, TPM.endorsementKey);
+    assert.equal(e.attestation.tpm.storageRootKey, TPM.storageRootKey);
     await page.locator('.small.muted', { hasText: 'matches the one limpet derives' }).waitFor();
     await assert.rejects(getEnrollment('enrollments', 'web-tpm-wrong'), /404/);
+  });
+});
+
+test('an endorsement key that is no TPM key is refused by the service with its reason', async (t) => {
+  await step(t, 'tpm-bad-ek', async () => {
+    // Bytes of the right length, and the id they would give: the page's own check passes, the
+    // service's does not.
+    const ek = crypto.randomBytes(Buffer.from(TPM.endorsementKey, 'base64').length);
+    const regId = tpmRegistrationId(ek);
+    await open('#/provisioning');
+    await page.click('#new-enrollment');
+    await page.fill('#new-enr-id', regId);
+    await page.check('#new-enr-att-tpm');
+    await page.fill('#new-enr-ek', `registrationId: ${regId}\nendorsementKey: ${ek.toString('base64')}\n`);
+    await page.click('dialog button:has-text("Create enrollment")');
+    const refused = page.locator('#new-enr-error', { hasText: 'is not usable as the endorsement key' });
+    await refused.waitFor();
+    await refused.scrollIntoViewIfNeeded();
+    await shot('tpm-bad-ek');
+    await page.click('dialog button:has-text("Cancel")');
+    await assert.rejects(getEnrollment('enrollments', regId), /404/);
   });
 });
 

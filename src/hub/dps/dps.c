@@ -223,6 +223,14 @@ void hub_dps_register(hub *h, const char *id_scope, const char *registration_id,
     memset(out, 0, sizeof *out);
     if (!scope_ok(h, id_scope, out))
         return;
+    /* The rule the enrollment API applies (§3.1), checked before anything is looked up: an id no
+     * enrollment can have is a bad request, not an unknown device. Group devices take the
+     * registration id as their device id, which this rule keeps within the registry's. */
+    char why[256];
+    if (!dps_id_valid("registration id", registration_id, why, sizeof why)) {
+        hub_dps_error(out, DPS_ERR_BAD_REQUEST, "%s", why);
+        return;
+    }
     json_t *request = parse_request(registration_id, body, body_len, out);
     if (!request)
         return;

@@ -141,6 +141,16 @@ json_t *dps_assign(hub *h, const char *registration_id, const dps_match *m, cons
     const char *device_id = doc_str(m->enrollment, "deviceId");
     if (m->kind == HUB_DPS_GROUP || !device_id || !*device_id)
         device_id = registration_id;
+    /* A registration id passed §3.1 in hub_dps_register: at most 128 letters, digits and - . _ :,
+     * all of which IoT Hub's device id rule (§1.17) allows, so as a device id it is valid by
+     * construction. An enrollment's deviceId was checked when it was stored; one stored before
+     * that check existed is refused here rather than made into a device the registry API would
+     * refuse. */
+    char why[256];
+    if (!dps_device_id_valid(device_id, why, sizeof why)) {
+        log_warn("dps", "refused registration=%s reason=\"%s\"", registration_id, why);
+        return ended(registration_id, operation_id, "failed", DPS_ERR_BAD_REQUEST, why);
+    }
     const char *substatus = "initialAssignment";
     iotdm_result r = upsert_device(h, device_id, m, &substatus);
     json_t *rs =

@@ -1,6 +1,5 @@
 /* DPS enrollments as the service API sees them (azure-protocols.md §3.10): validation, defaults,
  * generated keys, and the view returned to clients. */
-#include <ctype.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -99,16 +98,42 @@ static bool check_x509(json_t *att, hub_dps_kind kind, const json_t *old, char *
     return true;
 }
 
+/* One key of a TPM enrollment: base64 of a marshaled TPM2B_PUBLIC that can protect a credential
+ * (tpm_cred_check_key), the same check the registration makes before it builds the activation
+ * blob. An optional key may be absent, null or "". */
+static bool check_tpm_key(const json_t *tpm, const char *field, const char *what, bool required,
+                          char *err, size_t cap)
+{
+    const json_t *v = json_object_get(tpm, field);
+    const char *b64 = json_string_value(v);
+    if (!required && (!v || json_is_null(v) || (b64 && !*b64)))
+        return true;
+    uint8_t raw[TPM_CRED_PUBLIC_MAX];
+    long n = b64 ? base64_decode(b64, strlen(b64), raw, sizeof raw) : IOTDM_E_MALFORMED;
+    char why[200];
+    if (n == IOTDM_E_TOO_LARGE)
+        snprintf(err, cap, "attestation.tpm.%s is larger than %d bytes: not a %s's TPM2B_PUBLIC",
+                 field, TPM_CRED_PUBLIC_MAX, what);
+    else if (n <= 0)
+        snprintf(err, cap, "attestation.tpm.%s must be base64 of the %s's TPM2B_PUBLIC", field,
+                 what);
+    else if (tpm_cred_check_key(raw, (size_t)n, why, sizeof why) != IOTDM_OK)
+        snprintf(err, cap, "attestation.tpm.%s is not usable as the %s: %s", field, what, why);
+    else
+        return true;
+    return false;
+}
+
+/* The EK (and the SRK, when given) are checked when enrolled, so that a key no TPM can answer for
+ * is refused now rather than at the device's first registration, as Azure answers 400 for an
+ * invalid endorsement key. The registration id need not be the one the EK gives (base32 of its
+ * SHA-256): Azure accepts any here (its TPM quickstarts enroll "sample-registrationid-csharp"),
+ * and it is the registration that insists on the derived one (dps_tpm.c). */
 static bool check_tpm(const json_t *att, char *err, size_t cap)
 {
-    const char *ek = get_str(json_object_get(att, "tpm"), "endorsementKey");
-    unsigned char raw[1024];
-    if (!ek || base64_decode(ek, strlen(ek), raw, sizeof raw) < 64) {
-        snprintf(err, cap,
-                 "attestation.tpm.endorsementKey must be base64 of the EK's TPM2B_PUBLIC");
-        return false;
-    }
-    return true;
+    const json_t *tpm = json_object_get(att, "tpm");
+    return check_tpm_key(tpm, "endorsementKey", "endorsement key", true, err, cap) &&
+           check_tpm_key(tpm, "storageRootKey", "storage root key", false, err, cap);
 }
 
 static bool check_attestation(json_t *doc, hub_dps_kind kind, const json_t *old, char *err,
@@ -131,39 +156,12 @@ static bool check_attestation(json_t *doc, hub_dps_kind kind, const json_t *old,
     return false;
 }
 
-/* Registration and enrollment group ids (azure-protocols.md §3.1). The id is not echoed: it may
- * hold anything, up to control characters. */
-static bool id_valid(const char *what, const char *id, char *err, size_t cap)
-{
-    static const char allowed[] =
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:";
-    size_t len = strlen(id), ok = strspn(id, allowed);
-    unsigned char bad = (unsigned char)id[ok], last = len ? (unsigned char)id[len - 1] : 0;
-    if (len == 0)
-        snprintf(err, cap, "the %s is empty", what);
-    else if (len > DPS_ID_MAX)
-        snprintf(err, cap, "the %s is %zu characters long; at most %d are allowed", what, len,
-                 DPS_ID_MAX);
-    else if (ok < len && bad == ' ')
-        snprintf(err, cap, "the %s may contain only letters, digits and - . _ :, not spaces", what);
-    else if (ok < len && bad > ' ' && bad < 0x7f)
-        snprintf(err, cap, "the %s may contain only letters, digits and - . _ :, not '%c'", what,
-                 bad);
-    else if (ok < len)
-        snprintf(err, cap, "the %s may contain only letters, digits and - . _ :, not byte 0x%02x",
-                 what, bad);
-    else if (!isalnum(last) && last != '-')
-        snprintf(err, cap, "the %s must end with a letter, a digit or '-', not '%c'", what, last);
-    else
-        return true;
-    return false;
-}
-
 json_t *dps_enrollment_prepare(hub *h, hub_dps_kind kind, const char *id, const json_t *body,
                                const json_t *old, char *err, size_t cap)
 {
     const char *id_field = kind == HUB_DPS_GROUP ? "enrollmentGroupId" : "registrationId";
-    if (!id_valid(kind == HUB_DPS_GROUP ? "enrollment group id" : "registration id", id, err, cap))
+    if (!dps_id_valid(kind == HUB_DPS_GROUP ? "enrollment group id" : "registration id", id, err,
+                      cap))
         return NULL;
     const char *body_id = get_str(body, id_field);
     if (!json_is_object(body) || !body_id || strcasecmp(body_id, id) != 0) {
@@ -174,6 +172,18 @@ json_t *dps_enrollment_prepare(hub *h, hub_dps_kind kind, const char *id, const 
     if (status && strcmp(status, "enabled") != 0 && strcmp(status, "disabled") != 0) {
         snprintf(err, cap, "provisioningStatus must be enabled or disabled");
         return NULL;
+    }
+    /* The device DPS creates in the registry gets this id, so it must pass the registry's rule.
+     * Without one the device id is the registration id, which §3.1 keeps within that rule. */
+    const json_t *device_id = json_object_get(body, "deviceId");
+    if (kind == HUB_DPS_INDIVIDUAL && device_id && !json_is_null(device_id)) {
+        const char *d = json_string_value(device_id);
+        if (!d) {
+            snprintf(err, cap, "deviceId must be a string");
+            return NULL;
+        }
+        if (*d && !dps_device_id_valid(d, err, cap))
+            return NULL;
     }
     const json_t *twin = json_object_get(body, "initialTwin");
     if (twin && !json_is_null(twin) && !json_is_object(twin)) {

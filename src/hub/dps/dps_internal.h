@@ -47,6 +47,13 @@ typedef struct {
 
 void dps_match_deinit(dps_match *m);
 
+/* Identifier rules (dps_ids.c). dps_id_valid: a registration or enrollment group id (§3.1): 1 to
+ * DPS_ID_MAX letters, digits and - . _ :, the last a letter, a digit or '-'; what names the id in
+ * the reason. dps_device_id_valid: IoT Hub's device id rule (§1.17, az_valid_device_id). Both
+ * return true, or false with a readable reason in err that does not echo the id. */
+bool dps_id_valid(const char *what, const char *id, char *err, size_t cap);
+bool dps_device_id_valid(const char *id, char *err, size_t cap);
+
 /* Finds the enrollment of registration_id that accepts creds (an individual enrollment first,
  * then the groups). On failure fills out with the 401 error (or the TPM challenge) and returns
  * false. */
