@@ -19,6 +19,7 @@
 #include "common/sas.h"
 #include "common/timeutil.h"
 #include "proto/azure_topics.h"
+#include "proto/dps.h"
 
 #define PROVISION_TIMEOUT_S   60
 #define PROVISION_SAS_TTL_S   3600
@@ -78,12 +79,14 @@ static void finish(session *s, iotdm_result r, const char *fmt, ...)
 
 static void send_request(session *s)
 {
-    char topic[3 * DPS_OPERATION_MAX + 128];
+    char topic[3 * DPS_OPERATION_MAX + 128], rid[16];
     /* A fresh $rid per request: an answer to an earlier one (after a retry) is told apart. */
     s->rid++;
+    size_t rid_len = (size_t)snprintf(rid, sizeof rid, "%u", s->rid);
     bool poll_op = s->operation_id[0] != '\0';
-    size_t n = poll_op ? dps_format_status_topic(topic, sizeof topic, s->rid, s->operation_id)
-                       : dps_format_register_topic(topic, sizeof topic, s->rid);
+    size_t n = poll_op ? az_format_dps_status(topic, sizeof topic, rid, rid_len, s->operation_id,
+                                              strlen(s->operation_id))
+                       : az_format_dps_register(topic, sizeof topic, rid, rid_len);
     const char *payload = poll_op ? "" : s->body;
     int rc = n ? mosquitto_publish(s->m, NULL, topic, (int)strlen(payload), payload, 1, false)
                : MOSQ_ERR_INVAL;
@@ -174,22 +177,22 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
     dps_read_reply(t.status, t.retry_after, msg->payload, len, &reply, s->out);
     switch (reply.kind) {
-    case DPS_REPLY_POLL:
+    case AZ_DPS_POLL:
         snprintf(s->operation_id, sizeof s->operation_id, "%s", reply.operation_id);
         plog(s->cfg, IOTDM_LOG_DEBUG, "dps: %s, polling in %d s", s->out->status,
              reply.retry_after_s);
         later(s, reply.retry_after_s);
         break;
-    case DPS_REPLY_RETRY:
+    case AZ_DPS_RETRY:
         s->retry_error = reply.error;
         plog(s->cfg, IOTDM_LOG_WARN, "dps: %s; trying again in %d s", s->out->error,
              reply.retry_after_s);
         later(s, reply.retry_after_s);
         break;
-    case DPS_REPLY_ASSIGNED:
+    case AZ_DPS_ASSIGNED:
         finish(s, IOTDM_OK, NULL);
         break;
-    case DPS_REPLY_FAILED:
+    case AZ_DPS_FAILED:
         finish(s, reply.error, NULL);
         break;
     }
@@ -252,7 +255,7 @@ static iotdm_result prepare(session *s, char *cn, size_t cn_cap)
     }
     if (!why && !set(s->reg_id))
         why = "registration_id is required with a symmetric key";
-    if (!why && !dps_valid_registration_id(s->reg_id))
+    if (!why && !az_dps_valid_registration_id(s->reg_id, strlen(s->reg_id)))
         why = "the registration id must be 1-128 of A-Z a-z 0-9 - . _ :";
     if (!why && strlen(c->id_scope) > 64)
         why = "id_scope is too long";
@@ -283,7 +286,7 @@ static iotdm_result configure(session *s, const char *password)
 {
     const iotdm_provision_config *c = s->cfg;
     char user[512];
-    if (!dps_format_username(user, sizeof user, c->id_scope, s->reg_id))
+    if (!az_format_dps_username(user, sizeof user, c->id_scope, s->reg_id, DPS_CLIENT_VERSION))
         return IOTDM_E_TOO_LARGE;
     struct mosquitto *m = s->m;
     mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
@@ -428,7 +431,7 @@ IOTDM_API iotdm_result iotdm_provision_register(const iotdm_provision_config *co
     if (!c.port)
         c.port = 8883;
     session s = {.cfg = &c, .out = out};
-    char cn[DPS_REG_ID_MAX + 2], password[SAS_TOKEN_MAX] = "";
+    char cn[AZ_DPS_REG_ID_MAX + 2], password[SAS_TOKEN_MAX] = "";
     iotdm_result r = prepare(&s, cn, sizeof cn);
     if (r == IOTDM_OK && out->device_key[0])
         r = dps_build_password(c.id_scope, s.reg_id, out->device_key,

@@ -106,6 +106,33 @@ static void test_dm_real_model_generates_commands_and_aliases(void **state)
     dm_group_free(&g);
 }
 
+/* dm*reprovision (models/dm.json): a command without a request, so no payload of its own. */
+static void test_dm_real_model_has_reprovision_without_payload(void **state)
+{
+    (void)state;
+    dm_group g;
+    assert_int_equal(dm_group_build(load_real_models(), &g), CLI_EXIT_OK);
+    const dm_cmd *rp = find(&g, "reprovision");
+    assert_non_null(rp);
+    assert_int_equal(rp->kind, DM_KIND_COMMAND);
+    assert_string_equal(rp->target, "reprovision");
+    assert_string_equal(rp->brief, "Re-provision");
+    assert_non_null(strstr(rp->summary, "registers with DPS again"));
+    assert_int_equal(rp->nfields, 0);
+    json_t *v = NULL;
+    const char *argv[] = {"--device-id", "d", "--timeout", "60"};
+    assert_int_equal(build(rp, 4, argv, &v), CLI_EXIT_OK);
+    assert_null(v); /* the method is called with no payload */
+    cli_set_quiet(true);
+    const char *bad[] = {"--device-id", "d", "--keep-provisioning", "true"};
+    assert_int_equal(build(rp, 4, bad, &v), CLI_EXIT_USAGE);
+    const char *no_id[] = {"--timeout", "60"};
+    assert_int_equal(build(rp, 2, no_id, &v), CLI_EXIT_USAGE);
+    cli_set_quiet(false);
+    assert_null(v);
+    dm_group_free(&g);
+}
+
 static void test_dm_set_time_info_builds_typed_value(void **state)
 {
     (void)state;
@@ -213,6 +240,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dm_kebab_camel_case_splits),
         cmocka_unit_test(test_dm_real_model_generates_commands_and_aliases),
+        cmocka_unit_test(test_dm_real_model_has_reprovision_without_payload),
         cmocka_unit_test(test_dm_set_time_info_builds_typed_value),
         cmocka_unit_test(test_dm_bad_values_are_usage_errors),
         cmocka_unit_test(test_dm_map_schema_gets_key_options_and_install_alias),

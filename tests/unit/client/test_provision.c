@@ -1,6 +1,7 @@
-/* The DPS client's pure parts (names, topics, SAS, register body, reading DPS's answers, checked
- * against the reference's vectors and the hub's own parsers) and iotdm_provision_register's
- * refusals and time limits without a DPS. */
+/* The DPS client's own pure parts (SAS, register body, DPS's answers read into the result, checked
+ * against the reference's vectors) and iotdm_provision_register's refusals and time limits without
+ * a DPS. The wire formats it uses (user name, topics, what an answer means) are tested in
+ * tests/unit/proto/test_dps.c. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -12,7 +13,6 @@
 
 #include "client/dps.h"
 #include "common/sas.h"
-#include "common/urlenc.h"
 #include "fixture.h"
 
 /* azure-protocols.md §6.3 and §6.4. */
@@ -20,48 +20,6 @@
     "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw=="
 #define REG_ID      "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"
 #define DERIVED_KEY "Jsm0lyGpjaVYVP2g3FnmnmG9dI/9qU24wNoykUmermc="
-
-static void test_username_is_scope_registrations_id_api_version_and_parses_back(void **state)
-{
-    (void)state;
-    char buf[256];
-    assert_true(dps_format_username(buf, sizeof buf, "0ne00111111", "my-dev") > 0);
-    assert_string_equal(buf, "0ne00111111/registrations/my-dev/api-version=2019-03-31"
-                             "&ClientVersion=iotdm%2F0.1");
-    az_username u;
-    assert_int_equal(az_parse_username(buf, strlen(buf), &u), IOTDM_OK);
-    assert_int_equal(u.kind, AZ_USER_DPS);
-    assert_int_equal(u.registration_id.len, 6);
-    assert_memory_equal(u.id_scope.ptr, "0ne00111111", 11);
-    assert_int_equal(dps_format_username(buf, 20, "0ne00111111", "my-dev"), 0);
-    assert_string_equal(buf, "");
-}
-
-static void test_topics_are_what_the_hub_parses(void **state)
-{
-    (void)state;
-    char buf[512];
-    assert_true(dps_format_register_topic(buf, sizeof buf, 1) > 0);
-    assert_string_equal(buf, "$dps/registrations/PUT/iotdps-register/?$rid=1");
-    az_publish_topic t;
-    assert_int_equal(az_parse_publish_topic(buf, strlen(buf), &t), IOTDM_OK);
-    assert_int_equal(t.kind, AZ_PUB_DPS_REGISTER);
-
-    const char *op = "4.d0a671905ea5b2c8.e7173b7b-0e54-4aa0-9d20-aeb1b89e6c7d";
-    assert_true(dps_format_status_topic(buf, sizeof buf, 7, op) > 0);
-    assert_string_equal(buf,
-                        "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=7"
-                        "&operationId=4.d0a671905ea5b2c8.e7173b7b-0e54-4aa0-9d20-aeb1b89e6c7d");
-    assert_int_equal(az_parse_publish_topic(buf, strlen(buf), &t), IOTDM_OK);
-    assert_int_equal(t.kind, AZ_PUB_DPS_STATUS);
-    assert_int_equal(t.operation_id.len, strlen(op));
-    /* An operation id cannot add query keys of its own. */
-    assert_true(dps_format_status_topic(buf, sizeof buf, 2, "x&$rid=9") > 0);
-    assert_string_equal(buf, "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=2"
-                             "&operationId=x%26%24rid%3D9");
-    assert_int_equal(dps_format_status_topic(buf, sizeof buf, 2, ""), 0);
-    assert_int_equal(dps_format_register_topic(buf, 10, 1), 0);
-}
 
 static void test_password_and_derived_key_match_reference_vectors(void **state)
 {
@@ -84,23 +42,6 @@ static void test_password_and_derived_key_match_reference_vectors(void **state)
     assert_int_equal(sas_parse(token, strlen(token), &t), IOTDM_OK);
     assert_true(sas_signature_valid(&t, DERIVED_KEY));
     assert_true(sas_resource_covers(&t, "0ne00000A0A/registrations/" REG_ID));
-}
-
-static void test_registration_id_rules(void **state)
-{
-    (void)state;
-    assert_true(dps_valid_registration_id("Dev-1.a_b:c"));
-    assert_false(dps_valid_registration_id(""));
-    assert_false(dps_valid_registration_id(NULL));
-    assert_false(dps_valid_registration_id("a/b"));
-    assert_false(dps_valid_registration_id("a b"));
-    assert_false(dps_valid_registration_id("a#"));
-    char long_id[130];
-    memset(long_id, 'a', 129);
-    long_id[129] = '\0';
-    assert_false(dps_valid_registration_id(long_id));
-    long_id[128] = '\0';
-    assert_true(dps_valid_registration_id(long_id));
 }
 
 static void test_register_body_with_and_without_payload(void **state)
@@ -129,12 +70,12 @@ static void test_reply_202_polls_honouring_retry_after(void **state)
     dps_reply r;
     iotdm_provision_result out;
     read_reply(202, 3, "{\"operationId\":\"4.abc.def\",\"status\":\"assigning\"}", &r, &out);
-    assert_int_equal(r.kind, DPS_REPLY_POLL);
+    assert_int_equal(r.kind, AZ_DPS_POLL);
     assert_string_equal(r.operation_id, "4.abc.def");
     assert_int_equal(r.retry_after_s, 3);
     /* no retry-after: Node's 2 s; 0 is not a hot loop; a huge one is capped */
     read_reply(202, -1, "{\"operationId\":\"x\"}", &r, &out);
-    assert_int_equal(r.kind, DPS_REPLY_POLL);
+    assert_int_equal(r.kind, AZ_DPS_POLL);
     assert_int_equal(r.retry_after_s, DPS_RETRY_DEFAULT_S);
     read_reply(202, 0, "{\"operationId\":\"x\"}", &r, &out);
     assert_int_equal(r.retry_after_s, 1);
@@ -142,10 +83,10 @@ static void test_reply_202_polls_honouring_retry_after(void **state)
     assert_int_equal(r.retry_after_s, DPS_RETRY_MAX_S);
     /* 200 still assigning polls too */
     read_reply(200, -1, "{\"operationId\":\"y\",\"status\":\"assigning\"}", &r, &out);
-    assert_int_equal(r.kind, DPS_REPLY_POLL);
+    assert_int_equal(r.kind, AZ_DPS_POLL);
     /* without an operation id there is nothing to poll */
     read_reply(202, 3, "{\"status\":\"assigning\"}", &r, &out);
-    assert_int_equal(r.kind, DPS_REPLY_FAILED);
+    assert_int_equal(r.kind, AZ_DPS_FAILED);
     assert_int_equal(r.error, IOTDM_E_PROTOCOL);
 }
 
@@ -160,7 +101,7 @@ static void test_reply_200_assigned_gives_hub_device_and_payload(void **state)
                "\"deviceId\":\"dev-7\",\"status\":\"assigned\",\"substatus\":"
                "\"initialAssignment\",\"payload\":{\"a\":1}}}",
                &r, &out);
-    assert_int_equal(r.kind, DPS_REPLY_ASSIGNED);
+    assert_int_equal(r.kind, AZ_DPS_ASSIGNED);
     assert_string_equal(out.assigned_hub, "hub.example.net");
     assert_string_equal(out.device_id, "dev-7");
     assert_string_equal(out.status, "assigned");
@@ -171,7 +112,7 @@ static void test_reply_200_assigned_gives_hub_device_and_payload(void **state)
     /* the C SDK's rule: both assignedHub and deviceId, or it is not an assignment */
     read_reply(200, -1, "{\"status\":\"assigned\",\"registrationState\":{\"assignedHub\":\"h\"}}",
                &r, &out);
-    assert_int_equal(r.kind, DPS_REPLY_FAILED);
+    assert_int_equal(r.kind, AZ_DPS_FAILED);
     assert_int_equal(r.error, IOTDM_E_PROTOCOL);
 }
 
@@ -185,7 +126,7 @@ static void test_reply_disabled_and_failed_quote_dps(void **state)
                "\"status\":\"disabled\",\"errorCode\":401002,\"errorMessage\":"
                "\"the enrollment is disabled\"}}",
                &r, &out);
-    assert_int_equal(r.kind, DPS_REPLY_FAILED);
+    assert_int_equal(r.kind, AZ_DPS_FAILED);
     assert_int_equal(r.error, IOTDM_E_DISABLED);
     assert_int_equal(out.error_code, 401002);
     assert_string_equal(out.error, "DPS registration disabled: the enrollment is disabled");
@@ -196,7 +137,7 @@ static void test_reply_disabled_and_failed_quote_dps(void **state)
     assert_int_equal(r.error, IOTDM_E_NOT_FOUND);
     assert_string_equal(out.error, "DPS registration failed: no hub");
     read_reply(200, -1, "{\"status\":\"unassigned\"}", &r, &out);
-    assert_int_equal(r.kind, DPS_REPLY_FAILED);
+    assert_int_equal(r.kind, AZ_DPS_FAILED);
     assert_int_equal(r.error, IOTDM_E_INTERNAL);
 }
 
@@ -209,7 +150,7 @@ static void test_reply_errors_map_to_results_and_429_retries(void **state)
                "{\"errorCode\":401002,\"trackingId\":\"t\",\"message\":\"the credentials do not "
                "match\",\"timestampUtc\":\"2020-04-10T05:24:22Z\"}",
                &r, &out);
-    assert_int_equal(r.kind, DPS_REPLY_FAILED);
+    assert_int_equal(r.kind, AZ_DPS_FAILED);
     assert_int_equal(r.error, IOTDM_E_UNAUTHORIZED);
     assert_int_equal(out.error_code, 401002);
     assert_string_equal(out.error, "DPS refused the registration (401): the credentials do not "
@@ -220,15 +161,43 @@ static void test_reply_errors_map_to_results_and_429_retries(void **state)
     assert_int_equal(r.error, IOTDM_E_PROTOCOL);
     assert_string_equal(out.error, "DPS refused the registration (400): DPS gave no reason");
     read_reply(429, 5, "{\"errorCode\":429001,\"message\":\"throttled\"}", &r, &out);
-    assert_int_equal(r.kind, DPS_REPLY_RETRY);
+    assert_int_equal(r.kind, AZ_DPS_RETRY);
     assert_int_equal(r.error, IOTDM_E_THROTTLED);
     assert_int_equal(r.retry_after_s, 5);
     read_reply(503, -1, "", &r, &out);
-    assert_int_equal(r.kind, DPS_REPLY_RETRY);
+    assert_int_equal(r.kind, AZ_DPS_RETRY);
     assert_int_equal(r.error, IOTDM_E_INTERNAL);
     read_reply(200, -1, "not json", &r, &out);
-    assert_int_equal(r.kind, DPS_REPLY_FAILED);
+    assert_int_equal(r.kind, AZ_DPS_FAILED);
     assert_int_equal(r.error, IOTDM_E_PROTOCOL);
+}
+
+static void test_reply_over_the_cap_is_not_read_and_earlier_status_stays(void **state)
+{
+    (void)state;
+    dps_reply r;
+    iotdm_provision_result out;
+    read_reply(202, 1, "{\"operationId\":\"x\",\"status\":\"assigning\"}", &r, &out);
+    assert_string_equal(out.status, "assigning");
+    /* A valid JSON object one byte over DPS_BODY_MAX: not parsed at all. */
+    size_t len = DPS_BODY_MAX + 1;
+    char *big = malloc(len);
+    assert_non_null(big);
+    memset(big, ' ', len);
+    memcpy(big, "{\"status\":\"assigned\"", 20);
+    big[len - 1] = '}';
+    dps_read_reply(200, -1, big, len, &r, &out);
+    assert_int_equal(r.kind, AZ_DPS_FAILED);
+    assert_string_equal(out.error, "DPS answered 200 without a JSON body");
+    assert_string_equal(out.status, "assigning"); /* an answer that is no status changes none */
+    dps_read_reply(200, -1, big, len - 1, &r, &out);
+    assert_int_equal(r.kind, AZ_DPS_FAILED); /* parsed now, but the brace is missing */
+    big[len - 2] = '}';
+    dps_read_reply(200, -1, big, len - 1, &r, &out);
+    assert_string_equal(out.status, "assigned"); /* parsed: read as a (bad) assignment */
+    assert_string_equal(out.error, "DPS answered \"assigned\" without a usable assignedHub and "
+                                   "deviceId");
+    free(big);
 }
 
 static iotdm_result try_register(const iotdm_provision_config *cfg, iotdm_provision_result *out)
@@ -342,15 +311,13 @@ static void test_cancel_abandons_the_registration(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_username_is_scope_registrations_id_api_version_and_parses_back),
-        cmocka_unit_test(test_topics_are_what_the_hub_parses),
         cmocka_unit_test(test_password_and_derived_key_match_reference_vectors),
-        cmocka_unit_test(test_registration_id_rules),
         cmocka_unit_test(test_register_body_with_and_without_payload),
         cmocka_unit_test(test_reply_202_polls_honouring_retry_after),
         cmocka_unit_test(test_reply_200_assigned_gives_hub_device_and_payload),
         cmocka_unit_test(test_reply_disabled_and_failed_quote_dps),
         cmocka_unit_test(test_reply_errors_map_to_results_and_429_retries),
+        cmocka_unit_test(test_reply_over_the_cap_is_not_read_and_earlier_status_stays),
         cmocka_unit_test(test_bad_config_is_refused_with_the_reason),
         cmocka_unit_test(test_silent_dps_times_out_and_closed_port_is_not_online),
         cmocka_unit_test(test_cancel_abandons_the_registration),
