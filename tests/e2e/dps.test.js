@@ -59,16 +59,6 @@ function deriveKey(groupKey, regId) {
   return crypto.createHmac('sha256', Buffer.from(groupKey, 'base64')).update(regId).digest('base64');
 }
 
-async function deviceExists(id) {
-  try {
-    await reg.get(id);
-    return true;
-  } catch (e) {
-    if (e.constructor.name === 'DeviceNotFoundError' || /not ?found/i.test(e.message)) return false;
-    throw e;
-  }
-}
-
 // The assigned device connects to the hub with the key DPS accepted and reads its twin.
 async function connectAndGetTwin(hub, deviceId, key) {
   const cs = `HostName=${hub};DeviceId=${deviceId};SharedAccessKey=${key}`;
@@ -188,7 +178,7 @@ for (const kind of ['mqtt', 'http']) {
     const res = await h.withTimeout(client.register(), 20000, 'x509 group registration');
     assert.equal(res.deviceId, regId);
     assert.equal(res.x509.enrollmentGroupId, groupId);
-    assert.ok(await deviceExists(regId));
+    assert.ok(await h.deviceExists(regId));
   });
 }
 
@@ -246,16 +236,16 @@ test('refusals: wrong key, unknown registration id, disabled enrollment create n
     const unknown = h.uid('nobody');
     const err2 = await h.rejects(register(unknown, wrong, kind), 20000, 'unknown id');
     assert.match(JSON.stringify(err2.result) + err2.message, /no enrollment for registration id/);
-    assert.equal(await deviceExists(unknown), false);
+    assert.equal(await h.deviceExists(unknown), false);
   }
-  assert.equal(await deviceExists(regId), false);
+  assert.equal(await h.deviceExists(regId), false);
 
   e.provisioningStatus = 'disabled';
   await svc.createOrUpdateIndividualEnrollment(e);
   const err3 = await h.rejects(register(regId, e.attestation.symmetricKey.primaryKey), 20000, 'disabled');
   assert.match(err3.message, /status is disabled/);
   assert.equal(err3.result.registrationState.errorMessage, 'the enrollment is disabled');
-  assert.equal(await deviceExists(regId), false);
+  assert.equal(await h.deviceExists(regId), false);
   await assert.rejects(svc.getDeviceRegistrationState(regId), (x) => x.response.statusCode === 404);
 });
 

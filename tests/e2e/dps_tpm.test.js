@@ -65,16 +65,6 @@ function dpsSas(regId, keyB64, expiry = h.nowSec() + 600) {
   return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${expiry}&skn=registration`;
 }
 
-async function deviceExists(id) {
-  try {
-    await reg.get(id);
-    return true;
-  } catch (e) {
-    if (e.constructor.name === 'DeviceNotFoundError' || /not ?found/i.test(e.message)) return false;
-    throw e;
-  }
-}
-
 before(async () => {
   swtpm = await startSwtpm();
   tcti = swtpm.tcti;
@@ -102,7 +92,7 @@ test('limpet registers by TPM attestation; the device connects with TPM-signed S
   let r = dpsRegister(0);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /registration disabled: the enrollment is disabled/);
-  assert.equal(await deviceExists(deviceId), false);
+  assert.equal(await h.deviceExists(deviceId), false);
 
   e.provisioningStatus = 'enabled';
   await svc.createOrUpdateIndividualEnrollment(e);
@@ -208,7 +198,7 @@ test('refusals: registration id not from the EK, another EK, no challenge, unkno
   r = await rawRegister(tpm.registrationId, { endorsementKey: '%%%', storageRootKey: tpm.srk });
   assert.equal(r.status, 400);
 
-  for (const id of [custom, otherId]) assert.equal(await deviceExists(id), false);
+  for (const id of [custom, otherId]) assert.equal(await h.deviceExists(id), false);
   await assert.rejects(svc.getDeviceRegistrationState(custom), (x) => x.response.statusCode === 404);
 });
 

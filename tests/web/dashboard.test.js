@@ -11,6 +11,9 @@ const { startEnv, agentBuilt, SimDevice, sleep, tailFile } = require('./lib/env'
 const { Rest } = require('./lib/rest');
 const { SensorDevice } = require('./lib/sensor');
 const { launch } = require('./lib/browser');
+const { Recorder, waitUntil } = require('./lib/steps');
+
+let rec; // lib/steps.js: screenshots and failure capture
 
 const ARTIFACTS = path.join(__dirname, 'artifacts');
 const AGENT_ID = 'lab-agent-01';
@@ -23,38 +26,7 @@ let browser;
 let page;
 let sim = null;
 let sensor = null;
-let failed = false;
 const pageErrors = [];
-let shotNo = 0;
-
-async function shot(name) {
-  shotNo += 1;
-  const file = path.join(ARTIFACTS, `${String(shotNo).padStart(2, '0')}-${name}.png`);
-  await page.evaluate(() => window.scrollTo(0, 0)); // the sticky header stays on top of a full-page shot
-  await page.screenshot({ path: file, fullPage: true });
-  return file;
-}
-
-// Runs a test body; on failure keeps a screenshot and says where the logs are.
-async function step(t, name, fn) {
-  try {
-    await fn();
-  } catch (e) {
-    failed = true;
-    if (page) await page.screenshot({ path: path.join(ARTIFACTS, `FAILED-${name}.png`), fullPage: true }).catch(() => {});
-    throw e;
-  }
-}
-
-async function waitUntil(fn, what, timeoutMs = 20000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 async function openDevice(id, tab = '') {
   await page.goto(`${env.url}#/devices/${encodeURIComponent(id)}${tab ? `/${tab}` : ''}`);
@@ -63,8 +35,7 @@ async function openDevice(id, tab = '') {
 }
 
 before(async () => {
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  for (const f of fs.readdirSync(ARTIFACTS)) if (f.endsWith('.png')) fs.rmSync(path.join(ARTIFACTS, f));
+  rec = new Recorder(ARTIFACTS, () => page);
   env = await startEnv('dashboard');
   rest = new Rest({ connStr: env.connStr, addr: env.addr, ca: env.ca });
   for (const id of DECOYS) await rest.createDevice(id);
@@ -97,25 +68,25 @@ after(async () => {
   if (sensor) await sensor.stop();
   if (sim) await sim.stop();
   if (env) {
-    if (failed) {
+    if (rec.failed) {
       process.stderr.write(`web: hub log and data kept in ${env.root}\n----- tail of hub.log -----\n${tailFile(path.join(env.root, 'hub.log'), 80)}\n`);
     }
-    await env.cleanup({ keep: failed });
+    await env.cleanup({ keep: rec.failed });
   }
 });
 
 test('sign in: a wrong key is refused with a clear error, the right one opens the device list', async (t) => {
-  await step(t, 'sign-in', async () => {
+  await rec.step('sign-in', async () => {
     await page.goto(env.url);
     await page.locator('#connstr').waitFor();
-    await shot('sign-in');
+    await rec.shot('sign-in');
     const wrong = env.connStr.replace(/SharedAccessKey=[^;]+/, 'SharedAccessKey=d3JvbmcgKGJ1dCB2YWxpZCBiYXNlNjQpIGtleQ==');
     await page.fill('#connstr', wrong);
     await page.click('#main button[type=submit]');
     const error = page.locator('#signin-error');
     await error.filter({ hasText: /refused/ }).waitFor();
     assert.match(await error.textContent(), /signature|refused/i);
-    await shot('sign-in-wrong-key');
+    await rec.shot('sign-in-wrong-key');
 
     await page.fill('#connstr', env.connStr);
     await page.click('#main button[type=submit]');
@@ -124,12 +95,12 @@ test('sign in: a wrong key is refused with a clear error, the right one opens th
     assert.equal(host, `iothubowner@${env.addr}`);
     // The connection string is kept for this tab only.
     assert.equal(await page.evaluate(() => sessionStorage.getItem('iotdm.connectionString')), env.connStr);
-    await shot('device-list');
+    await rec.shot('device-list');
   });
 });
 
 test('find a device by search: the filter runs as a query and narrows the list', async (t) => {
-  await step(t, 'search', async () => {
+  await rec.step('search', async () => {
     const rows = page.locator('table[aria-label="Devices"] tbody tr[data-device-id]');
     await waitUntil(async () => (await rows.count()) === DECOYS.length + 1 + (sim ? 1 : 0), 'every device in the list');
     await page.fill('#f-search', 'SENSOR');
@@ -143,7 +114,7 @@ test('find a device by search: the filter runs as a query and narrows the list',
     await page.fill('#f-where', 'tags.site = ');
     await page.press('#f-where', 'Enter');
     await page.locator('.error-box', { hasText: 'could not run this query' }).waitFor();
-    await shot('device-list-bad-query');
+    await rec.shot('device-list-bad-query');
     await page.fill('#f-where', '');
     await page.press('#f-where', 'Enter');
     await page.fill('#f-search', sim ? 'agent' : 'sensor');
@@ -151,7 +122,7 @@ test('find a device by search: the filter runs as a query and narrows the list',
     const wanted = sim ? AGENT_ID : SENSOR_ID;
     await waitUntil(async () => (await rows.count()) === 1 && (await rows.first().getAttribute('data-device-id')) === wanted,
       'the device to open');
-    await shot('device-list-search');
+    await rec.shot('device-list-search');
     await rows.first().locator('a').click();
     await page.locator('#device-title').waitFor();
     assert.equal(await page.locator('#device-title').textContent(), sim ? AGENT_ID : SENSOR_ID);
@@ -160,7 +131,7 @@ test('find a device by search: the filter runs as a query and narrows the list',
 
 test('set the time zone and watch the acknowledgement turn ok', async (t) => {
   if (!sim) { t.skip('iotdm-agent not built'); return; }
-  await step(t, 'time-zone', async () => {
+  await rec.step('time-zone', async () => {
     await openDevice(AGENT_ID, 'dm');
     const card = page.locator('section[data-prop="dm.timeInfo"]');
     await card.locator('[data-field="timeZone"] input').fill('Europe/Berlin');
@@ -174,7 +145,7 @@ test('set the time zone and watch the acknowledgement turn ok', async (t) => {
     assert.equal(tw.properties.reported.dm.timeInfo.av, tw.properties.desired.$version);
     assert.equal(fs.readFileSync(path.join(sim.root, 'etc', 'timezone'), 'utf8').trim(), 'Europe/Berlin');
     await card.scrollIntoViewIfNeeded();
-    await shot('time-zone-ok');
+    await rec.shot('time-zone-ok');
 
     // A zone the device refuses: the ack turns failed with the device's reason.
     await card.locator('[data-field="timeZone"] input').fill('Mars/Olympus_Mons');
@@ -182,7 +153,7 @@ test('set the time zone and watch the acknowledgement turn ok', async (t) => {
     await card.locator('.prop-head .pill[data-ack="failed"]').waitFor();
     assert.match(await pill.textContent(), /Failed \(4\d\d\)/);
     assert.match(await card.locator('.ack-reason').textContent(), /Mars|zone/i);
-    await shot('time-zone-failed');
+    await rec.shot('time-zone-failed');
     await card.locator('[data-field="timeZone"] input').fill('Europe/Berlin');
     await card.getByRole('button', { name: 'Apply' }).click();
     await card.locator('.prop-head .pill[data-ack="ok"]').waitFor();
@@ -191,7 +162,7 @@ test('set the time zone and watch the acknowledgement turn ok', async (t) => {
 
 test('reboot the device and see lastBootTime move', async (t) => {
   if (!sim) { t.skip('iotdm-agent not built'); return; }
-  await step(t, 'reboot', async () => {
+  await rec.step('reboot', async () => {
     await openDevice(AGENT_ID, 'dm');
     const boot = page.locator('section[data-prop="dm.rebootInfo"] .reported [data-path="lastBootTime"] time');
     await boot.waitFor();
@@ -212,12 +183,12 @@ test('reboot the device and see lastBootTime move', async (t) => {
     await waitUntil(() => sim.agentStarts >= 2, 'the agent to restart after the simulated reboot');
     await page.locator('[data-prop="dm.rebootCmd"] [data-path="response"]', { hasText: 'scheduled' }).waitFor();
     await page.evaluate(() => window.scrollTo(0, 0));
-    await shot('rebooted');
+    await rec.shot('rebooted');
   });
 });
 
 test('a device maker\'s component: typed forms, acks ok and failed, a command with a payload and its response', async (t) => {
-  await step(t, 'sensor-component', async () => {
+  await rec.step('sensor-component', async () => {
     await openDevice(SENSOR_ID, 'sensor');
     // An enum is a select; the device acknowledges with 200.
     const mode = page.locator('section[data-prop="sensor.mode"]');
@@ -254,12 +225,12 @@ test('a device maker\'s component: typed forms, acks ok and failed, a command wi
     // The read-only property the device reports after calibrating.
     await page.locator('[data-prop="sensor.lastCalibration"] [data-path="reference"]', { hasText: 'Fluke 1524' }).waitFor();
     await page.evaluate(() => window.scrollTo(0, 0));
-    await shot('sensor-component');
+    await rec.shot('sensor-component');
   });
 });
 
 test('watch telemetry arrive in the chart and the event list', async (t) => {
-  await step(t, 'telemetry', async () => {
+  await rec.step('telemetry', async () => {
     await openDevice(SENSOR_ID, 'events');
     const temp = page.locator('.chart-series[data-series="temperature"]');
     await temp.waitFor();
@@ -272,18 +243,18 @@ test('watch telemetry arrive in the chart and the event list', async (t) => {
     const points = await temp.locator('polyline').getAttribute('points');
     assert.ok(points.split(' ').length >= 3, `at least 3 points plotted: ${points}`);
     assert.match(await rows.first().locator('.body').textContent(), /"temperature":/);
-    await shot('telemetry');
+    await rec.shot('telemetry');
   });
 });
 
 test('twin editor: validation, a merge patch with If-Match, and a conflict', async (t) => {
-  await step(t, 'twin', async () => {
+  await rec.step('twin', async () => {
     await openDevice(SENSOR_ID, 'twin');
     const tags = page.locator('#tags-json');
     await tags.fill('{"site": "lab", ');
     await page.click('button:has-text("Save changes")');
     await page.locator('#twin-error', { hasText: 'Tags is not valid JSON' }).waitFor();
-    await shot('twin-invalid');
+    await rec.shot('twin-invalid');
     await tags.fill('{"site": "lab", "floor": 3}');
     await page.click('button:has-text("Save changes")');
     await waitUntil(async () => (await rest.twin(SENSOR_ID)).tags.floor === 3, 'the tags to be saved');
@@ -296,7 +267,7 @@ test('twin editor: validation, a merge patch with If-Match, and a conflict', asy
     await page.locator('.ack-reason', { hasText: 'changed the desired properties' }).waitFor();
     await page.click('button:has-text("Save changes")');
     await page.locator('#twin-error', { hasText: 'changed on the hub' }).waitFor();
-    await shot('twin-conflict');
+    await rec.shot('twin-conflict');
     assert.equal((await rest.twin(SENSOR_ID)).properties.desired.sensor.mode, 'normal');
     await page.click('form.editor button:has-text("Revert")');
     const fresh = JSON.parse(await desired.inputValue());
@@ -309,14 +280,14 @@ test('twin editor: validation, a merge patch with If-Match, and a conflict', asy
 });
 
 test('load a desired profile from a JSON file: preview, then apply', async (t) => {
-  await step(t, 'profile', async () => {
+  await rec.step('profile', async () => {
     await openDevice(SENSOR_ID, 'twin');
     const profile = { properties: { desired: { sensor: { __t: 'c', mode: 'normal', sampleIntervalSeconds: 5 } } } };
     await page.setInputFiles('#profile-file', { name: 'night-profile.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(profile)) });
     const dlg = page.locator('dialog');
     await dlg.waitFor();
     assert.match(await dlg.locator('.diff').textContent(), /sensor\.sampleIntervalSeconds/);
-    await shot('profile-preview');
+    await rec.shot('profile-preview');
     await dlg.getByRole('button', { name: 'Apply profile' }).click();
     await dlg.waitFor({ state: 'detached' });
     await waitUntil(async () => {
@@ -329,7 +300,7 @@ test('load a desired profile from a JSON file: preview, then apply', async (t) =
 });
 
 test('send a cloud-to-device message and the device receives it', async (t) => {
-  await step(t, 'c2d', async () => {
+  await rec.step('c2d', async () => {
     await openDevice(SENSOR_ID, 'messages');
     await page.fill('#c2d-body', '{"command":"blink","times":3}');
     await page.fill('#c2d-ctype', 'application/json');
@@ -340,12 +311,12 @@ test('send a cloud-to-device message and the device receives it', async (t) => {
     await page.locator('table[aria-label="Messages sent"] code').first().waitFor();
     const m = await waitUntil(() => sensor.messages.find((x) => x.body === '{"command":"blink","times":3}'), 'the device to receive the message');
     assert.equal(m.properties.priority, 'high');
-    await shot('c2d-sent');
+    await rec.shot('c2d-sent');
   });
 });
 
 test('create a device, reveal its connection string, disable it and delete it', async (t) => {
-  await step(t, 'create-delete', async () => {
+  await rec.step('create-delete', async () => {
     await page.goto(env.url);
     await page.click('button:has-text("New device")');
     await page.fill('#new-id', 'kiosk-lobby');
@@ -359,7 +330,7 @@ test('create a device, reveal its connection string, disable it and delete it', 
     await page.click('button[aria-controls="cs-primary"]');
     const dev = (await rest.call('GET', '/devices/web-new-01')).json;
     assert.equal(await cs.textContent(), `HostName=${env.addr};DeviceId=web-new-01;SharedAccessKey=${dev.authentication.symmetricKey.primaryKey}`);
-    await shot('new-device-keys');
+    await rec.shot('new-device-keys');
     await page.click('#toggle-status');
     await page.click('dialog button:has-text("Disable")');
     await page.locator('#toggle-status', { hasText: 'Enable' }).waitFor();
@@ -372,12 +343,12 @@ test('create a device, reveal its connection string, disable it and delete it', 
 });
 
 test('narrow screens: the device page stays usable', async (t) => {
-  await step(t, 'mobile', async () => {
+  await rec.step('mobile', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await openDevice(SENSOR_ID, 'sensor');
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 1, `no horizontal scrolling of the page (${overflow}px too wide)`);
-    await shot('mobile-sensor');
+    await rec.shot('mobile-sensor');
     await page.setViewportSize({ width: 1360, height: 900 });
   });
 });

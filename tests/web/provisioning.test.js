@@ -15,6 +15,9 @@ const { execFileSync } = require('node:child_process');
 const { startEnv, sleep, tailFile } = require('./lib/env');
 const { Rest, parseConnStr } = require('./lib/rest');
 const { launch } = require('./lib/browser');
+const { Recorder, waitUntil } = require('./lib/steps');
+
+let rec; // lib/steps.js: screenshots and failure capture
 
 const ARTIFACTS = path.join(__dirname, 'artifacts', 'provisioning');
 
@@ -24,35 +27,7 @@ let dpsConnStr;
 let idScope;
 let browser;
 let page;
-let failed = false;
 const pageErrors = [];
-let shotNo = 0;
-
-async function shot(name) {
-  shotNo += 1;
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path: path.join(ARTIFACTS, `${String(shotNo).padStart(2, '0')}-${name}.png`), fullPage: true });
-}
-
-async function step(t, name, fn) {
-  try {
-    await fn();
-  } catch (e) {
-    failed = true;
-    if (page) await page.screenshot({ path: path.join(ARTIFACTS, `FAILED-${name}.png`), fullPage: true }).catch(() => {});
-    throw e;
-  }
-}
-
-async function waitUntil(fn, what, timeoutMs = 20000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 // Loads a page afresh (a hash change alone would keep an open dialog of a failed test).
 async function open(hash) {
@@ -108,8 +83,7 @@ async function registerWithKey(regId, keyB64) {
 }
 
 before(async () => {
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  for (const f of fs.readdirSync(ARTIFACTS)) if (f.endsWith('.png')) fs.rmSync(path.join(ARTIFACTS, f));
+  rec = new Recorder(ARTIFACTS, () => page);
   env = await startEnv('provisioning');
   dpsConnStr = fs.readFileSync(path.join(env.dataDir, 'dps.connstr'), 'utf8').trim();
   idScope = fs.readFileSync(path.join(env.dataDir, 'idscope'), 'utf8').trim();
@@ -124,15 +98,15 @@ before(async () => {
 after(async () => {
   if (browser) await browser.close();
   if (env) {
-    if (failed) {
+    if (rec.failed) {
       process.stderr.write(`web: hub log and data kept in ${env.root}\n----- tail of hub.log -----\n${tailFile(path.join(env.root, 'hub.log'), 80)}\n`);
     }
-    await env.cleanup({ keep: failed });
+    await env.cleanup({ keep: rec.failed });
   }
 });
 
 test('sign in: the Provisioning page asks for the DPS connection string and refuses the hub\'s', async (t) => {
-  await step(t, 'sign-in', async () => {
+  await rec.step('sign-in', async () => {
     await page.goto(env.url);
     await page.fill('#connstr', env.connStr);
     await page.click('#main button[type=submit]');
@@ -146,7 +120,7 @@ test('sign in: the Provisioning page asks for the DPS connection string and refu
     const error = page.locator('#dps-signin .form-error');
     await error.filter({ hasText: 'refused' }).waitFor();
     assert.match(await error.textContent(), /provisioningserviceowner/);
-    await shot('sign-in-refused');
+    await rec.shot('sign-in-refused');
 
     await page.fill('#dps-connstr', dpsConnStr);
     await page.click('#dps-signin button[type=submit]');
@@ -176,17 +150,17 @@ test('sign in: the Provisioning page asks for the DPS connection string and refu
 });
 
 test('the ID scope and the global endpoint come from the service (GET /iotdm/dps)', async (t) => {
-  await step(t, 'id-scope', async () => {
+  await rec.step('id-scope', async () => {
     await open('#/provisioning');
     await page.locator('code#id-scope').waitFor();
     assert.equal(await page.locator('code#id-scope').textContent(), idScope);
     assert.equal(await page.locator('#global-endpoint').textContent(), env.addr);
-    await shot('service');
+    await rec.shot('service');
   });
 });
 
 test('bad input gets a clear error and creates nothing', async (t) => {
-  await step(t, 'bad-input', async () => {
+  await rec.step('bad-input', async () => {
     await open('#/provisioning');
     await page.click('#new-enrollment');
     const err = page.locator('#new-enr-error');
@@ -198,7 +172,7 @@ test('bad input gets a clear error and creates nothing', async (t) => {
     await page.fill('#new-enr-desired', '{"dm": {"timeInfo": }');
     await page.click('dialog button:has-text("Create enrollment")');
     await err.filter({ hasText: 'Desired properties is not valid JSON' }).waitFor();
-    await shot('bad-json');
+    await rec.shot('bad-json');
     await page.fill('#new-enr-desired', '["not", "an object"]');
     await page.click('dialog button:has-text("Create enrollment")');
     await err.filter({ hasText: 'must be a JSON object' }).waitFor();
@@ -217,7 +191,7 @@ test('bad input gets a clear error and creates nothing', async (t) => {
 });
 
 test('create a symmetric-key enrollment with an initial twin: keys shown once, listed, stored', async (t) => {
-  await step(t, 'create-symmetric', async () => {
+  await rec.step('create-symmetric', async () => {
     await open('#/provisioning');
     await page.click('#new-enrollment');
     await page.fill('#new-enr-id', 'web-sym-01');
@@ -229,7 +203,7 @@ test('create a symmetric-key enrollment with an initial twin: keys shown once, l
     const e = await getEnrollment('enrollments', 'web-sym-01');
     assert.equal(await page.locator('#created-primary').textContent(), e.attestation.symmetricKey.primaryKey);
     assert.equal(await page.locator('#created-secondary').textContent(), e.attestation.symmetricKey.secondaryKey);
-    await shot('created-keys');
+    await rec.shot('created-keys');
     await page.click('dialog button:has-text("Done")');
     await page.locator('#enrollment-title', { hasText: 'web-sym-01' }).waitFor();
     assert.deepEqual(e.initialTwin, { tags: { site: 'lab', floor: 2 }, properties: { desired: { dm: { __t: 'c', timeInfo: { timeZone: 'Europe/Berlin' } } } } });
@@ -238,18 +212,18 @@ test('create a symmetric-key enrollment with an initial twin: keys shown once, l
     // The page hides the keys until asked.
     assert.doesNotMatch(await page.locator('#enr-key-primary').textContent(), /=/);
     await page.locator('#registration-none').waitFor();
-    await shot('enrollment');
+    await rec.shot('enrollment');
 
     await page.click('a:has-text("Individual enrollments")');
     const row = page.locator('table[aria-label="Individual enrollments"] tr[data-registration-id="web-sym-01"]');
     await row.waitFor();
     assert.match(await row.textContent(), /web-device-01.*Symmetric key.*Enabled/);
-    await shot('enrollment-list');
+    await rec.shot('enrollment-list');
   });
 });
 
 test('disable the enrollment and edit its initial twin; a bad twin saves nothing', async (t) => {
-  await step(t, 'disable', async () => {
+  await rec.step('disable', async () => {
     await open('#/provisioning');
     await page.click('table[aria-label="Individual enrollments"] a:has-text("web-sym-01")');
     await page.click('#toggle-provisioning');
@@ -273,12 +247,12 @@ test('disable the enrollment and edit its initial twin; a bad twin saves nothing
     assert.equal(e.initialTwin.tags.floor, 2);
     assert.equal(e.provisioningStatus, 'disabled');
     await page.locator('#enrollment-title ~ .pill', { hasText: 'Disabled' }).waitFor();
-    await shot('disabled');
+    await rec.shot('disabled');
   });
 });
 
 test('a symmetric-key group: the derived key matches Node\'s crypto and a device registers with it', async (t) => {
-  await step(t, 'group', async () => {
+  await rec.step('group', async () => {
     await open('#/provisioning/groups');
     await page.click('#new-group');
     await page.fill('#new-enr-id', 'web-group-01');
@@ -300,7 +274,7 @@ test('a symmetric-key group: the derived key matches Node\'s crypto and a device
     const primary = await page.locator('#derived-primary').textContent();
     assert.equal(primary, derive(g.attestation.symmetricKey.primaryKey));
     assert.equal(await page.locator('#derived-secondary').textContent(), derive(g.attestation.symmetricKey.secondaryKey));
-    await shot('derived-key');
+    await rec.shot('derived-key');
 
     // The key works: a device registers with it and gets the group's initial twin.
     const state = await registerWithKey(regId, primary);
@@ -313,12 +287,12 @@ test('a symmetric-key group: the derived key matches Node\'s crypto and a device
     const row = page.locator(`table[aria-label="Registrations"] tr[data-registration-id="${regId}"]`);
     await row.waitFor();
     assert.match(await row.textContent(), /assigned/);
-    await shot('group-registrations');
+    await rec.shot('group-registrations');
   });
 });
 
 test('a registration record: shown, then deleted after confirmation', async (t) => {
-  await step(t, 'registration', async () => {
+  await rec.step('registration', async () => {
     const regId = 'web-group-dev-01';
     await open('#/provisioning/groups/web-group-01');
     await page.click(`table[aria-label="Registrations"] a:has-text("${regId}")`);
@@ -327,7 +301,7 @@ test('a registration record: shown, then deleted after confirmation', async (t) 
     await card.locator('.pill', { hasText: 'assigned' }).waitFor();
     assert.match(await card.textContent(), /initialAssignment/);
     assert.match(await card.textContent(), /web-group-01/);
-    await shot('registration');
+    await rec.shot('registration');
     await page.click('#delete-registration');
     await page.click('dialog button:has-text("Delete record")');
     await page.locator('#registration-none').waitFor();
@@ -336,7 +310,7 @@ test('a registration record: shown, then deleted after confirmation', async (t) 
 });
 
 test('an X.509 enrollment from a pasted PEM; disabling it keeps the certificate', async (t) => {
-  await step(t, 'x509', async () => {
+  await rec.step('x509', async () => {
     const dir = fs.mkdtempSync(path.join(env.root, 'x509-'));
     const { cert } = makeCert(dir, 'web-x509-01');
     const sha256 = new crypto.X509Certificate(cert).fingerprint256.replace(/:/g, '').toLowerCase();
@@ -352,7 +326,7 @@ test('an X.509 enrollment from a pasted PEM; disabling it keeps the certificate'
     const e = await getEnrollment('enrollments', 'web-x509-01');
     assert.equal(e.attestation.type, 'x509');
     assert.equal(e.attestation.x509.clientCertificates.primary.info.sha256Thumbprint.toLowerCase(), sha256);
-    await shot('x509');
+    await rec.shot('x509');
 
     // The service answers with the certificate's details only and keeps the stored certificate
     // when the enrollment comes back that way: disabling needs nothing more from the operator.
@@ -381,7 +355,7 @@ function tpmRegistrationId(ek) {
 }
 
 test('a TPM enrollment from `limpet enrollment-info` output; a mismatched id is refused', async (t) => {
-  await step(t, 'tpm', async () => {
+  await rec.step('tpm', async () => {
     const regId = TPM.registrationId;
     assert.equal(tpmRegistrationId(Buffer.from(TPM.endorsementKey, 'base64')), regId);
     const info = `registrationId: ${regId}\nendorsementKey: ${TPM.endorsementKey}\nstorageRootKey: ${TPM.storageRootKey}\n`;
@@ -409,7 +383,7 @@ test('a TPM enrollment from `limpet enrollment-info` output; a mismatched id is 
 });
 
 test('an endorsement key that is no TPM key is refused by the service with its reason', async (t) => {
-  await step(t, 'tpm-bad-ek', async () => {
+  await rec.step('tpm-bad-ek', async () => {
     // Bytes of the right length, and the id they would give: the page's own check passes, the
     // service's does not.
     const ek = crypto.randomBytes(Buffer.from(TPM.endorsementKey, 'base64').length);
@@ -423,21 +397,21 @@ test('an endorsement key that is no TPM key is refused by the service with its r
     const refused = page.locator('#new-enr-error', { hasText: 'is not usable as the endorsement key' });
     await refused.waitFor();
     await refused.scrollIntoViewIfNeeded();
-    await shot('tpm-bad-ek');
+    await rec.shot('tpm-bad-ek');
     await page.click('dialog button:has-text("Cancel")');
     await assert.rejects(getEnrollment('enrollments', regId), /404/);
   });
 });
 
 test('delete an enrollment and a group, each after a confirmation', async (t) => {
-  await step(t, 'delete', async () => {
+  await rec.step('delete', async () => {
     await open('#/provisioning/enrollments/web-sym-01');
     await page.click('#delete-enrollment');
     await page.click('dialog button:has-text("Cancel")');
     await getEnrollment('enrollments', 'web-sym-01'); // still there
     await page.click('#delete-enrollment');
     await page.locator('dialog', { hasText: 'cannot be undone' }).waitFor();
-    await shot('delete-confirm');
+    await rec.shot('delete-confirm');
     await page.click('dialog button:has-text("Delete enrollment")');
     await page.locator('table[aria-label="Individual enrollments"] tr[data-registration-id="web-x509-01"]').waitFor();
     assert.equal(await page.locator('tr[data-registration-id="web-sym-01"]').count(), 0);
@@ -452,7 +426,7 @@ test('delete an enrollment and a group, each after a confirmation', async (t) =>
 });
 
 test('narrow screens: the provisioning pages stay usable', async (t) => {
-  await step(t, 'mobile', async () => {
+  await rec.step('mobile', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     for (const hash of ['#/provisioning', '#/provisioning/enrollments/web-x509-01']) {
       await open(hash);
@@ -460,7 +434,7 @@ test('narrow screens: the provisioning pages stay usable', async (t) => {
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 1, `${hash}: no horizontal scrolling of the page (${overflow}px too wide)`);
     }
-    await shot('mobile-enrollment');
+    await rec.shot('mobile-enrollment');
     await page.setViewportSize({ width: 1360, height: 900 });
   });
 });

@@ -181,6 +181,17 @@ function registry() {
   return Registry.fromConnectionString(ownerConnStr);
 }
 
+// Whether the registry has the device (through the official service SDK).
+async function deviceExists(id) {
+  try {
+    await registry().get(id);
+    return true;
+  } catch (e) {
+    if (e.constructor.name === 'DeviceNotFoundError' || /not ?found/i.test(e.message)) return false;
+    throw e;
+  }
+}
+
 function serviceClient() {
   return ServiceClient.fromConnectionString(ownerConnStr);
 }
@@ -322,6 +333,7 @@ async function rawTls() {
 }
 
 module.exports = {
+  deviceExists,
   addr, host, root, dataDir, ca, caPath, hub, API,
   startHub, stopAll, closeTracked, track, readOwner,
   get ownerConnStr() { return ownerConnStr; },
