@@ -9,18 +9,21 @@
 
 #include "common/urlenc.h"
 
+static bool is_alnum(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
 bool az_dps_valid_registration_id(const char *id, size_t len)
 {
     if (!id || len == 0 || len > AZ_DPS_REG_ID_MAX)
         return false;
     for (size_t i = 0; i < len; i++) {
         char ch = id[i];
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == ':';
-        if (!ok)
+        if (!is_alnum(ch) && ch != '-' && ch != '.' && ch != '_' && ch != ':')
             return false;
     }
-    return true;
+    return is_alnum(id[len - 1]) || id[len - 1] == '-';
 }
 
 /* snprintf's answer as a formatter's: the length, or 0 (and "") when it did not fit. */

@@ -18,7 +18,8 @@
 #define AZ_DPS_HOST_MAX         255 /* assignedHub: the hub's host name */
 #define AZ_DPS_DEVICE_ID_MAX    128 /* deviceId: an IoT Hub device id (§1.17) */
 
-/* §3.1: 1-128 of A-Z a-z 0-9 - . _ : (DPS compares case-insensitively). NULL is not valid. */
+/* §3.1: 1-128 of A-Z a-z 0-9 - . _ :, the last a letter, a digit or '-' (DPS compares
+ * case-insensitively). NULL is not valid. */
 bool az_dps_valid_registration_id(const char *id, size_t len);
 
 /* Formatters write a NUL-terminated string into buf and return its length, or 0 when it does not

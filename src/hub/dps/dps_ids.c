@@ -5,11 +5,7 @@
 
 #include "hub/dps/dps_internal.h"
 #include "proto/azure_topics.h"
-
-static bool is_alnum(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
-}
+#include "proto/dps.h"
 
 /* The reason for a character outside the allowed set. The id itself is never echoed: it may hold
  * anything, up to control characters, and it goes into logs. */
@@ -26,9 +22,13 @@ static void bad_char(char *err, size_t cap, const char *what, const char *allowe
 
 bool dps_id_valid(const char *what, const char *id, char *err, size_t cap)
 {
+    size_t len = strlen(id);
+    if (az_dps_valid_registration_id(id, len))
+        return true;
+    /* The rule is proto's, shared with devices; this only finds the reason to give. */
     static const char allowed[] =
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:";
-    size_t len = strlen(id), ok = strspn(id, allowed);
+    size_t ok = strspn(id, allowed);
     unsigned char last = len ? (unsigned char)id[len - 1] : 0;
     if (len == 0)
         snprintf(err, cap, "the %s is empty", what);
@@ -37,10 +37,8 @@ bool dps_id_valid(const char *what, const char *id, char *err, size_t cap)
                  DPS_ID_MAX);
     else if (ok < len)
         bad_char(err, cap, what, "letters, digits and - . _ :", (unsigned char)id[ok]);
-    else if (!is_alnum(last) && last != '-')
-        snprintf(err, cap, "the %s must end with a letter, a digit or '-', not '%c'", what, last);
     else
-        return true;
+        snprintf(err, cap, "the %s must end with a letter, a digit or '-', not '%c'", what, last);
     return false;
 }
 

@@ -119,6 +119,12 @@ static void test_dps_registration_id_rules(void **state)
     assert_false(az_dps_valid_registration_id(STR("a b")));
     assert_false(az_dps_valid_registration_id(STR("a#")));
     assert_false(az_dps_valid_registration_id("a\0b", 3));
+    /* The last character: a letter, a digit or '-' (the hub refuses the others at enrollment and
+     * registration, so a device should not even try). */
+    assert_true(az_dps_valid_registration_id(STR("dev-")));
+    assert_false(az_dps_valid_registration_id(STR("dev.")));
+    assert_false(az_dps_valid_registration_id(STR("dev_")));
+    assert_false(az_dps_valid_registration_id(STR("dev:")));
     char long_id[130];
     memset(long_id, 'a', sizeof long_id);
     assert_false(az_dps_valid_registration_id(long_id, 129));
