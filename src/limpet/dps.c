@@ -13,6 +13,7 @@
 
 #include "common/base64.h"
 #include "common/urlenc.h"
+#include "proto/dps.h"
 
 #define DPS_API         "api-version=2019-03-31"
 #define DPS_BODY_MAX    (64 * 1024)
@@ -143,54 +144,77 @@ static const char *jstr(json_t *j, const char *path1, const char *path2)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* Polls the operation until it leaves "assigning"; returns the final JSON (owned). */
-static json_t *poll_operation(const limpet_dps_options *o, const char *base, const char *token,
-                              json_t *j, long retry, time_t deadline, limpet_dps_result *out)
+/* From the authorized register on: what each answer means is decided by az_dps_read_reply (the
+ * same rules as libiotdm's MQTT client); limpet polls the operation, repeats a request DPS was too
+ * busy for, and stops at an assignment (*io_j, owned) or a refusal (the reason in out). *io_j is
+ * the register's answer on entry. */
+static iotdm_result await_assignment(const limpet_dps_options *o, const char *base,
+                                     const char *body, const char *token, json_t **io_j,
+                                     long status, long retry, time_t deadline,
+                                     limpet_dps_result *out)
 {
-    char url[1024];
-    while (j && !strcasecmp(jstr(j, "status", NULL) ? jstr(j, "status", NULL) : "", "assigning")) {
-        const char *op = jstr(j, "operationId", NULL);
-        if (!op || time(NULL) > deadline) {
-            failf(out, IOTDM_E_TIMEOUT, op ? "registration timed out" : "no operationId");
-            json_decref(j);
-            return NULL;
+    json_t *j = *io_j;
+    iotdm_result r;
+    char url[1024], why[384], op[AZ_DPS_OPERATION_ID_MAX * 3 + 1];
+    const char *method = "PUT"; /* the register; the operation status once there is one */
+    snprintf(url, sizeof url, "%s/register?" DPS_API, base);
+    for (;;) {
+        if (status < 0) {
+            r = IOTDM_E_NOT_ONLINE; /* http_call said why */
+            break;
         }
-        snprintf(url, sizeof url, "%s/operations/%s?" DPS_API, base, op);
-        sleep((unsigned)(retry > 0 && retry <= DPS_RETRY_MAX_S ? retry : 2));
+        az_dps_reply rep;
+        az_dps_read_reply((int)status, j, &rep, why, sizeof why);
+        if (rep.kind == AZ_DPS_ASSIGNED) {
+            *io_j = j;
+            return IOTDM_OK;
+        }
+        if (rep.kind == AZ_DPS_FAILED) {
+            snprintf(out->status, sizeof out->status, "%s", rep.status ? rep.status : "");
+            r = failf(out, rep.error, "%s", why);
+            break;
+        }
+        if (time(NULL) > deadline) {
+            r = failf(out, IOTDM_E_TIMEOUT, "registration timed out (last: %s)",
+                      rep.kind == AZ_DPS_POLL ? "assigning" : why);
+            break;
+        }
+        if (rep.kind == AZ_DPS_POLL) {
+            method = "GET";
+            if (urlenc_encode(rep.operation_id, strlen(rep.operation_id), op, sizeof op) < 0) {
+                r = failf(out, IOTDM_E_PROTOCOL, "unusable operationId");
+                break;
+            }
+            snprintf(url, sizeof url, "%s/operations/%s?" DPS_API, base, op);
+        }
         json_decref(j);
-        long status = http_call(o, "GET", url, NULL, token, &j, &retry, out);
-        if (status >= 300 && status < 429) {
-            failf(out, IOTDM_E_PROTOCOL, "operation status: HTTP %ld %s", status,
-                  jstr(j, "message", NULL) ? jstr(j, "message", NULL) : "");
-            json_decref(j);
-            return NULL;
-        }
-        if (status < 0 || status >= 429)
-            j = j ? j : json_pack("{ss ss}", "status", "assigning", "operationId", op);
+        j = NULL;
+        sleep((unsigned)(retry > 0 && retry <= DPS_RETRY_MAX_S ? retry : 2));
+        retry = 0;
+        status =
+            http_call(o, method, url, strcmp(method, "PUT") ? NULL : body, token, &j, &retry, out);
     }
-    return j;
+    json_decref(j);
+    *io_j = NULL;
+    return r;
 }
 
+/* The assignment: the hub key (a second activation blob, §3.8) replaces the registration key in
+ * the slot, then the URI marks the slot provisioned. */
 static iotdm_result finish(limpet_tpm *tpm, const limpet_dps_options *o, json_t *j,
                            limpet_dps_result *out)
 {
-    const char *status = jstr(j, "status", NULL);
-    snprintf(out->status, sizeof out->status, "%s", status ? status : "");
-    const char *hub = jstr(j, "registrationState", "assignedHub");
-    const char *dev = jstr(j, "registrationState", "deviceId");
+    az_dps_reply rep;
+    char why[384];
+    az_dps_read_reply(200, j, &rep, why, sizeof why);
+    snprintf(out->status, sizeof out->status, "%s", rep.status ? rep.status : "");
+    snprintf(out->assigned_hub, sizeof out->assigned_hub, "%s", rep.assigned_hub);
+    snprintf(out->device_id, sizeof out->device_id, "%s", rep.device_id);
     json_t *tpm_state = json_object_get(json_object_get(j, "registrationState"), "tpm");
     const char *key = jstr(tpm_state, "authenticationKey", NULL);
-    if (!status || strcasecmp(status, "assigned") || !hub || !dev)
-        return failf(out, IOTDM_E_PROTOCOL, "registration %s: %s", status ? status : "failed",
-                     jstr(j, "registrationState", "errorMessage")
-                         ? jstr(j, "registrationState", "errorMessage")
-                         : "no assignment");
-    snprintf(out->assigned_hub, sizeof out->assigned_hub, "%s", hub);
-    snprintf(out->device_id, sizeof out->device_id, "%s", dev);
-    /* The hub key replaces the registration key in the slot, then the URI marks it provisioned. */
     iotdm_result r = key ? activate_b64(tpm, o->slot, key, out) : IOTDM_OK;
     char uri[LIMPET_URI_MAX + 1];
-    snprintf(uri, sizeof uri, "%s/%s", hub, dev);
+    snprintf(uri, sizeof uri, "%s/%s", out->assigned_hub, out->device_id);
     if (r == IOTDM_OK && (r = limpet_slot_uri_write(tpm, o->slot, uri)) < 0)
         failf(out, r, "storing the URI: %s", limpet_tpm_error(tpm));
     return r;
@@ -246,17 +270,10 @@ iotdm_result limpet_dps_register(limpet_tpm *tpm, const limpet_dps_options *o,
         failf(out, r, "signing the DPS token: %s", limpet_tpm_error(tpm));
     if (r == IOTDM_OK) {
         status = http_call(o, "PUT", url, body, token, &j, &retry, out);
-        if (status < 0)
-            r = IOTDM_E_NOT_ONLINE;
-        else if (status >= 300)
-            r = failf(out, status == 401 ? IOTDM_E_UNAUTHORIZED : IOTDM_E_PROTOCOL,
-                      "register: HTTP %ld %s", status,
-                      jstr(j, "message", NULL) ? jstr(j, "message", NULL) : "");
+        r = await_assignment(o, base, body, token, &j, status, retry, deadline, out);
+        if (r == IOTDM_OK)
+            r = finish(tpm, o, j, out);
     }
-    if (r == IOTDM_OK && !(j = poll_operation(o, base, token, j, retry, deadline, out)))
-        r = IOTDM_E_TIMEOUT;
-    if (r == IOTDM_OK)
-        r = finish(tpm, o, j, out);
     json_decref(j);
     free(body);
     return r;
