@@ -1,19 +1,11 @@
 /* DPS device API over HTTPS: PUT /{idScope}/registrations/{regId}/register and
  * GET /{idScope}/registrations/{regId}/operations/{operationId} (azure-protocols.md §3.9). */
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "hub/dps/dps.h"
 #include "hub/http/internal.h"
-
-static SSL *request_ssl(http_ctx *cx)
-{
-    struct evhttp_connection *conn = evhttp_request_get_connection(cx->req);
-    struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
-    return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-}
 
 static void send_reply(http_ctx *cx, hub_dps_reply *reply)
 {
@@ -32,7 +24,7 @@ static void send_reply(http_ctx *cx, hub_dps_reply *reply)
 void http_dps_device(http_ctx *cx)
 {
     /* segments: {idScope} registrations {regId} register | operations {operationId} */
-    hub_dps_creds creds = {http_header(cx, "Authorization"), request_ssl(cx), false};
+    hub_dps_creds creds = {http_header(cx, "Authorization"), http_client_ssl(cx), false};
     hub_dps_reply reply;
     const char *scope = cx->segments[0], *reg = cx->segments[2];
     if (cx->nsegments == 4 && strcmp(cx->segments[3], "register") == 0 &&
