@@ -155,7 +155,7 @@ static iotdm_result await_assignment(const limpet_dps_options *o, const char *ba
 {
     json_t *j = *io_j;
     iotdm_result r;
-    char url[1024], why[384], op[AZ_DPS_OPERATION_ID_MAX * 3 + 1];
+    char url[1664], why[384], op[AZ_DPS_OPERATION_ID_MAX * 3 + 1];
     const char *method = "PUT"; /* the register; the operation status once there is one */
     snprintf(url, sizeof url, "%s/register?" DPS_API, base);
     for (;;) {
@@ -185,7 +185,11 @@ static iotdm_result await_assignment(const limpet_dps_options *o, const char *ba
                 r = failf(out, IOTDM_E_PROTOCOL, "unusable operationId");
                 break;
             }
-            snprintf(url, sizeof url, "%s/operations/%s?" DPS_API, base, op);
+            int n = snprintf(url, sizeof url, "%s/operations/%s?" DPS_API, base, op);
+            if (n < 0 || (size_t)n >= sizeof url) {
+                r = failf(out, IOTDM_E_TOO_LARGE, "operationId too long for a URL");
+                break;
+            }
         }
         json_decref(j);
         j = NULL;
