@@ -7,7 +7,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 
-const { startEnv, agentBuilt, SimDevice, sleep, tailFile } = require('./lib/env');
+const { startEnv, agentBuilt, SimDevice, sleep } = require('./lib/env');
 const { Rest } = require('./lib/rest');
 const { SensorDevice } = require('./lib/sensor');
 const { launch } = require('./lib/browser');
@@ -67,12 +67,7 @@ after(async () => {
   if (browser) await browser.close();
   if (sensor) await sensor.stop();
   if (sim) await sim.stop();
-  if (env) {
-    if (rec.failed) {
-      process.stderr.write(`web: hub log and data kept in ${env.root}\n----- tail of hub.log -----\n${tailFile(path.join(env.root, 'hub.log'), 80)}\n`);
-    }
-    await env.cleanup({ keep: rec.failed });
-  }
+  if (rec) await rec.cleanup(env);
 });
 
 test('sign in: a wrong key is refused with a clear error, the right one opens the device list', async (t) => {

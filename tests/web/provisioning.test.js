@@ -12,7 +12,7 @@ const https = require('node:https');
 const crypto = require('node:crypto');
 const { execFileSync } = require('node:child_process');
 
-const { startEnv, sleep, tailFile } = require('./lib/env');
+const { startEnv, sleep } = require('./lib/env');
 const { Rest, parseConnStr } = require('./lib/rest');
 const { launch } = require('./lib/browser');
 const { Recorder, waitUntil } = require('./lib/steps');
@@ -97,12 +97,7 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
-  if (env) {
-    if (rec.failed) {
-      process.stderr.write(`web: hub log and data kept in ${env.root}\n----- tail of hub.log -----\n${tailFile(path.join(env.root, 'hub.log'), 80)}\n`);
-    }
-    await env.cleanup({ keep: rec.failed });
-  }
+  if (rec) await rec.cleanup(env);
 });
 
 test('sign in: the Provisioning page asks for the DPS connection string and refuses the hub\'s', async (t) => {

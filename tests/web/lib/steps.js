@@ -3,7 +3,7 @@
 // (emptied at the start), test bodies that keep a screenshot when they fail, and polling.
 const fs = require('node:fs');
 const path = require('node:path');
-const { sleep } = require('./env');
+const { sleep, tailFile } = require('./env');
 
 class Recorder {
   // page: a function returning the current Playwright page (it is made after the recorder).
@@ -36,6 +36,16 @@ class Recorder {
       if (page) await page.screenshot({ path: path.join(this.dir, `FAILED-${name}.png`), fullPage: true }).catch(() => {});
       throw e;
     }
+  }
+
+  // After the tests: the hub's data directory is kept, and its log's tail shown, if one failed.
+  async cleanup(env) {
+    if (!env) return;
+    if (this.failed) {
+      process.stderr.write(`web: hub log and data kept in ${env.root}\n----- tail of hub.log -----\n` +
+        `${tailFile(path.join(env.root, 'hub.log'), 80)}\n`);
+    }
+    await env.cleanup({ keep: this.failed });
   }
 }
 
