@@ -475,3 +475,14 @@ test("an enrollment's deviceId follows IoT Hub's device id rule (§1.17): 400, n
   const { responseBody: d } = await reg.get(special);
   assert.equal(d.deviceId, special);
 });
+
+test('HTTPS asks for a client certificate naming only an authority that issues none (no browser prompt)', () => {
+  // Browsers offer only certificates from the authorities a server names; devices send theirs
+  // anyway (the X.509-over-HTTP tests above register with one).
+  const r = require('node:child_process').spawnSync('openssl',
+    ['s_client', '-connect', `${h.addr}:443`, '-servername', h.host, '-CAfile', h.caPath],
+    { input: '', encoding: 'utf8', timeout: 10000 });
+  const names = /Acceptable client certificate CA names\n([\s\S]*?)\n(Requested|Client Certificate Types|---)/.exec(r.stdout);
+  assert.ok(names, `no certificate request in:\n${r.stdout.slice(0, 2000)}`);
+  assert.deepEqual(names[1].trim().split('\n'), ['CN = iotdm-hub devices (certificates are matched by thumbprint)']);
+});

@@ -247,6 +247,21 @@ SSL_CTX *hub_tls_server_ctx(const char *data_dir, bool request_client_cert)
 void hub_tls_request_client_cert(SSL *ssl)
 {
     SSL_set_verify(ssl, SSL_VERIFY_PEER, accept_any_client_cert);
+    /* The request names one certificate authority that issues nothing. Browsers offer only
+     * certificates from the named authorities, so an operator with certificates installed (a
+     * smart card, a corporate identity) gets no certificate prompt on the dashboard; device and
+     * SDK clients send the certificate they were configured with whatever the names say. */
+    STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+    X509_NAME *name = X509_NAME_new();
+    if (names && name &&
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                   (const unsigned char *)HUB_TLS_CLIENT_CA_NAME, -1, -1, 0) &&
+        sk_X509_NAME_push(names, name)) {
+        SSL_set_client_CA_list(ssl, names); /* takes both */
+        return;
+    }
+    X509_NAME_free(name);
+    sk_X509_NAME_free(names);
 }
 
 static void hex(const unsigned char *in, unsigned len, char *out)

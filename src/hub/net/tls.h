@@ -20,6 +20,7 @@ SSL_CTX *hub_tls_server_ctx(const char *data_dir, bool request_client_cert);
 /* The same request on one connection: the HTTPS listener asks every client for a certificate so
  * that DPS X.509 registration works over HTTPS, but never requires one (browsers and service
  * clients send none and are unaffected); DPS verifies what comes (dps_cert.c). */
+#define HUB_TLS_CLIENT_CA_NAME "iotdm-hub devices (certificates are matched by thumbprint)"
 void hub_tls_request_client_cert(SSL *ssl);
 
 /* Lower-case hex SHA-1 and SHA-256 thumbprints of the peer certificate; false when there is none.
