@@ -205,6 +205,7 @@ static void housekeeping_cb(evutil_socket_t fd, short what, void *arg)
         log_info("hub", "expired cloud-to-device messages count=%zu", expired);
     hub_store_telemetry_trim(h->store, h->cfg.telemetry_max_bytes, h->cfg.telemetry_max_age_ms,
                              now);
+    hub_dps_housekeeping(h, now);
     iotdm_result r = hub_commit_now(h);
     if (r < 0)
         log_error("hub", "housekeeping commit failed: %s", iotdm_result_message(r));

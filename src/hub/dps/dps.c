@@ -112,7 +112,7 @@ iotdm_result hub_dps_init(hub *h)
     if (!d)
         return -ENOMEM;
     h->dps = d; /* hub_dps_free frees what was made, even on a failure below */
-    if (!(d->ops = strmap_new()) || !(d->tpm_challenges = strmap_new()))
+    if (!(d->tpm_challenges = strmap_new()))
         return -ENOMEM;
     iotdm_result r = load_id_scope(h, d->id_scope, sizeof d->id_scope);
     if (r < 0)
@@ -132,23 +132,10 @@ iotdm_result hub_dps_init(hub *h)
     return r;
 }
 
-static void free_op(void *ctx, const char *key, void *value)
-{
-    (void)ctx;
-    (void)key;
-    dps_op *op = value;
-    json_decref(op->result);
-    xfree(op);
-}
-
 void hub_dps_free(hub *h)
 {
     if (!h->dps)
         return;
-    if (h->dps->ops) {
-        strmap_foreach(h->dps->ops, free_op, NULL);
-        strmap_free(h->dps->ops);
-    }
     if (h->dps->tpm_challenges) {
         dps_tpm_challenges_clear(h->dps);
         strmap_free(h->dps->tpm_challenges);
@@ -162,30 +149,15 @@ const char *hub_dps_id_scope(const hub *h)
     return h->dps->id_scope;
 }
 
-typedef struct {
-    int64_t before;
-    char (*keys)[DPS_OPERATION_MAX];
-    size_t n, cap;
-} expired_ops;
-
-static void collect_expired(void *ctx, const char *key, void *value)
+void hub_dps_housekeeping(hub *h, int64_t now_ms)
 {
-    expired_ops *e = ctx;
-    const dps_op *op = value;
-    if (op->created_ms < e->before && e->n < e->cap)
-        snprintf(e->keys[e->n++], DPS_OPERATION_MAX, "%s", key);
-}
-
-/* Forgets operations past their time (or the oldest ones when too many are kept). */
-static void prune_ops(hub_dps *d)
-{
-    char keys[64][DPS_OPERATION_MAX];
-    expired_ops e = {time_now_ms() - DPS_OP_TTL_MS, keys, 0, 64};
-    if (strmap_count(d->ops) >= DPS_OPS_MAX)
-        e.before = time_now_ms() + 1;
-    strmap_foreach(d->ops, collect_expired, &e);
-    for (size_t i = 0; i < e.n; i++)
-        free_op(NULL, NULL, strmap_remove(d->ops, keys[i]));
+    size_t n = 0;
+    iotdm_result r =
+        hub_store_dps_operation_prune(h->store, now_ms - DPS_OP_TTL_MS, DPS_OPS_MAX, &n);
+    if (r < 0)
+        log_error("dps", "cannot prune operations: %s", iotdm_result_message(r));
+    else if (n)
+        log_debug("dps", "pruned operations count=%zu", n);
 }
 
 static bool scope_ok(hub *h, const char *id_scope, hub_dps_reply *out)
@@ -245,17 +217,20 @@ void hub_dps_register(hub *h, const char *id_scope, const char *registration_id,
     json_t *result = dps_assign(h, registration_id, &m, json_object_get(request, "payload"), op_id);
     dps_match_deinit(&m);
     json_decref(request);
-    dps_op *op = xcalloc(1, sizeof *op);
-    prune_ops(h->dps);
-    if (!result || !op || !strmap_put(h->dps->ops, op_id, op)) {
-        json_decref(result);
-        xfree(op);
+    /* The 202 promises the device its result: the operation joins the assignment's group, and
+     * both are on the disk before the answer leaves. */
+    iotdm_result r = result ? hub_store_dps_operation_put(h->store, op_id, registration_id,
+                                                          time_now_ms(), result)
+                            : -ENOMEM;
+    json_decref(result);
+    if (r == IOTDM_OK)
+        r = hub_commit_now(h);
+    if (r < 0) {
+        log_error("dps", "registration not recorded registration=%s: %s", registration_id,
+                  iotdm_result_message(r));
         hub_dps_error(out, DPS_ERR_SERVER, "the registration could not be recorded");
         return;
     }
-    snprintf(op->registration_id, sizeof op->registration_id, "%s", registration_id);
-    op->created_ms = time_now_ms();
-    op->result = result;
     /* The work is already done, but devices expect to poll (§3.4): answer "assigning". */
     out->status = 202;
     out->retry_after = HUB_DPS_RETRY_AFTER;
@@ -269,8 +244,20 @@ void hub_dps_operation(hub *h, const char *id_scope, const char *registration_id
     memset(out, 0, sizeof *out);
     if (!scope_ok(h, id_scope, out))
         return;
-    dps_op *op = strmap_get(h->dps->ops, operation_id);
-    if (!op || strcasecmp(op->registration_id, registration_id) != 0) {
+    char op_registration[HUB_ID_MAX];
+    int64_t created_ms = 0;
+    json_t *result = NULL;
+    iotdm_result r =
+        hub_store_dps_operation_get(h->store, operation_id, op_registration, &created_ms, &result);
+    if (r < 0 && r != IOTDM_E_NOT_FOUND) {
+        hub_dps_error(out, DPS_ERR_SERVER, "the operation could not be read: %s",
+                      iotdm_result_message(r));
+        return;
+    }
+    /* Past its time it is unknown, whether or not the housekeeping has deleted it yet. */
+    if (r == IOTDM_E_NOT_FOUND || created_ms < time_now_ms() - DPS_OP_TTL_MS ||
+        strcasecmp(op_registration, registration_id) != 0) {
+        json_decref(result);
         hub_dps_error(out, DPS_ERR_NOT_FOUND, "unknown operation '%s' for registration '%s'",
                       operation_id, registration_id);
         return;
@@ -280,11 +267,13 @@ void hub_dps_operation(hub *h, const char *id_scope, const char *registration_id
          * of their challenge. No request body: attestation only, no new keys. */
         dps_match m;
         bool ok = dps_attest(h, registration_id, NULL, creds, &m, out);
-        if (!ok)
+        if (!ok) {
+            json_decref(result);
             return;
+        }
         dps_match_deinit(&m);
     }
     out->status = 200;
     out->retry_after = -1;
-    out->body = json_deep_copy(op->result);
+    out->body = result;
 }

@@ -34,18 +34,23 @@ void hub_dps_reply_deinit(hub_dps_reply *reply);
  * DIR/dps.connstr and creates h->dps. */
 iotdm_result hub_dps_init(hub *h);
 void hub_dps_free(hub *h);
+/* Deletes the operations past DPS_OP_TTL_MS, then the oldest beyond DPS_OPS_MAX (from the hub's
+ * housekeeping timer; the caller commits). */
+void hub_dps_housekeeping(hub *h, int64_t now_ms);
 const char *hub_dps_id_scope(const hub *h);
 
 /* PUT {idScope}/registrations/{regId}/register with the DeviceRegistration body (§3.4, §3.9).
- * Attests the device, assigns it (the device created or updated in the registry, committed) and
- * answers 202 with an operationId; wrong credentials, an unknown registration id or a bad body
- * answer 4xx with Azure's DPS error body and change nothing. */
+ * Attests the device, assigns it (the device created or updated in the registry) and stores the
+ * operation's result, committed and synced, then answers 202 with an operationId; wrong
+ * credentials, an unknown registration id or a bad body answer 4xx with Azure's DPS error body and
+ * change nothing. */
 void hub_dps_register(hub *h, const char *id_scope, const char *registration_id, const char *body,
                       size_t body_len, const hub_dps_creds *creds, hub_dps_reply *out);
 
-/* GET {idScope}/registrations/{regId}/operations/{operationId}. attested: the transport already
- * attested this registration id (an MQTT connection whose register succeeded); otherwise creds are
- * checked again. */
+/* GET {idScope}/registrations/{regId}/operations/{operationId}: the stored result, for
+ * DPS_OP_TTL_MS after the register (across restarts); 404 when unknown, expired or made for another
+ * registration id. attested: the transport already attested this registration id (an MQTT
+ * connection whose register succeeded); otherwise creds are checked again. */
 void hub_dps_operation(hub *h, const char *id_scope, const char *registration_id,
                        const char *operation_id, const hub_dps_creds *creds, bool attested,
                        hub_dps_reply *out);

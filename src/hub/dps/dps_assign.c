@@ -159,8 +159,6 @@ json_t *dps_assign(hub *h, const char *registration_id, const dps_match *m, cons
     if (rs)
         r = hub_store_registration_put(h->store, registration_id,
                                        m->kind == HUB_DPS_GROUP ? m->enrollment_id : "", rs, &etag);
-    if (r == IOTDM_OK)
-        r = hub_commit_now(h);
     if (r < 0 || !rs) {
         json_decref(rs);
         log_error("dps", "assignment failed registration=%s: %s", registration_id,

@@ -8,7 +8,7 @@
 #include "hub/dps/tpm_credential.h"
 #include "hub/store/store.h"
 
-#define DPS_OPS_MAX              4096   /* operations remembered for polling */
+#define DPS_OPS_MAX              4096   /* operations kept for polling (the oldest go first) */
 #define DPS_OP_TTL_MS            600000 /* an operation can be polled for 10 minutes */
 #define DPS_OPERATION_MAX        80
 #define DPS_TPM_CHALLENGES_MAX   1024   /* TPM challenges remembered (a bounded map) */
@@ -21,16 +21,8 @@
 
 struct hub_dps {
     char id_scope[HUB_DPS_ID_SCOPE_MAX];
-    strmap *ops;            /* operationId -> dps_op* */
     strmap *tpm_challenges; /* lower-case registration id -> dps_tpm_challenge* */
 };
-
-/* A finished operation, kept so that the device can poll it. */
-typedef struct {
-    char registration_id[HUB_ID_MAX];
-    int64_t created_ms;
-    json_t *result; /* RegistrationOperationStatus */
-} dps_op;
 
 /* The enrollment a request matched, and the device credentials it leads to. */
 typedef struct {
@@ -96,7 +88,8 @@ void dps_tpm_challenges_clear(hub_dps *d);
 
 /* Assigns the device to this hub (creates or updates it, initial twin, registration record) and
  * returns the operation status body (new reference): "assigned", or "disabled"/"failed" with
- * errorCode and errorMessage, in which case nothing was created. */
+ * errorCode and errorMessage, in which case nothing was created. The writes join the open group:
+ * the caller commits them, with the operation. */
 json_t *dps_assign(hub *h, const char *registration_id, const dps_match *m, const json_t *payload,
                    const char *operation_id);
 

@@ -297,4 +297,20 @@ iotdm_result hub_store_registration_foreach(hub_store *store, const char *group_
                                             const char *after_id, size_t max, hub_doc_visitor visit,
                                             void *ctx);
 
+/* Operations (§3.4): the final RegistrationOperationStatus of a registration, which the device
+ * polls after the 202, kept in the store so that it outlives a restart. put adds one
+ * (IOTDM_E_EXISTS when the id is taken); created_ms is wall-clock time. get returns the
+ * registration id it was made for, when, and a new reference in *out_result; IOTDM_E_NOT_FOUND when
+ * absent. Operation ids compare exactly, registration ids case-insensitively. */
+iotdm_result hub_store_dps_operation_put(hub_store *store, const char *operation_id,
+                                         const char *registration_id, int64_t created_ms,
+                                         const json_t *result);
+iotdm_result hub_store_dps_operation_get(hub_store *store, const char *operation_id,
+                                         char out_registration_id[HUB_ID_MAX],
+                                         int64_t *out_created_ms, json_t **out_result);
+/* Deletes the operations created before before_ms, then the oldest beyond the newest max_keep;
+ * *out_deleted (may be NULL) gets how many went. Both walk the index on created_ms. */
+iotdm_result hub_store_dps_operation_prune(hub_store *store, int64_t before_ms, size_t max_keep,
+                                           size_t *out_deleted);
+
 #endif

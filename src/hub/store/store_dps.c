@@ -1,10 +1,12 @@
-/* SQLite store: device-provisioning enrollments and registration records (JSON documents). */
+/* SQLite store: device-provisioning enrollments, registration records (JSON documents) and
+ * operations. */
 #include <string.h>
 
 #include "hub/store/store_internal.h"
 
-/* Provisioning is a low-rate path: statements are prepared per call rather than cached, which keeps
- * the statement table of the hot paths unchanged. */
+/* Enrollments and registration records are a low-rate path: their statements are prepared per
+ * call. Operations, written and read by every registration and pruned by the housekeeping, use the
+ * statement cache. */
 static sqlite3_stmt *prep(hub_store *s, const char *sql)
 {
     sqlite3_stmt *st = NULL;
@@ -236,4 +238,95 @@ iotdm_result hub_store_registration_foreach(hub_store *store, const char *group_
     bind_text(st, 2, after_id ? after_id : "");
     sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
     return visit_rows(store, st, visit, ctx);
+}
+
+iotdm_result hub_store_dps_operation_put(hub_store *store, const char *operation_id,
+                                         const char *registration_id, int64_t created_ms,
+                                         const json_t *result)
+{
+    if (!store_id_ok(operation_id) || !store_id_ok(registration_id) || !result)
+        return IOTDM_E_MALFORMED;
+    const char *text;
+    size_t len;
+    iotdm_result r = store_dump(store, 0, result, &text, &len);
+    if (r != IOTDM_OK)
+        return r;
+    if (len > INT32_MAX)
+        return IOTDM_E_TOO_LARGE;
+    sqlite3_stmt *st =
+        store_write_stmt(store, ST_DPS_OP_PUT,
+                         "INSERT INTO dps_operations(operation_id, registration_id, created_ms, "
+                         "result) VALUES(?1, ?2, ?3, ?4)",
+                         &r);
+    if (!st)
+        return r;
+    bind_text(st, 1, operation_id);
+    bind_text(st, 2, registration_id);
+    sqlite3_bind_int64(st, 3, created_ms);
+    sqlite3_bind_text(st, 4, text, (int)len, SQLITE_STATIC);
+    r = stmt_exec(store, st);
+    stmt_give(store, ST_DPS_OP_PUT, st);
+    return r;
+}
+
+iotdm_result hub_store_dps_operation_get(hub_store *store, const char *operation_id,
+                                         char out_registration_id[HUB_ID_MAX],
+                                         int64_t *out_created_ms, json_t **out_result)
+{
+    *out_result = NULL;
+    sqlite3_stmt *st = stmt_take(store, ST_DPS_OP_GET,
+                                 "SELECT registration_id, created_ms, result FROM dps_operations "
+                                 "WHERE operation_id = ?1");
+    if (!st)
+        return IOTDM_E_STORAGE;
+    bind_text(st, 1, operation_id);
+    int rc = sqlite3_step(st);
+    iotdm_result r = IOTDM_OK;
+    if (rc == SQLITE_ROW) {
+        column_copy(st, 0, out_registration_id, HUB_ID_MAX);
+        *out_created_ms = sqlite3_column_int64(st, 1);
+        *out_result = store_load(st, 2);
+        if (!*out_result)
+            r = IOTDM_E_STORAGE;
+    } else {
+        r = rc == SQLITE_DONE ? IOTDM_E_NOT_FOUND : store_sqlite_result(store, rc, "dps operation");
+    }
+    stmt_give(store, ST_DPS_OP_GET, st);
+    return r;
+}
+
+static iotdm_result delete_ops(hub_store *s, store_stmt_id id, const char *sql, int64_t param,
+                               size_t *deleted)
+{
+    iotdm_result r;
+    sqlite3_stmt *st = store_write_stmt(s, id, sql, &r);
+    if (!st)
+        return r;
+    sqlite3_bind_int64(st, 1, param);
+    r = stmt_exec(s, st);
+    if (r == IOTDM_OK)
+        *deleted += (size_t)sqlite3_changes(s->db);
+    stmt_give(s, id, st);
+    return r;
+}
+
+iotdm_result hub_store_dps_operation_prune(hub_store *store, int64_t before_ms, size_t max_keep,
+                                           size_t *out_deleted)
+{
+    size_t deleted = 0;
+    iotdm_result r =
+        delete_ops(store, ST_DPS_OP_EXPIRE, "DELETE FROM dps_operations WHERE created_ms < ?1",
+                   before_ms, &deleted);
+    /* The index holds (created_ms, operation_id): the subquery walks it from the newest end and
+     * skips max_keep entries; ties on created_ms go by operation id, an arbitrary but fixed order.
+     */
+    if (r == IOTDM_OK)
+        r = delete_ops(store, ST_DPS_OP_TRIM,
+                       "DELETE FROM dps_operations WHERE operation_id IN (SELECT operation_id FROM "
+                       "dps_operations ORDER BY created_ms DESC, operation_id DESC LIMIT -1 "
+                       "OFFSET ?1)",
+                       max_keep > INT64_MAX ? INT64_MAX : (int64_t)max_keep, &deleted);
+    if (out_deleted)
+        *out_deleted = deleted;
+    return r;
 }

@@ -57,6 +57,10 @@ typedef enum {
     ST_FILE_LIST,
     ST_FILE_DELETE,
     ST_FILE_ACTIVE,
+    ST_DPS_OP_PUT,
+    ST_DPS_OP_GET,
+    ST_DPS_OP_EXPIRE,
+    ST_DPS_OP_TRIM,
     ST_COUNT_
 } store_stmt_id;
 

@@ -109,6 +109,15 @@ static const char *const migrations[] = {
     "  doc TEXT NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX dps_registrations_group ON dps_registrations(group_id);",
+    /* 3 -> 4: DPS operations (§3.4): the final RegistrationOperationStatus of each registration,
+     * which the device polls after the 202; kept for a while, so that a restart loses none. */
+    "CREATE TABLE dps_operations ("
+    "  operation_id TEXT PRIMARY KEY NOT NULL,"
+    "  registration_id TEXT NOT NULL COLLATE NOCASE,"
+    "  created_ms INTEGER NOT NULL,"
+    "  result TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX dps_operations_created ON dps_operations(created_ms);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -1,4 +1,5 @@
-/* Unit tests for the DPS part of the store: enrollments and registration records, etags, paging. */
+/* Unit tests for the DPS part of the store: enrollments and registration records, etags, paging,
+ * and operations (put, get, prune, durable across a reopen). */
 #include "store_fixture.h"
 
 static bool count_ids(void *ctx, const char *id, const json_t *doc, uint64_t etag)
@@ -91,6 +92,126 @@ static void test_dps_registrations_by_group_survive_reopen(void **state)
     json_decref(doc);
 }
 
+static void put_op(hub_store *s, const char *op_id, const char *reg_id, int64_t created_ms)
+{
+    json_t *result = json_pack("{s:s, s:s, s:{s:s}}", "operationId", op_id, "status", "assigned",
+                               "registrationState", "registrationId", reg_id);
+    assert_int_equal(hub_store_dps_operation_put(s, op_id, reg_id, created_ms, result), IOTDM_OK);
+    json_decref(result);
+}
+
+static bool op_exists(hub_store *s, const char *op_id)
+{
+    char reg[HUB_ID_MAX];
+    int64_t created = 0;
+    json_t *result = NULL;
+    iotdm_result r = hub_store_dps_operation_get(s, op_id, reg, &created, &result);
+    json_decref(result);
+    assert_true(r == IOTDM_OK || r == IOTDM_E_NOT_FOUND);
+    return r == IOTDM_OK;
+}
+
+static void test_dps_operation_put_get_survives_reopen(void **state)
+{
+    fixture *f = *state;
+    put_op(f->s, "4.0123456789abcdef.fedcba9876543210", "Dev-Op", 1000);
+    assert_true(hub_store_has_pending_writes(f->s));
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    /* Committed means on the disk: another connection sees it, and so does a reopened store. */
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM dps_operations"), 1);
+    sqlite3_close(db);
+    hub_store_close(f->s);
+    assert_int_equal(hub_store_open(f->path, &f->s), IOTDM_OK);
+
+    char reg[HUB_ID_MAX];
+    int64_t created = 0;
+    json_t *result = NULL;
+    assert_int_equal(hub_store_dps_operation_get(f->s, "4.0123456789abcdef.fedcba9876543210", reg,
+                                                 &created, &result),
+                     IOTDM_OK);
+    assert_string_equal(reg, "Dev-Op");
+    assert_int_equal(created, 1000);
+    assert_string_equal(json_string_value(json_object_get(result, "status")), "assigned");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(result, "registrationState"), "registrationId")),
+                        "Dev-Op");
+    json_decref(result);
+    /* Operation ids compare exactly. */
+    result = NULL;
+    assert_int_equal(hub_store_dps_operation_get(f->s, "4.0123456789ABCDEF.FEDCBA9876543210", reg,
+                                                 &created, &result),
+                     IOTDM_E_NOT_FOUND);
+    assert_null(result);
+    /* An id is stored once. */
+    json_t *doc = json_object();
+    assert_int_equal(hub_store_dps_operation_put(f->s, "4.0123456789abcdef.fedcba9876543210",
+                                                 "other", 2000, doc),
+                     IOTDM_E_EXISTS);
+    assert_int_equal(hub_store_dps_operation_put(f->s, "", "other", 2000, doc), IOTDM_E_MALFORMED);
+    json_decref(doc);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+}
+
+static void test_dps_operation_prune_by_age_then_count_oldest_first(void **state)
+{
+    fixture *f = *state;
+    /* Inserted out of order: age, not insertion order, decides. */
+    const int64_t created[] = {500, 100, 400, 200, 300, 600};
+    const char *ids[] = {"op-500", "op-100", "op-400", "op-200", "op-300", "op-600"};
+    for (int i = 0; i < 6; i++)
+        put_op(f->s, ids[i], "r", created[i]);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+
+    size_t n = 99;
+    assert_int_equal(hub_store_dps_operation_prune(f->s, 100, 10, &n), IOTDM_OK);
+    assert_int_equal(n, 0); /* before_ms is exclusive, and 6 <= 10 */
+    assert_int_equal(hub_store_dps_operation_prune(f->s, 201, 10, &n), IOTDM_OK);
+    assert_int_equal(n, 2);
+    assert_false(op_exists(f->s, "op-100"));
+    assert_false(op_exists(f->s, "op-200"));
+    assert_true(op_exists(f->s, "op-300"));
+    /* Four left; keep the newest two. */
+    assert_int_equal(hub_store_dps_operation_prune(f->s, 0, 2, &n), IOTDM_OK);
+    assert_int_equal(n, 2);
+    assert_false(op_exists(f->s, "op-300"));
+    assert_false(op_exists(f->s, "op-400"));
+    assert_true(op_exists(f->s, "op-500"));
+    assert_true(op_exists(f->s, "op-600"));
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM dps_operations"), 2);
+    sqlite3_close(db);
+    assert_int_equal(hub_store_dps_operation_prune(f->s, 0, 0, NULL), IOTDM_OK);
+    assert_false(op_exists(f->s, "op-600"));
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+}
+
+static void test_dps_operation_prune_walks_the_index(void **state)
+{
+    fixture *f = *state;
+    sqlite3 *db = raw_open(f);
+    static const char *const plans[] = {
+        "EXPLAIN QUERY PLAN DELETE FROM dps_operations WHERE created_ms < 1",
+        "EXPLAIN QUERY PLAN SELECT operation_id FROM dps_operations ORDER BY created_ms DESC, "
+        "operation_id DESC LIMIT -1 OFFSET 1",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        sqlite3_stmt *st;
+        assert_int_equal(sqlite3_prepare_v2(db, plans[i], -1, &st, NULL), SQLITE_OK);
+        char plan[512] = "";
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            strncat(plan, (const char *)sqlite3_column_text(st, 3), sizeof plan - strlen(plan) - 2);
+            strcat(plan, ";");
+        }
+        sqlite3_finalize(st);
+        /* No full scan, no sort: the index on created_ms. */
+        assert_non_null(strstr(plan, "dps_operations_created"));
+        assert_null(strstr(plan, "TEMP B-TREE"));
+    }
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -99,6 +220,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dps_registrations_by_group_survive_reopen, setup,
                                         teardown),
+        T(test_dps_operation_put_get_survives_reopen),
+        T(test_dps_operation_prune_by_age_then_count_oldest_first),
+        T(test_dps_operation_prune_walks_the_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
