@@ -112,8 +112,6 @@ iotdm_result hub_dps_init(hub *h)
     if (!d)
         return -ENOMEM;
     h->dps = d; /* hub_dps_free frees what was made, even on a failure below */
-    if (!(d->tpm_challenges = strmap_new()))
-        return -ENOMEM;
     iotdm_result r = load_id_scope(h, d->id_scope, sizeof d->id_scope);
     if (r < 0)
         return r;
@@ -136,10 +134,6 @@ void hub_dps_free(hub *h)
 {
     if (!h->dps)
         return;
-    if (h->dps->tpm_challenges) {
-        dps_tpm_challenges_clear(h->dps);
-        strmap_free(h->dps->tpm_challenges);
-    }
     xfree(h->dps);
     h->dps = NULL;
 }
@@ -158,6 +152,12 @@ void hub_dps_housekeeping(hub *h, int64_t now_ms)
         log_error("dps", "cannot prune operations: %s", iotdm_result_message(r));
     else if (n)
         log_debug("dps", "pruned operations count=%zu", n);
+    n = 0;
+    r = hub_store_tpm_challenge_prune(h->store, now_ms, DPS_TPM_CHALLENGES_MAX, &n);
+    if (r < 0)
+        log_error("dps", "cannot prune TPM challenges: %s", iotdm_result_message(r));
+    else if (n)
+        log_debug("dps", "pruned TPM challenges count=%zu", n);
 }
 
 static bool scope_ok(hub *h, const char *id_scope, hub_dps_reply *out)

@@ -34,8 +34,9 @@ void hub_dps_reply_deinit(hub_dps_reply *reply);
  * DIR/dps.connstr and creates h->dps. */
 iotdm_result hub_dps_init(hub *h);
 void hub_dps_free(hub *h);
-/* Deletes the operations past DPS_OP_TTL_MS, then the oldest beyond DPS_OPS_MAX (from the hub's
- * housekeeping timer; the caller commits). */
+/* Deletes the operations past DPS_OP_TTL_MS, then the oldest beyond DPS_OPS_MAX, and the expired
+ * TPM challenges, then the oldest beyond DPS_TPM_CHALLENGES_MAX (from the hub's housekeeping
+ * timer; the caller commits). */
 void hub_dps_housekeeping(hub *h, int64_t now_ms);
 const char *hub_dps_id_scope(const hub *h);
 

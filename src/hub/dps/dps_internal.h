@@ -3,7 +3,6 @@
 #define IOTDM_HUB_DPS_INTERNAL_H
 
 #include "common/sas.h"
-#include "common/strmap.h"
 #include "hub/dps/dps.h"
 #include "hub/dps/tpm_credential.h"
 #include "hub/store/store.h"
@@ -11,7 +10,7 @@
 #define DPS_OPS_MAX              4096   /* operations kept for polling (the oldest go first) */
 #define DPS_OP_TTL_MS            600000 /* an operation can be polled for 10 minutes */
 #define DPS_OPERATION_MAX        80
-#define DPS_TPM_CHALLENGES_MAX   1024   /* TPM challenges remembered (a bounded map) */
+#define DPS_TPM_CHALLENGES_MAX   1024   /* TPM challenges kept (the oldest go first) */
 #define DPS_TPM_CHALLENGE_TTL_MS 600000 /* a device answers a challenge within 10 minutes */
 #define DPS_ID_MAX               128    /* registration and enrollment group ids (§3.1) */
 #define DPS_ERR_BAD_REQUEST      400004
@@ -21,8 +20,11 @@
 
 struct hub_dps {
     char id_scope[HUB_DPS_ID_SCOPE_MAX];
-    strmap *tpm_challenges; /* lower-case registration id -> dps_tpm_challenge* */
 };
+
+/* TPM challenges are kept in the store (hub_tpm_challenge), in the sizes tpm_credential.c uses. */
+_Static_assert(HUB_TPM_KEY_LEN == TPM_CRED_KEY_LEN, "the registration key is a TPM credential key");
+_Static_assert(HUB_TPM_PUBLIC_MAX == TPM_CRED_PUBLIC_MAX, "an SRK is a TPM2B_PUBLIC we accept");
 
 /* The enrollment a request matched, and the device credentials it leads to. */
 typedef struct {
@@ -61,30 +63,11 @@ bool dps_sas_for_registration(hub *h, const char *token, const char *registratio
  * against the enrollment and answers the 401 challenge carrying a new registration key. With one:
  * checks it against the key of the last challenge and, for a register (request not NULL), makes
  * the device's hub key and the activation blob that delivers it. request NULL: an operation
- * status query, which only needs the SAS. */
+ * status query, which only needs the SAS. The challenges are kept in the store, committed before
+ * the 401 leaves, and pruned by hub_dps_housekeeping. */
 bool dps_tpm_attest(hub *h, const char *registration_id, const json_t *enrollment,
                     const json_t *request, const hub_dps_creds *creds, dps_match *m,
                     hub_dps_reply *out);
-
-/* The registration key of the last challenge to a registration id, and what it was made for. */
-typedef struct {
-    uint8_t key[TPM_CRED_KEY_LEN]; /* HMAC-SHA256 key; the device signs its DPS SAS with it */
-    uint8_t ek_digest[32];         /* SHA-256 of the EK: a changed enrollment voids the challenge */
-    uint8_t srk[TPM_CRED_PUBLIC_MAX]; /* the hub key is delivered under the same SRK */
-    size_t srk_len;
-    int64_t expires_ms;
-} dps_tpm_challenge;
-
-/* Remembers a copy of c for registration_id (case-insensitive), replacing an older one. Expired
- * challenges are forgotten, and the one nearest its expiry when DPS_TPM_CHALLENGES_MAX are kept.
- * false on allocation failure. */
-bool dps_tpm_challenge_put(hub_dps *d, const char *registration_id, const dps_tpm_challenge *c,
-                           int64_t now_ms);
-/* The live challenge of registration_id (borrowed), or NULL: none, or expired (then forgotten). */
-const dps_tpm_challenge *dps_tpm_challenge_get(hub_dps *d, const char *registration_id,
-                                               int64_t now_ms);
-/* Forgets (and wipes) every challenge. */
-void dps_tpm_challenges_clear(hub_dps *d);
 
 /* Assigns the device to this hub (creates or updates it, initial twin, registration record) and
  * returns the operation status body (new reference): "assigned", or "disabled"/"failed" with

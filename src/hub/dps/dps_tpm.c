@@ -1,7 +1,7 @@
 /* DPS TPM attestation over HTTPS (azure-protocols.md §3.8): the 401 challenge carrying a
  * registration key that only the enrolled TPM can use, the SAS check against that key, and the
- * device's hub key delivered the same way. The cryptography is in tpm_credential.c. */
-#include <ctype.h>
+ * device's hub key delivered the same way. The cryptography is in tpm_credential.c; the
+ * challenges are kept in the store (store_dps.c). */
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -17,111 +17,6 @@
 #include "hub/dps/dps_internal.h"
 
 #define B64_BLOB_MAX (BASE64_ENCODED_LEN(TPM_CRED_BLOB_MAX) + 1)
-
-/* ---- the challenges: registration id -> the key of its last 401, bounded, with expiry ---- */
-
-static void lower_id(const char *registration_id, char out[HUB_ID_MAX])
-{
-    size_t i = 0;
-    for (; registration_id[i] && i + 1 < HUB_ID_MAX; i++)
-        out[i] = (char)tolower((unsigned char)registration_id[i]);
-    out[i] = '\0';
-}
-
-static void free_challenge(dps_tpm_challenge *c)
-{
-    xfree_secret(c, sizeof *c);
-}
-
-typedef struct {
-    int64_t now_ms;
-    char (*expired)[HUB_ID_MAX];
-    size_t n, cap;
-    char soonest[HUB_ID_MAX]; /* the live one nearest its expiry: evicted when the map is full */
-    int64_t soonest_ms;
-} challenge_scan;
-
-static void scan_challenge(void *ctx, const char *key, void *value)
-{
-    challenge_scan *s = ctx;
-    const dps_tpm_challenge *c = value;
-    if (c->expires_ms <= s->now_ms) {
-        if (s->n < s->cap)
-            snprintf(s->expired[s->n++], HUB_ID_MAX, "%s", key);
-    } else if (!s->soonest[0] || c->expires_ms < s->soonest_ms) {
-        snprintf(s->soonest, sizeof s->soonest, "%s", key);
-        s->soonest_ms = c->expires_ms;
-    }
-}
-
-static void forget(hub_dps *d, const char *key)
-{
-    dps_tpm_challenge *c = strmap_remove(d->tpm_challenges, key);
-    if (c)
-        free_challenge(c);
-}
-
-/* Makes room for one more: expired challenges go first, then the one nearest its expiry. */
-static void prune_challenges(hub_dps *d, int64_t now_ms)
-{
-    if (strmap_count(d->tpm_challenges) < DPS_TPM_CHALLENGES_MAX)
-        return;
-    char expired[64][HUB_ID_MAX];
-    challenge_scan s = {.now_ms = now_ms, .expired = expired, .cap = 64};
-    strmap_foreach(d->tpm_challenges, scan_challenge, &s);
-    for (size_t i = 0; i < s.n; i++)
-        forget(d, expired[i]);
-    if (strmap_count(d->tpm_challenges) >= DPS_TPM_CHALLENGES_MAX && s.soonest[0])
-        forget(d, s.soonest);
-}
-
-bool dps_tpm_challenge_put(hub_dps *d, const char *registration_id, const dps_tpm_challenge *c,
-                           int64_t now_ms)
-{
-    char key[HUB_ID_MAX];
-    lower_id(registration_id, key);
-    forget(d, key);
-    prune_challenges(d, now_ms);
-    dps_tpm_challenge *copy = xmalloc(sizeof *copy);
-    if (!copy)
-        return false;
-    memcpy(copy, c, sizeof *copy);
-    if (!strmap_put(d->tpm_challenges, key, copy)) {
-        free_challenge(copy);
-        return false;
-    }
-    return true;
-}
-
-const dps_tpm_challenge *dps_tpm_challenge_get(hub_dps *d, const char *registration_id,
-                                               int64_t now_ms)
-{
-    char key[HUB_ID_MAX];
-    lower_id(registration_id, key);
-    const dps_tpm_challenge *c = strmap_get(d->tpm_challenges, key);
-    if (c && c->expires_ms <= now_ms) {
-        forget(d, key);
-        return NULL;
-    }
-    return c;
-}
-
-static void free_entry(void *ctx, const char *key, void *value)
-{
-    (void)ctx;
-    (void)key;
-    free_challenge(value);
-}
-
-void dps_tpm_challenges_clear(hub_dps *d)
-{
-    strmap_foreach(d->tpm_challenges, free_entry, NULL);
-    strmap *fresh = strmap_new();
-    if (fresh) {
-        strmap_free(d->tpm_challenges);
-        d->tpm_challenges = fresh;
-    }
-}
 
 /* ---- the request: the EK and SRK it presents, checked against the enrollment ---- */
 
@@ -218,6 +113,20 @@ static iotdm_result make_blob_b64(const uint8_t *ek, size_t ek_len, const uint8_
     return r;
 }
 
+/* The challenge is what the device's next request is checked against, even after a restart: it is
+ * on the disk before the 401 leaves. A new one replaces the last; the oldest go beyond
+ * DPS_TPM_CHALLENGES_MAX. */
+static iotdm_result remember(hub *h, const char *registration_id, const hub_tpm_challenge *c,
+                             int64_t now_ms)
+{
+    iotdm_result r = hub_store_tpm_challenge_put(h->store, registration_id, c);
+    if (r == IOTDM_OK)
+        r = hub_store_tpm_challenge_prune(h->store, now_ms, DPS_TPM_CHALLENGES_MAX, NULL);
+    if (r == IOTDM_OK)
+        r = hub_commit_now(h);
+    return r;
+}
+
 /* The first step: a fresh registration key, remembered, and sent in the 401 that the device
  * answers with a SAS signed by it inside its TPM (§3.8 HTTPS flow, step 2). Always "fails". */
 static bool challenge(hub *h, const char *registration_id, const tpm_keys *k, hub_dps_reply *out)
@@ -228,18 +137,19 @@ static bool challenge(hub *h, const char *registration_id, const tpm_keys *k, hu
                       "storage root key");
         return false;
     }
-    dps_tpm_challenge c = {.srk_len = k->srk_len,
-                           .expires_ms = time_now_ms() + DPS_TPM_CHALLENGE_TTL_MS};
+    int64_t now = time_now_ms();
+    hub_tpm_challenge c = {.srk_len = k->srk_len, .expires_ms = now + DPS_TPM_CHALLENGE_TTL_MS};
     memcpy(c.srk, k->srk, k->srk_len);
-    char b64[B64_BLOB_MAX], why[300];
+    char b64[B64_BLOB_MAX], why[300] = "";
     iotdm_result r =
         RAND_bytes(c.key, sizeof c.key) == 1 && ek_digest(k->ek, k->ek_len, c.ek_digest)
             ? make_blob_b64(k->ek, k->ek_len, k->srk, k->srk_len, c.key, b64, why, sizeof why)
             : IOTDM_E_INTERNAL;
-    if (r == IOTDM_OK && !dps_tpm_challenge_put(h->dps, registration_id, &c, time_now_ms()))
-        r = -ENOMEM;
+    bool unusable_keys = r == IOTDM_E_MALFORMED; /* the blob's reason, not the store's */
+    if (r == IOTDM_OK)
+        r = remember(h, registration_id, &c, now);
     OPENSSL_cleanse(&c, sizeof c);
-    if (r == IOTDM_E_MALFORMED) {
+    if (unusable_keys) {
         hub_dps_error(out, DPS_ERR_BAD_REQUEST, "%s", why);
         return false;
     }
@@ -257,18 +167,23 @@ static bool challenge(hub *h, const char *registration_id, const tpm_keys *k, hu
     return false;
 }
 
-/* The SAS must be signed with the key of a live challenge made for the EK still enrolled. */
-static const dps_tpm_challenge *verify(hub *h, const char *registration_id,
-                                       const json_t *enrollment, const char *sas,
-                                       hub_dps_reply *out)
+/* The SAS must be signed with the key of a live challenge made for the EK still enrolled; that
+ * challenge is copied into *c (the caller wipes it). */
+static bool verify(hub *h, const char *registration_id, const json_t *enrollment, const char *sas,
+                   hub_tpm_challenge *c, hub_dps_reply *out)
 {
-    const dps_tpm_challenge *c = dps_tpm_challenge_get(h->dps, registration_id, time_now_ms());
+    iotdm_result got = hub_store_tpm_challenge_get(h->store, registration_id, time_now_ms(), c);
+    if (got < 0 && got != IOTDM_E_NOT_FOUND) {
+        hub_dps_error(out, DPS_ERR_SERVER, "the TPM challenge could not be read: %s",
+                      iotdm_result_message(got));
+        return false;
+    }
     uint8_t ek[TPM_CRED_PUBLIC_MAX], digest[32];
     size_t ek_len;
     sas_token tok;
     char key[BASE64_ENCODED_LEN(TPM_CRED_KEY_LEN) + 1];
     const char *why = NULL;
-    if (!c)
+    if (got == IOTDM_E_NOT_FOUND)
         why = "no TPM challenge is pending (none was asked for, or it expired): send the register "
               "request without Authorization first";
     else if (!decode_key(enrolled_tpm(enrollment), "endorsementKey", ek, &ek_len) ||
@@ -283,7 +198,7 @@ static const dps_tpm_challenge *verify(hub *h, const char *registration_id,
     OPENSSL_cleanse(key, sizeof key);
     if (why)
         hub_dps_error(out, DPS_ERR_UNAUTHORIZED, "registration id '%s': %s", registration_id, why);
-    return why ? NULL : c;
+    return !why;
 }
 
 static void set_tpm_match(dps_match *m, const char *registration_id, const json_t *enrollment)
@@ -298,7 +213,7 @@ static void set_tpm_match(dps_match *m, const char *registration_id, const json_
 /* The device's hub key: 32 fresh bytes, the device's SAS key in the registry, delivered in an
  * activation blob under the SRK of the challenge, so that it too never leaves the TPM. */
 static bool deliver_hub_key(const char *registration_id, const json_t *enrollment,
-                            const dps_tpm_challenge *c, dps_match *m, hub_dps_reply *out)
+                            const hub_tpm_challenge *c, dps_match *m, hub_dps_reply *out)
 {
     uint8_t ek[TPM_CRED_PUBLIC_MAX], key[TPM_CRED_KEY_LEN];
     size_t ek_len = 0;
@@ -348,12 +263,12 @@ bool dps_tpm_attest(hub *h, const char *registration_id, const json_t *enrollmen
                       registration_id);
         return false;
     }
-    const dps_tpm_challenge *c = verify(h, registration_id, enrollment, creds->sas, out);
-    if (!c)
-        return false;
-    if (!request) {
+    hub_tpm_challenge c;
+    bool ok = verify(h, registration_id, enrollment, creds->sas, &c, out);
+    if (ok && !request)
         set_tpm_match(m, registration_id, enrollment);
-        return true;
-    }
-    return deliver_hub_key(registration_id, enrollment, c, m, out);
+    else if (ok)
+        ok = deliver_hub_key(registration_id, enrollment, &c, m, out);
+    OPENSSL_cleanse(&c, sizeof c);
+    return ok;
 }

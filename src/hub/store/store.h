@@ -313,4 +313,33 @@ iotdm_result hub_store_dps_operation_get(hub_store *store, const char *operation
 iotdm_result hub_store_dps_operation_prune(hub_store *store, int64_t before_ms, size_t max_keep,
                                            size_t *out_deleted);
 
+/* TPM challenges (§3.8): the registration key of the last 401 to a registration id, which the
+ * device's signed register and polls are checked against, kept in the store so that they outlive a
+ * restart. The key is a secret, like the device keys: callers wipe their copies. */
+#define HUB_TPM_KEY_LEN    32   /* the registration key (HMAC-SHA256) */
+#define HUB_TPM_DIGEST_LEN 32   /* SHA-256 */
+#define HUB_TPM_PUBLIC_MAX 1024 /* a marshaled TPM2B_PUBLIC */
+
+typedef struct {
+    uint8_t key[HUB_TPM_KEY_LEN];          /* the device signs its DPS SAS with it */
+    uint8_t ek_digest[HUB_TPM_DIGEST_LEN]; /* of the EK: a changed enrollment voids the challenge */
+    uint8_t srk[HUB_TPM_PUBLIC_MAX];       /* the hub key is delivered under the same SRK */
+    size_t srk_len;                        /* 1 to HUB_TPM_PUBLIC_MAX */
+    int64_t expires_ms;                    /* wall-clock time */
+} hub_tpm_challenge;
+
+/* put creates or replaces the challenge of registration_id (ids compare case-insensitively);
+ * IOTDM_E_MALFORMED for an invalid id or srk_len. get copies the challenge into *out when there is
+ * one that expires after now_ms; IOTDM_E_NOT_FOUND otherwise, IOTDM_E_STORAGE for a corrupt row
+ * (logged, *out zeroed). */
+iotdm_result hub_store_tpm_challenge_put(hub_store *store, const char *registration_id,
+                                         const hub_tpm_challenge *c);
+iotdm_result hub_store_tpm_challenge_get(hub_store *store, const char *registration_id,
+                                         int64_t now_ms, hub_tpm_challenge *out);
+/* Deletes the challenges expired at now_ms, then those nearest their expiry beyond the max_keep
+ * that expire last; *out_deleted (may be NULL) gets how many went. Both walk the index on
+ * expires_ms. */
+iotdm_result hub_store_tpm_challenge_prune(hub_store *store, int64_t now_ms, size_t max_keep,
+                                           size_t *out_deleted);
+
 #endif

@@ -1,12 +1,13 @@
-/* SQLite store: device-provisioning enrollments, registration records (JSON documents) and
- * operations. */
+/* SQLite store: device-provisioning enrollments, registration records (JSON documents),
+ * operations and TPM challenges. */
 #include <string.h>
 
+#include "common/log.h"
 #include "hub/store/store_internal.h"
 
 /* Enrollments and registration records are a low-rate path: their statements are prepared per
- * call. Operations, written and read by every registration and pruned by the housekeeping, use the
- * statement cache. */
+ * call. Operations and TPM challenges, written and read by every registration and pruned by the
+ * housekeeping, use the statement cache. */
 static sqlite3_stmt *prep(hub_store *s, const char *sql)
 {
     sqlite3_stmt *st = NULL;
@@ -295,7 +296,8 @@ iotdm_result hub_store_dps_operation_get(hub_store *store, const char *operation
     return r;
 }
 
-static iotdm_result delete_ops(hub_store *s, store_stmt_id id, const char *sql, int64_t param,
+/* One pruning DELETE with one integer parameter; adds the rows it deleted to *deleted. */
+static iotdm_result prune_rows(hub_store *s, store_stmt_id id, const char *sql, int64_t param,
                                size_t *deleted)
 {
     iotdm_result r;
@@ -310,22 +312,114 @@ static iotdm_result delete_ops(hub_store *s, store_stmt_id id, const char *sql, 
     return r;
 }
 
+static int64_t keep_param(size_t max_keep)
+{
+    return max_keep > INT64_MAX ? INT64_MAX : (int64_t)max_keep;
+}
+
 iotdm_result hub_store_dps_operation_prune(hub_store *store, int64_t before_ms, size_t max_keep,
                                            size_t *out_deleted)
 {
     size_t deleted = 0;
     iotdm_result r =
-        delete_ops(store, ST_DPS_OP_EXPIRE, "DELETE FROM dps_operations WHERE created_ms < ?1",
+        prune_rows(store, ST_DPS_OP_EXPIRE, "DELETE FROM dps_operations WHERE created_ms < ?1",
                    before_ms, &deleted);
     /* The index holds (created_ms, operation_id): the subquery walks it from the newest end and
      * skips max_keep entries; ties on created_ms go by operation id, an arbitrary but fixed order.
      */
     if (r == IOTDM_OK)
-        r = delete_ops(store, ST_DPS_OP_TRIM,
+        r = prune_rows(store, ST_DPS_OP_TRIM,
                        "DELETE FROM dps_operations WHERE operation_id IN (SELECT operation_id FROM "
                        "dps_operations ORDER BY created_ms DESC, operation_id DESC LIMIT -1 "
                        "OFFSET ?1)",
-                       max_keep > INT64_MAX ? INT64_MAX : (int64_t)max_keep, &deleted);
+                       keep_param(max_keep), &deleted);
+    if (out_deleted)
+        *out_deleted = deleted;
+    return r;
+}
+
+iotdm_result hub_store_tpm_challenge_put(hub_store *store, const char *registration_id,
+                                         const hub_tpm_challenge *c)
+{
+    if (!store_id_ok(registration_id) || !c->srk_len || c->srk_len > sizeof c->srk)
+        return IOTDM_E_MALFORMED;
+    iotdm_result r;
+    sqlite3_stmt *st =
+        store_write_stmt(store, ST_TPM_CHALLENGE_PUT,
+                         "INSERT OR REPLACE INTO dps_tpm_challenges(registration_id, "
+                         "key, ek_digest, srk, expires_ms) VALUES(?1, ?2, ?3, ?4, ?5)",
+                         &r);
+    if (!st)
+        return r;
+    bind_text(st, 1, registration_id);
+    sqlite3_bind_blob(st, 2, c->key, (int)sizeof c->key, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, c->ek_digest, (int)sizeof c->ek_digest, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, c->srk, (int)c->srk_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, c->expires_ms);
+    r = stmt_exec(store, st);
+    stmt_give(store, ST_TPM_CHALLENGE_PUT, st);
+    return r;
+}
+
+/* Copies a BLOB column of min to cap bytes; false when it is not one. */
+static bool column_bytes(sqlite3_stmt *st, int col, uint8_t *dst, size_t min, size_t cap,
+                         size_t *out_len)
+{
+    const void *p = sqlite3_column_blob(st, col);
+    size_t n = p ? (size_t)sqlite3_column_bytes(st, col) : 0;
+    if (!p || n < min || n > cap)
+        return false;
+    memcpy(dst, p, n);
+    *out_len = n;
+    return true;
+}
+
+iotdm_result hub_store_tpm_challenge_get(hub_store *store, const char *registration_id,
+                                         int64_t now_ms, hub_tpm_challenge *out)
+{
+    sqlite3_stmt *st = stmt_take(store, ST_TPM_CHALLENGE_GET,
+                                 "SELECT key, ek_digest, srk, expires_ms FROM dps_tpm_challenges "
+                                 "WHERE registration_id = ?1 AND expires_ms > ?2");
+    if (!st)
+        return IOTDM_E_STORAGE;
+    bind_text(st, 1, registration_id);
+    sqlite3_bind_int64(st, 2, now_ms);
+    int rc = sqlite3_step(st);
+    iotdm_result r = IOTDM_OK;
+    if (rc == SQLITE_ROW) {
+        size_t key_len = 0, digest_len = 0;
+        if (!column_bytes(st, 0, out->key, sizeof out->key, sizeof out->key, &key_len) ||
+            !column_bytes(st, 1, out->ek_digest, sizeof out->ek_digest, sizeof out->ek_digest,
+                          &digest_len) ||
+            !column_bytes(st, 2, out->srk, 1, sizeof out->srk, &out->srk_len)) {
+            memset(out, 0, sizeof *out);
+            log_error("store", "corrupt TPM challenge in database registration=%s",
+                      registration_id);
+            r = IOTDM_E_STORAGE;
+        } else {
+            out->expires_ms = sqlite3_column_int64(st, 3);
+        }
+    } else {
+        r = rc == SQLITE_DONE ? IOTDM_E_NOT_FOUND : store_sqlite_result(store, rc, "tpm challenge");
+    }
+    stmt_give(store, ST_TPM_CHALLENGE_GET, st);
+    return r;
+}
+
+iotdm_result hub_store_tpm_challenge_prune(hub_store *store, int64_t now_ms, size_t max_keep,
+                                           size_t *out_deleted)
+{
+    size_t deleted = 0;
+    iotdm_result r =
+        prune_rows(store, ST_TPM_CHALLENGE_EXPIRE,
+                   "DELETE FROM dps_tpm_challenges WHERE expires_ms <= ?1", now_ms, &deleted);
+    /* As for the operations: the index holds (expires_ms, registration_id), walked from the end. */
+    if (r == IOTDM_OK)
+        r = prune_rows(store, ST_TPM_CHALLENGE_TRIM,
+                       "DELETE FROM dps_tpm_challenges WHERE registration_id IN (SELECT "
+                       "registration_id FROM dps_tpm_challenges ORDER BY expires_ms DESC, "
+                       "registration_id DESC LIMIT -1 OFFSET ?1)",
+                       keep_param(max_keep), &deleted);
     if (out_deleted)
         *out_deleted = deleted;
     return r;

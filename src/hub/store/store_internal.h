@@ -61,6 +61,10 @@ typedef enum {
     ST_DPS_OP_GET,
     ST_DPS_OP_EXPIRE,
     ST_DPS_OP_TRIM,
+    ST_TPM_CHALLENGE_PUT,
+    ST_TPM_CHALLENGE_GET,
+    ST_TPM_CHALLENGE_EXPIRE,
+    ST_TPM_CHALLENGE_TRIM,
     ST_COUNT_
 } store_stmt_id;
 

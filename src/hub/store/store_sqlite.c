@@ -118,6 +118,16 @@ static const char *const migrations[] = {
     "  result TEXT NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX dps_operations_created ON dps_operations(created_ms);",
+    /* 4 -> 5: DPS TPM challenges (§3.8): the registration key of the last 401 to a registration
+     * id, which its signed register and polls need, so that a restart does not void it. */
+    "CREATE TABLE dps_tpm_challenges ("
+    "  registration_id TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,"
+    "  key BLOB NOT NULL,"
+    "  ek_digest BLOB NOT NULL,"
+    "  srk BLOB NOT NULL,"
+    "  expires_ms INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX dps_tpm_challenges_expiry ON dps_tpm_challenges(expires_ms);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -1,103 +1,237 @@
-/* The DPS TPM challenges the hub remembers between the 401 and the signed register: found by
- * registration id in any case, gone after their expiry, bounded in number. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-
-#include <cmocka.h>
-#include <string.h>
+/* The DPS TPM challenges the hub keeps in its store between the 401 and the signed register (and
+ * the polls after it): found by registration id in any case, replaced, not found once expired,
+ * pruned by expiry and by count (those nearest their expiry first), and on the disk once committed,
+ * so that a restart keeps them. */
+#include "store_fixture.h"
 
 #include "hub/dps/dps_internal.h"
 
 static const int64_t t0 = 1700000000000;
 
-static int setup(void **state)
+static hub_tpm_challenge make(uint8_t fill, size_t srk_len, int64_t expires_ms)
 {
-    hub_dps *d = calloc(1, sizeof *d);
-    d->tpm_challenges = strmap_new();
-    *state = d;
-    return d->tpm_challenges ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    hub_dps *d = *state;
-    dps_tpm_challenges_clear(d);
-    strmap_free(d->tpm_challenges);
-    free(d);
-    return 0;
-}
-
-static dps_tpm_challenge make(uint8_t fill, int64_t expires_ms)
-{
-    dps_tpm_challenge c;
+    hub_tpm_challenge c;
     memset(&c, 0, sizeof c);
     memset(c.key, fill, sizeof c.key);
-    c.srk_len = 3;
+    memset(c.ek_digest, fill ^ 0xa5, sizeof c.ek_digest);
+    for (size_t i = 0; i < srk_len; i++)
+        c.srk[i] = (uint8_t)(fill + i);
+    c.srk_len = srk_len;
     c.expires_ms = expires_ms;
     return c;
 }
 
-static void test_dps_tpm_challenge_found_by_id_in_any_case_and_replaced(void **state)
+static void assert_same(const hub_tpm_challenge *want, const hub_tpm_challenge *got)
 {
-    hub_dps *d = *state;
-    dps_tpm_challenge c = make(1, t0 + 1000);
-    assert_true(dps_tpm_challenge_put(d, "AbC", &c, t0));
-    const dps_tpm_challenge *got = dps_tpm_challenge_get(d, "abc", t0);
-    assert_non_null(got);
-    assert_int_equal(got->key[5], 1);
-    c = make(2, t0 + 1000);
-    assert_true(dps_tpm_challenge_put(d, "abc", &c, t0));
-    assert_int_equal(strmap_count(d->tpm_challenges), 1);
-    assert_int_equal(dps_tpm_challenge_get(d, "ABC", t0)->key[0], 2);
-    assert_null(dps_tpm_challenge_get(d, "abd", t0));
+    assert_memory_equal(got->key, want->key, sizeof want->key);
+    assert_memory_equal(got->ek_digest, want->ek_digest, sizeof want->ek_digest);
+    assert_int_equal(got->srk_len, want->srk_len);
+    assert_memory_equal(got->srk, want->srk, want->srk_len);
+    assert_int_equal(got->expires_ms, want->expires_ms);
 }
 
-static void test_dps_tpm_challenge_expired_is_gone(void **state)
+static bool found(hub_store *s, const char *id, int64_t now_ms)
 {
-    hub_dps *d = *state;
-    dps_tpm_challenge c = make(3, t0 + DPS_TPM_CHALLENGE_TTL_MS);
-    assert_true(dps_tpm_challenge_put(d, "dev", &c, t0));
-    assert_non_null(dps_tpm_challenge_get(d, "dev", t0 + DPS_TPM_CHALLENGE_TTL_MS - 1));
-    assert_null(dps_tpm_challenge_get(d, "dev", t0 + DPS_TPM_CHALLENGE_TTL_MS));
-    assert_int_equal(strmap_count(d->tpm_challenges), 0);
-    /* Asking again later finds nothing either. */
-    assert_null(dps_tpm_challenge_get(d, "dev", t0));
+    hub_tpm_challenge got;
+    iotdm_result r = hub_store_tpm_challenge_get(s, id, now_ms, &got);
+    assert_true(r == IOTDM_OK || r == IOTDM_E_NOT_FOUND);
+    return r == IOTDM_OK;
 }
 
-static void test_dps_tpm_challenge_map_is_bounded(void **state)
+static int64_t committed_rows(const fixture *f)
 {
-    hub_dps *d = *state;
+    sqlite3 *db = raw_open(f);
+    int64_t n = raw_int(db, "SELECT COUNT(*) FROM dps_tpm_challenges");
+    sqlite3_close(db);
+    return n;
+}
+
+static void test_dps_tpm_challenge_any_case_replaced_and_exact(void **state)
+{
+    fixture *f = *state;
+    hub_tpm_challenge c = make(1, 280, t0 + 1000), got;
+    assert_int_equal(hub_store_tpm_challenge_put(f->s, "AbC", &c), IOTDM_OK);
+    assert_int_equal(hub_store_tpm_challenge_get(f->s, "abc", t0, &got), IOTDM_OK);
+    assert_same(&c, &got);
+    /* A new challenge replaces the last, whatever the case of the id. */
+    hub_tpm_challenge c2 = make(2, HUB_TPM_PUBLIC_MAX, t0 + 2000);
+    assert_int_equal(hub_store_tpm_challenge_put(f->s, "abc", &c2), IOTDM_OK);
+    assert_int_equal(hub_store_tpm_challenge_get(f->s, "ABC", t0, &got), IOTDM_OK);
+    assert_same(&c2, &got);
+    assert_int_equal(hub_store_tpm_challenge_get(f->s, "abd", t0, &got), IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    assert_int_equal(committed_rows(f), 1);
+    /* What cannot be a challenge is refused and changes nothing. */
+    hub_tpm_challenge bad = make(3, 0, t0 + 1000);
+    assert_int_equal(hub_store_tpm_challenge_put(f->s, "abc", &bad), IOTDM_E_MALFORMED);
+    bad.srk_len = HUB_TPM_PUBLIC_MAX + 1;
+    assert_int_equal(hub_store_tpm_challenge_put(f->s, "abc", &bad), IOTDM_E_MALFORMED);
+    assert_int_equal(hub_store_tpm_challenge_put(f->s, "", &c), IOTDM_E_MALFORMED);
+    assert_int_equal(hub_store_tpm_challenge_get(f->s, "abc", t0, &got), IOTDM_OK);
+    assert_same(&c2, &got);
+}
+
+static void test_dps_tpm_challenge_expired_not_found_then_pruned(void **state)
+{
+    fixture *f = *state;
+    hub_tpm_challenge c = make(3, 3, t0 + DPS_TPM_CHALLENGE_TTL_MS), other = make(4, 3, t0 + 1);
+    assert_int_equal(hub_store_tpm_challenge_put(f->s, "dev", &c), IOTDM_OK);
+    assert_int_equal(hub_store_tpm_challenge_put(f->s, "other", &other), IOTDM_OK);
+    assert_true(found(f->s, "dev", t0 + DPS_TPM_CHALLENGE_TTL_MS - 1));
+    /* Expired at its expiry: not found, even before the prune deletes it. */
+    assert_false(found(f->s, "dev", t0 + DPS_TPM_CHALLENGE_TTL_MS));
+    assert_true(found(f->s, "dev", t0));
+    size_t n = 99;
+    assert_int_equal(hub_store_tpm_challenge_prune(f->s, t0, 10, &n), IOTDM_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(hub_store_tpm_challenge_prune(f->s, t0 + 1, 10, &n), IOTDM_OK);
+    assert_int_equal(n, 1);
+    assert_false(found(f->s, "other", t0));
+    assert_true(found(f->s, "dev", t0));
+    assert_int_equal(hub_store_tpm_challenge_prune(f->s, t0 + DPS_TPM_CHALLENGE_TTL_MS, 10, NULL),
+                     IOTDM_OK);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    assert_int_equal(committed_rows(f), 0);
+    assert_false(found(f->s, "dev", t0));
+}
+
+static void test_dps_tpm_challenge_prune_keeps_the_cap_oldest_first(void **state)
+{
+    fixture *f = *state;
     char id[32];
-    /* Full of live challenges: each new one evicts the one nearest its expiry. */
-    for (int i = 0; i < DPS_TPM_CHALLENGES_MAX + 10; i++) {
+    /* Put in reverse: the expiry, not the order of the puts, decides which go. */
+    for (int i = DPS_TPM_CHALLENGES_MAX + 9; i >= 0; i--) {
         snprintf(id, sizeof id, "dev-%d", i);
-        dps_tpm_challenge c = make((uint8_t)i, t0 + 1000 + i);
-        assert_true(dps_tpm_challenge_put(d, id, &c, t0));
-        assert_true(strmap_count(d->tpm_challenges) <= DPS_TPM_CHALLENGES_MAX);
+        hub_tpm_challenge c = make((uint8_t)i, 3, t0 + 1000 + i);
+        assert_int_equal(hub_store_tpm_challenge_put(f->s, id, &c), IOTDM_OK);
     }
-    assert_null(dps_tpm_challenge_get(d, "dev-0", t0));
-    assert_null(dps_tpm_challenge_get(d, "dev-9", t0));
-    assert_non_null(dps_tpm_challenge_get(d, "dev-10", t0));
+    size_t n = 0;
+    assert_int_equal(hub_store_tpm_challenge_prune(f->s, t0, DPS_TPM_CHALLENGES_MAX, &n), IOTDM_OK);
+    assert_int_equal(n, 10);
+    assert_false(found(f->s, "dev-0", t0));
+    assert_false(found(f->s, "dev-9", t0));
+    assert_true(found(f->s, "dev-10", t0));
     snprintf(id, sizeof id, "dev-%d", DPS_TPM_CHALLENGES_MAX + 9);
-    assert_non_null(dps_tpm_challenge_get(d, id, t0));
-    /* Once they have expired, a new one makes room by dropping expired ones first. */
-    dps_tpm_challenge c = make(9, t0 + 5000 + DPS_TPM_CHALLENGE_TTL_MS);
-    assert_true(dps_tpm_challenge_put(d, "late", &c, t0 + 5000));
-    assert_true(strmap_count(d->tpm_challenges) < DPS_TPM_CHALLENGES_MAX);
-    assert_non_null(dps_tpm_challenge_get(d, "late", t0 + 5000));
-    dps_tpm_challenges_clear(d);
-    assert_int_equal(strmap_count(d->tpm_challenges), 0);
+    assert_true(found(f->s, id, t0));
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    assert_int_equal(committed_rows(f), DPS_TPM_CHALLENGES_MAX);
+    /* Once they have expired, the new one is all that is left. */
+    hub_tpm_challenge late = make(9, 3, t0 + 5000 + DPS_TPM_CHALLENGE_TTL_MS);
+    assert_int_equal(hub_store_tpm_challenge_put(f->s, "late", &late), IOTDM_OK);
+    assert_int_equal(hub_store_tpm_challenge_prune(f->s, t0 + 5000, DPS_TPM_CHALLENGES_MAX, &n),
+                     IOTDM_OK);
+    assert_int_equal(n, DPS_TPM_CHALLENGES_MAX);
+    assert_true(found(f->s, "late", t0 + 5000));
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    assert_int_equal(committed_rows(f), 1);
+}
+
+static void test_dps_tpm_challenge_committed_survives_reopen(void **state)
+{
+    fixture *f = *state;
+    hub_tpm_challenge c = make(7, 314, t0 + 1000), got;
+    assert_int_equal(hub_store_tpm_challenge_put(f->s, "Dev-Restart", &c), IOTDM_OK);
+    assert_true(hub_store_has_pending_writes(f->s));
+    assert_int_equal(committed_rows(f), 0);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(raw_int(db, "SELECT length(key) + length(ek_digest) + length(srk) FROM "
+                                 "dps_tpm_challenges WHERE registration_id = 'dev-restart'"),
+                     32 + 32 + 314);
+    sqlite3_close(db);
+    hub_store_close(f->s);
+    assert_int_equal(hub_store_open(f->path, &f->s), IOTDM_OK);
+    assert_int_equal(hub_store_tpm_challenge_get(f->s, "dev-restart", t0, &got), IOTDM_OK);
+    assert_same(&c, &got);
+    /* Not committed: gone with the close, as nothing acknowledged it. */
+    hub_tpm_challenge lost = make(8, 3, t0 + 1000);
+    assert_int_equal(hub_store_tpm_challenge_put(f->s, "lost", &lost), IOTDM_OK);
+    hub_store_close(f->s);
+    assert_int_equal(hub_store_open(f->path, &f->s), IOTDM_OK);
+    assert_false(found(f->s, "lost", t0));
+    assert_true(found(f->s, "dev-restart", t0));
+}
+
+static void test_dps_tpm_challenge_corrupt_row_is_a_storage_error(void **state)
+{
+    fixture *f = *state;
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO dps_tpm_challenges VALUES ('short', x'0102', "
+                                  "zeroblob(32), x'01', 9999999999999)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    hub_tpm_challenge got;
+    memset(&got, 0x5a, sizeof got);
+    assert_int_equal(hub_store_tpm_challenge_get(f->s, "short", t0, &got), IOTDM_E_STORAGE);
+    /* Nothing half-read is left behind. */
+    assert_int_equal(got.key[0], 0);
+    assert_int_equal(got.srk_len, 0);
+}
+
+static void test_dps_tpm_challenge_prune_walks_the_index(void **state)
+{
+    fixture *f = *state;
+    sqlite3 *db = raw_open(f);
+    static const char *const plans[] = {
+        "EXPLAIN QUERY PLAN DELETE FROM dps_tpm_challenges WHERE expires_ms <= 1",
+        "EXPLAIN QUERY PLAN SELECT registration_id FROM dps_tpm_challenges ORDER BY expires_ms "
+        "DESC, registration_id DESC LIMIT -1 OFFSET 1",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        sqlite3_stmt *st;
+        assert_int_equal(sqlite3_prepare_v2(db, plans[i], -1, &st, NULL), SQLITE_OK);
+        char plan[512] = "";
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            strncat(plan, (const char *)sqlite3_column_text(st, 3), sizeof plan - strlen(plan) - 2);
+            strcat(plan, ";");
+        }
+        sqlite3_finalize(st);
+        /* No full scan, no sort: the index on expires_ms. */
+        assert_non_null(strstr(plan, "dps_tpm_challenges_expiry"));
+        assert_null(strstr(plan, "TEMP B-TREE"));
+    }
+    sqlite3_close(db);
+}
+
+static void test_dps_tpm_challenge_version_4_database_migrated_keeping_data(void **state)
+{
+    fixture *f = *state;
+    json_t *result = json_pack("{s:s}", "status", "assigned");
+    assert_int_equal(hub_store_dps_operation_put(f->s, "op-1", "dev", t0, result), IOTDM_OK);
+    json_decref(result);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    hub_store_close(f->s);
+    f->s = NULL;
+    /* The database as the previous schema left it. */
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(sqlite3_exec(db, "DROP TABLE dps_tpm_challenges; PRAGMA user_version = 4;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(hub_store_open(f->path, &f->s), IOTDM_OK);
+    db = raw_open(f);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), 5);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM dps_operations"), 1);
+    sqlite3_close(db);
+    hub_tpm_challenge c = make(5, 3, t0 + 1000), got;
+    assert_int_equal(hub_store_tpm_challenge_put(f->s, "dev", &c), IOTDM_OK);
+    assert_int_equal(hub_store_tpm_challenge_get(f->s, "dev", t0, &got), IOTDM_OK);
+    assert_same(&c, &got);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_dps_tpm_challenge_found_by_id_in_any_case_and_replaced,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dps_tpm_challenge_expired_is_gone, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dps_tpm_challenge_map_is_bounded, setup, teardown),
+        T(test_dps_tpm_challenge_any_case_replaced_and_exact),
+        T(test_dps_tpm_challenge_expired_not_found_then_pruned),
+        T(test_dps_tpm_challenge_prune_keeps_the_cap_oldest_first),
+        T(test_dps_tpm_challenge_committed_survives_reopen),
+        T(test_dps_tpm_challenge_corrupt_row_is_a_storage_error),
+        T(test_dps_tpm_challenge_prune_walks_the_index),
+        T(test_dps_tpm_challenge_version_4_database_migrated_keeping_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

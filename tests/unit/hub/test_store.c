@@ -11,7 +11,7 @@ static void test_store_open_creates_versioned_wal_schema(void **state)
     fixture *f = *state;
     assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
     sqlite3 *db = raw_open(f);
-    assert_int_equal(raw_int(db, "PRAGMA user_version"), 4);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), 5);
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
