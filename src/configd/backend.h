@@ -58,35 +58,13 @@ typedef struct cfgd_journal_query {
     const char *cursor_path; /* device path of the cursor file */
 } cfgd_journal_query;
 
-/* Paths are absolute device paths ("/etc/timezone"); the backend maps them under its root. Every
- * function returns 0 or -errno and, on failure, fills err (code "failed" unless said otherwise)
- * with a message naming the device path, never a secret. */
+/* What differs between the real system and the sandbox: commands, services, reboots, the clock
+ * and the journal. Files are the same for both (cfgd_fs_* below, under the backend's root).
+ * Every function returns 0 or -errno and, on failure, fills err (code "failed" unless said
+ * otherwise) with a message naming the device path, never a secret. */
 typedef struct {
     const char *name; /* "linux", "sandbox" */
     bool simulated;   /* reboots, services and hooks are recorded, not done */
-
-    /* Writes a whole file atomically (temporary file, fsync, rename), creating missing parents. */
-    int (*write_file)(cfgd_backend *be, const char *path, const void *data, size_t len,
-                      unsigned mode, cfgd_error *err);
-    /* Reads at most cap - 1 bytes and NUL-terminates; -ENOENT for a missing file. */
-    int (*read_file)(cfgd_backend *be, const char *path, char *buf, size_t cap, size_t *out_len,
-                     cfgd_error *err);
-    /* Makes path a symbolic link to target, atomically replacing what was there. */
-    int (*symlink)(cfgd_backend *be, const char *target, const char *path, cfgd_error *err);
-    /* The target of a symbolic link (NUL-terminated); -EINVAL when path is not a link. */
-    int (*readlink)(cfgd_backend *be, const char *path, char *buf, size_t cap, cfgd_error *err);
-    /* Removes a file, link or whole tree without following links, sparing the device paths in
-     * keep[0..nkeep) and the folders leading to them. *out_existed says whether path existed. */
-    int (*remove)(cfgd_backend *be, const char *path, const char (*keep)[CFGD_PATH_MAX],
-                  size_t nkeep, bool *out_existed, cfgd_error *err);
-    /* 1 when path exists (as anything, links not followed), 0 when not, or -errno. */
-    int (*exists)(cfgd_backend *be, const char *path);
-    /* Where to read read-only system data (the zoneinfo database, os-release): the root's copy
-     * when it has one, else the host's. The result is a host path. */
-    int (*system_path)(cfgd_backend *be, const char *path, char *buf, size_t cap);
-    /* The regular files directly in a folder (links not followed), sorted by name: *out is a new
-     * array of {"name", "size", "mtime" (seconds)}. A missing folder is an empty array. */
-    int (*list_dir)(cfgd_backend *be, const char *path, json_t **out, cfgd_error *err);
 
     /* Runs argv[0] (absolute) with argv and envp, no shell, with the configured timeout. 0 means it
      * ran (look at out->status); -errno means it could not be started. */
@@ -103,14 +81,6 @@ typedef struct {
     int (*clock_synced)(cfgd_backend *be, bool *out, cfgd_error *err);
     /* Records an event with its fields (borrowed): the sandbox journal, or a log line. */
     int (*journal)(cfgd_backend *be, const char *event, const json_t *fields);
-    /* Size and free space of the file system holding the root, in KiB. */
-    int (*storage)(cfgd_backend *be, uint64_t *out_total_kb, uint64_t *out_free_kb,
-                   cfgd_error *err);
-    /* Opens the folder at path as a directory descriptor (*out_fd), creating it with mode (its
-     * parents 0755) when create is set; -ENOENT when missing and not created. The folder itself
-     * must not be a link; callers work inside it with *at() calls that never follow links. */
-    int (*open_dir)(cfgd_backend *be, const char *path, bool create, unsigned mode, int *out_fd,
-                    cfgd_error *err);
     /* Appends to out_fd, as journalctl's short-iso text, the journal entries that match q and
      * come after the cursor in q->cursor_path, then advances the cursor. */
     int (*journal_read)(cfgd_backend *be, const cfgd_journal_query *q, int out_fd, cfgd_error *err);
@@ -137,17 +107,33 @@ void cfgd_backend_free(cfgd_backend *be);
 
 /* root + path into buf; -ENAMETOOLONG or -EINVAL (path not absolute and clean). */
 int cfgd_fs_map(const cfgd_backend *be, const char *path, char *buf, size_t cap);
+/* The files of a device, the same for both backends: paths are absolute device paths
+ * ("/etc/timezone"), mapped under the backend's root (cfgd_fs_map). Each returns 0 or -errno and,
+ * on failure, fills err (code "failed" unless said otherwise) naming the device path. */
+
+/* Writes a whole file atomically (temporary file, fsync, rename), creating missing parents. */
 int cfgd_fs_write_file(cfgd_backend *be, const char *path, const void *data, size_t len,
                        unsigned mode, cfgd_error *err);
+/* Reads at most cap - 1 bytes and NUL-terminates; -ENOENT for a missing file. */
 int cfgd_fs_read_file(cfgd_backend *be, const char *path, char *buf, size_t cap, size_t *out_len,
                       cfgd_error *err);
+/* Makes path a symbolic link to target, atomically replacing what was there. */
 int cfgd_fs_symlink(cfgd_backend *be, const char *target, const char *path, cfgd_error *err);
+/* The target of a symbolic link (NUL-terminated); -EINVAL when path is not a link. */
 int cfgd_fs_readlink(cfgd_backend *be, const char *path, char *buf, size_t cap, cfgd_error *err);
+/* Removes a file, link or whole tree without following links, sparing the device paths in
+ * keep[0..nkeep) and the folders leading to them. *out_existed says whether path existed. */
 int cfgd_fs_remove(cfgd_backend *be, const char *path, const char (*keep)[CFGD_PATH_MAX],
                    size_t nkeep, bool *out_existed, cfgd_error *err);
+/* 1 when path exists (as anything, links not followed), 0 when not, or -errno. */
 int cfgd_fs_exists(cfgd_backend *be, const char *path);
+/* Where to read read-only system data (the zoneinfo database, os-release): the root's copy when
+ * it has one, else the host's. The result is a host path. */
 int cfgd_fs_system_path(cfgd_backend *be, const char *path, char *buf, size_t cap);
+/* The regular files directly in a folder (links not followed), sorted by name: *out is a new
+ * array of {"name", "size", "mtime" (seconds)}. A missing folder is an empty array. */
 int cfgd_fs_list_dir(cfgd_backend *be, const char *path, json_t **out, cfgd_error *err);
+/* Size and free space of the file system holding the root, in KiB. */
 int cfgd_fs_storage(cfgd_backend *be, uint64_t *out_total_kb, uint64_t *out_free_kb,
                     cfgd_error *err);
 /* mkdir -p of a host path. */
@@ -162,7 +148,10 @@ int cfgd_run_command(const char *exec_path, const char *const *argv, const char 
 /* The same with the program's stdout going to stdout_fd; out->output then holds stderr only. */
 int cfgd_run_command_to(const char *exec_path, const char *const *argv, const char *const *envp,
                         int timeout_ms, int stdout_fd, cfgd_cmd_result *out, cfgd_error *err);
-/* Log collectors (backend_logs.c): open_dir for both backends, journal_read for each. */
+/* Log collectors (backend_logs.c). cfgd_fs_open_dir opens the folder at path as a directory
+ * descriptor (*out_fd), creating it with mode (its parents 0755) when create is set; -ENOENT when
+ * missing and not created. The folder itself must not be a link; callers work inside it with
+ * *at() calls that never follow links. journal_read is each backend's. */
 int cfgd_fs_open_dir(cfgd_backend *be, const char *path, bool create, unsigned mode, int *out_fd,
                      cfgd_error *err);
 int cfgd_journal_read_linux(cfgd_backend *be, const cfgd_journal_query *q, int out_fd,

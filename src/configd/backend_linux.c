@@ -158,14 +158,6 @@ static int linux_clock_synced(cfgd_backend *be, bool *out, cfgd_error *err)
 static const cfgd_backend_vt linux_vt = {
     .name = "linux",
     .simulated = false,
-    .write_file = cfgd_fs_write_file,
-    .read_file = cfgd_fs_read_file,
-    .symlink = cfgd_fs_symlink,
-    .readlink = cfgd_fs_readlink,
-    .remove = cfgd_fs_remove,
-    .exists = cfgd_fs_exists,
-    .system_path = cfgd_fs_system_path,
-    .list_dir = cfgd_fs_list_dir,
     .run = linux_run,
     .service = linux_service,
     .service_state = linux_service_state,
@@ -173,8 +165,6 @@ static const cfgd_backend_vt linux_vt = {
     .boot_time = linux_boot_time,
     .clock_synced = linux_clock_synced,
     .journal = linux_journal,
-    .storage = cfgd_fs_storage,
-    .open_dir = cfgd_fs_open_dir,
     .journal_read = cfgd_journal_read_linux,
 };
 

@@ -230,14 +230,6 @@ static int sandbox_clock_synced(cfgd_backend *be, bool *out, cfgd_error *err)
 static const cfgd_backend_vt sandbox_vt = {
     .name = "sandbox",
     .simulated = true,
-    .write_file = cfgd_fs_write_file,
-    .read_file = cfgd_fs_read_file,
-    .symlink = cfgd_fs_symlink,
-    .readlink = cfgd_fs_readlink,
-    .remove = cfgd_fs_remove,
-    .exists = cfgd_fs_exists,
-    .system_path = cfgd_fs_system_path,
-    .list_dir = cfgd_fs_list_dir,
     .run = sandbox_run,
     .service = sandbox_service,
     .service_state = sandbox_service_state,
@@ -245,8 +237,6 @@ static const cfgd_backend_vt sandbox_vt = {
     .boot_time = sandbox_boot_time,
     .clock_synced = sandbox_clock_synced,
     .journal = sandbox_journal,
-    .storage = cfgd_fs_storage,
-    .open_dir = cfgd_fs_open_dir,
     .journal_read = cfgd_journal_read_sandbox,
 };
 

@@ -130,7 +130,7 @@ static void kiosk_app(cfgd_ctx *ctx, char *out, size_t cap)
     char text[2048];
     cfgd_error ignored;
     out[0] = '\0';
-    if (ctx->be->vt->read_file(ctx->be, CFGD_KIOSK_FILE, text, sizeof text, NULL, &ignored) < 0)
+    if (cfgd_fs_read_file(ctx->be, CFGD_KIOSK_FILE, text, sizeof text, NULL, &ignored) < 0)
         return;
     char name[DEBPKG_NAME_MAX + 1];
     if (sscanf(text, "# iotdm-kiosk-package: %128s", name) == 1 &&
@@ -230,7 +230,7 @@ static int kiosk_clear(cfgd_ctx *ctx, cfgd_error *err)
     bool existed = false;
     int r = unit_off(ctx, CFGD_KIOSK_UNIT, err);
     if (r == 0)
-        r = ctx->be->vt->remove(ctx->be, CFGD_KIOSK_FILE, NULL, 0, &existed, err);
+        r = cfgd_fs_remove(ctx->be, CFGD_KIOSK_FILE, NULL, 0, &existed, err);
     return r < 0 ? r : daemon_reload(ctx, err);
 }
 
@@ -255,7 +255,7 @@ static int kiosk_set(cfgd_ctx *ctx, const char *name, cfgd_error *err)
              name, name, name);
     int r = unit_off(ctx, CFGD_KIOSK_UNIT, err);
     if (r == 0)
-        r = ctx->be->vt->write_file(ctx->be, CFGD_KIOSK_FILE, text, strlen(text), 0644, err);
+        r = cfgd_fs_write_file(ctx->be, CFGD_KIOSK_FILE, text, strlen(text), 0644, err);
     if (r == 0)
         r = daemon_reload(ctx, err);
     return r < 0 ? r : unit_on(ctx, CFGD_KIOSK_UNIT, err);
@@ -269,7 +269,7 @@ static int apply_startup(cfgd_ctx *ctx, const char *name, const char *startup, c
     bool was_kiosk = strcmp(kiosk, name) == 0;
     if (strcmp(startup, "foreground") == 0) {
         snprintf(exe, sizeof exe, "/usr/bin/%s", name);
-        if (!ctx->be->vt->simulated && ctx->be->vt->exists(ctx->be, exe) <= 0) {
+        if (!ctx->be->vt->simulated && cfgd_fs_exists(ctx->be, exe) <= 0) {
             cfgd_error_set(err, CFGD_ERR_INVALID_ARGUMENT,
                            "a foreground app runs %s, which %s does not have", exe, name);
             return -EINVAL;

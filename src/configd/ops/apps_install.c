@@ -26,7 +26,7 @@ typedef struct {
 static int copy_in(cfgd_ctx *ctx, const char *name, cfgd_error *err)
 {
     int dfd = -1;
-    int r = ctx->be->vt->open_dir(ctx->be, CFGD_DEB_STAGE_DIR, true, 0700, &dfd, err);
+    int r = cfgd_fs_open_dir(ctx->be, CFGD_DEB_STAGE_DIR, true, 0700, &dfd, err);
     if (r < 0)
         return r;
     int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -73,7 +73,7 @@ static int stage_file(cfgd_ctx *ctx, install_req *q, cfgd_error *err)
     lower[64] = '\0';
     bool existed;
     snprintf(q->target, sizeof q->target, "%s/%s.deb", CFGD_DEB_STAGE_DIR, lower);
-    r = ctx->be->vt->remove(ctx->be, CFGD_DEB_STAGE_DIR, NULL, 0, &existed, err);
+    r = cfgd_fs_remove(ctx->be, CFGD_DEB_STAGE_DIR, NULL, 0, &existed, err);
     if (r == 0)
         r = copy_in(ctx, q->target + sizeof CFGD_DEB_STAGE_DIR, err);
     if (r < 0)
@@ -98,7 +98,7 @@ static void unstage(cfgd_ctx *ctx)
 {
     bool existed;
     cfgd_error ignored;
-    ctx->be->vt->remove(ctx->be, CFGD_DEB_STAGE_DIR, NULL, 0, &existed, &ignored);
+    cfgd_fs_remove(ctx->be, CFGD_DEB_STAGE_DIR, NULL, 0, &existed, &ignored);
 }
 
 /* From the repositories: "latest" is apt's candidate; an exact version must be on offer. */

@@ -21,7 +21,7 @@ static json_t *load(cfgd_ctx *ctx, const char *path, bool array)
     size_t len = 0;
     cfgd_error ignored;
     json_t *j = NULL;
-    if (buf && ctx->be->vt->read_file(ctx->be, path, buf, DB_MAX, &len, &ignored) == 0)
+    if (buf && cfgd_fs_read_file(ctx->be, path, buf, DB_MAX, &len, &ignored) == 0)
         j = json_loadb(buf, len, 0, NULL);
     xfree(buf);
     if (array ? !json_is_array(j) : !json_is_object(j)) {
@@ -38,7 +38,7 @@ static int save(cfgd_ctx *ctx, const char *path, json_t *value, cfgd_error *err)
         cfgd_error_set(err, CFGD_ERR_FAILED, "out of memory");
         return -ENOMEM;
     }
-    int r = ctx->be->vt->write_file(ctx->be, path, text, strlen(text), 0644, err);
+    int r = cfgd_fs_write_file(ctx->be, path, text, strlen(text), 0644, err);
     free(text);
     return r;
 }
@@ -89,7 +89,7 @@ int cfgd_sandbox_pkg_policy(cfgd_ctx *ctx, const char *name, char *candidate, si
 {
     json_t *files = NULL;
     candidate[0] = '\0';
-    int r = ctx->be->vt->list_dir(ctx->be, ctx->cfg->sandbox_repo, &files, err);
+    int r = cfgd_fs_list_dir(ctx->be, ctx->cfg->sandbox_repo, &files, err);
     if (r < 0)
         return r;
     json_t *versions = json_array();
@@ -244,13 +244,13 @@ static int flag_reboot(cfgd_ctx *ctx, const char *name, cfgd_error *err)
     char pkgs[4096] = "";
     size_t len = 0;
     cfgd_error ignored;
-    ctx->be->vt->read_file(ctx->be, "/run/reboot-required.pkgs", pkgs, sizeof pkgs - 200, &len,
-                           &ignored);
+    cfgd_fs_read_file(ctx->be, "/run/reboot-required.pkgs", pkgs, sizeof pkgs - 200, &len,
+                      &ignored);
     snprintf(pkgs + len, sizeof pkgs - len, "%s\n", name);
-    int r = ctx->be->vt->write_file(ctx->be, "/run/reboot-required", text, strlen(text), 0644, err);
+    int r = cfgd_fs_write_file(ctx->be, "/run/reboot-required", text, strlen(text), 0644, err);
     return r < 0 ? r
-                 : ctx->be->vt->write_file(ctx->be, "/run/reboot-required.pkgs", pkgs, strlen(pkgs),
-                                           0644, err);
+                 : cfgd_fs_write_file(ctx->be, "/run/reboot-required.pkgs", pkgs, strlen(pkgs),
+                                      0644, err);
 }
 
 int cfgd_sandbox_upgrade_apply(cfgd_ctx *ctx, const char *name, const char *version,

@@ -122,7 +122,7 @@ static int read_cert(cfgd_ctx *ctx, const char *path, bool want_pem, cfgd_cert_i
         cfgd_error_set(err, CFGD_ERR_FAILED, "out of memory");
         return -ENOMEM;
     }
-    int r = ctx->be->vt->read_file(ctx->be, path, buf, CFGD_CERT_FILE_MAX + 2, &len, err);
+    int r = cfgd_fs_read_file(ctx->be, path, buf, CFGD_CERT_FILE_MAX + 2, &len, err);
     if (r == 0)
         r = cfgd_cert_parse(buf, len, want_pem, out, err);
     xfree(buf);
@@ -155,7 +155,7 @@ static bool managed_name(const cfgd_cert_store *s, const char *name, char *thumb
 static int list_store(cfgd_ctx *ctx, const cfgd_cert_store *s, json_t **out, cfgd_error *err)
 {
     json_t *files = NULL;
-    int r = ctx->be->vt->list_dir(ctx->be, s->dir, &files, err);
+    int r = cfgd_fs_list_dir(ctx->be, s->dir, &files, err);
     if (r < 0)
         return r;
     json_t *certs = json_object();
@@ -232,8 +232,8 @@ static bool same_cert(cfgd_ctx *ctx, const char *path, const char *sha1)
 {
     cfgd_cert_info have;
     cfgd_error ignored;
-    return ctx->be->vt->exists(ctx->be, path) > 0 &&
-           read_cert(ctx, path, false, &have, &ignored) == 0 && strcmp(have.sha1, sha1) == 0;
+    return cfgd_fs_exists(ctx->be, path) > 0 && read_cert(ctx, path, false, &have, &ignored) == 0 &&
+           strcmp(have.sha1, sha1) == 0;
 }
 
 int cfgd_op_certs_install(cfgd_ctx *ctx, const json_t *args, json_t **out, cfgd_error *err)
@@ -256,7 +256,7 @@ int cfgd_op_certs_install(cfgd_ctx *ctx, const json_t *args, json_t **out, cfgd_
     if (changed)
         r = cfgd_file_save(ctx, path, CFGD_CERT_FILE_MAX, &saved, err);
     if (r == 0 && changed)
-        r = ctx->be->vt->write_file(ctx->be, path, info.pem, info.pem_len, 0644, err);
+        r = cfgd_fs_write_file(ctx->be, path, info.pem, info.pem_len, 0644, err);
     if (r == 0 && changed && s->system_trust && (r = update_trust(ctx, err)) < 0)
         cfgd_file_restore(ctx, path, &saved, 0644); /* never half-installed */
     cfgd_saved_file_deinit(&saved);
@@ -281,7 +281,7 @@ int cfgd_op_certs_uninstall(cfgd_ctx *ctx, const json_t *args, json_t **out, cfg
     /* Only the file this store manages under that name is ever removed. */
     r = cfgd_file_save(ctx, path, CFGD_CERT_FILE_MAX, &saved, err);
     if (r == 0 && saved.existed)
-        r = ctx->be->vt->remove(ctx->be, path, NULL, 0, &removed, err);
+        r = cfgd_fs_remove(ctx->be, path, NULL, 0, &removed, err);
     if (r == 0 && removed && s->system_trust && (r = update_trust(ctx, err)) < 0)
         cfgd_file_restore(ctx, path, &saved, 0644);
     cfgd_saved_file_deinit(&saved);
@@ -301,7 +301,7 @@ int cfgd_op_certs_details(cfgd_ctx *ctx, const json_t *args, json_t **out, cfgd_
     if (r < 0)
         return r;
     cert_path(s, thumbprint, path, sizeof path);
-    int e = ctx->be->vt->exists(ctx->be, path);
+    int e = cfgd_fs_exists(ctx->be, path);
     if (e == 0) {
         cfgd_error_set(err, CFGD_ERR_NOT_FOUND, "no certificate %.40s in store %s", thumbprint,
                        s->name);

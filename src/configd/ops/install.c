@@ -81,7 +81,7 @@ int cfgd_file_save(cfgd_ctx *ctx, const char *path, size_t max, cfgd_saved_file 
                    cfgd_error *err)
 {
     memset(out, 0, sizeof *out);
-    int e = ctx->be->vt->exists(ctx->be, path);
+    int e = cfgd_fs_exists(ctx->be, path);
     if (e <= 0) {
         if (e < 0)
             cfgd_error_set(err, CFGD_ERR_FAILED, "cannot look at %s: %s", path, strerror(-e));
@@ -93,7 +93,7 @@ int cfgd_file_save(cfgd_ctx *ctx, const char *path, size_t max, cfgd_saved_file 
         cfgd_error_set(err, CFGD_ERR_FAILED, "out of memory");
         return -ENOMEM;
     }
-    int r = ctx->be->vt->read_file(ctx->be, path, out->data, max + 2, &out->len, err);
+    int r = cfgd_fs_read_file(ctx->be, path, out->data, max + 2, &out->len, err);
     if (r == 0 && out->len > max) {
         /* A truncated copy could not put the file back as it was. */
         cfgd_error_set(err, CFGD_ERR_FAILED, "%s is larger than %zu bytes", path, max);
@@ -109,9 +109,9 @@ void cfgd_file_restore(cfgd_ctx *ctx, const char *path, cfgd_saved_file *saved, 
     cfgd_error ignored;
     bool existed;
     if (saved->existed)
-        ctx->be->vt->write_file(ctx->be, path, saved->data, saved->len, mode, &ignored);
+        cfgd_fs_write_file(ctx->be, path, saved->data, saved->len, mode, &ignored);
     else
-        ctx->be->vt->remove(ctx->be, path, NULL, 0, &existed, &ignored);
+        cfgd_fs_remove(ctx->be, path, NULL, 0, &existed, &ignored);
     cfgd_saved_file_deinit(saved);
 }
 

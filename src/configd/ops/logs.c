@@ -194,8 +194,7 @@ static int by_string(const void *a, const void *b)
 int cfgd_logs_open(cfgd_ctx *ctx, const char *folder, bool create, int *out_fd, cfgd_error *err)
 {
     int root;
-    int r =
-        ctx->be->vt->open_dir(ctx->be, CFGD_LOGS_ROOT, create, CFGD_LOG_FOLDER_MODE, &root, err);
+    int r = cfgd_fs_open_dir(ctx->be, CFGD_LOGS_ROOT, create, CFGD_LOG_FOLDER_MODE, &root, err);
     if (r < 0 || !folder) {
         *out_fd = root;
         return r;

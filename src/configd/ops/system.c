@@ -23,7 +23,7 @@ int cfgd_validate_no_args(const json_t *args, cfgd_error *err)
 static bool read_system(cfgd_ctx *ctx, const char *path, char *buf, size_t cap)
 {
     char host[PATH_MAX];
-    if (ctx->be->vt->system_path(ctx->be, path, host, sizeof host) < 0)
+    if (cfgd_fs_system_path(ctx->be, path, host, sizeof host) < 0)
         return false;
     FILE *f = fopen(host, "re");
     if (!f)
@@ -179,7 +179,7 @@ int cfgd_op_system_info(cfgd_ctx *ctx, const json_t *args, json_t **out, cfgd_er
     uint64_t total_kb, free_kb;
     int r = ctx->be->vt->boot_time(ctx->be, &boot_ms, err);
     if (r == 0)
-        r = ctx->be->vt->storage(ctx->be, &total_kb, &free_kb, err);
+        r = cfgd_fs_storage(ctx->be, &total_kb, &free_kb, err);
     char *buf = r == 0 ? malloc(INFO_FILE_MAX) : NULL;
     json_t *info = buf ? json_object() : NULL;
     if (!info) {

@@ -71,7 +71,7 @@ static int wipe(cfgd_ctx *ctx, const char *path, bool keep, json_t *removed, cfg
 {
     bool existed;
     size_t nkeep = keep ? ctx->cfg->n_keep_paths : 0;
-    int r = ctx->be->vt->remove(ctx->be, path, ctx->cfg->keep_paths, nkeep, &existed, err);
+    int r = cfgd_fs_remove(ctx->be, path, ctx->cfg->keep_paths, nkeep, &existed, err);
     if (r == 0 && existed)
         json_array_append_new(removed, json_string(path));
     return r;
@@ -91,7 +91,7 @@ int cfgd_op_system_factory_reset(cfgd_ctx *ctx, const json_t *args, json_t **out
         const char *p = ctx->cfg->keep_paths[i];
         if (!keep)
             r = wipe(ctx, p, false, removed, err);
-        else if (ctx->be->vt->exists(ctx->be, p) > 0)
+        else if (cfgd_fs_exists(ctx->be, p) > 0)
             json_array_append_new(kept, json_string(p));
     }
     for (size_t i = 0; r == 0 && i < ctx->cfg->n_reset_paths; i++)

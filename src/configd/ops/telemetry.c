@@ -39,7 +39,7 @@ static int current_level(cfgd_ctx *ctx)
 {
     char buf[256];
     cfgd_error ignored;
-    if (ctx->be->vt->read_file(ctx->be, CFGD_TELEMETRY_FILE, buf, sizeof buf, NULL, &ignored) < 0)
+    if (cfgd_fs_read_file(ctx->be, CFGD_TELEMETRY_FILE, buf, sizeof buf, NULL, &ignored) < 0)
         return -1;
     buf[strcspn(buf, " \t\r\n")] = '\0';
     return cfgd_telemetry_level_value(buf);
@@ -93,9 +93,8 @@ int cfgd_op_telemetry_set_level(cfgd_ctx *ctx, const json_t *args, json_t **out,
     char text[64];
     int n = snprintf(text, sizeof text, "%s\n%d\n", level, value);
     /* World-readable: this file is how every other program on the device learns the level. */
-    int r = changed
-                ? ctx->be->vt->write_file(ctx->be, CFGD_TELEMETRY_FILE, text, (size_t)n, 0644, err)
-                : 0;
+    int r =
+        changed ? cfgd_fs_write_file(ctx->be, CFGD_TELEMETRY_FILE, text, (size_t)n, 0644, err) : 0;
     if (r < 0)
         return r;
     /* A notification failure leaves the level set (the file is the policy); the caller is told

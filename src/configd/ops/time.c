@@ -90,18 +90,17 @@ static void current_zone(cfgd_ctx *ctx, char *zone, size_t cap)
 {
     char buf[PATH_MAX];
     cfgd_error ignored;
-    if (ctx->be->vt->readlink(ctx->be, "/etc/localtime", buf, sizeof buf, &ignored) == 0 &&
+    if (cfgd_fs_readlink(ctx->be, "/etc/localtime", buf, sizeof buf, &ignored) == 0 &&
         zone_from_link(buf, ctx->cfg->zoneinfo_dir, zone, cap))
         return;
-    if (ctx->be->vt->read_file(ctx->be, "/etc/timezone", buf, sizeof buf, NULL, &ignored) == 0) {
+    if (cfgd_fs_read_file(ctx->be, "/etc/timezone", buf, sizeof buf, NULL, &ignored) == 0) {
         buf[strcspn(buf, " \t\r\n")] = '\0';
         if (cfgd_zone_name_valid(buf, strlen(buf), NULL) && strlen(buf) < cap) {
             snprintf(zone, cap, "%s", buf);
             return;
         }
     }
-    snprintf(zone, cap, "%s",
-             ctx->be->vt->exists(ctx->be, "/etc/localtime") > 0 ? "unknown" : "UTC");
+    snprintf(zone, cap, "%s", cfgd_fs_exists(ctx->be, "/etc/localtime") > 0 ? "unknown" : "UTC");
 }
 
 /* The zone's file in the zoneinfo database (a host path), when the zone is really there: a regular
@@ -109,7 +108,7 @@ static void current_zone(cfgd_ctx *ctx, char *zone, size_t cap)
 static bool zone_file(cfgd_ctx *ctx, const char *zone, char *out, size_t cap)
 {
     char dir[PATH_MAX], real_dir[PATH_MAX], file[PATH_MAX + CFGD_ZONE_MAX + 2];
-    if (ctx->be->vt->system_path(ctx->be, ctx->cfg->zoneinfo_dir, dir, sizeof dir) < 0 ||
+    if (cfgd_fs_system_path(ctx->be, ctx->cfg->zoneinfo_dir, dir, sizeof dir) < 0 ||
         !realpath(dir, real_dir))
         return false;
     snprintf(file, sizeof file, "%s/%s", dir, zone);
@@ -183,7 +182,7 @@ static json_t *current_ntp(cfgd_ctx *ctx)
     json_t *list = NULL;
     cfgd_error ignored;
     for (size_t i = 0; buf && !list && i < 2; i++) {
-        if (ctx->be->vt->read_file(ctx->be, files[i], buf, NTP_FILE_MAX, NULL, &ignored) == 0)
+        if (cfgd_fs_read_file(ctx->be, files[i], buf, NTP_FILE_MAX, NULL, &ignored) == 0)
             list = parse_ntp(buf);
     }
     free(buf);
@@ -232,9 +231,9 @@ int cfgd_op_time_set_zone(cfgd_ctx *ctx, const json_t *args, json_t **out, cfgd_
     /* The link names the zone as the device sees it, whichever copy of the database was checked. */
     snprintf(target, sizeof target, "%s/%s", ctx->cfg->zoneinfo_dir, zone);
     snprintf(line, sizeof line, "%s\n", zone);
-    int r = ctx->be->vt->symlink(ctx->be, target, "/etc/localtime", err);
+    int r = cfgd_fs_symlink(ctx->be, target, "/etc/localtime", err);
     if (r == 0)
-        r = ctx->be->vt->write_file(ctx->be, "/etc/timezone", line, strlen(line), 0644, err);
+        r = cfgd_fs_write_file(ctx->be, "/etc/timezone", line, strlen(line), 0644, err);
     return r < 0 ? r : time_state(ctx, out, err);
 }
 
@@ -245,7 +244,7 @@ int cfgd_op_time_set_ntp(cfgd_ctx *ctx, const json_t *args, json_t **out, cfgd_e
     int r;
     bool existed;
     if (json_array_size(servers) == 0) {
-        r = ctx->be->vt->remove(ctx->be, CFGD_NTP_DROPIN, NULL, 0, &existed, err);
+        r = cfgd_fs_remove(ctx->be, CFGD_NTP_DROPIN, NULL, 0, &existed, err);
     } else {
         size_t n = (size_t)snprintf(text, sizeof text,
                                     "# Written by iotdm-configd (time.set_ntp); do not edit.\n"
@@ -258,7 +257,7 @@ int cfgd_op_time_set_ntp(cfgd_ctx *ctx, const json_t *args, json_t **out, cfgd_e
                                   json_string_value(s));
         }
         n += (size_t)snprintf(text + n, sizeof text - n, "\n");
-        r = ctx->be->vt->write_file(ctx->be, CFGD_NTP_DROPIN, text, n, 0644, err);
+        r = cfgd_fs_write_file(ctx->be, CFGD_NTP_DROPIN, text, n, 0644, err);
     }
     /* timesyncd reads its configuration only at start; a stopped one picks it up when started. */
     if (r == 0)

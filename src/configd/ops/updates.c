@@ -105,8 +105,7 @@ static json_t *read_policy(cfgd_ctx *ctx)
     size_t len = 0;
     cfgd_error ignored;
     json_t *policy = default_policy();
-    if (ctx->be->vt->read_file(ctx->be, CFGD_UPDATES_POLICY, text, sizeof text, &len, &ignored) ==
-        0) {
+    if (cfgd_fs_read_file(ctx->be, CFGD_UPDATES_POLICY, text, sizeof text, &len, &ignored) == 0) {
         json_t *file = json_loadb(text, len, 0, NULL);
         if (json_is_object(file) && cfgd_validate_updates_set_policy(file, &ignored) == 0)
             json_object_update(policy, file);
@@ -122,8 +121,8 @@ static json_t *reboot_packages(cfgd_ctx *ctx)
     size_t len = 0;
     cfgd_error ignored;
     json_t *list = json_array();
-    if (ctx->be->vt->read_file(ctx->be, "/run/reboot-required.pkgs", text, sizeof text, &len,
-                               &ignored) < 0)
+    if (cfgd_fs_read_file(ctx->be, "/run/reboot-required.pkgs", text, sizeof text, &len, &ignored) <
+        0)
         return list;
     for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
@@ -146,8 +145,8 @@ static int updates_state(cfgd_ctx *ctx, json_t **out, cfgd_error *err)
         return r;
     *out = json_pack("{s:o, s:o, s:b, s:b, s:o}", "policy", read_policy(ctx), "upgradable",
                      upgradable, "upgradableTruncated", truncated, "rebootRequired",
-                     ctx->be->vt->exists(ctx->be, "/run/reboot-required") > 0,
-                     "rebootRequiredPackages", reboot_packages(ctx));
+                     cfgd_fs_exists(ctx->be, "/run/reboot-required") > 0, "rebootRequiredPackages",
+                     reboot_packages(ctx));
     return 0;
 }
 
@@ -170,7 +169,7 @@ static int write_timer(cfgd_ctx *ctx, int start, int end, cfgd_error *err)
 {
     bool existed;
     if (start == end)
-        return ctx->be->vt->remove(ctx->be, CFGD_UPDATES_TIMER, NULL, 0, &existed, err);
+        return cfgd_fs_remove(ctx->be, CFGD_UPDATES_TIMER, NULL, 0, &existed, err);
     char hours[128] = "", text[512];
     size_t n = 0;
     for (int h = 0; h < 24; h++)
@@ -182,7 +181,7 @@ static int write_timer(cfgd_ctx *ctx, int start, int end, cfgd_error *err)
                  "outside the\n# active hours %d:00-%d:00 (local time).\n"
                  "[Timer]\nOnCalendar=\n%s%s%s%sRandomizedDelaySec=50min\n",
                  start, end, n ? "OnCalendar=*-*-* " : "", hours, n ? ":00" : "", n ? "\n" : "");
-    return ctx->be->vt->write_file(ctx->be, CFGD_UPDATES_TIMER, text, (size_t)len, 0644, err);
+    return cfgd_fs_write_file(ctx->be, CFGD_UPDATES_TIMER, text, (size_t)len, 0644, err);
 }
 
 static int write_apt_conf(cfgd_ctx *ctx, bool automatic, bool paused, cfgd_error *err)
@@ -194,7 +193,7 @@ static int write_apt_conf(cfgd_ctx *ctx, bool automatic, bool paused, cfgd_error
                        "APT::Periodic::Update-Package-Lists \"%d\";\n"
                        "APT::Periodic::Unattended-Upgrade \"%d\";\n",
                        automatic, automatic && !paused);
-    return ctx->be->vt->write_file(ctx->be, CFGD_UPDATES_APT_CONF, text, (size_t)len, 0644, err);
+    return cfgd_fs_write_file(ctx->be, CFGD_UPDATES_APT_CONF, text, (size_t)len, 0644, err);
 }
 
 int cfgd_op_updates_set_policy(cfgd_ctx *ctx, const json_t *args, json_t **out, cfgd_error *err)
@@ -218,7 +217,7 @@ int cfgd_op_updates_set_policy(cfgd_ctx *ctx, const json_t *args, json_t **out, 
     if (r == 0)
         r = write_timer(ctx, start, end, err);
     if (r == 0)
-        r = ctx->be->vt->write_file(ctx->be, CFGD_UPDATES_POLICY, text, strlen(text), 0644, err);
+        r = cfgd_fs_write_file(ctx->be, CFGD_UPDATES_POLICY, text, strlen(text), 0644, err);
     free(text);
     if (r == 0) {
         const char *argv[] = {CFGD_SYSTEMCTL, "daemon-reload", NULL};

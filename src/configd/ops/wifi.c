@@ -64,7 +64,7 @@ static int read_profile(cfgd_ctx *ctx, const char *path, cfgd_wifi_profile *out,
         cfgd_error_set(err, CFGD_ERR_FAILED, "out of memory");
         return -ENOMEM;
     }
-    int r = ctx->be->vt->read_file(ctx->be, path, buf, CFGD_WIFI_FILE_MAX + 2, &len, err);
+    int r = cfgd_fs_read_file(ctx->be, path, buf, CFGD_WIFI_FILE_MAX + 2, &len, err);
     if (r == 0)
         r = cfgd_wifi_keyfile_parse(buf, len, out, err);
     if (r == 0 && out_sha256)
@@ -94,7 +94,7 @@ int cfgd_op_wifi_list(cfgd_ctx *ctx, const json_t *args, json_t **out, cfgd_erro
 {
     (void)args;
     json_t *files = NULL;
-    int r = ctx->be->vt->list_dir(ctx->be, CFGD_WIFI_DIR, &files, err);
+    int r = cfgd_fs_list_dir(ctx->be, CFGD_WIFI_DIR, &files, err);
     if (r < 0)
         return r;
     json_t *profiles = json_object();
@@ -173,7 +173,7 @@ int cfgd_op_wifi_install(cfgd_ctx *ctx, const json_t *args, json_t **out, cfgd_e
     if (changed)
         r = cfgd_file_save(ctx, path, CFGD_WIFI_FILE_MAX, &saved, err);
     if (r == 0 && changed)
-        r = ctx->be->vt->write_file(ctx->be, path, data, len, PROFILE_MODE, err);
+        r = cfgd_fs_write_file(ctx->be, path, data, len, PROFILE_MODE, err);
     /* NetworkManager must take the profile, or the old state comes back. */
     if (r == 0 && changed && (r = reload(ctx, err)) < 0)
         cfgd_file_restore(ctx, path, &saved, PROFILE_MODE);
@@ -204,7 +204,7 @@ int cfgd_op_wifi_uninstall(cfgd_ctx *ctx, const json_t *args, json_t **out, cfgd
         r = -EINVAL;
     }
     if (r == 0 && saved.existed)
-        r = ctx->be->vt->remove(ctx->be, path, NULL, 0, &removed, err);
+        r = cfgd_fs_remove(ctx->be, path, NULL, 0, &removed, err);
     if (r == 0 && removed && (r = reload(ctx, err)) < 0)
         cfgd_file_restore(ctx, path, &saved, PROFILE_MODE);
     cfgd_saved_file_deinit(&saved);
@@ -219,7 +219,7 @@ int cfgd_op_wifi_details(cfgd_ctx *ctx, const json_t *args, json_t **out, cfgd_e
     char path[CFGD_PATH_MAX];
     cfgd_wifi_profile p;
     profile_path(name, path, sizeof path);
-    int e = ctx->be->vt->exists(ctx->be, path);
+    int e = cfgd_fs_exists(ctx->be, path);
     if (e == 0) {
         cfgd_error_set(err, CFGD_ERR_NOT_FOUND, "no Wi-Fi profile \"%s\"", name);
         return -ENOENT;

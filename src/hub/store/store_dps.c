@@ -19,16 +19,29 @@ static sqlite3_stmt *prep(hub_store *s, const char *sql)
     return st;
 }
 
-/* The stored etag of a row, 0 when there is none; -1 on failure. */
-static int64_t current_etag(hub_store *s, const char *sql, int kind, const char *id)
+/* A row statement keyed by (kind, id) (enrollments), or by id alone when kind < 0 (registration
+ * records): prepared with the key bound; *out_next is the next parameter's index. */
+static sqlite3_stmt *prep_keyed(hub_store *s, const char *sql, int kind, const char *id,
+                                int *out_next)
 {
     sqlite3_stmt *st = prep(s, sql);
     if (!st)
-        return -1;
+        return NULL;
     int idx = 1;
     if (kind >= 0)
         sqlite3_bind_int(st, idx++, kind);
-    bind_text(st, idx, id);
+    bind_text(st, idx++, id);
+    if (out_next)
+        *out_next = idx;
+    return st;
+}
+
+/* The stored etag of a row, 0 when there is none; -1 on failure. */
+static int64_t current_etag(hub_store *s, const char *sql, int kind, const char *id)
+{
+    sqlite3_stmt *st = prep_keyed(s, sql, kind, id, NULL);
+    if (!st)
+        return -1;
     int rc = sqlite3_step(st);
     int64_t etag = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : rc == SQLITE_DONE ? 0 : -1;
     sqlite3_finalize(st);
@@ -52,13 +65,10 @@ static iotdm_result write_doc(hub_store *s, const char *sql, int kind, const cha
     iotdm_result r = store_dump(s, 0, doc, &text, &len);
     if (r != IOTDM_OK)
         return r;
-    sqlite3_stmt *st = prep(s, sql);
+    int idx;
+    sqlite3_stmt *st = prep_keyed(s, sql, kind, id, &idx);
     if (!st)
         return IOTDM_E_STORAGE;
-    int idx = 1;
-    if (kind >= 0)
-        sqlite3_bind_int(st, idx++, kind);
-    bind_text(st, idx++, id);
     if (group)
         bind_text(st, idx++, group);
     sqlite3_bind_int64(st, idx++, etag);
@@ -93,13 +103,9 @@ iotdm_result hub_store_enrollment_put(hub_store *store, hub_dps_kind kind, const
 static iotdm_result read_doc(hub_store *s, const char *sql, int kind, const char *id,
                              json_t **out_doc, uint64_t *out_etag)
 {
-    sqlite3_stmt *st = prep(s, sql);
+    sqlite3_stmt *st = prep_keyed(s, sql, kind, id, NULL);
     if (!st)
         return IOTDM_E_STORAGE;
-    int idx = 1;
-    if (kind >= 0)
-        sqlite3_bind_int(st, idx++, kind);
-    bind_text(st, idx, id);
     int rc = sqlite3_step(st);
     iotdm_result r = IOTDM_OK;
     if (rc == SQLITE_ROW) {
@@ -134,13 +140,9 @@ static iotdm_result delete_row(hub_store *s, const char *etag_sql, const char *s
     r = check_if_match(cur, if_match);
     if (r != IOTDM_OK)
         return r;
-    sqlite3_stmt *st = prep(s, sql);
+    sqlite3_stmt *st = prep_keyed(s, sql, kind, id, NULL);
     if (!st)
         return IOTDM_E_STORAGE;
-    int idx = 1;
-    if (kind >= 0)
-        sqlite3_bind_int(st, idx++, kind);
-    bind_text(st, idx, id);
     r = stmt_exec(s, st);
     sqlite3_finalize(st);
     return r;

@@ -249,11 +249,11 @@ static void test_remove_does_not_follow_links(void **state)
     assert_int_equal(symlink(target, link), 0);
     bool existed;
     cfgd_error err;
-    assert_int_equal(f->be->vt->remove(f->be, "/wipe", NULL, 0, &existed, &err), 0);
+    assert_int_equal(cfgd_fs_remove(f->be, "/wipe", NULL, 0, &existed, &err), 0);
     assert_true(existed);
     assert_false(fx_exists(f->dir, "/wipe"));
     assert_true(fx_exists(f->dir, "/precious/file"));
-    assert_int_equal(f->be->vt->remove(f->be, "/wipe", NULL, 0, &existed, &err), 0);
+    assert_int_equal(cfgd_fs_remove(f->be, "/wipe", NULL, 0, &existed, &err), 0);
     assert_false(existed);
 }
 
@@ -262,12 +262,12 @@ static void test_backend_paths_stay_under_root(void **state)
     fx_fixture *f = *state;
     cfgd_error err;
     char host[PATH_MAX];
-    assert_int_equal(f->be->vt->write_file(f->be, "/etc/x/y.conf", "v", 1, 0600, &err), 0);
+    assert_int_equal(cfgd_fs_write_file(f->be, "/etc/x/y.conf", "v", 1, 0600, &err), 0);
     assert_string_equal(fx_read(f->dir, "/etc/x/y.conf"), "v");
     /* Unclean device paths are refused before anything is touched. */
-    assert_int_equal(f->be->vt->write_file(f->be, "/etc/../../tmp/escape", "v", 1, 0600, &err),
+    assert_int_equal(cfgd_fs_write_file(f->be, "/etc/../../tmp/escape", "v", 1, 0600, &err),
                      -EINVAL);
-    assert_int_equal(f->be->vt->write_file(f->be, "relative", "v", 1, 0600, &err), -EINVAL);
+    assert_int_equal(cfgd_fs_write_file(f->be, "relative", "v", 1, 0600, &err), -EINVAL);
     assert_int_equal(cfgd_fs_map(f->be, "/etc/timezone", host, sizeof host), 0);
     assert_true(strncmp(host, f->dir, strlen(f->dir)) == 0);
     /* Commands never run in the sandbox: they are recorded. */

@@ -67,6 +67,23 @@ static inline int64_t raw_int(sqlite3 *db, const char *sql)
     return v;
 }
 
+/* The query plan of sql (a statement of the store's) walks index and needs no sort. */
+static inline void assert_plan_uses_index(sqlite3 *db, const char *sql, const char *index)
+{
+    char q[512];
+    snprintf(q, sizeof q, "EXPLAIN QUERY PLAN %s", sql);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+    char plan[512] = "";
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        strncat(plan, (const char *)sqlite3_column_text(st, 3), sizeof plan - strlen(plan) - 2);
+        strcat(plan, ";");
+    }
+    sqlite3_finalize(st);
+    if (!strstr(plan, index) || strstr(plan, "TEMP B-TREE"))
+        fail_msg("plan of \"%s\" does not walk %s without a sort: %s", sql, index, plan);
+}
+
 static inline hub_device make_device(const char *id)
 {
     hub_device d;
