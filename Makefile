@@ -10,7 +10,7 @@ help:
 	@echo "make build         release build with -Werror (build/ci)"
 	@echo "make dev           debug build with ASan+UBSan (build/dev)"
 	@echo "make demo          build and start the hub with simulated devices"
-	@echo "make check         everything CI runs: format, build, unit, fuzz replay, end-to-end"
+	@echo "make check         everything CI runs: format and citations, build, unit, fuzz replay, end-to-end"
 	@echo "make unit | e2e | web | fuzz-replay | format-check | bench"
 
 deps:
@@ -44,8 +44,10 @@ fuzz-replay:
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i
 
+# clang-format, and no citation of a file outside the repository (scripts/check-citations.sh).
 format-check:
 	scripts/format-check.sh
+	scripts/check-citations.sh
 
 check: format-check build unit fuzz-replay e2e web
 	@echo "make check: all passed"

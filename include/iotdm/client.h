@@ -109,7 +109,7 @@ iotdm_connection_state iotdm_client_connection_state(iotdm_client *client);
 /* The client's clock (the injected one in tests). */
 int64_t iotdm_client_now_ms(iotdm_client *client);
 
-/* A device SAS token for {host}/devices/{deviceId} (azure-protocols.md §1.4), signed with the
+/* A device SAS token for {host}/devices/{deviceId} (docs/protocol.md §3.2), signed with the
  * client's own credentials (its device_key or its signer) and valid for ttl_s seconds of the real
  * clock: for the device's HTTPS calls to the hub (file upload) made by another process, which then
  * needs neither the key nor the signer. Writes the NUL-terminated token into out (a secret: zero it

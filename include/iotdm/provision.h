@@ -1,9 +1,9 @@
 /* Device Provisioning Service (DPS) registration over MQTT: a device that knows only the DPS
  * endpoint, an ID scope and its credentials learns which hub it belongs to and under which device
- * id (azure-protocols.md §3.2-3.7). Works against Azure DPS and against iotdm-hub's built-in DPS.
+ * id (docs/protocol.md §7.2-7.9). Works against Azure DPS and against iotdm-hub's built-in DPS.
  *
  * Attestation: an individual enrollment's symmetric key, a group enrollment's key (the device key
- * is derived here, §3.6), or an X.509 client certificate. TPM attestation is HTTPS-only (§3.8) and
+ * is derived here, §7.8), or an X.509 client certificate. TPM attestation is HTTPS-only (§7.10) and
  * needs the key imported into the TPM: that is limpet's dps-register, not this API.
  *
  * The call blocks until DPS has answered or the timeout has passed. It needs no iotdm_client and
@@ -33,7 +33,7 @@ typedef struct {
     unsigned port;        /* MQTT over TLS; default 8883 */
     const char *id_scope; /* required */
     /* Required with a key. With a certificate, NULL takes the certificate's subject CN (DPS
-     * requires them to be equal, §3.7). Case-insensitive, at most 128 of A-Z a-z 0-9 - . _ : */
+     * requires them to be equal, §7.9). Case-insensitive, at most 128 of A-Z a-z 0-9 - . _ : */
     const char *registration_id;
     /* Attestation: exactly one of symmetric_key, group_key, cert_file+key_file. */
     const char *symmetric_key; /* individual enrollment key (base64) */
@@ -41,7 +41,7 @@ typedef struct {
     const char *cert_file;     /* PEM client certificate */
     const char *key_file;      /* its PEM private key */
     const char *ca_file;       /* PEM trust anchors for DPS; default: the system's */
-    const char *payload_json;  /* custom payload (§3.5), JSON text; NULL: none */
+    const char *payload_json;  /* custom payload (§7.7), JSON text; NULL: none */
     unsigned timeout_s;        /* the whole registration; default 60 */
     iotdm_log_fn log;
     void *log_ctx;
@@ -87,7 +87,7 @@ iotdm_result iotdm_provision_register(const iotdm_provision_config *config,
 /* Frees out->payload_json and zeroes the result (the device key with it). */
 void iotdm_provision_result_deinit(iotdm_provision_result *out);
 
-/* The device key of a group enrollment member (§3.6):
+/* The device key of a group enrollment member (§7.8):
  * base64(HMAC-SHA256(base64decode(group_key), registration_id)). out_cap >= 45. */
 iotdm_result iotdm_provision_derive_key(const char *group_key, const char *registration_id,
                                         char *out_key, size_t out_cap);

@@ -251,7 +251,8 @@ static bool any_dps_setting(const agent_config *cfg)
     return cfg->dps_registration_id[0] || cfg->dps_key[0] || cfg->dps_group_key[0];
 }
 
-/* §3.1, checked here too so that a typo stops the agent at once instead of being retried. */
+/* DPS's registration id rule (docs/protocol.md §7.1), checked here too so that a typo stops the
+ * agent at once instead of being retried. */
 static bool valid_registration_id(const char *id)
 {
     size_t n = strlen(id);

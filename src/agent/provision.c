@@ -317,8 +317,8 @@ static const char *last_line(char *text)
     return nl ? nl + 1 : text;
 }
 
-/* TPM attestation is HTTPS-only (§3.8) and the hub key must be imported into the TPM: limpet's
- * dps-register does both and stores the assignment as the slot's URI. */
+/* TPM attestation is HTTPS-only (docs/protocol.md §7.10) and the hub key must be imported into the
+ * TPM: limpet's dps-register does both and stores the assignment as the slot's URI. */
 static iotdm_result register_tpm(const agent_config *cfg, stopper *st, agent_assignment *a,
                                  char *err, size_t cap)
 {

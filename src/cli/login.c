@@ -126,7 +126,7 @@ int cli_login(cli_ctx *ctx)
 
 int cli_service_token(const cli_ctx *ctx, char *out, size_t out_cap)
 {
-    /* Azure's service SDKs sign the plain host name (azure-protocols.md §4.1.2): sr is neither
+    /* Azure's service SDKs sign the plain host name (docs/protocol.md §8.2): sr is neither
      * encoded nor followed by a path. */
     long long expiry = (long long)time(NULL) + TOKEN_LIFETIME_S;
     char to_sign[320], sig[SAS_SIG_LEN + 1], sig_enc[3 * SAS_SIG_LEN + 1];

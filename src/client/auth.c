@@ -1,5 +1,5 @@
-/* Credentials for CONNECT: the user name (§1.2) and the SAS password (§1.4), signed here with the
- * device key or by a pluggable signer (a TPM slot, an HSM). */
+/* Credentials for CONNECT: the user name (docs/protocol.md §2.2-2.3) and the SAS password (§3),
+ * signed here with the device key or by a pluggable signer (a TPM slot, an HSM). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

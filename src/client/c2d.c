@@ -1,5 +1,5 @@
-/* Cloud-to-device messages (§1.8): the property bag decoded, the body handed to the host, and the
- * PUBACK (libmosquitto sends it) completing the message. */
+/* Cloud-to-device messages (docs/protocol.md §4.4): the property bag decoded, the body handed to
+ * the host, and the PUBACK (libmosquitto sends it) completing the message. */
 #include <string.h>
 
 #include "client/internal.h"

@@ -1,5 +1,5 @@
-/* The hub connection: libmosquitto over TLS, CONNECT as §1.2/§1.18, SAS renewal, reconnect with
- * back-off, subscriptions, and the routing of what the hub publishes. */
+/* The hub connection: libmosquitto over TLS, CONNECT as docs/protocol.md §2.2/§2.11, SAS renewal,
+ * reconnect with back-off, subscriptions, and the routing of what the hub publishes. */
 #include <errno.h>
 #include <mosquitto.h>
 #include <stdio.h>
@@ -136,8 +136,8 @@ void conn_update_subscriptions(iotdm_client *c)
         return;
     unsigned wanted = SUB_TWIN_RES | SUB_DESIRED | SUB_METHODS | (c->c2d_fn ? SUB_C2D : 0);
     unsigned missing = wanted & ~c->subs_session & ~c->subs_pending;
-    /* The SDKs subscribe twin and method topics at QoS 0 and C2D at QoS 1 (§1.6, §5.3); the hub
-     * delivers min(granted, flow QoS), so asking the same keeps us on the documented path. */
+    /* The SDKs subscribe twin and method topics at QoS 0 and C2D at QoS 1 (§4.1, §9.1); the hub
+     * delivers min(granted, flow QoS) (§4.6): asking the same keeps us on the documented path. */
     if (missing & ~SUB_C2D)
         subscribe(c, missing & ~SUB_C2D, 0);
     if (missing & SUB_C2D)
@@ -156,7 +156,7 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags)
     c->connack_code = rc;
     if (rc != 0) {
         /* 3 (server unavailable) is transient; anything else means the credentials or the
-         * identity are wrong and retrying fast cannot help (§1.3, §1.18 step 7). */
+         * identity are wrong and retrying fast cannot help (§2.8, §2.11 step 7). */
         c->refused = rc != 3;
         c->lost = true;
         return;
@@ -262,7 +262,7 @@ static iotdm_result configure(iotdm_client *c, struct mosquitto *m, const char *
     mosquitto_log_callback_set(m, on_log);
     if (mosquitto_username_pw_set(m, user, password) != MOSQ_ERR_SUCCESS)
         return -ENOMEM;
-    /* Without a CA file, trust the system store (Azure's roots are there, §1.18 step 1). */
+    /* Without a CA file, trust the system store (Azure's roots are there, §2.11 step 1). */
     mosquitto_int_option(m, MOSQ_OPT_TLS_USE_OS_CERTS, c->ca_file ? 0 : 1);
     int rc = mosquitto_tls_set(m, c->ca_file, c->ca_file ? NULL : "/etc/ssl/certs", c->cert_file,
                                c->key_file, NULL);
@@ -335,7 +335,7 @@ static void start_attempt(iotdm_client *c, int64_t now)
     }
     c->phase = PHASE_CONNECTING;
     c->deadline = now + CLIENT_CONNECT_TIMEOUT_MS;
-    /* Renew at 80 % of the token's life: there is no in-band re-auth in MQTT 3.1.1 (§1.4). */
+    /* Renew at 80 % of the token's life: there is no in-band re-auth in MQTT 3.1.1 (§3.6). */
     c->renew_at = sas ? now + (int64_t)c->sas_ttl_s * 800 : 0;
 }
 

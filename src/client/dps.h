@@ -1,6 +1,6 @@
 /* DPS over MQTT, the device side's pure parts that are libiotdm's own: the SAS password, the
- * register body, and DPS's answers read into an iotdm_provision_result (azure-protocols.md
- * §3.2-3.6). The wire formats (user name, topics, what an answer means) are in proto/dps.h and
+ * register body, and DPS's answers read into an iotdm_provision_result (docs/protocol.md
+ * §7.2-7.8). The wire formats (user name, topics, what an answer means) are in proto/dps.h and
  * proto/azure_topics.h. Nothing here touches the network, so all of it is unit-tested;
  * provision.c drives the MQTT session with it. */
 #ifndef IOTDM_CLIENT_DPS_H
@@ -13,13 +13,13 @@
 #include "iotdm/provision.h"
 #include "proto/dps.h"
 
-#define DPS_CLIENT_VERSION  "iotdm%2F0.1" /* "iotdm/0.1", percent-encoded (§3.2) */
+#define DPS_CLIENT_VERSION  "iotdm%2F0.1" /* "iotdm/0.1", percent-encoded (§7.2) */
 #define DPS_BODY_MAX        (64 * 1024)   /* an answer larger than this is not DPS's */
 #define DPS_OPERATION_MAX   (AZ_DPS_OPERATION_ID_MAX + 1) /* an operation id and its NUL */
-#define DPS_RETRY_DEFAULT_S 2  /* when DPS gives no retry-after (Node's default, §3.4) */
+#define DPS_RETRY_DEFAULT_S 2  /* when DPS gives no retry-after (Node's default, §7.4) */
 #define DPS_RETRY_MAX_S     60 /* a longer retry-after is honoured only up to this */
 
-/* The DPS SAS password (§3.3): sr = urlenc("{scope}/registrations/{regId}"), skn=registration,
+/* The DPS SAS password (§7.3): sr = urlenc("{scope}/registrations/{regId}"), skn=registration,
  * signed with key_b64 (the individual key or the derived one). */
 iotdm_result dps_build_password(const char *id_scope, const char *reg_id, const char *key_b64,
                                 int64_t expiry_s, char *out, size_t cap);
@@ -38,7 +38,7 @@ typedef struct {
     iotdm_result error; /* FAILED: the result; RETRY: the result if the retries run out */
 } dps_reply;
 
-/* Reads one answer: status from the topic (§3.4: $dps/registrations/res/{status}/?…),
+/* Reads one answer: status from the topic (§7.4: $dps/registrations/res/{status}/?…),
  * retry_after from it (-1 when absent), body as sent (parsed here, up to DPS_BODY_MAX, then read
  * by az_dps_read_reply). Fills out->status for an operation status, out's assignment (ASSIGNED;
  * out->payload_json is malloc'd) or out->error_code/error (FAILED, and RETRY: the reason to give

@@ -1,5 +1,5 @@
 /* DPS over MQTT, libiotdm's own parts: SAS password, register body, and DPS's answers read into
- * an iotdm_provision_result (azure-protocols.md §3.3-3.5). What an answer means is decided by
+ * an iotdm_provision_result (docs/protocol.md §7.3-7.7). What an answer means is decided by
  * az_dps_read_reply in src/proto, beside the topics; it reads a parsed json_t as proto/twin.h does,
  * so the parse (with its size cap) and the copies into the caller's result (payload_json is
  * malloc'd) stay here, in the library that owns that result type. */
@@ -23,7 +23,7 @@ iotdm_result dps_build_password(const char *id_scope, const char *reg_id, const 
     int n = snprintf(resource, sizeof resource, "%s/registrations/%s", id_scope, reg_id);
     if (n < 0 || (size_t)n >= sizeof resource)
         return IOTDM_E_TOO_LARGE;
-    /* skn must be the literal "registration" (§3.3). */
+    /* skn must be the literal "registration" (§7.3). */
     return sas_build_token(resource, key_b64, "registration", expiry_s, out, cap);
 }
 

@@ -22,8 +22,8 @@ struct mosquitto;
 #define CLIENT_MAX_PENDING        16 /* desired patches buffered while a twin GET is in flight */
 #define CLIENT_TELEMETRY_INFLIGHT 8
 #define CLIENT_MAX_C2D_PROPS      64
-#define CLIENT_METHOD_MAX_BYTES   (128 * 1024) /* §1.16 */
-#define CLIENT_TELEMETRY_MAX      (256 * 1024) /* §1.7 */
+#define CLIENT_METHOD_MAX_BYTES   (128 * 1024) /* docs/protocol.md §6.1 */
+#define CLIENT_TELEMETRY_MAX      (256 * 1024) /* docs/protocol.md §4.3 */
 #define CLIENT_BAG_MAX            (16 * 1024)
 #define CLIENT_TOPIC_MAX          (CLIENT_BAG_MAX + 512)
 #define CLIENT_TWIN_MAX_BYTES     (256 * 1024) /* a full twin GET answer */
@@ -39,7 +39,7 @@ struct mosquitto;
 #define CLIENT_TYPE_ENC    "iotdm%2F0.1" /* "iotdm/0.1", percent-encoded */
 #define CLIENT_MODEL_ID    "dtmi:iotdm:DeviceManagement;1"
 
-/* Subscription bits (§1.6; at most 5 filters per device). */
+/* Subscription bits (docs/protocol.md §4.1: at most 5 filters per device). */
 enum {
     SUB_TWIN_RES = 1u << 0,
     SUB_DESIRED = 1u << 1,
@@ -173,7 +173,7 @@ void client_lock(iotdm_client *c);
 void client_unlock(iotdm_client *c);
 int64_t client_mono_ms(void);
 
-/* auth.c: the CONNECT user name (§1.2) and the SAS password (§1.4). */
+/* auth.c: the CONNECT user name (docs/protocol.md §2.2) and the SAS password (§3). */
 size_t client_format_username(char *buf, size_t cap, const char *host, const char *device_id,
                               const char *model_id);
 iotdm_result client_build_password(iotdm_client *c, int64_t expiry_s, char *out, size_t cap);
@@ -225,7 +225,8 @@ json_t *handlers_component_patch(const char *component, const char *property, js
 void telemetry_pump(iotdm_client *c);
 void telemetry_on_puback(iotdm_client *c, int mid);
 void telemetry_on_disconnected(iotdm_client *c);
-/* Percent-encodes the property bag (§1.7); component becomes $.sub. Returns length or <0. */
+/* Percent-encodes the property bag (docs/protocol.md §4.2); component becomes $.sub. Returns the
+ * length or <0. */
 long telemetry_encode_bag(const iotdm_property *props, size_t nprops, const char *component,
                           char *out, size_t cap);
 

@@ -1,5 +1,5 @@
-/* Direct methods (§1.13): $iothub/methods/POST/{name}/?$rid= dispatched to the registered handler,
- * answered on $iothub/methods/res/{status}/?$rid=; unknown names get 404. */
+/* Direct methods (docs/protocol.md §4.5): $iothub/methods/POST/{name}/?$rid= dispatched to the
+ * registered handler, answered on $iothub/methods/res/{status}/?$rid=; unknown names get 404. */
 #include <stdio.h>
 #include <string.h>
 
@@ -70,7 +70,7 @@ static int call_handler(iotdm_client *c, method_entry *e, const char *name, cons
         return 500;
     memcpy(req, payload, len);
     req[len] = '\0';
-    /* §1.13: the hub always sends JSON; an empty body is the null payload. */
+    /* docs/protocol.md §4.5: the hub always sends JSON; an empty body is the null payload. */
     const char *arg = len ? req : "null";
     iotdm_method_fn fn = e->fn;
     void *ctx = e->ctx;

@@ -1,4 +1,4 @@
-/* iotdm_provision_register: one DPS registration over MQTT/TLS (azure-protocols.md §3.2-3.7).
+/* iotdm_provision_register: one DPS registration over MQTT/TLS (docs/protocol.md §7.2-7.9).
  * CONNECT, subscribe to the responses, publish register, poll the operation as DPS asks, and
  * read the assignment; libmosquitto does MQTT and TLS, this file only drives it. */
 #include <errno.h>
@@ -216,7 +216,7 @@ static void on_log(struct mosquitto *m, void *obj, int level, const char *text)
 
 /* ---- setup -------------------------------------------------------------------------------- */
 
-/* The subject CN of a PEM certificate: DPS's registration id for X.509 (§3.7). */
+/* The subject CN of a PEM certificate: DPS's registration id for X.509 (§7.9). */
 static bool cert_common_name(const char *path, char *out, size_t cap)
 {
     FILE *f = fopen(path, "r");
@@ -391,7 +391,7 @@ static void run(session *s, int64_t deadline)
 static iotdm_result connect_and_run(session *s, const char *password)
 {
     const iotdm_provision_config *c = s->cfg;
-    /* CleanSession=1: DPS keeps no session anyway (§3.2). */
+    /* CleanSession=1: DPS keeps no session anyway (§7.2). */
     s->m = mosquitto_new(s->reg_id, true, s);
     if (!s->m)
         return -ENOMEM;

@@ -1,5 +1,5 @@
-/* Telemetry (§1.7): queued in the outbox, published at QoS 1 with its property bag, several in
- * flight, removed from the outbox on PUBACK. */
+/* Telemetry (docs/protocol.md §4.3): queued in the outbox, published at QoS 1 with its property
+ * bag, several in flight, removed from the outbox on PUBACK. */
 #include <string.h>
 
 #include "client/internal.h"
@@ -47,7 +47,7 @@ long telemetry_encode_bag(const iotdm_property *props, size_t nprops, const char
     return pos;
 }
 
-/* §1.7: body plus property names and values count towards the 256 KB limit. */
+/* docs/protocol.md §4.3: body plus property names and values count towards the 256 KB limit. */
 static size_t message_size(size_t len, const iotdm_property *props, size_t nprops,
                            const char *component)
 {

@@ -1,5 +1,6 @@
-/* Twin sync (§1.9-1.11, §1.18 steps 4-5): GET after subscribing, desired patches applied one at a
- * time in $version order, reported patches sent one at a time from the outbox until acknowledged.
+/* Twin sync (docs/protocol.md §5.2-5.4, §2.11 steps 4-5): GET after subscribing, desired patches
+ * applied one at a time in $version order, reported patches sent one at a time from the outbox
+ * until acknowledged.
  */
 #include <string.h>
 
@@ -235,8 +236,8 @@ static void on_patch_response(iotdm_client *c, int status, const char *body, siz
         CLOG(c, IOTDM_LOG_WARN, "twin: reported patch answered %d; retrying", status);
         return;
     }
-    /* Any other status is the hub saying this patch can never be applied (§1.10, §1.15): sending
-     * it again would block every patch queued behind it. */
+    /* Any other status is the hub saying this patch can never be applied (docs/protocol.md §5.3,
+     * §5.5): sending it again would block every patch queued behind it. */
     CLOG(c, IOTDM_LOG_ERROR, "twin: reported patch refused with %d, dropped: %.*s", status,
          (int)(len > 200 ? 200 : len), body ? body : "");
     outbox_remove_reported(c->ob, c->patch_seq);

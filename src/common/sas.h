@@ -1,4 +1,4 @@
-/* Shared access signatures (azure-protocols.md §1.4): signing, parsing and verification. */
+/* Shared access signatures (docs/protocol.md §3): signing, parsing and verification. */
 #ifndef IOTDM_COMMON_SAS_H
 #define IOTDM_COMMON_SAS_H
 

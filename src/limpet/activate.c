@@ -1,4 +1,4 @@
-/* DPS TPM attestation, device side (azure-protocols.md §3.8): the activation blob is opened with
+/* DPS TPM attestation, device side (docs/protocol.md §7.10): the activation blob is opened with
  * the EK and imported under the SRK, so the HMAC key it carries never exists outside the TPM. */
 #include "limpet/tpm_internal.h"
 

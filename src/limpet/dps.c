@@ -203,8 +203,8 @@ static iotdm_result await_assignment(const limpet_dps_options *o, const char *ba
     return r;
 }
 
-/* The assignment: the hub key (a second activation blob, §3.8) replaces the registration key in
- * the slot, then the URI marks the slot provisioned. */
+/* The assignment: the hub key (a second activation blob, docs/protocol.md §7.10) replaces the
+ * registration key in the slot, then the URI marks the slot provisioned. */
 static iotdm_result finish(limpet_tpm *tpm, const limpet_dps_options *o, json_t *j,
                            limpet_dps_result *out)
 {

@@ -1,4 +1,4 @@
-/* DPS registration with TPM attestation over HTTPS (azure-protocols.md §3.8, §3.9). */
+/* DPS registration with TPM attestation over HTTPS (docs/protocol.md §7.10, §7.11). */
 #ifndef IOTDM_LIMPET_DPS_H
 #define IOTDM_LIMPET_DPS_H
 

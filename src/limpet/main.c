@@ -1,4 +1,4 @@
-/* limpet: the TPM 2.0 tool (windows-iot-dm.md §5) — EK, registration id, slots, TPM-signed SAS
+/* limpet: the TPM 2.0 tool (docs/limpet.md) — EK, registration id, slots, TPM-signed SAS
  * tokens, DPS registration with TPM attestation. */
 #include <stdarg.h>
 #include <stdio.h>

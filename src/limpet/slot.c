@@ -1,5 +1,5 @@
-/* Slots (windows-iot-dm.md §5.1): the hub URI in an NV index, an HMAC key persisted in the TPM,
- * and SAS tokens signed with that key inside the TPM. */
+/* Slots (docs/limpet.md, "Slots and TPM objects"): the hub URI in an NV index, an HMAC key
+ * persisted in the TPM, and SAS tokens signed with that key inside the TPM. */
 #include "limpet/tpm_internal.h"
 
 #include <stdio.h>
@@ -251,7 +251,7 @@ iotdm_result limpet_slot_sas(limpet_tpm *tpm, unsigned slot, int64_t expiry, cha
     long n = urlenc_encode(resource, strlen(resource), to_sign, sizeof to_sign - 24);
     if (n < 0)
         return (iotdm_result)n;
-    /* The signature covers sr exactly as it appears in the token (azure-protocols.md §1.4). */
+    /* The signature covers sr exactly as it appears in the token (docs/protocol.md §3.3). */
     int m = snprintf(to_sign + n, sizeof to_sign - (size_t)n, "\n%lld", (long long)expiry);
     r = limpet_slot_sign_b64(tpm, slot, to_sign, (size_t)(n + m), sig, sizeof sig);
     if (r < 0)

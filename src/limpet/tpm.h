@@ -8,7 +8,7 @@
 
 #include "iotdm/result.h"
 
-/* Handles of windows-iot-dm.md §5.1 and azure-protocols.md §3.8. */
+/* Handles and sizes: docs/limpet.md ("Slots and TPM objects") and docs/protocol.md §7.10. */
 #define LIMPET_EK_HANDLE      0x81010001u
 #define LIMPET_SRK_HANDLE     0x81000001u
 #define LIMPET_HMAC_KEY_BASE  0x81000100u /* + slot */
@@ -68,7 +68,7 @@ iotdm_result limpet_slot_sas(limpet_tpm *tpm, unsigned slot, int64_t expiry, cha
 iotdm_result limpet_slot_sign_b64(limpet_tpm *tpm, unsigned slot, const char *msg, size_t len,
                                   char *out_sig, size_t cap);
 
-/* Processes a DPS activation blob (azure-protocols.md §3.8): ActivateCredential with the EK,
+/* Processes a DPS activation blob (docs/protocol.md §7.10): ActivateCredential with the EK,
  * Import under the SRK with the inner-wrap key, Load, persist at the slot's key handle. */
 iotdm_result limpet_activate(limpet_tpm *tpm, unsigned slot, const uint8_t *blob, size_t len);
 

@@ -1,4 +1,5 @@
-/* Azure IoT Hub and DPS MQTT names: parsing what devices send, formatting what the hub sends. */
+/* Azure IoT Hub and DPS MQTT names: parsing what devices send, formatting what the hub sends
+ * (docs/protocol.md; the sections cited below are its own). */
 #include "proto/azure_topics.h"
 
 #include <string.h>
@@ -323,7 +324,7 @@ az_sub_kind az_classify_filter(const char *filter, size_t len, const char *devic
     }
     if (!more)
         return AZ_SUB_INVALID;
-    /* Modules get no C2D (§2); their own device's queue is not theirs to drain. */
+    /* Modules get no C2D (§4.7); their own device's queue is not theirs to drain. */
     if (span_is(rest(&c), "messages/devicebound/#"))
         return is_module ? AZ_SUB_INVALID : AZ_SUB_C2D;
     if (!eat(&c, "modules/"))
@@ -369,7 +370,7 @@ iotdm_result az_parse_username(const char *username, size_t len, az_username *ou
     if (!eat_segment(&c, &first))
         return IOTDM_E_MALFORMED;
 
-    /* DPS: {scope}/registrations/{regId}/api-version=... - no '?' before the query (§3.2). */
+    /* DPS: {scope}/registrations/{regId}/api-version=... - no '?' before the query (§7.2). */
     cursor dps = c;
     if (eat(&dps, "registrations/") && eat_segment(&dps, &second) && second.ptr[0] != '?' &&
         (left(&dps) == 0 || *dps.p != '?')) {
@@ -516,7 +517,7 @@ size_t az_format_method_request(char *buf, size_t cap, const char *method, size_
                                 const char *rid, size_t rid_len)
 {
     writer w = writer_init(buf, cap);
-    /* $rid last: the C SDK takes everything after "/?$rid=" as the request id (§1.13). */
+    /* $rid last: the C SDK takes everything after "/?$rid=" as the request id (§4.5). */
     puts_(&w, "$iothub/methods/POST/");
     put(&w, method, method_len);
     puts_(&w, "/?$rid=");

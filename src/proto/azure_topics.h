@@ -1,4 +1,5 @@
-/* Azure IoT Hub and DPS MQTT names: topics, filters, CONNECT user names, property bags. */
+/* Azure IoT Hub and DPS MQTT names: topics, filters, CONNECT user names, property bags
+ * (docs/protocol.md; the sections cited below are its own). */
 #ifndef IOTDM_PROTO_AZURE_TOPICS_H
 #define IOTDM_PROTO_AZURE_TOPICS_H
 
@@ -15,7 +16,7 @@ typedef struct {
     size_t len;
 } az_span;
 
-/* Longest device/module id (§1.17). */
+/* Longest device/module id (§6.3). */
 #define AZ_MAX_ID_LEN 128
 
 /* What a device publishes. */
@@ -41,13 +42,13 @@ typedef struct {
     az_span operation_id; /* DPS status query */
 } az_publish_topic;
 
-/* Parses a device->hub PUBLISH topic (§1.6, §1.7, §1.10, §1.13, §3.4), tolerant of every variant
- * of §1.7 and §5.4: trailing slash or not after events, a trailing '/' after the bag, an empty bag,
- * '$' written as %24 in query keys, query keys in any order, unknown keys. Twin and method topics
- * need the "/?" form and a non-empty $rid; DPS $rid is optional (empty span when absent), the DPS
- * status query needs operationId. The property bag is neither decoded nor validated here.
- * Unknown or malformed topics: out->kind = AZ_PUB_INVALID and IOTDM_E_PROTOCOL (the caller closes,
- * as IoT Hub does, §1.15). The spans point into topic. */
+/* Parses a device->hub PUBLISH topic (§4.1, §4.3, §4.5, §5.2, §5.3, §7.4), tolerant of every
+ * variant of §4.3 and §9.2: trailing slash or not after events, a trailing '/' after the bag, an
+ * empty bag, '$' written as %24 in query keys, query keys in any order, unknown keys. Twin and
+ * method topics need the "/?" form and a non-empty $rid; DPS $rid is optional (empty span when
+ * absent), the DPS status query needs operationId. The property bag is neither decoded nor
+ * validated here. Unknown or malformed topics: out->kind = AZ_PUB_INVALID and IOTDM_E_PROTOCOL
+ * (the caller closes, as IoT Hub does, §2.10). The spans point into topic. */
 iotdm_result az_parse_publish_topic(const char *topic, size_t len, az_publish_topic *out);
 
 /* What a device subscribes to. */
@@ -76,7 +77,7 @@ typedef enum {
 az_sub_kind az_classify_filter(const char *filter, size_t len, const char *device_id,
                                const char *module_id, bool *out_foreign);
 
-/* CONNECT user names (§1.2, §3.2, §5.4 item 10). */
+/* CONNECT user names (§2.2-2.3, §7.2, §9.2 item 10). */
 typedef enum { AZ_USER_INVALID = 0, AZ_USER_HUB, AZ_USER_DPS } az_user_kind;
 
 typedef struct {
@@ -164,12 +165,12 @@ typedef struct {
     int retry_after;     /* DPS response; -1 when absent */
 } az_hub_topic;
 
-/* Parses a hub->device topic as the SDKs do (§1.8, §1.9, §1.11, §1.13, §3.4). The method name is
+/* Parses a hub->device topic as the SDKs do (§4.4, §4.5, §5.2, §5.4, §7.4). The method name is
  * what lies between "POST/" and "/?", the request id everything after "$rid=" up to the next '&'.
  * IOTDM_E_PROTOCOL (kind AZ_HUB_INVALID) for anything else. Spans point into topic. */
 iotdm_result az_parse_hub_topic(const char *topic, size_t len, az_hub_topic *out);
 
-/* Device/module and method-name identifier rules of §1.17. */
+/* Device/module and method-name identifier rules of §6.3. */
 bool az_valid_device_id(const char *id, size_t len);
 /* Also refuses '+' and '#': the name goes into a topic, where MQTT forbids wildcards. */
 bool az_valid_method_name(const char *name, size_t len);

@@ -1,5 +1,5 @@
 /* DPS over MQTT, the device's half: user name, request topics, and reading DPS's answers
- * (azure-protocols.md §3.1-3.4). */
+ * (docs/protocol.md §7.1-7.6). */
 #include "proto/dps.h"
 
 #include <limits.h>
@@ -138,7 +138,7 @@ static void say(az_dps_reply *out, az_dps_reply_kind kind, iotdm_result r, int c
 static void read_status(int http_status, const json_t *j, az_dps_reply *out, char *why,
                         size_t why_cap)
 {
-    /* A 202 without a status is still "assigning" (§3.4: the status may be left out). */
+    /* A 202 without a status is still "assigning" (§7.4). */
     const char *status =
         http_status == 202 && !json_object_get(j, "status") ? "assigning" : str_at(j, "status");
     const json_t *state = json_object_get(j, "registrationState");
@@ -155,7 +155,7 @@ static void read_status(int http_status, const json_t *j, az_dps_reply *out, cha
         return;
     }
     if (!strcmp(status, "assigned")) {
-        /* The C SDK's rule: both assignedHub and deviceId, or it is no assignment (§3.4). */
+        /* The C SDK's rule: both assignedHub and deviceId, or it is no assignment (§7.6). */
         const char *hub = str_at(state, "assignedHub"), *dev = str_at(state, "deviceId");
         if (!*hub || !*dev || strlen(hub) > AZ_DPS_HOST_MAX || strlen(dev) > AZ_DPS_DEVICE_ID_MAX) {
             say(out, AZ_DPS_FAILED, IOTDM_E_PROTOCOL, 0, why, why_cap,
@@ -169,7 +169,7 @@ static void read_status(int http_status, const json_t *j, az_dps_reply *out, cha
         out->kind = AZ_DPS_ASSIGNED;
         return;
     }
-    /* disabled, failed, unassigned: the reason is in registrationState (§3.4). */
+    /* disabled, failed, unassigned: the reason is in registrationState (§7.5). */
     int code = code_at(state, "errorCode");
     const char *msg = str_at(state, "errorMessage");
     iotdm_result r = !strcmp(status, "disabled") ? IOTDM_E_DISABLED
@@ -184,7 +184,7 @@ void az_dps_read_reply(int status, const json_t *body, az_dps_reply *out, char *
     memset(out, 0, sizeof *out);
     out->operation_id = out->assigned_hub = out->device_id = out->substatus = "";
     if (!json_is_object(body)) {
-        /* Every DPS answer has a JSON body (§3.4); a busy one without is still "busy". */
+        /* Every DPS answer has a JSON body (§7.5, §7.6); a busy one without is still "busy". */
         if (status >= 429)
             say(out, AZ_DPS_RETRY, result_for(status), 0, why, why_cap, "DPS answered %d", status);
         else
@@ -196,10 +196,10 @@ void az_dps_read_reply(int status, const json_t *body, az_dps_reply *out, char *
         read_status(status, body, out, why, why_cap);
         return;
     }
-    /* An error body: {"errorCode": 401002, "message": "…", "trackingId", …} (§3.4). */
+    /* An error body: {"errorCode": 401002, "message": "…", "trackingId", …} (§7.5). */
     int code = code_at(body, "errorCode");
     const char *msg = str_at(body, "message");
-    if (status >= 429) /* Node's rule (§3.4): 429 and above mean "later", with retry-after. */
+    if (status >= 429) /* Node's rule (§7.6): 429 and above mean "later", with retry-after. */
         say(out, AZ_DPS_RETRY, result_for(status), code, why, why_cap, "DPS answered %d: %s",
             status, *msg ? msg : "busy");
     else

@@ -1,4 +1,4 @@
-/* DPS over MQTT, the device's half of the wire (azure-protocols.md §3.1-3.4): the CONNECT user
+/* DPS over MQTT, the device's half of the wire (docs/protocol.md §7.1-7.6): the CONNECT user
  * name, the register and operation-status topics, and what DPS's answers mean. The hub's half of
  * the same names (parsing these topics and user names, formatting the response topic) is in
  * azure_topics.h, and so is the device's parser of the response topic (az_parse_hub_topic,
@@ -13,12 +13,12 @@
 #include "iotdm/result.h"
 
 #define AZ_DPS_API_VERSION      "2019-03-31"
-#define AZ_DPS_REG_ID_MAX       128 /* §3.1 */
+#define AZ_DPS_REG_ID_MAX       128 /* §7.1 */
 #define AZ_DPS_OPERATION_ID_MAX 255 /* a longer operationId is not DPS's */
 #define AZ_DPS_HOST_MAX         255 /* assignedHub: the hub's host name */
-#define AZ_DPS_DEVICE_ID_MAX    128 /* deviceId: an IoT Hub device id (§1.17) */
+#define AZ_DPS_DEVICE_ID_MAX    128 /* deviceId: an IoT Hub device id (§6.3) */
 
-/* §3.1: 1-128 of A-Z a-z 0-9 - . _ :, the last a letter, a digit or '-' (DPS compares
+/* §7.1: 1-128 of A-Z a-z 0-9 - . _ :, the last a letter, a digit or '-' (DPS compares
  * case-insensitively). NULL is not valid. */
 bool az_dps_valid_registration_id(const char *id, size_t len);
 
@@ -26,22 +26,22 @@ bool az_dps_valid_registration_id(const char *id, size_t len);
  * fit or an argument is missing (buf then holds "" if cap > 0). */
 
 /* "{scope}/registrations/{regId}/api-version=2019-03-31[&ClientVersion={cv}]": no '?', the query
- * joined by '/' (§3.2). The ids go in as given, as the SDKs send them: they are plain identifiers
+ * joined by '/' (§7.2). The ids go in as given, as the SDKs send them: they are plain identifiers
  * (the caller checks the registration id). encoded_client_version must already be
  * percent-encoded; NULL leaves it out. */
 size_t az_format_dps_username(char *buf, size_t cap, const char *id_scope, const char *reg_id,
                               const char *encoded_client_version);
 
-/* "$dps/registrations/PUT/iotdps-register/?$rid={rid}" (§3.4). */
+/* "$dps/registrations/PUT/iotdps-register/?$rid={rid}" (§7.4). */
 size_t az_format_dps_register(char *buf, size_t cap, const char *rid, size_t rid_len);
 
-/* "$dps/registrations/GET/iotdps-get-operationstatus/?$rid={rid}&operationId={op}" (§3.4). The
+/* "$dps/registrations/GET/iotdps-get-operationstatus/?$rid={rid}&operationId={op}" (§7.4). The
  * operation id comes from DPS: it is percent-encoded here, so that nothing in it can add query
  * keys of its own; the hub decodes it back. 0 for an empty one. */
 size_t az_format_dps_status(char *buf, size_t cap, const char *rid, size_t rid_len,
                             const char *operation_id, size_t operation_id_len);
 
-/* What one DPS answer means to a device (§3.4). */
+/* What one DPS answer means to a device (§7.5, §7.6). */
 typedef enum {
     AZ_DPS_POLL,     /* in progress: query operation_id's status after retry-after */
     AZ_DPS_RETRY,    /* busy (429 and above): send the same request again after retry-after */

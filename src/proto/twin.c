@@ -1,4 +1,5 @@
-/* Twin document rules: patch validation, §1.16 size accounting, merge-patch and $metadata. */
+/* Twin document rules (docs/protocol.md §5, §6): patch validation, size accounting, merge-patch
+ * and $metadata. */
 #include "proto/twin.h"
 
 #include <inttypes.h>
@@ -62,8 +63,9 @@ __attribute__((format(printf, 3, 4))) static iotdm_result fail(check_ctx *c, iot
     return r;
 }
 
-/* Key characters forbidden by §1.16: C0 controls, DEL, C1 controls (U+0080..U+009F, which UTF-8
- * encodes as 0xC2 0x80..0x9F), '.', '$' and space. jansson has already validated the UTF-8. */
+/* Key characters forbidden by docs/protocol.md §6.1: C0 controls, DEL, C1 controls (U+0080..U+009F,
+ * which UTF-8 encodes as 0xC2 0x80..0x9F), '.', '$' and space. jansson has already validated the
+ * UTF-8. */
 static bool key_char_ok(const unsigned char *k, size_t i)
 {
     unsigned char ch = k[i];

@@ -9,7 +9,7 @@
 
 #include "iotdm/result.h"
 
-/* Limits of azure-protocols.md §1.16. */
+/* Limits of docs/protocol.md §6.1. */
 #define TWIN_MAX_DEPTH         10
 #define TWIN_MAX_SECTION_BYTES (32 * 1024) /* desired, reported */
 #define TWIN_MAX_TAGS_BYTES    (8 * 1024)
@@ -37,7 +37,7 @@ typedef struct {
  * here: it depends on the merged result (see twin_check_size). */
 iotdm_result twin_check_patch(const json_t *patch, twin_error *out_err);
 
-/* Size of a section per §1.16 accounting: key and string UTF-8 bytes, numbers 8, booleans 4,
+/* Size of a section per §6.2 accounting: key and string UTF-8 bytes, numbers 8, booleans 4,
  * null 0, objects and arrays the sum of their members; "$"-prefixed keys excluded. */
 size_t twin_section_size(const json_t *section);
 

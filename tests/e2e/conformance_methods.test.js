@@ -1,5 +1,5 @@
 'use strict';
-// Direct methods: azure-iothub Client.invokeDeviceMethod -> POST /twins/{id}/methods -> device (reference §1.13, §4.5).
+// Direct methods: azure-iothub Client.invokeDeviceMethod -> POST /twins/{id}/methods -> device (docs/protocol.md §4.5, §8.8).
 const h = require('./lib/harness');
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');

@@ -1,5 +1,5 @@
 'use strict';
-// registry.createQuery -> POST /devices/query with paging (reference §4.6).
+// registry.createQuery -> POST /devices/query with paging (docs/protocol.md §8.9).
 const h = require('./lib/harness');
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');

@@ -1,5 +1,5 @@
 'use strict';
-// Device identity registry through azure-iothub's Registry (reference §4.2, §5.5).
+// Device identity registry through azure-iothub's Registry (docs/protocol.md §8.6, §9.3).
 const h = require('./lib/harness');
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');

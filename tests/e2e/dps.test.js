@@ -1,8 +1,8 @@
 'use strict';
 // DPS in iotdm-hub: Microsoft's provisioning SDKs (device over MQTT and HTTPS, service) against the
-// hub (reference §3, §5.2): symmetric keys (individual, group), X.509, enrollment CRUD, and the
-// refusals (wrong key, unknown registration id, disabled enrollment, ids and device ids breaking
-// the rules) that must create nothing.
+// hub (docs/protocol.md §7, §10.3): symmetric keys (individual, group), X.509, enrollment CRUD, and
+// the refusals (wrong key, unknown registration id, disabled enrollment, ids and device ids
+// breaking the rules) that must create nothing.
 const h = require('./lib/harness');
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -33,7 +33,7 @@ before(async () => {
   reg = h.registry();
 });
 
-// DPS's error body (azure-protocols.md §3.4, §3.9), not IoT Hub's {"Message":"ErrorCode:…"}.
+// DPS's error body (docs/protocol.md §7.5, §7.11), not IoT Hub's {"Message":"ErrorCode:…"}.
 function assertDpsError(text, status, messagePattern) {
   const j = JSON.parse(text);
   assert.deepEqual(Object.keys(j).sort(), ['errorCode', 'message', 'timestampUtc', 'trackingId'], text);
@@ -319,7 +319,7 @@ test('an X.509 enrollment or group read back (certificates as info only) and PUT
   await assert.rejects(svc.getIndividualEnrollment(other), (x) => x.response.statusCode === 404);
 });
 
-test('registration and group ids are checked (§3.1): 400 with the reason, nothing stored', async () => {
+test('registration and group ids are checked (§7.1): 400 with the reason, nothing stored', async () => {
   const sym = { type: 'symmetricKey', symmetricKey: {} };
   const cases = [
     ['BAD ID', /not spaces/],
@@ -371,7 +371,7 @@ async function deviceIds() {
   return new Set(list.map((d) => d.deviceId));
 }
 
-test('the register API applies the registration id rule (§3.1) over MQTT and HTTPS: 400, nothing created', async () => {
+test('the register API applies the registration id rule (§7.1) over MQTT and HTTPS: 400, nothing created', async () => {
   // A symmetric-key group takes any registration id whose SAS is signed with the key derived for
   // it: without the rule, each of these would become a device (the group's device id is the
   // registration id).
@@ -437,7 +437,7 @@ test('the register API applies the registration id rule (§3.1) over MQTT and HT
   assert.equal(res.deviceId, ok);
 });
 
-test("an enrollment's deviceId follows IoT Hub's device id rule (§1.17): 400, nothing stored", async () => {
+test("an enrollment's deviceId follows IoT Hub's device id rule (§6.3): 400, nothing stored", async () => {
   const sym = { type: 'symmetricKey', symmetricKey: {} };
   const cases = [
     ['bad id', /^the device id may contain only ASCII letters, digits and - \. % _ \* \? ! \( \) , : = @ \$ ', not spaces$/],

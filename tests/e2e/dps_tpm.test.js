@@ -1,5 +1,5 @@
 'use strict';
-// DPS TPM attestation in iotdm-hub (reference §3.8, §3.9): a software TPM (swtpm) and limpet
+// DPS TPM attestation in iotdm-hub (docs/protocol.md §7.10, §7.11): a software TPM (swtpm) and limpet
 // register against the hub over HTTPS (401 challenge with an activation blob, SAS signed inside the
 // TPM, 202, poll, the hub key delivered in a second blob); the device then connects with SAS tokens
 // signed by the TPM. Plus the refusals, which must create nothing (enrollments whose EK or SRK is

@@ -1,5 +1,5 @@
 'use strict';
-// File upload (azure-protocols.md §4.8) against iotdm-hub: SAS URI, blob PUT, notification (both
+// File upload (docs/protocol.md §8.12) against iotdm-hub: SAS URI, blob PUT, notification (both
 // forms), then the service lists and downloads a byte-identical file; bad input is refused.
 const h = require('./lib/harness');
 const { test, before, after } = require('node:test');
@@ -19,7 +19,7 @@ before(async () => {
 });
 after(() => h.stopAll());
 
-// A device SAS as the device SDKs build it (§1.4): sr = urlenc(host/devices/id), no skn.
+// A device SAS as the device SDKs build it (§3.2-3.4): sr = urlenc(host/devices/id), no skn.
 function deviceSas(id, key, expiry = h.nowSec() + 3600) {
   const sr = encodeURIComponent(`${h.host}/devices/${id}`);
   const sig = crypto.createHmac('sha256', Buffer.from(key, 'base64')).update(`${sr}\n${expiry}`).digest('base64');

@@ -1,7 +1,7 @@
 'use strict';
 // Raw device MQTT against the hub: refused CONNECTs, cross-device access,
 // protocol violations and malformed packets, twin limits, takeover,
-// keep-alive, persistent sessions (reference §1.2-§1.16, §5.3-§5.4).
+// keep-alive, persistent sessions (docs/protocol.md §2, §4-§6, §9.1-§9.2).
 const h = require('./lib/harness');
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');

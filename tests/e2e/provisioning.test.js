@@ -1,5 +1,5 @@
 'use strict';
-// iotdm-agent provisions itself through the hub's DPS (reference §3): first boot registers
+// iotdm-agent provisions itself through the hub's DPS (docs/protocol.md §7): first boot registers
 // (individual symmetric key, group key with a derived device key, X.509, and last the full TPM
 // chain through limpet), stores the assignment and connects; later starts reuse it without DPS;
 // dm*reprovision and a hub that refuses the identity make it register again; DPS refusals and bad

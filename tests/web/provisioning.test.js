@@ -51,8 +51,8 @@ function makeCert(dir, cn) {
   return { cert: fs.readFileSync(path.join(dir, 'dev.pem'), 'utf8'), key: fs.readFileSync(path.join(dir, 'dev.key'), 'utf8') };
 }
 
-// A device registering over the DPS HTTPS device API with a symmetric key (azure-protocols.md §3.3,
-// §3.9): register, then poll the operation. Resolves the final registration state.
+// A device registering over the DPS HTTPS device API with a symmetric key (docs/protocol.md §7.3,
+// §7.11): register, then poll the operation. Resolves the final registration state.
 async function registerWithKey(regId, keyB64) {
   const sr = encodeURIComponent(`${idScope}/registrations/${regId}`);
   const se = Math.floor(Date.now() / 1000) + 3600;

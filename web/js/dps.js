@@ -84,7 +84,7 @@ export async function serviceInfo() {
 
 // ---- checks of operator input ----
 
-// Registration and group ids (azure-protocols.md §3.1): at most 128 characters, letters, digits
+// Registration and group ids (docs/protocol.md §7.1): at most 128 characters, letters, digits
 // and - . _ :, the last one a letter, a digit or '-'.
 export function idProblem(id, label = 'The registration ID') {
   if (!id) return `${label} is empty.`;
@@ -135,14 +135,14 @@ export function pemCertificates(text) {
 
 // ---- keys and ids computed here ----
 
-// A device's key in a symmetric-key group (azure-protocols.md §3.6, `iotdm dps derive-key`):
+// A device's key in a symmetric-key group (docs/protocol.md §7.8, `iotdm dps derive-key`):
 // base64(HMAC-SHA256(key = base64decode(group key), message = UTF-8 registration id)).
 export async function deriveDeviceKey(groupKeyB64, registrationId) {
   const key = await crypto.subtle.importKey('raw', b64decode(groupKeyB64), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   return b64encode(await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(registrationId)));
 }
 
-// The registration id a TPM registers with (§3.8, `limpet registration-id`): lower-case base32,
+// The registration id a TPM registers with (docs/protocol.md §7.10, `limpet registration-id`): lower-case base32,
 // without padding, of SHA-256 of the EK's TPM2B_PUBLIC.
 export async function tpmRegistrationId(endorsementKeyB64) {
   const d = new Uint8Array(await crypto.subtle.digest('SHA-256', b64decode(endorsementKeyB64)));

@@ -1,6 +1,6 @@
 /* File transfers with libcurl, run inside iotdm-transfer (never in the agent itself): downloads
  * over HTTPS checked against a SHA-256, and uploads through the hub's Azure-compatible file-upload
- * API (azure-protocols.md §4.8). */
+ * API (docs/protocol.md §8.12). */
 #ifndef IOTDM_AGENT_TRANSFER_TRANSFER_H
 #define IOTDM_AGENT_TRANSFER_TRANSFER_H
 

@@ -1,7 +1,7 @@
 /* The DPS client's own pure parts (SAS, register body, DPS's answers read into the result, checked
- * against the reference's vectors) and iotdm_provision_register's refusals and time limits without
- * a DPS. The wire formats it uses (user name, topics, what an answer means) are tested in
- * tests/unit/proto/test_dps.c. */
+ * against the test vectors of docs/protocol.md §11) and iotdm_provision_register's refusals and
+ * time limits without a DPS. The wire formats it uses (user name, topics, what an answer means) are
+ * tested in tests/unit/proto/test_dps.c. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -15,7 +15,7 @@
 #include "common/sas.h"
 #include "fixture.h"
 
-/* azure-protocols.md §6.3 and §6.4. */
+/* docs/protocol.md §11.3 and §11.4. */
 #define GROUP_KEY                                                                                  \
     "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw=="
 #define REG_ID      "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"
@@ -33,7 +33,7 @@ static void test_password_and_derived_key_match_reference_vectors(void **state)
     assert_int_equal(
         dps_build_password("0ne00000A0A", REG_ID, DERIVED_KEY, 1700000000, token, sizeof token),
         IOTDM_OK);
-    /* §6.4, the upper-case encoding; skn must be "registration". */
+    /* §11.4, the upper-case encoding; skn must be "registration". */
     assert_string_equal(token, "SharedAccessSignature sr=0ne00000A0A%2Fregistrations%2F" REG_ID
                                "&sig=t6%2F8JHWQuQgM9mXdYf%2FuIqa3dKECOEk9Rr4WrFV19q0%3D"
                                "&se=1700000000&skn=registration");

@@ -1,4 +1,4 @@
-/* SAS signing and verification against ../shared/vectors/sas.json and azure-protocols.md §6. */
+/* SAS signing and verification against the vectors of docs/protocol.md §11 (tests/data/vectors). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -63,7 +63,7 @@ static void test_sas_verify_any_encoding_and_order_accepted(void **state)
 {
     (void)state;
     const char *key = "Jsm0lyGpjaVYVP2g3FnmnmG9dI/9qU24wNoykUmermc=";
-    /* The three DPS client styles of §6.4: the raw sr is what is signed. */
+    /* The three DPS client styles of §11.4: the raw sr is what is signed. */
     const char *tokens[] = {
         "SharedAccessSignature sr=0ne00000A0A%2Fregistrations%2Fsn-007-888-abc-mac-a1-b2-c3-d4-"
         "e5-f6&sig=t6%2F8JHWQuQgM9mXdYf%2FuIqa3dKECOEk9Rr4WrFV19q0%3D&se=1700000000&skn="

@@ -12,7 +12,7 @@
 #include "common/alloc.h"
 #include "hub/query/query.h"
 
-/* A small fleet of service twins in the shape of the reference's §1.12. */
+/* A small fleet of service twins in the shape of docs/protocol.md §5.1. */
 static const char fleet_json[] =
     "["
     "{\"deviceId\":\"berlin-01\",\"etag\":\"AAAAAAAAAAE=\",\"status\":\"enabled\","

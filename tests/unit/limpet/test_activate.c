@@ -1,6 +1,6 @@
 /* limpet_activate on swtpm with an activation blob built by the TPM itself (MakeCredential to
  * the EK for the SRK's name, Duplicate of an HMAC key with an inner wrap), laid out as
- * azure-protocols.md §3.8 says DPS sends it. */
+ * docs/protocol.md §7.10 says DPS sends it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -476,7 +476,7 @@ static void test_username_tolerant_query_parsed(void **state)
     u = user_ok("h/dev1/?auth-chain=a;b&model-id=dtmi:x=y;1&api-version=v", AZ_USER_HUB);
     assert_span(u.model_id, "dtmi:x=y;1");
     assert_span(u.api_version, "v");
-    /* device ids may hold '?', '$' and '=' (§1.17) */
+    /* device ids may hold '?', '$' and '=' (docs/protocol.md §6.3) */
     u = user_ok("h/?d$=1/?api-version=v", AZ_USER_HUB);
     assert_span(u.device_id, "?d$=1");
     /* a device called "registrations" is still a hub device */

@@ -1,5 +1,5 @@
 /* DPS device-side wire formats: what the device formats, the hub's parsers read back to the same
- * parts; what DPS answers (the reference's bodies) means to a device. */
+ * parts; what DPS answers (the bodies of docs/protocol.md §7.4-7.5) means to a device. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,7 +37,7 @@ static void test_dps_username_is_scope_registrations_id_api_version_and_parses_b
     assert_span(u.registration_id, "my-dev");
     assert_span(u.api_version, "2019-03-31");
     assert_span(u.client_type, "iotdm%2F0.1");
-    /* Without a client version: the C SDK's form of §3.2. */
+    /* Without a client version: the C SDK's form of §7.2. */
     az_format_dps_username(buf, sizeof buf, "0ne00111111", "my-dev", NULL);
     assert_string_equal(buf, "0ne00111111/registrations/my-dev/api-version=2019-03-31");
     assert_int_equal(az_parse_username(STR(buf), &u), IOTDM_OK);
@@ -156,7 +156,7 @@ static void test_dps_reply_202_polls_and_leaves_why_alone(void **state)
 {
     (void)state;
     char why[128] = "earlier";
-    /* §3.4's 202 body */
+    /* §7.4's 202 body */
     az_dps_reply r = read_reply(202,
                                 "{\"operationId\":\"4.d0a671905ea5b2c8.e7173b7b-0e54-4aa0-9d20-"
                                 "aeb1b89e6c7d\",\"status\":\"assigning\"}",
@@ -190,7 +190,7 @@ static void test_dps_reply_200_assigned_gives_hub_device_substatus_payload(void 
 {
     (void)state;
     char why[128] = "";
-    /* §3.4's final body */
+    /* §7.5's final body */
     az_dps_reply r = read_reply(
         200,
         "{\"operationId\":\"5.316aac5bdc130deb.b1e02da8-c3a0-4ff2-a121-7ea7a6b7f550\",\"status\":"
@@ -272,7 +272,7 @@ static void test_dps_reply_errors_map_to_results_and_429_retries(void **state)
 {
     (void)state;
     char why[128];
-    /* §3.4's error body */
+    /* §7.5's error body */
     az_dps_reply r = read_reply(401,
                                 "{\"errorCode\":401002,\"trackingId\":\"8ad0463c\",\"message\":"
                                 "\"Invalid certificate.\",\"timestampUtc\":"
