@@ -86,6 +86,13 @@ iotdm_result sas_parse(const char *token, size_t len, sas_token *out)
     if (len <= plen || memcmp(token, prefix, plen) != 0 ||
         (token[plen] != ' ' && token[plen] != '\t'))
         return IOTDM_E_MALFORMED;
+    /* A NUL, raw or percent-encoded, would let a decoded field end early ("skn=service%00x"
+     * naming the policy "service"): no real token carries one. */
+    if (memchr(token, '\0', len))
+        return IOTDM_E_MALFORMED;
+    for (size_t i = 0; i + 2 < len; i++)
+        if (token[i] == '%' && token[i + 1] == '0' && token[i + 2] == '0')
+            return IOTDM_E_MALFORMED;
     size_t pos = plen;
     while (pos < len && (token[pos] == ' ' || token[pos] == '\t'))
         pos++;

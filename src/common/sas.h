@@ -32,8 +32,8 @@ typedef struct {
     int64_t expiry;
 } sas_token;
 
-/* Parses a token in any field order. IOTDM_E_MALFORMED when the prefix, sr, sig or se is missing.
- */
+/* Parses a token in any field order. IOTDM_E_MALFORMED when the prefix, sr, sig or se is missing,
+ * or when the token holds a NUL byte, raw or as %00. */
 iotdm_result sas_parse(const char *token, size_t len, sas_token *out);
 
 /* Checks the signature against one base64 key in constant time. */

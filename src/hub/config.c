@@ -8,7 +8,19 @@
 #include "common/kvconf.h"
 #include "common/log.h"
 
-typedef enum { SET_STRING, SET_PORT, SET_MB, SET_HOURS, SET_LOG_LEVEL } setting_kind;
+typedef enum {
+    SET_STRING,
+    SET_PORT,
+    SET_MB,      /* MiB into a uint64_t of bytes */
+    SET_MB_SIZE, /* MiB into a size_t of bytes */
+    SET_BYTES,   /* bytes into a size_t */
+    SET_HOURS,   /* hours into an int64_t of ms */
+    SET_DAYS,    /* days into an int64_t of ms */
+    SET_COUNT,   /* an unsigned count, 1 and up */
+    SET_COUNT0,  /* an unsigned count, 0 allowed */
+    SET_SECONDS, /* unsigned seconds, 1 and up */
+    SET_LOG_LEVEL,
+} setting_kind;
 
 typedef struct {
     const char *name;
@@ -31,6 +43,23 @@ static const setting settings[] = {
     {"https-port", FIELD(SET_PORT, https_port)},
     {"telemetry-max-mb", FIELD(SET_MB, telemetry_max_bytes)},
     {"telemetry-max-age-hours", FIELD(SET_HOURS, telemetry_max_age_ms)},
+    {"threads", FIELD(SET_COUNT0, threads)},
+    {"max-connections", FIELD(SET_COUNT0, limits.max_connections)},
+    {"max-pending-per-source", FIELD(SET_COUNT0, limits.max_pending_per_source)},
+    {"handshake-timeout", FIELD(SET_SECONDS, limits.handshake_timeout_s)},
+    {"header-timeout", FIELD(SET_SECONDS, limits.header_timeout_s)},
+    {"request-timeout", FIELD(SET_SECONDS, limits.request_timeout_s)},
+    {"upload-timeout", FIELD(SET_SECONDS, limits.upload_timeout_s)},
+    {"idle-timeout", FIELD(SET_SECONDS, limits.idle_timeout_s)},
+    {"stall-timeout", FIELD(SET_SECONDS, limits.stall_timeout_s)},
+    {"output-limit", FIELD(SET_BYTES, limits.output_limit)},
+    {"max-inflight", FIELD(SET_COUNT, limits.max_inflight)},
+    {"body-memory-mb", FIELD(SET_MB_SIZE, limits.body_memory)},
+    {"upload-max-mb", FIELD(SET_MB, upload_max_bytes)},
+    {"upload-quota-mb", FIELD(SET_MB, upload_quota_bytes)},
+    {"upload-max-files", FIELD(SET_COUNT, upload_max_files)},
+    {"upload-retention-days", FIELD(SET_DAYS, upload_retention_ms)},
+    {"disk-reserve-mb", FIELD(SET_MB, disk_reserve_bytes)},
     {"log-level", FIELD(SET_LOG_LEVEL, mqtt_port)},
 };
 
@@ -43,6 +72,12 @@ void hub_config_defaults(hub_config *cfg)
     cfg->telemetry_max_bytes = 256ull * 1024 * 1024;
     cfg->telemetry_max_age_ms = 7LL * 24 * 3600 * 1000;
     cfg->c2d_default_ttl_ms = 3600LL * 1000 * 48; /* Azure's default C2D time to live: 48 h */
+    hub_net_limits_defaults(&cfg->limits);
+    cfg->upload_max_bytes = 16ull * 1024 * 1024;
+    cfg->upload_quota_bytes = 256ull * 1024 * 1024;
+    cfg->upload_max_files = 1000;
+    cfg->upload_retention_ms = 30LL * 24 * 3600 * 1000;
+    cfg->disk_reserve_bytes = 256ull * 1024 * 1024;
 #ifdef IOTDM_WEB_DIR
     snprintf(cfg->web_dir, sizeof cfg->web_dir, "%s", IOTDM_WEB_DIR);
 #endif
@@ -82,14 +117,41 @@ static iotdm_result apply(hub_config *cfg, const char *name, const char *value, 
             *(unsigned *)field = (unsigned)n;
             return IOTDM_OK;
         case SET_MB:
-            if (!parse_number(value, 1, 1 << 20, &n))
+            if (!parse_number(value, s->offset == offsetof(hub_config, disk_reserve_bytes) ? 0 : 1,
+                              1 << 20, &n))
                 break;
             *(uint64_t *)field = (uint64_t)n * 1024 * 1024;
+            return IOTDM_OK;
+        case SET_MB_SIZE:
+            if (!parse_number(value, 1, 1 << 20, &n))
+                break;
+            *(size_t *)field = (size_t)n * 1024 * 1024;
+            return IOTDM_OK;
+        case SET_BYTES:
+            if (!parse_number(value, 1024, 1LL << 40, &n))
+                break;
+            *(size_t *)field = (size_t)n;
             return IOTDM_OK;
         case SET_HOURS:
             if (!parse_number(value, 1, 24 * 365 * 10, &n))
                 break;
             *(int64_t *)field = n * 3600 * 1000;
+            return IOTDM_OK;
+        case SET_DAYS:
+            if (!parse_number(value, 1, 365 * 100, &n))
+                break;
+            *(int64_t *)field = n * 24 * 3600 * 1000;
+            return IOTDM_OK;
+        case SET_COUNT:
+        case SET_COUNT0:
+            if (!parse_number(value, s->kind == SET_COUNT ? 1 : 0, 100000000, &n))
+                break;
+            *(unsigned *)field = (unsigned)n;
+            return IOTDM_OK;
+        case SET_SECONDS:
+            if (!parse_number(value, 1, 86400 * 7, &n))
+                break;
+            *(unsigned *)field = (unsigned)n;
             return IOTDM_OK;
         case SET_LOG_LEVEL: {
             log_level level;

@@ -1,6 +1,8 @@
 /* Results to Azure error codes. */
 #include "hub/errors.h"
 
+#include <errno.h>
+
 hub_error_info hub_error_for(iotdm_result r)
 {
     switch (r) {
@@ -27,6 +29,8 @@ hub_error_info hub_error_for(iotdm_result r)
         return HUB_ERR_THROTTLED;
     case IOTDM_E_TIMEOUT:
         return HUB_ERR_GATEWAY_TIMEOUT;
+    case -ENOSPC:
+        return HUB_ERR_DISK_FULL;
     default:
         return HUB_ERR_SERVER;
     }

@@ -18,6 +18,7 @@ hub_error_info hub_error_for(iotdm_result r);
 #define HUB_ERR_ARGUMENT_INVALID  ((hub_error_info){400, 400004, "ArgumentInvalid"})
 #define HUB_ERR_FORMAT            ((hub_error_info){400, 400006, "IotHubFormatError"})
 #define HUB_ERR_UNAUTHORIZED      ((hub_error_info){401, 401002, "IotHubUnauthorizedAccess"})
+#define HUB_ERR_QUOTA             ((hub_error_info){403, 403002, "IotHubQuotaExceeded"})
 #define HUB_ERR_QUEUE_DEPTH       ((hub_error_info){403, 403004, "DeviceMaximumQueueDepthExceeded"})
 #define HUB_ERR_DEVICE_NOT_FOUND  ((hub_error_info){404, 404001, "DeviceNotFound"})
 #define HUB_ERR_DEVICE_NOT_ONLINE ((hub_error_info){404, 404103, "DeviceNotOnline"})
@@ -28,6 +29,7 @@ hub_error_info hub_error_for(iotdm_result r);
 #define HUB_ERR_THROTTLED         ((hub_error_info){429, 429001, "ThrottlingException"})
 #define HUB_ERR_SERVER            ((hub_error_info){500, 500001, "ServerError"})
 #define HUB_ERR_UNAVAILABLE       ((hub_error_info){503, 503001, "ServiceUnavailable"})
+#define HUB_ERR_DISK_FULL         ((hub_error_info){507, 507001, "InsufficientStorage"})
 #define HUB_ERR_GATEWAY_TIMEOUT   ((hub_error_info){504, 504101, "GatewayTimeout"})
 
 #endif

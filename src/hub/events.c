@@ -1,73 +1,89 @@
-/* Live events retained in the store; listeners are woken once per commit. */
+/* Live events: appended by units of work, announced to the loops' listeners once durable. */
 #include "hub/events.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "common/alloc.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 
-#define MAX_LISTENERS 4
-
 struct hub_events {
-    hub *h;
-    /* One wake-up per epoch that appended (hub.h: at most the sealed and the open one), each with
-     * the last seq it appended, which is durable when it runs. */
-    struct {
-        uint32_t epoch;
-        int64_t last_seq;
-    } wakes[2];
-    unsigned nwakes;
-    int64_t durable_seq; /* listeners read up to here */
-    struct {
-        hub_events_listener fn;
-        void *ctx;
-    } listeners[MAX_LISTENERS];
-    size_t nlisteners;
+    atomic_int_fast64_t durable_seq;
 };
 
-hub_events *hub_events_new(hub *h)
+/* One per loop: its listener and the task that wakes it (embedded: waking allocates nothing). */
+struct hub_loop_events {
+    hub_events_listener fn;
+    void *ctx;
+    atomic_bool wake_pending;
+    hub_loop_task task;
+};
+
+iotdm_result hub_events_init(hub *h, hub_store *store)
 {
-    hub_events *ev = xcalloc(1, sizeof *ev);
-    if (ev) {
-        ev->h = h;
-        ev->durable_seq = hub_store_telemetry_last_seq(h->store); /* committed before the start */
-    }
-    return ev;
+    h->events = xcalloc(1, sizeof *h->events);
+    if (!h->events)
+        return -ENOMEM;
+    /* Everything committed before the start is on the disk (the store synced it at open). */
+    atomic_store(&h->events->durable_seq, hub_store_telemetry_last_seq(store));
+    return IOTDM_OK;
 }
 
-void hub_events_free(hub_events *ev)
+void hub_events_deinit(hub *h)
 {
-    xfree(ev);
+    xfree(h->events);
+    h->events = NULL;
 }
 
-void hub_events_listen(hub_events *ev, hub_events_listener fn, void *ctx)
+static void wake_task(hub_loop *loop, void *arg)
 {
-    if (ev->nlisteners < MAX_LISTENERS) {
-        ev->listeners[ev->nlisteners].fn = fn;
-        ev->listeners[ev->nlisteners].ctx = ctx;
-        ev->nlisteners++;
-    }
+    struct hub_loop_events *le = arg;
+    atomic_store(&le->wake_pending, false);
+    if (!loop->stopping && le->fn)
+        le->fn(loop, le->ctx);
 }
 
-int64_t hub_events_durable_seq(const hub_events *ev)
+iotdm_result hub_events_loop_init(hub_loop *loop)
 {
-    return ev->durable_seq;
+    loop->events = xcalloc(1, sizeof *loop->events);
+    if (!loop->events)
+        return -ENOMEM;
+    loop->events->task.fn = wake_task;
+    loop->events->task.arg = loop->events;
+    return IOTDM_OK;
 }
 
-static void wake_listeners(void *ctx, iotdm_result commit_result)
+void hub_events_loop_deinit(hub_loop *loop)
 {
-    hub_events *ev = ctx;
-    if (ev->nwakes == 0)
+    /* The wake task may still be queued only if the inbox was not drained; hub_deinit drains. */
+    xfree(loop->events);
+    loop->events = NULL;
+}
+
+void hub_events_listen(hub_loop *loop, hub_events_listener fn, void *ctx)
+{
+    loop->events->fn = fn;
+    loop->events->ctx = ctx;
+}
+
+int64_t hub_events_durable_seq(const hub *h)
+{
+    return atomic_load(&h->events->durable_seq);
+}
+
+void hub_events_on_durable(void *arg, int64_t last_seq)
+{
+    hub *h = arg;
+    int64_t prev = atomic_load(&h->events->durable_seq);
+    if (last_seq <= prev)
         return;
-    int64_t seq = ev->wakes[0].last_seq;
-    ev->wakes[0] = ev->wakes[1];
-    ev->nwakes--;
-    if (commit_result < 0)
-        return;
-    ev->durable_seq = seq;
-    for (size_t i = 0; i < ev->nlisteners; i++)
-        ev->listeners[i].fn(ev->listeners[i].ctx);
+    atomic_store(&h->events->durable_seq, last_seq); /* only the syncer thread writes it */
+    for (unsigned i = 0; i < h->nloops; i++) {
+        struct hub_loop_events *le = h->loops[i].events;
+        if (le && le->fn && !atomic_exchange(&le->wake_pending, true))
+            hub_loop_post_task(&h->loops[i], &le->task);
+    }
 }
 
 /* The hub's stamps on an event given as trees (text comes stamped by its writer). */
@@ -88,25 +104,14 @@ static void stamp(hub_telemetry *msg)
                             json_string(msg->device_id));
 }
 
-iotdm_result hub_events_append(hub_events *ev, hub_telemetry *msg)
+iotdm_result hub_events_append(hub_store *store, hub_telemetry *msg)
 {
     if (!msg->system_json)
         stamp(msg);
-    iotdm_result r = hub_store_telemetry_append(ev->h->store, msg);
-    if (r != IOTDM_OK)
-        return r;
-    uint32_t epoch = (uint32_t)ev->h->epoch;
-    if (ev->nwakes == 0 || ev->wakes[ev->nwakes - 1].epoch != epoch) {
-        if (ev->nwakes == 2)
-            return IOTDM_E_INTERNAL; /* a third epoch cannot exist (hub.h) */
-        ev->wakes[ev->nwakes++].epoch = epoch;
-        hub_after_commit(ev->h, wake_listeners, ev);
-    }
-    ev->wakes[ev->nwakes - 1].last_seq = msg->seq;
-    return r;
+    return hub_store_telemetry_append(store, msg);
 }
 
-static void append_json_event(hub_events *ev, const char *device_id, const char *module_id,
+static void append_json_event(hub_store *store, const char *device_id, const char *module_id,
                               const char *source, json_t *body)
 {
     hub_telemetry msg;
@@ -122,7 +127,7 @@ static void append_json_event(hub_events *ev, const char *device_id, const char 
     if (text) {
         msg.body = (unsigned char *)text;
         msg.body_len = strlen(text);
-        iotdm_result r = hub_events_append(ev, &msg);
+        iotdm_result r = hub_events_append(store, &msg);
         if (r < 0)
             log_warn("events", "cannot record event source=%s device=%s: %s", source, device_id,
                      iotdm_result_message(r));
@@ -132,25 +137,25 @@ static void append_json_event(hub_events *ev, const char *device_id, const char 
     free(text); /* allocated by jansson */
 }
 
-void hub_events_connection(hub_events *ev, const char *device_id, const char *module_id,
+void hub_events_connection(hub_store *store, const char *device_id, const char *module_id,
                            bool connected)
 {
     json_t *body = json_pack("{s:s, s:s}", "deviceId", device_id, "connectionState",
                              connected ? "Connected" : "Disconnected");
     if (module_id && *module_id)
         json_object_set_new(body, "moduleId", json_string(module_id));
-    append_json_event(ev, device_id, module_id, HUB_EVENT_CONNECTION, body);
+    append_json_event(store, device_id, module_id, HUB_EVENT_CONNECTION, body);
 }
 
-void hub_events_file(hub_events *ev, const char *device_id, json_t *notification)
+void hub_events_file(hub_store *store, const char *device_id, json_t *notification)
 {
-    append_json_event(ev, device_id, NULL, HUB_EVENT_FILE, notification);
+    append_json_event(store, device_id, NULL, HUB_EVENT_FILE, notification);
 }
 
-void hub_events_twin(hub_events *ev, const char *device_id, const char *section, int64_t version,
+void hub_events_twin(hub_store *store, const char *device_id, const char *section, int64_t version,
                      const json_t *patch)
 {
     json_t *body = json_pack("{s:s, s:s, s:I, s:O}", "deviceId", device_id, "section", section,
                              "version", (json_int_t)version, "patch", patch);
-    append_json_event(ev, device_id, NULL, HUB_EVENT_TWIN, body);
+    append_json_event(store, device_id, NULL, HUB_EVENT_TWIN, body);
 }

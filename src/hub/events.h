@@ -1,9 +1,13 @@
-/* Live events: telemetry, connection-state changes and twin changes, retained in the store and
- * announced to listeners (the server-sent-events stream) once committed.
+/* Live events: telemetry, connection-state changes, twin changes and file-upload notifications,
+ * retained in the store and announced to listeners (the server-sent-event streams) once durable.
  *
  * Every event is a row of the store's telemetry stream. Its kind is the system property
  * "iothub-message-source", with Azure's routing names: "Telemetry", "deviceConnectionStateEvents",
- * "twinChangeEvents". */
+ * "twinChangeEvents", "fileUploadNotifications".
+ *
+ * The append functions run inside units of work (on a store thread); the executor reports the
+ * highest seq of each durable group (hub_events_on_durable), and listeners on the loops are woken
+ * then. */
 #ifndef IOTDM_HUB_EVENTS_H
 #define IOTDM_HUB_EVENTS_H
 
@@ -17,26 +21,35 @@
 #define HUB_EVENT_TWIN       "twinChangeEvents"
 #define HUB_EVENT_FILE       "fileUploadNotifications"
 
-hub_events *hub_events_new(hub *h);
-void hub_events_free(hub_events *ev);
+/* Hub-wide state; store is read once for the last seq committed before the start. */
+iotdm_result hub_events_init(hub *h, hub_store *store);
+void hub_events_deinit(hub *h);
+iotdm_result hub_events_loop_init(hub_loop *loop);
+void hub_events_loop_deinit(hub_loop *loop);
 
-/* Appends msg to the retained stream (msg->seq is set); listeners hear of it after the commit. The
- * hub stamps iothub-enqueuedtime and iothub-message-source when absent. */
-iotdm_result hub_events_append(hub_events *ev, hub_telemetry *msg);
-/* A connection-state event. */
-void hub_events_connection(hub_events *ev, const char *device_id, const char *module_id,
+/* ---- in units of work (store threads) ---- */
+
+/* Appends msg to the retained stream (msg->seq is set). The hub stamps iothub-enqueuedtime and
+ * iothub-message-source when absent (messages given as trees; text comes stamped). */
+iotdm_result hub_events_append(hub_store *store, hub_telemetry *msg);
+/* A connection-state event; errors are logged (an event is not worth failing its unit for). */
+void hub_events_connection(hub_store *store, const char *device_id, const char *module_id,
                            bool connected);
 /* A twin-change event: section is "desired", "reported" or "tags"; patch is what changed. */
-void hub_events_twin(hub_events *ev, const char *device_id, const char *section, int64_t version,
+void hub_events_twin(hub_store *store, const char *device_id, const char *section, int64_t version,
                      const json_t *patch);
-
 /* A file-upload notification (the device reported an upload's outcome); takes the reference. */
-void hub_events_file(hub_events *ev, const char *device_id, json_t *notification);
+void hub_events_file(hub_store *store, const char *device_id, json_t *notification);
 
-/* Listeners are told that new events were committed and synced (they read them from the store,
- * up to hub_events_durable_seq: later rows may still be waiting for the disk). */
-int64_t hub_events_durable_seq(const hub_events *ev);
-typedef void (*hub_events_listener)(void *ctx);
-void hub_events_listen(hub_events *ev, hub_events_listener fn, void *ctx);
+/* ---- durability and listeners ---- */
+
+/* The executor's callback (syncer thread): events up to last_seq are durable. arg is the hub. */
+void hub_events_on_durable(void *arg, int64_t last_seq);
+/* Listeners read events up to here: later rows may still be waiting for the disk. Any thread. */
+int64_t hub_events_durable_seq(const hub *h);
+/* One listener per loop: fn(loop, ctx) runs on that loop after new events became durable
+ * (wake-ups coalesce: one run may cover several groups). */
+typedef void (*hub_events_listener)(hub_loop *loop, void *ctx);
+void hub_events_listen(hub_loop *loop, hub_events_listener fn, void *ctx);
 
 #endif

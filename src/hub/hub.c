@@ -1,13 +1,14 @@
-/* Hub lifecycle: data directory, TLS, store, policies, event loop, group commit, housekeeping. */
+/* Hub lifecycle: data directory, TLS, store and its executor, policies, event loops, listeners,
+ * housekeeping, and routing work to the loop that holds a device. */
 #include "hub/hub.h"
 
 #include <errno.h>
-#include <event2/listener.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,12 +19,10 @@
 #include "hub/dps/dps.h"
 #include "hub/events.h"
 #include "hub/http/http.h"
+#include "hub/housekeeping.h"
 #include "hub/methods.h"
+#include "hub/net/refusals.h"
 #include "hub/net/tls.h"
-
-#define PRIO_IO                 0
-#define PRIO_COMMIT             1
-#define HOUSEKEEPING_INTERVAL_S 10
 
 static const struct {
     const char *name;
@@ -38,6 +37,7 @@ static const struct {
     {HUB_DPS_POLICY, HUB_RIGHT_ENROLLMENT_READ | HUB_RIGHT_ENROLLMENT_WRITE},
     {HUB_UPLOAD_KEY_POLICY, 0},
 };
+#define NPOLICIES (sizeof default_policies / sizeof *default_policies)
 
 static iotdm_result random_key(char *out, size_t cap)
 {
@@ -65,158 +65,146 @@ static iotdm_result write_file_atomic(const char *path, const char *text, mode_t
     return IOTDM_OK;
 }
 
-static iotdm_result ensure_policies(hub *h)
+/* Creates the missing default policies and loads them all: they do not change while the hub
+ * runs, so every thread reads the copy without a lock. Runs before the executor starts. */
+static iotdm_result load_policies(hub *h, hub_store *store)
 {
-    for (size_t i = 0; i < sizeof default_policies / sizeof *default_policies; i++) {
-        hub_policy p;
-        if (hub_store_policy_get(h->store, default_policies[i].name, &p) == IOTDM_OK)
+    h->policies = xcalloc(NPOLICIES, sizeof *h->policies);
+    if (!h->policies)
+        return -ENOMEM;
+    for (size_t i = 0; i < NPOLICIES; i++) {
+        hub_policy *p = &h->policies[i];
+        if (hub_store_policy_get(store, default_policies[i].name, p) == IOTDM_OK)
             continue;
-        memset(&p, 0, sizeof p);
-        snprintf(p.name, sizeof p.name, "%s", default_policies[i].name);
-        p.rights = default_policies[i].rights;
-        iotdm_result r = random_key(p.primary_key, sizeof p.primary_key);
+        memset(p, 0, sizeof *p);
+        snprintf(p->name, sizeof p->name, "%s", default_policies[i].name);
+        p->rights = default_policies[i].rights;
+        iotdm_result r = random_key(p->primary_key, sizeof p->primary_key);
         if (r == IOTDM_OK)
-            r = random_key(p.secondary_key, sizeof p.secondary_key);
+            r = random_key(p->secondary_key, sizeof p->secondary_key);
         if (r == IOTDM_OK)
-            r = hub_store_policy_put(h->store, &p);
+            r = hub_store_policy_put(store, p);
         if (r < 0)
             return r;
-        log_info("hub", "created shared access policy name=%s", p.name);
+        log_info("hub", "created shared access policy name=%s", p->name);
     }
-    iotdm_result r = hub_store_commit(h->store);
+    h->npolicies = NPOLICIES;
+    iotdm_result r = hub_store_commit(store);
     if (r < 0)
         return r;
-
     hub_policy owner;
-    r = hub_store_policy_get(h->store, "iothubowner", &owner);
-    if (r < 0)
-        return r;
+    if (!hub_policy_find(h, "iothubowner", &owner))
+        return IOTDM_E_INTERNAL;
     char path[600], text[512];
     snprintf(path, sizeof path, "%s/owner.connstr", h->cfg.data_dir);
     snprintf(text, sizeof text, "HostName=%s;SharedAccessKeyName=iothubowner;SharedAccessKey=%s\n",
              h->cfg.hostname, owner.primary_key);
-    return write_file_atomic(path, text, 0600);
+    r = write_file_atomic(path, text, 0600);
+    OPENSSL_cleanse(&owner, sizeof owner);
+    OPENSSL_cleanse(text, sizeof text);
+    return r;
 }
 
-static void run_list(hub_deferred *list, size_t len, iotdm_result result)
+bool hub_policy_find(const hub *h, const char *name, hub_policy *out)
 {
-    for (size_t i = 0; i < len; i++)
-        list[i].fn(list[i].ctx, result);
-}
-
-/* Commits the open epoch (without waiting for the disk) and hands its sync to the worker; its
- * deferred work runs when the worker reports back (synced_cb). Only one epoch is sealed at a time:
- * while a sync is in flight the open epoch keeps gathering, which makes the next group larger. */
-static void seal_epoch(hub *h)
-{
-    if (h->sync_in_flight)
-        return;
-    bool had_writes = hub_store_has_pending_writes(h->store);
-    iotdm_result r = hub_store_commit_nosync(h->store);
-    if (had_writes)
-        h->commits++;
-    if (r < 0)
-        log_error("hub", "commit failed: %s; acknowledgements withheld", iotdm_result_message(r));
-    if (h->deferred_len == 0)
-        return; /* nothing waits: the writes become durable with the next sync */
-    /* Swap the lists: the sealed one was emptied when its sync finished. */
-    hub_deferred *work = h->deferred;
-    size_t work_len = h->deferred_len, work_cap = h->deferred_cap;
-    h->deferred = h->sealed;
-    h->deferred_cap = h->sealed_cap;
-    h->deferred_len = 0;
-    h->sealed = work;
-    h->sealed_len = work_len;
-    h->sealed_cap = work_cap;
-    h->epoch++;
-    h->committed_writes += work_len;
-    if (r < 0) {
-        h->sealed_len = 0;
-        run_list(work, work_len, r);
-        return;
-    }
-    h->sync_in_flight = true;
-    hub_store_syncer_request(h->store);
-}
-
-static void commit_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    seal_epoch(arg);
-}
-
-static void synced_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    hub *h = arg;
-    iotdm_result r = hub_store_syncer_collect(h->store);
-    if (r == -EAGAIN)
-        return;
-    h->sync_in_flight = false;
-    /* The callbacks may register work for the open epoch; they never touch the sealed list. */
-    size_t len = h->sealed_len;
-    h->sealed_len = 0;
-    run_list(h->sealed, len, r);
-    if (h->deferred_len || hub_store_has_pending_writes(h->store))
-        event_active(h->commit_ev, 0, 0); /* seal what gathered meanwhile, after this pass */
-}
-
-void hub_after_commit(hub *h, hub_after_commit_fn fn, void *ctx)
-{
-    if (h->deferred_len == h->deferred_cap) {
-        size_t cap = h->deferred_cap ? h->deferred_cap * 2 : 64;
-        hub_deferred *d = xrealloc(h->deferred, cap * sizeof *d);
-        if (!d) {
-            /* Cannot queue the work: make everything durable now and run it. */
-            fn(ctx, hub_commit_now(h));
-            return;
+    for (size_t i = 0; i < h->npolicies; i++) {
+        if (strcmp(h->policies[i].name, name) == 0) {
+            *out = h->policies[i];
+            return true;
         }
-        h->deferred = d;
-        h->deferred_cap = cap;
     }
-    h->deferred[h->deferred_len++] = (hub_deferred){fn, ctx};
-    /* Lower priority than I/O: everything readable in this pass joins the same commit. */
-    event_active(h->commit_ev, 0, 0);
+    return false;
 }
 
-void hub_request_commit(hub *h)
+/* ---- routing ---- */
+
+typedef struct {
+    char client_id[HUB_ID_MAX];
+    char reason[64];
+    int64_t version;
+    size_t len;
+    char text[]; /* the patch */
+} route_msg;
+
+static route_msg *route_msg_new(const char *device_id, size_t text_len)
 {
-    event_active(h->commit_ev, 0, 0);
+    if (strlen(device_id) >= HUB_ID_MAX)
+        return NULL;
+    route_msg *m = xcalloc(1, sizeof *m + text_len + 1);
+    if (m)
+        snprintf(m->client_id, sizeof m->client_id, "%s", device_id);
+    return m;
 }
 
-iotdm_result hub_commit_now(hub *h)
+static void route_post(hub *h, const char *device_id, hub_task_fn fn, route_msg *m)
 {
-    if (!hub_store_has_pending_writes(h->store))
-        return IOTDM_OK;
-    h->commits++;
-    return hub_store_commit(h->store);
+    hub_dir_entry e;
+    if (!m || !hub_dir_lookup(h->dir, device_id, &e) || e.loop >= h->nloops ||
+        !hub_loop_post(&h->loops[e.loop], fn, m))
+        xfree(m); /* not connected anywhere: nothing to tell */
 }
 
-static void housekeeping_cb(evutil_socket_t fd, short what, void *arg)
+static void notify_task(hub_loop *loop, void *arg)
 {
-    (void)fd;
-    (void)what;
-    hub *h = arg;
-    int64_t now = time_now_ms();
-    size_t expired = hub_store_c2d_expire(h->store, now);
-    if (expired)
-        log_info("hub", "expired cloud-to-device messages count=%zu", expired);
-    hub_store_telemetry_trim(h->store, h->cfg.telemetry_max_bytes, h->cfg.telemetry_max_age_ms,
-                             now);
-    hub_dps_housekeeping(h, now);
-    iotdm_result r = hub_commit_now(h);
-    if (r < 0)
-        log_error("hub", "housekeeping commit failed: %s", iotdm_result_message(r));
+    route_msg *m = arg;
+    if (!loop->stopping)
+        hub_conn_notify_desired_local(loop, m->client_id, m->text, m->len, m->version);
+    xfree(m);
 }
+
+void hub_route_notify_desired(hub *h, const char *device_id, const char *patch_json,
+                              int64_t version)
+{
+    size_t len = strlen(patch_json);
+    route_msg *m = route_msg_new(device_id, len);
+    if (m) {
+        memcpy(m->text, patch_json, len);
+        m->len = len;
+        m->version = version;
+    }
+    route_post(h, device_id, notify_task, m);
+}
+
+static void deliver_task(hub_loop *loop, void *arg)
+{
+    route_msg *m = arg;
+    if (!loop->stopping)
+        hub_conn_deliver_c2d_local(loop, m->client_id);
+    xfree(m);
+}
+
+void hub_route_deliver_c2d(hub *h, const char *device_id)
+{
+    route_post(h, device_id, deliver_task, route_msg_new(device_id, 0));
+}
+
+static void drop_task(hub_loop *loop, void *arg)
+{
+    route_msg *m = arg;
+    if (!loop->stopping)
+        hub_conn_drop_local(loop, m->client_id, m->reason);
+    xfree(m);
+}
+
+void hub_route_drop(hub *h, const char *device_id, const char *reason)
+{
+    route_msg *m = route_msg_new(device_id, 0);
+    if (m)
+        snprintf(m->reason, sizeof m->reason, "%s", reason);
+    route_post(h, device_id, drop_task, m);
+}
+
+/* ---- lifecycle ---- */
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     hub *h = arg;
     log_info("hub", "stopping signal=%d", (int)sig);
-    event_base_loopbreak(h->base);
+    atomic_store(&h->stopping, true);
+    for (unsigned i = 1; i < h->nloops; i++)
+        hub_loop_stop(&h->loops[i]);
+    event_base_loopbreak(h->loops[0].base);
 }
 
 static iotdm_result make_dirs(const char *dir)
@@ -228,10 +216,101 @@ static iotdm_result make_dirs(const char *dir)
     return IOTDM_OK;
 }
 
+/* The connection cap: what the descriptor limit allows after the hub's own descriptors. */
+static void derive_limits(hub_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        rl.rlim_cur = 1024;
+    unsigned fd_cap = rl.rlim_cur > HUB_NET_DESCRIPTOR_RESERVE * 2
+                          ? (unsigned)(rl.rlim_cur - HUB_NET_DESCRIPTOR_RESERVE)
+                          : (unsigned)(rl.rlim_cur / 2);
+    if (cfg->limits.max_connections == 0 || cfg->limits.max_connections > fd_cap) {
+        if (cfg->limits.max_connections > fd_cap)
+            log_warn("hub", "max-connections lowered to %u: the descriptor limit is %llu", fd_cap,
+                     (unsigned long long)rl.rlim_cur);
+        cfg->limits.max_connections = fd_cap;
+    }
+    if (cfg->threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->threads = n > 0 ? (unsigned)n : 1;
+    }
+    if (cfg->threads > HUB_MAX_LOOPS)
+        cfg->threads = HUB_MAX_LOOPS;
+}
+
+/* Opens the store, brings the policies and the device rows up to date, and starts the executor,
+ * which owns the store from then on. */
+static iotdm_result open_store(hub *h)
+{
+    char db_path[600];
+    snprintf(db_path, sizeof db_path, "%s/hub.db", h->cfg.data_dir);
+    hub_store *store = NULL;
+    iotdm_result r = hub_store_open(db_path, &store);
+    if (r < 0) {
+        log_error("hub", "cannot open store path=%s: %s", db_path, iotdm_result_message(r));
+        return r;
+    }
+    r = load_policies(h, store);
+    /* No connection survives a restart. */
+    if (r == IOTDM_OK)
+        r = hub_store_device_disconnect_all(store, time_now_ms());
+    if (r == IOTDM_OK)
+        r = hub_store_commit(store);
+    if (r == IOTDM_OK)
+        r = hub_dps_init(h);
+    if (r == IOTDM_OK)
+        r = hub_events_init(h, store);
+    if (r < 0) {
+        hub_store_close(store);
+        return r;
+    }
+    r = hub_exec_start(store, 1, h->cfg.data_dir, hub_events_on_durable, h, &h->exec);
+    if (r < 0) {
+        log_error("hub", "cannot start the store's threads: %s", iotdm_result_message(r));
+        return r;
+    }
+    hub_exec_set_disk_reserve(h->exec, h->cfg.disk_reserve_bytes);
+    return IOTDM_OK;
+}
+
+static iotdm_result init_loop(hub *h, unsigned i)
+{
+    hub_loop *loop = &h->loops[i];
+    iotdm_result r = hub_loop_init(loop, h, i);
+    if (r == IOTDM_OK)
+        r = hub_events_loop_init(loop);
+    if (r == IOTDM_OK)
+        r = (loop->methods = hub_methods_new(loop)) ? IOTDM_OK : -ENOMEM;
+    if (r == IOTDM_OK)
+        r = hub_mqtt_loop_init(loop);
+    if (r == IOTDM_OK)
+        r = hub_http_loop_init(loop);
+    return r;
+}
+
+static iotdm_result init_loop0_timers(hub *h)
+{
+    hub_loop *l0 = &h->loops[0];
+    h->housekeeping_ev = event_new(l0->base, -1, EV_PERSIST, hub_housekeeping_cb, h);
+    h->sigterm_ev = evsignal_new(l0->base, SIGTERM, signal_cb, h);
+    h->sigint_ev = evsignal_new(l0->base, SIGINT, signal_cb, h);
+    if (!h->housekeeping_ev || !h->sigterm_ev || !h->sigint_ev)
+        return -ENOMEM;
+    struct timeval hk = {HUB_HOUSEKEEPING_INTERVAL_S, 0};
+    event_add(h->housekeeping_ev, &hk);
+    event_add(h->sigterm_ev, NULL);
+    event_add(h->sigint_ev, NULL);
+    return IOTDM_OK;
+}
+
 iotdm_result hub_init(hub *h, const hub_config *cfg)
 {
     memset(h, 0, sizeof *h);
     h->cfg = *cfg;
+    h->started_ms = time_now_ms();
+    signal(SIGPIPE, SIG_IGN);
+    derive_limits(&h->cfg);
     iotdm_result r = make_dirs(cfg->data_dir);
     if (r < 0)
         return r;
@@ -242,117 +321,104 @@ iotdm_result hub_init(hub *h, const hub_config *cfg)
     }
     h->tls = hub_tls_server_ctx(cfg->data_dir, true);
     h->https_tls = hub_tls_server_ctx(cfg->data_dir, false);
-    if (!h->tls || !h->https_tls)
+    h->dir = hub_dir_new();
+    h->admission =
+        hub_admission_new(h->cfg.limits.max_connections, h->cfg.limits.max_pending_per_source);
+    if (!h->tls || !h->https_tls || !h->dir || !h->admission)
         return IOTDM_E_INTERNAL;
-
-    char db_path[600];
-    snprintf(db_path, sizeof db_path, "%s/hub.db", cfg->data_dir);
-    r = hub_store_open(db_path, &h->store);
-    if (r < 0) {
-        log_error("hub", "cannot open store path=%s: %s", db_path, iotdm_result_message(r));
-        return r;
-    }
-    r = ensure_policies(h);
+    r = open_store(h);
     if (r < 0)
         return r;
-    /* No connection survives a restart. */
-    hub_store_device_disconnect_all(h->store, time_now_ms());
-    r = hub_store_commit(h->store);
+    h->nloops = h->cfg.threads;
+    for (unsigned i = 0; i < h->nloops && r == IOTDM_OK; i++)
+        r = init_loop(h, i);
+    if (r == IOTDM_OK)
+        r = init_loop0_timers(h);
     if (r < 0)
         return r;
-    r = hub_dps_init(h);
-    if (r < 0)
-        return r;
-
-    h->conns = strmap_new();
-    h->base = event_base_new();
-    if (!h->conns || !h->base)
-        return -ENOMEM;
-    event_base_priority_init(h->base, 2);
-    h->commit_ev = event_new(h->base, -1, 0, commit_cb, h);
-    event_priority_set(h->commit_ev, PRIO_COMMIT);
-    int synced_fd;
-    r = hub_store_syncer_start(h->store, &synced_fd);
-    if (r < 0) {
-        log_error("hub", "cannot start the store's sync worker: %s", iotdm_result_message(r));
-        return r;
-    }
-    h->synced_ev = event_new(h->base, synced_fd, EV_READ | EV_PERSIST, synced_cb, h);
-    if (!h->synced_ev || event_add(h->synced_ev, NULL) != 0)
-        return -ENOMEM;
-    h->housekeeping_ev = event_new(h->base, -1, EV_PERSIST, housekeeping_cb, h);
-    struct timeval hk = {HOUSEKEEPING_INTERVAL_S, 0};
-    event_add(h->housekeeping_ev, &hk);
-    h->sigterm_ev = evsignal_new(h->base, SIGTERM, signal_cb, h);
-    h->sigint_ev = evsignal_new(h->base, SIGINT, signal_cb, h);
-    event_add(h->sigterm_ev, NULL);
-    event_add(h->sigint_ev, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    h->events = hub_events_new(h);
-    h->methods = hub_methods_new(h);
-    if (!h->events || !h->methods)
-        return -ENOMEM;
-    r = hub_mqtt_listen(h);
-    if (r < 0)
-        return r;
-    h->http = hub_http_new(h);
-    if (!h->http)
-        return IOTDM_E_INTERNAL;
-    log_info("hub", "ready mqtt=%s:%u https=%s:%u hostname=%s", cfg->listen_addr, cfg->mqtt_port,
-             cfg->listen_addr, cfg->https_port, cfg->hostname);
+    log_info("hub",
+             "ready mqtt=%s:%u https=%s:%u hostname=%s loops=%u max_connections=%u "
+             "disk_reserve_mb=%llu",
+             cfg->listen_addr, cfg->mqtt_port, cfg->listen_addr, cfg->https_port, cfg->hostname,
+             h->nloops, h->cfg.limits.max_connections,
+             (unsigned long long)(h->cfg.disk_reserve_bytes >> 20));
     return IOTDM_OK;
 }
 
 iotdm_result hub_run(hub *h)
 {
-    return event_base_dispatch(h->base) < 0 ? IOTDM_E_INTERNAL : IOTDM_OK;
+    iotdm_result r = IOTDM_OK;
+    unsigned started = 1;
+    for (; started < h->nloops && r == IOTDM_OK; started++)
+        r = hub_loop_start(&h->loops[started]);
+    if (r == IOTDM_OK)
+        r = hub_loop_run_here(&h->loops[0]);
+    atomic_store(&h->stopping, true);
+    for (unsigned i = 1; i < h->nloops; i++)
+        hub_loop_stop(&h->loops[i]);
+    for (unsigned i = 1; i < h->nloops; i++)
+        hub_loop_join(&h->loops[i]);
+    return r;
+}
+
+/* Runs what the loops' inboxes still hold (completions posted by the executor as it finished,
+ * and the tasks they post in turn) until all are empty. */
+static void drain_loops(hub *h)
+{
+    size_t ran;
+    do {
+        ran = 0;
+        for (unsigned i = 0; i < h->nloops; i++)
+            if (h->loops[i].base)
+                ran += hub_loop_drain(&h->loops[i]);
+    } while (ran);
 }
 
 void hub_deinit(hub *h)
 {
-    if (h->mqtt_listener)
-        evconnlistener_free(h->mqtt_listener);
-    hub_mqtt_close_all(h);
-    if (h->store) {
-        /* Whatever was written but not yet acknowledged is committed now; nothing was promised.
-         * The deferred work still refers to the connections and listeners: run it first, in
-         * order, without acknowledging anything (the connections are closing). */
-        if (h->synced_ev) {
-            event_free(h->synced_ev);
-            h->synced_ev = NULL;
-        }
-        hub_store_syncer_stop(h->store);
-        hub_store_commit(h->store);
-        run_list(h->sealed, h->sealed_len, IOTDM_E_INTERNAL);
-        h->sealed_len = 0;
-        size_t len = h->deferred_len;
-        h->deferred_len = 0;
-        run_list(h->deferred, len, IOTDM_E_INTERNAL);
+    atomic_store(&h->stopping, true);
+    /* Connections first: they stop submitting; those with units in flight are freed when the
+     * units complete, below. */
+    for (unsigned i = 0; i < h->nloops; i++) {
+        hub_loop *loop = &h->loops[i];
+        if (!loop->base)
+            continue;
+        hub_http_loop_close(loop);
+        hub_mqtt_loop_close_all(loop);
+        /* Units gathered in the current pass go to the executor with the rest. */
+        event_active(loop->flush_ev, 0, 0);
+        event_base_loop(loop->base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
     }
-    /* Pending method calls answer their HTTP requests: before the HTTP server goes. */
-    if (h->methods)
-        hub_methods_free(h->methods);
-    if (h->http)
-        hub_http_free(h->http);
-    if (h->events)
-        hub_events_free(h->events);
-    hub_dps_free(h);
-    if (h->store)
-        hub_store_close(h->store);
-    xfree(h->deferred);
-    xfree(h->sealed);
-    if (h->commit_ev)
-        event_free(h->commit_ev);
+    /* Everything submitted runs, is made durable and completes into the inboxes. */
+    hub_exec_stop(h->exec);
+    h->exec = NULL;
+    drain_loops(h);
+    for (unsigned i = 0; i < h->nloops; i++) {
+        hub_loop *loop = &h->loops[i];
+        if (!loop->base)
+            continue;
+        hub_methods_free(loop->methods);
+        hub_http_loop_deinit(loop);
+        hub_mqtt_loop_deinit(loop);
+        hub_events_loop_deinit(loop);
+    }
+    drain_loops(h);
     if (h->housekeeping_ev)
         event_free(h->housekeeping_ev);
     if (h->sigterm_ev)
         event_free(h->sigterm_ev);
     if (h->sigint_ev)
         event_free(h->sigint_ev);
-    strmap_free(h->conns);
-    if (h->base)
-        event_base_free(h->base);
+    for (unsigned i = 0; i < h->nloops; i++)
+        if (h->loops[i].base)
+            hub_loop_deinit(&h->loops[i]);
+    hub_events_deinit(h);
+    hub_dps_free(h);
+    hub_admission_free(h->admission);
+    hub_dir_free(h->dir);
+    if (h->policies)
+        OPENSSL_cleanse(h->policies, h->npolicies * sizeof *h->policies);
+    xfree(h->policies);
     if (h->tls)
         SSL_CTX_free(h->tls);
     if (h->https_tls)

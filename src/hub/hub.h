@@ -1,22 +1,28 @@
-/* The hub's shared context: event loop, store, TLS, live connections, group commit, live events. */
+/* The hub's shared context: configuration, event loops, the store's executor, the connection
+ * directory, TLS, policies, and the routing of work to the loop that holds a device. */
 #ifndef IOTDM_HUB_HUB_H
 #define IOTDM_HUB_HUB_H
 
-#include <event2/event.h>
 #include <jansson.h>
 #include <openssl/ssl.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common/strmap.h"
+#include "hub/core/dir.h"
+#include "hub/core/loop.h"
+#include "hub/core/work.h"
+#include "hub/net/admission.h"
+#include "hub/net/limits.h"
 #include "hub/store/store.h"
 #include "iotdm/result.h"
 
 typedef struct hub_mqtt_conn hub_mqtt_conn;
 typedef struct hub_http hub_http;
 typedef struct hub_methods hub_methods;
-typedef struct hub_events hub_events;
 typedef struct hub_dps hub_dps;
+
+#define HUB_MAX_LOOPS 64
 
 typedef struct {
     char data_dir[512];
@@ -24,76 +30,76 @@ typedef struct {
     char listen_addr[64];
     unsigned mqtt_port;
     unsigned https_port;
-    uint64_t telemetry_max_bytes; /* retained telemetry bodies */
+    unsigned threads;             /* event loops (0: one per CPU) */
+    uint64_t telemetry_max_bytes; /* retained telemetry: its rows' share of the database */
     int64_t telemetry_max_age_ms; /* retained telemetry age */
     int64_t c2d_default_ttl_ms;   /* C2D messages without an explicit expiry */
     char web_dir[512];            /* dashboard static files ("" = none) */
     char models_dir[512];         /* DTDL interfaces served at /iotdm/models */
     char id_scope[64];            /* DPS ID scope ("" = the saved or a new one) */
+    hub_net_limits limits;        /* connections, deadlines, buffers (net/limits.h) */
+    uint64_t upload_max_bytes;    /* one blob upload */
+    uint64_t upload_quota_bytes;  /* all uploads of one device */
+    unsigned upload_max_files;    /* uploads kept per device */
+    int64_t upload_retention_ms;  /* finished uploads are deleted after this */
+    uint64_t disk_reserve_bytes;  /* below this much free space, data-growing writes are refused */
 } hub_config;
-
-/* Work to do once the current group commit is durable (acknowledgements, notifications). */
-typedef void (*hub_after_commit_fn)(void *ctx, iotdm_result commit_result);
-
-typedef struct {
-    hub_after_commit_fn fn;
-    void *ctx;
-} hub_deferred;
 
 typedef struct hub {
     hub_config cfg;
-    struct event_base *base;
-    hub_store *store;
-    SSL_CTX *tls;       /* MQTT: asks for client certificates */
-    SSL_CTX *https_tls; /* HTTPS: asks per connection (http/server.c), for DPS X.509 */
-    strmap *conns;      /* client id ("dev" or "dev/mod") -> hub_mqtt_conn*, the live connection */
-    hub_http *http;
-    hub_methods *methods;
-    hub_events *events;
-    hub_dps *dps; /* device provisioning (dps/) */
-    struct evconnlistener *mqtt_listener;
-    struct event *commit_ev;
-    struct event *synced_ev; /* the store's sync worker finished */
-    struct event *housekeeping_ev;
+    hub_loop loops[HUB_MAX_LOOPS];
+    unsigned nloops;
+    hub_exec *exec;
+    hub_dir *dir;
+    hub_admission *admission;
+    SSL_CTX *tls;         /* MQTT: asks for client certificates */
+    SSL_CTX *https_tls;   /* HTTPS: asks per connection (net/httpd.c), for DPS X.509 */
+    hub_policy *policies; /* loaded at start; read-only afterwards, so any thread may read */
+    size_t npolicies;
+    struct hub_events *events;
+    hub_dps *dps;
+    struct event *housekeeping_ev; /* on loop 0 */
     struct event *sigterm_ev, *sigint_ev;
-    /* Pipelined group commit (hub.c): the open epoch gathers writes and their deferred work; once
-     * committed it is sealed and synced by the worker while the next epoch opens. At most one
-     * epoch is sealed at a time, so completions run in order. */
-    uint64_t epoch;         /* the open epoch's number */
-    hub_deferred *deferred; /* the open epoch's work */
-    size_t deferred_len, deferred_cap;
-    hub_deferred *sealed; /* the sealed epoch's work, run when its sync finishes */
-    size_t sealed_len, sealed_cap;
-    bool sync_in_flight;
-    uint64_t commits, committed_writes;
+    atomic_bool stopping;
+    int64_t started_ms;
 } hub;
 
-/* Lifecycle (hub.c). hub_init creates the data directory contents on first start. */
+/* Lifecycle (hub.c). hub_init creates the data directory contents on first start and opens the
+ * listeners; hub_run runs loop 0 on the calling thread and the others on their own until SIGTERM
+ * or SIGINT. */
 iotdm_result hub_init(hub *h, const hub_config *cfg);
-iotdm_result hub_run(hub *h); /* until SIGTERM/SIGINT */
+iotdm_result hub_run(hub *h);
 void hub_deinit(hub *h);
 
-/* Group commit: call after store writes whose acknowledgement must wait for durability. fn runs
- * once everything written so far is committed and on the disk (a later loop pass), with the
- * result; ctx must stay valid until then. Callbacks run in the order they were registered. */
-void hub_after_commit(hub *h, hub_after_commit_fn fn, void *ctx);
-/* Asks for a commit at the end of this loop pass, with nothing waiting on it. */
-void hub_request_commit(hub *h);
-/* Commits now and waits for the disk (for low-rate paths such as the service API). */
-iotdm_result hub_commit_now(hub *h);
+/* The policy of that name (a copy); false when there is none. Any thread. */
+bool hub_policy_find(const hub *h, const char *name, hub_policy *out);
 
-/* Live connections (mqtt/session.c). */
-hub_mqtt_conn *hub_conn_find(hub *h, const char *device_id);
-iotdm_result hub_mqtt_listen(hub *h);
-void hub_mqtt_close_all(hub *h);
-/* Closes a device's live connection (disabled, deleted). */
-void hub_conn_drop(hub *h, const char *device_id, const char *reason);
-/* Sends a desired-properties notification to a connected, subscribed device. */
-void hub_conn_notify_desired(hub *h, const char *device_id, const json_t *patch, int64_t version);
-/* Tries to deliver pending C2D messages to a connected, subscribed device. */
-void hub_conn_deliver_c2d(hub *h, const char *device_id);
-/* Sends a method request to a connected device subscribed to methods; false if there is none. */
-bool hub_conn_send_method(hub *h, const char *device_id, const char *method, const char *rid,
-                          const char *payload, size_t payload_len);
+/* ---- routing work to the loop holding a device's connection (any loop's thread) ---- */
+
+/* Sends a desired-properties notification if the device is connected and subscribed. Copies. */
+void hub_route_notify_desired(hub *h, const char *device_id, const char *patch_json,
+                              int64_t version);
+/* Asks the device's connection, if any, to deliver its pending C2D messages. */
+void hub_route_deliver_c2d(hub *h, const char *device_id);
+/* Closes the device's connection, if any (disabled, deleted). */
+void hub_route_drop(hub *h, const char *device_id, const char *reason);
+
+/* mqtt/session.c: per-loop MQTT state. */
+iotdm_result hub_mqtt_loop_init(hub_loop *loop);
+void hub_mqtt_loop_close_all(hub_loop *loop);
+void hub_mqtt_loop_deinit(hub_loop *loop);
+/* A connection of this loop by client id, if it is active and holds the directory entry. */
+hub_mqtt_conn *hub_conn_find(hub_loop *loop, const char *client_id);
+/* Sends a method request on a connection of this loop; false if it is not subscribed to methods
+ * or its output is above the limit (the call then waits or fails like an offline device). */
+bool hub_conn_send_method(hub_loop *loop, const char *device_id, const char *method,
+                          const char *rid, const char *payload, size_t payload_len);
+/* The routing tasks' ends, on the loop that holds the connection. */
+void hub_conn_notify_desired_local(hub_loop *loop, const char *client_id, const char *text,
+                                   size_t len, int64_t version);
+void hub_conn_deliver_c2d_local(hub_loop *loop, const char *client_id);
+void hub_conn_drop_local(hub_loop *loop, const char *client_id, const char *reason);
+/* Counts of this loop's MQTT connections (for /iotdm/stats). */
+size_t hub_mqtt_loop_connections(const hub_loop *loop);
 
 #endif

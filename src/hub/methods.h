@@ -1,4 +1,7 @@
-/* Direct-method invocations in flight (azure-protocols.md §1.13, §4.5). */
+/* Direct-method invocations in flight (docs/protocol.md: direct methods). A call lives on the loop
+ * of the service request that made it; the request goes to the loop that holds the device's
+ * connection, and the device's answer comes back to the calling loop, which the request id
+ * names. */
 #ifndef IOTDM_HUB_METHODS_H
 #define IOTDM_HUB_METHODS_H
 
@@ -10,17 +13,21 @@
 #define HUB_METHOD_DEFAULT_RESPONSE_TIMEOUT_S 30
 #define HUB_METHOD_MIN_TIMEOUT_S              5
 #define HUB_METHOD_MAX_TIMEOUT_S              300
+#define HUB_METHOD_MAX_PENDING                10000 /* calls in flight per loop */
 
-/* Called exactly once per invocation (unless cancelled): r is IOTDM_OK with the device's status
- * and JSON payload (payload may be empty), IOTDM_E_NOT_ONLINE, or IOTDM_E_TIMEOUT. */
+/* Called exactly once per invocation (unless cancelled), on the calling loop: r is IOTDM_OK with
+ * the device's status and JSON payload (payload may be empty), IOTDM_E_NOT_ONLINE, or
+ * IOTDM_E_TIMEOUT. */
 typedef void (*hub_method_done)(void *ctx, iotdm_result r, int status, const char *payload,
                                 size_t payload_len);
 
-hub_methods *hub_methods_new(hub *h);
+hub_methods *hub_methods_new(hub_loop *loop);
 void hub_methods_free(hub_methods *m); /* pending calls end with IOTDM_E_TIMEOUT */
 
 /* payload: JSON text sent as the request body ("null" when there is none). When the device is not
- * connected and subscribed, waits up to connect_timeout_s for it. *out_id identifies the call. */
+ * connected and subscribed, waits up to connect_timeout_s for it (0: fails at once with
+ * IOTDM_E_NOT_ONLINE, reported through done). *out_id identifies the call for cancel.
+ * IOTDM_E_QUOTA when the loop has HUB_METHOD_MAX_PENDING calls in flight. */
 iotdm_result hub_methods_invoke(hub_methods *m, const char *device_id, const char *method,
                                 const char *payload, size_t payload_len, int response_timeout_s,
                                 int connect_timeout_s, hub_method_done done, void *ctx,
@@ -28,9 +35,10 @@ iotdm_result hub_methods_invoke(hub_methods *m, const char *device_id, const cha
 /* Forgets a call without calling done (its caller went away). */
 void hub_methods_cancel(hub_methods *m, uint64_t id);
 
-/* From the MQTT side. */
-void hub_methods_on_subscribed(hub_methods *m, const char *device_id);
-void hub_methods_on_response(hub_methods *m, const char *device_id, const char *rid, size_t rid_len,
-                             int status, const char *payload, size_t payload_len);
+/* From the loop of a device's connection (any loop): the device subscribed to methods (every loop
+ * retries its waiting calls for it), and the device answered (routed to the calling loop). */
+void hub_methods_subscribed(hub *h, const char *device_id);
+void hub_methods_response(hub *h, const char *device_id, const char *rid, size_t rid_len,
+                          int status, const char *payload, size_t payload_len);
 
 #endif

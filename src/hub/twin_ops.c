@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/base64.h"
 #include "common/timeutil.h"
 #include "hub/events.h"
@@ -215,22 +216,18 @@ static iotdm_result apply_patch(json_t **section, const json_t *patch, size_t ma
     return IOTDM_OK;
 }
 
-iotdm_result hub_twin_patch_reported(hub *h, const char *device_id, const char *body, size_t len,
+iotdm_result hub_twin_patch_reported(hub_store *store, const char *device_id, const json_t *patch,
                                      int64_t expected_version, int64_t *out_version,
                                      twin_error *err)
 {
-    json_error_t jerr;
-    json_t *patch = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!patch || !json_is_object(patch)) {
-        set_err(err, patch ? "the patch must be a JSON object" : "the patch is not valid JSON");
-        json_decref(patch);
-        return IOTDM_E_MALFORMED;
-    }
-    json_object_del(patch, "$version");
+    json_t *changes = json_copy((json_t *)patch); /* shallow: only "$version" goes */
+    if (!changes)
+        return -ENOMEM;
+    json_object_del(changes, "$version");
     hub_twin t;
-    iotdm_result r = hub_store_twin_get(h->store, device_id, &t);
+    iotdm_result r = hub_store_twin_get(store, device_id, &t);
     if (r < 0) {
-        json_decref(patch);
+        json_decref(changes);
         return r;
     }
     if (expected_version >= 0 && expected_version != t.reported_version) {
@@ -238,22 +235,22 @@ iotdm_result hub_twin_patch_reported(hub *h, const char *device_id, const char *
         r = IOTDM_E_PRECONDITION;
     }
     if (r == IOTDM_OK)
-        r = apply_patch(&t.reported, patch, TWIN_MAX_SECTION_BYTES, false, err);
+        r = apply_patch(&t.reported, changes, TWIN_MAX_SECTION_BYTES, false, err);
     if (r == IOTDM_OK) {
         char now[32];
         time_format_iso(time_now_ms(), now, sizeof now);
-        twin_metadata_update(t.reported_meta, patch, now, -1, false);
+        twin_metadata_update(t.reported_meta, changes, now, -1, false);
         t.reported_version++;
         t.version++;
         t.etag++;
-        r = hub_store_twin_put(h->store, device_id, &t);
+        r = hub_store_twin_put(store, device_id, &t);
     }
     if (r == IOTDM_OK) {
         *out_version = t.reported_version;
-        hub_events_twin(h->events, device_id, "reported", t.reported_version, patch);
+        hub_events_twin(store, device_id, "reported", t.reported_version, changes);
     }
     hub_twin_deinit(&t);
-    json_decref(patch);
+    json_decref(changes);
     return r;
 }
 
@@ -273,11 +270,49 @@ static iotdm_result update_section(json_t **section, json_t *meta, const json_t 
     return r;
 }
 
-iotdm_result hub_twin_update_service(hub *h, const char *device_id, const json_t *body,
-                                     bool replace, uint64_t if_match, json_t **out_twin,
-                                     twin_error *err)
+/* The device hears of a desired change once the unit is durable, on whichever loop holds it. */
+typedef struct {
+    int64_t version;
+    char device_id[HUB_ID_MAX];
+    char text[];
+} desired_note;
+
+static void notify_effect(hub_loop *loop, void *arg)
 {
-    *out_twin = NULL;
+    desired_note *n = arg;
+    if (!loop->stopping)
+        hub_route_notify_desired(loop->h, n->device_id, n->text, n->version);
+    xfree(n);
+}
+
+/* Notifications carry the changes and the new $version (docs/protocol.md §5.4). */
+static void schedule_notify(hub_work *w, const char *device_id, const json_t *changes,
+                            int64_t version)
+{
+    json_t *body = json_deep_copy(changes);
+    if (!body)
+        return;
+    json_object_set_new(body, "$version", json_integer(version));
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    size_t len = text ? strlen(text) : 0;
+    desired_note *n = text ? xmalloc(sizeof *n + len + 1) : NULL;
+    if (n) {
+        n->version = version;
+        snprintf(n->device_id, sizeof n->device_id, "%s", device_id);
+        memcpy(n->text, text, len + 1);
+        if (!hub_work_after(w, notify_effect, n))
+            xfree(n); /* the device reads its twin when it next connects */
+    }
+    free(text);
+}
+
+iotdm_result hub_twin_update_service(hub_store *store, hub_work *w, const char *device_id,
+                                     const json_t *body, bool replace, uint64_t if_match,
+                                     json_t **out_twin, twin_error *err)
+{
+    if (out_twin)
+        *out_twin = NULL;
     if (!json_is_object(body)) {
         set_err(err, "the body must be a JSON object");
         return IOTDM_E_MALFORMED;
@@ -286,10 +321,10 @@ iotdm_result hub_twin_update_service(hub *h, const char *device_id, const json_t
     const json_t *desired = json_object_get(json_object_get(body, "properties"), "desired");
     hub_device d;
     hub_twin t;
-    iotdm_result r = hub_store_device_get(h->store, device_id, &d);
+    iotdm_result r = hub_store_device_get(store, device_id, &d);
     if (r < 0)
         return r;
-    r = hub_store_twin_get(h->store, device_id, &t);
+    r = hub_store_twin_get(store, device_id, &t);
     if (r < 0)
         return r;
     if (if_match && if_match != t.etag) {
@@ -311,21 +346,18 @@ iotdm_result hub_twin_update_service(hub *h, const char *device_id, const json_t
             t.desired_version++;
         t.version++;
         t.etag++;
-        r = hub_store_twin_put(h->store, device_id, &t);
+        r = hub_store_twin_put(store, device_id, &t);
     }
     if (r == IOTDM_OK) {
         if (tags && !json_is_null(tags))
-            hub_events_twin(h->events, device_id, "tags", t.version, tags);
-        if (desired_patch)
-            hub_events_twin(h->events, device_id, "desired", t.desired_version,
-                            replace ? t.desired : desired_patch);
-        r = hub_commit_now(h);
-    }
-    if (r == IOTDM_OK) {
-        if (desired_patch)
-            hub_conn_notify_desired(h, device_id, replace ? t.desired : desired_patch,
-                                    t.desired_version);
-        *out_twin = hub_twin_service_view(&d, &t);
+            hub_events_twin(store, device_id, "tags", t.version, tags);
+        if (desired_patch) {
+            const json_t *changes = replace ? t.desired : desired_patch;
+            hub_events_twin(store, device_id, "desired", t.desired_version, changes);
+            schedule_notify(w, device_id, changes, t.desired_version);
+        }
+        if (out_twin)
+            *out_twin = hub_twin_service_view(&d, &t);
     }
     json_decref(desired_patch);
     hub_twin_deinit(&t);

@@ -24,18 +24,22 @@ json_t *hub_twin_device_view(const hub_twin *t);
 /* The service view (§1.12): identity fields, tags, properties with $metadata and $version. */
 json_t *hub_twin_service_view(const hub_device *d, const hub_twin *t);
 
-/* A device's reported patch (MQTT). body is the raw JSON. expected_version < 0 means none.
- * On success the new reported $version is in *out_version; the caller waits for the commit before
- * acknowledging. Errors: IOTDM_E_MALFORMED / TOO_LARGE / TOO_DEEP (400), PRECONDITION (412),
- * NOT_FOUND, STORAGE; err says why. */
-iotdm_result hub_twin_patch_reported(hub *h, const char *device_id, const char *body, size_t len,
+/* ---- in units of work (store threads) ---- */
+
+/* A device's reported patch (MQTT), already parsed (an object; its "$version" is ignored).
+ * expected_version < 0 means none. On success the new reported $version is in *out_version and a
+ * twin-change event is appended. Errors: IOTDM_E_MALFORMED / TOO_LARGE / TOO_DEEP (400),
+ * PRECONDITION (412), NOT_FOUND, STORAGE; err says why. */
+iotdm_result hub_twin_patch_reported(hub_store *store, const char *device_id, const json_t *patch,
                                      int64_t expected_version, int64_t *out_version,
                                      twin_error *err);
 
-/* A service update (REST PATCH or PUT) of tags and/or desired. if_match 0 = any. Commits, notifies
- * the device of desired changes, and returns the new service view in *out_twin. */
-iotdm_result hub_twin_update_service(hub *h, const char *device_id, const json_t *body,
-                                     bool replace, uint64_t if_match, json_t **out_twin,
-                                     twin_error *err);
+/* A service update (REST PATCH or PUT, DPS initial twins) of tags and/or desired. if_match 0 =
+ * any. Appends the twin-change events, arranges for the device to be notified of desired changes
+ * once w is durable (hub_work_after), and returns the new service view in *out_twin (may be NULL
+ * when the caller wants none). */
+iotdm_result hub_twin_update_service(hub_store *store, hub_work *w, const char *device_id,
+                                     const json_t *body, bool replace, uint64_t if_match,
+                                     json_t **out_twin, twin_error *err);
 
 #endif

@@ -13,11 +13,36 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "hub/dps/dps_internal.h"
+#include "hub/net/refusals.h"
 
 void hub_dps_reply_deinit(hub_dps_reply *reply)
 {
     json_decref(reply->body);
     reply->body = NULL;
+}
+
+void hub_dps_creds_init(hub_dps_creds *creds, SSL *ssl, const char *sas, bool mqtt)
+{
+    memset(creds, 0, sizeof *creds);
+    creds->mqtt = mqtt;
+    if (sas && *sas)
+        creds->sas = xstrdup(sas);
+    X509 *cert = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+    if (cert) {
+        creds->cert = cert;
+        STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+        creds->chain = chain ? X509_chain_up_ref(chain) : NULL;
+    }
+}
+
+void hub_dps_creds_deinit(hub_dps_creds *creds)
+{
+    if (creds->sas)
+        xfree_secret(creds->sas, strlen(creds->sas) + 1);
+    X509_free(creds->cert);
+    if (creds->chain)
+        sk_X509_pop_free(creds->chain, X509_free);
+    memset(creds, 0, sizeof *creds);
 }
 
 void dps_timestamp(char out[40])
@@ -55,7 +80,7 @@ void hub_dps_error(hub_dps_reply *out, int error_code, const char *fmt, ...)
     out->status = error_code / 1000;
     out->retry_after = -1;
     out->body = hub_dps_error_body(error_code, message);
-    log_info("dps", "refused status=%d reason=\"%s\"", out->status, message);
+    hub_refused(HUB_REFUSED_DPS, "dps", "refused status=%d reason=\"%s\"", out->status, message);
 }
 
 static bool read_small_file(const char *path, char *out, size_t cap)
@@ -116,9 +141,8 @@ iotdm_result hub_dps_init(hub *h)
     if (r < 0)
         return r;
     hub_policy p;
-    r = hub_store_policy_get(h->store, HUB_DPS_POLICY, &p);
-    if (r < 0)
-        return r;
+    if (!hub_policy_find(h, HUB_DPS_POLICY, &p))
+        return IOTDM_E_INTERNAL;
     char path[600], text[512];
     snprintf(path, sizeof path, "%s/dps.connstr", h->cfg.data_dir);
     snprintf(text, sizeof text, "HostName=%s;SharedAccessKeyName=%s;SharedAccessKey=%s\n",
@@ -143,17 +167,16 @@ const char *hub_dps_id_scope(const hub *h)
     return h->dps->id_scope;
 }
 
-void hub_dps_housekeeping(hub *h, int64_t now_ms)
+void hub_dps_housekeeping(hub_store *store, int64_t now_ms)
 {
     size_t n = 0;
-    iotdm_result r =
-        hub_store_dps_operation_prune(h->store, now_ms - DPS_OP_TTL_MS, DPS_OPS_MAX, &n);
+    iotdm_result r = hub_store_dps_operation_prune(store, now_ms - DPS_OP_TTL_MS, DPS_OPS_MAX, &n);
     if (r < 0)
         log_error("dps", "cannot prune operations: %s", iotdm_result_message(r));
     else if (n)
         log_debug("dps", "pruned operations count=%zu", n);
     n = 0;
-    r = hub_store_tpm_challenge_prune(h->store, now_ms, DPS_TPM_CHALLENGES_MAX, &n);
+    r = hub_store_tpm_challenge_prune(store, now_ms, DPS_TPM_CHALLENGES_MAX, &n);
     if (r < 0)
         log_error("dps", "cannot prune TPM challenges: %s", iotdm_result_message(r));
     else if (n)
@@ -189,8 +212,9 @@ static json_t *parse_request(const char *registration_id, const char *body, size
     return j;
 }
 
-void hub_dps_register(hub *h, const char *id_scope, const char *registration_id, const char *body,
-                      size_t body_len, const hub_dps_creds *creds, hub_dps_reply *out)
+void hub_dps_register(hub *h, hub_store *store, hub_work *w, const char *id_scope,
+                      const char *registration_id, const char *body, size_t body_len,
+                      const hub_dps_creds *creds, hub_dps_reply *out)
 {
     memset(out, 0, sizeof *out);
     if (!scope_ok(h, id_scope, out))
@@ -207,24 +231,23 @@ void hub_dps_register(hub *h, const char *id_scope, const char *registration_id,
     if (!request)
         return;
     dps_match m;
-    if (!dps_attest(h, registration_id, request, creds, &m, out)) {
+    if (!dps_attest(h, store, registration_id, request, creds, &m, out)) {
         json_decref(request);
         return;
     }
     char op_id[DPS_OPERATION_MAX], hex[33];
     random_hex(hex, 16);
     snprintf(op_id, sizeof op_id, "4.%.16s.%.16s", hex, hex + 16);
-    json_t *result = dps_assign(h, registration_id, &m, json_object_get(request, "payload"), op_id);
+    json_t *result =
+        dps_assign(h, store, w, registration_id, &m, json_object_get(request, "payload"), op_id);
     dps_match_deinit(&m);
     json_decref(request);
     /* The 202 promises the device its result: the operation joins the assignment's group, and
      * both are on the disk before the answer leaves. */
-    iotdm_result r = result ? hub_store_dps_operation_put(h->store, op_id, registration_id,
-                                                          time_now_ms(), result)
-                            : -ENOMEM;
+    iotdm_result r =
+        result ? hub_store_dps_operation_put(store, op_id, registration_id, time_now_ms(), result)
+               : -ENOMEM;
     json_decref(result);
-    if (r == IOTDM_OK)
-        r = hub_commit_now(h);
     if (r < 0) {
         log_error("dps", "registration not recorded registration=%s: %s", registration_id,
                   iotdm_result_message(r));
@@ -237,7 +260,7 @@ void hub_dps_register(hub *h, const char *id_scope, const char *registration_id,
     out->body = json_pack("{s:s, s:s}", "operationId", op_id, "status", "assigning");
 }
 
-void hub_dps_operation(hub *h, const char *id_scope, const char *registration_id,
+void hub_dps_operation(hub *h, hub_store *store, const char *id_scope, const char *registration_id,
                        const char *operation_id, const hub_dps_creds *creds, bool attested,
                        hub_dps_reply *out)
 {
@@ -248,7 +271,7 @@ void hub_dps_operation(hub *h, const char *id_scope, const char *registration_id
     int64_t created_ms = 0;
     json_t *result = NULL;
     iotdm_result r =
-        hub_store_dps_operation_get(h->store, operation_id, op_registration, &created_ms, &result);
+        hub_store_dps_operation_get(store, operation_id, op_registration, &created_ms, &result);
     if (r < 0 && r != IOTDM_E_NOT_FOUND) {
         hub_dps_error(out, DPS_ERR_SERVER, "the operation could not be read: %s",
                       iotdm_result_message(r));
@@ -266,7 +289,7 @@ void hub_dps_operation(hub *h, const char *id_scope, const char *registration_id
         /* HTTPS polls carry the credentials again; TPM devices sign with the registration key
          * of their challenge. No request body: attestation only, no new keys. */
         dps_match m;
-        bool ok = dps_attest(h, registration_id, NULL, creds, &m, out);
+        bool ok = dps_attest(h, store, registration_id, NULL, creds, &m, out);
         if (!ok) {
             json_decref(result);
             return;

@@ -15,9 +15,10 @@
 
 /* What a device presented with its request. */
 typedef struct {
-    const char *sas; /* MQTT password or HTTP Authorization header; NULL or "" when none */
-    SSL *ssl;        /* the device's TLS connection (client certificate), or NULL */
-    bool mqtt;       /* came over MQTT, where DPS does not serve TPM attestation (§3.2) */
+    char *sas;              /* MQTT password or HTTP Authorization header (owned); NULL when none */
+    X509 *cert;             /* the device's TLS client certificate, or NULL */
+    STACK_OF(X509) * chain; /* the chain it sent with it (may be NULL) */
+    bool mqtt;              /* came over MQTT, where DPS does not serve TPM attestation (§3.2) */
 } hub_dps_creds;
 
 /* An answer in transport-neutral form: the HTTP status (also the MQTT response topic's status),
@@ -30,6 +31,11 @@ typedef struct {
 
 void hub_dps_reply_deinit(hub_dps_reply *reply);
 
+/* Takes the client certificate and chain of a TLS connection (references, so that a unit of work
+ * can check them after the connection is gone) and the SAS token (copied). */
+void hub_dps_creds_init(hub_dps_creds *creds, SSL *ssl, const char *sas, bool mqtt);
+void hub_dps_creds_deinit(hub_dps_creds *creds);
+
 /* Loads or creates the ID scope (--id-scope, else DIR/idscope, else a new one saved there), writes
  * DIR/dps.connstr and creates h->dps. */
 iotdm_result hub_dps_init(hub *h);
@@ -37,7 +43,7 @@ void hub_dps_free(hub *h);
 /* Deletes the operations past DPS_OP_TTL_MS, then the oldest beyond DPS_OPS_MAX, and the expired
  * TPM challenges, then the oldest beyond DPS_TPM_CHALLENGES_MAX (from the hub's housekeeping
  * timer; the caller commits). */
-void hub_dps_housekeeping(hub *h, int64_t now_ms);
+void hub_dps_housekeeping(hub_store *store, int64_t now_ms);
 const char *hub_dps_id_scope(const hub *h);
 
 /* PUT {idScope}/registrations/{regId}/register with the DeviceRegistration body (§3.4, §3.9).
@@ -45,14 +51,15 @@ const char *hub_dps_id_scope(const hub *h);
  * operation's result, committed and synced, then answers 202 with an operationId; wrong
  * credentials, an unknown registration id or a bad body answer 4xx with Azure's DPS error body and
  * change nothing. */
-void hub_dps_register(hub *h, const char *id_scope, const char *registration_id, const char *body,
-                      size_t body_len, const hub_dps_creds *creds, hub_dps_reply *out);
+void hub_dps_register(hub *h, hub_store *store, hub_work *w, const char *id_scope,
+                      const char *registration_id, const char *body, size_t body_len,
+                      const hub_dps_creds *creds, hub_dps_reply *out);
 
 /* GET {idScope}/registrations/{regId}/operations/{operationId}: the stored result, for
  * DPS_OP_TTL_MS after the register (across restarts); 404 when unknown, expired or made for another
  * registration id. attested: the transport already attested this registration id (an MQTT
  * connection whose register succeeded); otherwise creds are checked again. */
-void hub_dps_operation(hub *h, const char *id_scope, const char *registration_id,
+void hub_dps_operation(hub *h, hub_store *store, const char *id_scope, const char *registration_id,
                        const char *operation_id, const hub_dps_creds *creds, bool attested,
                        hub_dps_reply *out);
 

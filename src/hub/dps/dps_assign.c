@@ -44,8 +44,8 @@ static void set_credentials(hub_device *d, const dps_match *m)
 }
 
 /* The enrollment's initialTwin ({"tags","properties":{"desired"}}) on a new or reset twin. */
-static iotdm_result apply_initial_twin(hub *h, const char *device_id, const json_t *enrollment,
-                                       bool replace)
+static iotdm_result apply_initial_twin(hub_store *store, hub_work *w, const char *device_id,
+                                       const json_t *enrollment, bool replace)
 {
     const json_t *init = json_object_get(enrollment, "initialTwin");
     if (!json_is_object(init) && !replace)
@@ -60,7 +60,7 @@ static iotdm_result apply_initial_twin(hub *h, const char *device_id, const json
                   json_is_object(desired) ? json_deep_copy(desired) : json_object()));
     json_t *twin = NULL;
     twin_error err;
-    iotdm_result r = hub_twin_update_service(h, device_id, body, replace, 0, &twin, &err);
+    iotdm_result r = hub_twin_update_service(store, w, device_id, body, replace, 0, &twin, &err);
     json_decref(body);
     json_decref(twin);
     return r;
@@ -68,46 +68,46 @@ static iotdm_result apply_initial_twin(hub *h, const char *device_id, const json
 
 /* Creates the device, or updates the credentials of a known one (re-provisioning). Sets
  * *out_substatus. */
-static iotdm_result upsert_device(hub *h, const char *device_id, const dps_match *m,
-                                  const char **out_substatus)
+static iotdm_result upsert_device(hub_store *store, hub_work *w, const char *device_id,
+                                  const dps_match *m, const char **out_substatus)
 {
     hub_device d;
-    iotdm_result r = hub_store_device_get(h->store, device_id, &d);
+    iotdm_result r = hub_store_device_get(store, device_id, &d);
     if (r == IOTDM_E_NOT_FOUND) {
         memset(&d, 0, sizeof d);
         snprintf(d.device_id, sizeof d.device_id, "%s", device_id);
         d.enabled = true;
         d.status_updated_ms = time_now_ms();
         set_credentials(&d, m);
-        r = hub_store_device_create(h->store, &d);
+        r = hub_store_device_create(store, &d);
         if (r == IOTDM_OK)
-            r = apply_initial_twin(h, device_id, m->enrollment, false);
+            r = apply_initial_twin(store, w, device_id, m->enrollment, false);
         *out_substatus = "initialAssignment";
         return r;
     }
     if (r < 0)
         return r;
     set_credentials(&d, m);
-    r = hub_store_device_update(h->store, &d, 0);
+    r = hub_store_device_update(store, &d, 0);
     /* reprovisionPolicy.migrateDeviceData (default true) keeps the twin; false resets it to the
      * enrollment's initial twin. */
     const json_t *policy = json_object_get(m->enrollment, "reprovisionPolicy");
     bool migrate = !json_is_false(json_object_get(policy, "migrateDeviceData"));
     *out_substatus = migrate ? "deviceDataMigrated" : "deviceDataReset";
     if (r == IOTDM_OK && !migrate)
-        r = apply_initial_twin(h, device_id, m->enrollment, true);
+        r = apply_initial_twin(store, w, device_id, m->enrollment, true);
     return r;
 }
 
 /* The registration record, kept for the service API and returned to the device. */
-static json_t *record(hub *h, const char *registration_id, const char *device_id,
+static json_t *record(hub *h, hub_store *store, const char *registration_id, const char *device_id,
                       const dps_match *m, const char *substatus, const json_t *payload)
 {
     char when[40], created[40];
     dps_timestamp(when);
     snprintf(created, sizeof created, "%s", when);
     json_t *old = NULL;
-    if (hub_store_registration_get(h->store, registration_id, &old, NULL) == IOTDM_OK) {
+    if (hub_store_registration_get(store, registration_id, &old, NULL) == IOTDM_OK) {
         const char *c = doc_str(old, "createdDateTimeUtc");
         if (c)
             snprintf(created, sizeof created, "%s", c);
@@ -128,8 +128,8 @@ static json_t *record(hub *h, const char *registration_id, const char *device_id
     return rs;
 }
 
-json_t *dps_assign(hub *h, const char *registration_id, const dps_match *m, const json_t *payload,
-                   const char *operation_id)
+json_t *dps_assign(hub *h, hub_store *store, hub_work *w, const char *registration_id,
+                   const dps_match *m, const json_t *payload, const char *operation_id)
 {
     const char *status = doc_str(m->enrollment, "provisioningStatus");
     if (status && strcmp(status, "disabled") == 0) {
@@ -152,12 +152,12 @@ json_t *dps_assign(hub *h, const char *registration_id, const dps_match *m, cons
         return ended(registration_id, operation_id, "failed", DPS_ERR_BAD_REQUEST, why);
     }
     const char *substatus = "initialAssignment";
-    iotdm_result r = upsert_device(h, device_id, m, &substatus);
+    iotdm_result r = upsert_device(store, w, device_id, m, &substatus);
     json_t *rs =
-        r == IOTDM_OK ? record(h, registration_id, device_id, m, substatus, payload) : NULL;
+        r == IOTDM_OK ? record(h, store, registration_id, device_id, m, substatus, payload) : NULL;
     uint64_t etag = 0;
     if (rs)
-        r = hub_store_registration_put(h->store, registration_id,
+        r = hub_store_registration_put(store, registration_id,
                                        m->kind == HUB_DPS_GROUP ? m->enrollment_id : "", rs, &etag);
     if (r < 0 || !rs) {
         json_decref(rs);

@@ -13,7 +13,6 @@
 #include "common/urlenc.h"
 #include "hub/dps/dps_cert.h"
 #include "hub/dps/dps_internal.h"
-#include "hub/mqtt/conn.h"
 
 #define DPS_GROUPS_MAX 1000 /* enrollment groups tried for one request */
 
@@ -47,7 +46,7 @@ bool dps_sas_for_registration(hub *h, const char *token, const char *registratio
 {
     if (!token || !*token || sas_parse(token, strlen(token), tok) < 0)
         return false;
-    if (tok->expiry < time_now_ms() / 1000 - HUB_SAS_SKEW_S)
+    if (tok->expiry <= time_now_ms() / 1000)
         return false;
     char sr[512], want[512], skn[64];
     if (urlenc_decode(tok->sr, tok->sr_len, sr, sizeof sr, false) < 0)
@@ -96,7 +95,7 @@ static bool attest_individual(hub *h, const char *registration_id, const json_t 
     }
     if (type && strcmp(type, "x509") == 0) {
         const json_t *certs = json_object_get(json_object_get(doc, "attestation"), "x509");
-        if (!dps_cert_client_matches(creds->ssl, registration_id,
+        if (!dps_cert_client_matches(creds->cert, registration_id,
                                      json_object_get(certs, "clientCertificates"), m->thumbprint))
             return false;
         set_match(m, HUB_DPS_INDIVIDUAL, registration_id, doc, "x509");
@@ -134,7 +133,7 @@ static bool attest_group(hub *h, const char *registration_id, const char *group_
     }
     if (type && strcmp(type, "x509") == 0) {
         const json_t *x509 = json_object_get(json_object_get(doc, "attestation"), "x509");
-        if (!dps_cert_chain_matches(creds->ssl, registration_id,
+        if (!dps_cert_chain_matches(creds->cert, creds->chain, registration_id,
                                     json_object_get(x509, "signingCertificates"), m->thumbprint))
             return false;
         set_match(m, HUB_DPS_GROUP, group_id, doc, "x509");
@@ -160,17 +159,17 @@ static bool try_group(void *ctx, const char *id, const json_t *doc, uint64_t eta
     return !g->found;
 }
 
-bool dps_attest(hub *h, const char *registration_id, const json_t *request,
+bool dps_attest(hub *h, hub_store *store, const char *registration_id, const json_t *request,
                 const hub_dps_creds *creds, dps_match *m, hub_dps_reply *out)
 {
     memset(m, 0, sizeof *m);
     json_t *doc = NULL;
-    if (hub_store_enrollment_get(h->store, HUB_DPS_INDIVIDUAL, registration_id, &doc, NULL) ==
+    if (hub_store_enrollment_get(store, HUB_DPS_INDIVIDUAL, registration_id, &doc, NULL) ==
         IOTDM_OK) {
         /* An individual enrollment takes precedence over any group (as in Azure). */
         const char *type = str_at(doc, "attestation.type");
         bool ok = type && strcmp(type, "tpm") == 0
-                      ? dps_tpm_attest(h, registration_id, doc, request, creds, m, out)
+                      ? dps_tpm_attest(h, store, registration_id, doc, request, creds, m, out)
                       : attest_individual(h, registration_id, doc, creds, m);
         if (!ok && !out->body)
             hub_dps_error(out, DPS_ERR_UNAUTHORIZED,
@@ -187,11 +186,10 @@ bool dps_attest(hub *h, const char *registration_id, const json_t *request,
                       registration_id);
         return false;
     }
-    bool has_creds =
-        (creds->sas && *creds->sas) || (creds->ssl && SSL_get0_peer_certificate(creds->ssl));
+    bool has_creds = (creds->sas && *creds->sas) || creds->cert;
     group_search g = {h, registration_id, creds, m, false};
     if (has_creds)
-        hub_store_enrollment_foreach(h->store, HUB_DPS_GROUP, NULL, DPS_GROUPS_MAX, try_group, &g);
+        hub_store_enrollment_foreach(store, HUB_DPS_GROUP, NULL, DPS_GROUPS_MAX, try_group, &g);
     if (g.found)
         return true;
     hub_dps_error(out, DPS_ERR_UNAUTHORIZED,

@@ -59,10 +59,9 @@ static X509 *enrolled(const json_t *certs, const char *which)
     return json_is_string(c) ? dps_cert_parse(json_string_value(c)) : NULL;
 }
 
-bool dps_cert_client_matches(SSL *ssl, const char *registration_id, const json_t *certs,
+bool dps_cert_client_matches(X509 *leaf, const char *registration_id, const json_t *certs,
                              char out_sha256[65])
 {
-    X509 *leaf = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
     if (!leaf || !cn_is(leaf, registration_id))
         return false;
     bool ok = false;
@@ -95,13 +94,11 @@ static bool chains_to(X509 *leaf, STACK_OF(X509) * sent, X509 *anchor)
     return ok;
 }
 
-bool dps_cert_chain_matches(SSL *ssl, const char *registration_id, const json_t *certs,
-                            char out_sha256[65])
+bool dps_cert_chain_matches(X509 *leaf, STACK_OF(X509) * sent, const char *registration_id,
+                            const json_t *certs, char out_sha256[65])
 {
-    X509 *leaf = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
     if (!leaf || !cn_is(leaf, registration_id))
         return false;
-    STACK_OF(X509) *sent = SSL_get_peer_cert_chain(ssl);
     bool ok = false;
     const char *which[] = {"primary", "secondary"};
     for (int i = 0; i < 2 && !ok; i++) {

@@ -51,7 +51,7 @@ bool dps_device_id_valid(const char *id, char *err, size_t cap);
 /* Finds the enrollment of registration_id that accepts creds (an individual enrollment first,
  * then the groups). On failure fills out with the 401 error (or the TPM challenge) and returns
  * false. */
-bool dps_attest(hub *h, const char *registration_id, const json_t *request,
+bool dps_attest(hub *h, hub_store *store, const char *registration_id, const json_t *request,
                 const hub_dps_creds *creds, dps_match *m, hub_dps_reply *out);
 
 /* A SAS token whose sr names this registration ({idScope}/registrations/{regId}), with skn
@@ -65,7 +65,7 @@ bool dps_sas_for_registration(hub *h, const char *token, const char *registratio
  * the device's hub key and the activation blob that delivers it. request NULL: an operation
  * status query, which only needs the SAS. The challenges are kept in the store, committed before
  * the 401 leaves, and pruned by hub_dps_housekeeping. */
-bool dps_tpm_attest(hub *h, const char *registration_id, const json_t *enrollment,
+bool dps_tpm_attest(hub *h, hub_store *store, const char *registration_id, const json_t *enrollment,
                     const json_t *request, const hub_dps_creds *creds, dps_match *m,
                     hub_dps_reply *out);
 
@@ -73,8 +73,8 @@ bool dps_tpm_attest(hub *h, const char *registration_id, const json_t *enrollmen
  * returns the operation status body (new reference): "assigned", or "disabled"/"failed" with
  * errorCode and errorMessage, in which case nothing was created. The writes join the open group:
  * the caller commits them, with the operation. */
-json_t *dps_assign(hub *h, const char *registration_id, const dps_match *m, const json_t *payload,
-                   const char *operation_id);
+json_t *dps_assign(hub *h, hub_store *store, hub_work *w, const char *registration_id,
+                   const dps_match *m, const json_t *payload, const char *operation_id);
 
 /* Azure DPS time stamps. */
 void dps_timestamp(char out[40]);

@@ -1,12 +1,14 @@
-/* DPS over MQTT: CONNECT, register and operation-status publishes, responses on
- * $dps/registrations/res/{status}/?$rid={rid}[&retry-after=N] at QoS 1 (azure-protocols.md §3.4,
- * §5.4 item 11). */
+/* DPS over the hub's MQTT listener (docs/protocol.md §7.2-§7.5): the session code hands over
+ * CONNECTs with a DPS user name and every publish of those connections. Each register or status
+ * query is a unit of work; its answer goes out on $dps/registrations/res/{status}/?$rid={rid}
+ * [&retry-after=N] at QoS 1 once the unit is durable. */
 #include "hub/dps/dps_mqtt.h"
 
 #include <event2/bufferevent_ssl.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/alloc.h"
 #include "common/log.h"
@@ -14,6 +16,7 @@
 #include "common/urlenc.h"
 #include "hub/dps/dps.h"
 #include "hub/mqtt/conn.h"
+#include "hub/net/refusals.h"
 
 struct hub_dps_session {
     char id_scope[HUB_DPS_ID_SCOPE_MAX];
@@ -35,7 +38,7 @@ void hub_dps_session_free(hub_dps_session *s)
 static bool decode_span(az_span s, char *out, size_t cap)
 {
     long n = urlenc_decode(s.ptr, s.len, out, cap, false);
-    return n > 0;
+    return n > 0 && strlen(out) == (size_t)n;
 }
 
 uint8_t hub_dps_mqtt_connect(hub_mqtt_conn *c, const mqtt_connect *m, const az_username *u,
@@ -77,11 +80,41 @@ uint8_t hub_dps_mqtt_connect(hub_mqtt_conn *c, const mqtt_connect *m, const az_u
     return MQTT_CONNACK_ACCEPTED;
 }
 
-static void respond(hub_mqtt_conn *c, az_span rid, const hub_dps_reply *reply)
+/* A register or status query on its way through the store. */
+typedef struct {
+    conn_unit u;
+    hub *h;
+    bool is_register;
+    bool attested;
+    char id_scope[HUB_DPS_ID_SCOPE_MAX];
+    char registration_id[HUB_ID_MAX];
+    char operation_id[128];
+    char rid[128];
+    size_t rid_len;
+    hub_dps_creds creds;
+    hub_dps_reply reply;
+    size_t body_len;
+    char body[];
+} dps_unit;
+
+static iotdm_result dps_run(hub_work *w, hub_store *store)
+{
+    dps_unit *u = (dps_unit *)w;
+    if (u->is_register)
+        hub_dps_register(u->h, store, w, u->id_scope, u->registration_id, u->body, u->body_len,
+                         &u->creds, &u->reply);
+    else
+        hub_dps_operation(u->h, store, u->id_scope, u->registration_id, u->operation_id, &u->creds,
+                          u->attested, &u->reply);
+    /* A failed registration must leave nothing behind: its writes go with the unit. */
+    return u->reply.status >= 500 ? IOTDM_E_STORAGE : IOTDM_OK;
+}
+
+static void respond(hub_mqtt_conn *c, const char *rid, size_t rid_len, const hub_dps_reply *reply)
 {
     char topic[512];
     size_t tlen = az_format_dps_response(
-        topic, sizeof topic, reply->status, rid.ptr, rid.len,
+        topic, sizeof topic, reply->status, rid, rid_len,
         reply->status == 202 || reply->status >= 429 ? reply->retry_after : -1);
     char *text = json_dumps(reply->body, JSON_COMPACT);
     if (!tlen || !text) {
@@ -96,10 +129,32 @@ static void respond(hub_mqtt_conn *c, az_span rid, const hub_dps_reply *reply)
     size_t n = mqtt_encode_publish_header(hdr, sizeof hdr, topic, tlen, 1, false, false,
                                           c->next_packet_id, len);
     if (n && n <= sizeof hdr) {
-        bufferevent_write(c->bev, hdr, n);
-        bufferevent_write(c->bev, text, len);
+        conn_write_now(c, hdr, n);
+        conn_write_now(c, text, len);
     }
     free(text);
+}
+
+static void dps_done(hub_work *w)
+{
+    dps_unit *u = (dps_unit *)w;
+    hub_mqtt_conn *c = u->u.c;
+    if (w->result < 0 && u->reply.status < 500) {
+        /* The store failed after the answer was made: it must not go out. */
+        hub_dps_reply_deinit(&u->reply);
+        hub_dps_error(&u->reply, 500001, "the registration could not be recorded: %s",
+                      iotdm_result_message(w->result));
+    }
+    if (c->state == CONN_ACTIVE) {
+        if (u->is_register && u->reply.status < 300)
+            c->dps->attested = true;
+        if (u->reply.body)
+            respond(c, u->rid, u->rid_len, &u->reply);
+    }
+    hub_dps_reply_deinit(&u->reply);
+    hub_dps_creds_deinit(&u->creds);
+    (void)conn_unit_finish(&u->u);
+    xfree(u);
 }
 
 void hub_dps_mqtt_publish(hub_mqtt_conn *c, const mqtt_publish *p)
@@ -108,30 +163,42 @@ void hub_dps_mqtt_publish(hub_mqtt_conn *c, const mqtt_publish *p)
     az_publish_topic t;
     if (az_parse_publish_topic((const char *)p->topic.ptr, p->topic.len, &t) < 0 ||
         (t.kind != AZ_PUB_DPS_REGISTER && t.kind != AZ_PUB_DPS_STATUS)) {
+        hub_refused(HUB_REFUSED_MQTT_PROTOCOL, "dps",
+                    "closed registration=%s reason=\"publish on a topic DPS does not serve\"",
+                    s->registration_id);
         hub_conn_close(c, "publish on a topic DPS does not serve");
         return;
     }
     if (p->qos == 1) {
         uint8_t ack[4];
         mqtt_encode_ack(ack, sizeof ack, MQTT_PUBACK, p->packet_id);
-        bufferevent_write(c->bev, ack, sizeof ack);
+        conn_write(c, ack, sizeof ack);
     }
-    hub_dps_creds creds = {s->password, bufferevent_openssl_get_ssl(c->bev), true};
-    hub_dps_reply reply;
-    if (t.kind == AZ_PUB_DPS_REGISTER) {
-        hub_dps_register(c->h, s->id_scope, s->registration_id, (const char *)p->payload.ptr,
-                         p->payload.len, &creds, &reply);
-        if (reply.status < 300)
-            s->attested = true;
-    } else {
-        char op[128];
-        if (!decode_span(t.operation_id, op, sizeof op)) {
-            hub_conn_close(c, "malformed operationId");
-            return;
-        }
-        hub_dps_operation(c->h, s->id_scope, s->registration_id, op, &creds, s->attested, &reply);
+    if (t.rid.len >= sizeof((dps_unit *)0)->rid) {
+        hub_conn_close(c, "request id too long");
+        return;
     }
-    if (c->state == CONN_ACTIVE)
-        respond(c, t.rid, &reply);
-    hub_dps_reply_deinit(&reply);
+    bool is_register = t.kind == AZ_PUB_DPS_REGISTER;
+    dps_unit *u = xcalloc(1, sizeof *u + (is_register ? p->payload.len + 1 : 1));
+    if (!u) {
+        hub_conn_close(c, "out of memory");
+        return;
+    }
+    if (!is_register && !decode_span(t.operation_id, u->operation_id, sizeof u->operation_id)) {
+        xfree(u);
+        hub_conn_close(c, "malformed operationId");
+        return;
+    }
+    u->h = c->h;
+    u->is_register = is_register;
+    u->attested = s->attested;
+    snprintf(u->id_scope, sizeof u->id_scope, "%s", s->id_scope);
+    snprintf(u->registration_id, sizeof u->registration_id, "%s", s->registration_id);
+    memcpy(u->rid, t.rid.ptr, t.rid.len);
+    u->rid_len = t.rid.len;
+    if (is_register && p->payload.len)
+        memcpy(u->body, p->payload.ptr, p->payload.len);
+    u->body_len = is_register ? p->payload.len : 0;
+    hub_dps_creds_init(&u->creds, bufferevent_openssl_get_ssl(c->bev), s->password, true);
+    conn_submit(c, &u->u, dps_run, dps_done, 0, true);
 }

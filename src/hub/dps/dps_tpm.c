@@ -116,20 +116,19 @@ static iotdm_result make_blob_b64(const uint8_t *ek, size_t ek_len, const uint8_
 /* The challenge is what the device's next request is checked against, even after a restart: it is
  * on the disk before the 401 leaves. A new one replaces the last; the oldest go beyond
  * DPS_TPM_CHALLENGES_MAX. */
-static iotdm_result remember(hub *h, const char *registration_id, const hub_tpm_challenge *c,
-                             int64_t now_ms)
+static iotdm_result remember(hub_store *store, const char *registration_id,
+                             const hub_tpm_challenge *c, int64_t now_ms)
 {
-    iotdm_result r = hub_store_tpm_challenge_put(h->store, registration_id, c);
+    iotdm_result r = hub_store_tpm_challenge_put(store, registration_id, c);
     if (r == IOTDM_OK)
-        r = hub_store_tpm_challenge_prune(h->store, now_ms, DPS_TPM_CHALLENGES_MAX, NULL);
-    if (r == IOTDM_OK)
-        r = hub_commit_now(h);
+        r = hub_store_tpm_challenge_prune(store, now_ms, DPS_TPM_CHALLENGES_MAX, NULL);
     return r;
 }
 
 /* The first step: a fresh registration key, remembered, and sent in the 401 that the device
  * answers with a SAS signed by it inside its TPM (§3.8 HTTPS flow, step 2). Always "fails". */
-static bool challenge(hub *h, const char *registration_id, const tpm_keys *k, hub_dps_reply *out)
+static bool challenge(hub_store *store, const char *registration_id, const tpm_keys *k,
+                      hub_dps_reply *out)
 {
     if (!k->srk_len) {
         hub_dps_error(out, DPS_ERR_BAD_REQUEST,
@@ -147,7 +146,7 @@ static bool challenge(hub *h, const char *registration_id, const tpm_keys *k, hu
             : IOTDM_E_INTERNAL;
     bool unusable_keys = r == IOTDM_E_MALFORMED; /* the blob's reason, not the store's */
     if (r == IOTDM_OK)
-        r = remember(h, registration_id, &c, now);
+        r = remember(store, registration_id, &c, now);
     OPENSSL_cleanse(&c, sizeof c);
     if (unusable_keys) {
         hub_dps_error(out, DPS_ERR_BAD_REQUEST, "%s", why);
@@ -169,10 +168,10 @@ static bool challenge(hub *h, const char *registration_id, const tpm_keys *k, hu
 
 /* The SAS must be signed with the key of a live challenge made for the EK still enrolled; that
  * challenge is copied into *c (the caller wipes it). */
-static bool verify(hub *h, const char *registration_id, const json_t *enrollment, const char *sas,
-                   hub_tpm_challenge *c, hub_dps_reply *out)
+static bool verify(hub *h, hub_store *store, const char *registration_id, const json_t *enrollment,
+                   const char *sas, hub_tpm_challenge *c, hub_dps_reply *out)
 {
-    iotdm_result got = hub_store_tpm_challenge_get(h->store, registration_id, time_now_ms(), c);
+    iotdm_result got = hub_store_tpm_challenge_get(store, registration_id, time_now_ms(), c);
     if (got < 0 && got != IOTDM_E_NOT_FOUND) {
         hub_dps_error(out, DPS_ERR_SERVER, "the TPM challenge could not be read: %s",
                       iotdm_result_message(got));
@@ -237,7 +236,7 @@ static bool deliver_hub_key(const char *registration_id, const json_t *enrollmen
     return true;
 }
 
-bool dps_tpm_attest(hub *h, const char *registration_id, const json_t *enrollment,
+bool dps_tpm_attest(hub *h, hub_store *store, const char *registration_id, const json_t *enrollment,
                     const json_t *request, const hub_dps_creds *creds, dps_match *m,
                     hub_dps_reply *out)
 {
@@ -254,7 +253,7 @@ bool dps_tpm_attest(hub *h, const char *registration_id, const json_t *enrollmen
         return false;
     if (!creds->sas || !*creds->sas) {
         if (tpm)
-            return challenge(h, registration_id, &k, out);
+            return challenge(store, registration_id, &k, out);
         hub_dps_error(out, request ? DPS_ERR_BAD_REQUEST : DPS_ERR_UNAUTHORIZED,
                       request ? "registration id '%s' has a TPM enrollment: the request must carry "
                                 "tpm.endorsementKey and tpm.storageRootKey"
@@ -264,7 +263,7 @@ bool dps_tpm_attest(hub *h, const char *registration_id, const json_t *enrollmen
         return false;
     }
     hub_tpm_challenge c;
-    bool ok = verify(h, registration_id, enrollment, creds->sas, &c, out);
+    bool ok = verify(h, store, registration_id, enrollment, creds->sas, &c, out);
     if (ok && !request)
         set_tpm_match(m, registration_id, enrollment);
     else if (ok)

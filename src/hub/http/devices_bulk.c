@@ -35,9 +35,25 @@ static void add_error(json_t *errors, const char *id, hub_error_info e, const ch
                                             "errorStatus", text));
 }
 
-/* One item; returns false (with an error added) when it failed. */
-static bool apply_item(http_ctx *cx, const json_t *item, json_t *errors)
+typedef struct {
+    http_ctx cx;
+    json_t *body;
+    json_t *errors;
+    json_t *dropped; /* ids whose connections must close once the unit is durable */
+} bulk_ctx;
+
+static void bulk_cleanup(http_ctx *cx)
 {
+    bulk_ctx *bc = (bulk_ctx *)cx;
+    json_decref(bc->body);
+    json_decref(bc->errors);
+    json_decref(bc->dropped);
+}
+
+/* One item; returns false (with an error added) when it failed. */
+static bool apply_item(bulk_ctx *bc, hub_store *store, const json_t *item)
+{
+    json_t *errors = bc->errors;
     const char *id = json_string_value(json_object_get(item, "id"));
     bulk_op op = parse_mode(json_string_value(json_object_get(item, "importMode")));
     if (!id || !az_valid_device_id(id, strlen(id))) {
@@ -55,13 +71,12 @@ static bool apply_item(http_ctx *cx, const json_t *item, json_t *errors)
         add_error(errors, id, HUB_ERR_PRECONDITION, "eTag is missing or does not match");
         return false;
     }
-    hub_store *store = cx->h->store;
     hub_device d;
     iotdm_result r;
+    bool drop = false;
     if (op == OP_DELETE || op == OP_DELETE_IF_MATCH) {
         r = hub_store_device_delete(store, id, etag);
-        if (r == IOTDM_OK)
-            hub_conn_drop(cx->h, id, "device deleted");
+        drop = r == IOTDM_OK;
     } else {
         bool exists = hub_store_device_get(store, id, &d) == IOTDM_OK;
         if (!exists && (op == OP_UPDATE || op == OP_UPDATE_IF_MATCH)) {
@@ -74,16 +89,18 @@ static bool apply_item(http_ctx *cx, const json_t *item, json_t *errors)
                 snprintf(d.device_id, sizeof d.device_id, "%s", id);
                 d.enabled = true;
             }
-            if (!http_device_from_json(cx, item, exists, &d)) {
-                add_error(errors, id, HUB_ERR_ARGUMENT_INVALID, cx->last_error);
+            char err[256];
+            if (!http_device_from_json(item, exists, &d, err, sizeof err)) {
+                add_error(errors, id, HUB_ERR_ARGUMENT_INVALID, err);
                 return false;
             }
             r = exists ? hub_store_device_update(store, &d, etag)
                        : hub_store_device_create(store, &d);
-            if (r == IOTDM_OK && !d.enabled)
-                hub_conn_drop(cx->h, id, "device disabled");
+            drop = r == IOTDM_OK && !d.enabled;
         }
     }
+    if (drop)
+        json_array_append_new(bc->dropped, json_string(id));
     if (r < 0) {
         hub_error_info e = r == IOTDM_E_EXISTS      ? HUB_ERR_DEVICE_EXISTS
                            : r == IOTDM_E_NOT_FOUND ? HUB_ERR_DEVICE_NOT_FOUND
@@ -94,37 +111,65 @@ static bool apply_item(http_ctx *cx, const json_t *item, json_t *errors)
     return true;
 }
 
-void http_devices_bulk(http_ctx *cx)
+static iotdm_result bulk_run(hub_work *w, hub_store *store)
 {
-    json_t *body = http_body_json(cx);
-    if (!body)
+    bulk_ctx *bc = (bulk_ctx *)w;
+    size_t i;
+    json_t *item;
+    json_array_foreach(bc->body, i, item)
+    {
+        if (!json_is_object(item))
+            add_error(bc->errors, "", HUB_ERR_ARGUMENT_INVALID, "each operation must be an object");
+        else
+            apply_item(bc, store, item);
+    }
+    return IOTDM_OK;
+}
+
+static void bulk_done(http_ctx *cx)
+{
+    bulk_ctx *bc = (bulk_ctx *)cx;
+    if (cx->w.result < 0) {
+        http_send_result_error(cx, cx->w.result, "cannot save the devices");
         return;
-    if (!json_is_array(body) || json_array_size(body) == 0 || json_array_size(body) > BULK_MAX) {
-        json_decref(body);
+    }
+    size_t i;
+    json_t *id;
+    json_array_foreach(bc->dropped, i, id)
+    {
+        hub_route_drop(cx->h, json_string_value(id), "device disabled or deleted");
+    }
+    bool ok = json_array_size(bc->errors) == 0;
+    json_t *errors = bc->errors;
+    bc->errors = NULL;
+    http_send_json(cx, ok ? 200 : 400,
+                   json_pack("{s:b, s:o, s:[]}", "isSuccessful", ok, "errors", errors, "warnings"));
+}
+
+static void devices_bulk(http_ctx *cx)
+{
+    bulk_ctx *bc = (bulk_ctx *)cx;
+    cx->cleanup = bulk_cleanup;
+    bc->body = http_body_json(cx);
+    if (!bc->body)
+        return;
+    if (!json_is_array(bc->body) || json_array_size(bc->body) == 0 ||
+        json_array_size(bc->body) > BULK_MAX) {
         http_send_error(cx, HUB_ERR_ARGUMENT_INVALID,
                         "the body must be an array of 1 to %d device operations", BULK_MAX);
         return;
     }
-    json_t *errors = json_array();
-    size_t i;
-    json_t *item;
-    cx->quiet_errors = true;
-    json_array_foreach(body, i, item)
-    {
-        if (!json_is_object(item))
-            add_error(errors, "", HUB_ERR_ARGUMENT_INVALID, "each operation must be an object");
-        else
-            apply_item(cx, item, errors);
-    }
-    cx->quiet_errors = false;
-    json_decref(body);
-    iotdm_result r = hub_commit_now(cx->h);
-    if (r < 0) {
-        json_decref(errors);
-        http_send_result_error(cx, r, "cannot save the devices");
+    bc->errors = json_array();
+    bc->dropped = json_array();
+    if (!bc->errors || !bc->dropped) {
+        http_send_result_error(cx, -ENOMEM, "cannot save the devices");
         return;
     }
-    bool ok = json_array_size(errors) == 0;
-    http_send_json(cx, ok ? 200 : 400,
-                   json_pack("{s:b, s:o, s:[]}", "isSuccessful", ok, "errors", errors, "warnings"));
+    http_run(cx, bulk_run, bulk_done, HUB_WORK_GROWS);
 }
+
+const http_route http_devices_bulk_routes[] = {
+    {"devices", HTTPD_POST, HTTP_AUTH_POLICY, HUB_RIGHT_REGISTRY_WRITE, HTTP_BODY_JSON, false, NULL,
+     devices_bulk, sizeof(bulk_ctx)},
+    {NULL, 0, 0, 0, 0, false, NULL, NULL, 0},
+};

@@ -1,8 +1,6 @@
 /* GET /iotdm/events: telemetry, connection and twin events as server-sent events, live or from a
  * point in the retained history (from=start|end|<seq>, or Last-Event-ID). */
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/http.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,18 +12,20 @@
 #include "hub/events.h"
 #include "hub/http/internal.h"
 
-#define SSE_BATCH        256
-#define SSE_MAX_BUFFERED (4 * 1024 * 1024) /* a subscriber this far behind waits */
-#define SSE_HEARTBEAT_S  15
+#define SSE_BATCH       256
+#define SSE_HEARTBEAT_S 15
 
 typedef struct sse_client {
+    http_ctx cx; /* first */
     struct sse_client *next;
     struct hub_sse *sse;
-    struct evhttp_request *req;
-    struct evhttp_connection *conn;
     int64_t cursor; /* next seq to send */
     char device_filter[HUB_ID_MAX];
-    struct event *pump;
+    bool listed;
+    bool again;           /* new events arrived while a pump ran */
+    int64_t durable_seq;  /* the pump reads up to here */
+    size_t count;         /* rows the pump read */
+    struct evbuffer *out; /* what the pump formatted */
 } sse_client;
 
 struct hub_sse {
@@ -34,33 +34,26 @@ struct hub_sse {
     struct event *heartbeat;
 };
 
-static void client_free(sse_client *c)
+static void unlist(sse_client *c)
 {
-    struct hub_sse *sse = c->sse;
-    for (sse_client **pp = &sse->clients; *pp; pp = &(*pp)->next) {
+    if (!c->listed)
+        return;
+    for (sse_client **pp = &c->sse->clients; *pp; pp = &(*pp)->next) {
         if (*pp == c) {
             *pp = c->next;
             break;
         }
     }
-    event_free(c->pump);
-    xfree(c);
+    c->listed = false;
 }
 
-/* libevent detaches an unfinished reply from a connection that fails and leaves the request to
- * us: free it, or every closed stream leaks one. */
-void http_release_orphan(struct evhttp_request *req)
+static void client_cleanup(http_ctx *cx)
 {
-    if (!evhttp_request_get_connection(req))
-        evhttp_request_free(req);
-}
-
-static void client_gone(struct evhttp_connection *conn, void *arg)
-{
-    (void)conn;
-    sse_client *c = arg;
-    http_release_orphan(c->req);
-    client_free(c);
+    sse_client *c = (sse_client *)cx;
+    unlist(c);
+    if (c->out)
+        evbuffer_free(c->out);
+    c->out = NULL;
 }
 
 /* The event as JSON: the message, its properties, and the body as text or base64. */
@@ -101,21 +94,14 @@ static const char *event_name(const hub_telemetry *m)
     return "telemetry";
 }
 
-typedef struct {
-    sse_client *client;
-    struct evbuffer *out;
-    size_t count;
-    int64_t durable_seq;
-} pump_state;
-
 static bool send_event(void *ctx, const hub_telemetry *m)
 {
-    pump_state *ps = ctx;
-    if (m->seq > ps->durable_seq)
-        return false; /* not acknowledged yet: it follows with its commit's wake-up */
-    ps->count++;
-    ps->client->cursor = m->seq + 1;
-    if (ps->client->device_filter[0] && strcmp(ps->client->device_filter, m->device_id) != 0)
+    sse_client *c = ctx;
+    if (m->seq > c->durable_seq)
+        return false; /* not acknowledged yet: it follows with its group's wake-up */
+    c->count++;
+    c->cursor = m->seq + 1;
+    if (c->device_filter[0] && strcmp(c->device_filter, m->device_id) != 0)
         return true;
     json_t *j = event_json(m);
     const char *name = event_name(m);
@@ -135,41 +121,74 @@ static bool send_event(void *ctx, const hub_telemetry *m)
     json_decref(data);
     json_decref(j);
     if (text)
-        evbuffer_add_printf(ps->out, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)m->seq, name,
+        evbuffer_add_printf(c->out, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)m->seq, name,
                             text);
     free(text);
     return true;
 }
 
-static size_t buffered(sse_client *c)
+/* On a reader thread: the next batch of durable events, formatted. */
+static iotdm_result pump_run(hub_work *w, hub_store *store)
 {
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(c->conn);
-    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+    sse_client *c = (sse_client *)w;
+    c->count = 0;
+    return hub_store_telemetry_foreach(store, c->cursor, SSE_BATCH, send_event, c);
+}
+
+static void pump(sse_client *c);
+
+static void pump_done(http_ctx *cx)
+{
+    sse_client *c = (sse_client *)cx;
+    if (!cx->req)
+        return;
+    if (cx->w.result < 0)
+        log_warn("events", "cannot read events: %s", iotdm_result_message(cx->w.result));
+    size_t n = evbuffer_get_length(c->out);
+    if (n) {
+        char *text = xmalloc(n);
+        if (text) {
+            evbuffer_remove(c->out, text, n);
+            httpd_stream_write(cx->req, text, n);
+            xfree(text);
+        } else {
+            evbuffer_drain(c->out, n);
+        }
+    }
+    /* More history, or events that arrived meanwhile: go on. */
+    if (cx->w.result >= 0 && (c->count == SSE_BATCH || c->again)) {
+        c->again = false;
+        pump(c);
+    }
 }
 
 static void pump(sse_client *c)
 {
-    hub *h = c->sse->http->h;
-    if (buffered(c) > SSE_MAX_BUFFERED)
-        return; /* the next wake-up or heartbeat tries again */
-    pump_state ps = {c, evbuffer_new(), 0, hub_events_durable_seq(h->events)};
-    hub_store_telemetry_foreach(h->store, c->cursor, SSE_BATCH, send_event, &ps);
-    if (evbuffer_get_length(ps.out))
-        evhttp_send_reply_chunk(c->req, ps.out);
-    evbuffer_free(ps.out);
-    if (ps.count == SSE_BATCH)
-        event_active(c->pump, 0, 0); /* more history: continue in the next loop pass */
+    http_ctx *cx = &c->cx;
+    if (!cx->req)
+        return;
+    if (cx->in_unit) {
+        c->again = true;
+        return;
+    }
+    /* A subscriber this far behind waits for its output to drain (on_drain pumps again). */
+    if (httpd_req_unsent(cx->req) > cx->h->cfg.limits.output_limit / 2)
+        return;
+    c->durable_seq = hub_events_durable_seq(cx->h);
+    if (c->cursor > c->durable_seq)
+        return;
+    http_run(cx, pump_run, pump_done, HUB_WORK_SNAPSHOT);
 }
 
-static void pump_cb(evutil_socket_t fd, short what, void *arg)
+static void on_drain(void *arg, httpd_req *req)
 {
-    (void)fd;
-    (void)what;
+    (void)req;
     pump(arg);
 }
 
-static void on_new_events(void *ctx)
+static void on_new_events(hub_loop *loop, void *ctx)
 {
+    (void)loop;
     struct hub_sse *sse = ctx;
     for (sse_client *c = sse->clients; c; c = c->next)
         pump(c);
@@ -180,11 +199,10 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct hub_sse *sse = arg;
+    static const char beat[] = ": keep-alive\n\n";
     for (sse_client *c = sse->clients; c; c = c->next) {
-        struct evbuffer *b = evbuffer_new();
-        evbuffer_add_printf(b, ": keep-alive\n\n");
-        evhttp_send_reply_chunk(c->req, b);
-        evbuffer_free(b);
+        if (c->cx.req)
+            httpd_stream_write(c->cx.req, beat, sizeof beat - 1);
         pump(c);
     }
 }
@@ -195,19 +213,23 @@ struct hub_sse *http_sse_new(hub_http *http)
     if (!sse)
         return NULL;
     sse->http = http;
-    sse->heartbeat = event_new(http->h->base, -1, EV_PERSIST, heartbeat_cb, sse);
+    sse->heartbeat = event_new(http->loop->base, -1, EV_PERSIST, heartbeat_cb, sse);
+    if (!sse->heartbeat) {
+        xfree(sse);
+        return NULL;
+    }
     struct timeval tv = {SSE_HEARTBEAT_S, 0};
     event_add(sse->heartbeat, &tv);
-    hub_events_listen(http->h->events, on_new_events, sse);
+    hub_events_listen(http->loop, on_new_events, sse);
     return sse;
 }
 
 void http_sse_free(struct hub_sse *sse)
 {
-    while (sse->clients) {
-        evhttp_connection_set_closecb(sse->clients->conn, NULL, NULL);
-        client_free(sse->clients);
-    }
+    /* The clients' requests are aborted by the server (httpd_free): unlist them now. */
+    while (sse->clients)
+        unlist(sse->clients);
+    hub_events_listen(sse->http->loop, NULL, NULL);
     event_free(sse->heartbeat);
     xfree(sse);
 }
@@ -223,7 +245,7 @@ static bool parse_from(http_ctx *cx, int64_t *out)
         return *end == '\0' && v >= 0;
     }
     if (!from || strcmp(from, "end") == 0) {
-        *out = hub_store_telemetry_last_seq(cx->h->store) + 1;
+        *out = hub_events_durable_seq(cx->h) + 1;
         return true;
     }
     if (strcmp(from, "start") == 0) {
@@ -235,14 +257,10 @@ static bool parse_from(http_ctx *cx, int64_t *out)
     return *end == '\0' && v >= 0;
 }
 
-void http_events(http_ctx *cx)
+static void events(http_ctx *cx)
 {
-    if (cx->method != EVHTTP_REQ_GET || cx->nsegments != 2) {
-        http_send_error(cx, HUB_ERR_NOT_FOUND, "use GET /iotdm/events");
-        return;
-    }
-    if (!http_authorize(cx, HUB_RIGHT_SERVICE_CONNECT))
-        return;
+    sse_client *c = (sse_client *)cx;
+    cx->cleanup = client_cleanup;
     int64_t from;
     if (!parse_from(cx, &from)) {
         http_send_error(cx, HUB_ERR_ARGUMENT_INVALID,
@@ -250,28 +268,33 @@ void http_events(http_ctx *cx)
         return;
     }
     const char *device = http_query_param(cx, "deviceId");
-    sse_client *c = xcalloc(1, sizeof *c);
-    if (!c || (device && strlen(device) >= sizeof c->device_filter)) {
-        xfree(c);
+    if (device && strlen(device) >= sizeof c->device_filter) {
         http_send_error(cx, HUB_ERR_ARGUMENT_INVALID, "deviceId is too long");
         return;
     }
+    c->out = evbuffer_new();
+    if (!c->out) {
+        http_send_result_error(cx, -ENOMEM, "cannot stream events");
+        return;
+    }
     c->sse = cx->http->sse;
-    c->req = cx->req;
-    c->conn = evhttp_request_get_connection(cx->req);
     c->cursor = from;
     snprintf(c->device_filter, sizeof c->device_filter, "%s", device ? device : "");
-    c->pump = event_new(cx->h->base, -1, 0, pump_cb, c);
     c->next = c->sse->clients;
     c->sse->clients = c;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(cx->req);
-    evhttp_add_header(out, "Content-Type", "text/event-stream");
-    evhttp_add_header(out, "Cache-Control", "no-cache");
-    evhttp_send_reply_start(cx->req, 200, "OK");
-    evhttp_connection_set_closecb(c->conn, client_gone, c);
-    struct evbuffer *hello = evbuffer_new();
-    evbuffer_add_printf(hello, ": iotdm events from %lld\n\n", (long long)from);
-    evhttp_send_reply_chunk(cx->req, hello);
-    evbuffer_free(hello);
+    c->listed = true;
+    cx->held = true; /* a stream: answered until the connection ends */
+    http_add_header(cx, "Content-Type", "text/event-stream");
+    http_add_header(cx, "Cache-Control", "no-cache");
+    httpd_stream_start(cx->req, 200, on_drain, c);
+    char hello[64];
+    int n = snprintf(hello, sizeof hello, ": iotdm events from %lld\n\n", (long long)from);
+    httpd_stream_write(cx->req, hello, (size_t)n);
     pump(c);
 }
+
+const http_route http_events_routes[] = {
+    {"iotdm/events", HTTPD_GET, HTTP_AUTH_POLICY, HUB_RIGHT_SERVICE_CONNECT, HTTP_BODY_NONE, false,
+     NULL, events, sizeof(sse_client)},
+    {NULL, 0, 0, 0, 0, false, NULL, NULL, 0},
+};

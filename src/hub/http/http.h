@@ -1,10 +1,15 @@
-/* The hub's HTTPS server: Azure's service REST API, the /iotdm extensions, the dashboard. */
+/* The hub's HTTPS server: Azure's service REST API, the /iotdm extensions, the dashboard. One per
+ * event loop, each with its own listener on the shared port (SO_REUSEPORT). */
 #ifndef IOTDM_HUB_HTTP_H
 #define IOTDM_HUB_HTTP_H
 
 #include "hub/hub.h"
 
-hub_http *hub_http_new(hub *h); /* binds cfg.listen_addr:cfg.https_port */
-void hub_http_free(hub_http *http);
+/* Binds cfg.listen_addr:cfg.https_port for the loop and starts serving it. */
+iotdm_result hub_http_loop_init(hub_loop *loop);
+/* Stops listening and closes every connection (unanswered requests are aborted). */
+void hub_http_loop_close(hub_loop *loop);
+void hub_http_loop_deinit(hub_loop *loop);
+size_t hub_http_loop_connections(const hub_loop *loop);
 
 #endif

@@ -89,6 +89,11 @@ const char *http_c2d_from_json(const json_t *body, const char *device_id, int64_
             return "properties must be an object of strings with names not starting with $";
         json_object_set(m->properties, key, value);
     }
+    /* The properties travel in the topic: a message whose bag does not fit would arrive without
+     * them, so it is refused here rather than taken. */
+    char bag[HUB_C2D_MAX_BAG + 1];
+    if (hub_c2d_format_bag(m->properties, bag, sizeof bag) < 0)
+        return "the properties do not fit: their percent-encoded form is limited to 8192 bytes";
     const json_t *ttl = json_object_get(body, "ttlSeconds");
     if (ttl && (!json_is_integer(ttl) || json_integer_value(ttl) <= 0))
         return "ttlSeconds must be a positive integer";
@@ -101,46 +106,66 @@ const char *http_c2d_from_json(const json_t *body, const char *device_id, int64_
     return NULL;
 }
 
-void http_messages(http_ctx *cx)
-{
-    if (cx->method != EVHTTP_REQ_POST || cx->nsegments != 4) {
-        http_send_error(cx, HUB_ERR_NOT_FOUND, "use POST /iotdm/devices/{id}/messages");
-        return;
-    }
-    if (!http_authorize(cx, HUB_RIGHT_SERVICE_CONNECT))
-        return;
-    const char *id = cx->segments[2];
-    json_t *body = http_body_json(cx);
-    if (!body)
-        return;
+typedef struct {
+    http_ctx cx;
+    const char *id;
     hub_c2d m;
-    memset(&m, 0, sizeof m);
-    const char *bad = json_is_object(body)
-                          ? http_c2d_from_json(body, id, cx->h->cfg.c2d_default_ttl_ms, &m)
-                          : "the body must be a JSON object";
-    json_decref(body);
-    iotdm_result r = IOTDM_OK;
-    if (!bad)
-        r = hub_store_c2d_enqueue(cx->h->store, &m, 50);
-    if (!bad && r == IOTDM_OK)
-        r = hub_commit_now(cx->h);
-    if (bad) {
-        http_send_error(cx, HUB_ERR_ARGUMENT_INVALID, "%s", bad);
-    } else if (r == IOTDM_E_NOT_FOUND) {
-        http_send_error(cx, HUB_ERR_DEVICE_NOT_FOUND, "Device with id '%s' was not found.", id);
+} message_ctx;
+
+static void message_cleanup(http_ctx *cx)
+{
+    hub_c2d_deinit(&((message_ctx *)cx)->m);
+}
+
+static iotdm_result enqueue_run(hub_work *w, hub_store *store)
+{
+    message_ctx *mc = (message_ctx *)w;
+    return hub_store_c2d_enqueue(store, &mc->m, HUB_C2D_QUEUE_MAX);
+}
+
+static void enqueue_done(http_ctx *cx)
+{
+    message_ctx *mc = (message_ctx *)cx;
+    iotdm_result r = cx->w.result;
+    if (r == IOTDM_E_NOT_FOUND) {
+        http_send_error(cx, HUB_ERR_DEVICE_NOT_FOUND, "Device with id '%s' was not found.", mc->id);
     } else if (r == IOTDM_E_QUOTA) {
-        http_send_error(cx, HUB_ERR_QUEUE_DEPTH, "Device '%s' already has 50 undelivered messages.",
-                        id);
+        http_send_error(cx, HUB_ERR_QUEUE_DEPTH, "Device '%s' already has %d undelivered messages.",
+                        mc->id, HUB_C2D_QUEUE_MAX);
     } else if (r < 0) {
         http_send_result_error(cx, r, "cannot enqueue the message");
     } else {
         char enq[32], exp[32];
-        time_format_iso(m.enqueued_ms, enq, sizeof enq);
-        time_format_iso(m.expiry_ms, exp, sizeof exp);
+        time_format_iso(mc->m.enqueued_ms, enq, sizeof enq);
+        time_format_iso(mc->m.expiry_ms, exp, sizeof exp);
         http_send_json(cx, 200,
-                       json_pack("{s:s, s:s, s:s}", "messageId", m.message_id, "enqueuedTimeUtc",
-                                 enq, "expiryTimeUtc", exp));
-        hub_conn_deliver_c2d(cx->h, id);
+                       json_pack("{s:s, s:s, s:s}", "messageId", mc->m.message_id,
+                                 "enqueuedTimeUtc", enq, "expiryTimeUtc", exp));
+        hub_route_deliver_c2d(cx->h, mc->id);
     }
-    hub_c2d_deinit(&m);
 }
+
+static void messages(http_ctx *cx)
+{
+    message_ctx *mc = (message_ctx *)cx;
+    cx->cleanup = message_cleanup;
+    mc->id = cx->segments[2];
+    json_t *body = http_body_json(cx);
+    if (!body)
+        return;
+    const char *bad = json_is_object(body)
+                          ? http_c2d_from_json(body, mc->id, cx->h->cfg.c2d_default_ttl_ms, &mc->m)
+                          : "the body must be a JSON object";
+    json_decref(body);
+    if (bad) {
+        http_send_error(cx, HUB_ERR_ARGUMENT_INVALID, "%s", bad);
+        return;
+    }
+    http_run(cx, enqueue_run, enqueue_done, HUB_WORK_GROWS | HUB_WORK_SINGLE);
+}
+
+const http_route http_messages_routes[] = {
+    {"iotdm/devices/*/messages", HTTPD_POST, HTTP_AUTH_POLICY, HUB_RIGHT_SERVICE_CONNECT,
+     HTTP_BODY_METHOD, false, NULL, messages, sizeof(message_ctx)},
+    {NULL, 0, 0, 0, 0, false, NULL, NULL, 0},
+};

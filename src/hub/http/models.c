@@ -30,14 +30,10 @@ static json_t *load_models(const char *dir)
     return all;
 }
 
-void http_models(http_ctx *cx)
+/* A few small files from the models folder, read on the loop: they are the hub's own, not input
+ * from a peer, and the dashboard asks for them once per page. */
+static void models(http_ctx *cx)
 {
-    if (cx->method != EVHTTP_REQ_GET || cx->nsegments > 3) {
-        http_send_error(cx, HUB_ERR_NOT_FOUND, "use GET /iotdm/models[/{dtmi}]");
-        return;
-    }
-    if (!http_authorize(cx, HUB_RIGHT_SERVICE_CONNECT))
-        return;
     json_t *all = load_models(cx->h->cfg.models_dir);
     if (cx->nsegments == 2) {
         http_send_json(cx, 200, all);
@@ -57,3 +53,11 @@ void http_models(http_ctx *cx)
     json_decref(all);
     http_send_error(cx, HUB_ERR_NOT_FOUND, "no model with id '%s'", cx->segments[2]);
 }
+
+const http_route http_models_routes[] = {
+    {"iotdm/models", HTTPD_GET, HTTP_AUTH_POLICY, HUB_RIGHT_SERVICE_CONNECT, HTTP_BODY_NONE, false,
+     NULL, models, 0},
+    {"iotdm/models/*", HTTPD_GET, HTTP_AUTH_POLICY, HUB_RIGHT_SERVICE_CONNECT, HTTP_BODY_NONE,
+     false, NULL, models, 0},
+    {NULL, 0, 0, 0, 0, false, NULL, NULL, 0},
+};

@@ -1,10 +1,11 @@
 /* The dashboard's static files (web/), served at /. */
-#include <event2/buffer.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "hub/http/internal.h"
 
 static const struct {
@@ -29,12 +30,11 @@ static const char *content_type(const char *path)
     return "application/octet-stream";
 }
 
-void http_static(http_ctx *cx)
+/* The largest dashboard file served (the dashboard's own files are far smaller). */
+#define STATIC_MAX_BYTES (4 * 1024 * 1024)
+
+static void static_file(http_ctx *cx)
 {
-    if (cx->method != EVHTTP_REQ_GET && cx->method != EVHTTP_REQ_HEAD) {
-        http_send_error(cx, HUB_ERR_NOT_FOUND, "no such resource");
-        return;
-    }
     const char *root = cx->h->cfg.web_dir;
     char rel[1024] = "";
     /* Segments are already decoded; refuse anything that could leave the web folder. */
@@ -53,17 +53,25 @@ void http_static(http_ctx *cx)
     snprintf(path, sizeof path, "%s%s", root, rel);
     int fd = root[0] ? open(path, O_RDONLY | O_CLOEXEC) : -1;
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0)
-            close(fd);
+    char *data = NULL;
+    bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+              st.st_size <= STATIC_MAX_BYTES && (data = xmalloc((size_t)st.st_size + 1));
+    /* The hub's own small files, from the page cache: read here rather than through a unit. */
+    if (ok && st.st_size > 0)
+        ok = read(fd, data, (size_t)st.st_size) == (ssize_t)st.st_size;
+    if (fd >= 0)
+        close(fd);
+    if (!ok) {
+        xfree(data);
         http_send_error(cx, HUB_ERR_NOT_FOUND, "no such resource");
         return;
     }
-    struct evbuffer *out = evbuffer_new();
-    evbuffer_add_file(out, fd, 0, st.st_size); /* takes the descriptor */
-    struct evkeyvalq *h = evhttp_request_get_output_headers(cx->req);
-    evhttp_add_header(h, "Content-Type", content_type(path));
-    evhttp_add_header(h, "Cache-Control", "no-cache");
-    evhttp_send_reply(cx->req, 200, NULL, out);
-    evbuffer_free(out);
+    http_add_header(cx, "Cache-Control", "no-cache");
+    http_send_bytes_take(cx, 200, content_type(path), data, (size_t)st.st_size);
 }
+
+const http_route http_static_routes[] = {
+    {"", HTTPD_GET | HTTPD_HEAD, HTTP_AUTH_NONE, 0, HTTP_BODY_NONE, false, NULL, static_file, 0},
+    {"**", HTTPD_GET | HTTPD_HEAD, HTTP_AUTH_NONE, 0, HTTP_BODY_NONE, false, NULL, static_file, 0},
+    {NULL, 0, 0, 0, 0, false, NULL, NULL, 0},
+};

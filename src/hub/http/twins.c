@@ -1,75 +1,97 @@
-/* Twins: GET, PATCH (merge) and PUT (replace) /twins/{id} (azure-protocols.md §4.3). */
+/* Twins: GET, PATCH (merge) and PUT (replace) /twins/{id} (docs/protocol.md §8.7). */
+#include <stdio.h>
 #include <string.h>
 
 #include "hub/http/internal.h"
 #include "hub/twin_ops.h"
 
-static void get_twin(http_ctx *cx, const char *id)
+typedef struct {
+    http_ctx cx;
+    const char *id;
+    bool replace;
+    uint64_t if_match;
+    json_t *body;
+    json_t *view; /* the answer, made by the unit */
+    twin_error err;
+} twin_ctx;
+
+static void twin_cleanup(http_ctx *cx)
 {
-    hub_device d;
-    hub_twin t;
-    iotdm_result r = hub_store_device_get(cx->h->store, id, &d);
-    if (r == IOTDM_OK)
-        r = hub_store_twin_get(cx->h->store, id, &t);
-    if (r == IOTDM_E_NOT_FOUND) {
-        http_send_error(cx, HUB_ERR_DEVICE_NOT_FOUND, "Device with id '%s' was not found.", id);
-        return;
-    }
-    if (r < 0) {
-        http_send_result_error(cx, r, "cannot read the twin");
-        return;
-    }
-    json_t *view = hub_twin_service_view(&d, &t);
-    hub_twin_deinit(&t);
-    char etag[24];
+    twin_ctx *tc = (twin_ctx *)cx;
+    json_decref(tc->body);
+    json_decref(tc->view);
+}
+
+static void send_twin(http_ctx *cx, json_t *view)
+{
+    char etag[40];
     snprintf(etag, sizeof etag, "\"%s\"", json_string_value(json_object_get(view, "etag")));
-    evhttp_add_header(evhttp_request_get_output_headers(cx->req), "ETag", etag);
+    http_add_header(cx, "ETag", etag);
     http_send_json(cx, 200, view);
 }
 
-static void update_twin(http_ctx *cx, const char *id, bool replace)
+static iotdm_result get_run(hub_work *w, hub_store *store)
 {
-    uint64_t if_match;
-    if (!hub_parse_twin_if_match(http_header(cx, "If-Match"), &if_match)) {
+    twin_ctx *tc = (twin_ctx *)w;
+    hub_device d;
+    hub_twin t;
+    iotdm_result r = hub_store_device_get(store, tc->id, &d);
+    if (r == IOTDM_OK)
+        r = hub_store_twin_get(store, tc->id, &t);
+    if (r == IOTDM_OK) {
+        tc->view = hub_twin_service_view(&d, &t);
+        hub_twin_deinit(&t);
+    }
+    return r;
+}
+
+static iotdm_result update_run(hub_work *w, hub_store *store)
+{
+    twin_ctx *tc = (twin_ctx *)w;
+    return hub_twin_update_service(store, w, tc->id, tc->body, tc->replace, tc->if_match, &tc->view,
+                                   &tc->err);
+}
+
+static void twin_done(http_ctx *cx)
+{
+    twin_ctx *tc = (twin_ctx *)cx;
+    iotdm_result r = cx->w.result;
+    if (r == IOTDM_E_NOT_FOUND) {
+        http_send_error(cx, HUB_ERR_DEVICE_NOT_FOUND, "Device with id '%s' was not found.", tc->id);
+    } else if (r < 0 && r != -ENOSPC) {
+        http_send_error(cx, hub_error_for(r), "%s",
+                        tc->err.message[0] ? tc->err.message : iotdm_result_message(r));
+    } else if (r < 0) {
+        http_send_result_error(cx, r, "cannot update the twin");
+    } else {
+        json_t *view = tc->view;
+        tc->view = NULL;
+        send_twin(cx, view);
+    }
+}
+
+static void twins(http_ctx *cx)
+{
+    twin_ctx *tc = (twin_ctx *)cx;
+    cx->cleanup = twin_cleanup;
+    tc->id = cx->segments[1];
+    if (cx->method == HTTPD_GET) {
+        http_run(cx, get_run, twin_done, HUB_WORK_READ);
+        return;
+    }
+    if (!hub_parse_twin_if_match(http_header(cx, "If-Match"), &tc->if_match)) {
         http_send_error(cx, HUB_ERR_PRECONDITION, "If-Match does not match the twin's etag");
         return;
     }
-    json_t *body = http_body_json(cx);
-    if (!body)
+    tc->body = http_body_json(cx);
+    if (!tc->body)
         return;
-    json_t *twin = NULL;
-    twin_error err = {""};
-    iotdm_result r = hub_twin_update_service(cx->h, id, body, replace, if_match, &twin, &err);
-    json_decref(body);
-    if (r == IOTDM_E_NOT_FOUND)
-        http_send_error(cx, HUB_ERR_DEVICE_NOT_FOUND, "Device with id '%s' was not found.", id);
-    else if (r < 0)
-        http_send_error(cx, hub_error_for(r), "%s",
-                        err.message[0] ? err.message : iotdm_result_message(r));
-    else
-        http_send_json(cx, 200, twin);
+    tc->replace = cx->method == HTTPD_PUT;
+    http_run(cx, update_run, twin_done, HUB_WORK_GROWS);
 }
 
-void http_twins(http_ctx *cx)
-{
-    if (cx->nsegments != 2) {
-        http_send_error(cx, HUB_ERR_NOT_FOUND, "no such resource (modules are not supported yet)");
-        return;
-    }
-    if (!http_authorize(cx, HUB_RIGHT_SERVICE_CONNECT))
-        return;
-    const char *id = cx->segments[1];
-    switch (cx->method) {
-    case EVHTTP_REQ_GET:
-        get_twin(cx, id);
-        break;
-    case EVHTTP_REQ_PATCH:
-        update_twin(cx, id, false);
-        break;
-    case EVHTTP_REQ_PUT:
-        update_twin(cx, id, true);
-        break;
-    default:
-        http_send_error(cx, HUB_ERR_ARGUMENT_INVALID, "method not allowed on /twins/{id}");
-    }
-}
+const http_route http_twins_routes[] = {
+    {"twins/*", HTTPD_GET | HTTPD_PATCH | HTTPD_PUT, HTTP_AUTH_POLICY, HUB_RIGHT_SERVICE_CONNECT,
+     HTTP_BODY_JSON, false, NULL, twins, sizeof(twin_ctx)},
+    {NULL, 0, 0, 0, 0, false, NULL, NULL, 0},
+};

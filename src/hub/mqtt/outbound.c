@@ -1,34 +1,33 @@
-/* What the hub sends devices: desired notifications, method requests, cloud-to-device messages. */
+/* What the hub sends devices: desired notifications, method requests, cloud-to-device messages
+ * (docs/protocol.md §4.4, §4.5, §5.4). Everything here runs on the loop holding the connection;
+ * requests from other loops arrive through hub_route_* (hub.c). A device whose output is above the
+ * limit gets nothing new: notifications are dropped (it reads its twin on a version gap), method
+ * calls wait or fail as for an offline device, messages stay queued. */
 #include <stdio.h>
 #include <string.h>
 
 #include "common/alloc.h"
 #include "common/log.h"
 #include "common/timeutil.h"
-#include "common/urlenc.h"
 #include "hub/mqtt/conn.h"
 
-void hub_conn_notify_desired(hub *h, const char *device_id, const json_t *patch, int64_t version)
+void hub_conn_notify_desired_local(hub_loop *loop, const char *client_id, const char *text,
+                                   size_t len, int64_t version)
 {
-    hub_mqtt_conn *c = hub_conn_find(h, device_id);
-    if (!c || !(c->subs & HUB_SUB_BIT(AZ_SUB_TWIN_DESIRED)))
-        return; /* notifications are not queued (§1.11): the device reads the twin on connect */
-    json_t *body = json_deep_copy(patch);
-    json_object_set_new(body, "$version", json_integer(version));
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
+    hub_mqtt_conn *c = hub_conn_find(loop, client_id);
+    if (!c || !(c->subs & HUB_SUB_BIT(AZ_SUB_TWIN_DESIRED)) || !conn_writable(c))
+        return; /* notifications are not queued (docs/protocol.md §5.4) */
     char topic[128];
     size_t tlen = az_format_desired_patch(topic, sizeof topic, version);
-    if (text && tlen)
-        hub_conn_publish(c, topic, tlen, text, strlen(text));
-    free(text);
+    if (tlen)
+        hub_conn_publish(c, topic, tlen, text, len);
 }
 
-bool hub_conn_send_method(hub *h, const char *device_id, const char *method, const char *rid,
-                          const char *payload, size_t payload_len)
+bool hub_conn_send_method(hub_loop *loop, const char *device_id, const char *method,
+                          const char *rid, const char *payload, size_t payload_len)
 {
-    hub_mqtt_conn *c = hub_conn_find(h, device_id);
-    if (!c || !(c->subs & HUB_SUB_BIT(AZ_SUB_METHODS)))
+    hub_mqtt_conn *c = hub_conn_find(loop, device_id);
+    if (!c || !(c->subs & HUB_SUB_BIT(AZ_SUB_METHODS)) || !conn_writable(c))
         return false;
     char topic[512];
     size_t tlen =
@@ -39,25 +38,71 @@ bool hub_conn_send_method(hub *h, const char *device_id, const char *method, con
     return true;
 }
 
-/* Appends "name=value" (percent-encoded) to the bag. */
-static void bag_append(char *bag, size_t cap, const char *name, const char *value)
+/* ---- cloud-to-device messages ---- */
+
+/* A message as the fetch unit copies it out of the store. */
+typedef struct c2d_item {
+    struct c2d_item *next;
+    int64_t seq;
+    bool redelivery;
+    size_t topic_len, body_len;
+    char data[]; /* topic, then body */
+} c2d_item;
+
+typedef struct {
+    conn_unit u;
+    char device_id[HUB_ID_MAX];
+    int64_t now_ms;
+    int64_t skip[HUB_C2D_MAX_PENDING]; /* seqs in flight on the connection */
+    size_t nskip;
+    size_t room; /* free in-flight slots */
+    c2d_item *items, **tail;
+    size_t nitems;
+} c2d_fetch_unit;
+
+static bool fetch_one(void *ctx, const hub_c2d *msg)
 {
-    size_t len = strlen(bag);
-    char n[512], v[4096 * 3 + 1];
-    if (urlenc_encode(name, strlen(name), n, sizeof n) < 0 ||
-        urlenc_encode(value, strlen(value), v, sizeof v) < 0)
-        return;
-    int w = snprintf(bag + len, cap - len, "%s%s=%s", len ? "&" : "", n, v);
-    if (w < 0 || (size_t)w >= cap - len)
-        bag[len] = '\0'; /* does not fit: leave the property out rather than cut it */
+    c2d_fetch_unit *u = ctx;
+    for (size_t i = 0; i < u->nskip; i++)
+        if (u->skip[i] == msg->seq)
+            return true;
+    if (u->nitems == u->room)
+        return false;
+    char bag[HUB_C2D_MAX_BAG + 1];
+    if (hub_c2d_format_bag(msg->properties, bag, sizeof bag) < 0) {
+        /* Enqueued before the limit was checked at enqueue time: sent without properties. */
+        log_warn("mqtt", "cloud-to-device properties do not fit seq=%lld", (long long)msg->seq);
+        bag[0] = '\0';
+    }
+    char topic[HUB_C2D_MAX_BAG + 300];
+    size_t tlen = az_format_c2d_topic(topic, sizeof topic, u->device_id, bag);
+    if (!tlen)
+        return true;
+    c2d_item *it = xmalloc(sizeof *it + tlen + msg->body_len);
+    if (!it)
+        return false;
+    it->next = NULL;
+    it->seq = msg->seq;
+    it->redelivery = msg->delivery_count > 0;
+    it->topic_len = tlen;
+    it->body_len = msg->body_len;
+    memcpy(it->data, topic, tlen);
+    if (msg->body_len)
+        memcpy(it->data + tlen, msg->body, msg->body_len);
+    *u->tail = it;
+    u->tail = &it->next;
+    u->nitems++;
+    return true;
 }
 
-static bool in_flight(const hub_mqtt_conn *c, int64_t seq)
+static iotdm_result c2d_fetch_run(hub_work *w, hub_store *store)
 {
-    for (size_t i = 0; i < c->ninflight; i++)
-        if (c->inflight[i].seq == seq)
-            return true;
-    return false;
+    c2d_fetch_unit *u = (c2d_fetch_unit *)w;
+    iotdm_result r = hub_store_c2d_foreach(store, u->device_id, u->now_ms, fetch_one, u);
+    /* Counted as delivered when handed to the connection: a redelivery carries DUP. */
+    for (c2d_item *it = u->items; r == IOTDM_OK && it; it = it->next)
+        r = hub_store_c2d_mark_delivered(store, it->seq);
+    return r;
 }
 
 static uint16_t next_packet_id(hub_mqtt_conn *c)
@@ -74,49 +119,88 @@ static uint16_t next_packet_id(hub_mqtt_conn *c)
     }
 }
 
-static bool send_one_c2d(void *ctx, const hub_c2d *msg)
+static void send_item(hub_mqtt_conn *c, const c2d_item *it)
 {
-    hub_mqtt_conn *c = ctx;
+    for (size_t i = 0; i < c->ninflight; i++)
+        if (c->inflight[i].seq == it->seq)
+            return; /* fetched twice meanwhile */
     if (c->ninflight == HUB_C2D_MAX_PENDING)
-        return false;
-    if (!c->inflight && !(c->inflight = xcalloc(HUB_C2D_MAX_PENDING, sizeof *c->inflight)))
-        return false; /* delivered on a later attempt */
-    if (in_flight(c, msg->seq))
-        return true;
-    char bag[8192] = "";
-    const char *key;
-    json_t *value;
-    json_object_foreach(msg->properties, key, value)
-    {
-        if (json_is_string(value))
-            bag_append(bag, sizeof bag, key, json_string_value(value));
-    }
-    char topic[8192 + 300];
-    size_t tlen = az_format_c2d_topic(topic, sizeof topic, c->device_id, bag);
-    if (!tlen)
-        return true;
+        return;
     uint16_t id = next_packet_id(c);
-    uint8_t hdr[MQTT_PUBLISH_HEADER_MAX(sizeof topic)];
-    size_t hlen = mqtt_encode_publish_header(hdr, sizeof hdr, topic, tlen, 1,
-                                             msg->delivery_count > 0, false, id, msg->body_len);
-    bufferevent_write(c->bev, hdr, hlen);
-    bufferevent_write(c->bev, msg->body, msg->body_len);
-    c->inflight[c->ninflight++] = (hub_c2d_inflight){id, msg->seq};
-    hub_store_c2d_mark_delivered(c->h->store, msg->seq);
-    return true;
+    uint8_t hdr[MQTT_PUBLISH_HEADER_MAX(HUB_C2D_MAX_BAG + 300)];
+    size_t hlen = mqtt_encode_publish_header(hdr, sizeof hdr, it->data, it->topic_len, 1,
+                                             it->redelivery, false, id, it->body_len);
+    if (!hlen)
+        return;
+    conn_write_now(c, hdr, hlen);
+    conn_write_now(c, it->data + it->topic_len, it->body_len);
+    c->inflight[c->ninflight++] = (hub_c2d_inflight){id, it->seq};
+}
+
+static void c2d_fetch_done(hub_work *w)
+{
+    c2d_fetch_unit *u = (c2d_fetch_unit *)w;
+    hub_mqtt_conn *c = u->u.c;
+    bool deliver = c->state == CONN_ACTIVE && w->result >= 0;
+    for (c2d_item *it = u->items, *next; it; it = next) {
+        next = it->next;
+        if (deliver)
+            send_item(c, it);
+        xfree(it);
+    }
+    c->c2d_fetching = false;
+    bool again = c->c2d_again;
+    c->c2d_again = false;
+    bool open = conn_unit_finish(&u->u);
+    xfree(u);
+    if (open && again)
+        hub_conn_send_c2d_pending(c);
 }
 
 void hub_conn_send_c2d_pending(hub_mqtt_conn *c)
 {
-    if (c->state != CONN_ACTIVE || !(c->subs & HUB_SUB_BIT(AZ_SUB_C2D)))
+    if (c->state != CONN_ACTIVE || !(c->subs & HUB_SUB_BIT(AZ_SUB_C2D)) || !conn_writable(c))
         return;
-    if (c->waiting_commit) {
-        /* The CONNACK or SUBACK that enabled delivery waits for the commit: messages follow it. */
-        c->c2d_after_commit = true;
+    if (c->c2d_fetching) {
+        c->c2d_again = true;
         return;
     }
-    hub_store_c2d_foreach(c->h->store, c->device_id, time_now_ms(), send_one_c2d, c);
-    hub_request_commit(c->h);
+    if (!c->inflight && !(c->inflight = xcalloc(HUB_C2D_MAX_PENDING, sizeof *c->inflight)))
+        return; /* delivered on a later attempt */
+    if (c->ninflight == HUB_C2D_MAX_PENDING)
+        return;
+    c2d_fetch_unit *u = xcalloc(1, sizeof *u);
+    if (!u)
+        return;
+    snprintf(u->device_id, sizeof u->device_id, "%s", c->device_id);
+    u->now_ms = time_now_ms();
+    for (size_t i = 0; i < c->ninflight; i++)
+        u->skip[u->nskip++] = c->inflight[i].seq;
+    u->room = HUB_C2D_MAX_PENDING - c->ninflight;
+    u->tail = &u->items;
+    c->c2d_fetching = true;
+    conn_submit(c, &u->u, c2d_fetch_run, c2d_fetch_done, 0, false);
+}
+
+typedef struct {
+    conn_unit u;
+    int64_t seq;
+} c2d_complete_unit;
+
+static iotdm_result c2d_complete_run(hub_work *w, hub_store *store)
+{
+    iotdm_result r = hub_store_c2d_complete(store, ((c2d_complete_unit *)w)->seq);
+    return r == IOTDM_E_NOT_FOUND ? IOTDM_OK : r; /* expired or purged meanwhile */
+}
+
+static void c2d_complete_done(hub_work *w)
+{
+    c2d_complete_unit *u = (c2d_complete_unit *)w;
+    hub_mqtt_conn *c = u->u.c;
+    bool open = conn_unit_finish(&u->u);
+    xfree(u);
+    if (open)
+        hub_conn_send_c2d_pending(c); /* a slot is free: more may be waiting */
 }
 
 void hub_conn_on_puback(hub_mqtt_conn *c, uint16_t packet_id)
@@ -124,17 +208,21 @@ void hub_conn_on_puback(hub_mqtt_conn *c, uint16_t packet_id)
     for (size_t i = 0; i < c->ninflight; i++) {
         if (c->inflight[i].packet_id != packet_id)
             continue;
-        hub_store_c2d_complete(c->h->store, c->inflight[i].seq);
+        int64_t seq = c->inflight[i].seq;
         c->inflight[i] = c->inflight[--c->ninflight];
-        hub_request_commit(c->h);
+        c2d_complete_unit *u = xcalloc(1, sizeof *u);
+        if (!u)
+            return; /* redelivered after a reconnect */
+        u->seq = seq;
+        conn_submit(c, &u->u, c2d_complete_run, c2d_complete_done, HUB_WORK_SINGLE, false);
         return;
     }
     /* A PUBACK for nothing we sent is harmless (a duplicate after redelivery). */
 }
 
-void hub_conn_deliver_c2d(hub *h, const char *device_id)
+void hub_conn_deliver_c2d_local(hub_loop *loop, const char *client_id)
 {
-    hub_mqtt_conn *c = hub_conn_find(h, device_id);
+    hub_mqtt_conn *c = hub_conn_find(loop, client_id);
     if (c)
         hub_conn_send_c2d_pending(c);
 }

@@ -1,10 +1,9 @@
-/* Device MQTT sessions: TLS accept, framing, CONNECT authentication, subscriptions, keep-alive,
- * takeover and persistent sessions (azure-protocols.md §1.2-1.6, §5.3-5.4). */
-#include <arpa/inet.h>
+/* Device MQTT connections: accept, framing, limits (output backpressure, units in flight, the
+ * handshake deadline, keep-alive, token expiry, stalls), ordered answers, close and takeover
+ * (docs/protocol.md §2; docs/hub.md "Connection limits"). CONNECT and SUBSCRIBE are in connect.c.
+ */
 #include <event2/bufferevent_ssl.h>
-#include <event2/listener.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,29 +11,97 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
-#include "common/sas.h"
+#include "common/strmap.h"
 #include "common/timeutil.h"
-#include "common/urlenc.h"
 #include "hub/dps/dps_mqtt.h"
 #include "hub/events.h"
-#include "hub/methods.h"
 #include "hub/mqtt/conn.h"
-#include "hub/net/tls.h"
+#include "hub/mqtt/mqtt_internal.h"
+#include "hub/net/listener.h"
+#include "hub/net/refusals.h"
+
+static void list_add(hub_mqtt_conn *c)
+{
+    c->all_next = c->loop->mqtt_all;
+    c->all_prev = NULL;
+    if (c->all_next)
+        c->all_next->all_prev = c;
+    c->loop->mqtt_all = c;
+}
+
+static void list_remove(hub_mqtt_conn *c)
+{
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else if (c->loop->mqtt_all == c)
+        c->loop->mqtt_all = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
+    c->all_prev = c->all_next = NULL;
+}
 
 static void conn_free(hub_mqtt_conn *c)
 {
+    list_remove(c);
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->timer)
         event_free(c->timer);
-    if (c->held)
-        evbuffer_free(c->held);
+    hub_admission_leave(c->h->admission, &c->ticket);
     xfree(c->will_topic);
     xfree(c->will_payload);
     hub_dps_session_free(c->dps);
     xfree(c->ident);
     xfree(c->inflight);
     xfree(c);
+}
+
+static void release(hub_mqtt_conn *c)
+{
+    if (--c->refs == 0 && c->state == CONN_CLOSING)
+        conn_free(c);
+}
+
+/* ---- the disconnect, recorded by a unit of its own (the connection may be gone by then) ---- */
+
+typedef struct {
+    hub_work w;
+    hub *h;
+    uint64_t epoch;
+    int64_t when_ms;
+    char device_id[HUB_ID_MAX];
+    char module_id[HUB_ID_MAX];
+} disconnect_unit;
+
+static iotdm_result disconnect_run(hub_work *w, hub_store *store)
+{
+    disconnect_unit *u = (disconnect_unit *)w;
+    iotdm_result r =
+        hub_store_device_set_connection(store, u->device_id, false, u->when_ms, u->epoch);
+    if (r == IOTDM_OK)
+        hub_events_connection(store, u->device_id, u->module_id, false);
+    return r;
+}
+
+static void disconnect_done(hub_work *w)
+{
+    if (w->result < 0 && w->result != IOTDM_E_NOT_FOUND)
+        log_warn("mqtt", "cannot record a disconnect device=%s: %s",
+                 ((disconnect_unit *)w)->device_id, iotdm_result_message(w->result));
+    xfree(w);
+}
+
+static void record_disconnect(hub_mqtt_conn *c)
+{
+    disconnect_unit *u = xcalloc(1, sizeof *u);
+    if (!u)
+        return; /* the next start marks every device disconnected */
+    u->h = c->h;
+    u->epoch = c->epoch;
+    u->when_ms = time_now_ms();
+    snprintf(u->device_id, sizeof u->device_id, "%s", c->device_id);
+    snprintf(u->module_id, sizeof u->module_id, "%s", c->module_id);
+    hub_work_submit(c->loop, &u->w, disconnect_run, disconnect_done, 0);
 }
 
 void hub_conn_close(hub_mqtt_conn *c, const char *reason)
@@ -44,17 +111,22 @@ void hub_conn_close(hub_mqtt_conn *c, const char *reason)
     bool was_active = c->state == CONN_ACTIVE;
     c->state = CONN_CLOSING;
     hub *h = c->h;
-    if (was_active && strmap_get(h->conns, c->client_id) == c) {
-        if (c->will_topic && strcmp(reason, "DISCONNECT") != 0)
-            hub_conn_publish_will(c);
-        strmap_remove(h->conns, c->client_id);
-        int64_t now = time_now_ms();
-        hub_store_device_set_connection(h->store, c->device_id, false, now);
-        hub_events_connection(h->events, c->device_id, c->module_id, false);
-        hub_commit_now(h);
+    if (was_active && c->owner && !c->dps) {
+        c->owner = false;
+        if (strmap_get(c->loop->conns, c->client_id) == c)
+            strmap_remove(c->loop->conns, c->client_id);
+        hub_dir_release(h->dir, c->client_id, c->epoch);
+        if (!atomic_load(&h->stopping)) {
+            if (c->will_topic && strcmp(reason, "DISCONNECT") != 0)
+                hub_conn_publish_will(c);
+            record_disconnect(c);
+        }
         log_info("mqtt", "disconnected device=%s peer=%s reason=%s", c->client_id, c->peer, reason);
+    } else if (was_active && c->dps) {
+        log_info("mqtt", "closed dps registration=%s peer=%s reason=%s", c->device_id, c->peer,
+                 reason);
     } else if (!was_active) {
-        log_info("mqtt", "closed peer=%s reason=%s", c->peer, reason);
+        log_debug("mqtt", "closed peer=%s reason=%s", c->peer, reason);
     }
     if (c->bev) {
         bufferevent_free(c->bev);
@@ -65,73 +137,6 @@ void hub_conn_close(hub_mqtt_conn *c, const char *reason)
     if (c->refs == 0)
         conn_free(c);
 }
-
-/* Runs once per epoch the connection wrote into, in epoch order. */
-static void flush_held(void *ctx, iotdm_result commit_result)
-{
-    hub_mqtt_conn *c = ctx;
-    c->refs--;
-    if (c->state == CONN_CLOSING) {
-        if (c->refs == 0)
-            conn_free(c);
-        return;
-    }
-    if (commit_result < 0) {
-        /* Not durable: no acknowledgement. Closing makes the device resend. */
-        hub_conn_close(c, "storage failure");
-        return;
-    }
-    if (c->held_sealed_len) {
-        /* This was the older epoch; the newer one's bytes wait for their own flush. */
-        evbuffer_remove_buffer(c->held, bufferevent_get_output(c->bev), c->held_sealed_len);
-        c->held_sealed_len = 0;
-        return;
-    }
-    c->waiting_commit = false;
-    bufferevent_write_buffer(c->bev, c->held);
-    if (c->c2d_after_commit) {
-        c->c2d_after_commit = false;
-        hub_conn_send_c2d_pending(c);
-    }
-}
-
-void hub_conn_write_after_commit(hub_mqtt_conn *c, const void *data, size_t len)
-{
-    if (!c->held && !(c->held = evbuffer_new())) {
-        hub_conn_close(c, "out of memory");
-        return;
-    }
-    uint32_t epoch = (uint32_t)c->h->epoch;
-    if (c->waiting_commit && c->held_epoch != epoch) {
-        /* What is held belongs to the sealed epoch (only one can be). */
-        c->held_sealed_len = (uint32_t)evbuffer_get_length(c->held);
-        c->waiting_commit = false;
-    }
-    evbuffer_add(c->held, data, len);
-    if (!c->waiting_commit) {
-        c->waiting_commit = true;
-        c->held_epoch = epoch;
-        c->refs++;
-        hub_after_commit(c->h, flush_held, c);
-    }
-}
-
-void hub_conn_publish(hub_mqtt_conn *c, const char *topic, size_t topic_len, const void *payload,
-                      size_t len)
-{
-    if (c->state != CONN_ACTIVE)
-        return;
-    uint8_t hdr[MQTT_PUBLISH_HEADER_MAX(512)];
-    size_t n =
-        mqtt_encode_publish_header(hdr, sizeof hdr, topic, topic_len, 0, false, false, 0, len);
-    if (n == 0 || n > sizeof hdr)
-        return;
-    bufferevent_write(c->bev, hdr, n);
-    bufferevent_write(c->bev, payload, len);
-}
-
-static void write_cb(struct bufferevent *bev, void *arg);
-static void event_cb(struct bufferevent *bev, short what, void *arg);
 
 bool hub_conn_set_identity(hub_mqtt_conn *c, const char *client_id, const char *device_id,
                            const char *module_id)
@@ -152,99 +157,171 @@ bool hub_conn_set_identity(hub_mqtt_conn *c, const char *client_id, const char *
     return true;
 }
 
-static void send_connack(hub_mqtt_conn *c, bool session_present, uint8_t code)
+/* ---- reading, and the limits that stop it ---- */
+
+static void process_input(hub_mqtt_conn *c);
+
+static bool reading_allowed(const hub_mqtt_conn *c)
 {
-    uint8_t buf[4];
-    mqtt_encode_connack(buf, sizeof buf, session_present, code);
-    bufferevent_write(c->bev, buf, sizeof buf);
+    return c->state == CONN_AWAIT_CONNECT ||
+           (c->state == CONN_ACTIVE && !c->paused_units && !c->paused_output);
 }
 
-/* Refuses a CONNECT: CONNACK with the code, then close once it is written. */
-static void refuse(hub_mqtt_conn *c, uint8_t code, const char *why)
+/* Re-evaluates whether c may be read, and reads what is already buffered when it may again. */
+static void update_reading(hub_mqtt_conn *c)
 {
-    log_warn("mqtt", "refused peer=%s client=%s code=%u reason=%s", c->peer, c->client_id,
-             (unsigned)code, why);
-    send_connack(c, false, code);
-    c->state = CONN_CLOSING;
-    event_del(c->timer);
-    /* Let the CONNACK reach the peer: stop reading and close when the output drains. */
-    bufferevent_disable(c->bev, EV_READ);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_setcb(c->bev, NULL, write_cb, event_cb, c);
-}
-
-static bool span_to_str(const mqtt_span *s, char *out, size_t cap)
-{
-    if (s->len + 1 > cap)
-        return false;
-    if (s->len)
-        memcpy(out, s->ptr, s->len);
-    out[s->len] = '\0';
-    return true;
-}
-
-static bool az_span_to_str(az_span s, char *out, size_t cap)
-{
-    if (s.len + 1 > cap)
-        return false;
-    if (s.len)
-        memcpy(out, s.ptr, s.len);
-    out[s.len] = '\0';
-    return true;
-}
-
-/* SAS password check (§1.4 server algorithm). Returns an MQTT CONNACK code. */
-static uint8_t check_sas(hub_mqtt_conn *c, const hub_device *d, const mqtt_connect *m,
-                         const char *resource)
-{
-    sas_token tok;
-    if (sas_parse((const char *)m->password.ptr, m->password.len, &tok) < 0)
-        return MQTT_CONNACK_BAD_USERNAME_PASSWORD;
-    int64_t now = time_now_ms() / 1000;
-    if (tok.expiry < now - HUB_SAS_SKEW_S)
-        return MQTT_CONNACK_NOT_AUTHORIZED;
-    if (!sas_resource_covers(&tok, resource))
-        return MQTT_CONNACK_NOT_AUTHORIZED;
-    bool ok = false;
-    if (tok.skn) {
-        char name[HUB_ID_MAX];
-        hub_policy p;
-        long n = urlenc_decode(tok.skn, tok.skn_len, name, sizeof name, false);
-        if (n > 0 && hub_store_policy_get(c->h->store, name, &p) == IOTDM_OK &&
-            (p.rights & HUB_RIGHT_DEVICE_CONNECT))
-            ok = sas_signature_valid(&tok, p.primary_key) ||
-                 sas_signature_valid(&tok, p.secondary_key);
-    } else if (d->auth_type == HUB_AUTH_SAS) {
-        ok = (d->primary_key[0] && sas_signature_valid(&tok, d->primary_key)) ||
-             (d->secondary_key[0] && sas_signature_valid(&tok, d->secondary_key));
+    if (!c->bev)
+        return;
+    if (reading_allowed(c)) {
+        bufferevent_enable(c->bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+            process_input(c);
+    } else {
+        bufferevent_disable(c->bev, EV_READ);
     }
-    if (!ok)
-        return MQTT_CONNACK_NOT_AUTHORIZED;
-    c->token_expiry_s = tok.expiry;
-    return MQTT_CONNACK_ACCEPTED;
 }
 
-static uint8_t check_x509(hub_mqtt_conn *c, const hub_device *d)
+static void arm_timer(hub_mqtt_conn *c);
+
+/* Output above the limit: stop reading (a peer that does not read must not make the hub
+ * buffer without end); the timer closes the connection if it stays there. */
+static void check_output(hub_mqtt_conn *c)
 {
-    bool ok = d->auth_type == HUB_AUTH_SELF_SIGNED &&
-              hub_tls_peer_matches(bufferevent_openssl_get_ssl(c->bev), d->primary_thumbprint,
-                                   d->secondary_thumbprint);
-    return ok ? MQTT_CONNACK_ACCEPTED : MQTT_CONNACK_NOT_AUTHORIZED;
+    if (!c->bev || c->paused_output)
+        return;
+    size_t unsent = evbuffer_get_length(bufferevent_get_output(c->bev));
+    if (unsent <= c->h->cfg.limits.output_limit)
+        return;
+    c->paused_output = true;
+    c->stalled_since_ms = time_mono_ms();
+    bufferevent_disable(c->bev, EV_READ);
+    arm_timer(c);
 }
 
-static void arm_timer(hub_mqtt_conn *c)
+bool conn_writable(const hub_mqtt_conn *c)
 {
-    int64_t limit_ms = (c->keepalive_s ? c->keepalive_s * 1500LL : HUB_KEEPALIVE_CAP_S * 1000LL);
-    if (limit_ms > HUB_KEEPALIVE_CAP_S * 1000LL)
-        limit_ms = HUB_KEEPALIVE_CAP_S * 1000LL;
-    int64_t due = c->last_rx_ms + limit_ms - time_mono_ms();
+    return c->state == CONN_ACTIVE && c->bev && !c->paused_output;
+}
+
+void conn_write_now(hub_mqtt_conn *c, const void *data, size_t len)
+{
+    if (!c->bev || c->state == CONN_CLOSING)
+        return;
+    bufferevent_write(c->bev, data, len);
+    check_output(c);
+}
+
+void conn_write(hub_mqtt_conn *c, const void *data, size_t len)
+{
+    if (!c->bev || c->state == CONN_CLOSING)
+        return;
+    if (!c->last_unit) {
+        conn_write_now(c, data, len);
+        return;
+    }
+    conn_unit *u = c->last_unit;
+    if (!u->after && !(u->after = evbuffer_new())) {
+        hub_conn_close(c, "out of memory");
+        return;
+    }
+    evbuffer_add(u->after, data, len);
+}
+
+void conn_submit(hub_mqtt_conn *c, conn_unit *u, hub_work_run_fn run, hub_work_done_fn done,
+                 unsigned flags, bool answers)
+{
+    u->c = c;
+    u->after = NULL;
+    c->refs++;
+    c->units++;
+    if (answers)
+        c->last_unit = u;
+    if (c->units >= c->h->cfg.limits.max_inflight && !c->paused_units) {
+        c->paused_units = true;
+        update_reading(c);
+    }
+    hub_work_submit(c->loop, &u->w, run, done, flags);
+}
+
+bool conn_unit_finish(conn_unit *u)
+{
+    hub_mqtt_conn *c = u->c;
+    if (u->after) {
+        if (c->bev && c->state != CONN_CLOSING)
+            bufferevent_write_buffer(c->bev, u->after);
+        evbuffer_free(u->after);
+        u->after = NULL;
+    }
+    if (c->last_unit == u)
+        c->last_unit = NULL;
+    c->units--;
+    bool open = c->state != CONN_CLOSING;
+    if (open) {
+        check_output(c);
+        if (c->paused_units && c->units < c->h->cfg.limits.max_inflight) {
+            c->paused_units = false;
+            update_reading(c);
+        }
+    }
+    release(c);
+    return open;
+}
+
+void hub_conn_publish(hub_mqtt_conn *c, const char *topic, size_t topic_len, const void *payload,
+                      size_t len)
+{
+    if (c->state != CONN_ACTIVE || !c->bev)
+        return;
+    uint8_t hdr[MQTT_PUBLISH_HEADER_MAX(512)];
+    size_t n =
+        mqtt_encode_publish_header(hdr, sizeof hdr, topic, topic_len, 0, false, false, 0, len);
+    if (n == 0 || n > sizeof hdr)
+        return;
+    bufferevent_write(c->bev, hdr, n);
+    bufferevent_write(c->bev, payload, len);
+    check_output(c);
+}
+
+/* ---- timers: handshake, keep-alive, token expiry, stall ---- */
+
+static int64_t keepalive_limit_ms(const hub_mqtt_conn *c)
+{
+    int64_t limit_ms = c->keepalive_s ? c->keepalive_s * 1500LL : HUB_KEEPALIVE_CAP_S * 1000LL;
+    return limit_ms > HUB_KEEPALIVE_CAP_S * 1000LL ? HUB_KEEPALIVE_CAP_S * 1000LL : limit_ms;
+}
+
+/* The next moment something may have to happen, in ms from now. */
+static int64_t next_due(const hub_mqtt_conn *c)
+{
+    int64_t now = time_mono_ms();
+    if (c->state != CONN_ACTIVE)
+        return c->deadline_ms - now;
+    int64_t due = INT64_MAX;
+    /* While the hub itself holds back reading, the peer's silence is not its fault. */
+    if (!c->paused_units && !c->paused_output)
+        due = c->last_rx_ms + keepalive_limit_ms(c) - now;
     if (c->token_expiry_s) {
         int64_t expiry_in = c->token_expiry_s * 1000 - time_now_ms();
         if (expiry_in < due)
             due = expiry_in;
     }
+    if (c->paused_output) {
+        int64_t stall_in = c->stalled_since_ms + c->h->cfg.limits.stall_timeout_s * 1000LL - now;
+        if (stall_in < due)
+            due = stall_in;
+    }
+    return due;
+}
+
+static void arm_timer(hub_mqtt_conn *c)
+{
+    if (!c->timer || c->state == CONN_CLOSING)
+        return;
+    int64_t due = next_due(c);
     if (due < 10)
         due = 10;
+    if (due > 24LL * 3600 * 1000)
+        due = 24LL * 3600 * 1000;
     struct timeval tv = {(time_t)(due / 1000), (suseconds_t)((due % 1000) * 1000)};
     event_add(c->timer, &tv);
 }
@@ -254,229 +331,50 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     hub_mqtt_conn *c = arg;
-    if (c->state == CONN_AWAIT_CONNECT) {
-        hub_conn_close(c, "no CONNECT in time");
+    int64_t now = time_mono_ms();
+    if (c->state != CONN_ACTIVE) {
+        if (now >= c->deadline_ms) {
+            hub_refused(HUB_REFUSED_HEADER_TIMEOUT, "mqtt",
+                        "closed peer=%s reason=\"no CONNECT within the handshake timeout\"",
+                        c->peer);
+            hub_conn_close(c, "no CONNECT in time");
+            return;
+        }
+    } else if (c->paused_output &&
+               now - c->stalled_since_ms >= c->h->cfg.limits.stall_timeout_s * 1000LL) {
+        hub_refused(HUB_REFUSED_STALLED, "mqtt",
+                    "closed device=%s peer=%s reason=\"output not read for %us\"", c->client_id,
+                    c->peer, c->h->cfg.limits.stall_timeout_s);
+        hub_conn_close(c, "output not read");
         return;
-    }
-    if (c->token_expiry_s && time_now_ms() >= c->token_expiry_s * 1000) {
+    } else if (c->token_expiry_s && time_now_ms() >= c->token_expiry_s * 1000) {
         hub_conn_close(c, "SAS token expired");
         return;
-    }
-    int64_t limit_ms = c->keepalive_s ? c->keepalive_s * 1500LL : HUB_KEEPALIVE_CAP_S * 1000LL;
-    if (limit_ms > HUB_KEEPALIVE_CAP_S * 1000LL)
-        limit_ms = HUB_KEEPALIVE_CAP_S * 1000LL;
-    if (time_mono_ms() - c->last_rx_ms >= limit_ms) {
+    } else if (!c->paused_units && !c->paused_output &&
+               now - c->last_rx_ms >= keepalive_limit_ms(c)) {
         hub_conn_close(c, "keep-alive timeout");
         return;
     }
     arm_timer(c);
 }
 
-/* Makes c the live connection of its identity, closing any earlier one (§1.2 takeover). */
-static void take_over(hub_mqtt_conn *c)
+void hub_mqtt_arm_timer(hub_mqtt_conn *c)
 {
-    hub_mqtt_conn *old = strmap_get(c->h->conns, c->client_id);
-    if (old && old != c) {
-        strmap_remove(c->h->conns, c->client_id);
-        old->state = CONN_AWAIT_CONNECT; /* not the owner any more: no disconnect event */
-        hub_conn_close(old, "a new connection with the same identity");
-    }
-    strmap_put(c->h->conns, c->client_id, c);
-}
-
-/* Azure accepts a will only on the device's own telemetry topic, at QoS 0 or 1. */
-static bool keep_will(hub_mqtt_conn *c, const mqtt_connect *m)
-{
-    az_publish_topic t;
-    if (m->will_qos > 1 || m->will_payload.len > HUB_D2C_MAX_BYTES ||
-        az_parse_publish_topic((const char *)m->will_topic.ptr, m->will_topic.len, &t) < 0 ||
-        t.kind != AZ_PUB_TELEMETRY || t.device_id.len != strlen(c->device_id) ||
-        memcmp(t.device_id.ptr, c->device_id, t.device_id.len) != 0)
-        return false;
-    c->will_topic = xstrndup((const char *)m->will_topic.ptr, m->will_topic.len);
-    c->will_payload = xmalloc(m->will_payload.len);
-    if (!c->will_topic || !c->will_payload)
-        return false;
-    if (m->will_payload.len)
-        memcpy(c->will_payload, m->will_payload.ptr, m->will_payload.len);
-    c->will_len = m->will_payload.len;
-    return true;
-}
-
-static void on_connect(hub_mqtt_conn *c, const uint8_t *body, size_t len)
-{
-    mqtt_connect m;
-    iotdm_result r = mqtt_decode_connect(body, len, &m);
-    if (r == IOTDM_E_UNSUPPORTED) {
-        refuse(c, MQTT_CONNACK_BAD_PROTOCOL_VERSION, "protocol version");
-        return;
-    }
-    if (r < 0) {
-        hub_conn_close(c, "malformed CONNECT");
-        return;
-    }
-    char client[2 * HUB_ID_MAX], device[HUB_ID_MAX], module[HUB_ID_MAX];
-    if (!span_to_str(&m.client_id, client, sizeof client) || m.client_id.len == 0 ||
-        !hub_conn_set_identity(c, client, "", "")) {
-        refuse(c, MQTT_CONNACK_IDENTIFIER_REJECTED, "client id");
-        return;
-    }
-    az_username u;
-    if (!m.has_username ||
-        az_parse_username((const char *)m.username.ptr, m.username.len, &u) < 0) {
-        refuse(c, MQTT_CONNACK_BAD_USERNAME_PASSWORD, "user name");
-        return;
-    }
-    if (u.kind == AZ_USER_DPS) {
-        /* Provisioning shares the listener (§5.2); its connections stay out of h->conns. */
-        const char *why = NULL;
-        uint8_t code = hub_dps_mqtt_connect(c, &m, &u, &why);
-        if (code != MQTT_CONNACK_ACCEPTED) {
-            refuse(c, code, why);
-            return;
-        }
-        c->clean_session = true;
-        c->keepalive_s = m.keepalive;
-        c->state = CONN_ACTIVE;
-        send_connack(c, false, MQTT_CONNACK_ACCEPTED);
-        arm_timer(c);
-        return;
-    }
-    char host[256];
-    if (!az_span_to_str(u.host, host, sizeof host) || strcasecmp(host, c->h->cfg.hostname) != 0 ||
-        !az_span_to_str(u.device_id, device, sizeof device) ||
-        !az_span_to_str(u.module_id, module, sizeof module) ||
-        !hub_conn_set_identity(c, client, device, module)) {
-        refuse(c, MQTT_CONNACK_NOT_AUTHORIZED, "host name or identity");
-        return;
-    }
-    char expected_client[2 * HUB_ID_MAX];
-    snprintf(expected_client, sizeof expected_client, "%s%s%s", c->device_id,
-             c->module_id[0] ? "/" : "", c->module_id);
-    if (strcmp(expected_client, c->client_id) != 0) {
-        refuse(c, MQTT_CONNACK_IDENTIFIER_REJECTED, "client id does not match the user name");
-        return;
-    }
-    if (c->module_id[0]) {
-        refuse(c, MQTT_CONNACK_NOT_AUTHORIZED, "module identities are not supported yet");
-        return;
-    }
-    hub_device d;
-    if (hub_store_device_get(c->h->store, c->device_id, &d) < 0) {
-        refuse(c, MQTT_CONNACK_NOT_AUTHORIZED, "unknown device");
-        return;
-    }
-    if (!d.enabled) {
-        refuse(c, MQTT_CONNACK_NOT_AUTHORIZED, "device disabled");
-        return;
-    }
-    char resource[512];
-    snprintf(resource, sizeof resource, "%s/devices/%s", c->h->cfg.hostname, c->device_id);
-    uint8_t code =
-        m.has_password && m.password.len > 0 ? check_sas(c, &d, &m, resource) : check_x509(c, &d);
-    if (code != MQTT_CONNACK_ACCEPTED) {
-        refuse(c, code,
-               code == MQTT_CONNACK_BAD_USERNAME_PASSWORD ? "malformed SAS token"
-                                                          : "authentication failed");
-        return;
-    }
-
-    if (m.has_will && !keep_will(c, &m)) {
-        refuse(c, MQTT_CONNACK_NOT_AUTHORIZED,
-               "the will topic must be the device's telemetry topic");
-        return;
-    }
-    c->clean_session = m.clean_session;
-    c->keepalive_s = m.keepalive;
-    bool session_present = false;
-    uint32_t subs = 0;
-    if (m.clean_session) {
-        hub_store_session_delete(c->h->store, c->client_id);
-    } else if (hub_store_session_get(c->h->store, c->client_id, &subs) == IOTDM_OK) {
-        session_present = true;
-        c->subs = subs;
-    } else {
-        hub_store_session_put(c->h->store, c->client_id, 0);
-    }
-    take_over(c);
-    c->state = CONN_ACTIVE;
-    char model_id[256] = "";
-    if (u.model_id.len)
-        urlenc_decode(u.model_id.ptr, u.model_id.len, model_id, sizeof model_id, false);
-    int64_t now = time_now_ms();
-    hub_store_device_set_connection(c->h->store, c->device_id, true, now);
-    hub_store_device_set_activity(c->h->store, c->device_id, now, u.model_id.len ? model_id : NULL);
-    hub_events_connection(c->h->events, c->device_id, c->module_id, true);
-    uint8_t ack[4];
-    mqtt_encode_connack(ack, sizeof ack, session_present, MQTT_CONNACK_ACCEPTED);
-    hub_conn_write_after_commit(c, ack, sizeof ack);
-    log_info("mqtt", "connected device=%s peer=%s clean=%d keepalive=%u session_present=%d",
-             c->client_id, c->peer, (int)m.clean_session, (unsigned)m.keepalive,
-             (int)session_present);
     arm_timer(c);
-    if (c->subs & HUB_SUB_BIT(AZ_SUB_METHODS))
-        hub_methods_on_subscribed(c->h->methods, c->device_id);
-    if (c->subs & HUB_SUB_BIT(AZ_SUB_C2D))
-        hub_conn_send_c2d_pending(c);
 }
 
-static void on_subscribe(hub_mqtt_conn *c, bool subscribe, const uint8_t *body, size_t len)
+void hub_mqtt_resume(hub_mqtt_conn *c)
 {
-    mqtt_sub_iter it;
-    uint16_t packet_id;
-    if (mqtt_sub_iter_init(&it, subscribe, body, len, &packet_id) < 0) {
-        hub_conn_close(c, "malformed SUBSCRIBE");
-        return;
-    }
-    uint8_t codes[32];
-    size_t n = 0;
-    mqtt_span filter;
-    uint8_t qos;
-    uint32_t before = c->subs;
-    while (mqtt_sub_iter_next(&it, &filter, &qos)) {
-        bool foreign = false;
-        az_sub_kind kind = az_classify_filter((const char *)filter.ptr, filter.len, c->device_id,
-                                              c->module_id, &foreign);
-        if (foreign) {
-            hub_conn_close(c, "subscription to another identity's topic");
-            return;
-        }
-        if ((kind == AZ_SUB_DPS_RESPONSES) != (c->dps != NULL))
-            kind = AZ_SUB_INVALID; /* DPS connections get DPS responses only, devices never */
-        if (subscribe) {
-            if (kind != AZ_SUB_INVALID)
-                c->subs |= HUB_SUB_BIT(kind);
-            if (n < sizeof codes)
-                codes[n++] = kind == AZ_SUB_INVALID ? MQTT_SUBACK_FAILURE : (qos > 1 ? 1 : qos);
-        } else if (kind != AZ_SUB_INVALID) {
-            c->subs &= ~HUB_SUB_BIT(kind);
-        }
-    }
-    if (subscribe && n == sizeof codes) {
-        hub_conn_close(c, "too many filters in one SUBSCRIBE");
-        return;
-    }
-    uint8_t ack[sizeof codes + 8];
-    size_t alen = subscribe ? mqtt_encode_suback(ack, sizeof ack, packet_id, codes, n)
-                            : mqtt_encode_ack(ack, sizeof ack, MQTT_UNSUBACK, packet_id);
-    if (!c->clean_session && before != c->subs) {
-        hub_store_session_put(c->h->store, c->client_id, c->subs);
-        hub_conn_write_after_commit(c, ack, alen);
-    } else if (c->waiting_commit) {
-        hub_conn_write_after_commit(c, ack, alen); /* keep the order of acknowledgements */
-    } else {
-        bufferevent_write(c->bev, ack, alen);
-    }
-    uint32_t added = c->subs & ~before;
-    if (added & HUB_SUB_BIT(AZ_SUB_METHODS))
-        hub_methods_on_subscribed(c->h->methods, c->device_id);
-    if (added & HUB_SUB_BIT(AZ_SUB_C2D))
-        hub_conn_send_c2d_pending(c);
+    update_reading(c);
 }
+
+/* ---- framing ---- */
 
 static void on_packet(hub_mqtt_conn *c, const mqtt_fixed_header *fh, const uint8_t *body)
 {
     if (c->state == CONN_AWAIT_CONNECT && fh->type != MQTT_CONNECT) {
+        hub_refused(HUB_REFUSED_MQTT_PROTOCOL, "mqtt",
+                    "closed peer=%s reason=\"first packet is not CONNECT\"", c->peer);
         hub_conn_close(c, "first packet is not CONNECT");
         return;
     }
@@ -485,7 +383,7 @@ static void on_packet(hub_mqtt_conn *c, const mqtt_fixed_header *fh, const uint8
         if (c->state != CONN_AWAIT_CONNECT)
             hub_conn_close(c, "second CONNECT");
         else
-            on_connect(c, body, fh->remaining_len);
+            hub_mqtt_on_connect(c, body, fh->remaining_len);
         return;
     case MQTT_PUBLISH: {
         mqtt_publish p;
@@ -509,12 +407,12 @@ static void on_packet(hub_mqtt_conn *c, const mqtt_fixed_header *fh, const uint8
     }
     case MQTT_SUBSCRIBE:
     case MQTT_UNSUBSCRIBE:
-        on_subscribe(c, fh->type == MQTT_SUBSCRIBE, body, fh->remaining_len);
+        hub_mqtt_on_subscribe(c, fh->type == MQTT_SUBSCRIBE, body, fh->remaining_len);
         return;
     case MQTT_PINGREQ: {
         uint8_t resp[2];
         mqtt_encode_simple(resp, sizeof resp, MQTT_PINGRESP);
-        bufferevent_write(c->bev, resp, sizeof resp);
+        conn_write(c, resp, sizeof resp);
         return;
     }
     case MQTT_DISCONNECT:
@@ -526,13 +424,14 @@ static void on_packet(hub_mqtt_conn *c, const mqtt_fixed_header *fh, const uint8
     }
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+/* Handles the complete packets in the input buffer for as long as the connection may be read:
+ * a CONNECT being checked, max-inflight units or unsent output stop it, leaving the rest
+ * buffered (and the socket unread) until update_reading. */
+static void process_input(hub_mqtt_conn *c)
 {
-    hub_mqtt_conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    c->last_rx_ms = time_mono_ms();
     c->refs++; /* a packet handler may close c: it is freed below, not under our feet */
-    while (c->state != CONN_CLOSING) {
+    while (c->bev && reading_allowed(c)) {
+        struct evbuffer *in = bufferevent_get_input(c->bev);
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
             break;
@@ -544,6 +443,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
         if (r == IOTDM_E_INCOMPLETE && fh.header_len == 0)
             break; /* the length bytes are not all here yet */
         if (r != IOTDM_OK && r != IOTDM_E_INCOMPLETE) {
+            hub_refused(HUB_REFUSED_MQTT_PROTOCOL, "mqtt", "closed peer=%s reason=\"%s\"", c->peer,
+                        r == IOTDM_E_TOO_LARGE ? "packet too large" : "malformed packet");
             hub_conn_close(c, r == IOTDM_E_TOO_LARGE ? "packet too large" : "malformed packet");
             break;
         }
@@ -556,24 +457,52 @@ static void read_cb(struct bufferevent *bev, void *arg)
             break;
         }
         on_packet(c, &fh, pkt + fh.header_len);
-        if (c->state == CONN_CLOSING)
-            break; /* the bufferevent and its input are gone */
+        if (!c->bev)
+            break; /* closed: the bufferevent and its input are gone */
         evbuffer_drain(in, total);
     }
-    if (--c->refs == 0 && c->state == CONN_CLOSING && !c->bev)
-        conn_free(c);
+    if (c->bev && !reading_allowed(c))
+        bufferevent_disable(c->bev, EV_READ);
+    release(c);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    hub_mqtt_conn *c = arg;
+    c->last_rx_ms = time_mono_ms();
+    process_input(c);
+}
+
+/* The CONNACK of a refused CONNECT is out (or the peer went away): the connection ends. */
+static void end_drain(hub_mqtt_conn *c)
+{
+    if (!c->draining)
+        return;
+    c->draining = false;
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    release(c);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
     hub_mqtt_conn *c = arg;
-    /* A refused CONNECT closes once its CONNACK is out. */
-    if (c->state == CONN_CLOSING && c->bev) {
-        bufferevent_free(c->bev);
-        c->bev = NULL;
-        if (c->refs == 0)
-            conn_free(c);
+    if (c->state == CONN_CLOSING) {
+        end_drain(c);
+        return;
+    }
+    if (c->paused_output &&
+        evbuffer_get_length(bufferevent_get_output(bev)) <= c->h->cfg.limits.output_limit / 2) {
+        c->paused_output = false;
+        c->stalled_since_ms = 0;
+        c->last_rx_ms = time_mono_ms(); /* the keep-alive clock restarts with reading */
+        update_reading(c);
+        arm_timer(c);
+        if (c->state == CONN_ACTIVE && !c->dps)
+            hub_conn_send_c2d_pending(c); /* held back while the device did not read */
     }
 }
 
@@ -581,44 +510,70 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     hub_mqtt_conn *c = arg;
+    if (what & BEV_EVENT_CONNECTED)
+        return; /* TLS handshake done; the CONNECT deadline keeps running */
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         if (c->state == CONN_CLOSING) {
-            write_cb(bev, arg);
+            end_drain(c);
             return;
         }
+        if (c->state == CONN_AWAIT_CONNECT && (what & BEV_EVENT_ERROR))
+            hub_refused(HUB_REFUSED_HANDSHAKE, "mqtt", "closed peer=%s reason=\"TLS error\"",
+                        c->peer);
         hub_conn_close(c,
                        (what & BEV_EVENT_EOF) ? "connection closed by peer" : "connection error");
     }
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
-                      int socklen, void *arg)
+/* Refuses a CONNECT: CONNACK with the code, then close once it is written. */
+void hub_mqtt_refuse(hub_mqtt_conn *c, uint8_t code, const char *why)
 {
-    (void)l;
-    (void)socklen;
-    hub *h = arg;
+    hub_refused(HUB_REFUSED_MQTT_AUTH, "mqtt", "refused peer=%s client=%s code=%u reason=\"%s\"",
+                c->peer, c->client_id, (unsigned)code, why);
+    uint8_t buf[4];
+    mqtt_encode_connack(buf, sizeof buf, false, code);
+    c->state = CONN_CLOSING;
+    if (c->timer)
+        event_del(c->timer);
+    if (!c->bev) {
+        if (c->refs == 0)
+            conn_free(c);
+        return;
+    }
+    /* Held until the CONNACK is written (end_drain). */
+    c->draining = true;
+    c->refs++;
+    bufferevent_write(c->bev, buf, sizeof buf);
+    /* Let the CONNACK reach the peer: stop reading and close when the output drains. */
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_setcb(c->bev, NULL, write_cb, event_cb, c);
+}
+
+static void accept_cb(void *arg, evutil_socket_t fd, const struct sockaddr *addr, const char *peer,
+                      hub_admit_ticket ticket)
+{
+    (void)addr;
+    hub_loop *loop = arg;
+    hub *h = loop->h;
     hub_mqtt_conn *c = xcalloc(1, sizeof *c);
     SSL *ssl = c ? SSL_new(h->tls) : NULL;
     if (!ssl) {
         xfree(c);
+        hub_admission_leave(h->admission, &ticket);
         evutil_closesocket(fd);
         return;
     }
+    c->loop = loop;
     c->h = h;
+    c->ticket = ticket;
     c->state = CONN_AWAIT_CONNECT;
-    if (addr->sa_family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)addr;
-        char ip[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
-        snprintf(c->peer, sizeof c->peer, "%s:%u", ip, (unsigned)ntohs(in->sin_port));
-    }
-    /* Small packets (PUBACKs, twin responses) must leave at once, not wait for delayed ACKs. */
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c->bev = bufferevent_openssl_socket_new(h->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    c->bev = bufferevent_openssl_socket_new(loop->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                             BEV_OPT_CLOSE_ON_FREE);
-    c->timer = event_new(h->base, -1, 0, timer_cb, c);
+    c->timer = event_new(loop->base, -1, 0, timer_cb, c);
     c->client_id = c->device_id = c->module_id = "";
+    list_add(c);
     if (!c->bev || !c->timer) {
         if (c->bev)
             bufferevent_free(c->bev);
@@ -629,67 +584,68 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-    bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    /* The input never holds more than a packet and a bit: past that, reading waits. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 2 * HUB_MQTT_MAX_PACKET);
+    bufferevent_setwatermark(c->bev, EV_WRITE, h->cfg.limits.output_limit / 2, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->last_rx_ms = time_mono_ms();
-    struct timeval tv = {HUB_CONNECT_TIMEOUT_S, 0};
-    event_add(c->timer, &tv);
+    c->deadline_ms = c->last_rx_ms + h->cfg.limits.handshake_timeout_s * 1000LL;
+    arm_timer(c);
 }
 
-iotdm_result hub_mqtt_listen(hub *h)
+/* ---- the loop's MQTT state ---- */
+
+iotdm_result hub_mqtt_loop_init(hub_loop *loop)
 {
-    struct sockaddr_storage ss;
-    int sslen = sizeof ss;
-    char spec[128];
-    snprintf(spec, sizeof spec, strchr(h->cfg.listen_addr, ':') ? "[%s]:%u" : "%s:%u",
-             h->cfg.listen_addr, h->cfg.mqtt_port);
-    if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen) < 0) {
-        log_error("mqtt", "bad listen address %s", spec);
-        return IOTDM_E_MALFORMED;
+    loop->conns = strmap_new();
+    if (!loop->conns)
+        return -ENOMEM;
+    hub *h = loop->h;
+    return hub_listener_new(loop->base, h->cfg.listen_addr, h->cfg.mqtt_port, "mqtt", h->admission,
+                            accept_cb, loop, &loop->mqtt_listener);
+}
+
+void hub_mqtt_loop_close_all(hub_loop *loop)
+{
+    if (loop->mqtt_listener) {
+        hub_listener_free(loop->mqtt_listener);
+        loop->mqtt_listener = NULL;
     }
-    h->mqtt_listener = evconnlistener_new_bind(
-        h->base, accept_cb, h, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-        1024, (struct sockaddr *)&ss, sslen);
-    if (!h->mqtt_listener) {
-        log_error("mqtt", "cannot listen on %s: %s", spec, strerror(errno));
-        return -errno;
+    /* Every connection, whatever its state; one with units in flight stays (closing) until they
+     * complete, and leaves the list when freed. */
+    hub_mqtt_conn *c = loop->mqtt_all;
+    while (c) {
+        hub_mqtt_conn *next = c->all_next;
+        c->refs++; /* keeps next valid: closing c frees nothing but c */
+        end_drain(c);
+        hub_conn_close(c, "hub stopping");
+        next = c->all_next;
+        release(c);
+        c = next;
     }
-    return IOTDM_OK;
 }
 
-typedef struct {
-    hub_mqtt_conn **items;
-    size_t len;
-} conn_list;
-
-static void collect_conn(void *ctx, const char *key, void *value)
+void hub_mqtt_loop_deinit(hub_loop *loop)
 {
-    (void)key;
-    conn_list *list = ctx;
-    list->items[list->len++] = value;
+    strmap_free(loop->conns);
+    loop->conns = NULL;
 }
 
-void hub_mqtt_close_all(hub *h)
+size_t hub_mqtt_loop_connections(const hub_loop *loop)
 {
-    /* Collected first: closing modifies the map. */
-    conn_list list = {xcalloc(strmap_count(h->conns) + 1, sizeof(hub_mqtt_conn *)), 0};
-    if (!list.items)
-        return;
-    strmap_foreach(h->conns, collect_conn, &list);
-    for (size_t i = 0; i < list.len; i++)
-        hub_conn_close(list.items[i], "hub stopping");
-    xfree(list.items);
+    return loop->conns ? strmap_count(loop->conns) : 0;
 }
 
-hub_mqtt_conn *hub_conn_find(hub *h, const char *device_id)
+hub_mqtt_conn *hub_conn_find(hub_loop *loop, const char *client_id)
 {
-    hub_mqtt_conn *c = strmap_get(h->conns, device_id);
-    return c && c->state == CONN_ACTIVE ? c : NULL;
+    hub_mqtt_conn *c = strmap_get(loop->conns, client_id);
+    return c && c->state == CONN_ACTIVE && c->owner ? c : NULL;
 }
 
-void hub_conn_drop(hub *h, const char *device_id, const char *reason)
+void hub_conn_drop_local(hub_loop *loop, const char *client_id, const char *reason)
 {
-    hub_mqtt_conn *c = hub_conn_find(h, device_id);
+    hub_mqtt_conn *c = hub_conn_find(loop, client_id);
     if (c)
         hub_conn_close(c, reason);
 }

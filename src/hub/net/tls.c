@@ -296,6 +296,14 @@ bool hub_tls_peer_matches(SSL *ssl, const char *primary, const char *secondary)
     char sha1[41], sha256[65];
     if (!ssl || !hub_tls_peer_thumbprints(ssl, sha1, sha256))
         return false;
+    return hub_tls_thumbprints_match(sha1, sha256, primary, secondary);
+}
+
+bool hub_tls_thumbprints_match(const char *sha1, const char *sha256, const char *primary,
+                               const char *secondary)
+{
+    if (!sha1[0] || !sha256[0])
+        return false;
     const char *prints[] = {primary, secondary};
     for (int i = 0; i < 2; i++) {
         if (prints[i] && prints[i][0] &&

@@ -31,5 +31,9 @@ bool hub_tls_peer_thumbprints(SSL *ssl, char sha1_hex[41], char sha256_hex[65]);
  * when the peer certificate's SHA-1 or SHA-256 thumbprint equals primary or secondary (hex, any
  * case; an empty one never matches). False without a peer certificate. */
 bool hub_tls_peer_matches(SSL *ssl, const char *primary, const char *secondary);
+/* The same check on thumbprints taken earlier (hub_tls_peer_thumbprints), for code that runs away
+ * from the connection (units of work). */
+bool hub_tls_thumbprints_match(const char *sha1_hex, const char *sha256_hex, const char *primary,
+                               const char *secondary);
 
 #endif

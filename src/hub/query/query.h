@@ -66,4 +66,21 @@ json_t *hub_query_run_finish(hub_query_run *run);
 /* Frees a run without producing results (NULL is a no-op). */
 void hub_query_run_free(hub_query_run *run);
 
+/* ---- paging over the store (query_page.c) ---- */
+
+typedef struct hub_store hub_store;
+
+#define HUB_QUERY_CONTINUATION_MAX 512
+
+typedef struct {
+    json_t *items; /* the page (new reference): documents, projections or groups */
+    char continuation[HUB_QUERY_CONTINUATION_MAX]; /* "" on the last page */
+} hub_query_page;
+
+/* Runs q against store (a reader handle, on a reader thread) from continuation (NULL or "" for
+ * the first page; otherwise what a previous page returned, which is opaque to callers and checked
+ * here: IOTDM_E_MALFORMED for one this function did not make) and returns at most max_items. */
+iotdm_result hub_query_page_run(hub_store *store, const hub_query *q, const char *continuation,
+                                size_t max_items, hub_query_page *out);
+
 #endif

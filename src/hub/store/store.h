@@ -1,12 +1,16 @@
-/* Hub persistence interface: registry, twins, C2D queues, telemetry, sessions, policies.
+/* Hub persistence interface: registry, twins, C2D queues, telemetry, sessions, policies, DPS.
  *
- * One implementation today (SQLite, store_sqlite.c); the interface keeps the rest of the hub free
- * of SQL so that a PostgreSQL backend can be added for deployments that outgrow one machine.
+ * A store is a backend behind an operations table (hub_store_ops, at the end of this file): SQLite
+ * (store/sqlite/, the embedded default) today, PostgreSQL next. The rest of the hub calls the
+ * hub_store_* functions below, which dispatch through the table, and only from units of work
+ * (core/work.h) running on the store's own threads: no event loop ever calls the store, so a
+ * backend may block (on the disk, on the network) without stalling a connection.
  *
- * Durability contract (group commit): every write function adds to one open write transaction.
- * Nothing is durable until hub_store_commit() returns IOTDM_OK. The hub calls it once per
- * event-loop pass and only then sends the acknowledgements (PUBACK, HTTP 2xx, twin $version) of the
- * writes made during that pass. Reads see uncommitted writes of the same store handle. */
+ * Durability contract: writes join the open group transaction; a unit's writes apply whole or not
+ * at all (hub_store_unit_begin/end); nothing is durable before hub_store_group_commit and then
+ * hub_store_durable have returned. The executor sends no acknowledgement before that. Reads see
+ * the writes made earlier through the same handle, committed or not. */
+
 #ifndef IOTDM_HUB_STORE_H
 #define IOTDM_HUB_STORE_H
 
@@ -18,6 +22,7 @@
 #include "iotdm/result.h"
 
 typedef struct hub_store hub_store;
+typedef struct hub_store_ops hub_store_ops;
 
 /* Sizes include the NUL. Limits follow Azure IoT Hub (azure-protocols.md §1.16-1.17). */
 #define HUB_ID_MAX         129 /* deviceId, moduleId, policy names: <= 128 chars */
@@ -107,6 +112,15 @@ typedef struct {
 
 void hub_c2d_deinit(hub_c2d *msg);
 
+/* The largest percent-encoded property bag of a C2D message: what fits in the topic a device
+ * subscribes to (docs/protocol.md §4.4). Enqueuing refuses messages whose bag is longer. */
+#define HUB_C2D_MAX_BAG 8192
+/* Undelivered messages per device (Azure's limit, docs/protocol.md §6.1). */
+#define HUB_C2D_QUEUE_MAX 50
+/* Writes msg's properties as the percent-encoded bag into out (cap >= HUB_C2D_MAX_BAG + 1).
+ * IOTDM_E_TOO_LARGE when they do not fit in HUB_C2D_MAX_BAG bytes. (store.c) */
+iotdm_result hub_c2d_format_bag(const json_t *properties, char *out, size_t cap);
+
 /* A telemetry message accepted from a device (or a live event such as a connection change). */
 typedef struct {
     int64_t seq; /* store-assigned, increasing; the position in the retained stream */
@@ -125,30 +139,30 @@ typedef struct {
 
 void hub_telemetry_deinit(hub_telemetry *msg);
 
-/* Lifecycle. Opening creates or migrates the schema (WAL mode, synchronous=NORMAL, foreign keys
- * on); IOTDM_E_UNSUPPORTED for a database written by a newer hub. A handle is used by one thread
- * at a time. After a storage failure inside the open transaction, writes fail with
- * IOTDM_E_STORAGE until a commit reports the failure (and discards the group). */
-iotdm_result hub_store_open(const char *path, hub_store **out_store);
-void hub_store_close(hub_store *store); /* commits nothing: call hub_store_commit first */
-/* Commits the open transaction and waits until it is on the disk. */
-iotdm_result hub_store_commit(hub_store *store);
-/* Commits without waiting for the disk: durable only after the next hub_store_sync or worker
- * sync. A process crash loses nothing committed; a power loss may lose what is not yet synced. */
-iotdm_result hub_store_commit_nosync(hub_store *store);
-bool hub_store_has_pending_writes(const hub_store *store);
+/* Lifecycle. hub_store_open picks the backend from the location: a file path (or "sqlite:PATH")
+ * is SQLite. Opening creates or migrates the schema; IOTDM_E_UNSUPPORTED for a database written by
+ * a newer hub. A handle is used by one thread at a time (the executor's writer); readers get their
+ * own handles (hub_store_open_reader). After a storage failure inside the open group, writes fail
+ * with IOTDM_E_STORAGE until a commit reports the failure (and discards the group). */
+iotdm_result hub_store_open(const char *location, hub_store **out_store);
+void hub_store_close(hub_store *store); /* commits nothing: an open group is rolled back */
 
-/* Durability (store_sync.c): everything committed so far reaches the disk (fdatasync of the WAL).
+/* Transactions. The executor (core/work.c) runs a group of units of work in one transaction:
+ * unit_begin, the unit's reads and writes, unit_end(outcome) (an error undoes that unit alone),
+ * and once per group group_commit. Committed data is visible to readers; it is durable once
+ * hub_store_durable, called after the commit (on another thread if need be), has returned. */
+iotdm_result hub_store_unit_begin(hub_store *store);
+iotdm_result hub_store_unit_end(hub_store *store, iotdm_result outcome);
+iotdm_result hub_store_group_commit(hub_store *store);
+bool hub_store_has_pending_writes(const hub_store *store);
+/* Makes everything committed so far durable. May run on another thread than the writer's,
+ * concurrently with it (SQLite: fdatasync of the WAL and checkpoints on a connection of its own).
  */
-iotdm_result hub_store_sync(hub_store *store);
-/* A worker thread that syncs (and checkpoints) on request, so the loop need not wait. At most one
- * request is outstanding: after hub_store_syncer_request, wait until notify_fd is readable, then
- * hub_store_syncer_collect gives the result (-EAGAIN: nothing finished yet). Stopping joins the
- * worker; hub_store_close stops it too. */
-iotdm_result hub_store_syncer_start(hub_store *store, int *out_notify_fd);
-void hub_store_syncer_request(hub_store *store);
-iotdm_result hub_store_syncer_collect(hub_store *store);
-void hub_store_syncer_stop(hub_store *store);
+iotdm_result hub_store_durable(hub_store *store);
+/* group_commit then durable: for start-up, tools and tests, which have no executor. */
+iotdm_result hub_store_commit(hub_store *store);
+/* A read-only handle for another thread (queries, event history), seeing committed data. */
+iotdm_result hub_store_open_reader(hub_store *store, hub_store **out_reader);
 
 /* Policies. */
 iotdm_result hub_store_policy_put(hub_store *store, const hub_policy *policy);
@@ -163,9 +177,12 @@ iotdm_result hub_store_device_create(hub_store *store, hub_device *device);
 iotdm_result hub_store_device_get(hub_store *store, const char *device_id, hub_device *out_device);
 iotdm_result hub_store_device_update(hub_store *store, hub_device *device, uint64_t if_match);
 iotdm_result hub_store_device_delete(hub_store *store, const char *device_id, uint64_t if_match);
-/* Connection state and activity change often and are not identity changes: no etag bump. */
+/* Connection state and activity change often and are not identity changes: no etag bump.
+ * set_connection applies only when epoch is at least the stored connection epoch (the directory's
+ * claim number of the connection writing it, core/dir.h), so that a connection that lost its
+ * device to a newer one cannot overwrite the newer one's state; it stores epoch. */
 iotdm_result hub_store_device_set_connection(hub_store *store, const char *device_id,
-                                             bool connected, int64_t when_ms);
+                                             bool connected, int64_t when_ms, uint64_t epoch);
 iotdm_result hub_store_device_set_activity(hub_store *store, const char *device_id, int64_t when_ms,
                                            const char *model_id /* NULL = unchanged */);
 
@@ -255,6 +272,16 @@ iotdm_result hub_store_file_foreach(hub_store *store, const char *device_id, siz
                                     hub_file_visitor visit, void *ctx);
 /* Uploads of a device still in progress (pending or uploaded) created after since_ms. */
 size_t hub_store_file_active(hub_store *store, const char *device_id, int64_t since_ms);
+/* A device's uploads kept (any state) and the bytes they hold, for its quota. */
+iotdm_result hub_store_file_usage(hub_store *store, const char *device_id, size_t *out_count,
+                                  uint64_t *out_bytes);
+/* Deletes up to max records: finished (done or failed) ones last updated before done_before_ms,
+ * and pending or uploaded ones created before open_before_ms (their SAS has expired). Each
+ * record is lent to visit before it goes (the caller deletes its bytes); *out_deleted (may be
+ * NULL) gets how many went. */
+iotdm_result hub_store_file_prune(hub_store *store, int64_t done_before_ms, int64_t open_before_ms,
+                                  size_t max, hub_file_visitor visit, void *ctx,
+                                  size_t *out_deleted);
 
 /* Persistent MQTT sessions (CleanSession=0): the subscription set of a client id, as bits the MQTT
  * layer defines. get returns IOTDM_E_NOT_FOUND when there is no session. */
@@ -341,5 +368,106 @@ iotdm_result hub_store_tpm_challenge_get(hub_store *store, const char *registrat
  * expires_ms. */
 iotdm_result hub_store_tpm_challenge_prune(hub_store *store, int64_t now_ms, size_t max_keep,
                                            size_t *out_deleted);
+
+/* ---- the backend interface ----
+ * A backend fills in every member (none may be NULL) and embeds hub_store first in its handle.
+ * Each member does what the hub_store_* function of the same name documents above. */
+struct hub_store_ops {
+    const char *name; /* "sqlite", "postgresql" */
+    void (*close)(hub_store *store);
+    iotdm_result (*unit_begin)(hub_store *store);
+    iotdm_result (*unit_end)(hub_store *store, iotdm_result outcome);
+    iotdm_result (*group_commit)(hub_store *store);
+    bool (*has_pending_writes)(const hub_store *store);
+    iotdm_result (*durable)(hub_store *store);
+    iotdm_result (*open_reader)(hub_store *store, hub_store **out_reader);
+    iotdm_result (*policy_put)(hub_store *store, const hub_policy *policy);
+    iotdm_result (*policy_get)(hub_store *store, const char *name, hub_policy *out_policy);
+    size_t (*policy_count)(hub_store *store);
+    iotdm_result (*device_create)(hub_store *store, hub_device *device);
+    iotdm_result (*device_get)(hub_store *store, const char *device_id, hub_device *out_device);
+    iotdm_result (*device_update)(hub_store *store, hub_device *device, uint64_t if_match);
+    iotdm_result (*device_delete)(hub_store *store, const char *device_id, uint64_t if_match);
+    iotdm_result (*device_set_connection)(hub_store *store, const char *device_id, bool connected,
+                                          int64_t when_ms, uint64_t epoch);
+    iotdm_result (*device_set_activity)(hub_store *store, const char *device_id, int64_t when_ms,
+                                        const char *model_id);
+    iotdm_result (*device_foreach)(hub_store *store, const char *after_id, size_t max,
+                                   hub_device_visitor visit, void *ctx);
+    iotdm_result (*device_stats)(hub_store *store, hub_device_stats *out_stats);
+    iotdm_result (*device_disconnect_all)(hub_store *store, int64_t when_ms);
+    iotdm_result (*twin_get)(hub_store *store, const char *device_id, hub_twin *out_twin);
+    iotdm_result (*twin_put)(hub_store *store, const char *device_id, const hub_twin *twin);
+    iotdm_result (*twin_foreach)(hub_store *store, hub_twin_visitor visit, void *ctx);
+    iotdm_result (*c2d_enqueue)(hub_store *store, hub_c2d *msg, size_t max_pending);
+    iotdm_result (*c2d_foreach)(hub_store *store, const char *device_id, int64_t now_ms,
+                                hub_c2d_visitor visit, void *ctx);
+    iotdm_result (*c2d_mark_delivered)(hub_store *store, int64_t seq);
+    iotdm_result (*c2d_complete)(hub_store *store, int64_t seq);
+    iotdm_result (*c2d_purge)(hub_store *store, const char *device_id, size_t *out_purged);
+    size_t (*c2d_count)(hub_store *store, const char *device_id);
+    size_t (*c2d_expire)(hub_store *store, int64_t now_ms);
+    iotdm_result (*telemetry_append)(hub_store *store, hub_telemetry *msg);
+    iotdm_result (*telemetry_foreach)(hub_store *store, int64_t from_seq, size_t max,
+                                      hub_telemetry_visitor visit, void *ctx);
+    int64_t (*telemetry_last_seq)(hub_store *store);
+    iotdm_result (*telemetry_trim)(hub_store *store, uint64_t max_bytes, int64_t max_age_ms,
+                                   int64_t now_ms);
+    iotdm_result (*file_create)(hub_store *store, const hub_file *file);
+    iotdm_result (*file_get)(hub_store *store, const char *correlation_id, hub_file *out_file);
+    iotdm_result (*file_update)(hub_store *store, const hub_file *file);
+    iotdm_result (*file_delete)(hub_store *store, const char *correlation_id);
+    iotdm_result (*file_find)(hub_store *store, const char *device_id, const char *blob_name,
+                              hub_file *out_file);
+    iotdm_result (*file_foreach)(hub_store *store, const char *device_id, size_t max,
+                                 hub_file_visitor visit, void *ctx);
+    size_t (*file_active)(hub_store *store, const char *device_id, int64_t since_ms);
+    iotdm_result (*file_usage)(hub_store *store, const char *device_id, size_t *out_count,
+                               uint64_t *out_bytes);
+    iotdm_result (*file_prune)(hub_store *store, int64_t done_before_ms, int64_t open_before_ms,
+                               size_t max, hub_file_visitor visit, void *ctx, size_t *out_deleted);
+    iotdm_result (*session_put)(hub_store *store, const char *client_id, uint32_t subscriptions);
+    iotdm_result (*session_get)(hub_store *store, const char *client_id,
+                                uint32_t *out_subscriptions);
+    iotdm_result (*session_delete)(hub_store *store, const char *client_id);
+    iotdm_result (*enrollment_put)(hub_store *store, hub_dps_kind kind, const char *id,
+                                   const json_t *doc, uint64_t if_match, uint64_t *out_etag);
+    iotdm_result (*enrollment_get)(hub_store *store, hub_dps_kind kind, const char *id,
+                                   json_t **out_doc, uint64_t *out_etag);
+    iotdm_result (*enrollment_delete)(hub_store *store, hub_dps_kind kind, const char *id,
+                                      uint64_t if_match);
+    iotdm_result (*enrollment_foreach)(hub_store *store, hub_dps_kind kind, const char *after_id,
+                                       size_t max, hub_doc_visitor visit, void *ctx);
+    iotdm_result (*registration_put)(hub_store *store, const char *registration_id,
+                                     const char *group_id, const json_t *doc, uint64_t *out_etag);
+    iotdm_result (*registration_get)(hub_store *store, const char *registration_id,
+                                     json_t **out_doc, uint64_t *out_etag);
+    iotdm_result (*registration_delete)(hub_store *store, const char *registration_id,
+                                        uint64_t if_match);
+    iotdm_result (*registration_foreach)(hub_store *store, const char *group_id,
+                                         const char *after_id, size_t max, hub_doc_visitor visit,
+                                         void *ctx);
+    iotdm_result (*dps_operation_put)(hub_store *store, const char *operation_id,
+                                      const char *registration_id, int64_t created_ms,
+                                      const json_t *result);
+    iotdm_result (*dps_operation_get)(hub_store *store, const char *operation_id,
+                                      char out_registration_id[HUB_ID_MAX], int64_t *out_created_ms,
+                                      json_t **out_result);
+    iotdm_result (*dps_operation_prune)(hub_store *store, int64_t before_ms, size_t max_keep,
+                                        size_t *out_deleted);
+    iotdm_result (*tpm_challenge_put)(hub_store *store, const char *registration_id,
+                                      const hub_tpm_challenge *c);
+    iotdm_result (*tpm_challenge_get)(hub_store *store, const char *registration_id, int64_t now_ms,
+                                      hub_tpm_challenge *out);
+    iotdm_result (*tpm_challenge_prune)(hub_store *store, int64_t now_ms, size_t max_keep,
+                                        size_t *out_deleted);
+};
+
+struct hub_store {
+    const hub_store_ops *ops;
+};
+
+/* Backends (store/<backend>/). */
+iotdm_result hub_store_sqlite_open(const char *path, hub_store **out_store);
 
 #endif

@@ -3,7 +3,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "hub/store/store_internal.h" /* only to make the disk "full" from a test */
+#include "hub/store/sqlite/sqlite_internal.h" /* only to make the disk "full" from a test */
 #include "store_fixture.h"
 
 static void test_store_open_creates_versioned_wal_schema(void **state)
@@ -111,7 +111,7 @@ static void test_store_device_update_if_match(void **state)
 {
     fixture *f = *state;
     create(f->s, "dev1");
-    assert_int_equal(hub_store_device_set_connection(f->s, "dev1", true, 1000), IOTDM_OK);
+    assert_int_equal(hub_store_device_set_connection(f->s, "dev1", true, 1000, 1), IOTDM_OK);
     assert_int_equal(hub_store_device_set_activity(f->s, "dev1", 2000, "dtmi:x;1"), IOTDM_OK);
 
     hub_device d;
@@ -497,8 +497,9 @@ static void test_store_rolled_back_group_fails_commit(void **state)
     fixture *f = *state;
     create(f->s, "kept");
     assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
-    assert_int_equal(sqlite3_exec(f->s->db, "PRAGMA max_page_count = 20", NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(((sq_store *)f->s)->db, "PRAGMA max_page_count = 20", NULL, NULL, NULL),
+        SQLITE_OK);
     create(f->s, "early");
     static unsigned char big[200000];
     hub_telemetry t;
@@ -516,8 +517,9 @@ static void test_store_rolled_back_group_fails_commit(void **state)
     hub_device got;
     assert_int_equal(hub_store_device_get(f->s, "early", &got), IOTDM_E_NOT_FOUND);
     assert_int_equal(hub_store_device_get(f->s, "kept", &got), IOTDM_OK);
-    assert_int_equal(sqlite3_exec(f->s->db, "PRAGMA max_page_count = 1000000", NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(((sq_store *)f->s)->db, "PRAGMA max_page_count = 1000000", NULL, NULL, NULL),
+        SQLITE_OK);
     create(f->s, "after");
     assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
     assert_int_equal(hub_store_device_get(f->s, "after", &got), IOTDM_OK);

@@ -1,5 +1,5 @@
 /* SQLite store: open and schema migrations, group commit, statement cache and shared helpers. */
-#include "hub/store/store_internal.h"
+#include "hub/store/sqlite/sqlite_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,11 +128,17 @@ static const char *const migrations[] = {
     "  expires_ms INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX dps_tpm_challenges_expiry ON dps_tpm_challenges(expires_ms);",
+    /* 5 -> 6: the connection epoch (core/dir.h): the claim number of the connection whose state
+     * the row holds, so that a connection that lost its device to a newer one cannot overwrite
+     * the newer one's state. */
+    "ALTER TABLE devices ADD COLUMN conn_epoch INTEGER NOT NULL DEFAULT 0;",
+    /* 6 -> 7: upload retention walks finished uploads by age. */
+    "CREATE INDEX files_updated ON files(state, updated_ms);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
-iotdm_result store_sqlite_result(hub_store *s, int rc, const char *what)
+iotdm_result store_sqlite_result(sq_store *s, int rc, const char *what)
 {
     switch (rc) {
     case SQLITE_OK:
@@ -164,7 +170,7 @@ iotdm_result store_sqlite_result(hub_store *s, int rc, const char *what)
     return IOTDM_E_STORAGE;
 }
 
-sqlite3_stmt *stmt_take(hub_store *s, store_stmt_id id, const char *sql)
+sqlite3_stmt *stmt_take(sq_store *s, store_stmt_id id, const char *sql)
 {
     sqlite3_stmt *st = NULL;
     if (!s->stmt_busy[id]) {
@@ -188,7 +194,7 @@ sqlite3_stmt *stmt_take(hub_store *s, store_stmt_id id, const char *sql)
     return st;
 }
 
-void stmt_give(hub_store *s, store_stmt_id id, sqlite3_stmt *st)
+void stmt_give(sq_store *s, store_stmt_id id, sqlite3_stmt *st)
 {
     if (!st)
         return;
@@ -201,7 +207,7 @@ void stmt_give(hub_store *s, store_stmt_id id, sqlite3_stmt *st)
     }
 }
 
-iotdm_result stmt_exec(hub_store *s, sqlite3_stmt *st)
+iotdm_result stmt_exec(sq_store *s, sqlite3_stmt *st)
 {
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -209,7 +215,7 @@ iotdm_result stmt_exec(hub_store *s, sqlite3_stmt *st)
     return store_sqlite_result(s, rc, sqlite3_sql(st));
 }
 
-static iotdm_result exec_cached(hub_store *s, store_stmt_id id, const char *sql)
+static iotdm_result exec_cached(sq_store *s, store_stmt_id id, const char *sql)
 {
     sqlite3_stmt *st = stmt_take(s, id, sql);
     if (!st)
@@ -219,21 +225,31 @@ static iotdm_result exec_cached(hub_store *s, store_stmt_id id, const char *sql)
     return r;
 }
 
-iotdm_result store_write_begin(hub_store *s)
+iotdm_result store_write_begin(sq_store *s)
 {
     if (s->txn_failed)
         return IOTDM_E_STORAGE;
-    if (s->in_txn)
-        return IOTDM_OK;
-    /* IMMEDIATE takes the write lock now, so a later statement of this pass cannot fail with BUSY
-     * half-way through the group. */
-    iotdm_result r = exec_cached(s, ST_BEGIN, "BEGIN IMMEDIATE");
-    if (r == IOTDM_OK)
+    if (s->reader)
+        return IOTDM_E_INTERNAL; /* a reader handle never writes */
+    if (!s->in_txn) {
+        /* IMMEDIATE takes the write lock now, so a later statement of this group cannot fail
+         * with BUSY half-way through it. */
+        iotdm_result r = exec_cached(s, ST_BEGIN, "BEGIN IMMEDIATE");
+        if (r != IOTDM_OK)
+            return r;
         s->in_txn = true;
-    return r;
+    }
+    if (s->unit_open && !s->unit_savepoint) {
+        /* The unit's first write: from here its writes can be undone without the group's. */
+        iotdm_result r = exec_cached(s, ST_UNIT_SAVEPOINT, "SAVEPOINT unit");
+        if (r != IOTDM_OK)
+            return r;
+        s->unit_savepoint = true;
+    }
+    return IOTDM_OK;
 }
 
-iotdm_result store_savepoint(hub_store *s)
+iotdm_result store_savepoint(sq_store *s)
 {
     iotdm_result r = store_write_begin(s);
     if (r == IOTDM_OK)
@@ -241,28 +257,47 @@ iotdm_result store_savepoint(hub_store *s)
     return r;
 }
 
-iotdm_result store_savepoint_end(hub_store *s, iotdm_result outcome)
+iotdm_result store_savepoint_end(sq_store *s, iotdm_result outcome)
 {
     if (!s->in_txn)
         return outcome; /* SQLite already rolled everything back; store_sqlite_result noted it */
     if (outcome != IOTDM_OK)
-        exec_cached(s, ST_ROLLBACK_TO, "ROLLBACK TO store_op");
+        (void)!exec_cached(s, ST_ROLLBACK_TO, "ROLLBACK TO store_op"); /* RELEASE reports */
     iotdm_result r = exec_cached(s, ST_RELEASE, "RELEASE store_op");
     return outcome != IOTDM_OK ? outcome : r;
 }
 
-iotdm_result hub_store_commit(hub_store *store)
+iotdm_result sq_unit_begin(hub_store *base)
 {
-    bool had_writes = hub_store_has_pending_writes(store);
-    iotdm_result r = hub_store_commit_nosync(store);
-    return r == IOTDM_OK && had_writes ? hub_store_sync(store) : r;
+    sq_store *s = (sq_store *)base;
+    s->unit_open = true;
+    s->unit_savepoint = false; /* taken by the unit's first write, if any */
+    return IOTDM_OK;
 }
 
-iotdm_result hub_store_commit_nosync(hub_store *store)
+iotdm_result sq_unit_end(hub_store *base, iotdm_result outcome)
 {
+    sq_store *s = (sq_store *)base;
+    bool had_savepoint = s->unit_savepoint;
+    s->unit_open = false;
+    s->unit_savepoint = false;
+    if (!had_savepoint || !s->in_txn)
+        return outcome; /* nothing written, or SQLite rolled the group back (txn_failed) */
+    iotdm_result r = IOTDM_OK;
+    if (outcome != IOTDM_OK)
+        r = exec_cached(s, ST_UNIT_ROLLBACK_TO, "ROLLBACK TO unit");
+    iotdm_result rel = exec_cached(s, ST_UNIT_RELEASE, "RELEASE unit");
+    if (outcome != IOTDM_OK)
+        return outcome;
+    return r != IOTDM_OK ? r : rel;
+}
+
+iotdm_result sq_group_commit(hub_store *base)
+{
+    sq_store *store = (sq_store *)base;
     if (store->txn_failed) {
         if (!sqlite3_get_autocommit(store->db))
-            exec_cached(store, ST_ROLLBACK, "ROLLBACK");
+            (void)!exec_cached(store, ST_ROLLBACK, "ROLLBACK"); /* the failure is reported */
         store->txn_failed = false;
         store->in_txn = false;
         store->telemetry_bytes = -1;
@@ -272,23 +307,24 @@ iotdm_result hub_store_commit_nosync(hub_store *store)
         return IOTDM_OK;
     iotdm_result r = exec_cached(store, ST_COMMIT, "COMMIT");
     if (r != IOTDM_OK) {
-        /* The group is lost: roll back so the next pass starts clean. Nothing was acknowledged. */
+        /* The group is lost: roll back so the next one starts clean. Nothing was acknowledged. */
         if (!sqlite3_get_autocommit(store->db))
-            exec_cached(store, ST_ROLLBACK, "ROLLBACK");
+            (void)!exec_cached(store, ST_ROLLBACK, "ROLLBACK");
         store->telemetry_bytes = -1;
-        r = IOTDM_E_STORAGE;
+        r = r == -ENOSPC ? r : IOTDM_E_STORAGE;
     }
     store->in_txn = false;
     store->txn_failed = false;
     return r;
 }
 
-bool hub_store_has_pending_writes(const hub_store *store)
+bool sq_has_pending_writes(const hub_store *base)
 {
+    const sq_store *store = (const sq_store *)base;
     return store->in_txn || store->txn_failed;
 }
 
-static iotdm_result pragma_text(hub_store *s, const char *sql, char *out, size_t cap)
+static iotdm_result pragma_text(sq_store *s, const char *sql, char *out, size_t cap)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
@@ -303,7 +339,7 @@ static iotdm_result pragma_text(hub_store *s, const char *sql, char *out, size_t
     return store_sqlite_result(s, rc, sql);
 }
 
-static iotdm_result migrate(hub_store *s)
+static iotdm_result migrate(sq_store *s)
 {
     iotdm_result r = store_sqlite_result(
         s, sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin migration");
@@ -333,7 +369,7 @@ static iotdm_result migrate(hub_store *s)
     return r != IOTDM_OK ? r : e;
 }
 
-static iotdm_result configure(hub_store *s)
+static iotdm_result configure(sq_store *s)
 {
     char mode[16];
     sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
@@ -363,19 +399,95 @@ static iotdm_result configure(hub_store *s)
     return r;
 }
 
-iotdm_result hub_store_open(const char *path, hub_store **out_store)
+static void sq_close(hub_store *base);
+static iotdm_result sq_open_reader(hub_store *base, hub_store **out_reader);
+static const hub_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .unit_begin = sq_unit_begin,
+    .unit_end = sq_unit_end,
+    .group_commit = sq_group_commit,
+    .has_pending_writes = sq_has_pending_writes,
+    .durable = sq_durable,
+    .open_reader = sq_open_reader,
+    .policy_put = sq_policy_put,
+    .policy_get = sq_policy_get,
+    .policy_count = sq_policy_count,
+    .device_create = sq_device_create,
+    .device_get = sq_device_get,
+    .device_update = sq_device_update,
+    .device_delete = sq_device_delete,
+    .device_set_connection = sq_device_set_connection,
+    .device_set_activity = sq_device_set_activity,
+    .device_foreach = sq_device_foreach,
+    .device_stats = sq_device_stats,
+    .device_disconnect_all = sq_device_disconnect_all,
+    .twin_get = sq_twin_get,
+    .twin_put = sq_twin_put,
+    .twin_foreach = sq_twin_foreach,
+    .c2d_enqueue = sq_c2d_enqueue,
+    .c2d_foreach = sq_c2d_foreach,
+    .c2d_mark_delivered = sq_c2d_mark_delivered,
+    .c2d_complete = sq_c2d_complete,
+    .c2d_purge = sq_c2d_purge,
+    .c2d_count = sq_c2d_count,
+    .c2d_expire = sq_c2d_expire,
+    .telemetry_append = sq_telemetry_append,
+    .telemetry_foreach = sq_telemetry_foreach,
+    .telemetry_last_seq = sq_telemetry_last_seq,
+    .telemetry_trim = sq_telemetry_trim,
+    .file_create = sq_file_create,
+    .file_get = sq_file_get,
+    .file_update = sq_file_update,
+    .file_delete = sq_file_delete,
+    .file_find = sq_file_find,
+    .file_foreach = sq_file_foreach,
+    .file_active = sq_file_active,
+    .file_usage = sq_file_usage,
+    .file_prune = sq_file_prune,
+    .session_put = sq_session_put,
+    .session_get = sq_session_get,
+    .session_delete = sq_session_delete,
+    .enrollment_put = sq_enrollment_put,
+    .enrollment_get = sq_enrollment_get,
+    .enrollment_delete = sq_enrollment_delete,
+    .enrollment_foreach = sq_enrollment_foreach,
+    .registration_put = sq_registration_put,
+    .registration_get = sq_registration_get,
+    .registration_delete = sq_registration_delete,
+    .registration_foreach = sq_registration_foreach,
+    .dps_operation_put = sq_dps_operation_put,
+    .dps_operation_get = sq_dps_operation_get,
+    .dps_operation_prune = sq_dps_operation_prune,
+    .tpm_challenge_put = sq_tpm_challenge_put,
+    .tpm_challenge_get = sq_tpm_challenge_get,
+    .tpm_challenge_prune = sq_tpm_challenge_prune,
+};
+
+static sq_store *sq_new(const char *path)
 {
-    *out_store = NULL;
-    hub_store *s = xcalloc(1, sizeof(*s));
+    sq_store *s = xcalloc(1, sizeof(*s));
     if (!s)
-        return -ENOMEM;
+        return NULL;
+    s->base.ops = &sqlite_ops;
     s->telemetry_bytes = -1;
     if (snprintf(s->path, sizeof s->path, "%s", path) >= (int)sizeof s->path) {
         xfree(s);
-        return IOTDM_E_TOO_LARGE;
+        return NULL;
     }
     store_sync_init(s, path);
-    /* NOMUTEX: a handle belongs to one event loop; SQLite's own locking would be wasted work. */
+    return s;
+}
+
+iotdm_result hub_store_sqlite_open(const char *path, hub_store **out_store)
+{
+    *out_store = NULL;
+    if (strlen(path) >= STORE_PATH_MAX)
+        return IOTDM_E_TOO_LARGE;
+    sq_store *s = sq_new(path);
+    if (!s)
+        return -ENOMEM;
+    /* NOMUTEX: a handle is used by one thread at a time; SQLite's own locking would be wasted. */
     int flags =
         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
     int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
@@ -387,18 +499,48 @@ iotdm_result hub_store_open(const char *path, hub_store **out_store)
     if (r == IOTDM_OK)
         r = migrate(s);
     if (r == IOTDM_OK)
-        r = hub_store_sync(s); /* the migrations committed without waiting for the disk */
+        r = sq_durable(&s->base); /* the migrations committed without waiting for the disk */
     if (r != IOTDM_OK) {
         log_error("store", "cannot open database path=%s result=%s", path, iotdm_result_name(r));
-        hub_store_close(s);
+        sq_close(&s->base);
         return r == IOTDM_E_UNSUPPORTED || r == -ENOMEM ? r : IOTDM_E_STORAGE;
     }
-    *out_store = s;
+    /* Checkpoints are the durability thread's (sqlite_sync.c): a COMMIT on the writer must never
+     * stop to copy the WAL into the database. */
+    sqlite3_wal_autocheckpoint(s->db, 0);
+    *out_store = &s->base;
     return IOTDM_OK;
 }
 
-void hub_store_close(hub_store *store)
+/* A second connection for long reads on another thread. WAL lets it read the last committed
+ * state while the writer goes on; it never takes the write lock. */
+static iotdm_result sq_open_reader(hub_store *base, hub_store **out_reader)
 {
+    sq_store *w = (sq_store *)base;
+    sq_store *s = sq_new(w->path);
+    if (!s)
+        return -ENOMEM;
+    s->reader = true;
+    int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+    int rc = sqlite3_open_v2(w->path, &s->db, flags, NULL);
+    iotdm_result r = store_sqlite_result(s, rc, "open reader");
+    if (r == IOTDM_OK) {
+        sqlite3_extended_result_codes(s->db, 1);
+        sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+        sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+        sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+    }
+    if (r != IOTDM_OK) {
+        sq_close(&s->base);
+        return r;
+    }
+    *out_reader = &s->base;
+    return IOTDM_OK;
+}
+
+static void sq_close(hub_store *base)
+{
+    sq_store *store = (sq_store *)base;
     if (!store)
         return;
     store_sync_deinit(store);
@@ -436,7 +578,7 @@ void column_copy(sqlite3_stmt *st, int col, char *dst, size_t cap)
     dst[n] = '\0';
 }
 
-iotdm_result store_dump(hub_store *s, int slot, const json_t *json, const char **out_text,
+iotdm_result store_dump(sq_store *s, int slot, const json_t *json, const char **out_text,
                         size_t *out_len)
 {
     if (!json) {
@@ -489,7 +631,7 @@ int64_t store_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-sqlite3_stmt *store_write_stmt(hub_store *s, store_stmt_id id, const char *sql, iotdm_result *out_r)
+sqlite3_stmt *store_write_stmt(sq_store *s, store_stmt_id id, const char *sql, iotdm_result *out_r)
 {
     *out_r = store_write_begin(s);
     if (*out_r != IOTDM_OK)
@@ -500,7 +642,7 @@ sqlite3_stmt *store_write_stmt(hub_store *s, store_stmt_id id, const char *sql, 
     return st;
 }
 
-iotdm_result stmt_exec_row(hub_store *s, sqlite3_stmt *st)
+iotdm_result stmt_exec_row(sq_store *s, sqlite3_stmt *st)
 {
     iotdm_result r = stmt_exec(s, st);
     return r == IOTDM_OK && sqlite3_changes(s->db) == 0 ? IOTDM_E_NOT_FOUND : r;

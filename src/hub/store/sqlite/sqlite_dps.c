@@ -3,12 +3,12 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "hub/store/store_internal.h"
+#include "hub/store/sqlite/sqlite_internal.h"
 
 /* Enrollments and registration records are a low-rate path: their statements are prepared per
  * call. Operations and TPM challenges, written and read by every registration and pruned by the
  * housekeeping, use the statement cache. */
-static sqlite3_stmt *prep(hub_store *s, const char *sql)
+static sqlite3_stmt *prep(sq_store *s, const char *sql)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
@@ -21,7 +21,7 @@ static sqlite3_stmt *prep(hub_store *s, const char *sql)
 
 /* A row statement keyed by (kind, id) (enrollments), or by id alone when kind < 0 (registration
  * records): prepared with the key bound; *out_next is the next parameter's index. */
-static sqlite3_stmt *prep_keyed(hub_store *s, const char *sql, int kind, const char *id,
+static sqlite3_stmt *prep_keyed(sq_store *s, const char *sql, int kind, const char *id,
                                 int *out_next)
 {
     sqlite3_stmt *st = prep(s, sql);
@@ -37,7 +37,7 @@ static sqlite3_stmt *prep_keyed(hub_store *s, const char *sql, int kind, const c
 }
 
 /* The stored etag of a row, 0 when there is none; -1 on failure. */
-static int64_t current_etag(hub_store *s, const char *sql, int kind, const char *id)
+static int64_t current_etag(sq_store *s, const char *sql, int kind, const char *id)
 {
     sqlite3_stmt *st = prep_keyed(s, sql, kind, id, NULL);
     if (!st)
@@ -57,7 +57,7 @@ static iotdm_result check_if_match(int64_t current, uint64_t if_match)
     return IOTDM_OK;
 }
 
-static iotdm_result write_doc(hub_store *s, const char *sql, int kind, const char *id,
+static iotdm_result write_doc(sq_store *s, const char *sql, int kind, const char *id,
                               const char *group, const json_t *doc, int64_t etag)
 {
     const char *text;
@@ -78,9 +78,10 @@ static iotdm_result write_doc(hub_store *s, const char *sql, int kind, const cha
     return r;
 }
 
-iotdm_result hub_store_enrollment_put(hub_store *store, hub_dps_kind kind, const char *id,
-                                      const json_t *doc, uint64_t if_match, uint64_t *out_etag)
+iotdm_result sq_enrollment_put(hub_store *base, hub_dps_kind kind, const char *id,
+                               const json_t *doc, uint64_t if_match, uint64_t *out_etag)
 {
+    sq_store *store = (sq_store *)base;
     if (!store_id_ok(id))
         return IOTDM_E_MALFORMED;
     iotdm_result r = store_write_begin(store);
@@ -100,7 +101,7 @@ iotdm_result hub_store_enrollment_put(hub_store *store, hub_dps_kind kind, const
     return r;
 }
 
-static iotdm_result read_doc(hub_store *s, const char *sql, int kind, const char *id,
+static iotdm_result read_doc(sq_store *s, const char *sql, int kind, const char *id,
                              json_t **out_doc, uint64_t *out_etag)
 {
     sqlite3_stmt *st = prep_keyed(s, sql, kind, id, NULL);
@@ -121,14 +122,15 @@ static iotdm_result read_doc(hub_store *s, const char *sql, int kind, const char
     return r;
 }
 
-iotdm_result hub_store_enrollment_get(hub_store *store, hub_dps_kind kind, const char *id,
-                                      json_t **out_doc, uint64_t *out_etag)
+iotdm_result sq_enrollment_get(hub_store *base, hub_dps_kind kind, const char *id, json_t **out_doc,
+                               uint64_t *out_etag)
 {
+    sq_store *store = (sq_store *)base;
     return read_doc(store, "SELECT etag, doc FROM dps_enrollments WHERE kind = ?1 AND id = ?2",
                     (int)kind, id, out_doc, out_etag);
 }
 
-static iotdm_result delete_row(hub_store *s, const char *etag_sql, const char *sql, int kind,
+static iotdm_result delete_row(sq_store *s, const char *etag_sql, const char *sql, int kind,
                                const char *id, uint64_t if_match)
 {
     iotdm_result r = store_write_begin(s);
@@ -148,16 +150,17 @@ static iotdm_result delete_row(hub_store *s, const char *etag_sql, const char *s
     return r;
 }
 
-iotdm_result hub_store_enrollment_delete(hub_store *store, hub_dps_kind kind, const char *id,
-                                         uint64_t if_match)
+iotdm_result sq_enrollment_delete(hub_store *base, hub_dps_kind kind, const char *id,
+                                  uint64_t if_match)
 {
+    sq_store *store = (sq_store *)base;
     return delete_row(store, "SELECT etag FROM dps_enrollments WHERE kind = ?1 AND id = ?2",
                       "DELETE FROM dps_enrollments WHERE kind = ?1 AND id = ?2", (int)kind, id,
                       if_match);
 }
 
 /* Runs a listing whose rows are (id, etag, doc); parameters are bound by the caller. */
-static iotdm_result visit_rows(hub_store *s, sqlite3_stmt *st, hub_doc_visitor visit, void *ctx)
+static iotdm_result visit_rows(sq_store *s, sqlite3_stmt *st, hub_doc_visitor visit, void *ctx)
 {
     int rc;
     iotdm_result r = IOTDM_OK;
@@ -177,9 +180,10 @@ static iotdm_result visit_rows(hub_store *s, sqlite3_stmt *st, hub_doc_visitor v
     return r;
 }
 
-iotdm_result hub_store_enrollment_foreach(hub_store *store, hub_dps_kind kind, const char *after_id,
-                                          size_t max, hub_doc_visitor visit, void *ctx)
+iotdm_result sq_enrollment_foreach(hub_store *base, hub_dps_kind kind, const char *after_id,
+                                   size_t max, hub_doc_visitor visit, void *ctx)
 {
+    sq_store *store = (sq_store *)base;
     sqlite3_stmt *st = prep(store, "SELECT id, etag, doc FROM dps_enrollments WHERE kind = ?1 AND "
                                    "id > ?2 ORDER BY id LIMIT ?3");
     if (!st)
@@ -190,9 +194,10 @@ iotdm_result hub_store_enrollment_foreach(hub_store *store, hub_dps_kind kind, c
     return visit_rows(store, st, visit, ctx);
 }
 
-iotdm_result hub_store_registration_put(hub_store *store, const char *registration_id,
-                                        const char *group_id, const json_t *doc, uint64_t *out_etag)
+iotdm_result sq_registration_put(hub_store *base, const char *registration_id, const char *group_id,
+                                 const json_t *doc, uint64_t *out_etag)
 {
+    sq_store *store = (sq_store *)base;
     if (!store_id_ok(registration_id))
         return IOTDM_E_MALFORMED;
     iotdm_result r = store_write_begin(store);
@@ -212,25 +217,26 @@ iotdm_result hub_store_registration_put(hub_store *store, const char *registrati
     return r;
 }
 
-iotdm_result hub_store_registration_get(hub_store *store, const char *registration_id,
-                                        json_t **out_doc, uint64_t *out_etag)
+iotdm_result sq_registration_get(hub_store *base, const char *registration_id, json_t **out_doc,
+                                 uint64_t *out_etag)
 {
+    sq_store *store = (sq_store *)base;
     return read_doc(store, "SELECT etag, doc FROM dps_registrations WHERE registration_id = ?1", -1,
                     registration_id, out_doc, out_etag);
 }
 
-iotdm_result hub_store_registration_delete(hub_store *store, const char *registration_id,
-                                           uint64_t if_match)
+iotdm_result sq_registration_delete(hub_store *base, const char *registration_id, uint64_t if_match)
 {
+    sq_store *store = (sq_store *)base;
     return delete_row(store, "SELECT etag FROM dps_registrations WHERE registration_id = ?1",
                       "DELETE FROM dps_registrations WHERE registration_id = ?1", -1,
                       registration_id, if_match);
 }
 
-iotdm_result hub_store_registration_foreach(hub_store *store, const char *group_id,
-                                            const char *after_id, size_t max, hub_doc_visitor visit,
-                                            void *ctx)
+iotdm_result sq_registration_foreach(hub_store *base, const char *group_id, const char *after_id,
+                                     size_t max, hub_doc_visitor visit, void *ctx)
 {
+    sq_store *store = (sq_store *)base;
     sqlite3_stmt *st = prep(store, "SELECT registration_id, etag, doc FROM dps_registrations "
                                    "WHERE (?1 IS NULL OR group_id = ?1) AND registration_id > ?2 "
                                    "ORDER BY registration_id LIMIT ?3");
@@ -243,10 +249,11 @@ iotdm_result hub_store_registration_foreach(hub_store *store, const char *group_
     return visit_rows(store, st, visit, ctx);
 }
 
-iotdm_result hub_store_dps_operation_put(hub_store *store, const char *operation_id,
-                                         const char *registration_id, int64_t created_ms,
-                                         const json_t *result)
+iotdm_result sq_dps_operation_put(hub_store *base, const char *operation_id,
+                                  const char *registration_id, int64_t created_ms,
+                                  const json_t *result)
 {
+    sq_store *store = (sq_store *)base;
     if (!store_id_ok(operation_id) || !store_id_ok(registration_id) || !result)
         return IOTDM_E_MALFORMED;
     const char *text;
@@ -272,10 +279,11 @@ iotdm_result hub_store_dps_operation_put(hub_store *store, const char *operation
     return r;
 }
 
-iotdm_result hub_store_dps_operation_get(hub_store *store, const char *operation_id,
-                                         char out_registration_id[HUB_ID_MAX],
-                                         int64_t *out_created_ms, json_t **out_result)
+iotdm_result sq_dps_operation_get(hub_store *base, const char *operation_id,
+                                  char out_registration_id[HUB_ID_MAX], int64_t *out_created_ms,
+                                  json_t **out_result)
 {
+    sq_store *store = (sq_store *)base;
     *out_result = NULL;
     sqlite3_stmt *st = stmt_take(store, ST_DPS_OP_GET,
                                  "SELECT registration_id, created_ms, result FROM dps_operations "
@@ -299,7 +307,7 @@ iotdm_result hub_store_dps_operation_get(hub_store *store, const char *operation
 }
 
 /* One pruning DELETE with one integer parameter; adds the rows it deleted to *deleted. */
-static iotdm_result prune_rows(hub_store *s, store_stmt_id id, const char *sql, int64_t param,
+static iotdm_result prune_rows(sq_store *s, store_stmt_id id, const char *sql, int64_t param,
                                size_t *deleted)
 {
     iotdm_result r;
@@ -319,9 +327,10 @@ static int64_t keep_param(size_t max_keep)
     return max_keep > INT64_MAX ? INT64_MAX : (int64_t)max_keep;
 }
 
-iotdm_result hub_store_dps_operation_prune(hub_store *store, int64_t before_ms, size_t max_keep,
-                                           size_t *out_deleted)
+iotdm_result sq_dps_operation_prune(hub_store *base, int64_t before_ms, size_t max_keep,
+                                    size_t *out_deleted)
 {
+    sq_store *store = (sq_store *)base;
     size_t deleted = 0;
     iotdm_result r =
         prune_rows(store, ST_DPS_OP_EXPIRE, "DELETE FROM dps_operations WHERE created_ms < ?1",
@@ -340,9 +349,10 @@ iotdm_result hub_store_dps_operation_prune(hub_store *store, int64_t before_ms, 
     return r;
 }
 
-iotdm_result hub_store_tpm_challenge_put(hub_store *store, const char *registration_id,
-                                         const hub_tpm_challenge *c)
+iotdm_result sq_tpm_challenge_put(hub_store *base, const char *registration_id,
+                                  const hub_tpm_challenge *c)
 {
+    sq_store *store = (sq_store *)base;
     if (!store_id_ok(registration_id) || !c->srk_len || c->srk_len > sizeof c->srk)
         return IOTDM_E_MALFORMED;
     iotdm_result r;
@@ -376,9 +386,10 @@ static bool column_bytes(sqlite3_stmt *st, int col, uint8_t *dst, size_t min, si
     return true;
 }
 
-iotdm_result hub_store_tpm_challenge_get(hub_store *store, const char *registration_id,
-                                         int64_t now_ms, hub_tpm_challenge *out)
+iotdm_result sq_tpm_challenge_get(hub_store *base, const char *registration_id, int64_t now_ms,
+                                  hub_tpm_challenge *out)
 {
+    sq_store *store = (sq_store *)base;
     sqlite3_stmt *st = stmt_take(store, ST_TPM_CHALLENGE_GET,
                                  "SELECT key, ek_digest, srk, expires_ms FROM dps_tpm_challenges "
                                  "WHERE registration_id = ?1 AND expires_ms > ?2");
@@ -408,9 +419,10 @@ iotdm_result hub_store_tpm_challenge_get(hub_store *store, const char *registrat
     return r;
 }
 
-iotdm_result hub_store_tpm_challenge_prune(hub_store *store, int64_t now_ms, size_t max_keep,
-                                           size_t *out_deleted)
+iotdm_result sq_tpm_challenge_prune(hub_store *base, int64_t now_ms, size_t max_keep,
+                                    size_t *out_deleted)
 {
+    sq_store *store = (sq_store *)base;
     size_t deleted = 0;
     iotdm_result r =
         prune_rows(store, ST_TPM_CHALLENGE_EXPIRE,

@@ -2,26 +2,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
-#include "hub/store/store_internal.h"
-
-void hub_c2d_deinit(hub_c2d *msg)
-{
-    if (!msg)
-        return;
-    json_decref(msg->properties);
-    xfree(msg->body);
-    memset(msg, 0, sizeof(*msg));
-}
-
-void hub_telemetry_deinit(hub_telemetry *msg)
-{
-    if (!msg)
-        return;
-    json_decref(msg->system_properties);
-    json_decref(msg->properties);
-    xfree(msg->body);
-    memset(msg, 0, sizeof(*msg));
-}
+#include "hub/store/sqlite/sqlite_internal.h"
 
 /* SQLite wants a non-NULL pointer for an empty blob, or it stores NULL. */
 static int bind_body(sqlite3_stmt *st, int idx, const unsigned char *body, size_t len)
@@ -32,7 +13,7 @@ static int bind_body(sqlite3_stmt *st, int idx, const unsigned char *body, size_
 
 /* ---- cloud-to-device ---- */
 
-static iotdm_result c2d_live_count(hub_store *s, const hub_c2d *msg, size_t *out_count)
+static iotdm_result c2d_live_count(sq_store *s, const hub_c2d *msg, size_t *out_count)
 {
     /* Messages already expired at the new one's enqueue time do not hold a quota slot: they can
      * never be delivered, and the periodic expiry sweep may simply not have run yet. */
@@ -50,8 +31,9 @@ static iotdm_result c2d_live_count(hub_store *s, const hub_c2d *msg, size_t *out
     return r;
 }
 
-iotdm_result hub_store_c2d_enqueue(hub_store *store, hub_c2d *msg, size_t max_pending)
+iotdm_result sq_c2d_enqueue(hub_store *base, hub_c2d *msg, size_t max_pending)
 {
+    sq_store *store = (sq_store *)base;
     if (!store_id_ok(msg->device_id))
         return IOTDM_E_NOT_FOUND;
     if (msg->body_len > INT32_MAX || (msg->body_len && !msg->body))
@@ -93,9 +75,10 @@ iotdm_result hub_store_c2d_enqueue(hub_store *store, hub_c2d *msg, size_t max_pe
     return r;
 }
 
-iotdm_result hub_store_c2d_foreach(hub_store *store, const char *device_id, int64_t now_ms,
-                                   hub_c2d_visitor visit, void *ctx)
+iotdm_result sq_c2d_foreach(hub_store *base, const char *device_id, int64_t now_ms,
+                            hub_c2d_visitor visit, void *ctx)
 {
+    sq_store *store = (sq_store *)base;
     if (!store_id_ok(device_id))
         return IOTDM_E_NOT_FOUND;
     sqlite3_stmt *st = stmt_take(store, ST_C2D_LIST,
@@ -137,7 +120,7 @@ iotdm_result hub_store_c2d_foreach(hub_store *store, const char *device_id, int6
     return r;
 }
 
-static iotdm_result c2d_by_seq(hub_store *s, store_stmt_id id, const char *sql, int64_t seq)
+static iotdm_result c2d_by_seq(sq_store *s, store_stmt_id id, const char *sql, int64_t seq)
 {
     iotdm_result r = store_write_begin(s);
     if (r != IOTDM_OK)
@@ -151,23 +134,26 @@ static iotdm_result c2d_by_seq(hub_store *s, store_stmt_id id, const char *sql, 
     return r;
 }
 
-iotdm_result hub_store_c2d_mark_delivered(hub_store *store, int64_t seq)
+iotdm_result sq_c2d_mark_delivered(hub_store *base, int64_t seq)
 {
+    sq_store *store = (sq_store *)base;
     return c2d_by_seq(store, ST_C2D_DELIVERED,
                       "UPDATE c2d SET delivery_count = delivery_count + 1 WHERE seq = ?1", seq);
 }
 
-iotdm_result hub_store_c2d_complete(hub_store *store, int64_t seq)
+iotdm_result sq_c2d_complete(hub_store *base, int64_t seq)
 {
+    sq_store *store = (sq_store *)base;
     return c2d_by_seq(store, ST_C2D_COMPLETE, "DELETE FROM c2d WHERE seq = ?1", seq);
 }
 
-iotdm_result hub_store_c2d_purge(hub_store *store, const char *device_id, size_t *out_purged)
+iotdm_result sq_c2d_purge(hub_store *base, const char *device_id, size_t *out_purged)
 {
+    sq_store *store = (sq_store *)base;
     if (out_purged)
         *out_purged = 0;
     hub_device d;
-    iotdm_result r = hub_store_device_get(store, device_id, &d);
+    iotdm_result r = sq_device_get(&store->base, device_id, &d);
     if (r == IOTDM_OK)
         r = store_write_begin(store);
     if (r != IOTDM_OK)
@@ -183,8 +169,9 @@ iotdm_result hub_store_c2d_purge(hub_store *store, const char *device_id, size_t
     return r;
 }
 
-size_t hub_store_c2d_count(hub_store *store, const char *device_id)
+size_t sq_c2d_count(hub_store *base, const char *device_id)
 {
+    sq_store *store = (sq_store *)base;
     if (!store_id_ok(device_id))
         return 0;
     sqlite3_stmt *st =
@@ -197,8 +184,9 @@ size_t hub_store_c2d_count(hub_store *store, const char *device_id)
     return n;
 }
 
-size_t hub_store_c2d_expire(hub_store *store, int64_t now_ms)
+size_t sq_c2d_expire(hub_store *base, int64_t now_ms)
 {
+    sq_store *store = (sq_store *)base;
     if (store_write_begin(store) != IOTDM_OK)
         return 0;
     sqlite3_stmt *st =
@@ -213,8 +201,9 @@ size_t hub_store_c2d_expire(hub_store *store, int64_t now_ms)
 
 /* ---- telemetry ---- */
 
-iotdm_result hub_store_telemetry_append(hub_store *store, hub_telemetry *msg)
+iotdm_result sq_telemetry_append(hub_store *base, hub_telemetry *msg)
 {
+    sq_store *store = (sq_store *)base;
     if (msg->body_len > INT32_MAX || (msg->body_len && !msg->body))
         return IOTDM_E_TOO_LARGE;
     const char *sys, *app;
@@ -255,9 +244,10 @@ iotdm_result hub_store_telemetry_append(hub_store *store, hub_telemetry *msg)
     return r;
 }
 
-iotdm_result hub_store_telemetry_foreach(hub_store *store, int64_t from_seq, size_t max,
-                                         hub_telemetry_visitor visit, void *ctx)
+iotdm_result sq_telemetry_foreach(hub_store *base, int64_t from_seq, size_t max,
+                                  hub_telemetry_visitor visit, void *ctx)
 {
+    sq_store *store = (sq_store *)base;
     sqlite3_stmt *st = stmt_take(store, ST_TELEMETRY_LIST,
                                  "SELECT seq, device_id, module_id, enqueued_ms, "
                                  "system_properties, properties, body FROM telemetry "
@@ -297,8 +287,9 @@ iotdm_result hub_store_telemetry_foreach(hub_store *store, int64_t from_seq, siz
     return r;
 }
 
-int64_t hub_store_telemetry_last_seq(hub_store *store)
+int64_t sq_telemetry_last_seq(hub_store *base)
 {
+    sq_store *store = (sq_store *)base;
     /* sqlite_sequence keeps the highest seq ever assigned, even when trimming emptied the table,
      * so a reader positioned "after the last" never sees an old seq come round again. */
     sqlite3_stmt *st = stmt_take(store, ST_TELEMETRY_LAST_SEQ,
@@ -310,7 +301,7 @@ int64_t hub_store_telemetry_last_seq(hub_store *store)
     return seq;
 }
 
-static iotdm_result telemetry_bytes(hub_store *s, int64_t *out)
+static iotdm_result telemetry_bytes(sq_store *s, int64_t *out)
 {
     if (s->telemetry_bytes >= 0) {
         *out = s->telemetry_bytes;
@@ -330,7 +321,7 @@ static iotdm_result telemetry_bytes(hub_store *s, int64_t *out)
 }
 
 /* Walks from the oldest message while it must go; finds the last seq to delete and what remains. */
-static iotdm_result trim_point(hub_store *s, int64_t total, uint64_t max_bytes, int64_t cutoff,
+static iotdm_result trim_point(sq_store *s, int64_t total, uint64_t max_bytes, int64_t cutoff,
                                int64_t *out_last, int64_t *out_remaining)
 {
     sqlite3_stmt *st = stmt_take(s, ST_TELEMETRY_OLDEST,
@@ -352,9 +343,10 @@ static iotdm_result trim_point(hub_store *s, int64_t total, uint64_t max_bytes, 
     return r;
 }
 
-iotdm_result hub_store_telemetry_trim(hub_store *store, uint64_t max_bytes, int64_t max_age_ms,
-                                      int64_t now_ms)
+iotdm_result sq_telemetry_trim(hub_store *base, uint64_t max_bytes, int64_t max_age_ms,
+                               int64_t now_ms)
 {
+    sq_store *store = (sq_store *)base;
     int64_t total;
     iotdm_result r = telemetry_bytes(store, &total);
     if (r != IOTDM_OK)

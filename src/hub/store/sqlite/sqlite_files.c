@@ -1,7 +1,9 @@
 /* SQLite store: file-upload records. */
 #include <string.h>
 
-#include "hub/store/store_internal.h"
+#include "common/alloc.h"
+
+#include "hub/store/sqlite/sqlite_internal.h"
 
 #define FILE_COLUMNS                                                                               \
     "correlation_id, device_id, blob_name, state, size, created_ms, updated_ms, status_code, "     \
@@ -34,7 +36,7 @@ static void bind_file(sqlite3_stmt *st, const hub_file *f)
     bind_field(st, 9, f->status_description, sizeof f->status_description);
 }
 
-static iotdm_result write_file_row(hub_store *s, store_stmt_id id, const char *sql,
+static iotdm_result write_file_row(sq_store *s, store_stmt_id id, const char *sql,
                                    const hub_file *f)
 {
     iotdm_result r = store_write_begin(s);
@@ -51,15 +53,17 @@ static iotdm_result write_file_row(hub_store *s, store_stmt_id id, const char *s
     return r;
 }
 
-iotdm_result hub_store_file_create(hub_store *store, const hub_file *file)
+iotdm_result sq_file_create(hub_store *base, const hub_file *file)
 {
+    sq_store *store = (sq_store *)base;
     return write_file_row(
         store, ST_FILE_INSERT,
         "INSERT INTO files(" FILE_COLUMNS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", file);
 }
 
-iotdm_result hub_store_file_update(hub_store *store, const hub_file *file)
+iotdm_result sq_file_update(hub_store *base, const hub_file *file)
 {
+    sq_store *store = (sq_store *)base;
     return write_file_row(store, ST_FILE_UPDATE,
                           "UPDATE files SET device_id = ?2, blob_name = ?3, state = ?4, size = ?5, "
                           "created_ms = ?6, updated_ms = ?7, status_code = ?8, "
@@ -67,7 +71,7 @@ iotdm_result hub_store_file_update(hub_store *store, const hub_file *file)
                           file);
 }
 
-static iotdm_result read_one(hub_store *s, sqlite3_stmt *st, store_stmt_id id, hub_file *out)
+static iotdm_result read_one(sq_store *s, sqlite3_stmt *st, store_stmt_id id, hub_file *out)
 {
     int rc = sqlite3_step(st);
     iotdm_result r = IOTDM_E_NOT_FOUND;
@@ -81,8 +85,9 @@ static iotdm_result read_one(hub_store *s, sqlite3_stmt *st, store_stmt_id id, h
     return r;
 }
 
-iotdm_result hub_store_file_get(hub_store *store, const char *correlation_id, hub_file *out_file)
+iotdm_result sq_file_get(hub_store *base, const char *correlation_id, hub_file *out_file)
 {
+    sq_store *store = (sq_store *)base;
     sqlite3_stmt *st = stmt_take(store, ST_FILE_GET,
                                  "SELECT " FILE_COLUMNS " FROM files WHERE correlation_id = ?1");
     if (!st)
@@ -91,9 +96,10 @@ iotdm_result hub_store_file_get(hub_store *store, const char *correlation_id, hu
     return read_one(store, st, ST_FILE_GET, out_file);
 }
 
-iotdm_result hub_store_file_find(hub_store *store, const char *device_id, const char *blob_name,
-                                 hub_file *out_file)
+iotdm_result sq_file_find(hub_store *base, const char *device_id, const char *blob_name,
+                          hub_file *out_file)
 {
+    sq_store *store = (sq_store *)base;
     sqlite3_stmt *st = stmt_take(store, ST_FILE_FIND,
                                  "SELECT " FILE_COLUMNS " FROM files WHERE device_id = ?1 AND "
                                  "blob_name = ?2 AND state != 0 "
@@ -105,8 +111,9 @@ iotdm_result hub_store_file_find(hub_store *store, const char *device_id, const 
     return read_one(store, st, ST_FILE_FIND, out_file);
 }
 
-iotdm_result hub_store_file_delete(hub_store *store, const char *correlation_id)
+iotdm_result sq_file_delete(hub_store *base, const char *correlation_id)
 {
+    sq_store *store = (sq_store *)base;
     iotdm_result r;
     sqlite3_stmt *st =
         store_write_stmt(store, ST_FILE_DELETE, "DELETE FROM files WHERE correlation_id = ?1", &r);
@@ -118,9 +125,10 @@ iotdm_result hub_store_file_delete(hub_store *store, const char *correlation_id)
     return r;
 }
 
-iotdm_result hub_store_file_foreach(hub_store *store, const char *device_id, size_t max,
-                                    hub_file_visitor visit, void *ctx)
+iotdm_result sq_file_foreach(hub_store *base, const char *device_id, size_t max,
+                             hub_file_visitor visit, void *ctx)
 {
+    sq_store *store = (sq_store *)base;
     sqlite3_stmt *st = stmt_take(store, ST_FILE_LIST,
                                  "SELECT " FILE_COLUMNS " FROM files WHERE ?1 IS NULL OR "
                                  "device_id = ?1 ORDER BY created_ms DESC LIMIT ?2");
@@ -142,8 +150,9 @@ iotdm_result hub_store_file_foreach(hub_store *store, const char *device_id, siz
     return r;
 }
 
-size_t hub_store_file_active(hub_store *store, const char *device_id, int64_t since_ms)
+size_t sq_file_active(hub_store *base, const char *device_id, int64_t since_ms)
 {
+    sq_store *store = (sq_store *)base;
     sqlite3_stmt *st = stmt_take(store, ST_FILE_ACTIVE,
                                  "SELECT COUNT(*) FROM files WHERE device_id = ?1 AND state IN "
                                  "(0, 1) AND created_ms > ?2");
@@ -154,4 +163,68 @@ size_t hub_store_file_active(hub_store *store, const char *device_id, int64_t si
     size_t n = sqlite3_step(st) == SQLITE_ROW ? (size_t)sqlite3_column_int64(st, 0) : 0;
     stmt_give(store, ST_FILE_ACTIVE, st);
     return n;
+}
+
+iotdm_result sq_file_usage(hub_store *base, const char *device_id, size_t *out_count,
+                           uint64_t *out_bytes)
+{
+    sq_store *store = (sq_store *)base;
+    *out_count = 0;
+    *out_bytes = 0;
+    sqlite3_stmt *st = stmt_take(store, ST_FILE_USAGE,
+                                 "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM files "
+                                 "WHERE device_id = ?1");
+    if (!st)
+        return IOTDM_E_STORAGE;
+    bind_text(st, 1, device_id);
+    int rc = sqlite3_step(st);
+    iotdm_result r = IOTDM_OK;
+    if (rc == SQLITE_ROW) {
+        *out_count = (size_t)sqlite3_column_int64(st, 0);
+        *out_bytes = (uint64_t)sqlite3_column_int64(st, 1);
+    } else {
+        r = store_sqlite_result(store, rc, "file usage");
+    }
+    stmt_give(store, ST_FILE_USAGE, st);
+    return r;
+}
+
+iotdm_result sq_file_prune(hub_store *base, int64_t done_before_ms, int64_t open_before_ms,
+                           size_t max, hub_file_visitor visit, void *ctx, size_t *out_deleted)
+{
+    sq_store *store = (sq_store *)base;
+    if (out_deleted)
+        *out_deleted = 0;
+    /* Collected first, deleted after: the list statement must not see its own deletions. */
+    hub_file *doomed = xcalloc(max ? max : 1, sizeof *doomed);
+    if (!doomed)
+        return -ENOMEM;
+    sqlite3_stmt *st = stmt_take(store, ST_FILE_PRUNE_LIST,
+                                 "SELECT " FILE_COLUMNS " FROM files WHERE "
+                                 "(state IN (2, 3) AND updated_ms < ?1) OR "
+                                 "(state IN (0, 1) AND created_ms < ?2) LIMIT ?3");
+    if (!st) {
+        xfree(doomed);
+        return IOTDM_E_STORAGE;
+    }
+    sqlite3_bind_int64(st, 1, done_before_ms);
+    sqlite3_bind_int64(st, 2, open_before_ms);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+    size_t n = 0;
+    int rc;
+    while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        file_from_row(st, &doomed[n++]);
+    stmt_give(store, ST_FILE_PRUNE_LIST, st);
+    iotdm_result r = IOTDM_OK;
+    for (size_t i = 0; i < n && r == IOTDM_OK; i++) {
+        r = sq_file_delete(base, doomed[i].correlation_id);
+        if (r == IOTDM_OK) {
+            if (visit)
+                visit(ctx, &doomed[i]);
+            if (out_deleted)
+                (*out_deleted)++;
+        }
+    }
+    xfree(doomed);
+    return r;
 }

@@ -4,13 +4,14 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "hub/store/store_internal.h"
+#include "hub/store/sqlite/sqlite_internal.h"
 #include "proto/twin.h"
 
 /* ---- policies ---- */
 
-iotdm_result hub_store_policy_put(hub_store *store, const hub_policy *policy)
+iotdm_result sq_policy_put(hub_store *base, const hub_policy *policy)
 {
+    sq_store *store = (sq_store *)base;
     if (!store_id_ok(policy->name))
         return IOTDM_E_MALFORMED;
     iotdm_result r;
@@ -33,8 +34,9 @@ iotdm_result hub_store_policy_put(hub_store *store, const hub_policy *policy)
     return r;
 }
 
-iotdm_result hub_store_policy_get(hub_store *store, const char *name, hub_policy *out_policy)
+iotdm_result sq_policy_get(hub_store *base, const char *name, hub_policy *out_policy)
 {
+    sq_store *store = (sq_store *)base;
     if (!store_id_ok(name))
         return IOTDM_E_NOT_FOUND;
     sqlite3_stmt *st = stmt_take(store, ST_POLICY_GET,
@@ -59,8 +61,9 @@ iotdm_result hub_store_policy_get(hub_store *store, const char *name, hub_policy
     return r;
 }
 
-size_t hub_store_policy_count(hub_store *store)
+size_t sq_policy_count(hub_store *base)
 {
+    sq_store *store = (sq_store *)base;
     sqlite3_stmt *st = stmt_take(store, ST_POLICY_COUNT, "SELECT COUNT(*) FROM policies");
     if (!st)
         return 0;
@@ -108,7 +111,7 @@ static bool auth_type_ok(hub_auth_type t)
     return t == HUB_AUTH_SAS || t == HUB_AUTH_SELF_SIGNED || t == HUB_AUTH_CA || t == HUB_AUTH_NONE;
 }
 
-static iotdm_result insert_device(hub_store *s, const hub_device *d)
+static iotdm_result insert_device(sq_store *s, const hub_device *d)
 {
     sqlite3_stmt *st = stmt_take(
         s, ST_DEVICE_INSERT,
@@ -141,7 +144,7 @@ static iotdm_result insert_device(hub_store *s, const hub_device *d)
 
 /* The empty twin of a new device: versions 1, metadata stamped with the creation time, as Azure
  * shows a freshly created twin. */
-static iotdm_result insert_twin(hub_store *s, const char *device_id, size_t id_cap)
+static iotdm_result insert_twin(sq_store *s, const char *device_id, size_t id_cap)
 {
     char now[TWIN_TIME_CAP];
     char meta[64];
@@ -160,8 +163,9 @@ static iotdm_result insert_twin(hub_store *s, const char *device_id, size_t id_c
     return r;
 }
 
-iotdm_result hub_store_device_create(hub_store *store, hub_device *device)
+iotdm_result sq_device_create(hub_store *base, hub_device *device)
 {
+    sq_store *store = (sq_store *)base;
     if (!store_id_ok(device->device_id) || !auth_type_ok(device->auth_type))
         return IOTDM_E_MALFORMED;
     char generation[sizeof(device->generation_id)];
@@ -184,8 +188,9 @@ iotdm_result hub_store_device_create(hub_store *store, hub_device *device)
     return r;
 }
 
-iotdm_result hub_store_device_get(hub_store *store, const char *device_id, hub_device *out_device)
+iotdm_result sq_device_get(hub_store *base, const char *device_id, hub_device *out_device)
 {
+    sq_store *store = (sq_store *)base;
     if (!store_id_ok(device_id))
         return IOTDM_E_NOT_FOUND;
     sqlite3_stmt *st = stmt_take(store, ST_DEVICE_GET,
@@ -207,7 +212,7 @@ iotdm_result hub_store_device_get(hub_store *store, const char *device_id, hub_d
 }
 
 /* After a conditional write touched no row: was the device missing or the etag different? */
-static iotdm_result why_no_row(hub_store *s, const char *device_id, size_t id_cap)
+static iotdm_result why_no_row(sq_store *s, const char *device_id, size_t id_cap)
 {
     sqlite3_stmt *st =
         stmt_take(s, ST_DEVICE_ETAG, "SELECT etag FROM devices WHERE device_id = ?1");
@@ -222,8 +227,9 @@ static iotdm_result why_no_row(hub_store *s, const char *device_id, size_t id_ca
     return r;
 }
 
-iotdm_result hub_store_device_update(hub_store *store, hub_device *device, uint64_t if_match)
+iotdm_result sq_device_update(hub_store *base, hub_device *device, uint64_t if_match)
 {
+    sq_store *store = (sq_store *)base;
     if (!store_id_ok(device->device_id))
         return IOTDM_E_NOT_FOUND;
     if (!auth_type_ok(device->auth_type))
@@ -267,8 +273,9 @@ iotdm_result hub_store_device_update(hub_store *store, hub_device *device, uint6
     return IOTDM_OK;
 }
 
-iotdm_result hub_store_device_delete(hub_store *store, const char *device_id, uint64_t if_match)
+iotdm_result sq_device_delete(hub_store *base, const char *device_id, uint64_t if_match)
 {
+    sq_store *store = (sq_store *)base;
     if (!store_id_ok(device_id))
         return IOTDM_E_NOT_FOUND;
     iotdm_result r = store_write_begin(store);
@@ -290,29 +297,35 @@ iotdm_result hub_store_device_delete(hub_store *store, const char *device_id, ui
     return r;
 }
 
-iotdm_result hub_store_device_set_connection(hub_store *store, const char *device_id,
-                                             bool connected, int64_t when_ms)
+iotdm_result sq_device_set_connection(hub_store *base, const char *device_id, bool connected,
+                                      int64_t when_ms, uint64_t epoch)
 {
+    sq_store *store = (sq_store *)base;
     if (!store_id_ok(device_id))
         return IOTDM_E_NOT_FOUND;
     iotdm_result r;
     sqlite3_stmt *st = store_write_stmt(store, ST_DEVICE_SET_CONNECTION,
                                         "UPDATE devices SET connected = ?2, "
-                                        "connection_state_updated_ms = ?3 WHERE device_id = ?1",
+                                        "connection_state_updated_ms = ?3, conn_epoch = ?4 "
+                                        "WHERE device_id = ?1 AND conn_epoch <= ?4",
                                         &r);
     if (!st)
         return r;
     bind_text(st, 1, device_id);
     sqlite3_bind_int(st, 2, connected);
     sqlite3_bind_int64(st, 3, when_ms);
-    r = stmt_exec_row(store, st);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)epoch);
+    /* No row changed: the device is gone, or a newer connection owns its state. Neither is an
+     * error for the connection writing. */
+    r = stmt_exec(store, st);
     stmt_give(store, ST_DEVICE_SET_CONNECTION, st);
     return r;
 }
 
-iotdm_result hub_store_device_set_activity(hub_store *store, const char *device_id, int64_t when_ms,
-                                           const char *model_id)
+iotdm_result sq_device_set_activity(hub_store *base, const char *device_id, int64_t when_ms,
+                                    const char *model_id)
 {
+    sq_store *store = (sq_store *)base;
     if (!store_id_ok(device_id))
         return IOTDM_E_NOT_FOUND;
     if (model_id && strnlen(model_id, sizeof(((hub_device *)0)->model_id)) >=
@@ -333,9 +346,10 @@ iotdm_result hub_store_device_set_activity(hub_store *store, const char *device_
     return r;
 }
 
-iotdm_result hub_store_device_foreach(hub_store *store, const char *after_id, size_t max,
-                                      hub_device_visitor visit, void *ctx)
+iotdm_result sq_device_foreach(hub_store *base, const char *after_id, size_t max,
+                               hub_device_visitor visit, void *ctx)
 {
+    sq_store *store = (sq_store *)base;
     sqlite3_stmt *st = stmt_take(store, ST_DEVICE_LIST,
                                  "SELECT " STORE_DEVICE_COLUMNS " FROM devices d "
                                  "WHERE d.device_id > ?1 ORDER BY d.device_id LIMIT ?2");
@@ -358,8 +372,9 @@ iotdm_result hub_store_device_foreach(hub_store *store, const char *after_id, si
     return r;
 }
 
-iotdm_result hub_store_device_stats(hub_store *store, hub_device_stats *out_stats)
+iotdm_result sq_device_stats(hub_store *base, hub_device_stats *out_stats)
 {
+    sq_store *store = (sq_store *)base;
     memset(out_stats, 0, sizeof(*out_stats));
     sqlite3_stmt *st = stmt_take(store, ST_DEVICE_STATS,
                                  "SELECT COUNT(*), SUM(enabled), SUM(connected) FROM devices");
@@ -377,8 +392,9 @@ iotdm_result hub_store_device_stats(hub_store *store, hub_device_stats *out_stat
     return r;
 }
 
-iotdm_result hub_store_device_disconnect_all(hub_store *store, int64_t when_ms)
+iotdm_result sq_device_disconnect_all(hub_store *base, int64_t when_ms)
 {
+    sq_store *store = (sq_store *)base;
     iotdm_result r;
     sqlite3_stmt *st = store_write_stmt(store, ST_DEVICE_DISCONNECT_ALL,
                                         "UPDATE devices SET connected = 0, "
@@ -408,8 +424,9 @@ static bool session_device(const char *client_id, size_t *out_len)
     return n > 0 && n < HUB_ID_MAX;
 }
 
-iotdm_result hub_store_session_put(hub_store *store, const char *client_id, uint32_t subscriptions)
+iotdm_result sq_session_put(hub_store *base, const char *client_id, uint32_t subscriptions)
 {
+    sq_store *store = (sq_store *)base;
     size_t dev_len;
     if (!session_device(client_id, &dev_len))
         return IOTDM_E_MALFORMED;
@@ -429,9 +446,9 @@ iotdm_result hub_store_session_put(hub_store *store, const char *client_id, uint
     return r;
 }
 
-iotdm_result hub_store_session_get(hub_store *store, const char *client_id,
-                                   uint32_t *out_subscriptions)
+iotdm_result sq_session_get(hub_store *base, const char *client_id, uint32_t *out_subscriptions)
 {
+    sq_store *store = (sq_store *)base;
     size_t dev_len;
     if (!session_device(client_id, &dev_len))
         return IOTDM_E_NOT_FOUND;
@@ -453,8 +470,9 @@ iotdm_result hub_store_session_get(hub_store *store, const char *client_id,
 }
 
 /* Deleting a session that does not exist succeeds: a clean-session CONNECT just wants none. */
-iotdm_result hub_store_session_delete(hub_store *store, const char *client_id)
+iotdm_result sq_session_delete(hub_store *base, const char *client_id)
 {
+    sq_store *store = (sq_store *)base;
     size_t dev_len;
     if (!session_device(client_id, &dev_len))
         return IOTDM_OK;

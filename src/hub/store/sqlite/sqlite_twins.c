@@ -1,19 +1,7 @@
 /* SQLite store: device twins, kept as compact JSON text per section beside their counters. */
 #include <string.h>
 
-#include "hub/store/store_internal.h"
-
-void hub_twin_deinit(hub_twin *twin)
-{
-    if (!twin)
-        return;
-    json_decref(twin->tags);
-    json_decref(twin->desired);
-    json_decref(twin->desired_meta);
-    json_decref(twin->reported);
-    json_decref(twin->reported_meta);
-    memset(twin, 0, sizeof(*twin));
-}
+#include "hub/store/sqlite/sqlite_internal.h"
 
 #define TWIN_COLUMNS                                                                               \
     "t.tags, t.desired, t.desired_meta, t.desired_version, t.reported, t.reported_meta, "          \
@@ -38,8 +26,9 @@ static iotdm_result twin_from_row(sqlite3_stmt *st, int c, hub_twin *out)
     return IOTDM_E_STORAGE;
 }
 
-iotdm_result hub_store_twin_get(hub_store *store, const char *device_id, hub_twin *out_twin)
+iotdm_result sq_twin_get(hub_store *base, const char *device_id, hub_twin *out_twin)
 {
+    sq_store *store = (sq_store *)base;
     memset(out_twin, 0, sizeof(*out_twin));
     if (!store_id_ok(device_id))
         return IOTDM_E_NOT_FOUND;
@@ -58,8 +47,9 @@ iotdm_result hub_store_twin_get(hub_store *store, const char *device_id, hub_twi
     return r;
 }
 
-iotdm_result hub_store_twin_put(hub_store *store, const char *device_id, const hub_twin *twin)
+iotdm_result sq_twin_put(hub_store *base, const char *device_id, const hub_twin *twin)
 {
+    sq_store *store = (sq_store *)base;
     if (!store_id_ok(device_id))
         return IOTDM_E_NOT_FOUND;
     const json_t *sections[STORE_JSON_BUFS] = {twin->tags, twin->desired, twin->desired_meta,
@@ -98,8 +88,9 @@ iotdm_result hub_store_twin_put(hub_store *store, const char *device_id, const h
     return r;
 }
 
-iotdm_result hub_store_twin_foreach(hub_store *store, hub_twin_visitor visit, void *ctx)
+iotdm_result sq_twin_foreach(hub_store *base, hub_twin_visitor visit, void *ctx)
 {
+    sq_store *store = (sq_store *)base;
     sqlite3_stmt *st = stmt_take(store, ST_TWIN_LIST,
                                  "SELECT " STORE_DEVICE_COLUMNS ", " TWIN_COLUMNS
                                  " FROM devices d JOIN twins t ON t.device_id = d.device_id "

@@ -1,0 +1,259 @@
+/* Private to the SQLite backend: the handle, its statement cache, the transaction helpers and the
+ * operations each file implements (sqlite_store.c gathers them into the ops table). */
+#ifndef IOTDM_HUB_STORE_INTERNAL_H
+#define IOTDM_HUB_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+#include <sys/types.h>
+
+#include "hub/store/store.h"
+
+/* One slot per SQL statement; each slot is used by exactly one call site, which passes its SQL. */
+typedef enum {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
+    ST_UNIT_SAVEPOINT,
+    ST_UNIT_RELEASE,
+    ST_UNIT_ROLLBACK_TO,
+    ST_POLICY_PUT,
+    ST_POLICY_GET,
+    ST_POLICY_COUNT,
+    ST_DEVICE_INSERT,
+    ST_DEVICE_GET,
+    ST_DEVICE_ETAG,
+    ST_DEVICE_UPDATE,
+    ST_DEVICE_DELETE,
+    ST_DEVICE_SET_CONNECTION,
+    ST_DEVICE_SET_ACTIVITY,
+    ST_DEVICE_LIST,
+    ST_DEVICE_STATS,
+    ST_DEVICE_DISCONNECT_ALL,
+    ST_TWIN_INSERT,
+    ST_TWIN_GET,
+    ST_TWIN_PUT,
+    ST_TWIN_LIST,
+    ST_C2D_COUNT_LIVE,
+    ST_C2D_INSERT,
+    ST_C2D_LIST,
+    ST_C2D_DELIVERED,
+    ST_C2D_COMPLETE,
+    ST_C2D_PURGE,
+    ST_C2D_COUNT,
+    ST_C2D_EXPIRE,
+    ST_TELEMETRY_INSERT,
+    ST_TELEMETRY_LIST,
+    ST_TELEMETRY_LAST_SEQ,
+    ST_TELEMETRY_BYTES,
+    ST_TELEMETRY_OLDEST,
+    ST_TELEMETRY_DELETE_UPTO,
+    ST_SESSION_PUT,
+    ST_SESSION_GET,
+    ST_SESSION_DELETE,
+    ST_FILE_INSERT,
+    ST_FILE_GET,
+    ST_FILE_UPDATE,
+    ST_FILE_FIND,
+    ST_FILE_LIST,
+    ST_FILE_DELETE,
+    ST_FILE_ACTIVE,
+    ST_FILE_USAGE,
+    ST_FILE_PRUNE_LIST,
+    ST_FILE_PRUNE_DELETE,
+    ST_DPS_OP_PUT,
+    ST_DPS_OP_GET,
+    ST_DPS_OP_EXPIRE,
+    ST_DPS_OP_TRIM,
+    ST_TPM_CHALLENGE_PUT,
+    ST_TPM_CHALLENGE_GET,
+    ST_TPM_CHALLENGE_EXPIRE,
+    ST_TPM_CHALLENGE_TRIM,
+    ST_COUNT_
+} store_stmt_id;
+
+/* A growable buffer for JSON text handed to SQLite without a per-call allocation. */
+typedef struct {
+    char *data;
+    size_t cap;
+} store_buf;
+
+enum { STORE_JSON_BUFS = 5 };
+
+#define STORE_PATH_MAX        600
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+/* The WAL file as one thread sees it (store_sync.c). */
+typedef struct {
+    char path[STORE_PATH_MAX + 8];
+    int fd; /* -1 until the first sync */
+    dev_t dev;
+    ino_t ino;
+} store_wal;
+
+typedef struct sq_store {
+    hub_store base; /* first: the handle the rest of the hub sees */
+    char path[STORE_PATH_MAX];
+    bool reader;         /* a read-only handle (hub_store_open_reader) */
+    bool unit_open;      /* between unit_begin and unit_end */
+    bool unit_savepoint; /* the open unit wrote: its savepoint is taken */
+    sqlite3 *db;
+    /* Used only by the thread calling hub_store_durable (sqlite_sync.c): its own descriptor of the
+     * WAL and its own connection for checkpoints. */
+    store_wal wal;
+    sqlite3 *checkpoint_db;
+    bool in_txn;     /* BEGIN IMMEDIATE issued, COMMIT not yet */
+    bool txn_failed; /* SQLite rolled the open transaction back: the next commit must fail */
+    int64_t telemetry_bytes; /* sum of retained body bytes; -1 when it must be recounted */
+    sqlite3_stmt *stmts[ST_COUNT_];
+    bool stmt_busy[ST_COUNT_]; /* the cached statement is mid-iteration (a visitor is running) */
+    store_buf json[STORE_JSON_BUFS];
+} sq_store;
+
+/* Statement cache. stmt_take returns the prepared statement for id (preparing sql on first use);
+ * while it is taken, a nested use of the same id (a visitor calling back into the store) gets a
+ * private statement instead. stmt_give resets it (or finalizes the private one). NULL on failure,
+ * logged. */
+sqlite3_stmt *stmt_take(sq_store *s, store_stmt_id id, const char *sql);
+void stmt_give(sq_store *s, store_stmt_id id, sqlite3_stmt *st);
+
+/* Steps a statement that returns no rows (or whose rows are ignored); maps SQLite's result. */
+iotdm_result stmt_exec(sq_store *s, sqlite3_stmt *st);
+
+/* Maps a SQLite result code to iotdm_result (constraint kinds become EXISTS/NOT_FOUND) and logs
+ * unexpected failures. Also notices when SQLite rolled back the open write transaction. */
+iotdm_result store_sqlite_result(sq_store *s, int rc, const char *what);
+
+/* Opens the group-commit transaction if none is open. Every write function calls this first. */
+iotdm_result store_write_begin(sq_store *s);
+/* The start of most writes: opens the group transaction and takes the statement. NULL on failure,
+ * with the reason in *out_r. */
+sqlite3_stmt *store_write_stmt(sq_store *s, store_stmt_id id, const char *sql, iotdm_result *out_r);
+/* stmt_exec for a write that must touch a row: IOTDM_E_NOT_FOUND when it touched none. */
+iotdm_result stmt_exec_row(sq_store *s, sqlite3_stmt *st);
+
+/* A savepoint around a write made of several statements, so that it applies whole or not at all
+ * while the surrounding group transaction carries on. */
+iotdm_result store_savepoint(sq_store *s);
+iotdm_result store_savepoint_end(sq_store *s, iotdm_result outcome);
+
+/* sqlite_sync.c: the WAL path of the durability thread's descriptor (opened lazily). */
+void store_sync_init(sq_store *s, const char *db_path);
+
+/* Binding helpers. Text fields of the fixed-size structs are bound up to their array size, so a
+ * missing NUL cannot make SQLite read past them. */
+int bind_text(sqlite3_stmt *st, int idx, const char *text);
+int bind_field(sqlite3_stmt *st, int idx, const char *field, size_t cap);
+void column_copy(sqlite3_stmt *st, int col, char *dst, size_t cap);
+
+/* Serializes json compactly into scratch buffer slot (NULL becomes "{}"); *out_len excludes NUL. */
+iotdm_result store_dump(sq_store *s, int slot, const json_t *json, const char **out_text,
+                        size_t *out_len);
+/* Parses a JSON text column; NULL column gives an empty object. NULL on corrupt text (logged). */
+json_t *store_load(sqlite3_stmt *st, int col);
+
+/* The device columns, in the order store_device_from_row reads them; the table is aliased "d". */
+#define STORE_DEVICE_COLUMNS                                                                       \
+    "d.device_id, d.generation_id, d.etag, d.enabled, d.status_reason, d.status_updated_ms, "      \
+    "d.auth_type, d.primary_key, d.secondary_key, d.primary_thumbprint, d.secondary_thumbprint, "  \
+    "d.iot_edge, d.connected, d.connection_state_updated_ms, d.last_activity_ms, d.model_id, "     \
+    "(SELECT COUNT(*) FROM c2d WHERE c2d.device_id = d.device_id)"
+#define STORE_DEVICE_NCOLUMNS 17
+void store_device_from_row(sqlite3_stmt *st, int first_col, hub_device *out);
+
+/* Ids and names: non-empty and shorter than HUB_ID_MAX. */
+bool store_id_ok(const char *id);
+
+/* Milliseconds since the epoch, wall clock. */
+int64_t store_now_ms(void);
+
+/* The operations (see store.h for what each does). */
+iotdm_result sq_policy_put(hub_store *base, const hub_policy *policy);
+iotdm_result sq_policy_get(hub_store *base, const char *name, hub_policy *out_policy);
+size_t sq_policy_count(hub_store *base);
+iotdm_result sq_device_create(hub_store *base, hub_device *device);
+iotdm_result sq_device_get(hub_store *base, const char *device_id, hub_device *out_device);
+iotdm_result sq_device_update(hub_store *base, hub_device *device, uint64_t if_match);
+iotdm_result sq_device_delete(hub_store *base, const char *device_id, uint64_t if_match);
+iotdm_result sq_device_set_connection(hub_store *base, const char *device_id, bool connected,
+                                      int64_t when_ms, uint64_t epoch);
+iotdm_result sq_device_set_activity(hub_store *base, const char *device_id, int64_t when_ms,
+                                    const char *model_id);
+iotdm_result sq_device_foreach(hub_store *base, const char *after_id, size_t max,
+                               hub_device_visitor visit, void *ctx);
+iotdm_result sq_device_stats(hub_store *base, hub_device_stats *out_stats);
+iotdm_result sq_device_disconnect_all(hub_store *base, int64_t when_ms);
+iotdm_result sq_twin_get(hub_store *base, const char *device_id, hub_twin *out_twin);
+iotdm_result sq_twin_put(hub_store *base, const char *device_id, const hub_twin *twin);
+iotdm_result sq_twin_foreach(hub_store *base, hub_twin_visitor visit, void *ctx);
+iotdm_result sq_c2d_enqueue(hub_store *base, hub_c2d *msg, size_t max_pending);
+iotdm_result sq_c2d_foreach(hub_store *base, const char *device_id, int64_t now_ms,
+                            hub_c2d_visitor visit, void *ctx);
+iotdm_result sq_c2d_mark_delivered(hub_store *base, int64_t seq);
+iotdm_result sq_c2d_complete(hub_store *base, int64_t seq);
+iotdm_result sq_c2d_purge(hub_store *base, const char *device_id, size_t *out_purged);
+size_t sq_c2d_count(hub_store *base, const char *device_id);
+size_t sq_c2d_expire(hub_store *base, int64_t now_ms);
+iotdm_result sq_telemetry_append(hub_store *base, hub_telemetry *msg);
+iotdm_result sq_telemetry_foreach(hub_store *base, int64_t from_seq, size_t max,
+                                  hub_telemetry_visitor visit, void *ctx);
+int64_t sq_telemetry_last_seq(hub_store *base);
+iotdm_result sq_telemetry_trim(hub_store *base, uint64_t max_bytes, int64_t max_age_ms,
+                               int64_t now_ms);
+iotdm_result sq_file_create(hub_store *base, const hub_file *file);
+iotdm_result sq_file_get(hub_store *base, const char *correlation_id, hub_file *out_file);
+iotdm_result sq_file_update(hub_store *base, const hub_file *file);
+iotdm_result sq_file_delete(hub_store *base, const char *correlation_id);
+iotdm_result sq_file_find(hub_store *base, const char *device_id, const char *blob_name,
+                          hub_file *out_file);
+iotdm_result sq_file_foreach(hub_store *base, const char *device_id, size_t max,
+                             hub_file_visitor visit, void *ctx);
+size_t sq_file_active(hub_store *base, const char *device_id, int64_t since_ms);
+iotdm_result sq_session_put(hub_store *base, const char *client_id, uint32_t subscriptions);
+iotdm_result sq_session_get(hub_store *base, const char *client_id, uint32_t *out_subscriptions);
+iotdm_result sq_session_delete(hub_store *base, const char *client_id);
+iotdm_result sq_enrollment_put(hub_store *base, hub_dps_kind kind, const char *id,
+                               const json_t *doc, uint64_t if_match, uint64_t *out_etag);
+iotdm_result sq_enrollment_get(hub_store *base, hub_dps_kind kind, const char *id, json_t **out_doc,
+                               uint64_t *out_etag);
+iotdm_result sq_enrollment_delete(hub_store *base, hub_dps_kind kind, const char *id,
+                                  uint64_t if_match);
+iotdm_result sq_enrollment_foreach(hub_store *base, hub_dps_kind kind, const char *after_id,
+                                   size_t max, hub_doc_visitor visit, void *ctx);
+iotdm_result sq_registration_put(hub_store *base, const char *registration_id, const char *group_id,
+                                 const json_t *doc, uint64_t *out_etag);
+iotdm_result sq_registration_get(hub_store *base, const char *registration_id, json_t **out_doc,
+                                 uint64_t *out_etag);
+iotdm_result sq_registration_delete(hub_store *base, const char *registration_id,
+                                    uint64_t if_match);
+iotdm_result sq_registration_foreach(hub_store *base, const char *group_id, const char *after_id,
+                                     size_t max, hub_doc_visitor visit, void *ctx);
+iotdm_result sq_dps_operation_put(hub_store *base, const char *operation_id,
+                                  const char *registration_id, int64_t created_ms,
+                                  const json_t *result);
+iotdm_result sq_dps_operation_get(hub_store *base, const char *operation_id,
+                                  char out_registration_id[HUB_ID_MAX], int64_t *out_created_ms,
+                                  json_t **out_result);
+iotdm_result sq_dps_operation_prune(hub_store *base, int64_t before_ms, size_t max_keep,
+                                    size_t *out_deleted);
+iotdm_result sq_tpm_challenge_put(hub_store *base, const char *registration_id,
+                                  const hub_tpm_challenge *c);
+iotdm_result sq_tpm_challenge_get(hub_store *base, const char *registration_id, int64_t now_ms,
+                                  hub_tpm_challenge *out);
+iotdm_result sq_tpm_challenge_prune(hub_store *base, int64_t now_ms, size_t max_keep,
+                                    size_t *out_deleted);
+iotdm_result sq_durable(hub_store *base);
+iotdm_result sq_file_usage(hub_store *base, const char *device_id, size_t *out_count,
+                           uint64_t *out_bytes);
+iotdm_result sq_file_prune(hub_store *base, int64_t done_before_ms, int64_t open_before_ms,
+                           size_t max, hub_file_visitor visit, void *ctx, size_t *out_deleted);
+iotdm_result sq_unit_begin(hub_store *base);
+iotdm_result sq_unit_end(hub_store *base, iotdm_result outcome);
+iotdm_result sq_group_commit(hub_store *base);
+bool sq_has_pending_writes(const hub_store *base);
+/* sqlite_sync.c: releases the durability thread's descriptor and connection. */
+void store_sync_deinit(sq_store *s);
+
+#endif

@@ -1,0 +1,381 @@
+/* The store's front: each hub_store_* function dispatches to the backend's operation, and the
+ * helpers every backend shares (struct cleanup, opening by location). */
+#include "hub/store/store.h"
+
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/urlenc.h"
+
+void hub_twin_deinit(hub_twin *twin)
+{
+    if (!twin)
+        return;
+    json_decref(twin->tags);
+    json_decref(twin->desired);
+    json_decref(twin->desired_meta);
+    json_decref(twin->reported);
+    json_decref(twin->reported_meta);
+    memset(twin, 0, sizeof(*twin));
+}
+
+void hub_c2d_deinit(hub_c2d *msg)
+{
+    if (!msg)
+        return;
+    json_decref(msg->properties);
+    xfree(msg->body);
+    memset(msg, 0, sizeof(*msg));
+}
+
+void hub_telemetry_deinit(hub_telemetry *msg)
+{
+    if (!msg)
+        return;
+    json_decref(msg->system_properties);
+    json_decref(msg->properties);
+    xfree(msg->body);
+    memset(msg, 0, sizeof(*msg));
+}
+
+iotdm_result hub_c2d_format_bag(const json_t *properties, char *out, size_t cap)
+{
+    size_t len = 0;
+    const char *key;
+    json_t *value;
+    if (cap < HUB_C2D_MAX_BAG + 1)
+        return IOTDM_E_TOO_LARGE;
+    out[0] = '\0';
+    json_object_foreach((json_t *)properties, key, value)
+    {
+        if (!json_is_string(value))
+            continue;
+        /* name=value, each percent-encoded, joined by '&' */
+        char n[3 * 512 + 1], v[3 * 4096 + 1];
+        long nl = urlenc_encode(key, strlen(key), n, sizeof n);
+        long vl = urlenc_encode(json_string_value(value), json_string_length(value), v, sizeof v);
+        if (nl < 0 || vl < 0)
+            return IOTDM_E_TOO_LARGE;
+        size_t need = (len ? 1 : 0) + (size_t)nl + 1 + (size_t)vl;
+        if (len + need > HUB_C2D_MAX_BAG)
+            return IOTDM_E_TOO_LARGE;
+        len += (size_t)snprintf(out + len, cap - len, "%s%s=%s", len ? "&" : "", n, v);
+    }
+    return IOTDM_OK;
+}
+
+iotdm_result hub_store_open(const char *location, hub_store **out_store)
+{
+    *out_store = NULL;
+    if (strncmp(location, "sqlite:", 7) == 0)
+        location += 7;
+    return hub_store_sqlite_open(location, out_store);
+}
+
+void hub_store_close(hub_store *store)
+{
+    if (store)
+        store->ops->close(store);
+}
+
+iotdm_result hub_store_unit_begin(hub_store *store)
+{
+    return store->ops->unit_begin(store);
+}
+
+iotdm_result hub_store_unit_end(hub_store *store, iotdm_result outcome)
+{
+    return store->ops->unit_end(store, outcome);
+}
+
+iotdm_result hub_store_group_commit(hub_store *store)
+{
+    return store->ops->group_commit(store);
+}
+
+bool hub_store_has_pending_writes(const hub_store *store)
+{
+    return store->ops->has_pending_writes(store);
+}
+
+iotdm_result hub_store_durable(hub_store *store)
+{
+    return store->ops->durable(store);
+}
+
+iotdm_result hub_store_commit(hub_store *store)
+{
+    bool had_writes = store->ops->has_pending_writes(store);
+    iotdm_result r = store->ops->group_commit(store);
+    return r == IOTDM_OK && had_writes ? store->ops->durable(store) : r;
+}
+
+iotdm_result hub_store_open_reader(hub_store *store, hub_store **out_reader)
+{
+    *out_reader = NULL;
+    return store->ops->open_reader(store, out_reader);
+}
+
+iotdm_result hub_store_policy_put(hub_store *store, const hub_policy *policy)
+{
+    return store->ops->policy_put(store, policy);
+}
+
+iotdm_result hub_store_policy_get(hub_store *store, const char *name, hub_policy *out_policy)
+{
+    return store->ops->policy_get(store, name, out_policy);
+}
+
+size_t hub_store_policy_count(hub_store *store)
+{
+    return store->ops->policy_count(store);
+}
+
+iotdm_result hub_store_device_create(hub_store *store, hub_device *device)
+{
+    return store->ops->device_create(store, device);
+}
+
+iotdm_result hub_store_device_get(hub_store *store, const char *device_id, hub_device *out_device)
+{
+    return store->ops->device_get(store, device_id, out_device);
+}
+
+iotdm_result hub_store_device_update(hub_store *store, hub_device *device, uint64_t if_match)
+{
+    return store->ops->device_update(store, device, if_match);
+}
+
+iotdm_result hub_store_device_delete(hub_store *store, const char *device_id, uint64_t if_match)
+{
+    return store->ops->device_delete(store, device_id, if_match);
+}
+
+iotdm_result hub_store_device_set_connection(hub_store *store, const char *device_id, bool connected, int64_t when_ms, uint64_t epoch)
+{
+    return store->ops->device_set_connection(store, device_id, connected, when_ms, epoch);
+}
+
+iotdm_result hub_store_device_set_activity(hub_store *store, const char *device_id, int64_t when_ms, const char *model_id)
+{
+    return store->ops->device_set_activity(store, device_id, when_ms, model_id);
+}
+
+iotdm_result hub_store_device_foreach(hub_store *store, const char *after_id, size_t max, hub_device_visitor visit, void *ctx)
+{
+    return store->ops->device_foreach(store, after_id, max, visit, ctx);
+}
+
+iotdm_result hub_store_device_stats(hub_store *store, hub_device_stats *out_stats)
+{
+    return store->ops->device_stats(store, out_stats);
+}
+
+iotdm_result hub_store_device_disconnect_all(hub_store *store, int64_t when_ms)
+{
+    return store->ops->device_disconnect_all(store, when_ms);
+}
+
+iotdm_result hub_store_twin_get(hub_store *store, const char *device_id, hub_twin *out_twin)
+{
+    return store->ops->twin_get(store, device_id, out_twin);
+}
+
+iotdm_result hub_store_twin_put(hub_store *store, const char *device_id, const hub_twin *twin)
+{
+    return store->ops->twin_put(store, device_id, twin);
+}
+
+iotdm_result hub_store_twin_foreach(hub_store *store, hub_twin_visitor visit, void *ctx)
+{
+    return store->ops->twin_foreach(store, visit, ctx);
+}
+
+iotdm_result hub_store_c2d_enqueue(hub_store *store, hub_c2d *msg, size_t max_pending)
+{
+    return store->ops->c2d_enqueue(store, msg, max_pending);
+}
+
+iotdm_result hub_store_c2d_foreach(hub_store *store, const char *device_id, int64_t now_ms, hub_c2d_visitor visit, void *ctx)
+{
+    return store->ops->c2d_foreach(store, device_id, now_ms, visit, ctx);
+}
+
+iotdm_result hub_store_c2d_mark_delivered(hub_store *store, int64_t seq)
+{
+    return store->ops->c2d_mark_delivered(store, seq);
+}
+
+iotdm_result hub_store_c2d_complete(hub_store *store, int64_t seq)
+{
+    return store->ops->c2d_complete(store, seq);
+}
+
+iotdm_result hub_store_c2d_purge(hub_store *store, const char *device_id, size_t *out_purged)
+{
+    return store->ops->c2d_purge(store, device_id, out_purged);
+}
+
+size_t hub_store_c2d_count(hub_store *store, const char *device_id)
+{
+    return store->ops->c2d_count(store, device_id);
+}
+
+size_t hub_store_c2d_expire(hub_store *store, int64_t now_ms)
+{
+    return store->ops->c2d_expire(store, now_ms);
+}
+
+iotdm_result hub_store_telemetry_append(hub_store *store, hub_telemetry *msg)
+{
+    return store->ops->telemetry_append(store, msg);
+}
+
+iotdm_result hub_store_telemetry_foreach(hub_store *store, int64_t from_seq, size_t max, hub_telemetry_visitor visit, void *ctx)
+{
+    return store->ops->telemetry_foreach(store, from_seq, max, visit, ctx);
+}
+
+int64_t hub_store_telemetry_last_seq(hub_store *store)
+{
+    return store->ops->telemetry_last_seq(store);
+}
+
+iotdm_result hub_store_telemetry_trim(hub_store *store, uint64_t max_bytes, int64_t max_age_ms, int64_t now_ms)
+{
+    return store->ops->telemetry_trim(store, max_bytes, max_age_ms, now_ms);
+}
+
+iotdm_result hub_store_file_create(hub_store *store, const hub_file *file)
+{
+    return store->ops->file_create(store, file);
+}
+
+iotdm_result hub_store_file_get(hub_store *store, const char *correlation_id, hub_file *out_file)
+{
+    return store->ops->file_get(store, correlation_id, out_file);
+}
+
+iotdm_result hub_store_file_update(hub_store *store, const hub_file *file)
+{
+    return store->ops->file_update(store, file);
+}
+
+iotdm_result hub_store_file_delete(hub_store *store, const char *correlation_id)
+{
+    return store->ops->file_delete(store, correlation_id);
+}
+
+iotdm_result hub_store_file_find(hub_store *store, const char *device_id, const char *blob_name, hub_file *out_file)
+{
+    return store->ops->file_find(store, device_id, blob_name, out_file);
+}
+
+iotdm_result hub_store_file_foreach(hub_store *store, const char *device_id, size_t max, hub_file_visitor visit, void *ctx)
+{
+    return store->ops->file_foreach(store, device_id, max, visit, ctx);
+}
+
+size_t hub_store_file_active(hub_store *store, const char *device_id, int64_t since_ms)
+{
+    return store->ops->file_active(store, device_id, since_ms);
+}
+
+iotdm_result hub_store_session_put(hub_store *store, const char *client_id, uint32_t subscriptions)
+{
+    return store->ops->session_put(store, client_id, subscriptions);
+}
+
+iotdm_result hub_store_session_get(hub_store *store, const char *client_id, uint32_t *out_subscriptions)
+{
+    return store->ops->session_get(store, client_id, out_subscriptions);
+}
+
+iotdm_result hub_store_session_delete(hub_store *store, const char *client_id)
+{
+    return store->ops->session_delete(store, client_id);
+}
+
+iotdm_result hub_store_enrollment_put(hub_store *store, hub_dps_kind kind, const char *id, const json_t *doc, uint64_t if_match, uint64_t *out_etag)
+{
+    return store->ops->enrollment_put(store, kind, id, doc, if_match, out_etag);
+}
+
+iotdm_result hub_store_enrollment_get(hub_store *store, hub_dps_kind kind, const char *id, json_t **out_doc, uint64_t *out_etag)
+{
+    return store->ops->enrollment_get(store, kind, id, out_doc, out_etag);
+}
+
+iotdm_result hub_store_enrollment_delete(hub_store *store, hub_dps_kind kind, const char *id, uint64_t if_match)
+{
+    return store->ops->enrollment_delete(store, kind, id, if_match);
+}
+
+iotdm_result hub_store_enrollment_foreach(hub_store *store, hub_dps_kind kind, const char *after_id, size_t max, hub_doc_visitor visit, void *ctx)
+{
+    return store->ops->enrollment_foreach(store, kind, after_id, max, visit, ctx);
+}
+
+iotdm_result hub_store_registration_put(hub_store *store, const char *registration_id, const char *group_id, const json_t *doc, uint64_t *out_etag)
+{
+    return store->ops->registration_put(store, registration_id, group_id, doc, out_etag);
+}
+
+iotdm_result hub_store_registration_get(hub_store *store, const char *registration_id, json_t **out_doc, uint64_t *out_etag)
+{
+    return store->ops->registration_get(store, registration_id, out_doc, out_etag);
+}
+
+iotdm_result hub_store_registration_delete(hub_store *store, const char *registration_id, uint64_t if_match)
+{
+    return store->ops->registration_delete(store, registration_id, if_match);
+}
+
+iotdm_result hub_store_registration_foreach(hub_store *store, const char *group_id, const char *after_id, size_t max, hub_doc_visitor visit, void *ctx)
+{
+    return store->ops->registration_foreach(store, group_id, after_id, max, visit, ctx);
+}
+
+iotdm_result hub_store_dps_operation_put(hub_store *store, const char *operation_id, const char *registration_id, int64_t created_ms, const json_t *result)
+{
+    return store->ops->dps_operation_put(store, operation_id, registration_id, created_ms, result);
+}
+
+iotdm_result hub_store_dps_operation_get(hub_store *store, const char *operation_id, char out_registration_id[HUB_ID_MAX], int64_t *out_created_ms, json_t **out_result)
+{
+    return store->ops->dps_operation_get(store, operation_id, out_registration_id, out_created_ms, out_result);
+}
+
+iotdm_result hub_store_dps_operation_prune(hub_store *store, int64_t before_ms, size_t max_keep, size_t *out_deleted)
+{
+    return store->ops->dps_operation_prune(store, before_ms, max_keep, out_deleted);
+}
+
+iotdm_result hub_store_tpm_challenge_put(hub_store *store, const char *registration_id, const hub_tpm_challenge *c)
+{
+    return store->ops->tpm_challenge_put(store, registration_id, c);
+}
+
+iotdm_result hub_store_tpm_challenge_get(hub_store *store, const char *registration_id, int64_t now_ms, hub_tpm_challenge *out)
+{
+    return store->ops->tpm_challenge_get(store, registration_id, now_ms, out);
+}
+
+iotdm_result hub_store_tpm_challenge_prune(hub_store *store, int64_t now_ms, size_t max_keep, size_t *out_deleted)
+{
+    return store->ops->tpm_challenge_prune(store, now_ms, max_keep, out_deleted);
+}
+
+iotdm_result hub_store_file_usage(hub_store *store, const char *device_id, size_t *out_count,
+                                  uint64_t *out_bytes)
+{
+    return store->ops->file_usage(store, device_id, out_count, out_bytes);
+}
+
+iotdm_result hub_store_file_prune(hub_store *store, int64_t done_before_ms, int64_t open_before_ms,
+                                  size_t max, hub_file_visitor visit, void *ctx,
+                                  size_t *out_deleted)
+{
+    return store->ops->file_prune(store, done_before_ms, open_before_ms, max, visit, ctx,
+                                  out_deleted);
+}
