@@ -24,14 +24,14 @@ iotdm_result hub_files_quota_check(const hub *h, hub_store *store, const char *d
     if (r < 0)
         return r;
     if (new_file && count >= h->cfg.upload_max_files) {
-        snprintf(why, why_cap, "device '%s' keeps %zu uploads already, the most allowed",
-                 device_id, count);
+        snprintf(why, why_cap, "device '%s' keeps %zu uploads already, the most allowed", device_id,
+                 count);
         return IOTDM_E_QUOTA;
     }
     if (bytes + add_bytes > h->cfg.upload_quota_bytes) {
         snprintf(why, why_cap,
-                 "device '%s' would keep %llu bytes of uploads, over its quota of %llu",
-                 device_id, (unsigned long long)(bytes + add_bytes),
+                 "device '%s' would keep %llu bytes of uploads, over its quota of %llu", device_id,
+                 (unsigned long long)(bytes + add_bytes),
                  (unsigned long long)h->cfg.upload_quota_bytes);
         return IOTDM_E_QUOTA;
     }

@@ -8,8 +8,8 @@
 
 #include "hub/hub.h"
 
-#define HUB_UPLOAD_SAS_TTL_S   3600 /* a SAS URI is valid this long */
-#define HUB_UPLOAD_MAX_ACTIVE  10   /* Azure: 10 concurrent file uploads per device */
+#define HUB_UPLOAD_SAS_TTL_S  3600 /* a SAS URI is valid this long */
+#define HUB_UPLOAD_MAX_ACTIVE 10   /* Azure: 10 concurrent file uploads per device */
 
 /* DATA/files/<cid>: the bytes of an upload (names never touch the disk). */
 void hub_files_path(const hub *h, const char *correlation_id, char *out, size_t cap);

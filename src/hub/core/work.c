@@ -72,9 +72,11 @@ struct hub_exec {
     /* Reader input. */
     hub_work *read_head, *read_tail;
     /* Disk reserve (writer thread only, except the flag). */
-    uint64_t disk_reserve;
-    int64_t disk_checked_ms;
-    atomic_bool disk_low;
+    atomic_uint_fast64_t disk_reserve;
+    atomic_bool disk_recheck; /* the reserve changed: look at the disk now */
+    int64_t disk_checked_ms;  /* writer thread only */
+    atomic_bool disk_low;     /* free space below the reserve: growing units are refused */
+    atomic_bool disk_full;    /* a commit failed for lack of space: every write is refused */
     atomic_uint_fast64_t units, groups, syncs, queued;
 };
 
@@ -251,28 +253,38 @@ bool hub_work_after(hub_work *w, hub_task_fn fn, void *arg)
 
 static void check_disk(hub_exec *e)
 {
-    if (!e->disk_reserve)
+    uint64_t reserve = atomic_load(&e->disk_reserve);
+    if (!reserve && !atomic_load(&e->disk_full))
         return;
     int64_t now = mono_ms();
-    if (now - e->disk_checked_ms < DISK_CHECK_INTERVAL_MS)
+    if (now - e->disk_checked_ms < DISK_CHECK_INTERVAL_MS &&
+        !atomic_exchange(&e->disk_recheck, false))
         return;
     e->disk_checked_ms = now;
     struct statvfs sv;
     if (statvfs(e->data_dir, &sv) != 0)
         return;
     uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-    bool low = avail < e->disk_reserve;
+    bool low = avail < reserve;
+    if (!low && atomic_load(&e->disk_full)) {
+        atomic_store(&e->disk_full, false);
+        log_warn("store", "disk space freed: writes accepted again free=%llu",
+                 (unsigned long long)avail);
+    }
     if (low != atomic_load(&e->disk_low))
-        log_warn("store", "%s free=%llu reserve=%llu", low ? "disk space low: refusing new data"
-                                                              : "disk space back above the reserve",
-                 (unsigned long long)avail, (unsigned long long)e->disk_reserve);
+        log_warn("store", "%s free=%llu reserve=%llu",
+                 low ? "disk space low: refusing new data" : "disk space back above the reserve",
+                 (unsigned long long)avail, (unsigned long long)reserve);
     atomic_store(&e->disk_low, low);
 }
 
 static void run_unit(hub_exec *e, hub_work *w, hub_group *g)
 {
     atomic_fetch_add(&e->units, 1);
-    if ((w->flags & HUB_WORK_GROWS) && atomic_load(&e->disk_low)) {
+    bool grows = w->flags & HUB_WORK_GROWS, reads = w->flags & HUB_WORK_READ;
+    /* With the disk full, a write would fail the whole group at its commit, and with it the reads
+     * and connections that share it: refuse writes before they run, serve reads. */
+    if ((grows && atomic_load(&e->disk_low)) || (!reads && atomic_load(&e->disk_full))) {
         w->result = -ENOSPC;
         return;
     }
@@ -312,8 +324,10 @@ static void seal_group(hub_exec *e, hub_group *g)
     if (g->wrote || hub_store_has_pending_writes(e->store)) {
         g->commit_result = hub_store_group_commit(e->store);
         if (g->commit_result < 0)
-            log_error("store", "group commit failed units=%zu: %s; none is acknowledged",
-                      g->units, iotdm_result_message(g->commit_result));
+            log_error("store", "group commit failed units=%zu: %s; none is acknowledged", g->units,
+                      iotdm_result_message(g->commit_result));
+        if (g->commit_result == -ENOSPC && !atomic_exchange(&e->disk_full, true))
+            log_warn("store", "disk full: refusing writes until space is freed");
         g->wrote = true;
     }
     g->last_event_seq = hub_store_telemetry_last_seq(e->store);
@@ -552,10 +566,8 @@ void hub_exec_stop(hub_exec *e)
 
 void hub_exec_set_disk_reserve(hub_exec *e, uint64_t bytes)
 {
-    pthread_mutex_lock(&e->mu);
-    e->disk_reserve = bytes;
-    e->disk_checked_ms = 0;
-    pthread_mutex_unlock(&e->mu);
+    atomic_store(&e->disk_reserve, bytes);
+    atomic_store(&e->disk_recheck, true);
 }
 
 void hub_exec_get_stats(hub_exec *e, hub_exec_stats *out)
@@ -564,5 +576,5 @@ void hub_exec_get_stats(hub_exec *e, hub_exec_stats *out)
     out->groups = atomic_load(&e->groups);
     out->syncs = atomic_load(&e->syncs);
     out->queued = atomic_load(&e->queued);
-    out->disk_low = atomic_load(&e->disk_low);
+    out->disk_low = atomic_load(&e->disk_low) || atomic_load(&e->disk_full);
 }

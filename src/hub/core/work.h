@@ -37,7 +37,9 @@ enum {
     /* At most one write statement, atomic by itself: no savepoint needed. */
     HUB_WORK_SINGLE = 1u << 2,
     /* Adds data (telemetry, messages, uploads, devices): refused with -ENOSPC without running
-     * while the data directory's free space is below the reserve (hub_work_set_disk_reserve). */
+     * while the data directory's free space is below the reserve (hub_exec_set_disk_reserve).
+     * Once a commit has failed for lack of space, every unit but HUB_WORK_READ ones is refused
+     * until the free space is back above the reserve: reads and connections go on. */
     HUB_WORK_GROWS = 1u << 3,
 };
 
@@ -47,9 +49,9 @@ struct hub_work {
     iotdm_result result;
     unsigned flags;
     hub_loop *loop;
-    hub_work *next;         /* the executor's queues */
-    hub_effect *effects;    /* hub_work_after, run after done */
-    hub_loop_task task;     /* a SNAPSHOT unit's completion */
+    hub_work *next;      /* the executor's queues */
+    hub_effect *effects; /* hub_work_after, run after done */
+    hub_loop_task task;  /* a SNAPSHOT unit's completion */
 };
 
 /* Submits w (owned by the caller; it must stay valid until done runs). Called on loop's thread.
@@ -58,9 +60,10 @@ void hub_work_submit(hub_loop *loop, hub_work *w, hub_work_run_fn run, hub_work_
                      unsigned flags);
 
 /* From run(): fn(loop, arg) runs on the submitting loop after the unit's done(), i.e. once its
- * writes are durable, and only when the unit succeeded; arg is then owned by fn (with loop->stopping
- * set at shutdown it only frees). For what a write implies elsewhere: notify a device on another
- * loop, drop a connection. Returns false (and the caller frees arg) when out of memory. */
+ * writes are durable, and only when the unit succeeded; arg is then owned by fn (with
+ * loop->stopping set at shutdown it only frees). For what a write implies elsewhere: notify a
+ * device on another loop, drop a connection. Returns false (and the caller frees arg) when out of
+ * memory. */
 bool hub_work_after(hub_work *w, hub_task_fn fn, void *arg);
 
 /* ---- the executor (one per hub) ---- */
@@ -82,9 +85,9 @@ void hub_exec_stop(hub_exec *e);
 void hub_exec_set_disk_reserve(hub_exec *e, uint64_t bytes);
 
 typedef struct {
-    uint64_t units, groups, syncs;  /* run, committed, fdatasync'ed (or the backend's durable) */
-    uint64_t queued;                /* submitted, not yet run */
-    bool disk_low;                  /* free space below the reserve */
+    uint64_t units, groups, syncs; /* run, committed, fdatasync'ed (or the backend's durable) */
+    uint64_t queued;               /* submitted, not yet run */
+    bool disk_low;                 /* free space below the reserve */
 } hub_exec_stats;
 void hub_exec_get_stats(hub_exec *e, hub_exec_stats *out);
 

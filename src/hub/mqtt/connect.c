@@ -101,6 +101,9 @@ static uint8_t authenticate(connect_unit *u, const hub_device *d)
     return MQTT_CONNACK_NOT_AUTHORIZED;
 }
 
+/* Reads only: the device, its credentials and its persistent session. What the connection changes
+ * in the store is recorded afterwards (record_connect), so that a full disk refuses new data but
+ * not connections (docs/hub.md "Limits"). */
 static iotdm_result connect_run(hub_work *w, hub_store *store)
 {
     connect_unit *u = (connect_unit *)w;
@@ -116,19 +119,33 @@ static iotdm_result connect_run(hub_work *w, hub_store *store)
         u->code = authenticate(u, &d);
     }
     OPENSSL_cleanse(&d, sizeof d);
-    if (u->code != MQTT_CONNACK_ACCEPTED)
-        return IOTDM_OK;
-    /* Accepted: the session and the connection record, durable before the CONNACK. */
-    iotdm_result r;
-    if (u->clean_session) {
-        r = hub_store_session_delete(store, u->client_id);
-    } else if (hub_store_session_get(store, u->client_id, &u->subs) == IOTDM_OK) {
+    if (u->code == MQTT_CONNACK_ACCEPTED && !u->clean_session &&
+        hub_store_session_get(store, u->client_id, &u->subs) == IOTDM_OK)
         u->session_present = true;
-        r = IOTDM_OK;
-    } else {
-        u->subs = 0;
+    return IOTDM_OK;
+}
+
+/* The connection's record: session, connection state, model id and the event. Best effort: a
+ * device whose state cannot be written (a full disk) stays connected, and the next start marks
+ * every device disconnected anyway. */
+typedef struct {
+    hub_work w;
+    char client_id[2 * HUB_ID_MAX];
+    char device_id[HUB_ID_MAX];
+    char module_id[HUB_ID_MAX];
+    char model_id[256];
+    bool has_model, clean_session, session_present;
+    uint64_t epoch;
+} record_unit;
+
+static iotdm_result record_run(hub_work *w, hub_store *store)
+{
+    record_unit *u = (record_unit *)w;
+    iotdm_result r = IOTDM_OK;
+    if (u->clean_session)
+        r = hub_store_session_delete(store, u->client_id);
+    else if (!u->session_present)
         r = hub_store_session_put(store, u->client_id, 0);
-    }
     int64_t now = time_now_ms();
     if (r == IOTDM_OK)
         r = hub_store_device_set_connection(store, u->device_id, true, now, u->epoch);
@@ -138,6 +155,31 @@ static iotdm_result connect_run(hub_work *w, hub_store *store)
     if (r == IOTDM_OK)
         hub_events_connection(store, u->device_id, u->module_id, true);
     return r;
+}
+
+static void record_done(hub_work *w)
+{
+    record_unit *u = (record_unit *)w;
+    if (w->result < 0)
+        log_warn("mqtt", "connection of device=%s not recorded: %s", u->device_id,
+                 iotdm_result_message(w->result));
+    xfree(u);
+}
+
+static void record_connect(hub_mqtt_conn *c, const connect_unit *cu)
+{
+    record_unit *u = xcalloc(1, sizeof *u);
+    if (!u)
+        return;
+    snprintf(u->client_id, sizeof u->client_id, "%s", cu->client_id);
+    snprintf(u->device_id, sizeof u->device_id, "%s", cu->device_id);
+    snprintf(u->module_id, sizeof u->module_id, "%s", cu->module_id);
+    snprintf(u->model_id, sizeof u->model_id, "%s", cu->model_id);
+    u->has_model = cu->has_model;
+    u->clean_session = cu->clean_session;
+    u->session_present = cu->session_present;
+    u->epoch = cu->epoch;
+    hub_work_submit(c->loop, &u->w, record_run, record_done, 0);
 }
 
 /* ---- takeover: a new connection with the same identity closes the old one ---- */
@@ -206,7 +248,7 @@ static void connect_done(hub_work *w)
     const char *why = u->why;
     if (w->result < 0) {
         code = MQTT_CONNACK_SERVER_UNAVAILABLE;
-        why = w->result == -ENOSPC ? "disk full" : "storage failure";
+        why = "storage failure";
     } else if (code == MQTT_CONNACK_ACCEPTED && !claim(c)) {
         code = MQTT_CONNACK_SERVER_UNAVAILABLE;
         why = "a newer connection with the same identity";
@@ -220,6 +262,7 @@ static void connect_done(hub_work *w)
     c->state = CONN_ACTIVE;
     c->subs = u->subs;
     c->token_expiry_s = u->token_expiry_s;
+    record_connect(c, u);
     c->last_rx_ms = time_mono_ms();
     hub_admission_authenticated(c->h->admission, &c->ticket);
     uint8_t ack[4];
@@ -376,7 +419,7 @@ void hub_mqtt_on_connect(hub_mqtt_conn *c, const uint8_t *body, size_t len)
     /* Nothing more is read until the CONNACK: clients that send SUBSCRIBE right behind CONNECT
      * find it handled after the session is known. */
     c->state = CONN_CONNECTING;
-    conn_submit(c, &cu->u, connect_run, connect_done, 0, true);
+    conn_submit(c, &cu->u, connect_run, connect_done, HUB_WORK_READ, true);
 }
 
 /* ---- SUBSCRIBE and UNSUBSCRIBE ---- */
@@ -408,13 +451,15 @@ static void subscribe_done(hub_work *w)
 {
     subscribe_unit *u = (subscribe_unit *)w;
     hub_mqtt_conn *c = u->u.c;
-    bool active = c->state == CONN_ACTIVE;
-    if (active && w->result < 0)
-        hub_conn_close(c, "storage failure"); /* not durable: no SUBACK; the device retries */
-    else if (active)
+    if (w->result < 0)
+        /* The subscription holds for this connection; only its persistence failed (a full disk),
+         * and devices subscribe again when they reconnect anyway. */
+        log_warn("mqtt", "subscriptions of device=%s not persisted: %s", c->client_id,
+                 iotdm_result_message(w->result));
+    if (c->state == CONN_ACTIVE)
         conn_write_now(c, u->ack, u->ack_len);
     uint32_t added = u->added;
-    bool open = conn_unit_finish(&u->u) && w->result >= 0;
+    bool open = conn_unit_finish(&u->u);
     xfree(u);
     if (open)
         after_subscribe(c, added);

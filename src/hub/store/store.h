@@ -230,7 +230,8 @@ iotdm_result hub_store_telemetry_foreach(hub_store *store, int64_t from_seq, siz
                                          hub_telemetry_visitor visit, void *ctx);
 /* The highest seq ever assigned (kept when trimming empties the stream); 0 before the first. */
 int64_t hub_store_telemetry_last_seq(hub_store *store);
-/* Deletes the oldest messages until at most max_bytes of bodies remain and none is older than
+/* Deletes the oldest messages until at most max_bytes of rows (bodies, properties and the row's
+ * own overhead: about what they take on the disk) remain and none is older than
  * now_ms - max_age_ms (max_age_ms <= 0: no age limit). Opens no transaction when nothing goes. */
 iotdm_result hub_store_telemetry_trim(hub_store *store, uint64_t max_bytes, int64_t max_age_ms,
                                       int64_t now_ms);

@@ -195,13 +195,19 @@ static void test_dps_tpm_challenge_version_4_database_migrated_keeping_data(void
     f->s = NULL;
     /* The database as the previous schema left it. */
     sqlite3 *db = raw_open(f);
-    assert_int_equal(sqlite3_exec(db, "DROP TABLE dps_tpm_challenges; PRAGMA user_version = 4;",
+    /* Undo what the migrations after version 4 added (test_store.c checks the latest). */
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TABLE dps_tpm_challenges;"
+                                  "ALTER TABLE devices DROP COLUMN conn_epoch;"
+                                  "DROP INDEX files_updated;"
+                                  "ALTER TABLE telemetry DROP COLUMN row_bytes;"
+                                  "PRAGMA user_version = 4;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(hub_store_open(f->path, &f->s), IOTDM_OK);
     db = raw_open(f);
-    assert_int_equal(raw_int(db, "PRAGMA user_version"), 5);
+    assert_true(raw_int(db, "PRAGMA user_version") > 4);
     assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM dps_operations"), 1);
     sqlite3_close(db);
     hub_tpm_challenge c = make(5, 3, t0 + 1000), got;

@@ -11,7 +11,7 @@ static void test_store_open_creates_versioned_wal_schema(void **state)
     fixture *f = *state;
     assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
     sqlite3 *db = raw_open(f);
-    assert_int_equal(raw_int(db, "PRAGMA user_version"), 5);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), sq_schema_version());
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -192,9 +192,12 @@ static void test_store_device_connection_activity_stats(void **state)
     c.enabled = false;
     assert_int_equal(hub_store_device_create(f->s, &c), IOTDM_OK);
 
-    assert_int_equal(hub_store_device_set_connection(f->s, "a", true, 10), IOTDM_OK);
-    assert_int_equal(hub_store_device_set_connection(f->s, "b", true, 11), IOTDM_OK);
-    assert_int_equal(hub_store_device_set_connection(f->s, "zz", true, 11), IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_device_set_connection(f->s, "a", true, 10, 5), IOTDM_OK);
+    assert_int_equal(hub_store_device_set_connection(f->s, "b", true, 11, 6), IOTDM_OK);
+    /* An unknown device, or an older connection of a known one, changes nothing: not an error
+     * for the connection writing. */
+    assert_int_equal(hub_store_device_set_connection(f->s, "zz", true, 11, 7), IOTDM_OK);
+    assert_int_equal(hub_store_device_set_connection(f->s, "a", false, 12, 4), IOTDM_OK);
     assert_int_equal(hub_store_device_set_activity(f->s, "a", 20, "dtmi:a;1"), IOTDM_OK);
     assert_int_equal(hub_store_device_set_activity(f->s, "a", 30, NULL), IOTDM_OK);
     assert_int_equal(hub_store_device_set_activity(f->s, "zz", 30, NULL), IOTDM_E_NOT_FOUND);

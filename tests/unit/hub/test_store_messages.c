@@ -174,8 +174,9 @@ static void test_store_telemetry_append_foreach_trim(void **state)
     assert_int_equal(v.lens[0], 100);
     assert_string_equal(v.app0, "v");
 
-    /* Bytes: keep at most 550 body bytes -> the 5 newest. */
-    assert_int_equal(hub_store_telemetry_trim(f->s, 550, 0, 5000), IOTDM_OK);
+    /* Bytes count the whole row: body 100, properties {"k":"v"} (9), system properties (38),
+     * "dev1" (4) and 64 of row overhead = 215. Keep at most 1100 -> the 5 newest. */
+    assert_int_equal(hub_store_telemetry_trim(f->s, 1100, 0, 5000), IOTDM_OK);
     memset(&v, 0, sizeof(v));
     assert_int_equal(hub_store_telemetry_foreach(f->s, 0, 100, log_tel, &v), IOTDM_OK);
     assert_int_equal(v.n, 5);
@@ -210,11 +211,37 @@ static void test_store_telemetry_append_foreach_trim(void **state)
     assert_int_equal(hub_store_open(f->path, &f->s), IOTDM_OK);
     append(f->s, 3100, 200, &next);
     append(f->s, 3200, 200, &next);
-    assert_int_equal(hub_store_telemetry_trim(f->s, 250, 0, 3300), IOTDM_OK);
+    assert_int_equal(hub_store_telemetry_trim(f->s, 400, 0, 3300), IOTDM_OK); /* rows of 315 */
     memset(&v, 0, sizeof(v));
     assert_int_equal(hub_store_telemetry_foreach(f->s, 0, 100, log_tel, &v), IOTDM_OK);
     assert_int_equal(v.n, 1);
     assert_int_equal(v.seqs[0], next);
+}
+
+/* Messages without bodies but with large property bags count what they really take: the limit
+ * bounds the database, not just the bodies. */
+static void test_store_telemetry_trim_counts_properties(void **state)
+{
+    fixture *f = *state;
+    static char big[4001];
+    memset(big, 'p', sizeof big - 1);
+    for (int i = 0; i < 100; i++) {
+        hub_telemetry t;
+        memset(&t, 0, sizeof(t));
+        snprintf(t.device_id, sizeof(t.device_id), "dev1");
+        t.enqueued_ms = 1000 + i;
+        t.properties = json_pack("{s:s}", "k", big);
+        t.system_properties = json_object();
+        assert_int_equal(hub_store_telemetry_append(f->s, &t), IOTDM_OK);
+        json_decref(t.properties);
+        json_decref(t.system_properties);
+    }
+    /* 100 rows of about 4.1 KB, no body bytes at all: a 40 KB limit keeps fewer than 10. */
+    assert_int_equal(hub_store_telemetry_trim(f->s, 40000, 0, 5000), IOTDM_OK);
+    tel_log v = {0};
+    assert_int_equal(hub_store_telemetry_foreach(f->s, 0, 1000, log_tel, &v), IOTDM_OK);
+    assert_true(v.n >= 8 && v.n < 10);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
 }
 
 int main(void)
@@ -223,6 +250,7 @@ int main(void)
         T(test_store_c2d_queue_order_and_quota),
         T(test_store_c2d_expiry),
         T(test_store_telemetry_append_foreach_trim),
+        T(test_store_telemetry_trim_counts_properties),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

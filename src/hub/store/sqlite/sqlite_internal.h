@@ -84,6 +84,9 @@ enum { STORE_JSON_BUFS = 5 };
 
 #define STORE_PATH_MAX        600
 #define STORE_BUSY_TIMEOUT_MS 5000
+/* A telemetry row's bytes beyond its texts and body: record header, rowid, b-tree cell and page
+ * slack, measured on a filled database (about 40-60 bytes per row). */
+#define STORE_TELEMETRY_ROW_OVERHEAD 64
 
 /* The WAL file as one thread sees it (store_sync.c). */
 typedef struct {
@@ -106,7 +109,7 @@ typedef struct sq_store {
     sqlite3 *checkpoint_db;
     bool in_txn;     /* BEGIN IMMEDIATE issued, COMMIT not yet */
     bool txn_failed; /* SQLite rolled the open transaction back: the next commit must fail */
-    int64_t telemetry_bytes; /* sum of retained body bytes; -1 when it must be recounted */
+    int64_t telemetry_bytes; /* sum of retained rows' bytes; -1 when it must be recounted */
     sqlite3_stmt *stmts[ST_COUNT_];
     bool stmt_busy[ST_COUNT_]; /* the cached statement is mid-iteration (a visitor is running) */
     store_buf json[STORE_JSON_BUFS];
@@ -244,6 +247,8 @@ iotdm_result sq_tpm_challenge_get(hub_store *base, const char *registration_id, 
                                   hub_tpm_challenge *out);
 iotdm_result sq_tpm_challenge_prune(hub_store *base, int64_t now_ms, size_t max_keep,
                                     size_t *out_deleted);
+/* The schema version this build migrates to (tests). */
+int sq_schema_version(void);
 iotdm_result sq_durable(hub_store *base);
 iotdm_result sq_file_usage(hub_store *base, const char *device_id, size_t *out_count,
                            uint64_t *out_bytes);

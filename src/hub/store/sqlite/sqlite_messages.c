@@ -223,8 +223,8 @@ iotdm_result sq_telemetry_append(hub_store *base, hub_telemetry *msg)
         return r;
     sqlite3_stmt *st = stmt_take(store, ST_TELEMETRY_INSERT,
                                  "INSERT INTO telemetry(device_id, module_id, enqueued_ms, "
-                                 "system_properties, properties, body, body_len) "
-                                 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+                                 "system_properties, properties, body, body_len, row_bytes) "
+                                 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     if (!st)
         return IOTDM_E_STORAGE;
     bind_field(st, 1, msg->device_id, sizeof(msg->device_id));
@@ -234,11 +234,18 @@ iotdm_result sq_telemetry_append(hub_store *base, hub_telemetry *msg)
     sqlite3_bind_text(st, 5, app, (int)app_len, SQLITE_STATIC);
     bind_body(st, 6, msg->body, msg->body_len);
     sqlite3_bind_int64(st, 7, (sqlite3_int64)msg->body_len);
+    /* What the row costs on the disk, near enough: retention bounds this, not just the bodies
+     * (small messages with large property bags once grew the database to four times the limit). */
+    int64_t row = (int64_t)(msg->body_len + sys_len + app_len +
+                            strnlen(msg->device_id, sizeof msg->device_id) +
+                            strnlen(msg->module_id, sizeof msg->module_id)) +
+                  STORE_TELEMETRY_ROW_OVERHEAD;
+    sqlite3_bind_int64(st, 8, row);
     r = stmt_exec(store, st);
     if (r == IOTDM_OK) {
         msg->seq = sqlite3_last_insert_rowid(store->db);
         if (store->telemetry_bytes >= 0)
-            store->telemetry_bytes += (int64_t)msg->body_len;
+            store->telemetry_bytes += row;
     }
     stmt_give(store, ST_TELEMETRY_INSERT, st);
     return r;
@@ -308,7 +315,7 @@ static iotdm_result telemetry_bytes(sq_store *s, int64_t *out)
         return IOTDM_OK;
     }
     sqlite3_stmt *st =
-        stmt_take(s, ST_TELEMETRY_BYTES, "SELECT COALESCE(SUM(body_len), 0) FROM telemetry");
+        stmt_take(s, ST_TELEMETRY_BYTES, "SELECT COALESCE(SUM(row_bytes), 0) FROM telemetry");
     if (!st)
         return IOTDM_E_STORAGE;
     int rc = sqlite3_step(st);
@@ -325,7 +332,7 @@ static iotdm_result trim_point(sq_store *s, int64_t total, uint64_t max_bytes, i
                                int64_t *out_last, int64_t *out_remaining)
 {
     sqlite3_stmt *st = stmt_take(s, ST_TELEMETRY_OLDEST,
-                                 "SELECT seq, enqueued_ms, body_len FROM telemetry ORDER BY seq");
+                                 "SELECT seq, enqueued_ms, row_bytes FROM telemetry ORDER BY seq");
     if (!st)
         return IOTDM_E_STORAGE;
     int rc;

@@ -134,9 +134,18 @@ static const char *const migrations[] = {
     "ALTER TABLE devices ADD COLUMN conn_epoch INTEGER NOT NULL DEFAULT 0;",
     /* 6 -> 7: upload retention walks finished uploads by age. */
     "CREATE INDEX files_updated ON files(state, updated_ms);",
+    /* 7 -> 8: telemetry retention counts what a row costs on the disk, not only its body. */
+    "ALTER TABLE telemetry ADD COLUMN row_bytes INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE telemetry SET row_bytes = body_len + length(system_properties) + length(properties) "
+    "+ length(device_id) + length(module_id) + 64;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+int sq_schema_version(void)
+{
+    return SCHEMA_VERSION;
+}
 
 iotdm_result store_sqlite_result(sq_store *s, int rc, const char *what)
 {
