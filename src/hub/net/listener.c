@@ -100,14 +100,14 @@ static void admit(hub_listener *l, int fd, const struct sockaddr *sa)
     else
         memset(&ticket, 0, sizeof ticket);
     if (r == HUB_ADMIT_FULL) {
-        close(fd);
         hub_refused(HUB_REFUSED_CONN_LIMIT, l->what, "connection refused peer=%s", peer);
+        close(fd);
         return;
     }
     if (r == HUB_ADMIT_SOURCE_FULL) {
-        close(fd);
         hub_refused(HUB_REFUSED_SOURCE_LIMIT, l->what,
                     "connection refused: too many unauthenticated peer=%s", peer);
+        close(fd);
         return;
     }
     int one = 1;
