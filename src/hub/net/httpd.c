@@ -13,6 +13,7 @@
 #include <openssl/err.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/alloc.h"
@@ -21,8 +22,13 @@
 #include "hub/net/tls.h"
 
 #define COMPONENT "https"
+/* Lingering close: after the last answer, what the peer still sends is discarded for this long
+ * and up to this many bytes. */
+#define LINGER_S     2
+#define LINGER_BYTES (256 * 1024)
 
 static void conn_destroy(httpd_conn *c);
+static void conn_release_request(httpd_conn *c);
 
 httpd *httpd_new(struct event_base *base, SSL_CTX *tls, const hub_net_limits *limits,
                  hub_admission *admission, const httpd_callbacks *cb, void *arg)
@@ -138,6 +144,9 @@ void hconn_set_phase(httpd_conn *c, httpd_phase phase)
     case HTTPD_PHASE_FLUSH:
         arm(c->ev_deadline, l->stall_timeout_s);
         break;
+    case HTTPD_PHASE_LINGER:
+        arm(c->ev_deadline, LINGER_S);
+        break;
     }
     update_reading(c);
 }
@@ -154,13 +163,40 @@ void hconn_close(httpd_conn *c, bool graceful)
     event_active(c->ev_defer, EV_TIMEOUT, 1);
 }
 
+/* The last answer is out. The peer may still be sending (a body that was refused): closing
+ * with unread bytes makes the kernel reset the connection, and a reset can destroy the answer
+ * before the peer reads it. So say goodbye (TLS close_notify, then FIN) and discard what still
+ * comes, for LINGER_S seconds or LINGER_BYTES at most. */
+static void conn_linger(httpd_conn *c)
+{
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (fd < 0) {
+        hconn_close(c, true);
+        return;
+    }
+    if (c->ssl) {
+        ERR_clear_error();
+        (void)SSL_shutdown(c->ssl);
+        ERR_clear_error();
+    }
+    (void)shutdown(fd, SHUT_WR);
+    c->goodbye = true;
+    c->over_limit = false; /* the output is empty */
+    evtimer_del(c->ev_stall);
+    c->linger_left = LINGER_BYTES;
+    evbuffer_drain(bufferevent_get_input(c->bev),
+                   evbuffer_get_length(bufferevent_get_input(c->bev)));
+    hconn_set_phase(c, HTTPD_PHASE_LINGER);
+    event_active(c->ev_defer, EV_TIMEOUT, 1); /* lets the request go (on_abort) from there */
+}
+
 void hconn_flush_close(httpd_conn *c)
 {
-    if (c->dead || c->phase == HTTPD_PHASE_FLUSH)
+    if (hconn_ending(c))
         return;
     c->close_after = true;
     if (evbuffer_get_length(hconn_output(c)) == 0) {
-        hconn_close(c, true);
+        conn_linger(c);
         return;
     }
     /* The write callback now runs when the output is empty. */
@@ -190,10 +226,20 @@ void hconn_answer_done(httpd_conn *c)
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
     httpd_conn *c = arg;
-    if (!c->dead)
-        hparse_run(c);
+    if (c->dead)
+        return;
+    if (c->phase == HTTPD_PHASE_LINGER) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        size_t n = evbuffer_get_length(in);
+        evbuffer_drain(in, n);
+        if (n >= c->linger_left)
+            hconn_close(c, false);
+        else
+            c->linger_left -= n;
+        return;
+    }
+    hparse_run(c);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -204,9 +250,11 @@ static void on_write(struct bufferevent *bev, void *arg)
     size_t unsent = evbuffer_get_length(bufferevent_get_output(bev));
     if (c->phase == HTTPD_PHASE_FLUSH) {
         if (unsent == 0)
-            hconn_close(c, true);
+            conn_linger(c);
         return;
     }
+    if (c->phase == HTTPD_PHASE_LINGER)
+        return;
     if (!c->over_limit || unsent > c->srv->limits->output_limit / 2)
         return;
     c->over_limit = false;
@@ -287,6 +335,9 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
                     l->stall_timeout_s);
         hconn_close(c, false);
         break;
+    case HTTPD_PHASE_LINGER:
+        hconn_close(c, false); /* the goodbye was said already */
+        break;
     case HTTPD_PHASE_WAIT:
     case HTTPD_PHASE_STREAM:
         break; /* never armed */
@@ -314,6 +365,10 @@ static void on_defer(evutil_socket_t fd, short what, void *arg)
         conn_destroy(c);
         return;
     }
+    if (c->phase == HTTPD_PHASE_LINGER) {
+        conn_release_request(c); /* nothing more will happen to it */
+        return;
+    }
     if (c->req && c->req->finished && c->req->complete)
         hparse_request_done(c);
     if (!c->dead)
@@ -322,21 +377,29 @@ static void on_defer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- lifetime ---- */
 
-static void conn_destroy(httpd_conn *c)
+/* Frees the current request, telling the application first if it saw it and did not answer:
+ * on_abort runs from a fresh callback (or httpd_free), never under another callback. */
+static void conn_release_request(httpd_conn *c)
 {
     httpd *s = c->srv;
     httpd_req *r = c->req;
-    if (r) {
-        /* Still valid in on_abort; the connection is dead, so answers given now are dropped. */
-        if (r->seen && !r->finished && s->cb.on_abort) {
-            s->in_app++;
-            s->cb.on_abort(s->arg, r);
-            s->in_app--;
-        }
-        c->req = NULL;
-        hreq_free(r);
+    if (!r)
+        return;
+    /* Still valid in on_abort; the connection is ending, so answers given now are dropped. */
+    if (r->seen && !r->finished && s->cb.on_abort) {
+        s->in_app++;
+        s->cb.on_abort(s->arg, r);
+        s->in_app--;
     }
-    if (c->ssl && c->graceful && c->tls_done) {
+    c->req = NULL;
+    hreq_free(r);
+}
+
+static void conn_destroy(httpd_conn *c)
+{
+    httpd *s = c->srv;
+    conn_release_request(c);
+    if (c->ssl && c->graceful && c->tls_done && !c->goodbye) {
         ERR_clear_error();
         (void)SSL_shutdown(c->ssl); /* best effort: one close_notify, never waited for */
         ERR_clear_error();

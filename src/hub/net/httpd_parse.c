@@ -253,7 +253,7 @@ static bool body_reserve(httpd_conn *c, size_t n)
 static int stop_if_done(http_parser *p)
 {
     httpd_conn *c = p->data;
-    if (c->dead || c->phase == HTTPD_PHASE_FLUSH)
+    if (hconn_ending(c))
         http_parser_pause(p, 1);
     return 0;
 }
@@ -318,7 +318,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     httpd_conn *c = p->data;
     httpd_req *r = c->req;
-    if (c->dead || c->phase == HTTPD_PHASE_FLUSH || r->answered || r->server_answered)
+    if (hconn_ending(c) || r->answered || r->server_answered)
         return stop_if_done(p);
     if (len > r->max_body - r->body_len) {
         hparse_refuse(c, HUB_REFUSED_HTTP_TOO_LARGE, 413, "chunked body over the limit", NULL);
@@ -407,7 +407,7 @@ static void dispatch(httpd_conn *c)
         hparse_request_done(c);
         return;
     }
-    if (r->server_answered || c->phase == HTTPD_PHASE_FLUSH)
+    if (r->server_answered || hconn_ending(c))
         return;
     if (r->answered) { /* a stream started in on_headers */
         hconn_set_phase(c, HTTPD_PHASE_STREAM);
@@ -431,6 +431,7 @@ static bool may_parse(const httpd_conn *c)
     case HTTPD_PHASE_WAIT:
     case HTTPD_PHASE_STREAM:
     case HTTPD_PHASE_FLUSH:
+    case HTTPD_PHASE_LINGER:
         return false;
     default:
         return !(c->req && c->req->complete);
@@ -464,7 +465,7 @@ void hparse_run(httpd_conn *c)
         if (e == HPE_PAUSED) {
             http_parser_pause(&c->parser, 0);
         } else if (e != HPE_OK) {
-            if (!c->dead && c->phase != HTTPD_PHASE_FLUSH)
+            if (!hconn_ending(c))
                 parse_error(c, e);
             break;
         } else if (n == 0) {

@@ -285,6 +285,36 @@ static void test_https_refused_in_on_headers_closes_without_reading_body(void **
     client_close(c);
 }
 
+static void test_https_body_sent_anyway_does_not_reset_the_answer(void **state)
+{
+    fx *f = *state;
+    f->app.refuse_status = 401;
+    start(f);
+    tls_client *c = client_open(f->port, 0);
+    /* A client that does not wait: headers and the whole body, then it reads. The server
+     * answered after the headers; it discards the rest instead of resetting the connection. */
+    enum { BODY = 240 * 1024 }; /* under the server's lingering budget, over the kernel's buffers */
+    int small = 8192;
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    char head[80];
+    snprintf(head, sizeof head, "PUT /devices/x HTTP/1.1\r\nContent-Length: %d\r\n\r\n", BODY);
+    assert_true(client_send_text(c, head));
+    char *body = calloc(1, BODY);
+    for (size_t off = 0; off < BODY; off += 16384)
+        assert_true(client_send(c, body + off, 16384 < BODY - off ? 16384 : BODY - off));
+    free(body);
+    char *r = client_response(c);
+    assert_non_null(r);
+    assert_non_null(strstr(r, "HTTP/1.1 401 Unauthorized\r\n"));
+    free(r);
+    assert_true(client_wait_closed(c, 1000));
+    client_close(c);
+    assert_true(wait_no_connections(f, 3000) < 3000);
+    snapshot s = snap(f);
+    assert_int_equal(s.app.requests, 0);
+    assert_int_equal(s.st.body_memory, 0);
+}
+
 static void test_https_content_length_over_limit_gets_413(void **state)
 {
     fx *f = *state;
@@ -462,6 +492,7 @@ int main(void)
         T(test_https_keep_alive_serves_two_requests),
         T(test_https_pipelining_without_reading_is_bounded_then_closed),
         T(test_https_refused_in_on_headers_closes_without_reading_body),
+        T(test_https_body_sent_anyway_does_not_reset_the_answer),
         T(test_https_content_length_over_limit_gets_413),
         T(test_https_chunked_body_over_limit_gets_413),
         T(test_https_trickled_header_is_cut_at_header_timeout),
