@@ -390,6 +390,31 @@ static void test_https_trickled_header_is_cut_at_header_timeout(void **state)
     client_close(c);
 }
 
+static void test_https_trickled_first_request_is_cut_at_handshake_deadline(void **state)
+{
+    fx *f = *state;
+    start(f);
+    uint64_t before = hub_refusal_count(HUB_REFUSED_HEADER_TIMEOUT);
+    tls_client *c = client_open(f->port, 0);
+    /* The handshake deadline runs from accept to the first complete header block. */
+    static const char slow[] = "GET /slow HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    bool cut = false;
+    for (size_t i = 0; i < sizeof slow - 1 && !cut; i++) {
+        if (!client_send(c, slow + i, 1))
+            break;
+        cut = client_readable(c, 200);
+    }
+    assert_true(cut);
+    char *r = client_response(c);
+    assert_non_null(r);
+    assert_non_null(strstr(r, "HTTP/1.1 408 Request Timeout\r\n"));
+    free(r);
+    assert_true(client_wait_closed(c, 1000));
+    assert_int_equal(hub_refusal_count(HUB_REFUSED_HEADER_TIMEOUT) - before, 1);
+    assert_int_equal(snap(f).app.headers, 0);
+    client_close(c);
+}
+
 static void test_https_silent_client_is_cut_at_handshake_timeout(void **state)
 {
     fx *f = *state;
@@ -496,6 +521,7 @@ int main(void)
         T(test_https_content_length_over_limit_gets_413),
         T(test_https_chunked_body_over_limit_gets_413),
         T(test_https_trickled_header_is_cut_at_header_timeout),
+        T(test_https_trickled_first_request_is_cut_at_handshake_deadline),
         T(test_https_silent_client_is_cut_at_handshake_timeout),
         T(test_https_idle_connection_is_closed),
         T(test_https_answer_later_and_abort_when_client_leaves_first),
