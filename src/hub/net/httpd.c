@@ -270,15 +270,17 @@ static void on_write(struct bufferevent *bev, void *arg)
         event_active(c->ev_defer, EV_TIMEOUT, 1); /* parse what waited in the input */
 }
 
-static const char *bev_error(httpd_conn *c, char *buf, size_t cap)
+static const char *bev_error(httpd_conn *c, short what, char *buf, size_t cap)
 {
     unsigned long e = c->ssl ? bufferevent_get_openssl_error(c->bev) : 0;
     if (e) {
         ERR_error_string_n(e, buf, cap);
         return buf;
     }
+    if (what & BEV_EVENT_EOF)
+        return "connection closed";
     int err = EVUTIL_SOCKET_ERROR();
-    return err ? strerror(err) : "connection closed";
+    return err ? strerror(err) : "connection failed";
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -294,7 +296,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     if (!c->tls_done) {
         char buf[256];
         hub_refused(HUB_REFUSED_HANDSHAKE, COMPONENT, "TLS handshake failed peer=%s error=%s",
-                    c->peer, bev_error(c, buf, sizeof buf));
+                    c->peer, bev_error(c, what, buf, sizeof buf));
     }
     /* Drain OpenSSL's error queue so that it does not leak into another connection's report. */
     while (c->ssl && bufferevent_get_openssl_error(c->bev))
