@@ -10,7 +10,7 @@ SUDO=""
 apt_packages=(
     build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
     libssl-dev libevent-dev libjansson-dev libsqlite3-dev sqlite3 libcmocka-dev
-    libmosquitto-dev libcurl4-openssl-dev libncurses-dev
+    libmosquitto-dev libcurl4-openssl-dev libncurses-dev libhttp-parser-dev
     mosquitto mosquitto-clients openssl ca-certificates curl procps tmux chromium
     swtpm swtpm-tools tpm2-tools libtss2-dev
 )

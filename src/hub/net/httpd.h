@@ -56,7 +56,13 @@ typedef struct {
     /* The body is complete (or there is none): handle the request, answering now or later. */
     void (*on_request)(void *arg, httpd_req *req);
     /* The connection of an unanswered request closed (peer gone, timeout, stall, shutdown): forget
-     * req; it is freed when this returns. Never called for an answered request. */
+     * req; it is freed when this returns. Never called for an answered request. Also called for a
+     * request the server answered itself after on_headers admitted it (413, 503, 408): the
+     * application saw it, so it is told when to let go. An application that answers later must
+     * therefore drop its pointer to req here, and check that it still has one before answering:
+     *     on_abort:  job->req = NULL;
+     *     later:     if (job->req) httpd_respond(job->req, ...);
+     * An answer given to a request whose connection is already closing is dropped silently. */
     void (*on_abort)(void *arg, httpd_req *req);
 } httpd_callbacks;
 
@@ -71,8 +77,18 @@ void httpd_free(httpd *s);
 void httpd_adopt(httpd *s, evutil_socket_t fd, const struct sockaddr *addr, const char *peer,
                  hub_admit_ticket ticket);
 
-/* Connections open now, and of those how many have an unanswered request. */
+/* Connections open now. */
 size_t httpd_connection_count(const httpd *s);
+
+/* What the server holds now (loop thread only): for monitoring and for tests of the limits. */
+typedef struct {
+    size_t connections;  /* open */
+    size_t unanswered;   /* of which have a request the application has not answered */
+    size_t buffered_in;  /* bytes received and not parsed yet, all connections */
+    size_t buffered_out; /* bytes queued and not sent yet, all connections */
+    size_t body_memory;  /* request body bytes reserved, of limits->body_memory */
+} httpd_stats;
+void httpd_get_stats(const httpd *s, httpd_stats *out);
 
 /* ---- the request (valid from on_headers until answered or aborted) ---- */
 

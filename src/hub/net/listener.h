@@ -32,6 +32,8 @@ typedef void (*hub_accept_fn)(void *arg, evutil_socket_t fd, const struct sockad
 iotdm_result hub_listener_new(struct event_base *base, const char *addr, unsigned port,
                               const char *what, hub_admission *admission, hub_accept_fn fn,
                               void *arg, hub_listener **out);
+/* The port the listener is bound to (the one the kernel picked when port was 0). */
+unsigned hub_listener_port(const hub_listener *l);
 void hub_listener_free(hub_listener *l);
 
 #endif
