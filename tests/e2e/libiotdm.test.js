@@ -159,7 +159,10 @@ test('direct methods: payload back, PnP command, failure status, unknown name', 
   const r2 = await invoke('lib-methods', 'e2e*ping', null);
   assert.equal(r2.result.status, 200);
   assert.equal(r2.result.payload, null);
-  assert.ok(dev.events.some((e) => e.event === 'method' && e.name === 'e2e*ping' && e.payload === 'null'));
+  // The device reports the call on its stdout before it answers over MQTT, but the two travel on
+  // separate paths: the answer may reach the service first.
+  await dev.waitFor((e) => e.event === 'method' && e.name === 'e2e*ping' && e.payload === 'null', 5000,
+    'the e2e*ping call on the device');
   const r3 = await invoke('lib-methods', 'fail', 1);
   assert.equal(r3.result.status, 500);
   assert.deepEqual(r3.result.payload, { error: 'failed on purpose' });

@@ -87,7 +87,7 @@ static void dps_device(http_ctx *cx)
 const http_route http_dps_device_routes[] = {
     {"*/registrations/*/register", HTTPD_PUT, HTTP_AUTH_CUSTOM, 0, HTTP_BODY_SMALL, true,
      http_dps_device_precheck, dps_device, sizeof(dps_device_ctx)},
-    {"*/registrations/*/operations/*", HTTPD_GET, HTTP_AUTH_CUSTOM, 0, HTTP_BODY_NONE, true,
+    {"*/registrations/*/operations/*", HTTPD_GET, HTTP_AUTH_CUSTOM, 0, HTTP_BODY_SMALL, true,
      http_dps_device_precheck, dps_device, sizeof(dps_device_ctx)},
     {NULL, 0, 0, 0, 0, false, NULL, NULL, 0},
 };

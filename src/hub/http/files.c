@@ -139,6 +139,9 @@ static bool device_authorized(device_files_ctx *fc, hub_store *store)
         return true;
     hub_device d;
     bool ok = false;
+    snprintf(fc->why, sizeof fc->why, "%s",
+             fc->sas ? "the SAS token is not valid for this device"
+                     : "the client certificate is not this device's");
     if (hub_store_device_get(store, fc->device_id, &d) == IOTDM_OK && d.enabled) {
         sas_token tok;
         if (fc->sas)
@@ -198,8 +201,8 @@ static void answer_unit_error(device_files_ctx *fc, const char *what)
     http_ctx *cx = &fc->cx;
     iotdm_result r = cx->w.result;
     if (r == IOTDM_E_UNAUTHORIZED)
-        http_send_error(cx, HUB_ERR_UNAUTHORIZED,
-                        "the device credentials are not valid for device '%s'", fc->device_id);
+        http_send_error(cx, HUB_ERR_UNAUTHORIZED, "the device credentials are not valid: %s",
+                        fc->why);
     else if (r == IOTDM_E_QUOTA)
         http_send_error(cx, HUB_ERR_QUOTA, "%s", fc->why);
     else if (r == IOTDM_E_THROTTLED)

@@ -317,6 +317,19 @@ static const http_route *find_route(http_ctx *cx, bool *path_known)
     return NULL;
 }
 
+/* The provisioning service's paths: their errors are in DPS's form even when no route serves. */
+static bool dps_area(const http_ctx *cx)
+{
+    static const char *const tops[] = {"enrollments", "enrollmentGroups", "registrations"};
+    if (cx->nsegments == 0)
+        return false;
+    for (size_t i = 0; i < sizeof tops / sizeof *tops; i++)
+        if (strcasecmp(cx->segments[0], tops[i]) == 0)
+            return true;
+    return cx->nsegments >= 2 && strcmp(cx->segments[0], "iotdm") == 0 &&
+           strcmp(cx->segments[1], "dps") == 0;
+}
+
 static bool authorize(http_ctx *cx)
 {
     const http_route *r = cx->route;
@@ -350,8 +363,17 @@ static void on_headers(void *arg, httpd_req *req, httpd_admit *out)
     }
     bool path_known;
     const http_route *route = find_route(&probe, &path_known);
+    /* The dashboard's catch-all serves files, never the API's own areas. */
+    if (route && route->auth == HTTP_AUTH_NONE && probe.nsegments &&
+        (dps_area(&probe) || strcmp(probe.segments[0], "iotdm") == 0))
+        route = NULL;
+    if (!route && dps_area(&probe)) {
+        probe.dps_errors = true;
+        http_send_error(&probe, HUB_ERR_NOT_FOUND, "no such provisioning service operation");
+        out->answered = true;
+        return;
+    }
     if (!route) {
-        probe.dps_errors = false;
         if (path_known)
             http_send_error(&probe, (hub_error_info){405, 405000, "MethodNotAllowed"},
                             "%s is not allowed on this resource", httpd_req_method_name(req));
