@@ -6,18 +6,24 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <poll.h>
+#include <stdatomic.h>
 
 #include "fixture.h"
 
+/* Written by the client's thread in the second test, read by the test's: the count is atomic and
+ * published after the entry it counts. */
 static int states[64];
-static int nstates;
+static atomic_int nstates;
 
 static void on_connection(void *ctx, iotdm_connection_state state, const char *reason)
 {
     (void)ctx;
     (void)reason;
-    if (nstates < 64)
-        states[nstates++] = (int)state;
+    int n = atomic_load(&nstates);
+    if (n < 64) {
+        states[n] = (int)state;
+        atomic_store(&nstates, n + 1);
+    }
 }
 
 static iotdm_client *closed_port_client(const char *dir)
@@ -33,7 +39,7 @@ static iotdm_client *closed_port_client(const char *dir)
     };
     iotdm_client *c = NULL;
     assert_int_equal(iotdm_client_new(&cfg, &c), IOTDM_OK);
-    nstates = 0;
+    atomic_store(&nstates, 0);
     return c;
 }
 
