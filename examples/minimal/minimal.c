@@ -81,7 +81,12 @@ static int run(iotdm_client *client)
             timeout = 1000; /* also wake up for our own telemetry timer */
         struct pollfd p = {.fd = iotdm_client_fd(client), .events = POLLIN};
         poll(&p, 1, timeout);
-        iotdm_client_process(client);
+        r = iotdm_client_process(client);
+        if (r < 0) {
+            /* Only a misuse fails here (a NULL client, a call from inside a callback). */
+            fprintf(stderr, "ERROR minimal: %s\n", iotdm_result_message(r));
+            return 1;
+        }
     }
     return 0;
 }

@@ -50,8 +50,9 @@ typedef void (*iotdm_connection_fn)(void *ctx, iotdm_connection_state state, con
 
 /* Signs a SAS string-to-sign with the device's key wherever it lives (a TPM slot, an HSM):
  * writes the base64 HMAC-SHA256 signature, NUL-terminated, into out_sig. */
-typedef iotdm_result (*iotdm_sas_signer_fn)(void *ctx, const char *string_to_sign, size_t len,
-                                            char *out_sig, size_t out_cap);
+typedef IOTDM_NODISCARD iotdm_result (*iotdm_sas_signer_fn)(void *ctx, const char *string_to_sign,
+                                                            size_t len, char *out_sig,
+                                                            size_t out_cap);
 
 /* Wall-clock milliseconds since the epoch; tests inject their own clock. */
 typedef int64_t (*iotdm_clock_fn)(void *ctx);
@@ -87,14 +88,15 @@ typedef struct {
 
 /* Creates a client (no network activity yet). Opens or creates the outbox in state_dir.
  * Returns IOTDM_E_MALFORMED for a missing or contradictory setting (the log says which). */
-iotdm_result iotdm_client_new(const iotdm_client_config *config, iotdm_client **out_client);
+IOTDM_NODISCARD iotdm_result iotdm_client_new(const iotdm_client_config *config,
+                                              iotdm_client **out_client);
 
 /* Stops the client if running, closes the connection (queued work stays in the outbox) and frees
  * everything. NULL is ignored. */
 void iotdm_client_free(iotdm_client *client);
 
 /* Runs the client in a thread of its own until iotdm_client_stop. */
-iotdm_result iotdm_client_start(iotdm_client *client);
+IOTDM_NODISCARD iotdm_result iotdm_client_start(iotdm_client *client);
 void iotdm_client_stop(iotdm_client *client);
 
 /* Running inside the host's loop instead: wait until iotdm_client_fd() is readable or
@@ -102,7 +104,7 @@ void iotdm_client_stop(iotdm_client *client);
  * The descriptor stays the same for the client's lifetime. */
 int iotdm_client_fd(iotdm_client *client);
 int iotdm_client_next_timeout_ms(iotdm_client *client);
-iotdm_result iotdm_client_process(iotdm_client *client);
+IOTDM_NODISCARD iotdm_result iotdm_client_process(iotdm_client *client);
 
 iotdm_connection_state iotdm_client_connection_state(iotdm_client *client);
 
@@ -115,8 +117,8 @@ int64_t iotdm_client_now_ms(iotdm_client *client);
  * needs neither the key nor the signer. Writes the NUL-terminated token into out (a secret: zero it
  * after use). Returns IOTDM_E_UNSUPPORTED for a client with an X.509 certificate, IOTDM_E_TOO_LARGE
  * when out_cap is too small, or the signer's error. */
-iotdm_result iotdm_client_sas_token(iotdm_client *client, unsigned ttl_s, char *out,
-                                    size_t out_cap);
+IOTDM_NODISCARD iotdm_result iotdm_client_sas_token(iotdm_client *client, unsigned ttl_s, char *out,
+                                                    size_t out_cap);
 
 /* Messages pending in the outbox (reported patches, telemetry). */
 typedef struct {

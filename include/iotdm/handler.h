@@ -43,24 +43,27 @@ typedef struct {
 
 /* Registers a handler (the struct is copied). Returns IOTDM_E_EXISTS when the property already has
  * one. Handlers are called on the client's thread. */
-iotdm_result iotdm_handler_add(iotdm_client *client, const iotdm_property_handler *handler);
+IOTDM_NODISCARD iotdm_result iotdm_handler_add(iotdm_client *client,
+                                               const iotdm_property_handler *handler);
 
 /* Registers the method "<component>*<command>". */
-iotdm_result iotdm_command_register(iotdm_client *client, const char *component,
-                                    const char *command, iotdm_method_fn fn, void *ctx);
+IOTDM_NODISCARD iotdm_result iotdm_command_register(iotdm_client *client, const char *component,
+                                                    const char *command, iotdm_method_fn fn,
+                                                    void *ctx);
 
 /* Reports an acknowledgement later (after a 202, or when the state changed on its own).
  * version: the desired $version it answers (-1: the last one applied to this property). */
-iotdm_result iotdm_report_ack(iotdm_client *client, const char *component, const char *property,
-                              int64_t version, const iotdm_ack *ack);
+IOTDM_NODISCARD iotdm_result iotdm_report_ack(iotdm_client *client, const char *component,
+                                              const char *property, int64_t version,
+                                              const iotdm_ack *ack);
 
 /* Reports a read-only property of a component: {"<component>": {"__t": "c", "<property>": value}}
  * through the durable outbox. value_json "null" deletes it. */
-iotdm_result iotdm_report_property(iotdm_client *client, const char *component,
-                                   const char *property, const char *value_json);
+IOTDM_NODISCARD iotdm_result iotdm_report_property(iotdm_client *client, const char *component,
+                                                   const char *property, const char *value_json);
 
 /* Re-reports every handler's read_state (the dm*reportAll command). */
-iotdm_result iotdm_report_all(iotdm_client *client);
+IOTDM_NODISCARD iotdm_result iotdm_report_all(iotdm_client *client);
 
 /* The host application's answer to "may the device reboot now?" (e.g. not while toasting).
  * Without a callback the answer is yes. */

@@ -81,16 +81,17 @@ typedef struct {
  *   IOTDM_E_INTERNAL      DPS failed (5xx, status "failed" without a client error)
  *   -ECANCELED            config->cancel returned true
  * with out->error saying why (also logged). out is always initialized. */
-iotdm_result iotdm_provision_register(const iotdm_provision_config *config,
-                                      iotdm_provision_result *out);
+IOTDM_NODISCARD iotdm_result iotdm_provision_register(const iotdm_provision_config *config,
+                                                      iotdm_provision_result *out);
 
 /* Frees out->payload_json and zeroes the result (the device key with it). */
 void iotdm_provision_result_deinit(iotdm_provision_result *out);
 
 /* The device key of a group enrollment member (§3.6):
  * base64(HMAC-SHA256(base64decode(group_key), registration_id)). out_cap >= 45. */
-iotdm_result iotdm_provision_derive_key(const char *group_key, const char *registration_id,
-                                        char *out_key, size_t out_cap);
+IOTDM_NODISCARD iotdm_result iotdm_provision_derive_key(const char *group_key,
+                                                        const char *registration_id, char *out_key,
+                                                        size_t out_cap);
 
 #ifdef __cplusplus
 }

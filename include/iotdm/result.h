@@ -10,6 +10,18 @@ typedef int iotdm_result;
 
 #define IOTDM_OK 0
 
+/* Marks a function whose result must not be dropped: GCC and clang warn at a call that ignores
+ * it (every function returning iotdm_result carries it, and so do function pointers to them). */
+#if defined(__GNUC__) || defined(__clang__)
+#define IOTDM_NODISCARD __attribute__((warn_unused_result))
+#else
+#define IOTDM_NODISCARD
+#endif
+
+/* Drops a result on purpose. A (void) cast does not silence warn_unused_result in GCC; negating
+ * the value first uses it. Every use says, next to it, why the result does not matter there. */
+#define IOTDM_IGNORE(expr) ((void)!(expr))
+
 /* X(name, value, message). One table gives the constants, their names and their messages. */
 #define IOTDM_RESULT_TABLE(X)                                                                      \
     X(IOTDM_E_MALFORMED, -10001, "malformed input")                                                \

@@ -305,7 +305,11 @@ static run_outcome run(agent *a)
             log_error("agent", "poll: %s", strerror(errno));
             break;
         }
-        iotdm_client_process(a->client);
+        iotdm_result r = iotdm_client_process(a->client);
+        if (r < 0) {
+            log_error("agent", "libiotdm: %s", iotdm_result_message(r));
+            break;
+        }
         cap_set_run_due(&a->caps, scheduler_now(a));
     }
     return RUN_STOP;

@@ -47,10 +47,12 @@ typedef struct {
 void agent_transfers_init(agent_transfers *t, const char *helper, const char *state_dir);
 
 /* cap_env.download: the file arrives as an unlinked temporary file at offset 0 (caller closes). */
-iotdm_result agent_transfer_download(void *ctx, const char *url, const char *sha256_hex,
-                                     size_t max_bytes, int *out_fd, char *err, size_t err_cap);
+IOTDM_NODISCARD iotdm_result agent_transfer_download(void *ctx, const char *url,
+                                                     const char *sha256_hex, size_t max_bytes,
+                                                     int *out_fd, char *err, size_t err_cap);
 /* cap_env.upload. */
-iotdm_result agent_transfer_upload(void *ctx, int fd, const char *blob_name, char *out_blob,
-                                   size_t out_cap, char *err, size_t err_cap);
+IOTDM_NODISCARD iotdm_result agent_transfer_upload(void *ctx, int fd, const char *blob_name,
+                                                   char *out_blob, size_t out_cap, char *err,
+                                                   size_t err_cap);
 
 #endif

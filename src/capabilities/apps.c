@@ -106,7 +106,7 @@ static void acknowledge(apps_cap *ac, int64_t version, int code, const char *des
     iotdm_ack ack = {code, description, NULL};
     cap_ack_value(&ack, &ac->value_text,
                   build_report(ac, desired, json_object_get(ac->state, "errors")));
-    iotdm_report_ack(ac->env->client, CAP_COMPONENT, "apps", version, &ack);
+    cap_ack_later(ac->env, "apps", version, &ack);
 }
 
 static void finish(apps_cap *ac, int64_t version)

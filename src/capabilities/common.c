@@ -9,6 +9,7 @@
 
 #include "capabilities/capabilities.h"
 #include "common/iso8601.h"
+#include "common/log.h"
 
 char *cap_dump(json_t *value)
 {
@@ -29,9 +30,19 @@ void cap_report(cap_env *env, const char *property, json_t *value)
 {
     char *text = cap_dump(value);
     json_decref(value);
-    if (text)
-        iotdm_report_property(env->client, CAP_COMPONENT, property, text);
+    iotdm_result r =
+        text ? iotdm_report_property(env->client, CAP_COMPONENT, property, text) : -ENOMEM;
+    if (r < 0)
+        log_error("agent", "cannot report dm.%s: %s", property, iotdm_result_message(r));
     free(text);
+}
+
+void cap_ack_later(cap_env *env, const char *property, int64_t version, const iotdm_ack *ack)
+{
+    iotdm_result r = iotdm_report_ack(env->client, CAP_COMPONENT, property, version, ack);
+    if (r < 0)
+        log_error("agent", "cannot report the acknowledgement of dm.%s (%d %s): %s", property,
+                  ack->code, ack->description ? ack->description : "", iotdm_result_message(r));
 }
 
 static void state_path(cap_env *env, const char *name, char *out, size_t cap, const char *suffix)

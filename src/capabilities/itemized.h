@@ -51,7 +51,7 @@ void cap_items_install(cap_env *env, cap_items *it, const char *group, const cha
 typedef struct {
     const char *state_name; /* where cap_items_report keeps what the twin shows */
     const char *held_what;  /* what list reads, for the error when it cannot */
-    iotdm_result (*list)(cap_env *env, json_t **out, char *err, size_t err_cap);
+    IOTDM_NODISCARD iotdm_result (*list)(cap_env *env, json_t **out, char *err, size_t err_cap);
     /* Applies the desired entry value (never null) at key against held (what list gave). */
     void (*apply)(void *ctx, cap_items *it, const char *key, json_t *value, const json_t *held);
     /* What the twin shows of held (taken); NULL: all of it. */

@@ -253,7 +253,7 @@ static void run_reboot_command(reboot_cap *rc, int64_t now_ms)
     report_cmd(rc, response, "completed", simulated ? "simulated reboot" : "rebooting");
     iotdm_ack ack = {200, "rebooting", NULL};
     set_value(rc, &ack, reboot_info_value(rc));
-    iotdm_report_ack(rc->env->client, CAP_COMPONENT, "rebootInfo", -1, &ack);
+    cap_ack_later(rc->env, "rebootInfo", -1, &ack);
     if (simulated)
         rc->env->reboot_happened(rc->env->agent_ctx);
 }
@@ -337,7 +337,7 @@ static void reboot_run_due(void *ctx, int64_t now_ms)
     }
     iotdm_ack ack = {200, "scheduled reboot", NULL};
     set_value(rc, &ack, reboot_info_value(rc));
-    iotdm_report_ack(rc->env->client, CAP_COMPONENT, "rebootInfo", -1, &ack);
+    cap_ack_later(rc->env, "rebootInfo", -1, &ack);
     if (simulated)
         rc->env->reboot_happened(rc->env->agent_ctx);
 }

@@ -95,7 +95,7 @@ static void report_updates(updates_cap *uc, const char *description)
 {
     iotdm_ack ack = {200, description, NULL};
     cap_ack_value(&ack, &uc->value_text, updates_value(uc));
-    iotdm_report_ack(uc->env->client, CAP_COMPONENT, "updates", -1, &ack);
+    cap_ack_later(uc->env, "updates", -1, &ack);
 }
 
 static void report_cmd(updates_cap *uc, const char *command, const char *state, const char *msg)

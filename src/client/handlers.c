@@ -185,8 +185,11 @@ static void dispatch_component(iotdm_client *c, const char *component, const jso
         json_t *merged = json_object_get(merged_comp, prop);
         if (!merged || json_is_null(merged)) {
             /* Removed from desired: nothing to apply; forget it so a later identical value is
-             * applied again. */
-            outbox_clear_applied(c->ob, component, prop);
+             * applied again. If that fails, a later identical value is taken as applied: say so. */
+            iotdm_result r = outbox_clear_applied(c->ob, component, prop);
+            if (r < 0)
+                CLOG(c, IOTDM_LOG_ERROR, "handlers: cannot forget the value of %s/%s: %s",
+                     component, prop, iotdm_result_message(r));
             continue;
         }
         if (full && already_applied(c, e, merged))

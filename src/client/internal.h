@@ -176,7 +176,8 @@ int64_t client_mono_ms(void);
 /* auth.c: the CONNECT user name (§1.2) and the SAS password (§1.4). */
 size_t client_format_username(char *buf, size_t cap, const char *host, const char *device_id,
                               const char *model_id);
-iotdm_result client_build_password(iotdm_client *c, int64_t expiry_s, char *out, size_t cap);
+IOTDM_NODISCARD iotdm_result client_build_password(iotdm_client *c, int64_t expiry_s, char *out,
+                                                   size_t cap);
 /* The SAS string-to-sign: urlenc("{host}/devices/{id}") "\n" expiry. Returns its length or <0. */
 long client_string_to_sign(const char *host, const char *device_id, int64_t expiry_s, char *out,
                            size_t cap);
@@ -190,8 +191,8 @@ int64_t conn_next_deadline(iotdm_client *c);
 int conn_socket(iotdm_client *c);
 bool conn_want_write(iotdm_client *c);
 bool conn_online(iotdm_client *c);
-iotdm_result conn_publish(iotdm_client *c, const char *topic, const void *payload, size_t len,
-                          int qos, int *out_mid);
+IOTDM_NODISCARD iotdm_result conn_publish(iotdm_client *c, const char *topic, const void *payload,
+                                          size_t len, int qos, int *out_mid);
 void conn_update_subscriptions(iotdm_client *c);
 uint32_t conn_next_rid(iotdm_client *c);
 
@@ -209,7 +210,7 @@ void twin_apply_patch(iotdm_client *c, json_t *patch, int64_t version);
 typedef enum { DESIRED_APPLY, DESIRED_STALE, DESIRED_GAP } desired_gate;
 desired_gate twin_gate(int64_t last_applied, int64_t version);
 /* Validates and queues a reported patch (takes no ownership). */
-iotdm_result twin_queue_reported(iotdm_client *c, const json_t *patch);
+IOTDM_NODISCARD iotdm_result twin_queue_reported(iotdm_client *c, const json_t *patch);
 
 /* handlers.c */
 /* Hands the properties a handler owns to it (merged value from c->desired) and acks them; returns
@@ -235,7 +236,7 @@ void methods_free(iotdm_client *c);
 void c2d_dispatch(iotdm_client *c, const az_hub_topic *t, const void *payload, size_t len);
 
 /* loop.c */
-iotdm_result loop_init(iotdm_client *c);
+IOTDM_NODISCARD iotdm_result loop_init(iotdm_client *c);
 void loop_deinit(iotdm_client *c);
 void loop_wake(iotdm_client *c);
 void loop_unwatch(iotdm_client *c); /* before the MQTT socket goes away */

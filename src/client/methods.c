@@ -58,7 +58,11 @@ static void respond(iotdm_client *c, int status, az_span rid, const char *body)
         CLOG(c, IOTDM_LOG_WARN, "methods: request id too long; no response sent");
         return;
     }
-    conn_publish(c, topic, body, strlen(body), 0, NULL);
+    iotdm_result r = conn_publish(c, topic, body, strlen(body), 0, NULL);
+    /* The hub times the call out (504 to the caller); nothing here can answer it later. */
+    if (r < 0)
+        CLOG(c, IOTDM_LOG_WARN, "methods: the response to $rid %.*s was not sent: %s", (int)rid.len,
+             rid.ptr, iotdm_result_message(r));
 }
 
 /* Runs the handler; returns the status and sets *out_body (malloc'd, or NULL for "null"). */

@@ -48,7 +48,8 @@ typedef struct {
  * status query needs operationId. The property bag is neither decoded nor validated here.
  * Unknown or malformed topics: out->kind = AZ_PUB_INVALID and IOTDM_E_PROTOCOL (the caller closes,
  * as IoT Hub does, §1.15). The spans point into topic. */
-iotdm_result az_parse_publish_topic(const char *topic, size_t len, az_publish_topic *out);
+IOTDM_NODISCARD iotdm_result az_parse_publish_topic(const char *topic, size_t len,
+                                                    az_publish_topic *out);
 
 /* What a device subscribes to. */
 typedef enum {
@@ -97,7 +98,7 @@ typedef struct {
  * in values; splits each pair at the first '='. Host and ids must be non-empty. A module id
  * starting with '?' cannot be told from the query and is read as the device form.
  * IOTDM_E_MALFORMED (out->kind = AZ_USER_INVALID) for anything else. Spans point into username. */
-iotdm_result az_parse_username(const char *username, size_t len, az_username *out);
+IOTDM_NODISCARD iotdm_result az_parse_username(const char *username, size_t len, az_username *out);
 
 /* Property bags: name=value&name=value, names and values percent-encoded; a name without '=' has
  * no value. */
@@ -167,7 +168,7 @@ typedef struct {
 /* Parses a hub->device topic as the SDKs do (§1.8, §1.9, §1.11, §1.13, §3.4). The method name is
  * what lies between "POST/" and "/?", the request id everything after "$rid=" up to the next '&'.
  * IOTDM_E_PROTOCOL (kind AZ_HUB_INVALID) for anything else. Spans point into topic. */
-iotdm_result az_parse_hub_topic(const char *topic, size_t len, az_hub_topic *out);
+IOTDM_NODISCARD iotdm_result az_parse_hub_topic(const char *topic, size_t len, az_hub_topic *out);
 
 /* Device/module and method-name identifier rules of §1.17. */
 bool az_valid_device_id(const char *id, size_t len);

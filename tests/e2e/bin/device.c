@@ -197,7 +197,11 @@ static void run_loop(iotdm_client *c)
         poll(p, 2, iotdm_client_next_timeout_ms(c));
         if (p[0].revents && (!fgets(line, sizeof line, stdin) || !command(c, line)))
             return;
-        iotdm_client_process(c);
+        iotdm_result r = iotdm_client_process(c);
+        if (r < 0) {
+            fprintf(stderr, "iotdm_client_process: %s\n", iotdm_result_message(r));
+            return;
+        }
     }
 }
 
@@ -245,7 +249,11 @@ int main(int argc, char **argv)
     if (loop) {
         run_loop(c);
     } else {
-        iotdm_client_start(c);
+        r = iotdm_client_start(c);
+        if (r < 0) {
+            fprintf(stderr, "cannot start the client's thread: %s\n", iotdm_result_message(r));
+            return 1;
+        }
         char line[65536];
         while (fgets(line, sizeof line, stdin) && command(c, line))
             ;

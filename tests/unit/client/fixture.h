@@ -59,7 +59,7 @@ static inline json_t *fixture_pop_reported(iotdm_client *c)
     char *text;
     if (outbox_peek_reported(c->ob, &seq, &text) != IOTDM_OK)
         return NULL;
-    outbox_remove_reported(c->ob, seq);
+    assert_int_equal(outbox_remove_reported(c->ob, seq), IOTDM_OK);
     json_t *j = json_loads(text, 0, NULL);
     xfree(text);
     return j;
