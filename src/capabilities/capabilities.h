@@ -142,7 +142,8 @@ void cap_report(cap_env *env, const char *property, json_t *value);
 /* iotdm_report_ack for dm.<property>, its failure logged. For outcomes the capability keeps in
  * its own state, which its read_state reports again (reportAll, the next start). */
 void cap_ack_later(cap_env *env, const char *property, int64_t version, const iotdm_ack *ack);
-/* Durable small JSON state per capability: <state_dir>/<name>.json (write, fsync, rename). */
+/* Durable small JSON state per capability: <state_dir>/<name>.json, replaced all or nothing
+ * (atomic_file_write); a failure to save is logged with its reason. */
 json_t *cap_state_load(cap_env *env, const char *name);
 IOTDM_NODISCARD iotdm_result cap_state_save(cap_env *env, const char *name, json_t *state);
 /* Parses JSON text into an object; NULL (and an ack 400) when it is not one. */

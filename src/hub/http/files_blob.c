@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/atomic_file.h"
 #include "common/sas.h"
 #include "common/timeutil.h"
 #include "hub/http/internal.h"
@@ -28,37 +29,21 @@ static bool join_blob(http_ctx *cx, size_t first, char *out, size_t cap)
     return cx->nsegments > first + 1;
 }
 
-static bool write_all(int fd, struct evbuffer *buf)
-{
-    while (evbuffer_get_length(buf)) {
-        int n = evbuffer_write(buf, fd);
-        if (n <= 0 && errno != EINTR)
-            return false;
-    }
-    return fsync(fd) == 0;
-}
-
-/* Writes the request body to DATA/files/<cid> through a .part file, durably. */
+/* Writes the request body to DATA/files/<cid>, durably and all or nothing. */
 static iotdm_result store_bytes(http_ctx *cx, const char *cid, int64_t *out_size)
 {
-    char dir[600], part[700], final[700];
+    char dir[600], final[700];
     snprintf(dir, sizeof dir, "%s/files", cx->h->cfg.data_dir);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return -errno;
-    snprintf(part, sizeof part, "%s/%s.part", dir, cid);
     snprintf(final, sizeof final, "%s/%s", dir, cid);
     struct evbuffer *in = evhttp_request_get_input_buffer(cx->req);
-    *out_size = (int64_t)evbuffer_get_length(in);
-    int fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    bool ok = write_all(fd, in);
-    close(fd);
-    if (!ok || rename(part, final) != 0) {
-        unlink(part);
-        return IOTDM_E_STORAGE;
-    }
-    return IOTDM_OK;
+    size_t len = evbuffer_get_length(in);
+    *out_size = (int64_t)len;
+    const unsigned char *data = evbuffer_pullup(in, -1); /* NULL for an empty body */
+    return atomic_file_write(final, data ? (const void *)data : "", len, 0600, NULL, 0) < 0
+               ? IOTDM_E_STORAGE
+               : IOTDM_OK;
 }
 
 void http_files_blob_put(http_ctx *cx)

@@ -16,7 +16,7 @@ static int64_t fixed_now(void *ctx)
 /* configd's logs.collect answering the collectors in collectors_json. */
 static void collect(cap_fixture *f, cap_timer *t, const char *collectors_json)
 {
-    char result[48 * 1024];
+    char result[48 * 1024 + 64];
     snprintf(result, sizeof result, "{\"collectors\":%s}", collectors_json);
     fake_op ops[] = {{"logs.collect", IOTDM_OK, result, NULL}};
     f->configd.ops = ops;

@@ -17,8 +17,8 @@ static void test_time_service_unreadable_state_is_not_made_up(void **state)
     cap_fixture_init(&f, NULL, 0);
     void *tc = NULL;
     assert_int_equal(cap_time_start(&f.env, &tc), IOTDM_OK);
-    cap_fixture_desired(&f, "{\"dm\":{\"__t\":\"c\",\"timeService\":{\"sourcePriority\":\"remote\"}}}",
-                        4);
+    cap_fixture_desired(
+        &f, "{\"dm\":{\"__t\":\"c\",\"timeService\":{\"sourcePriority\":\"remote\"}}}", 4);
     json_t *ack = cap_fixture_next_ack(&f, "timeService");
     assert_non_null(ack);
     assert_int_equal(json_integer_value(json_object_get(ack, "ac")), 200);
@@ -45,13 +45,13 @@ static void test_time_service_reports_what_configd_read(void **state)
     cap_fixture_init(&f, ops, 1);
     void *tc = NULL;
     assert_int_equal(cap_time_start(&f.env, &tc), IOTDM_OK);
-    cap_fixture_desired(&f, "{\"dm\":{\"__t\":\"c\",\"timeService\":{\"sourcePriority\":\"remote\"}}}",
-                        4);
+    cap_fixture_desired(
+        &f, "{\"dm\":{\"__t\":\"c\",\"timeService\":{\"sourcePriority\":\"remote\"}}}", 4);
     json_t *ack = cap_fixture_next_ack(&f, "timeService");
     assert_non_null(ack);
     assert_int_equal(json_integer_value(json_object_get(ack, "ac")), 200);
-    json_t *want = json_pack("{s:b, s:b, s:s}", "enabled", 1, "started", 1, "sourcePriority",
-                             "remote");
+    json_t *want =
+        json_pack("{s:b, s:b, s:s}", "enabled", 1, "started", 1, "sourcePriority", "remote");
     assert_true(json_equal(json_object_get(ack, "value"), want));
     json_decref(want);
     json_decref(ack);
