@@ -72,9 +72,8 @@ static int fill(int fd, const void *data, size_t len, unsigned mode, const char 
     return e;
 }
 
-iotdm_result atomic_file_write_at(int dirfd, const char *name, const char *shown,
-                                  const void *data, size_t len, unsigned mode, char *err,
-                                  size_t err_cap)
+iotdm_result atomic_file_write_at(int dirfd, const char *name, const char *shown, const void *data,
+                                  size_t len, unsigned mode, char *err, size_t err_cap)
 {
     if (!shown)
         shown = name;
@@ -124,8 +123,8 @@ iotdm_result atomic_file_write(const char *path, const void *data, size_t len, u
     int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0)
         return failed(path, "open the folder", errno, err, err_cap);
-    iotdm_result r = atomic_file_write_at(dirfd, slash ? slash + 1 : path, path, data, len, mode,
-                                          err, err_cap);
+    iotdm_result r =
+        atomic_file_write_at(dirfd, slash ? slash + 1 : path, path, data, len, mode, err, err_cap);
     close(dirfd);
     return r;
 }

@@ -166,8 +166,7 @@ static void test_atomic_write_bad_names_and_missing_folder(void **state)
     assert_int_equal(atomic_file_write_at(dfd, "a/b", NULL, "x", 1, 0600, err, sizeof err),
                      -EINVAL);
     assert_int_equal(atomic_file_write_at(dfd, "..", NULL, "x", 1, 0600, NULL, 0), -EINVAL);
-    assert_int_equal(atomic_file_write_at(dfd, "ok", "shown/ok", "x", 1, 0600, err, sizeof err),
-                     0);
+    assert_int_equal(atomic_file_write_at(dfd, "ok", "shown/ok", "x", 1, 0600, err, sizeof err), 0);
     close(dfd);
     char missing[400];
     snprintf(missing, sizeof missing, "%s/nowhere/file", f->dir);
