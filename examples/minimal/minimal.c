@@ -101,7 +101,10 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
+    /* struct_size first: a later libiotdm reads only the members this program was built with
+     * (the ABI rule in iotdm/client.h); iotdm_client_config_init does the same. */
     iotdm_client_config cfg = {
+        .struct_size = sizeof(iotdm_client_config),
         .host = argv[1],
         .device_id = argv[2],
         .device_key = argv[3],

@@ -179,6 +179,7 @@ static void reboot_happened(void *ctx)
 static iotdm_result start_client(toaster_app *app)
 {
     iotdm_client_config cc = {
+        .struct_size = sizeof(iotdm_client_config),
         .host = app->host,
         .device_id = app->device_id,
         .device_key = app->device_key,

@@ -9,13 +9,24 @@
  *
  * Threading: every function may be called from any thread; calls are serialized by the client's
  * lock. Callbacks run on the thread that runs the client (its own thread, or the caller of
- * iotdm_client_process) and may call back into the API. */
+ * iotdm_client_process) and may call back into the API.
+ *
+ * ABI: a struct the application fills and hands to the library (iotdm_client_config,
+ * iotdm_provision_config, iotdm_property_handler) starts with struct_size, the size the
+ * application was built with: set it with the struct's _init function (or, in C, with
+ * .struct_size = sizeof(<type>) in a designated initializer). Later versions add members only at
+ * the end; the library reads what struct_size covers and takes the members the application does
+ * not know as zero, their default. A struct_size that is missing (0) or smaller than the first
+ * version is refused. The small structs the library fills or reads in every call (iotdm_ack,
+ * iotdm_property, iotdm_outbox_stats, iotdm_provision_result) never change: anything new comes
+ * as a new function. */
 #ifndef IOTDM_CLIENT_H
 #define IOTDM_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "iotdm/result.h"
 
@@ -59,6 +70,7 @@ typedef int64_t (*iotdm_clock_fn)(void *ctx);
 
 /* Everything is copied by iotdm_client_new; zero means the default. */
 typedef struct {
+    size_t struct_size;    /* sizeof(iotdm_client_config): iotdm_client_config_init sets it */
     const char *host;      /* the hub's host name, as in a connection string (required) */
     unsigned port;         /* MQTT over TLS; default 8883 */
     const char *device_id; /* required */
@@ -84,10 +96,21 @@ typedef struct {
     void *connection_ctx;
     iotdm_clock_fn clock; /* default: CLOCK_REALTIME */
     void *clock_ctx;
+    /* Members added in later versions go here, after all the others. */
 } iotdm_client_config;
 
+/* Zeroes *config (every setting its default) and sets struct_size. Compiled into the application,
+ * so struct_size is the size it was built with. */
+static inline void iotdm_client_config_init(iotdm_client_config *config)
+{
+    memset(config, 0, sizeof *config);
+    config->struct_size = sizeof *config;
+}
+
 /* Creates a client (no network activity yet). Opens or creates the outbox in state_dir.
- * Returns IOTDM_E_MALFORMED for a missing or contradictory setting (the log says which). */
+ * Returns IOTDM_E_MALFORMED for a missing or contradictory setting (the log says which) or a
+ * struct_size that was not set, IOTDM_E_UNSUPPORTED for members of a later version (set, not
+ * zero) that this library does not know. */
 IOTDM_NODISCARD iotdm_result iotdm_client_new(const iotdm_client_config *config,
                                               iotdm_client **out_client);
 

@@ -12,6 +12,7 @@
 #define IOTDM_HANDLER_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "iotdm/client.h"
 #include "iotdm/methods.h"
@@ -29,7 +30,9 @@ typedef struct {
     const char *value_json;
 } iotdm_ack;
 
+/* struct_size: see client.h. */
 typedef struct {
+    size_t struct_size;    /* sizeof(iotdm_property_handler): iotdm_property_handler_init sets it */
     const char *component; /* "dm", "deviceInformation", or an OEM component */
     const char *property;  /* the writable property this handler owns */
     /* Applies a desired value (JSON text) and fills *out_ack; out_ack->value_json may point to
@@ -39,10 +42,18 @@ typedef struct {
      * initial report. NULL means "nothing to report". May be NULL. */
     char *(*read_state)(void *ctx);
     void *ctx;
+    /* Members added in later versions go here, after all the others. */
 } iotdm_property_handler;
 
+/* Zeroes *handler and sets struct_size (compiled into the application). */
+static inline void iotdm_property_handler_init(iotdm_property_handler *handler)
+{
+    memset(handler, 0, sizeof *handler);
+    handler->struct_size = sizeof *handler;
+}
+
 /* Registers a handler (the struct is copied). Returns IOTDM_E_EXISTS when the property already has
- * one. Handlers are called on the client's thread. */
+ * one, -EINVAL for a struct_size that was not set. Handlers are called on the client's thread. */
 IOTDM_NODISCARD iotdm_result iotdm_handler_add(iotdm_client *client,
                                                const iotdm_property_handler *handler);
 

@@ -4,6 +4,10 @@
 
 #include <errno.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* 0 is success; negative values are errors. Plain errno values (as -errno) are used where they fit;
  * the codes below are ours and sit well away from errno's range. */
 typedef int iotdm_result;
@@ -55,5 +59,9 @@ const char *iotdm_result_message(iotdm_result r);
 
 /* The symbolic name ("IOTDM_E_MALFORMED", "ENOENT", "OK"). Never NULL; static storage. */
 const char *iotdm_result_name(iotdm_result r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

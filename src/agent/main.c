@@ -208,6 +208,7 @@ static iotdm_result start(agent *a)
         return -errno;
     }
     iotdm_client_config cc = {
+        .struct_size = sizeof(iotdm_client_config),
         .host = a->cfg.hub_host,
         .port = a->cfg.hub_port,
         .device_id = a->cfg.device_id,

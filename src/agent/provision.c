@@ -182,6 +182,7 @@ static iotdm_result register_mqtt(const agent_config *cfg, stopper *st, agent_as
     char *payload = p ? json_dumps(p, JSON_COMPACT) : NULL;
     json_decref(p);
     iotdm_provision_config pc = {
+        .struct_size = sizeof(iotdm_provision_config),
         .endpoint = cfg->dps_endpoint,
         .port = cfg->dps_port,
         .id_scope = cfg->dps_id_scope,

@@ -172,7 +172,12 @@ iotdm_result cap_certificates_start(cap_env *env, void **out_state)
         return -ENOMEM;
     cc->env = env;
     *out_state = cc;
-    iotdm_property_handler h = {CAP_COMPONENT, "certificates", certs_desired, certs_read, cc};
+    iotdm_property_handler h = {.struct_size = sizeof(iotdm_property_handler),
+                                .component = CAP_COMPONENT,
+                                .property = "certificates",
+                                .on_desired = certs_desired,
+                                .read_state = certs_read,
+                                .ctx = cc};
     iotdm_result r = iotdm_handler_add(env->client, &h);
     return r < 0 ? r
                  : iotdm_command_register(env->client, CAP_COMPONENT, "getCertificateDetails",

@@ -408,7 +408,12 @@ iotdm_result cap_logs_start(cap_env *env, void **out_state, cap_timer *out_timer
     lc->next_collect_ms = env->now_ms(env->clock_ctx) + COLLECT_INTERVAL_MS;
     *out_state = lc;
     *out_timer = (cap_timer){logs_next_due, logs_run_due, lc};
-    iotdm_property_handler h = {CAP_COMPONENT, PROPERTY, collectors_desired, collectors_read, lc};
+    iotdm_property_handler h = {.struct_size = sizeof(iotdm_property_handler),
+                                .component = CAP_COMPONENT,
+                                .property = PROPERTY,
+                                .on_desired = collectors_desired,
+                                .read_state = collectors_read,
+                                .ctx = lc};
     static const struct {
         const char *name;
         iotdm_method_fn fn;

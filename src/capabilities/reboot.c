@@ -351,9 +351,18 @@ iotdm_result cap_reboot_start(cap_env *env, void **out_state, cap_timer *out_tim
     rc->state = cap_state_load(env, state_name);
     *out_state = rc;
     *out_timer = (cap_timer){reboot_next_due, reboot_run_due, rc};
-    iotdm_property_handler info = {CAP_COMPONENT, "rebootInfo", reboot_info_desired,
-                                   reboot_info_read, rc};
-    iotdm_property_handler pol = {CAP_COMPONENT, "rebootPolicy", policy_desired, policy_read, rc};
+    iotdm_property_handler info = {.struct_size = sizeof(iotdm_property_handler),
+                                   .component = CAP_COMPONENT,
+                                   .property = "rebootInfo",
+                                   .on_desired = reboot_info_desired,
+                                   .read_state = reboot_info_read,
+                                   .ctx = rc};
+    iotdm_property_handler pol = {.struct_size = sizeof(iotdm_property_handler),
+                                  .component = CAP_COMPONENT,
+                                  .property = "rebootPolicy",
+                                  .on_desired = policy_desired,
+                                  .read_state = policy_read,
+                                  .ctx = rc};
     iotdm_result r = iotdm_handler_add(env->client, &info);
     if (r == IOTDM_OK)
         r = iotdm_handler_add(env->client, &pol);

@@ -197,10 +197,18 @@ iotdm_result cap_time_start(cap_env *env, void **out_state)
         return -ENOMEM;
     tc[0].env = tc[1].env = env;
     *out_state = tc;
-    iotdm_property_handler info = {CAP_COMPONENT, "timeInfo", time_info_desired, time_info_read,
-                                   &tc[0]};
-    iotdm_property_handler service = {CAP_COMPONENT, "timeService", time_service_desired, NULL,
-                                      &tc[1]};
+    iotdm_property_handler info = {.struct_size = sizeof(iotdm_property_handler),
+                                   .component = CAP_COMPONENT,
+                                   .property = "timeInfo",
+                                   .on_desired = time_info_desired,
+                                   .read_state = time_info_read,
+                                   .ctx = &tc[0]};
+    iotdm_property_handler service = {.struct_size = sizeof(iotdm_property_handler),
+                                      .component = CAP_COMPONENT,
+                                      .property = "timeService",
+                                      .on_desired = time_service_desired,
+                                      .read_state = NULL,
+                                      .ctx = &tc[1]};
     iotdm_result r = iotdm_handler_add(env->client, &info);
     return r < 0 ? r : iotdm_handler_add(env->client, &service);
 }

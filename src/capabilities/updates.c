@@ -517,8 +517,18 @@ iotdm_result cap_updates_start(cap_env *env, void **out_state, cap_timer *out_ti
     uc->state = cap_state_load(env, state_name);
     *out_state = uc;
     *out_timer = (cap_timer){updates_next_due, updates_run_due, uc};
-    iotdm_property_handler pol = {CAP_COMPONENT, "updatePolicy", policy_desired, policy_read, uc};
-    iotdm_property_handler upd = {CAP_COMPONENT, "updates", updates_desired, updates_read, uc};
+    iotdm_property_handler pol = {.struct_size = sizeof(iotdm_property_handler),
+                                  .component = CAP_COMPONENT,
+                                  .property = "updatePolicy",
+                                  .on_desired = policy_desired,
+                                  .read_state = policy_read,
+                                  .ctx = uc};
+    iotdm_property_handler upd = {.struct_size = sizeof(iotdm_property_handler),
+                                  .component = CAP_COMPONENT,
+                                  .property = "updates",
+                                  .on_desired = updates_desired,
+                                  .read_state = updates_read,
+                                  .ctx = uc};
     iotdm_result r = iotdm_handler_add(env->client, &pol);
     if (r == IOTDM_OK)
         r = iotdm_handler_add(env->client, &upd);

@@ -151,7 +151,12 @@ iotdm_result cap_wifi_start(cap_env *env, void **out_state)
         return -ENOMEM;
     wc->env = env;
     *out_state = wc;
-    iotdm_property_handler h = {CAP_COMPONENT, "wifi", wifi_desired, wifi_read, wc};
+    iotdm_property_handler h = {.struct_size = sizeof(iotdm_property_handler),
+                                .component = CAP_COMPONENT,
+                                .property = "wifi",
+                                .on_desired = wifi_desired,
+                                .read_state = wifi_read,
+                                .ctx = wc};
     iotdm_result r = iotdm_handler_add(env->client, &h);
     return r < 0 ? r
                  : iotdm_command_register(env->client, CAP_COMPONENT, "getWifiDetails", details_cmd,

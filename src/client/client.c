@@ -125,6 +125,18 @@ IOTDM_API iotdm_result iotdm_client_new(const iotdm_client_config *config,
     if (!config || !out_client)
         return -EINVAL;
     *out_client = NULL;
+    iotdm_client_config cfg;
+    iotdm_result r = client_struct_take(&cfg, sizeof cfg, config, CLIENT_CONFIG_V1_SIZE);
+    if (r < 0) {
+        /* Even a struct_size of 0 comes from these headers (older ones had no such member), so
+         * the first version's members, the log callback among them, are there to read. */
+        bad_config(config, r == IOTDM_E_UNSUPPORTED
+                               ? "config: members of a later libiotdm are set; this one does "
+                                 "not know them"
+                               : "config: struct_size is not set (iotdm_client_config_init)");
+        return r;
+    }
+    config = &cfg;
     if (config_invalid(config))
         return IOTDM_E_MALFORMED;
     iotdm_client *c = xcalloc(1, sizeof *c);
@@ -137,7 +149,7 @@ IOTDM_API iotdm_result iotdm_client_new(const iotdm_client_config *config,
     pthread_mutexattr_destroy(&attr);
     c->epfd = c->evfd = c->tfd = c->watched_sock = -1;
     atomic_init(&c->stop, false);
-    iotdm_result r = copy_config(c, config) ? IOTDM_OK : -ENOMEM;
+    r = copy_config(c, config) ? IOTDM_OK : -ENOMEM;
     if (r == IOTDM_OK)
         r = open_outbox(c, config);
     if (r == IOTDM_OK)

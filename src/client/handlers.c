@@ -22,12 +22,17 @@ static bool valid_name(const char *s)
     return s && *s && strlen(s) <= 64 && !strpbrk(s, " .$*/#+\"\\");
 }
 
-IOTDM_API iotdm_result iotdm_handler_add(iotdm_client *c, const iotdm_property_handler *handler)
+IOTDM_API iotdm_result iotdm_handler_add(iotdm_client *c, const iotdm_property_handler *app_handler)
 {
-    if (!c || !handler || !handler->on_desired || !valid_name(handler->component) ||
-        !valid_name(handler->property))
+    iotdm_property_handler copy;
+    if (!c || !app_handler)
         return -EINVAL;
-    iotdm_result r = IOTDM_OK;
+    iotdm_result r = client_struct_take(&copy, sizeof copy, app_handler, HANDLER_V1_SIZE);
+    if (r < 0)
+        return r == IOTDM_E_MALFORMED ? -EINVAL : r;
+    const iotdm_property_handler *handler = &copy;
+    if (!handler->on_desired || !valid_name(handler->component) || !valid_name(handler->property))
+        return -EINVAL;
     client_lock(c);
     if (find_handler(c, handler->component, handler->property)) {
         r = IOTDM_E_EXISTS;

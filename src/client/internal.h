@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "client/abi.h"
 #include "client/backoff.h"
 #include "client/export.h"
 #include "client/outbox.h"

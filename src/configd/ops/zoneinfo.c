@@ -107,11 +107,11 @@ static int tzif_file(const char *path)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
     if (fd < 0)
         return -errno;
-    int r = fstat(fd, &st) != 0                                         ? -errno
-            : !S_ISREG(st.st_mode)                                      ? -EISDIR
-            : read(fd, magic, sizeof magic) != (ssize_t)sizeof magic    ? -EINVAL
-            : memcmp(magic, "TZif", 4) != 0                             ? -EINVAL
-                                                                        : 0;
+    int r = fstat(fd, &st) != 0                                      ? -errno
+            : !S_ISREG(st.st_mode)                                   ? -EISDIR
+            : read(fd, magic, sizeof magic) != (ssize_t)sizeof magic ? -EINVAL
+            : memcmp(magic, "TZif", 4) != 0                          ? -EINVAL
+                                                                     : 0;
     close(fd);
     return r;
 }

@@ -43,6 +43,7 @@ static inline void fixture_rmdir(char *dir)
 static inline iotdm_client *fixture_client(const char *dir)
 {
     iotdm_client_config cfg = {
+        .struct_size = sizeof(iotdm_client_config),
         .host = "hub.example.net",
         .device_id = "dev1",
         .device_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",

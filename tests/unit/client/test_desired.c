@@ -55,8 +55,18 @@ static iotdm_client *setup_client(char **out_dir)
     *out_dir = fixture_mkdir();
     iotdm_client *c = fixture_client(*out_dir);
     assert_non_null(c);
-    iotdm_property_handler h1 = {"dm", "timeInfo", on_desired, NULL, (void *)&code_ok};
-    iotdm_property_handler h2 = {"dm", "rebootInfo", on_desired, NULL, (void *)&code_bad};
+    iotdm_property_handler h1 = {.struct_size = sizeof(iotdm_property_handler),
+                                 .component = "dm",
+                                 .property = "timeInfo",
+                                 .on_desired = on_desired,
+                                 .read_state = NULL,
+                                 .ctx = (void *)&code_ok};
+    iotdm_property_handler h2 = {.struct_size = sizeof(iotdm_property_handler),
+                                 .component = "dm",
+                                 .property = "rebootInfo",
+                                 .on_desired = on_desired,
+                                 .read_state = NULL,
+                                 .ctx = (void *)&code_bad};
     assert_int_equal(iotdm_handler_add(c, &h1), IOTDM_OK);
     assert_int_equal(iotdm_handler_add(c, &h2), IOTDM_OK);
     assert_int_equal(iotdm_handler_add(c, &h1), IOTDM_E_EXISTS);
@@ -173,8 +183,18 @@ static void test_missing_ack_is_500_and_later_ack_uses_last_version(void **state
     (void)state;
     char *dir = fixture_mkdir();
     iotdm_client *c = fixture_client(dir);
-    iotdm_property_handler silent = {"oem", "silent", on_desired, NULL, (void *)&code_none};
-    iotdm_property_handler slow = {"oem", "slow", on_desired, NULL, (void *)&code_pending};
+    iotdm_property_handler silent = {.struct_size = sizeof(iotdm_property_handler),
+                                     .component = "oem",
+                                     .property = "silent",
+                                     .on_desired = on_desired,
+                                     .read_state = NULL,
+                                     .ctx = (void *)&code_none};
+    iotdm_property_handler slow = {.struct_size = sizeof(iotdm_property_handler),
+                                   .component = "oem",
+                                   .property = "slow",
+                                   .on_desired = on_desired,
+                                   .read_state = NULL,
+                                   .ctx = (void *)&code_pending};
     assert_int_equal(iotdm_handler_add(c, &silent), IOTDM_OK);
     assert_int_equal(iotdm_handler_add(c, &slow), IOTDM_OK);
     ncalls = 0;
@@ -204,7 +224,12 @@ static void test_report_all_and_read_only_properties(void **state)
     (void)state;
     char *dir = fixture_mkdir();
     iotdm_client *c = fixture_client(dir);
-    iotdm_property_handler h = {"dm", "timeService", on_desired, read_state, (void *)&code_ok};
+    iotdm_property_handler h = {.struct_size = sizeof(iotdm_property_handler),
+                                .component = "dm",
+                                .property = "timeService",
+                                .on_desired = on_desired,
+                                .read_state = read_state,
+                                .ctx = (void *)&code_ok};
     assert_int_equal(iotdm_handler_add(c, &h), IOTDM_OK);
     /* never applied: the device's own value, PnP ac 203 */
     assert_int_equal(iotdm_report_all(c), IOTDM_OK);

@@ -29,6 +29,7 @@ static void on_connection(void *ctx, iotdm_connection_state state, const char *r
 static iotdm_client *closed_port_client(const char *dir)
 {
     iotdm_client_config cfg = {
+        .struct_size = sizeof(iotdm_client_config),
         .host = "127.0.0.1",
         .port = 1, /* nothing listens: every attempt fails fast */
         .device_id = "dev1",
