@@ -9,7 +9,14 @@
  *
  * Threading: every function may be called from any thread; calls are serialized by the client's
  * lock. Callbacks run on the thread that runs the client (its own thread, or the caller of
- * iotdm_client_process) and may call back into the API.
+ * iotdm_client_process), one at a time and in order, and never with the lock held: a callback
+ * may call any function (except iotdm_client_process and iotdm_client_free), and may wait for
+ * another thread that calls the library. Work that takes long (a download, an install) belongs
+ * on the application's own thread, not in a callback: while a callback runs, the connection is
+ * not served (keep-alives, methods); on_desired can answer 202 and iotdm_report_ack the outcome
+ * later, from any thread. iotdm_report_all and iotdm_client_sas_token run callbacks too
+ * (read_state, the signer), so from another thread they wait for the callback running then.
+ * The log callback may be called from any thread that calls the library.
  *
  * ABI: a struct the application fills and hands to the library (iotdm_client_config,
  * iotdm_provision_config, iotdm_property_handler) starts with struct_size, the size the
@@ -124,7 +131,9 @@ void iotdm_client_stop(iotdm_client *client);
 
 /* Running inside the host's loop instead: wait until iotdm_client_fd() is readable or
  * iotdm_client_next_timeout_ms() have passed (-1: no timer), then call iotdm_client_process().
- * The descriptor stays the same for the client's lifetime. */
+ * The descriptor stays the same for the client's lifetime. iotdm_client_process returns -EDEADLK
+ * when called from a callback (the client is in the middle of its work); another thread calling
+ * it waits for the one inside. */
 int iotdm_client_fd(iotdm_client *client);
 int iotdm_client_next_timeout_ms(iotdm_client *client);
 IOTDM_NODISCARD iotdm_result iotdm_client_process(iotdm_client *client);

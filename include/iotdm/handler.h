@@ -53,7 +53,8 @@ static inline void iotdm_property_handler_init(iotdm_property_handler *handler)
 }
 
 /* Registers a handler (the struct is copied). Returns IOTDM_E_EXISTS when the property already has
- * one, -EINVAL for a struct_size that was not set. Handlers are called on the client's thread. */
+ * one, -EINVAL for a struct_size that was not set. Handlers are called on the client's thread,
+ * without its lock (see client.h). */
 IOTDM_NODISCARD iotdm_result iotdm_handler_add(iotdm_client *client,
                                                const iotdm_property_handler *handler);
 
@@ -62,8 +63,10 @@ IOTDM_NODISCARD iotdm_result iotdm_command_register(iotdm_client *client, const 
                                                     const char *command, iotdm_method_fn fn,
                                                     void *ctx);
 
-/* Reports an acknowledgement later (after a 202, or when the state changed on its own).
- * version: the desired $version it answers (-1: the last one applied to this property). */
+/* Reports an acknowledgement later (after a 202, or when the state changed on its own), from any
+ * thread. version: the desired $version it answers (-1: the last one applied to this property).
+ * Called while the property's on_desired is still running (a worker that was quick), it is
+ * reported right after the acknowledgement on_desired gives, never before it. */
 IOTDM_NODISCARD iotdm_result iotdm_report_ack(iotdm_client *client, const char *component,
                                               const char *property, int64_t version,
                                               const iotdm_ack *ack);

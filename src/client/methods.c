@@ -76,9 +76,11 @@ static int call_handler(iotdm_client *c, method_entry *e, const char *name, cons
     req[len] = '\0';
     /* §1.13: the hub always sends JSON; an empty body is the null payload. */
     const char *arg = len ? req : "null";
-    iotdm_method_fn fn = e->fn;
+    iotdm_method_fn fn = e->fn; /* e may move while the lock is released */
     void *ctx = e->ctx;
+    client_unlock(c);
     int status = fn(ctx, name, arg, out_body);
+    client_lock(c);
     xfree(req);
     if (status < 0 || status > 65535) {
         CLOG(c, IOTDM_LOG_WARN, "methods: %s returned status %d; answering 500", name, status);

@@ -99,13 +99,18 @@ void twin_on_disconnected(iotdm_client *c)
 
 static void call_app(iotdm_client *c, json_t *rest, int64_t version, bool full)
 {
-    if (!c->desired_fn || (!rest && !full))
+    iotdm_desired_fn fn = c->desired_fn;
+    void *ctx = c->desired_ctx;
+    if (!fn || (!rest && !full))
         return;
     json_t *doc = rest ? rest : json_object();
     json_object_set_new(doc, "$version", json_integer(version));
     char *text = json_dumps(doc, JSON_COMPACT);
-    if (text)
-        c->desired_fn(c->desired_ctx, text, version, full);
+    if (text) {
+        client_unlock(c);
+        fn(ctx, text, version, full);
+        client_lock(c);
+    }
     free(text);
     if (!rest)
         json_decref(doc);

@@ -77,7 +77,9 @@ static inline void cap_fixture_desired(cap_fixture *f, const char *doc_json, int
 {
     json_t *doc = json_loads(doc_json, 0, NULL);
     assert_non_null(doc);
+    fixture_enter(f->client);
     twin_apply_full(f->client, doc, version);
+    fixture_leave(f->client);
     json_decref(doc);
 }
 

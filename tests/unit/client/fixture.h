@@ -53,6 +53,21 @@ static inline iotdm_client *fixture_client(const char *dir)
     return iotdm_client_new(&cfg, &c) == IOTDM_OK ? c : NULL;
 }
 
+/* The internal twin entry points (twin_apply_full, twin_on_desired, twin_on_response) run on the
+ * thread inside iotdm_client_process, which holds dispatch and the lock: tests take them the
+ * same way around each call. */
+static inline void fixture_enter(iotdm_client *c)
+{
+    assert_int_equal(client_dispatch_begin(c), IOTDM_OK);
+    client_lock(c);
+}
+
+static inline void fixture_leave(iotdm_client *c)
+{
+    client_unlock(c);
+    client_dispatch_end(c);
+}
+
 /* Pops the oldest queued reported patch as JSON (NULL when the outbox has none). */
 static inline json_t *fixture_pop_reported(iotdm_client *c)
 {
