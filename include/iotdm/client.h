@@ -90,7 +90,7 @@ typedef struct {
     const char *ca_file;   /* PEM trust anchors for the hub; default: the system's */
     const char *model_id;  /* IoT Plug and Play model id; default "dtmi:iotdm:DeviceManagement;1" */
     const char *state_dir; /* durable state (outbox, applied versions); required */
-    unsigned keepalive_s;  /* default 240 */
+    unsigned keepalive_s;  /* 5 to 1177; default 240 */
     unsigned sas_ttl_s;    /* token lifetime; renewed at 80 %; default 3600 */
     unsigned backoff_max_s;       /* reconnect back-off cap (full jitter); default 120 */
     unsigned refused_retry_s;     /* wait after a refused CONNECT; default 300 */

@@ -13,6 +13,7 @@
 typedef struct {
     char hub_host[256];
     unsigned hub_port;
+    unsigned keepalive_s; /* MQTT keep-alive; 0: libiotdm's default (240 s) */
     char device_id[129];
     char device_key[128]; /* secret: never logged */
     char cert_file[512];

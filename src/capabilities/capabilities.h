@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "capabilities/worker.h"
 #include "iotdm/iotdm.h"
 
 #define CAP_COMPONENT "dm"
@@ -20,13 +21,20 @@ typedef struct cap_env {
     IOTDM_NODISCARD iotdm_result (*configd)(void *ctx, const char *op, json_t *args,
                                             json_t **out_result, char *err, size_t err_cap);
     void *configd_ctx;
+    /* The context for configd calls made on the worker (its own connection, so that the worker and
+     * the connection's thread never wait for each other's calls); NULL: configd_ctx. */
+    void *configd_worker_ctx;
+    /* Where long work (downloads, installs) runs, away from the thread that serves the hub
+     * connection; NULL runs it at once, on the calling thread (tests, simple hosts). */
+    cap_worker *worker;
     /* The same with file descriptors passed along (downloaded files, SCM_RIGHTS); configd checks
      * each one against the SHA-256 the request names. */
     IOTDM_NODISCARD iotdm_result (*configd_fds)(void *ctx, const char *op, json_t *args,
                                                 const int *fds, size_t nfds, json_t **out_result,
                                                 char *err, size_t err_cap);
     /* Downloads an https:// URL (the agent's CA bundle) into an unlinked temporary file, checking
-     * its SHA-256 (64 hex digits); *out_fd is at offset 0 and the caller closes it. */
+     * its SHA-256 (64 hex digits); *out_fd is at offset 0 and the caller closes it. Safe to call
+     * from the worker. */
     IOTDM_NODISCARD iotdm_result (*download)(void *ctx, const char *url, const char *sha256_hex,
                                              size_t max_bytes, int *out_fd, char *err,
                                              size_t err_cap);

@@ -161,6 +161,8 @@ static bool config_invalid(const iotdm_client_config *cfg)
     }
     if (cfg->keepalive_s > 1177)
         return bad_config(cfg, "config: keepalive_s above 1177 s, the hub's idle limit");
+    if (cfg->keepalive_s && cfg->keepalive_s < 5) /* libmosquitto refuses to connect with less */
+        return bad_config(cfg, "config: keepalive_s below 5 s");
     return false;
 }
 

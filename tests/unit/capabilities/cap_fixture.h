@@ -45,6 +45,16 @@ static inline iotdm_result fake_configd_call(void *ctx, const char *op, json_t *
     return -ECONNREFUSED;
 }
 
+/* cap_env.configd_fds, from the same script. */
+static inline iotdm_result fake_configd_fds(void *ctx, const char *op, json_t *args, const int *fds,
+                                            size_t nfds, json_t **out_result, char *err,
+                                            size_t err_cap)
+{
+    (void)fds;
+    (void)nfds;
+    return fake_configd_call(ctx, op, args, out_result, err, err_cap);
+}
+
 typedef struct {
     char *dir;
     iotdm_client *client;
@@ -62,6 +72,7 @@ static inline void cap_fixture_init(cap_fixture *f, const fake_op *ops, size_t n
     f->configd.nops = nops;
     f->env.client = f->client;
     f->env.configd = fake_configd_call;
+    f->env.configd_fds = fake_configd_fds;
     f->env.configd_ctx = &f->configd;
     f->env.state_dir = f->dir;
 }

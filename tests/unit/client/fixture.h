@@ -68,14 +68,19 @@ static inline void fixture_leave(iotdm_client *c)
     client_dispatch_end(c);
 }
 
-/* Pops the oldest queued reported patch as JSON (NULL when the outbox has none). */
+/* Pops the oldest queued reported patch as JSON (NULL when the outbox has none). Takes the lock:
+ * other threads (a capability's worker) may be reporting meanwhile. */
 static inline json_t *fixture_pop_reported(iotdm_client *c)
 {
     int64_t seq;
     char *text;
-    if (outbox_peek_reported(c->ob, &seq, &text) != IOTDM_OK)
+    client_lock(c);
+    iotdm_result r = outbox_peek_reported(c->ob, &seq, &text);
+    if (r == IOTDM_OK)
+        assert_int_equal(outbox_remove_reported(c->ob, seq), IOTDM_OK);
+    client_unlock(c);
+    if (r != IOTDM_OK)
         return NULL;
-    assert_int_equal(outbox_remove_reported(c->ob, seq), IOTDM_OK);
     json_t *j = json_loads(text, 0, NULL);
     xfree(text);
     return j;

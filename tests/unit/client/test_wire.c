@@ -188,6 +188,10 @@ static void test_config_contradictions_are_refused(void **state)
                                    .device_key = "!!",
                                    .state_dir = dir};
     assert_int_equal(iotdm_client_new(&bad_key, &c), IOTDM_E_MALFORMED);
+    iotdm_client_config short_keepalive = none;
+    short_keepalive.device_key = "AAAA";
+    short_keepalive.keepalive_s = 4; /* libmosquitto would refuse every connect */
+    assert_int_equal(iotdm_client_new(&short_keepalive, &c), IOTDM_E_MALFORMED);
     assert_null(c);
     fixture_rmdir(dir);
 }
