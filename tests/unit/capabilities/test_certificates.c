@@ -13,9 +13,10 @@
 #include "cap_fixture.h"
 
 #define THUMBPRINT "0123456789ABCDEF0123456789ABCDEF01234567"
-#define DESIRED                                                                                    \
-    "{\"dm\":{\"__t\":\"c\",\"certificates\":{\"root\":{\"" THUMBPRINT "\":{\"state\":"           \
-    "\"installed\",\"url\":\"https://files/root.pem\",\"sha256\":\"00\"}}}}}"
+/* The desired document: one root certificate to install. */
+static const char desired_doc[] =
+    "{\"dm\":{\"__t\":\"c\",\"certificates\":{\"root\":{\"" THUMBPRINT
+    "\":{\"state\":\"installed\",\"url\":\"https://files/root.pem\",\"sha256\":\"00\"}}}}}";
 
 /* A download that waits until the test opens the gate (or the worker is stopped). */
 typedef struct {
@@ -129,7 +130,7 @@ static void test_certificates_answer_202_at_once_and_the_outcome_later(void **st
     assert_int_equal(cap_certificates_start(&f.env, &cc), IOTDM_OK);
 
     /* Returns while the download is held: the connection's thread is free. */
-    cap_fixture_desired(&f, DESIRED, 6);
+    cap_fixture_desired(&f, desired_doc, 6);
     json_t *ack = cap_fixture_next_ack(&f, "certificates");
     assert_non_null(ack);
     assert_int_equal(json_integer_value(json_object_get(ack, "ac")), 202);
@@ -163,7 +164,7 @@ static void test_certificates_interrupted_by_a_stop_resume_at_the_next_start(voi
     setup_env(&f, &worker_configd);
     void *cc = NULL;
     assert_int_equal(cap_certificates_start(&f.env, &cc), IOTDM_OK);
-    cap_fixture_desired(&f, DESIRED, 8);
+    cap_fixture_desired(&f, desired_doc, 8);
     json_decref(cap_fixture_next_ack(&f, "certificates")); /* the 202 */
     wait_download_started();
     cap_worker_stop(f.env.worker, cancel_downloads, NULL);
