@@ -1,5 +1,5 @@
 # Thin wrapper over CMake presets and the test runners. `make help` lists the targets.
-.PHONY: all build dev demo check unit e2e web fuzz-replay format format-check bench clean help deps
+.PHONY: all build dev demo check unit tsan e2e web fuzz-replay format format-check bench clean help deps
 
 JOBS ?= $(shell nproc)
 
@@ -10,7 +10,8 @@ help:
 	@echo "make build         release build with -Werror (build/ci)"
 	@echo "make dev           debug build with ASan+UBSan (build/dev)"
 	@echo "make demo          build and start the hub with simulated devices"
-	@echo "make check         everything CI runs: format and citations, build, unit, fuzz replay, end-to-end"
+	@echo "make check         everything CI runs: format and citations, build, unit, tsan, fuzz replay, end-to-end"
+	@echo "make tsan          the unit tests labelled threads, under ThreadSanitizer (build/tsan)"
 	@echo "make unit | e2e | web | fuzz-replay | format-check | bench"
 
 deps:
@@ -29,6 +30,14 @@ demo: build
 
 unit: build
 	ctest --test-dir build/ci -L unit --output-on-failure -j$(JOBS)
+
+# Only the tests that run threads (CTest label "threads"): quick, and the ones TSan can judge.
+# A race report fails the test (TSan's exit code); halt_on_error stops at the first.
+tsan:
+	cmake --preset tsan >/dev/null
+	cmake --build build/tsan -j$(JOBS)
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 $(TSAN_OPTIONS)" \
+		ctest --test-dir build/tsan -L threads --output-on-failure -j$(JOBS)
 
 # End-to-end tests run the ASan+UBSan binaries: a leak or an overflow fails them too.
 e2e: dev
@@ -49,7 +58,7 @@ format-check:
 	scripts/format-check.sh
 	scripts/check-citations.sh
 
-check: format-check build unit fuzz-replay e2e web
+check: format-check build unit tsan fuzz-replay e2e web
 	@echo "make check: all passed"
 
 bench: build

@@ -81,7 +81,12 @@ static int run(iotdm_client *client)
             timeout = 1000; /* also wake up for our own telemetry timer */
         struct pollfd p = {.fd = iotdm_client_fd(client), .events = POLLIN};
         poll(&p, 1, timeout);
-        iotdm_client_process(client);
+        r = iotdm_client_process(client);
+        if (r < 0) {
+            /* Only a misuse fails here (a NULL client, a call from inside a callback). */
+            fprintf(stderr, "ERROR minimal: %s\n", iotdm_result_message(r));
+            return 1;
+        }
     }
     return 0;
 }
@@ -96,7 +101,10 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
+    /* struct_size first: a later libiotdm reads only the members this program was built with
+     * (the ABI rule in iotdm/client.h); iotdm_client_config_init does the same. */
     iotdm_client_config cfg = {
+        .struct_size = sizeof(iotdm_client_config),
         .host = argv[1],
         .device_id = argv[2],
         .device_key = argv[3],

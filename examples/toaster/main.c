@@ -179,6 +179,7 @@ static void reboot_happened(void *ctx)
 static iotdm_result start_client(toaster_app *app)
 {
     iotdm_client_config cc = {
+        .struct_size = sizeof(iotdm_client_config),
         .host = app->host,
         .device_id = app->device_id,
         .device_key = app->device_key,
@@ -242,8 +243,10 @@ int toaster_loop_once(toaster_app *app, int max_ms, bool nested)
     int key = getch();
     app->more_input = key != ERR; /* ncurses may hold more keys it already read */
     app->in_client_process = true;
-    iotdm_client_process(app->client);
+    iotdm_result r = iotdm_client_process(app->client);
     app->in_client_process = false;
+    if (r < 0)
+        toaster_status(app, "libiotdm: %s", iotdm_result_message(r));
     if (!nested)
         cap_set_run_due(&app->caps, wall_ms(NULL));
     int64_t now = toaster_mono_ms();

@@ -168,8 +168,12 @@ iotdm_result toaster_model_start(toaster_app *app)
     t->temperature = AMBIENT_C;
     t->last_step_ms = toaster_mono_ms();
     t->next_telemetry_ms = t->last_step_ms; /* one reading right away */
-    iotdm_property_handler h = {TOASTER_COMPONENT, "darkness", darkness_desired, darkness_read,
-                                app};
+    iotdm_property_handler h = {.struct_size = sizeof(iotdm_property_handler),
+                                .component = TOASTER_COMPONENT,
+                                .property = "darkness",
+                                .on_desired = darkness_desired,
+                                .read_state = darkness_read,
+                                .ctx = app};
     iotdm_result r = iotdm_handler_add(app->client, &h);
     if (r == IOTDM_OK)
         r = iotdm_command_register(app->client, TOASTER_COMPONENT, "toast", toast_command, app);

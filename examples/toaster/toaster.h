@@ -76,8 +76,8 @@ typedef struct toaster_app {
 int64_t toaster_mono_ms(void);
 
 /* toaster.c: the appliance, its PnP component and its telemetry. */
-iotdm_result toaster_model_start(toaster_app *app);
-iotdm_result toaster_start_toasting(toaster_app *app, const char *why);
+IOTDM_NODISCARD iotdm_result toaster_model_start(toaster_app *app);
+IOTDM_NODISCARD iotdm_result toaster_start_toasting(toaster_app *app, const char *why);
 /* Advances the simulation (heat, progress, done) and sends telemetry when due. */
 void toaster_model_step(toaster_app *app, int64_t now_ms);
 int64_t toaster_model_next_due_ms(toaster_app *app);
@@ -86,10 +86,12 @@ int toaster_progress(const toaster_app *app, int64_t now_ms);
 
 /* dm_view.c: the DM state the screen shows, read through configd, and the configd line that
  * notes every change the capabilities make. */
-iotdm_result toaster_configd_call(void *ctx, const char *op, json_t *args, json_t **out_result,
-                                  char *err, size_t err_cap);
-iotdm_result toaster_configd_call_fds(void *ctx, const char *op, json_t *args, const int *fds,
-                                      size_t nfds, json_t **out_result, char *err, size_t err_cap);
+IOTDM_NODISCARD iotdm_result toaster_configd_call(void *ctx, const char *op, json_t *args,
+                                                  json_t **out_result, char *err, size_t err_cap);
+IOTDM_NODISCARD iotdm_result toaster_configd_call_fds(void *ctx, const char *op, json_t *args,
+                                                      const int *fds, size_t nfds,
+                                                      json_t **out_result, char *err,
+                                                      size_t err_cap);
 void toaster_dm_event(toaster_app *app, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void toaster_dm_refresh(toaster_app *app, int64_t now_ms);
 int64_t toaster_dm_next_due_ms(toaster_app *app);

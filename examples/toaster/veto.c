@@ -30,7 +30,8 @@ static int answer_of(toaster_app *app, int key)
     case 27: /* Esc */
         return 0;
     case 't':
-        toaster_start_toasting(app, "key t");
+        /* Already toasting (IOTDM_E_EXISTS) ends the question the same way: no reboot. */
+        IOTDM_IGNORE(toaster_start_toasting(app, "key t"));
         return 0;
     case 'q':
         app->quit = true;

@@ -9,13 +9,31 @@
  *
  * Threading: every function may be called from any thread; calls are serialized by the client's
  * lock. Callbacks run on the thread that runs the client (its own thread, or the caller of
- * iotdm_client_process) and may call back into the API. */
+ * iotdm_client_process), one at a time and in order, and never with the lock held: a callback
+ * may call any function (except iotdm_client_process and iotdm_client_free), and may wait for
+ * another thread that calls the library. Work that takes long (a download, an install) belongs
+ * on the application's own thread, not in a callback: while a callback runs, the connection is
+ * not served (keep-alives, methods); on_desired can answer 202 and iotdm_report_ack the outcome
+ * later, from any thread. iotdm_report_all and iotdm_client_sas_token run callbacks too
+ * (read_state, the signer), so from another thread they wait for the callback running then.
+ * The log callback may be called from any thread that calls the library.
+ *
+ * ABI: a struct the application fills and hands to the library (iotdm_client_config,
+ * iotdm_provision_config, iotdm_property_handler) starts with struct_size, the size the
+ * application was built with: set it with the struct's _init function (or, in C, with
+ * .struct_size = sizeof(<type>) in a designated initializer). Later versions add members only at
+ * the end; the library reads what struct_size covers and takes the members the application does
+ * not know as zero, their default. A struct_size that is missing (0) or smaller than the first
+ * version is refused. The small structs the library fills or reads in every call (iotdm_ack,
+ * iotdm_property, iotdm_outbox_stats, iotdm_provision_result) never change: anything new comes
+ * as a new function. */
 #ifndef IOTDM_CLIENT_H
 #define IOTDM_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "iotdm/result.h"
 
@@ -50,14 +68,16 @@ typedef void (*iotdm_connection_fn)(void *ctx, iotdm_connection_state state, con
 
 /* Signs a SAS string-to-sign with the device's key wherever it lives (a TPM slot, an HSM):
  * writes the base64 HMAC-SHA256 signature, NUL-terminated, into out_sig. */
-typedef iotdm_result (*iotdm_sas_signer_fn)(void *ctx, const char *string_to_sign, size_t len,
-                                            char *out_sig, size_t out_cap);
+typedef IOTDM_NODISCARD iotdm_result (*iotdm_sas_signer_fn)(void *ctx, const char *string_to_sign,
+                                                            size_t len, char *out_sig,
+                                                            size_t out_cap);
 
 /* Wall-clock milliseconds since the epoch; tests inject their own clock. */
 typedef int64_t (*iotdm_clock_fn)(void *ctx);
 
 /* Everything is copied by iotdm_client_new; zero means the default. */
 typedef struct {
+    size_t struct_size;    /* sizeof(iotdm_client_config): iotdm_client_config_init sets it */
     const char *host;      /* the hub's host name, as in a connection string (required) */
     unsigned port;         /* MQTT over TLS; default 8883 */
     const char *device_id; /* required */
@@ -70,7 +90,7 @@ typedef struct {
     const char *ca_file;   /* PEM trust anchors for the hub; default: the system's */
     const char *model_id;  /* IoT Plug and Play model id; default "dtmi:iotdm:DeviceManagement;1" */
     const char *state_dir; /* durable state (outbox, applied versions); required */
-    unsigned keepalive_s;  /* default 240 */
+    unsigned keepalive_s;  /* 5 to 1177; default 240 */
     unsigned sas_ttl_s;    /* token lifetime; renewed at 80 %; default 3600 */
     unsigned backoff_max_s;       /* reconnect back-off cap (full jitter); default 120 */
     unsigned refused_retry_s;     /* wait after a refused CONNECT; default 300 */
@@ -83,26 +103,40 @@ typedef struct {
     void *connection_ctx;
     iotdm_clock_fn clock; /* default: CLOCK_REALTIME */
     void *clock_ctx;
+    /* Members added in later versions go here, after all the others. */
 } iotdm_client_config;
 
+/* Zeroes *config (every setting its default) and sets struct_size. Compiled into the application,
+ * so struct_size is the size it was built with. */
+static inline void iotdm_client_config_init(iotdm_client_config *config)
+{
+    memset(config, 0, sizeof *config);
+    config->struct_size = sizeof *config;
+}
+
 /* Creates a client (no network activity yet). Opens or creates the outbox in state_dir.
- * Returns IOTDM_E_MALFORMED for a missing or contradictory setting (the log says which). */
-iotdm_result iotdm_client_new(const iotdm_client_config *config, iotdm_client **out_client);
+ * Returns IOTDM_E_MALFORMED for a missing or contradictory setting (the log says which) or a
+ * struct_size that was not set, IOTDM_E_UNSUPPORTED for members of a later version (set, not
+ * zero) that this library does not know. */
+IOTDM_NODISCARD iotdm_result iotdm_client_new(const iotdm_client_config *config,
+                                              iotdm_client **out_client);
 
 /* Stops the client if running, closes the connection (queued work stays in the outbox) and frees
  * everything. NULL is ignored. */
 void iotdm_client_free(iotdm_client *client);
 
 /* Runs the client in a thread of its own until iotdm_client_stop. */
-iotdm_result iotdm_client_start(iotdm_client *client);
+IOTDM_NODISCARD iotdm_result iotdm_client_start(iotdm_client *client);
 void iotdm_client_stop(iotdm_client *client);
 
 /* Running inside the host's loop instead: wait until iotdm_client_fd() is readable or
  * iotdm_client_next_timeout_ms() have passed (-1: no timer), then call iotdm_client_process().
- * The descriptor stays the same for the client's lifetime. */
+ * The descriptor stays the same for the client's lifetime. iotdm_client_process returns -EDEADLK
+ * when called from a callback (the client is in the middle of its work); another thread calling
+ * it waits for the one inside. */
 int iotdm_client_fd(iotdm_client *client);
 int iotdm_client_next_timeout_ms(iotdm_client *client);
-iotdm_result iotdm_client_process(iotdm_client *client);
+IOTDM_NODISCARD iotdm_result iotdm_client_process(iotdm_client *client);
 
 iotdm_connection_state iotdm_client_connection_state(iotdm_client *client);
 
@@ -115,8 +149,8 @@ int64_t iotdm_client_now_ms(iotdm_client *client);
  * needs neither the key nor the signer. Writes the NUL-terminated token into out (a secret: zero it
  * after use). Returns IOTDM_E_UNSUPPORTED for a client with an X.509 certificate, IOTDM_E_TOO_LARGE
  * when out_cap is too small, or the signer's error. */
-iotdm_result iotdm_client_sas_token(iotdm_client *client, unsigned ttl_s, char *out,
-                                    size_t out_cap);
+IOTDM_NODISCARD iotdm_result iotdm_client_sas_token(iotdm_client *client, unsigned ttl_s, char *out,
+                                                    size_t out_cap);
 
 /* Messages pending in the outbox (reported patches, telemetry). */
 typedef struct {

@@ -12,6 +12,7 @@
 #define IOTDM_HANDLER_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "iotdm/client.h"
 #include "iotdm/methods.h"
@@ -29,7 +30,9 @@ typedef struct {
     const char *value_json;
 } iotdm_ack;
 
+/* struct_size: see client.h. */
 typedef struct {
+    size_t struct_size;    /* sizeof(iotdm_property_handler): iotdm_property_handler_init sets it */
     const char *component; /* "dm", "deviceInformation", or an OEM component */
     const char *property;  /* the writable property this handler owns */
     /* Applies a desired value (JSON text) and fills *out_ack; out_ack->value_json may point to
@@ -39,28 +42,42 @@ typedef struct {
      * initial report. NULL means "nothing to report". May be NULL. */
     char *(*read_state)(void *ctx);
     void *ctx;
+    /* Members added in later versions go here, after all the others. */
 } iotdm_property_handler;
 
+/* Zeroes *handler and sets struct_size (compiled into the application). */
+static inline void iotdm_property_handler_init(iotdm_property_handler *handler)
+{
+    memset(handler, 0, sizeof *handler);
+    handler->struct_size = sizeof *handler;
+}
+
 /* Registers a handler (the struct is copied). Returns IOTDM_E_EXISTS when the property already has
- * one. Handlers are called on the client's thread. */
-iotdm_result iotdm_handler_add(iotdm_client *client, const iotdm_property_handler *handler);
+ * one, -EINVAL for a struct_size that was not set. Handlers are called on the client's thread,
+ * without its lock (see client.h). */
+IOTDM_NODISCARD iotdm_result iotdm_handler_add(iotdm_client *client,
+                                               const iotdm_property_handler *handler);
 
 /* Registers the method "<component>*<command>". */
-iotdm_result iotdm_command_register(iotdm_client *client, const char *component,
-                                    const char *command, iotdm_method_fn fn, void *ctx);
+IOTDM_NODISCARD iotdm_result iotdm_command_register(iotdm_client *client, const char *component,
+                                                    const char *command, iotdm_method_fn fn,
+                                                    void *ctx);
 
-/* Reports an acknowledgement later (after a 202, or when the state changed on its own).
- * version: the desired $version it answers (-1: the last one applied to this property). */
-iotdm_result iotdm_report_ack(iotdm_client *client, const char *component, const char *property,
-                              int64_t version, const iotdm_ack *ack);
+/* Reports an acknowledgement later (after a 202, or when the state changed on its own), from any
+ * thread. version: the desired $version it answers (-1: the last one applied to this property).
+ * Called while the property's on_desired is still running (a worker that was quick), it is
+ * reported right after the acknowledgement on_desired gives, never before it. */
+IOTDM_NODISCARD iotdm_result iotdm_report_ack(iotdm_client *client, const char *component,
+                                              const char *property, int64_t version,
+                                              const iotdm_ack *ack);
 
 /* Reports a read-only property of a component: {"<component>": {"__t": "c", "<property>": value}}
  * through the durable outbox. value_json "null" deletes it. */
-iotdm_result iotdm_report_property(iotdm_client *client, const char *component,
-                                   const char *property, const char *value_json);
+IOTDM_NODISCARD iotdm_result iotdm_report_property(iotdm_client *client, const char *component,
+                                                   const char *property, const char *value_json);
 
 /* Re-reports every handler's read_state (the dm*reportAll command). */
-iotdm_result iotdm_report_all(iotdm_client *client);
+IOTDM_NODISCARD iotdm_result iotdm_report_all(iotdm_client *client);
 
 /* The host application's answer to "may the device reboot now?" (e.g. not while toasting).
  * Without a callback the answer is yes. */

@@ -16,8 +16,8 @@ typedef int (*iotdm_method_fn)(void *ctx, const char *name, const char *payload_
 
 /* Registers a handler for one method name. Registering the same name twice replaces the handler.
  * Calls to names nobody registered are answered 404 {"message":"no such method"}. */
-iotdm_result iotdm_method_register(iotdm_client *client, const char *name, iotdm_method_fn fn,
-                                   void *ctx);
+IOTDM_NODISCARD iotdm_result iotdm_method_register(iotdm_client *client, const char *name,
+                                                   iotdm_method_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "iotdm/client.h"
 #include "iotdm/result.h"
@@ -27,8 +28,9 @@ extern "C" {
 /* Polled during the call; returning true abandons it with -ECANCELED (a daemon's SIGTERM). */
 typedef bool (*iotdm_cancel_fn)(void *ctx);
 
-/* Everything is read during the call only; zero means the default. */
+/* Everything is read during the call only; zero means the default. struct_size: see client.h. */
 typedef struct {
+    size_t struct_size;   /* sizeof(iotdm_provision_config): iotdm_provision_config_init sets it */
     const char *endpoint; /* DPS host name; default IOTDM_DPS_GLOBAL_ENDPOINT */
     unsigned port;        /* MQTT over TLS; default 8883 */
     const char *id_scope; /* required */
@@ -48,7 +50,15 @@ typedef struct {
     iotdm_log_level log_level; /* default IOTDM_LOG_INFO */
     iotdm_cancel_fn cancel;
     void *cancel_ctx;
+    /* Members added in later versions go here, after all the others. */
 } iotdm_provision_config;
+
+/* Zeroes *config and sets struct_size (compiled into the application). */
+static inline void iotdm_provision_config_init(iotdm_provision_config *config)
+{
+    memset(config, 0, sizeof *config);
+    config->struct_size = sizeof *config;
+}
 
 /* Where the device was assigned, or why not. Caller's storage: iotdm_provision_result_deinit
  * frees the payload and zeroes the key. */
@@ -80,17 +90,19 @@ typedef struct {
  *   IOTDM_E_PROTOCOL      DPS answered something this client cannot read
  *   IOTDM_E_INTERNAL      DPS failed (5xx, status "failed" without a client error)
  *   -ECANCELED            config->cancel returned true
+ *   IOTDM_E_UNSUPPORTED   config has members of a later version this library does not know
  * with out->error saying why (also logged). out is always initialized. */
-iotdm_result iotdm_provision_register(const iotdm_provision_config *config,
-                                      iotdm_provision_result *out);
+IOTDM_NODISCARD iotdm_result iotdm_provision_register(const iotdm_provision_config *config,
+                                                      iotdm_provision_result *out);
 
 /* Frees out->payload_json and zeroes the result (the device key with it). */
 void iotdm_provision_result_deinit(iotdm_provision_result *out);
 
 /* The device key of a group enrollment member (§7.8):
  * base64(HMAC-SHA256(base64decode(group_key), registration_id)). out_cap >= 45. */
-iotdm_result iotdm_provision_derive_key(const char *group_key, const char *registration_id,
-                                        char *out_key, size_t out_cap);
+IOTDM_NODISCARD iotdm_result iotdm_provision_derive_key(const char *group_key,
+                                                        const char *registration_id, char *out_key,
+                                                        size_t out_cap);
 
 #ifdef __cplusplus
 }

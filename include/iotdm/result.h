@@ -4,11 +4,27 @@
 
 #include <errno.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* 0 is success; negative values are errors. Plain errno values (as -errno) are used where they fit;
  * the codes below are ours and sit well away from errno's range. */
 typedef int iotdm_result;
 
 #define IOTDM_OK 0
+
+/* Marks a function whose result must not be dropped: GCC and clang warn at a call that ignores
+ * it (every function returning iotdm_result carries it, and so do function pointers to them). */
+#if defined(__GNUC__) || defined(__clang__)
+#define IOTDM_NODISCARD __attribute__((warn_unused_result))
+#else
+#define IOTDM_NODISCARD
+#endif
+
+/* Drops a result on purpose. A (void) cast does not silence warn_unused_result in GCC; negating
+ * the value first uses it. Every use says, next to it, why the result does not matter there. */
+#define IOTDM_IGNORE(expr) ((void)!(expr))
 
 /* X(name, value, message). One table gives the constants, their names and their messages. */
 #define IOTDM_RESULT_TABLE(X)                                                                      \
@@ -43,5 +59,9 @@ const char *iotdm_result_message(iotdm_result r);
 
 /* The symbolic name ("IOTDM_E_MALFORMED", "ENOENT", "OK"). Never NULL; static storage. */
 const char *iotdm_result_name(iotdm_result r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

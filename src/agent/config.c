@@ -175,6 +175,12 @@ static iotdm_result apply(agent_config *cfg, const char *name, const char *value
             cfg->dps_port = (unsigned)n;
         else if (ok)
             cfg->hub_https_port = (unsigned)n;
+    } else if (!strcmp(name, "keepalive")) {
+        /* The hub drops a connection silent for 1.5 keep-alives; 1177 s is its idle limit. */
+        n = strtol(value, &end, 10);
+        ok = *value && !*end && n >= 5 && n <= 1177;
+        if (ok)
+            cfg->keepalive_s = (unsigned)n;
     } else if (!strcmp(name, "dps-retry-max")) {
         n = strtol(value, &end, 10);
         ok = *value && !*end && n >= 1 && n <= 86400;

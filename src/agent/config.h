@@ -13,6 +13,7 @@
 typedef struct {
     char hub_host[256];
     unsigned hub_port;
+    unsigned keepalive_s; /* MQTT keep-alive; 0: libiotdm's default (240 s) */
     char device_id[129];
     char device_key[128]; /* secret: never logged */
     char cert_file[512];
@@ -51,7 +52,7 @@ bool agent_config_uses_dps(const agent_config *cfg);
 void agent_config_defaults(agent_config *cfg);
 /* Reads the config file (missing is fine only when it is the default path), then the flags.
  * On error writes the reason into error ("help" for --help) and returns IOTDM_E_MALFORMED. */
-iotdm_result agent_config_load(agent_config *cfg, int argc, char **argv, char *error,
-                               size_t error_cap);
+IOTDM_NODISCARD iotdm_result agent_config_load(agent_config *cfg, int argc, char **argv,
+                                               char *error, size_t error_cap);
 
 #endif

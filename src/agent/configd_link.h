@@ -20,10 +20,11 @@ void agent_configd_init(agent_configd *link, const char *socket_path);
 void agent_configd_deinit(agent_configd *link);
 /* Matches cap_env.configd: IOTDM_E_MALFORMED when configd refused the arguments
  * (invalid_argument), other errors otherwise; err always says why. */
-iotdm_result agent_configd_call(void *ctx, const char *op, json_t *args, json_t **out_result,
-                                char *err, size_t err_cap);
+IOTDM_NODISCARD iotdm_result agent_configd_call(void *ctx, const char *op, json_t *args,
+                                                json_t **out_result, char *err, size_t err_cap);
 /* The same with file descriptors (matches cap_env.configd_fds). */
-iotdm_result agent_configd_call_fds(void *ctx, const char *op, json_t *args, const int *fds,
-                                    size_t nfds, json_t **out_result, char *err, size_t err_cap);
+IOTDM_NODISCARD iotdm_result agent_configd_call_fds(void *ctx, const char *op, json_t *args,
+                                                    const int *fds, size_t nfds,
+                                                    json_t **out_result, char *err, size_t err_cap);
 
 #endif

@@ -36,6 +36,7 @@ typedef struct {
     agent_config cfg;
     iotdm_client *client;
     agent_configd configd;
+    agent_configd configd_worker; /* the capabilities' worker has its own line to configd */
     agent_transfers transfer;
     cap_env env;
     cap_set caps;
@@ -77,6 +78,7 @@ static void usage(FILE *out)
         "  tpm-slot N             TPM instead: hub, device id and key from limpet slot N\n"
         "  tpm-tcti TCTI          TPM access (default $TPM2TOOLS_TCTI, else /dev/tpmrm0)\n"
         "  hub-port PORT          MQTT over TLS port (8883)\n"
+        "  keepalive SECONDS      MQTT keep-alive, 5 to 1177 (240)\n"
         "  ca-file FILE           trust anchors for the hub (default: the system's)\n"
         "  download-ca-file FILE  trust anchors for https downloads (default: the system's)\n"
         "  hub-https-port PORT    the hub's HTTPS port for file uploads (443)\n"
@@ -208,6 +210,7 @@ static iotdm_result start(agent *a)
         return -errno;
     }
     iotdm_client_config cc = {
+        .struct_size = sizeof(iotdm_client_config),
         .host = a->cfg.hub_host,
         .port = a->cfg.hub_port,
         .device_id = a->cfg.device_id,
@@ -217,6 +220,7 @@ static iotdm_result start(agent *a)
         .ca_file = a->cfg.ca_file[0] ? a->cfg.ca_file : NULL,
         .model_id = a->cfg.model_id,
         .state_dir = a->cfg.state_dir,
+        .keepalive_s = a->cfg.keepalive_s,
         .log = log_bridge,
         .log_level = log_enabled(LOG_LVL_DEBUG) ? IOTDM_LOG_DEBUG : IOTDM_LOG_INFO,
         .on_connection = on_connection,
@@ -242,10 +246,20 @@ static iotdm_result start(agent *a)
     a->transfer.cert_file = a->cfg.cert_file;
     a->transfer.key_file = a->cfg.key_file;
     agent_configd_init(&a->configd, a->cfg.configd_socket);
+    agent_configd_init(&a->configd_worker, a->cfg.configd_socket);
+    /* Downloads and installs run on the worker, so that this thread keeps serving the hub. */
+    cap_worker *worker = NULL;
+    r = cap_worker_start(&worker);
+    if (r < 0) {
+        log_error("agent", "cannot start the capabilities' worker: %s", iotdm_result_message(r));
+        return r;
+    }
     a->env = (cap_env){
         .client = a->client,
         .configd = agent_configd_call,
         .configd_ctx = &a->configd,
+        .configd_worker_ctx = &a->configd_worker,
+        .worker = worker,
         .configd_fds = agent_configd_call_fds,
         .download = agent_transfer_download,
         .upload = agent_transfer_upload,
@@ -305,7 +319,11 @@ static run_outcome run(agent *a)
             log_error("agent", "poll: %s", strerror(errno));
             break;
         }
-        iotdm_client_process(a->client);
+        iotdm_result r = iotdm_client_process(a->client);
+        if (r < 0) {
+            log_error("agent", "libiotdm: %s", iotdm_result_message(r));
+            break;
+        }
         cap_set_run_due(&a->caps, scheduler_now(a));
     }
     return RUN_STOP;
@@ -314,10 +332,15 @@ static run_outcome run(agent *a)
 /* Everything start() made; the agent may start again (after re-provisioning). */
 static void stop_all(agent *a)
 {
+    /* The worker first: its job may still report through the client. A stalled download is cut
+     * short; its value stays saved and is applied at the next start. */
+    cap_worker_stop(a->env.worker, agent_transfers_cancel, &a->transfer);
+    a->env.worker = NULL;
     cap_set_stop(&a->caps);
     iotdm_client_free(a->client);
     a->client = NULL;
     agent_configd_deinit(&a->configd);
+    agent_configd_deinit(&a->configd_worker);
     /* The TPM must be free: limpet may be about to register through it. */
     agent_tpm_auth_deinit();
 }

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/atomic_file.h"
 #include "common/iso8601.h"
 #include "common/log.h"
 #include "common/timeutil.h"
@@ -96,12 +97,11 @@ static void sync_dir(const char *dir)
     }
 }
 
-/* Crash-safe: a temporary file, fsync, rename, fsync of the folder. */
+/* Crash-safe: replaced all or nothing (atomic_file_write). */
 static iotdm_result save(const agent_config *cfg, const agent_assignment *a)
 {
-    char dir[600], path[700], tmp[720];
+    char dir[600], path[700], err[900];
     assignment_path(cfg, dir, sizeof dir, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     /* On first boot the state directory may not exist yet: provisioning comes before the rest. */
     if ((mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) ||
         (mkdir(dir, 0700) != 0 && errno != EEXIST))
@@ -110,25 +110,21 @@ static iotdm_result save(const agent_config *cfg, const agent_assignment *a)
                           a->method, "endpoint", cfg->dps_endpoint, "idScope", a->id_scope,
                           "registrationId", a->registration_id, "assignedHub", a->assigned_hub,
                           "deviceId", a->device_id, "provisionedAt", a->provisioned_at);
+    /* JSON_INDENT leaves out the last newline; the file is meant to be read by people too. */
     char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
     json_decref(j);
-    if (!text)
+    size_t len = text ? strlen(text) : 0;
+    char *line = text ? realloc(text, len + 2) : NULL;
+    if (!line) {
+        free(text);
         return -ENOMEM;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    size_t len = strlen(text);
-    bool ok = fd >= 0 && write(fd, text, len) == (ssize_t)len && write(fd, "\n", 1) == 1 &&
-              fsync(fd) == 0;
-    int saved = errno;
-    if (fd >= 0)
-        close(fd);
-    free(text);
-    if (!ok || rename(tmp, path) != 0) {
-        saved = ok ? errno : saved;
-        unlink(tmp);
-        return -saved;
     }
-    sync_dir(dir);
-    return IOTDM_OK;
+    memcpy(line + len, "\n", 2);
+    iotdm_result r = atomic_file_write(path, line, len + 1, 0600, err, sizeof err);
+    free(line);
+    if (r < 0)
+        log_error("agent", "%s", err);
+    return r;
 }
 
 void agent_assignment_forget(const agent_config *cfg)
@@ -186,6 +182,7 @@ static iotdm_result register_mqtt(const agent_config *cfg, stopper *st, agent_as
     char *payload = p ? json_dumps(p, JSON_COMPACT) : NULL;
     json_decref(p);
     iotdm_provision_config pc = {
+        .struct_size = sizeof(iotdm_provision_config),
         .endpoint = cfg->dps_endpoint,
         .port = cfg->dps_port,
         .id_scope = cfg->dps_id_scope,
@@ -434,10 +431,10 @@ iotdm_result agent_provision(agent_config *cfg, bool force, int64_t delay_ms, ag
             iso8601_format_utc(time_now_ms(), out->provisioned_at, sizeof out->provisioned_at);
             log_info("agent", "provisioned through DPS: registration=%s hub=%s device=%s",
                      out->registration_id, out->assigned_hub, out->device_id);
-            iotdm_result s = save(cfg, out);
-            if (s < 0) /* the identity works anyway; the next start registers again */
-                log_error("agent", "cannot store the DPS assignment in %s/%s: %s", cfg->state_dir,
-                          AGENT_IDENTITY_DIR, iotdm_result_message(s));
+            /* save() logged why; the identity works anyway. */
+            if (save(cfg, out) < 0)
+                log_warn("agent", "the DPS assignment is not stored: the next start registers "
+                                  "again");
             return apply(cfg, out);
         }
         if (r == -ECANCELED)

@@ -34,8 +34,9 @@ typedef bool (*agent_stop_fn)(void *ctx);
  * and then uses it; failures are logged with DPS's reason and retried with back-off (a refusal
  * waits dps_retry_max_s). Returns IOTDM_OK, -ECANCELED when stop() said so, or IOTDM_E_MALFORMED
  * for a configuration DPS can never accept. For a TPM the slot receives the hub URI and key. */
-iotdm_result agent_provision(agent_config *cfg, bool force, int64_t delay_ms, agent_stop_fn stop,
-                             void *stop_ctx, agent_assignment *out);
+IOTDM_NODISCARD iotdm_result agent_provision(agent_config *cfg, bool force, int64_t delay_ms,
+                                             agent_stop_fn stop, void *stop_ctx,
+                                             agent_assignment *out);
 
 /* Drops the stored assignment (the next start registers again). */
 void agent_assignment_forget(const agent_config *cfg);

@@ -8,7 +8,7 @@
 
 /* Fills cfg's hub host and device id from the slot's URI and points cc at the TPM signer.
  * IOTDM_E_UNSUPPORTED when the agent was built without tpm2-tss. Logs the reason on failure. */
-iotdm_result agent_tpm_auth(agent_config *cfg, iotdm_client_config *cc);
+IOTDM_NODISCARD iotdm_result agent_tpm_auth(agent_config *cfg, iotdm_client_config *cc);
 void agent_tpm_auth_deinit(void);
 
 #endif

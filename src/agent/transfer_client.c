@@ -26,6 +26,17 @@ void agent_transfers_init(agent_transfers *t, const char *helper, const char *st
         snprintf(t->helper, sizeof t->helper, "%s/iotdm-transfer", n > 0 ? dirname(self) : ".");
     }
     snprintf(t->temp_dir, sizeof t->temp_dir, "%s/downloads", state_dir);
+    atomic_init(&t->running_pid, 0);
+    atomic_init(&t->cancelled, false);
+}
+
+void agent_transfers_cancel(void *ctx)
+{
+    agent_transfers *t = ctx;
+    atomic_store(&t->cancelled, true);
+    int pid = atomic_load(&t->running_pid);
+    if (pid > 0)
+        kill(pid, SIGTERM);
 }
 
 static iotdm_result result_of(int status)
@@ -55,21 +66,32 @@ static iotdm_result run_helper(agent_transfers *t, char *const argv[], int file_
 {
     int in[2], outp[2];
     out[0] = '\0';
+    if (atomic_load(&t->cancelled)) {
+        snprintf(out, out_cap, "cancelled: the agent is stopping");
+        return -ECANCELED;
+    }
     if (pipe2(in, O_CLOEXEC) != 0)
         return -errno;
     if (pipe2(outp, O_CLOEXEC) != 0) {
         close(in[0]), close(in[1]);
         return -errno;
     }
+    static const char no_exec[] = "cannot run iotdm-transfer\n";
     pid_t pid = fork();
     if (pid == 0) {
-        /* dup2 clears close-on-exec on the copies: exactly these reach the helper. */
+        /* The agent has threads: between fork and exec only async-signal-safe calls (no stdio).
+         * dup2 clears close-on-exec on the copies: exactly these reach the helper. */
         if (dup2(in[0], 0) < 0 || dup2(outp[1], 1) < 0 || dup2(outp[1], 2) < 0 ||
             dup2(file_fd, TRANSFER_FILE_FD) < 0)
             _exit(127);
         execv(t->helper, argv);
-        fprintf(stderr, "cannot run %s: %s\n", t->helper, strerror(errno));
+        IOTDM_IGNORE(write(2, no_exec, sizeof no_exec - 1)); /* the parent logs the exit code */
         _exit(127);
+    }
+    if (pid > 0) {
+        atomic_store(&t->running_pid, (int)pid);
+        if (atomic_load(&t->cancelled)) /* cancelled after the check above */
+            kill(pid, SIGTERM);
     }
     close(in[0]);
     close(outp[1]);
@@ -93,8 +115,9 @@ static iotdm_result run_helper(agent_transfers *t, char *const argv[], int file_
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
+    atomic_store(&t->running_pid, 0);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-        log_error("agent", "%s", out[0] ? out : "cannot run iotdm-transfer");
+        log_error("agent", "cannot run %s: %s", t->helper, out[0] ? out : "no reason given");
     return result_of(status);
 }
 

@@ -3,6 +3,7 @@
 #ifndef IOTDM_AGENT_TRANSFER_CLIENT_H
 #define IOTDM_AGENT_TRANSFER_CLIENT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "iotdm/client.h"
@@ -41,16 +42,25 @@ typedef struct {
     iotdm_client *client;
     const char *cert_file;
     const char *key_file;
+    /* Transfers run on the capabilities' worker too: the helper running now (0: none), and
+     * whether the agent is stopping (no new helper starts, the running one is stopped). */
+    atomic_int running_pid;
+    atomic_bool cancelled;
 } agent_transfers;
 
 /* helper: a path, or NULL/"" for the iotdm-transfer beside /proc/self/exe. */
 void agent_transfers_init(agent_transfers *t, const char *helper, const char *state_dir);
 
 /* cap_env.download: the file arrives as an unlinked temporary file at offset 0 (caller closes). */
-iotdm_result agent_transfer_download(void *ctx, const char *url, const char *sha256_hex,
-                                     size_t max_bytes, int *out_fd, char *err, size_t err_cap);
+IOTDM_NODISCARD iotdm_result agent_transfer_download(void *ctx, const char *url,
+                                                     const char *sha256_hex, size_t max_bytes,
+                                                     int *out_fd, char *err, size_t err_cap);
+/* Stops the running helper and refuses new ones (-ECANCELED), for a stopping agent: a stalled
+ * download must not hold its shutdown for the transfer's whole time limit. Any thread. */
+void agent_transfers_cancel(void *ctx);
 /* cap_env.upload. */
-iotdm_result agent_transfer_upload(void *ctx, int fd, const char *blob_name, char *out_blob,
-                                   size_t out_cap, char *err, size_t err_cap);
+IOTDM_NODISCARD iotdm_result agent_transfer_upload(void *ctx, int fd, const char *blob_name,
+                                                   char *out_blob, size_t out_cap, char *err,
+                                                   size_t err_cap);
 
 #endif

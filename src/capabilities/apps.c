@@ -106,7 +106,7 @@ static void acknowledge(apps_cap *ac, int64_t version, int code, const char *des
     iotdm_ack ack = {code, description, NULL};
     cap_ack_value(&ack, &ac->value_text,
                   build_report(ac, desired, json_object_get(ac->state, "errors")));
-    iotdm_report_ack(ac->env->client, CAP_COMPONENT, "apps", version, &ack);
+    cap_ack_later(ac->env, "apps", version, &ack);
 }
 
 static void finish(apps_cap *ac, int64_t version)
@@ -346,7 +346,12 @@ iotdm_result cap_apps_start(cap_env *env, void **out_state, cap_timer *out_timer
     *out_timer = (cap_timer){apps_next_due, apps_run_due, ac};
     if (json_object_get(ac->state, "selfUpdate"))
         log_info("apps", "a self-update was in progress; reading its outcome");
-    iotdm_property_handler h = {CAP_COMPONENT, "apps", apps_desired, apps_read, ac};
+    iotdm_property_handler h = {.struct_size = sizeof(iotdm_property_handler),
+                                .component = CAP_COMPONENT,
+                                .property = "apps",
+                                .on_desired = apps_desired,
+                                .read_state = apps_read,
+                                .ctx = ac};
     iotdm_result r = iotdm_handler_add(env->client, &h);
     if (r == IOTDM_OK)
         r = iotdm_command_register(env->client, CAP_COMPONENT, "appLifecycle", lifecycle_command,

@@ -18,8 +18,7 @@ static const char *const stores[] = {"root",          "ca",       "trustedPublis
 
 typedef struct {
     cap_env *env;
-    char ack_text[1024];
-    char *value_text;
+    cap_items_async async; /* downloads and installs run on the worker */
 } certs_cap;
 
 static bool known_store(const char *name)
@@ -45,8 +44,8 @@ static bool thumbprint(const char *key, char out[THUMBPRINT_LEN + 1])
     return true;
 }
 
-static void install(certs_cap *cc, cap_items *it, const char *store, const char *key,
-                    const char *tp, json_t *item)
+static void install(cap_env *env, cap_items *it, const char *store, const char *key, const char *tp,
+                    json_t *item)
 {
     const char *url = json_string_value(json_object_get(item, "url"));
     const char *sha256 = json_string_value(json_object_get(item, "sha256"));
@@ -55,11 +54,11 @@ static void install(certs_cap *cc, cap_items *it, const char *store, const char 
         return;
     }
     json_t *args = json_pack("{s:s, s:s, s:s}", "store", store, "thumbprint", tp, "sha256", sha256);
-    cap_items_install(cc->env, it, store, key, "certs.install", args, url, sha256, CERT_FILE_MAX);
+    cap_items_install(env, it, store, key, "certs.install", args, url, sha256, CERT_FILE_MAX);
 }
 
 /* One desired certificate against what its store holds: only differences are applied. */
-static void apply_item(certs_cap *cc, cap_items *it, const char *store, const char *key,
+static void apply_item(cap_env *env, cap_items *it, const char *store, const char *key,
                        json_t *item, const json_t *held)
 {
     char tp[THUMBPRINT_LEN + 1];
@@ -74,16 +73,16 @@ static void apply_item(certs_cap *cc, cap_items *it, const char *store, const ch
     }
     bool present = json_object_get(held, tp) != NULL;
     if (strcmp(state, "installed") == 0 && !present)
-        install(cc, it, store, key, tp, item);
+        install(env, it, store, key, tp, item);
     else if (strcmp(state, "uninstalled") == 0 && present)
-        cap_items_configd(cc->env, it, store, key, "certs.uninstall",
+        cap_items_configd(env, it, store, key, "certs.uninstall",
                           json_pack("{s:s, s:s}", "store", store, "thumbprint", tp));
 }
 
-static void apply_store(void *ctx, cap_items *it, const char *store, json_t *items,
+static void apply_store(void *ctx, cap_env *env, cap_items *it, const char *store, json_t *items,
                         const json_t *held)
 {
-    certs_cap *cc = ctx;
+    (void)ctx;
     if (!known_store(store)) {
         cap_items_fail(it, 400, store, NULL,
                        "unknown store (root, ca, trustedPublisher, trustedPeople, mySystem, "
@@ -99,7 +98,7 @@ static void apply_store(void *ctx, cap_items *it, const char *store, json_t *ite
     json_object_foreach(items, key, item)
     {
         if (json_is_object(item))
-            apply_item(cc, it, store, key, item, json_object_get(held, store));
+            apply_item(env, it, store, key, item, json_object_get(held, store));
         else if (!json_is_null(item))
             cap_items_fail(it, 400, store, key, "an item is {\"state\", \"url\", \"sha256\"}");
     }
@@ -115,16 +114,14 @@ static const cap_items_section section = {state_name, "the certificate stores", 
 
 static void certs_desired(void *ctx, const char *value_json, int64_t version, iotdm_ack *ack)
 {
-    (void)version;
     certs_cap *cc = ctx;
-    cap_items_desired(&section, cc->env, cc, value_json, ack, cc->ack_text, sizeof cc->ack_text,
-                      &cc->value_text);
+    cap_items_async_desired(&cc->async, value_json, version, ack);
 }
 
 static char *certs_read(void *ctx)
 {
     certs_cap *cc = ctx;
-    return cap_items_read(&section, cc->env);
+    return cap_items_async_read(&cc->async);
 }
 
 static int reply(char **out_json, int status, json_t *body)
@@ -172,8 +169,16 @@ iotdm_result cap_certificates_start(cap_env *env, void **out_state)
         return -ENOMEM;
     cc->env = env;
     *out_state = cc;
-    iotdm_property_handler h = {CAP_COMPONENT, "certificates", certs_desired, certs_read, cc};
-    iotdm_result r = iotdm_handler_add(env->client, &h);
+    iotdm_result r = cap_items_async_init(&cc->async, &section, env, cc, "certificates");
+    if (r < 0)
+        return r;
+    iotdm_property_handler h = {.struct_size = sizeof(iotdm_property_handler),
+                                .component = CAP_COMPONENT,
+                                .property = "certificates",
+                                .on_desired = certs_desired,
+                                .read_state = certs_read,
+                                .ctx = cc};
+    r = iotdm_handler_add(env->client, &h);
     return r < 0 ? r
                  : iotdm_command_register(env->client, CAP_COMPONENT, "getCertificateDetails",
                                           details_cmd, cc);
@@ -184,6 +189,6 @@ void cap_certificates_stop(void *state)
     certs_cap *cc = state;
     if (!cc)
         return;
-    free(cc->value_text);
+    cap_items_async_deinit(&cc->async);
     free(cc);
 }

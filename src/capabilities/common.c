@@ -1,14 +1,14 @@
 /* Helpers shared by the capabilities: status objects, reporting, durable state. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "capabilities/capabilities.h"
+#include "common/atomic_file.h"
 #include "common/iso8601.h"
+#include "common/log.h"
 
 char *cap_dump(json_t *value)
 {
@@ -29,20 +29,30 @@ void cap_report(cap_env *env, const char *property, json_t *value)
 {
     char *text = cap_dump(value);
     json_decref(value);
-    if (text)
-        iotdm_report_property(env->client, CAP_COMPONENT, property, text);
+    iotdm_result r =
+        text ? iotdm_report_property(env->client, CAP_COMPONENT, property, text) : -ENOMEM;
+    if (r < 0)
+        log_error("agent", "cannot report dm.%s: %s", property, iotdm_result_message(r));
     free(text);
 }
 
-static void state_path(cap_env *env, const char *name, char *out, size_t cap, const char *suffix)
+void cap_ack_later(cap_env *env, const char *property, int64_t version, const iotdm_ack *ack)
 {
-    snprintf(out, cap, "%s/%s.json%s", env->state_dir, name, suffix);
+    iotdm_result r = iotdm_report_ack(env->client, CAP_COMPONENT, property, version, ack);
+    if (r < 0)
+        log_error("agent", "cannot report the acknowledgement of dm.%s (%d %s): %s", property,
+                  ack->code, ack->description ? ack->description : "", iotdm_result_message(r));
+}
+
+static void state_path(cap_env *env, const char *name, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s.json", env->state_dir, name);
 }
 
 json_t *cap_state_load(cap_env *env, const char *name)
 {
     char path[1024];
-    state_path(env, name, path, sizeof path, "");
+    state_path(env, name, path, sizeof path);
     json_error_t err;
     json_t *j = json_load_file(path, 0, &err);
     if (!json_is_object(j)) {
@@ -54,20 +64,15 @@ json_t *cap_state_load(cap_env *env, const char *name)
 
 iotdm_result cap_state_save(cap_env *env, const char *name, json_t *state)
 {
-    char path[1024], tmp[1040];
-    state_path(env, name, path, sizeof path, "");
-    state_path(env, name, tmp, sizeof tmp, ".tmp");
+    char path[1024], err[1200];
+    state_path(env, name, path, sizeof path);
     char *text = cap_dump(state);
     if (!text)
         return -ENOMEM;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    size_t len = strlen(text);
-    bool ok = fd >= 0 && write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
-    if (fd >= 0)
-        close(fd);
+    iotdm_result r = atomic_file_write(path, text, strlen(text), 0600, err, sizeof err);
     free(text);
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
+    if (r < 0) {
+        log_error("agent", "%s", err);
         return IOTDM_E_STORAGE;
     }
     return IOTDM_OK;

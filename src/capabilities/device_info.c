@@ -1,5 +1,6 @@
 /* deviceInformation (Microsoft's standard read-only interface) and dm.deviceInfo (OS, kernel,
  * host name, machine id, boot time, uptime, disk and memory), read through configd. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +39,9 @@ void cap_device_info_report(cap_env *env)
     json_t *patch = json_pack("{s:o}", "deviceInformation", std);
     char *text = cap_dump(patch);
     json_decref(patch);
-    if (text)
-        iotdm_twin_report(env->client, text);
+    iotdm_result r = text ? iotdm_twin_report(env->client, text) : -ENOMEM;
+    if (r < 0)
+        log_error("agent", "cannot report deviceInformation: %s", iotdm_result_message(r));
     free(text);
 
     json_t *dm = json_object();

@@ -170,16 +170,26 @@ static json_t *view_of(const cap_items_section *s, json_t *held)
     return s->view ? s->view(held) : held;
 }
 
-void cap_items_desired(const cap_items_section *s, cap_env *env, void *ctx, const char *value_json,
-                       iotdm_ack *ack, char *ack_text, size_t ack_cap, char **value_text)
+/* cap_items_report with the section's saved state guarded (the worker and the connection's
+ * thread both report). */
+static json_t *report_locked(cap_env *env, const char *state_name, json_t *held,
+                             const json_t *errors, pthread_mutex_t *state_lock)
 {
-    json_t *desired = cap_parse_object(value_json, ack);
-    if (!desired)
-        return;
+    if (state_lock)
+        pthread_mutex_lock(state_lock);
+    json_t *value = cap_items_report(env, state_name, held, errors);
+    if (state_lock)
+        pthread_mutex_unlock(state_lock);
+    return value;
+}
+
+void cap_items_apply(const cap_items_section *s, cap_env *env, void *ctx, json_t *desired,
+                     iotdm_ack *ack, char *ack_text, size_t ack_cap, char **value_text,
+                     pthread_mutex_t *state_lock)
+{
     char err[512];
     json_t *held = NULL;
     if (s->list(env, &held, err, sizeof err) < 0) {
-        json_decref(desired);
         cap_ack_error(ack, 500, ack_text, ack_cap, "cannot read %s: %s", s->held_what, err);
         return;
     }
@@ -190,9 +200,8 @@ void cap_items_desired(const cap_items_section *s, cap_env *env, void *ctx, cons
     json_object_foreach(desired, key, value)
     {
         if (!json_is_null(value))
-            s->apply(ctx, &it, key, value, held);
+            s->apply(ctx, env, &it, key, value, held);
     }
-    json_decref(desired);
     json_t *now = NULL;
     if (s->list(env, &now, err, sizeof err) < 0) {
         now = held;
@@ -200,19 +209,23 @@ void cap_items_desired(const cap_items_section *s, cap_env *env, void *ctx, cons
     }
     json_decref(held);
     cap_ack_value(ack, value_text,
-                  cap_items_report(env, s->state_name, view_of(s, now), it.errors));
+                  report_locked(env, s->state_name, view_of(s, now), it.errors, state_lock));
     cap_items_ack(&it, ack, ack_text, ack_cap);
     cap_items_deinit(&it);
 }
 
-char *cap_items_read(const cap_items_section *s, cap_env *env)
+char *cap_items_read(const cap_items_section *s, cap_env *env, pthread_mutex_t *state_lock)
 {
     json_t *held = NULL;
     char err[512];
     if (s->list(env, &held, err, sizeof err) < 0)
         return NULL;
+    if (state_lock)
+        pthread_mutex_lock(state_lock);
     json_t *errors = cap_items_saved_errors(env, s->state_name);
     json_t *value = cap_items_report(env, s->state_name, view_of(s, held), errors);
+    if (state_lock)
+        pthread_mutex_unlock(state_lock);
     json_decref(errors);
     char *text = cap_dump(value);
     json_decref(value);

@@ -250,8 +250,21 @@ static void logs_run_due(void *ctx, int64_t now_ms)
                          NULL};
         snprintf(lc->ack_text, sizeof lc->ack_text, "%s", ack.description);
         ack.description = lc->ack_text;
+        /* with_deletions records the names as reported: if the report is not stored, the twin
+         * still shows the old ones, so put them back and report again at the next collection. */
+        json_t *before = json_incref(json_object_get(lc->state, "reported"));
         cap_ack_value(&ack, &lc->value_text, with_deletions(lc, core));
-        iotdm_report_ack(lc->env->client, CAP_COMPONENT, PROPERTY, -1, &ack);
+        iotdm_result r = iotdm_report_ack(lc->env->client, CAP_COMPONENT, PROPERTY, -1, &ack);
+        if (r < 0) {
+            log_error("logs", "cannot report the collectors: %s", iotdm_result_message(r));
+            if (before)
+                json_object_set(lc->state, "reported", before);
+            else
+                json_object_del(lc->state, "reported");
+            free(lc->last_core);
+            lc->last_core = NULL;
+        }
+        json_decref(before);
         save(lc);
     }
     free(text);
@@ -395,7 +408,12 @@ iotdm_result cap_logs_start(cap_env *env, void **out_state, cap_timer *out_timer
     lc->next_collect_ms = env->now_ms(env->clock_ctx) + COLLECT_INTERVAL_MS;
     *out_state = lc;
     *out_timer = (cap_timer){logs_next_due, logs_run_due, lc};
-    iotdm_property_handler h = {CAP_COMPONENT, PROPERTY, collectors_desired, collectors_read, lc};
+    iotdm_property_handler h = {.struct_size = sizeof(iotdm_property_handler),
+                                .component = CAP_COMPONENT,
+                                .property = PROPERTY,
+                                .on_desired = collectors_desired,
+                                .read_state = collectors_read,
+                                .ctx = lc};
     static const struct {
         const char *name;
         iotdm_method_fn fn;

@@ -253,7 +253,7 @@ static void run_reboot_command(reboot_cap *rc, int64_t now_ms)
     report_cmd(rc, response, "completed", simulated ? "simulated reboot" : "rebooting");
     iotdm_ack ack = {200, "rebooting", NULL};
     set_value(rc, &ack, reboot_info_value(rc));
-    iotdm_report_ack(rc->env->client, CAP_COMPONENT, "rebootInfo", -1, &ack);
+    cap_ack_later(rc->env, "rebootInfo", -1, &ack);
     if (simulated)
         rc->env->reboot_happened(rc->env->agent_ctx);
 }
@@ -337,7 +337,7 @@ static void reboot_run_due(void *ctx, int64_t now_ms)
     }
     iotdm_ack ack = {200, "scheduled reboot", NULL};
     set_value(rc, &ack, reboot_info_value(rc));
-    iotdm_report_ack(rc->env->client, CAP_COMPONENT, "rebootInfo", -1, &ack);
+    cap_ack_later(rc->env, "rebootInfo", -1, &ack);
     if (simulated)
         rc->env->reboot_happened(rc->env->agent_ctx);
 }
@@ -351,9 +351,18 @@ iotdm_result cap_reboot_start(cap_env *env, void **out_state, cap_timer *out_tim
     rc->state = cap_state_load(env, state_name);
     *out_state = rc;
     *out_timer = (cap_timer){reboot_next_due, reboot_run_due, rc};
-    iotdm_property_handler info = {CAP_COMPONENT, "rebootInfo", reboot_info_desired,
-                                   reboot_info_read, rc};
-    iotdm_property_handler pol = {CAP_COMPONENT, "rebootPolicy", policy_desired, policy_read, rc};
+    iotdm_property_handler info = {.struct_size = sizeof(iotdm_property_handler),
+                                   .component = CAP_COMPONENT,
+                                   .property = "rebootInfo",
+                                   .on_desired = reboot_info_desired,
+                                   .read_state = reboot_info_read,
+                                   .ctx = rc};
+    iotdm_property_handler pol = {.struct_size = sizeof(iotdm_property_handler),
+                                  .component = CAP_COMPONENT,
+                                  .property = "rebootPolicy",
+                                  .on_desired = policy_desired,
+                                  .read_state = policy_read,
+                                  .ctx = rc};
     iotdm_result r = iotdm_handler_add(env->client, &info);
     if (r == IOTDM_OK)
         r = iotdm_handler_add(env->client, &pol);

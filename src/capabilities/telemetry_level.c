@@ -108,7 +108,12 @@ iotdm_result cap_telemetry_level_start(cap_env *env, void **out_state)
         return -ENOMEM;
     lc->env = env;
     *out_state = lc;
-    iotdm_property_handler h = {CAP_COMPONENT, "telemetryLevel", level_desired, level_read, lc};
+    iotdm_property_handler h = {.struct_size = sizeof(iotdm_property_handler),
+                                .component = CAP_COMPONENT,
+                                .property = "telemetryLevel",
+                                .on_desired = level_desired,
+                                .read_state = level_read,
+                                .ctx = lc};
     return iotdm_handler_add(env->client, &h);
 }
 

@@ -31,6 +31,36 @@ static void set_value(time_cap *tc, iotdm_ack *ack, json_t *value)
     cap_ack_value(ack, &tc->value_text, value);
 }
 
+/* What the device has after a change (the operation's answer, else time.get), or NULL when it
+ * cannot be read back; err then says why. */
+static json_t *read_back(cap_env *env, json_t *result, char *err, size_t err_cap)
+{
+    if (result)
+        return result;
+    if (env->configd(env->configd_ctx, "time.get", NULL, &result, err, err_cap) < 0) {
+        json_decref(result);
+        return NULL;
+    }
+    return result;
+}
+
+/* A change configd made: 200 with what the device has. When that cannot be read, the desired
+ * value is reported back (value_json NULL) rather than a made-up state, and the description
+ * says so. */
+static void ack_applied(time_cap *tc, iotdm_ack *ack, json_t *value, const char *applied,
+                        const char *err)
+{
+    if (value) {
+        set_value(tc, ack, value);
+        ack->code = 200;
+        ack->description = applied;
+        return;
+    }
+    cap_ack_error(ack, 200, tc->ack_text, sizeof tc->ack_text,
+                  "%s; reading the state back failed: %s", applied, err);
+    ack->value_json = NULL;
+}
+
 static void time_info_desired(void *ctx, const char *value_json, int64_t version, iotdm_ack *ack)
 {
     (void)version;
@@ -73,12 +103,9 @@ static void time_info_desired(void *ctx, const char *value_json, int64_t version
         json_decref(result);
         return;
     }
-    if (!result)
-        env->configd(env->configd_ctx, "time.get", NULL, &result, err, sizeof err);
-    set_value(tc, ack, time_info_value(result));
+    result = read_back(env, result, err, sizeof err);
+    ack_applied(tc, ack, result ? time_info_value(result) : NULL, "applied", err);
     json_decref(result);
-    ack->code = 200;
-    ack->description = "applied";
 }
 
 static char *time_info_read(void *ctx)
@@ -156,12 +183,10 @@ static void time_service_desired(void *ctx, const char *value_json, int64_t vers
                       "%s", err);
         return;
     }
-    if (!result)
-        env->configd(env->configd_ctx, "time.get", NULL, &result, err, sizeof err);
-    set_value(tc, ack, time_service_value(result, priority));
+    result = read_back(env, result, err, sizeof err);
+    ack_applied(tc, ack, result ? time_service_value(result, priority) : NULL,
+                active ? "applied" : "incomplete settings: nothing changed", err);
     json_decref(result);
-    ack->code = 200;
-    ack->description = active ? "applied" : "incomplete settings: nothing changed";
 }
 
 iotdm_result cap_time_start(cap_env *env, void **out_state)
@@ -172,10 +197,18 @@ iotdm_result cap_time_start(cap_env *env, void **out_state)
         return -ENOMEM;
     tc[0].env = tc[1].env = env;
     *out_state = tc;
-    iotdm_property_handler info = {CAP_COMPONENT, "timeInfo", time_info_desired, time_info_read,
-                                   &tc[0]};
-    iotdm_property_handler service = {CAP_COMPONENT, "timeService", time_service_desired, NULL,
-                                      &tc[1]};
+    iotdm_property_handler info = {.struct_size = sizeof(iotdm_property_handler),
+                                   .component = CAP_COMPONENT,
+                                   .property = "timeInfo",
+                                   .on_desired = time_info_desired,
+                                   .read_state = time_info_read,
+                                   .ctx = &tc[0]};
+    iotdm_property_handler service = {.struct_size = sizeof(iotdm_property_handler),
+                                      .component = CAP_COMPONENT,
+                                      .property = "timeService",
+                                      .on_desired = time_service_desired,
+                                      .read_state = NULL,
+                                      .ctx = &tc[1]};
     iotdm_result r = iotdm_handler_add(env->client, &info);
     return r < 0 ? r : iotdm_handler_add(env->client, &service);
 }

@@ -95,7 +95,7 @@ static void report_updates(updates_cap *uc, const char *description)
 {
     iotdm_ack ack = {200, description, NULL};
     cap_ack_value(&ack, &uc->value_text, updates_value(uc));
-    iotdm_report_ack(uc->env->client, CAP_COMPONENT, "updates", -1, &ack);
+    cap_ack_later(uc->env, "updates", -1, &ack);
 }
 
 static void report_cmd(updates_cap *uc, const char *command, const char *state, const char *msg)
@@ -517,8 +517,18 @@ iotdm_result cap_updates_start(cap_env *env, void **out_state, cap_timer *out_ti
     uc->state = cap_state_load(env, state_name);
     *out_state = uc;
     *out_timer = (cap_timer){updates_next_due, updates_run_due, uc};
-    iotdm_property_handler pol = {CAP_COMPONENT, "updatePolicy", policy_desired, policy_read, uc};
-    iotdm_property_handler upd = {CAP_COMPONENT, "updates", updates_desired, updates_read, uc};
+    iotdm_property_handler pol = {.struct_size = sizeof(iotdm_property_handler),
+                                  .component = CAP_COMPONENT,
+                                  .property = "updatePolicy",
+                                  .on_desired = policy_desired,
+                                  .read_state = policy_read,
+                                  .ctx = uc};
+    iotdm_property_handler upd = {.struct_size = sizeof(iotdm_property_handler),
+                                  .component = CAP_COMPONENT,
+                                  .property = "updates",
+                                  .on_desired = updates_desired,
+                                  .read_state = updates_read,
+                                  .ctx = uc};
     iotdm_result r = iotdm_handler_add(env->client, &pol);
     if (r == IOTDM_OK)
         r = iotdm_handler_add(env->client, &upd);

@@ -16,8 +16,7 @@ static const char state_name[] = "wifi";
 
 typedef struct {
     cap_env *env;
-    char ack_text[1024];
-    char *value_text;
+    cap_items_async async; /* downloads and installs run on the worker */
 } wifi_cap;
 
 /* The same rule as configd's (a file name that cannot leave its folder), checked here first so
@@ -32,9 +31,10 @@ static bool name_valid(const char *name)
 }
 
 /* Only differences are applied: a profile already there with the same SHA-256 is not touched. */
-static void apply_item(void *ctx, cap_items *it, const char *name, json_t *item, const json_t *held)
+static void apply_item(void *ctx, cap_env *env, cap_items *it, const char *name, json_t *item,
+                       const json_t *held)
 {
-    wifi_cap *wc = ctx;
+    (void)ctx;
     const char *state = json_string_value(json_object_get(item, "state"));
     const char *url = json_string_value(json_object_get(item, "url"));
     const char *sha256 = json_string_value(json_object_get(item, "sha256"));
@@ -49,14 +49,14 @@ static void apply_item(void *ctx, cap_items *it, const char *name, json_t *item,
         cap_items_fail(it, 400, NULL, name, "state must be \"installed\" or \"uninstalled\"");
     } else if (strcmp(state, "uninstalled") == 0) {
         if (have)
-            cap_items_configd(wc->env, it, NULL, name, "wifi.uninstall",
+            cap_items_configd(env, it, NULL, name, "wifi.uninstall",
                               json_pack("{s:s}", "profile", name));
     } else if (!url || !sha256) {
         cap_items_fail(it, 400, NULL, name, "url and sha256 are required to install");
     } else {
         const char *have_sha = json_string_value(json_object_get(have, "sha256"));
         if (!have_sha || strcasecmp(have_sha, sha256) != 0)
-            cap_items_install(wc->env, it, NULL, name, "wifi.install",
+            cap_items_install(env, it, NULL, name, "wifi.install",
                               json_pack("{s:s, s:s}", "profile", name, "sha256", sha256), url,
                               sha256, PROFILE_FILE_MAX);
     }
@@ -100,16 +100,14 @@ static const cap_items_section section = {state_name, "the Wi-Fi profiles", list
 
 static void wifi_desired(void *ctx, const char *value_json, int64_t version, iotdm_ack *ack)
 {
-    (void)version;
     wifi_cap *wc = ctx;
-    cap_items_desired(&section, wc->env, wc, value_json, ack, wc->ack_text, sizeof wc->ack_text,
-                      &wc->value_text);
+    cap_items_async_desired(&wc->async, value_json, version, ack);
 }
 
 static char *wifi_read(void *ctx)
 {
     wifi_cap *wc = ctx;
-    return cap_items_read(&section, wc->env);
+    return cap_items_async_read(&wc->async);
 }
 
 static int details_cmd(void *ctx, const char *name, const char *payload, char **out_json)
@@ -151,8 +149,16 @@ iotdm_result cap_wifi_start(cap_env *env, void **out_state)
         return -ENOMEM;
     wc->env = env;
     *out_state = wc;
-    iotdm_property_handler h = {CAP_COMPONENT, "wifi", wifi_desired, wifi_read, wc};
-    iotdm_result r = iotdm_handler_add(env->client, &h);
+    iotdm_result r = cap_items_async_init(&wc->async, &section, env, wc, "wifi");
+    if (r < 0)
+        return r;
+    iotdm_property_handler h = {.struct_size = sizeof(iotdm_property_handler),
+                                .component = CAP_COMPONENT,
+                                .property = "wifi",
+                                .on_desired = wifi_desired,
+                                .read_state = wifi_read,
+                                .ctx = wc};
+    r = iotdm_handler_add(env->client, &h);
     return r < 0 ? r
                  : iotdm_command_register(env->client, CAP_COMPONENT, "getWifiDetails", details_cmd,
                                           wc);
@@ -163,6 +169,6 @@ void cap_wifi_stop(void *state)
     wifi_cap *wc = state;
     if (!wc)
         return;
-    free(wc->value_text);
+    cap_items_async_deinit(&wc->async);
     free(wc);
 }

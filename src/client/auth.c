@@ -83,10 +83,14 @@ IOTDM_API iotdm_result iotdm_client_sas_token(iotdm_client *c, unsigned ttl_s, c
         return IOTDM_E_UNSUPPORTED;
     /* The real clock, not an injected one: the hub checks se against its own time. */
     int64_t expiry = time_now_ms() / 1000 + ttl_s;
-    /* The signer may be a TPM session the connection uses from the client's own thread. */
-    client_lock(c);
-    iotdm_result r = client_build_password(c, expiry, out, out_cap);
-    client_unlock(c);
+    /* The signer may be a TPM session the connection uses too: signing is a callback, run one at a
+     * time with the others (from inside one, this thread already holds dispatch). */
+    bool nested = client_dispatching(c);
+    iotdm_result r = nested ? IOTDM_OK : client_dispatch_begin(c);
+    if (r == IOTDM_OK)
+        r = client_build_password(c, expiry, out, out_cap);
+    if (!nested && r != -EDEADLK)
+        client_dispatch_end(c);
     if (r < 0)
         memset(out, 0, out_cap);
     return r;

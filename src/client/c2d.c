@@ -13,9 +13,8 @@ IOTDM_API iotdm_result iotdm_c2d_on_message(iotdm_client *c, iotdm_c2d_fn fn, vo
     client_lock(c);
     c->c2d_fn = fn;
     c->c2d_ctx = ctx;
-    conn_update_subscriptions(c); /* the C2D filter is subscribed only once someone listens */
     client_unlock(c);
-    loop_wake(c);
+    loop_wake(c); /* the C2D filter is subscribed (by process()) only once someone listens */
     return IOTDM_OK;
 }
 
@@ -62,6 +61,12 @@ void c2d_dispatch(iotdm_client *c, const az_hub_topic *t, const void *payload, s
         return;
     iotdm_property props[CLIENT_MAX_C2D_PROPS];
     size_t n = decode_bag(t->property_bag, props, scratch, cap);
-    c->c2d_fn(c->c2d_ctx, payload ? payload : "", len, props, n);
+    iotdm_c2d_fn fn = c->c2d_fn;
+    void *ctx = c->c2d_ctx;
+    /* libmosquitto sends the PUBACK once this returns: the message is complete only after the
+     * application had it, as the header promises. */
+    client_unlock(c);
+    fn(ctx, payload ? payload : "", len, props, n);
+    client_lock(c);
     xfree(scratch);
 }

@@ -1,6 +1,7 @@
 /* libiotdm: creating and freeing a client, its configuration, logging and small accessors. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -8,24 +9,108 @@
 #include "common/alloc.h"
 #include "common/base64.h"
 
+/* pthread_t is an integer on Linux; as one it can live in an atomic, read by any thread. */
+static uintptr_t self_tag(void)
+{
+    return (uintptr_t)pthread_self();
+}
+
+static void lock_raw(iotdm_client *c)
+{
+    /* An error-checking mutex: taking it twice on one thread is a bug, caught here. */
+    if (pthread_mutex_lock(&c->lock) != 0)
+        abort();
+    atomic_store(&c->lock_owner, self_tag());
+}
+
+static void unlock_raw(iotdm_client *c)
+{
+    atomic_store(&c->lock_owner, 0);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void queue_line(iotdm_client *c, iotdm_log_level level, const char *line)
+{
+    if (c->logq_len == CLIENT_LOG_QUEUE) {
+        c->logq_dropped++; /* the oldest lines go first; the count is logged with the rest */
+        c->logq_first = (c->logq_first + 1) % CLIENT_LOG_QUEUE;
+        c->logq_len--;
+    }
+    size_t i = (c->logq_first + c->logq_len++) % CLIENT_LOG_QUEUE;
+    c->logq[i].level = level;
+    snprintf(c->logq[i].text, sizeof c->logq[i].text, "%s", line);
+}
+
+/* The log callback is the application's too: a line made while lock is held waits in the queue
+ * until lock is released. */
 void client_log(iotdm_client *c, iotdm_log_level level, const char *fmt, ...)
 {
-    char line[512];
+    char line[CLIENT_LOG_LINE];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    c->log_fn(c->log_ctx, level, line);
+    if (atomic_load(&c->lock_owner) == self_tag())
+        queue_line(c, level, line);
+    else
+        c->log_fn(c->log_ctx, level, line);
+}
+
+/* Delivers the queued lines, releasing lock around each call. One thread delivers at a time, so
+ * lines arrive in the order they were made. */
+static void deliver_lines(iotdm_client *c)
+{
+    char line[CLIENT_LOG_LINE];
+    while (!c->log_delivering && (c->logq_len > 0 || c->logq_dropped > 0)) {
+        iotdm_log_level level = IOTDM_LOG_WARN;
+        if (c->logq_dropped > 0) {
+            snprintf(line, sizeof line, "log: %u lines dropped (more than %d at once)",
+                     c->logq_dropped, CLIENT_LOG_QUEUE);
+            c->logq_dropped = 0;
+        } else {
+            level = c->logq[c->logq_first].level;
+            memcpy(line, c->logq[c->logq_first].text, sizeof line);
+            c->logq_first = (c->logq_first + 1) % CLIENT_LOG_QUEUE;
+            c->logq_len--;
+        }
+        c->log_delivering = true;
+        unlock_raw(c);
+        if (c->log_fn)
+            c->log_fn(c->log_ctx, level, line);
+        lock_raw(c);
+        c->log_delivering = false;
+    }
 }
 
 void client_lock(iotdm_client *c)
 {
-    pthread_mutex_lock(&c->lock);
+    lock_raw(c);
 }
 
 void client_unlock(iotdm_client *c)
 {
-    pthread_mutex_unlock(&c->lock);
+    deliver_lines(c);
+    unlock_raw(c);
+}
+
+iotdm_result client_dispatch_begin(iotdm_client *c)
+{
+    if (client_dispatching(c))
+        return -EDEADLK;
+    pthread_mutex_lock(&c->dispatch);
+    atomic_store(&c->dispatch_owner, self_tag());
+    return IOTDM_OK;
+}
+
+void client_dispatch_end(iotdm_client *c)
+{
+    atomic_store(&c->dispatch_owner, 0);
+    pthread_mutex_unlock(&c->dispatch);
+}
+
+bool client_dispatching(iotdm_client *c)
+{
+    return atomic_load(&c->dispatch_owner) == self_tag();
 }
 
 int64_t client_mono_ms(void)
@@ -76,6 +161,8 @@ static bool config_invalid(const iotdm_client_config *cfg)
     }
     if (cfg->keepalive_s > 1177)
         return bad_config(cfg, "config: keepalive_s above 1177 s, the hub's idle limit");
+    if (cfg->keepalive_s && cfg->keepalive_s < 5) /* libmosquitto refuses to connect with less */
+        return bad_config(cfg, "config: keepalive_s below 5 s");
     return false;
 }
 
@@ -125,6 +212,18 @@ IOTDM_API iotdm_result iotdm_client_new(const iotdm_client_config *config,
     if (!config || !out_client)
         return -EINVAL;
     *out_client = NULL;
+    iotdm_client_config cfg;
+    iotdm_result r = client_struct_take(&cfg, sizeof cfg, config, CLIENT_CONFIG_V1_SIZE);
+    if (r < 0) {
+        /* Even a struct_size of 0 comes from these headers (older ones had no such member), so
+         * the first version's members, the log callback among them, are there to read. */
+        bad_config(config, r == IOTDM_E_UNSUPPORTED
+                               ? "config: members of a later libiotdm are set; this one does "
+                                 "not know them"
+                               : "config: struct_size is not set (iotdm_client_config_init)");
+        return r;
+    }
+    config = &cfg;
     if (config_invalid(config))
         return IOTDM_E_MALFORMED;
     iotdm_client *c = xcalloc(1, sizeof *c);
@@ -132,12 +231,15 @@ IOTDM_API iotdm_result iotdm_client_new(const iotdm_client_config *config,
         return -ENOMEM;
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
     pthread_mutex_init(&c->lock, &attr);
     pthread_mutexattr_destroy(&attr);
+    pthread_mutex_init(&c->dispatch, NULL);
+    atomic_init(&c->lock_owner, 0);
+    atomic_init(&c->dispatch_owner, 0);
     c->epfd = c->evfd = c->tfd = c->watched_sock = -1;
     atomic_init(&c->stop, false);
-    iotdm_result r = copy_config(c, config) ? IOTDM_OK : -ENOMEM;
+    r = copy_config(c, config) ? IOTDM_OK : -ENOMEM;
     if (r == IOTDM_OK)
         r = open_outbox(c, config);
     if (r == IOTDM_OK)
@@ -178,6 +280,7 @@ IOTDM_API void iotdm_client_free(iotdm_client *c)
     xfree(c->ca_file);
     xfree(c->model_id);
     xfree(c->state_dir);
+    pthread_mutex_destroy(&c->dispatch);
     pthread_mutex_destroy(&c->lock);
     xfree(c);
 }
@@ -221,8 +324,11 @@ IOTDM_API void iotdm_client_set_reboot_veto(iotdm_client *c, iotdm_reboot_veto_f
 IOTDM_API bool iotdm_client_reboot_allowed_by_app(iotdm_client *c)
 {
     client_lock(c);
-    bool allowed = c->veto_fn ? c->veto_fn(c->veto_ctx) : true;
+    iotdm_reboot_veto_fn fn = c->veto_fn;
+    void *ctx = c->veto_ctx;
     client_unlock(c);
+    /* The application's answer may take a person (the toaster asks): never under the lock. */
+    bool allowed = fn ? fn(ctx) : true;
     if (!allowed)
         CLOG(c, IOTDM_LOG_INFO, "reboot: vetoed by the application");
     return allowed;

@@ -32,8 +32,12 @@ static void set_state(iotdm_client *c, iotdm_connection_state s, const char *rea
     c->state = s;
     CLOG(c, s == IOTDM_CONNECTION_REFUSED ? IOTDM_LOG_ERROR : IOTDM_LOG_INFO, "connection: %s (%s)",
          state_name(s), reason);
-    if (c->on_connection)
+    if (c->on_connection) {
+        /* Only this thread changes the connection, so it is as set here when the lock is back. */
+        client_unlock(c);
         c->on_connection(c->connection_ctx, s, reason);
+        client_lock(c);
+    }
 }
 
 void conn_init(iotdm_client *c)
@@ -314,7 +318,9 @@ static void start_attempt(iotdm_client *c, int64_t now)
     if (sas) {
         /* The real clock, not an injected one: the hub checks se against its own time. */
         int64_t expiry = time_now_ms() / 1000 + c->sas_ttl_s;
+        client_unlock(c); /* the signer is the application's (a TPM, an HSM) */
         r = client_build_password(c, expiry, password, sizeof password);
+        client_lock(c);
         if (r < 0)
             CLOG(c, IOTDM_LOG_ERROR, "connection: cannot sign a SAS token: %s",
                  iotdm_result_message(r));

@@ -21,8 +21,9 @@
 
 /* The DPS SAS password (§7.3): sr = urlenc("{scope}/registrations/{regId}"), skn=registration,
  * signed with key_b64 (the individual key or the derived one). */
-iotdm_result dps_build_password(const char *id_scope, const char *reg_id, const char *key_b64,
-                                int64_t expiry_s, char *out, size_t cap);
+IOTDM_NODISCARD iotdm_result dps_build_password(const char *id_scope, const char *reg_id,
+                                                const char *key_b64, int64_t expiry_s, char *out,
+                                                size_t cap);
 
 /* {"registrationId": reg_id[, "payload": <payload_json>]} as malloc'd text. NULL when
  * payload_json is not JSON (or out of memory). */

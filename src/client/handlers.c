@@ -17,17 +17,31 @@ static handler_entry *find_handler(iotdm_client *c, const char *component, const
     return NULL;
 }
 
+static void free_late(late_ack *late)
+{
+    if (!late)
+        return;
+    xfree(late->description);
+    xfree(late->value_json);
+    xfree(late);
+}
+
 static bool valid_name(const char *s)
 {
     return s && *s && strlen(s) <= 64 && !strpbrk(s, " .$*/#+\"\\");
 }
 
-IOTDM_API iotdm_result iotdm_handler_add(iotdm_client *c, const iotdm_property_handler *handler)
+IOTDM_API iotdm_result iotdm_handler_add(iotdm_client *c, const iotdm_property_handler *app_handler)
 {
-    if (!c || !handler || !handler->on_desired || !valid_name(handler->component) ||
-        !valid_name(handler->property))
+    iotdm_property_handler copy;
+    if (!c || !app_handler)
         return -EINVAL;
-    iotdm_result r = IOTDM_OK;
+    iotdm_result r = client_struct_take(&copy, sizeof copy, app_handler, HANDLER_V1_SIZE);
+    if (r < 0)
+        return r == IOTDM_E_MALFORMED ? -EINVAL : r;
+    const iotdm_property_handler *handler = &copy;
+    if (!handler->on_desired || !valid_name(handler->component) || !valid_name(handler->property))
+        return -EINVAL;
     client_lock(c);
     if (find_handler(c, handler->component, handler->property)) {
         r = IOTDM_E_EXISTS;
@@ -62,6 +76,7 @@ void handlers_free(iotdm_client *c)
     for (size_t i = 0; i < c->nhandlers; i++) {
         xfree(c->handlers[i].component);
         xfree(c->handlers[i].property);
+        free_late(c->handlers[i].late);
     }
     xfree(c->handlers);
     c->handlers = NULL;
@@ -126,16 +141,38 @@ static json_t *ack_value(iotdm_client *c, const char *value_json, const json_t *
     return fallback ? json_deep_copy(fallback) : json_null();
 }
 
+static iotdm_result report_ack_locked(iotdm_client *c, const char *component, const char *property,
+                                      int64_t version, const iotdm_ack *ack);
+
+/* After on_desired's own ack: the one iotdm_report_ack brought in meanwhile, if any. */
+static void end_call(iotdm_client *c, const char *component, const char *property)
+{
+    handler_entry *e = find_handler(c, component, property); /* the registry may have moved */
+    late_ack *late = e ? e->late : NULL;
+    if (!e)
+        return;
+    e->in_call = false;
+    e->late = NULL;
+    if (late) {
+        iotdm_ack ack = {late->code, late->description, late->value_json};
+        IOTDM_IGNORE(report_ack_locked(c, component, property, late->version, &ack)); /* logged */
+    }
+    free_late(late);
+}
+
 static void apply_one(iotdm_client *c, handler_entry *e, const json_t *value, int64_t version)
 {
-    iotdm_property_handler h = e->h; /* the registry may grow during the call */
+    iotdm_property_handler h = e->h; /* e may move while the lock is released */
     char *component = xstrdup(e->component), *property = xstrdup(e->property);
     char *text = canonical(value);
     if (!component || !property || !text)
         goto out;
     e->dispatched = true;
+    e->in_call = true;
     iotdm_ack ack = {0, NULL, NULL};
+    client_unlock(c);
     h.on_desired(h.ctx, text, version, &ack);
+    client_lock(c);
     if (ack.code <= 0) {
         ack.code = 500;
         ack.description = "the handler gave no acknowledgement";
@@ -148,7 +185,8 @@ static void apply_one(iotdm_client *c, handler_entry *e, const json_t *value, in
     outbox_applied applied = {version, ack.code, text,
                               (char *)(ack.description ? ack.description : "")};
     if (obj)
-        commit_ack(c, component, property, obj, &applied);
+        IOTDM_IGNORE(commit_ack(c, component, property, obj, &applied)); /* logged inside */
+    end_call(c, component, property);
 out:
     free(text);
     xfree(component);
@@ -185,8 +223,11 @@ static void dispatch_component(iotdm_client *c, const char *component, const jso
         json_t *merged = json_object_get(merged_comp, prop);
         if (!merged || json_is_null(merged)) {
             /* Removed from desired: nothing to apply; forget it so a later identical value is
-             * applied again. */
-            outbox_clear_applied(c->ob, component, prop);
+             * applied again. If that fails, a later identical value is taken as applied: say so. */
+            iotdm_result r = outbox_clear_applied(c->ob, component, prop);
+            if (r < 0)
+                CLOG(c, IOTDM_LOG_ERROR, "handlers: cannot forget the value of %s/%s: %s",
+                     component, prop, iotdm_result_message(r));
             continue;
         }
         if (full && already_applied(c, e, merged))
@@ -229,14 +270,16 @@ json_t *handlers_dispatch(iotdm_client *c, const json_t *patch, int64_t version,
     return rest;
 }
 
-/* Reports a handler's read_state with its last ack (or 203 "device value" when none, the PnP
- * convention for a value the service never asked for). */
-static iotdm_result report_state(iotdm_client *c, handler_entry *e)
+/* Reports handler i's read_state with its last ack (or 203 "device value" when none, the PnP
+ * convention for a value the service never asked for). read_state runs without the lock. */
+static iotdm_result report_state(iotdm_client *c, size_t i)
 {
-    if (!e->h.read_state)
+    iotdm_property_handler h = c->handlers[i].h; /* its strings stay put; the array may not */
+    if (!h.read_state)
         return IOTDM_OK;
-    iotdm_property_handler h = e->h;
+    client_unlock(c);
     char *text = h.read_state(h.ctx);
+    client_lock(c);
     if (!text)
         return IOTDM_OK;
     json_t *value = json_loads(text, JSON_DECODE_ANY, NULL);
@@ -259,27 +302,56 @@ void handlers_initial_report(iotdm_client *c)
 {
     for (size_t i = 0; i < c->nhandlers; i++)
         if (!c->handlers[i].dispatched)
-            report_state(c, &c->handlers[i]);
+            IOTDM_IGNORE(report_state(c, i)); /* each failure is logged; the others still go */
 }
 
 IOTDM_API iotdm_result iotdm_report_all(iotdm_client *c)
 {
     if (!c)
         return -EINVAL;
-    iotdm_result r = IOTDM_OK;
+    /* read_state is a callback: one at a time with the others (from inside one, this thread
+     * already holds dispatch: dm*reportAll is a command). */
+    bool nested = client_dispatching(c);
+    iotdm_result r = nested ? IOTDM_OK : client_dispatch_begin(c);
+    if (r < 0)
+        return r;
     client_lock(c);
     for (size_t i = 0; i < c->nhandlers; i++) {
-        iotdm_result one = report_state(c, &c->handlers[i]);
+        iotdm_result one = report_state(c, i);
         if (one < 0 && r == IOTDM_OK)
             r = one;
     }
     client_unlock(c);
+    if (!nested)
+        client_dispatch_end(c);
     return r;
+}
+
+/* Keeps an ack for a property whose on_desired is running (see late_ack). */
+static iotdm_result hold_late(handler_entry *e, int64_t version, const iotdm_ack *ack)
+{
+    late_ack *late = xcalloc(1, sizeof *late);
+    if (!late)
+        return -ENOMEM;
+    late->version = version;
+    late->code = ack->code;
+    late->description = ack->description ? xstrdup(ack->description) : NULL;
+    late->value_json = ack->value_json ? xstrdup(ack->value_json) : NULL;
+    if ((ack->description && !late->description) || (ack->value_json && !late->value_json)) {
+        free_late(late);
+        return -ENOMEM;
+    }
+    free_late(e->late); /* a later ack replaces an earlier one: only the last counts */
+    e->late = late;
+    return IOTDM_OK;
 }
 
 static iotdm_result report_ack_locked(iotdm_client *c, const char *component, const char *property,
                                       int64_t version, const iotdm_ack *ack)
 {
+    handler_entry *e = find_handler(c, component, property);
+    if (e && e->in_call)
+        return hold_late(e, version, ack);
     outbox_applied a;
     bool known = outbox_get_applied(c->ob, component, property, &a) == IOTDM_OK;
     if (version < 0)

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "client/abi.h"
 #include "client/backoff.h"
 #include "client/export.h"
 #include "client/outbox.h"
@@ -27,6 +28,8 @@ struct mosquitto;
 #define CLIENT_BAG_MAX            (16 * 1024)
 #define CLIENT_TOPIC_MAX          (CLIENT_BAG_MAX + 512)
 #define CLIENT_TWIN_MAX_BYTES     (256 * 1024) /* a full twin GET answer */
+#define CLIENT_LOG_QUEUE          64 /* log lines made while the lock is held, not yet delivered */
+#define CLIENT_LOG_LINE           512
 
 /* Timings (milliseconds). */
 #define CLIENT_REQUEST_TIMEOUT_MS 30000 /* twin requests: the hub never says "timed out" */
@@ -55,11 +58,22 @@ typedef struct {
     void *ctx;
 } method_entry;
 
+/* An acknowledgement iotdm_report_ack got while the property's on_desired was still running: it
+ * is reported right after the one on_desired gives, so a quick worker cannot be overtaken. */
+typedef struct {
+    int64_t version;
+    int code;
+    char *description;
+    char *value_json;
+} late_ack;
+
 typedef struct {
     char *component;
     char *property;
     iotdm_property_handler h; /* h.component/h.property point at the copies above */
     bool dispatched;          /* given a value during the current desired document */
+    bool in_call;             /* its on_desired is running */
+    late_ack *late;
 } handler_entry;
 
 typedef struct {
@@ -72,8 +86,27 @@ typedef struct {
     int64_t seq;
 } inflight_msg;
 
+/* Locking. lock guards the client's state and is never held while a callback of the application
+ * runs: a callback may call any function, and other threads may call in meanwhile. dispatch is
+ * held by the one thread running callbacks (iotdm_client_process, iotdm_report_all,
+ * iotdm_client_sas_token's signer), so that callbacks run one at a time and in order. The thread
+ * in iotdm_client_process is the only one that changes the connection and twin-sync state, and
+ * only with lock held; it releases lock around each callback (client_unlock ... client_lock),
+ * so code must not keep pointers into the registries (handlers, methods) across a callback. */
 struct iotdm_client {
-    pthread_mutex_t lock; /* recursive: callbacks may call back into the API */
+    pthread_mutex_t lock;
+    atomic_uintptr_t lock_owner; /* the thread holding lock, 0 when none (for client_log) */
+    pthread_mutex_t dispatch;
+    atomic_uintptr_t dispatch_owner; /* the thread holding dispatch, 0 when none */
+
+    /* Log lines made while lock is held wait here; client_unlock delivers them (client.c). */
+    struct {
+        iotdm_log_level level;
+        char text[CLIENT_LOG_LINE];
+    } logq[CLIENT_LOG_QUEUE];
+    size_t logq_first, logq_len;
+    unsigned logq_dropped;
+    bool log_delivering;
 
     /* configuration (copies) */
     char *host, *device_id, *device_key, *cert_file, *key_file, *ca_file, *model_id, *state_dir;
@@ -170,13 +203,21 @@ void client_log(iotdm_client *c, iotdm_log_level level, const char *fmt, ...)
             client_log((c), (lvl), __VA_ARGS__);                                                   \
     } while (0)
 void client_lock(iotdm_client *c);
+/* Releases lock, first delivering the log lines queued while it was held. */
 void client_unlock(iotdm_client *c);
+/* Takes dispatch; -EDEADLK when this thread already holds it (a callback calling back in). */
+IOTDM_NODISCARD iotdm_result client_dispatch_begin(iotdm_client *c);
+void client_dispatch_end(iotdm_client *c);
+/* Whether this thread holds dispatch (runs a callback, or is about to). */
+bool client_dispatching(iotdm_client *c);
 int64_t client_mono_ms(void);
 
 /* auth.c: the CONNECT user name (docs/protocol.md §2.2) and the SAS password (§3). */
 size_t client_format_username(char *buf, size_t cap, const char *host, const char *device_id,
                               const char *model_id);
-iotdm_result client_build_password(iotdm_client *c, int64_t expiry_s, char *out, size_t cap);
+/* Calls the signer (a callback): the caller holds dispatch, not lock. */
+IOTDM_NODISCARD iotdm_result client_build_password(iotdm_client *c, int64_t expiry_s, char *out,
+                                                   size_t cap);
 /* The SAS string-to-sign: urlenc("{host}/devices/{id}") "\n" expiry. Returns its length or <0. */
 long client_string_to_sign(const char *host, const char *device_id, int64_t expiry_s, char *out,
                            size_t cap);
@@ -190,8 +231,8 @@ int64_t conn_next_deadline(iotdm_client *c);
 int conn_socket(iotdm_client *c);
 bool conn_want_write(iotdm_client *c);
 bool conn_online(iotdm_client *c);
-iotdm_result conn_publish(iotdm_client *c, const char *topic, const void *payload, size_t len,
-                          int qos, int *out_mid);
+IOTDM_NODISCARD iotdm_result conn_publish(iotdm_client *c, const char *topic, const void *payload,
+                                          size_t len, int qos, int *out_mid);
 void conn_update_subscriptions(iotdm_client *c);
 uint32_t conn_next_rid(iotdm_client *c);
 
@@ -209,7 +250,7 @@ void twin_apply_patch(iotdm_client *c, json_t *patch, int64_t version);
 typedef enum { DESIRED_APPLY, DESIRED_STALE, DESIRED_GAP } desired_gate;
 desired_gate twin_gate(int64_t last_applied, int64_t version);
 /* Validates and queues a reported patch (takes no ownership). */
-iotdm_result twin_queue_reported(iotdm_client *c, const json_t *patch);
+IOTDM_NODISCARD iotdm_result twin_queue_reported(iotdm_client *c, const json_t *patch);
 
 /* handlers.c */
 /* Hands the properties a handler owns to it (merged value from c->desired) and acks them; returns
@@ -236,7 +277,7 @@ void methods_free(iotdm_client *c);
 void c2d_dispatch(iotdm_client *c, const az_hub_topic *t, const void *payload, size_t len);
 
 /* loop.c */
-iotdm_result loop_init(iotdm_client *c);
+IOTDM_NODISCARD iotdm_result loop_init(iotdm_client *c);
 void loop_deinit(iotdm_client *c);
 void loop_wake(iotdm_client *c);
 void loop_unwatch(iotdm_client *c); /* before the MQTT socket goes away */

@@ -134,6 +134,11 @@ IOTDM_API iotdm_result iotdm_client_process(iotdm_client *c)
 {
     if (!c)
         return -EINVAL;
+    /* Callbacks run from here, one at a time; a callback calling process() again gets -EDEADLK
+     * (the socket is in the middle of being read). */
+    iotdm_result r = client_dispatch_begin(c);
+    if (r < 0)
+        return r;
     client_lock(c);
     drain(c->evfd);
     drain(c->tfd);
@@ -151,6 +156,9 @@ IOTDM_API iotdm_result iotdm_client_process(iotdm_client *c)
     int64_t now = client_mono_ms();
     conn_tick(c, now);
     twin_tick(c, now);
+    /* Subscriptions asked for from other threads (a C2D handler) are sent from this one: only the
+     * thread in process() touches the connection. */
+    conn_update_subscriptions(c);
     telemetry_pump(c);
     /* Publishing above may have queued packets; let libmosquitto write what it can now. */
     if (conn_want_write(c))
@@ -158,6 +166,7 @@ IOTDM_API iotdm_result iotdm_client_process(iotdm_client *c)
     watch_socket(c);
     arm_timer(c, next_deadline(c));
     client_unlock(c);
+    client_dispatch_end(c);
     return IOTDM_OK;
 }
 
@@ -167,8 +176,10 @@ static void *thread_main(void *arg)
     while (!atomic_load(&c->stop)) {
         struct pollfd p = {.fd = c->epfd, .events = POLLIN};
         poll(&p, 1, iotdm_client_next_timeout_ms(c));
+        /* process() logs what went wrong inside; it fails only for a NULL client or a call from
+         * inside a callback, and this thread is neither. */
         if (!atomic_load(&c->stop))
-            iotdm_client_process(c);
+            IOTDM_IGNORE(iotdm_client_process(c));
     }
     return NULL;
 }

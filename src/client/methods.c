@@ -58,7 +58,11 @@ static void respond(iotdm_client *c, int status, az_span rid, const char *body)
         CLOG(c, IOTDM_LOG_WARN, "methods: request id too long; no response sent");
         return;
     }
-    conn_publish(c, topic, body, strlen(body), 0, NULL);
+    iotdm_result r = conn_publish(c, topic, body, strlen(body), 0, NULL);
+    /* The hub times the call out (504 to the caller); nothing here can answer it later. */
+    if (r < 0)
+        CLOG(c, IOTDM_LOG_WARN, "methods: the response to $rid %.*s was not sent: %s", (int)rid.len,
+             rid.ptr, iotdm_result_message(r));
 }
 
 /* Runs the handler; returns the status and sets *out_body (malloc'd, or NULL for "null"). */
@@ -72,9 +76,11 @@ static int call_handler(iotdm_client *c, method_entry *e, const char *name, cons
     req[len] = '\0';
     /* docs/protocol.md §4.5: the hub always sends JSON; an empty body is the null payload. */
     const char *arg = len ? req : "null";
-    iotdm_method_fn fn = e->fn;
+    iotdm_method_fn fn = e->fn; /* e may move while the lock is released */
     void *ctx = e->ctx;
+    client_unlock(c);
     int status = fn(ctx, name, arg, out_body);
+    client_lock(c);
     xfree(req);
     if (status < 0 || status > 65535) {
         CLOG(c, IOTDM_LOG_WARN, "methods: %s returned status %d; answering 500", name, status);

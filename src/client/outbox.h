@@ -14,32 +14,35 @@ typedef struct outbox outbox;
 /* Opens (creating it and the directory if needed) STATE_DIR/outbox.db in WAL mode with
  * synchronous=FULL: every committed change survives a crash or power loss. Telemetry is bounded by
  * max_bytes (body + encoded properties) and max_age_ms. On failure err (optional) says why. */
-iotdm_result outbox_open(const char *state_dir, size_t max_bytes, int64_t max_age_ms,
-                         outbox **out_ob, char *err, size_t err_cap);
+IOTDM_NODISCARD iotdm_result outbox_open(const char *state_dir, size_t max_bytes,
+                                         int64_t max_age_ms, outbox **out_ob, char *err,
+                                         size_t err_cap);
 void outbox_close(outbox *ob);
 
 /* Groups several changes into one atomic commit (an ack and the applied state it records). */
-iotdm_result outbox_begin(outbox *ob);
-iotdm_result outbox_commit(outbox *ob);
+IOTDM_NODISCARD iotdm_result outbox_begin(outbox *ob);
+IOTDM_NODISCARD iotdm_result outbox_commit(outbox *ob);
 void outbox_rollback(outbox *ob);
 
 /* Reported patches: kept in order, never dropped. */
-iotdm_result outbox_add_reported(outbox *ob, const char *json);
+IOTDM_NODISCARD iotdm_result outbox_add_reported(outbox *ob, const char *json);
 /* The oldest patch: *out_json is allocated (xfree it). IOTDM_E_NOT_FOUND when there is none. */
-iotdm_result outbox_peek_reported(outbox *ob, int64_t *out_seq, char **out_json);
-iotdm_result outbox_remove_reported(outbox *ob, int64_t seq);
+IOTDM_NODISCARD iotdm_result outbox_peek_reported(outbox *ob, int64_t *out_seq, char **out_json);
+IOTDM_NODISCARD iotdm_result outbox_remove_reported(outbox *ob, int64_t seq);
 
 /* Telemetry. Adding drops the oldest telemetry until the new message fits (counted as dropped);
  * IOTDM_E_TOO_LARGE when the message alone exceeds max_bytes. */
-iotdm_result outbox_add_telemetry(outbox *ob, int64_t now_ms, const char *encoded_bag,
-                                  const void *body, size_t len);
+IOTDM_NODISCARD iotdm_result outbox_add_telemetry(outbox *ob, int64_t now_ms,
+                                                  const char *encoded_bag, const void *body,
+                                                  size_t len);
 /* Calls fn with the first telemetry message whose seq is greater than after_seq; the pointers are
  * valid during the call only. Returns fn's result, or IOTDM_E_NOT_FOUND when there is none. */
-typedef iotdm_result (*outbox_telemetry_fn)(void *ctx, int64_t seq, const char *encoded_bag,
-                                            const void *body, size_t len);
-iotdm_result outbox_next_telemetry(outbox *ob, int64_t after_seq, outbox_telemetry_fn fn,
-                                   void *ctx);
-iotdm_result outbox_remove_telemetry(outbox *ob, int64_t seq);
+typedef IOTDM_NODISCARD iotdm_result (*outbox_telemetry_fn)(void *ctx, int64_t seq,
+                                                            const char *encoded_bag,
+                                                            const void *body, size_t len);
+IOTDM_NODISCARD iotdm_result outbox_next_telemetry(outbox *ob, int64_t after_seq,
+                                                   outbox_telemetry_fn fn, void *ctx);
+IOTDM_NODISCARD iotdm_result outbox_remove_telemetry(outbox *ob, int64_t seq);
 /* Drops telemetry created before now_ms - max_age_ms; returns how many. */
 size_t outbox_expire_telemetry(outbox *ob, int64_t now_ms);
 
@@ -59,11 +62,13 @@ typedef struct {
     char *value; /* compact JSON of the desired value, keys sorted */
     char *ad;
 } outbox_applied;
-iotdm_result outbox_get_applied(outbox *ob, const char *component, const char *property,
-                                outbox_applied *out);
-iotdm_result outbox_set_applied(outbox *ob, const char *component, const char *property,
-                                const outbox_applied *applied);
-iotdm_result outbox_clear_applied(outbox *ob, const char *component, const char *property);
+IOTDM_NODISCARD iotdm_result outbox_get_applied(outbox *ob, const char *component,
+                                                const char *property, outbox_applied *out);
+IOTDM_NODISCARD iotdm_result outbox_set_applied(outbox *ob, const char *component,
+                                                const char *property,
+                                                const outbox_applied *applied);
+IOTDM_NODISCARD iotdm_result outbox_clear_applied(outbox *ob, const char *component,
+                                                  const char *property);
 void outbox_applied_deinit(outbox_applied *a);
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "client/abi.h"
 #include "client/dps.h"
 #include "client/export.h"
 #include "common/alloc.h"
@@ -425,7 +426,15 @@ IOTDM_API iotdm_result iotdm_provision_register(const iotdm_provision_config *co
         return -EINVAL;
     memset(out, 0, sizeof *out);
     /* Defaults are filled into a copy, so that messages can name the endpoint and port. */
-    iotdm_provision_config c = *config;
+    iotdm_provision_config c;
+    iotdm_result taken = client_struct_take(&c, sizeof c, config, PROVISION_CONFIG_V1_SIZE);
+    if (taken < 0) {
+        snprintf(out->error, sizeof out->error, "%s",
+                 taken == IOTDM_E_UNSUPPORTED
+                     ? "config: members of a later libiotdm are set; this one does not know them"
+                     : "config: struct_size is not set (iotdm_provision_config_init)");
+        return taken;
+    }
     if (!set(c.endpoint))
         c.endpoint = IOTDM_DPS_GLOBAL_ENDPOINT;
     if (!c.port)

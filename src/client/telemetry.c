@@ -83,6 +83,16 @@ IOTDM_API iotdm_result iotdm_telemetry_send(iotdm_client *c, const void *body, s
     return r;
 }
 
+/* A message that is done with (acknowledged, or unsendable) leaves the outbox. When it cannot, it
+ * is sent again after the next reconnect: a duplicate, which at-least-once delivery allows. */
+static void drop_message(iotdm_client *c, int64_t seq)
+{
+    iotdm_result r = outbox_remove_telemetry(c->ob, seq);
+    if (r < 0)
+        CLOG(c, IOTDM_LOG_ERROR, "outbox: cannot remove telemetry message %lld: %s", (long long)seq,
+             iotdm_result_message(r));
+}
+
 static iotdm_result send_one(void *ctx, int64_t seq, const char *bag, const void *body, size_t len)
 {
     iotdm_client *c = ctx;
@@ -90,7 +100,7 @@ static iotdm_result send_one(void *ctx, int64_t seq, const char *bag, const void
     if (!az_format_telemetry_topic(topic, sizeof topic, c->device_id, NULL, bag)) {
         CLOG(c, IOTDM_LOG_WARN, "telemetry: message %lld has an unusable topic; dropped",
              (long long)seq);
-        outbox_remove_telemetry(c->ob, seq);
+        drop_message(c, seq);
         c->last_sent_seq = seq;
         return IOTDM_OK;
     }
@@ -121,7 +131,7 @@ void telemetry_on_puback(iotdm_client *c, int mid)
     for (size_t i = 0; i < c->ninflight; i++) {
         if (c->inflight[i].mid != mid)
             continue;
-        outbox_remove_telemetry(c->ob, c->inflight[i].seq);
+        drop_message(c, c->inflight[i].seq);
         c->inflight[i] = c->inflight[--c->ninflight];
         telemetry_pump(c);
         return;

@@ -100,13 +100,18 @@ void twin_on_disconnected(iotdm_client *c)
 
 static void call_app(iotdm_client *c, json_t *rest, int64_t version, bool full)
 {
-    if (!c->desired_fn || (!rest && !full))
+    iotdm_desired_fn fn = c->desired_fn;
+    void *ctx = c->desired_ctx;
+    if (!fn || (!rest && !full))
         return;
     json_t *doc = rest ? rest : json_object();
     json_object_set_new(doc, "$version", json_integer(version));
     char *text = json_dumps(doc, JSON_COMPACT);
-    if (text)
-        c->desired_fn(c->desired_ctx, text, version, full);
+    if (text) {
+        client_unlock(c);
+        fn(ctx, text, version, full);
+        client_lock(c);
+    }
     free(text);
     if (!rest)
         json_decref(doc);
@@ -217,12 +222,25 @@ static void on_get_response(iotdm_client *c, int status, const char *body, size_
     drain_pending(c);
 }
 
+/* Forgets the reported patch the hub answered. When the outbox cannot delete it, it stays first
+ * in line and goes again (a reported patch merges, so twice is harmless), but only after the
+ * longest retry delay: a failing disk must not turn into a busy loop of identical patches. */
+static void drop_answered_patch(iotdm_client *c, int64_t now)
+{
+    iotdm_result r = outbox_remove_reported(c->ob, c->patch_seq);
+    if (r < 0) {
+        CLOG(c, IOTDM_LOG_ERROR, "outbox: cannot remove an answered reported patch: %s",
+             iotdm_result_message(r));
+        c->patch_retry_at = now + PATCH_RETRY_MAX_MS;
+    }
+}
+
 static void on_patch_response(iotdm_client *c, int status, const char *body, size_t len)
 {
     c->patch_inflight = false;
     int64_t now = client_mono_ms();
     if (status >= 200 && status < 300) {
-        outbox_remove_reported(c->ob, c->patch_seq);
+        drop_answered_patch(c, now);
         c->patch_failures = 0;
         pump_reported(c);
         return;
@@ -240,7 +258,7 @@ static void on_patch_response(iotdm_client *c, int status, const char *body, siz
      * §5.5): sending it again would block every patch queued behind it. */
     CLOG(c, IOTDM_LOG_ERROR, "twin: reported patch refused with %d, dropped: %.*s", status,
          (int)(len > 200 ? 200 : len), body ? body : "");
-    outbox_remove_reported(c->ob, c->patch_seq);
+    drop_answered_patch(c, now);
     pump_reported(c);
 }
 

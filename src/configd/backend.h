@@ -68,22 +68,27 @@ typedef struct {
 
     /* Runs argv[0] (absolute) with argv and envp, no shell, with the configured timeout. 0 means it
      * ran (look at out->status); -errno means it could not be started. */
-    int (*run)(cfgd_backend *be, const char *const *argv, const char *const *envp,
-               cfgd_cmd_result *out, cfgd_error *err);
-    int (*service)(cfgd_backend *be, const char *unit, cfgd_svc_action action, cfgd_error *err);
+    IOTDM_NODISCARD iotdm_result (*run)(cfgd_backend *be, const char *const *argv,
+                                        const char *const *envp, cfgd_cmd_result *out,
+                                        cfgd_error *err);
+    IOTDM_NODISCARD iotdm_result (*service)(cfgd_backend *be, const char *unit,
+                                            cfgd_svc_action action, cfgd_error *err);
     /* A unit that cannot be queried reads as neither enabled nor active. */
-    int (*service_state)(cfgd_backend *be, const char *unit, cfgd_svc_state *out, cfgd_error *err);
+    IOTDM_NODISCARD iotdm_result (*service_state)(cfgd_backend *be, const char *unit,
+                                                  cfgd_svc_state *out, cfgd_error *err);
     /* Starts a reboot (real) or records one and moves the boot time (simulated). */
-    int (*reboot)(cfgd_backend *be, const char *reason, cfgd_error *err);
+    IOTDM_NODISCARD iotdm_result (*reboot)(cfgd_backend *be, const char *reason, cfgd_error *err);
     /* Boot time in milliseconds since the epoch. */
-    int (*boot_time)(cfgd_backend *be, int64_t *out_ms, cfgd_error *err);
+    IOTDM_NODISCARD iotdm_result (*boot_time)(cfgd_backend *be, int64_t *out_ms, cfgd_error *err);
     /* Whether the system clock is synchronised (NTP). */
-    int (*clock_synced)(cfgd_backend *be, bool *out, cfgd_error *err);
+    IOTDM_NODISCARD iotdm_result (*clock_synced)(cfgd_backend *be, bool *out, cfgd_error *err);
     /* Records an event with its fields (borrowed): the sandbox journal, or a log line. */
-    int (*journal)(cfgd_backend *be, const char *event, const json_t *fields);
+    IOTDM_NODISCARD iotdm_result (*journal)(cfgd_backend *be, const char *event,
+                                            const json_t *fields);
     /* Appends to out_fd, as journalctl's short-iso text, the journal entries that match q and
      * come after the cursor in q->cursor_path, then advances the cursor. */
-    int (*journal_read)(cfgd_backend *be, const cfgd_journal_query *q, int out_fd, cfgd_error *err);
+    IOTDM_NODISCARD iotdm_result (*journal_read)(cfgd_backend *be, const cfgd_journal_query *q,
+                                                 int out_fd, cfgd_error *err);
 } cfgd_backend_vt;
 
 struct cfgd_backend {
@@ -106,57 +111,68 @@ void cfgd_backend_free(cfgd_backend *be);
 /* ---- shared by both backends (backend_fs.c, backend_run.c) ---- */
 
 /* root + path into buf; -ENAMETOOLONG or -EINVAL (path not absolute and clean). */
-int cfgd_fs_map(const cfgd_backend *be, const char *path, char *buf, size_t cap);
+IOTDM_NODISCARD iotdm_result cfgd_fs_map(const cfgd_backend *be, const char *path, char *buf,
+                                         size_t cap);
 /* The files of a device, the same for both backends: paths are absolute device paths
  * ("/etc/timezone"), mapped under the backend's root (cfgd_fs_map). Each returns 0 or -errno and,
  * on failure, fills err (code "failed" unless said otherwise) naming the device path. */
 
 /* Writes a whole file atomically (temporary file, fsync, rename), creating missing parents. */
-int cfgd_fs_write_file(cfgd_backend *be, const char *path, const void *data, size_t len,
-                       unsigned mode, cfgd_error *err);
+IOTDM_NODISCARD iotdm_result cfgd_fs_write_file(cfgd_backend *be, const char *path,
+                                                const void *data, size_t len, unsigned mode,
+                                                cfgd_error *err);
 /* Reads at most cap - 1 bytes and NUL-terminates; -ENOENT for a missing file. */
-int cfgd_fs_read_file(cfgd_backend *be, const char *path, char *buf, size_t cap, size_t *out_len,
-                      cfgd_error *err);
+IOTDM_NODISCARD iotdm_result cfgd_fs_read_file(cfgd_backend *be, const char *path, char *buf,
+                                               size_t cap, size_t *out_len, cfgd_error *err);
 /* Makes path a symbolic link to target, atomically replacing what was there. */
-int cfgd_fs_symlink(cfgd_backend *be, const char *target, const char *path, cfgd_error *err);
+IOTDM_NODISCARD iotdm_result cfgd_fs_symlink(cfgd_backend *be, const char *target, const char *path,
+                                             cfgd_error *err);
 /* The target of a symbolic link (NUL-terminated); -EINVAL when path is not a link. */
-int cfgd_fs_readlink(cfgd_backend *be, const char *path, char *buf, size_t cap, cfgd_error *err);
+IOTDM_NODISCARD iotdm_result cfgd_fs_readlink(cfgd_backend *be, const char *path, char *buf,
+                                              size_t cap, cfgd_error *err);
 /* Removes a file, link or whole tree without following links, sparing the device paths in
  * keep[0..nkeep) and the folders leading to them. *out_existed says whether path existed. */
-int cfgd_fs_remove(cfgd_backend *be, const char *path, const char (*keep)[CFGD_PATH_MAX],
-                   size_t nkeep, bool *out_existed, cfgd_error *err);
+IOTDM_NODISCARD iotdm_result cfgd_fs_remove(cfgd_backend *be, const char *path,
+                                            const char (*keep)[CFGD_PATH_MAX], size_t nkeep,
+                                            bool *out_existed, cfgd_error *err);
 /* 1 when path exists (as anything, links not followed), 0 when not, or -errno. */
-int cfgd_fs_exists(cfgd_backend *be, const char *path);
+IOTDM_NODISCARD int cfgd_fs_exists(cfgd_backend *be, const char *path);
 /* Where to read read-only system data (the zoneinfo database, os-release): the root's copy when
  * it has one, else the host's. The result is a host path. */
-int cfgd_fs_system_path(cfgd_backend *be, const char *path, char *buf, size_t cap);
+IOTDM_NODISCARD iotdm_result cfgd_fs_system_path(cfgd_backend *be, const char *path, char *buf,
+                                                 size_t cap);
 /* The regular files directly in a folder (links not followed), sorted by name: *out is a new
  * array of {"name", "size", "mtime" (seconds)}. A missing folder is an empty array. */
-int cfgd_fs_list_dir(cfgd_backend *be, const char *path, json_t **out, cfgd_error *err);
+IOTDM_NODISCARD iotdm_result cfgd_fs_list_dir(cfgd_backend *be, const char *path, json_t **out,
+                                              cfgd_error *err);
 /* Size and free space of the file system holding the root, in KiB. */
-int cfgd_fs_storage(cfgd_backend *be, uint64_t *out_total_kb, uint64_t *out_free_kb,
-                    cfgd_error *err);
+IOTDM_NODISCARD iotdm_result cfgd_fs_storage(cfgd_backend *be, uint64_t *out_total_kb,
+                                             uint64_t *out_free_kb, cfgd_error *err);
 /* mkdir -p of a host path. */
-int cfgd_fs_mkdirs(const char *host_path, unsigned mode);
+IOTDM_NODISCARD iotdm_result cfgd_fs_mkdirs(const char *host_path, unsigned mode);
 /* Writes all of data to fd, retrying short writes and EINTR: 0, or -errno (-EIO for a write of
  * nothing). */
-int cfgd_fs_write_all(int fd, const void *data, size_t len);
+IOTDM_NODISCARD iotdm_result cfgd_fs_write_all(int fd, const void *data, size_t len);
 
 /* Runs exec_path (a host path) with argv and envp; see cfgd_backend_vt.run. */
-int cfgd_run_command(const char *exec_path, const char *const *argv, const char *const *envp,
-                     int timeout_ms, cfgd_cmd_result *out, cfgd_error *err);
+IOTDM_NODISCARD iotdm_result cfgd_run_command(const char *exec_path, const char *const *argv,
+                                              const char *const *envp, int timeout_ms,
+                                              cfgd_cmd_result *out, cfgd_error *err);
 /* The same with the program's stdout going to stdout_fd; out->output then holds stderr only. */
-int cfgd_run_command_to(const char *exec_path, const char *const *argv, const char *const *envp,
-                        int timeout_ms, int stdout_fd, cfgd_cmd_result *out, cfgd_error *err);
+IOTDM_NODISCARD iotdm_result cfgd_run_command_to(const char *exec_path, const char *const *argv,
+                                                 const char *const *envp, int timeout_ms,
+                                                 int stdout_fd, cfgd_cmd_result *out,
+                                                 cfgd_error *err);
 /* Log collectors (backend_logs.c). cfgd_fs_open_dir opens the folder at path as a directory
  * descriptor (*out_fd), creating it with mode (its parents 0755) when create is set; -ENOENT when
  * missing and not created. The folder itself must not be a link; callers work inside it with
  * *at() calls that never follow links. journal_read is each backend's. */
-int cfgd_fs_open_dir(cfgd_backend *be, const char *path, bool create, unsigned mode, int *out_fd,
-                     cfgd_error *err);
-int cfgd_journal_read_linux(cfgd_backend *be, const cfgd_journal_query *q, int out_fd,
-                            cfgd_error *err);
-int cfgd_journal_read_sandbox(cfgd_backend *be, const cfgd_journal_query *q, int out_fd,
-                              cfgd_error *err);
+IOTDM_NODISCARD iotdm_result cfgd_fs_open_dir(cfgd_backend *be, const char *path, bool create,
+                                              unsigned mode, int *out_fd, cfgd_error *err);
+IOTDM_NODISCARD iotdm_result cfgd_journal_read_linux(cfgd_backend *be, const cfgd_journal_query *q,
+                                                     int out_fd, cfgd_error *err);
+IOTDM_NODISCARD iotdm_result cfgd_journal_read_sandbox(cfgd_backend *be,
+                                                       const cfgd_journal_query *q, int out_fd,
+                                                       cfgd_error *err);
 
 #endif

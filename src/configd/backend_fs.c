@@ -11,6 +11,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "common/atomic_file.h"
+
 #define REMOVE_MAX_DEPTH 64
 
 int cfgd_fs_map(const cfgd_backend *be, const char *path, char *buf, size_t cap)
@@ -86,32 +88,14 @@ int cfgd_fs_write_all(int fd, const void *data, size_t len)
 int cfgd_fs_write_file(cfgd_backend *be, const char *path, const void *data, size_t len,
                        unsigned mode, cfgd_error *err)
 {
-    char host[PATH_MAX], dir[PATH_MAX], tmp[PATH_MAX];
+    char host[PATH_MAX], dir[PATH_MAX];
     int r = cfgd_fs_map(be, path, host, sizeof host);
     if (r == 0)
         r = prepare_dir(host, dir, sizeof dir);
-    if (r == 0 && snprintf(tmp, sizeof tmp, "%s/.iotdm.XXXXXX", dir) >= (int)sizeof tmp)
-        r = -ENAMETOOLONG;
-    if (r < 0)
-        return fail(err, -r, "write", path);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0)
-        return fail(err, errno, "write", path);
-    r = cfgd_fs_write_all(fd, data, len);
-    if (r == 0 && fchmod(fd, (mode_t)mode) != 0)
-        r = -errno;
-    if (r == 0 && fsync(fd) != 0)
-        r = -errno;
-    if (close(fd) != 0 && r == 0)
-        r = -errno;
-    if (r == 0 && rename(tmp, host) != 0)
-        r = -errno;
-    if (r < 0) {
-        unlink(tmp);
-        return fail(err, -r, "write", path);
-    }
-    sync_dir(dir);
-    return 0;
+    /* The message names the device path, not the sandbox's host path: fail() says it. */
+    if (r == 0)
+        r = atomic_file_write(host, data, len, mode, NULL, 0);
+    return r < 0 ? fail(err, -r, "write", path) : 0;
 }
 
 int cfgd_fs_read_file(cfgd_backend *be, const char *path, char *buf, size_t cap, size_t *out_len,

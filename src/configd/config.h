@@ -51,12 +51,13 @@ typedef struct {
 void cfgd_config_defaults(cfgd_config *cfg);
 /* Applies one setting ("allow_uid", "factory_reset_path", ...). Returns IOTDM_E_MALFORMED with a
  * message for an unknown key or a bad value. */
-iotdm_result cfgd_config_set(cfgd_config *cfg, const char *key, const char *value, char *error,
-                             size_t error_cap);
+IOTDM_NODISCARD iotdm_result cfgd_config_set(cfgd_config *cfg, const char *key, const char *value,
+                                             char *error, size_t error_cap);
 /* Reads a config file with cfgd_config_set for each line. */
-iotdm_result cfgd_config_load(cfgd_config *cfg, const char *path, char *error, size_t error_cap);
+IOTDM_NODISCARD iotdm_result cfgd_config_load(cfgd_config *cfg, const char *path, char *error,
+                                              size_t error_cap);
 /* Checks the settings together (sandbox vs root) once everything is applied. */
-iotdm_result cfgd_config_finish(cfgd_config *cfg, char *error, size_t error_cap);
+IOTDM_NODISCARD iotdm_result cfgd_config_finish(cfgd_config *cfg, char *error, size_t error_cap);
 
 /* True for an absolute, normalised device path: starts with '/', no empty, "." or ".." segments,
  * no trailing '/', printable ASCII, shorter than CFGD_PATH_MAX. "/" itself is false. */

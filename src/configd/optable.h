@@ -20,11 +20,11 @@ typedef struct {
 } cfgd_ctx;
 
 /* Checks args without touching the OS (so it can be fuzzed); 0 or -EINVAL with err filled. */
-typedef int (*cfgd_validate_fn)(const json_t *args, cfgd_error *err);
+typedef IOTDM_NODISCARD iotdm_result (*cfgd_validate_fn)(const json_t *args, cfgd_error *err);
 /* Performs the operation on validated args; 0 with *out_result a new object, or negative with err
  * filled (its code goes on the wire). */
-typedef int (*cfgd_handle_fn)(cfgd_ctx *ctx, const json_t *args, json_t **out_result,
-                              cfgd_error *err);
+typedef IOTDM_NODISCARD iotdm_result (*cfgd_handle_fn)(cfgd_ctx *ctx, const json_t *args,
+                                                       json_t **out_result, cfgd_error *err);
 
 typedef struct {
     const char *name;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/atomic_file.h"
 #include "common/base64.h"
 #include "common/log.h"
 #include "common/timeutil.h"
@@ -49,20 +50,7 @@ static iotdm_result random_key(char *out, size_t cap)
 
 static iotdm_result write_file_atomic(const char *path, const char *text, mode_t mode)
 {
-    char tmp[700];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return IOTDM_E_TOO_LARGE;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0)
-        return -errno;
-    size_t len = strlen(text);
-    bool ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
-    close(fd);
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return IOTDM_E_STORAGE;
-    }
-    return IOTDM_OK;
+    return atomic_file_write(path, text, strlen(text), mode, NULL, 0);
 }
 
 /* Creates the missing default policies and loads them all: they do not change while the hub

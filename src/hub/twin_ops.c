@@ -239,7 +239,9 @@ iotdm_result hub_twin_patch_reported(hub_store *store, const char *device_id, co
     if (r == IOTDM_OK) {
         char now[32];
         time_format_iso(time_now_ms(), now, sizeof now);
-        twin_metadata_update(t.reported_meta, changes, now, -1, false);
+        r = twin_metadata_update(t.reported_meta, changes, now, -1, false);
+    }
+    if (r == IOTDM_OK) {
         t.reported_version++;
         t.version++;
         t.etag++;
@@ -265,7 +267,7 @@ static iotdm_result update_section(json_t **section, json_t *meta, const json_t 
     if (r == IOTDM_OK && meta) {
         char now[32];
         time_format_iso(time_now_ms(), now, sizeof now);
-        twin_metadata_update(meta, replace ? *section : patch, now, version, replace);
+        r = twin_metadata_update(meta, replace ? *section : patch, now, version, replace);
     }
     return r;
 }

@@ -22,7 +22,7 @@ typedef struct {
 
 /* Registers, imports the hub key into the slot's key handle (it never leaves the TPM) and stores
  * the assignment as the slot's URI. */
-iotdm_result limpet_dps_register(limpet_tpm *tpm, const limpet_dps_options *o,
-                                 limpet_dps_result *out);
+IOTDM_NODISCARD iotdm_result limpet_dps_register(limpet_tpm *tpm, const limpet_dps_options *o,
+                                                 limpet_dps_result *out);
 
 #endif

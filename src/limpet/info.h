@@ -7,6 +7,6 @@
 #include "limpet/tpm.h"
 
 /* A new JSON object describing the TPM; the caller owns it. */
-iotdm_result limpet_tpm_info(limpet_tpm *tpm, json_t **out_info);
+IOTDM_NODISCARD iotdm_result limpet_tpm_info(limpet_tpm *tpm, json_t **out_info);
 
 #endif

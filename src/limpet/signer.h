@@ -15,12 +15,12 @@ typedef struct {
 
 /* Opens the TPM, reads the slot's URI (host, device id) into out_uri and checks that the slot
  * has a key. On failure writes the reason into err. Free with limpet_signer_deinit. */
-iotdm_result limpet_signer_init(limpet_signer *s, const char *tcti, unsigned slot,
-                                limpet_uri *out_uri, char *err, size_t err_cap);
+IOTDM_NODISCARD iotdm_result limpet_signer_init(limpet_signer *s, const char *tcti, unsigned slot,
+                                                limpet_uri *out_uri, char *err, size_t err_cap);
 void limpet_signer_deinit(limpet_signer *s);
 
 /* The iotdm_sas_signer_fn: ctx is a limpet_signer. */
-iotdm_result limpet_signer_sign(void *ctx, const char *string_to_sign, size_t len, char *out_sig,
-                                size_t out_cap);
+IOTDM_NODISCARD iotdm_result limpet_signer_sign(void *ctx, const char *string_to_sign, size_t len,
+                                                char *out_sig, size_t out_cap);
 
 #endif

@@ -24,7 +24,8 @@ typedef struct limpet_tpm limpet_tpm;
 /* Opens the TPM through a TCTI configuration string ("device:/dev/tpmrm0",
  * "swtpm:host=127.0.0.1,port=2321", "mssim:…"; NULL: $TPM2TOOLS_TCTI, then the default). On
  * failure writes the reason into err and returns a negative result. */
-iotdm_result limpet_tpm_open(const char *tcti, limpet_tpm **out_tpm, char *err, size_t err_cap);
+IOTDM_NODISCARD iotdm_result limpet_tpm_open(const char *tcti, limpet_tpm **out_tpm, char *err,
+                                             size_t err_cap);
 void limpet_tpm_close(limpet_tpm *tpm);
 
 /* The reason for the last failure on this handle (never a secret). */
@@ -35,23 +36,27 @@ bool limpet_handle_exists(limpet_tpm *tpm, uint32_t handle);
 
 /* The EK (RSA-2048, TCG default template) and the SRK (RSA-2048 storage key), created and
  * persisted at their handles when absent. Writes the marshaled TPM2B_PUBLIC into out. */
-iotdm_result limpet_ek_public(limpet_tpm *tpm, uint8_t *out, size_t cap, size_t *out_len);
-iotdm_result limpet_srk_public(limpet_tpm *tpm, uint8_t *out, size_t cap, size_t *out_len);
+IOTDM_NODISCARD iotdm_result limpet_ek_public(limpet_tpm *tpm, uint8_t *out, size_t cap,
+                                              size_t *out_len);
+IOTDM_NODISCARD iotdm_result limpet_srk_public(limpet_tpm *tpm, uint8_t *out, size_t cap,
+                                               size_t *out_len);
 
 /* DPS registration id: lower-case unpadded base32 of SHA-256(ek_public). */
 void limpet_registration_id(const uint8_t *ek_public, size_t len, char out[LIMPET_REG_ID_MAX]);
 
 /* Slots: the hub URI "host/deviceId[/moduleId]" in NV, the HMAC key persisted in the TPM. */
-iotdm_result limpet_slot_uri_write(limpet_tpm *tpm, unsigned slot, const char *uri);
-iotdm_result limpet_slot_uri_read(limpet_tpm *tpm, unsigned slot, char out[LIMPET_URI_MAX + 1]);
-iotdm_result limpet_slot_uri_delete(limpet_tpm *tpm, unsigned slot);
+IOTDM_NODISCARD iotdm_result limpet_slot_uri_write(limpet_tpm *tpm, unsigned slot, const char *uri);
+IOTDM_NODISCARD iotdm_result limpet_slot_uri_read(limpet_tpm *tpm, unsigned slot,
+                                                  char out[LIMPET_URI_MAX + 1]);
+IOTDM_NODISCARD iotdm_result limpet_slot_uri_delete(limpet_tpm *tpm, unsigned slot);
 /* Creates a keyed-hash (HMAC-SHA256) object under the SRK holding key and persists it at the
  * slot's handle, replacing what was there. */
-iotdm_result limpet_slot_key_create(limpet_tpm *tpm, unsigned slot, const uint8_t *key, size_t len);
-iotdm_result limpet_slot_key_evict(limpet_tpm *tpm, unsigned slot);
+IOTDM_NODISCARD iotdm_result limpet_slot_key_create(limpet_tpm *tpm, unsigned slot,
+                                                    const uint8_t *key, size_t len);
+IOTDM_NODISCARD iotdm_result limpet_slot_key_evict(limpet_tpm *tpm, unsigned slot);
 /* HMAC-SHA256 of data computed inside the TPM with the slot's key. */
-iotdm_result limpet_slot_hmac(limpet_tpm *tpm, unsigned slot, const void *data, size_t len,
-                              uint8_t out_mac[32]);
+IOTDM_NODISCARD iotdm_result limpet_slot_hmac(limpet_tpm *tpm, unsigned slot, const void *data,
+                                              size_t len, uint8_t out_mac[32]);
 
 /* A device SAS token for the slot's URI, signed in the TPM:
  * "SharedAccessSignature sr=…&sig=…&se=<expiry>". Also returns the URI's host and device id. */
@@ -60,19 +65,20 @@ typedef struct {
     char device_id[129];
     char module_id[129];
 } limpet_uri;
-iotdm_result limpet_uri_parse(const char *uri, limpet_uri *out);
-iotdm_result limpet_slot_sas(limpet_tpm *tpm, unsigned slot, int64_t expiry, char *out, size_t cap,
-                             limpet_uri *out_uri);
+IOTDM_NODISCARD iotdm_result limpet_uri_parse(const char *uri, limpet_uri *out);
+IOTDM_NODISCARD iotdm_result limpet_slot_sas(limpet_tpm *tpm, unsigned slot, int64_t expiry,
+                                             char *out, size_t cap, limpet_uri *out_uri);
 
 /* Signs an arbitrary SAS string-to-sign (base64 signature, NUL-terminated) with the slot key. */
-iotdm_result limpet_slot_sign_b64(limpet_tpm *tpm, unsigned slot, const char *msg, size_t len,
-                                  char *out_sig, size_t cap);
+IOTDM_NODISCARD iotdm_result limpet_slot_sign_b64(limpet_tpm *tpm, unsigned slot, const char *msg,
+                                                  size_t len, char *out_sig, size_t cap);
 
 /* Processes a DPS activation blob (docs/protocol.md §7.10): ActivateCredential with the EK,
  * Import under the SRK with the inner-wrap key, Load, persist at the slot's key handle. */
-iotdm_result limpet_activate(limpet_tpm *tpm, unsigned slot, const uint8_t *blob, size_t len);
+IOTDM_NODISCARD iotdm_result limpet_activate(limpet_tpm *tpm, unsigned slot, const uint8_t *blob,
+                                             size_t len);
 
 /* TPM2_Clear with the lockout authorization (NULL: empty). */
-iotdm_result limpet_tpm_clear(limpet_tpm *tpm, const char *lockout_auth);
+IOTDM_NODISCARD iotdm_result limpet_tpm_clear(limpet_tpm *tpm, const char *lockout_auth);
 
 #endif

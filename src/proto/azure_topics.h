@@ -49,7 +49,8 @@ typedef struct {
  * absent), the DPS status query needs operationId. The property bag is neither decoded nor
  * validated here. Unknown or malformed topics: out->kind = AZ_PUB_INVALID and IOTDM_E_PROTOCOL
  * (the caller closes, as IoT Hub does, §2.10). The spans point into topic. */
-iotdm_result az_parse_publish_topic(const char *topic, size_t len, az_publish_topic *out);
+IOTDM_NODISCARD iotdm_result az_parse_publish_topic(const char *topic, size_t len,
+                                                    az_publish_topic *out);
 
 /* What a device subscribes to. */
 typedef enum {
@@ -98,7 +99,7 @@ typedef struct {
  * in values; splits each pair at the first '='. Host and ids must be non-empty. A module id
  * starting with '?' cannot be told from the query and is read as the device form.
  * IOTDM_E_MALFORMED (out->kind = AZ_USER_INVALID) for anything else. Spans point into username. */
-iotdm_result az_parse_username(const char *username, size_t len, az_username *out);
+IOTDM_NODISCARD iotdm_result az_parse_username(const char *username, size_t len, az_username *out);
 
 /* Property bags: name=value&name=value, names and values percent-encoded; a name without '=' has
  * no value. */
@@ -168,7 +169,7 @@ typedef struct {
 /* Parses a hub->device topic as the SDKs do (§4.4, §4.5, §5.2, §5.4, §7.4). The method name is
  * what lies between "POST/" and "/?", the request id everything after "$rid=" up to the next '&'.
  * IOTDM_E_PROTOCOL (kind AZ_HUB_INVALID) for anything else. Spans point into topic. */
-iotdm_result az_parse_hub_topic(const char *topic, size_t len, az_hub_topic *out);
+IOTDM_NODISCARD iotdm_result az_parse_hub_topic(const char *topic, size_t len, az_hub_topic *out);
 
 /* Device/module and method-name identifier rules of §6.3. */
 bool az_valid_device_id(const char *id, size_t len);

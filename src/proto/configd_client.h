@@ -34,12 +34,14 @@ void cfgd_client_free(cfgd_client *client);
  *   - "protocol" (IOTDM_E_PROTOCOL): the connection broke or the reply was unreadable; whether the
  *     operation ran is unknown.
  * After "timeout" or "protocol" the connection is closed; the next call opens a new one. */
-iotdm_result cfgd_client_call(cfgd_client *client, const char *op, const json_t *args,
-                              const int *fds, size_t nfds, int timeout_ms, json_t **out_result,
-                              cfgd_error *out_err);
+IOTDM_NODISCARD iotdm_result cfgd_client_call(cfgd_client *client, const char *op,
+                                              const json_t *args, const int *fds, size_t nfds,
+                                              int timeout_ms, json_t **out_result,
+                                              cfgd_error *out_err);
 
 /* One call on a connection of its own: cfgd_client_new + cfgd_client_call + cfgd_client_free. */
-iotdm_result cfgd_call(const char *socket_path, const char *op, const json_t *args, const int *fds,
-                       size_t nfds, int timeout_ms, json_t **out_result, cfgd_error *out_err);
+IOTDM_NODISCARD iotdm_result cfgd_call(const char *socket_path, const char *op, const json_t *args,
+                                       const int *fds, size_t nfds, int timeout_ms,
+                                       json_t **out_result, cfgd_error *out_err);
 
 #endif

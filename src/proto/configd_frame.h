@@ -51,7 +51,7 @@ const char *cfgd_errcode_name(cfgd_errcode code);
 bool cfgd_errcode_parse(const char *name, cfgd_errcode *out_code);
 /* The iotdm_result that best matches a code (invalid_argument -> -EINVAL, timeout ->
  * IOTDM_E_TIMEOUT, ...). Never IOTDM_OK. */
-iotdm_result cfgd_errcode_result(cfgd_errcode code);
+IOTDM_NODISCARD iotdm_result cfgd_errcode_result(cfgd_errcode code);
 /* Fills err with code and a printf-formatted message (truncated to fit). */
 void cfgd_error_set(cfgd_error *err, cfgd_errcode code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -64,8 +64,9 @@ void cfgd_error_set(cfgd_error *err, cfgd_errcode code, const char *fmt, ...)
  * IOTDM_E_INCOMPLETE: more bytes are needed; nothing is set.
  * IOTDM_E_TOO_LARGE: the header announces more than CFGD_FRAME_MAX (known from 4 bytes alone).
  * IOTDM_E_MALFORMED: the header announces an empty body. */
-iotdm_result cfgd_frame_peek(const uint8_t *buf, size_t len, const uint8_t **out_body,
-                             size_t *out_body_len, size_t *out_frame_len);
+IOTDM_NODISCARD iotdm_result cfgd_frame_peek(const uint8_t *buf, size_t len,
+                                             const uint8_t **out_body, size_t *out_body_len,
+                                             size_t *out_frame_len);
 /* Writes the 4-byte header for a body of body_len bytes (body_len <= CFGD_FRAME_MAX). */
 void cfgd_frame_header(size_t body_len, uint8_t out[CFGD_FRAME_HEADER]);
 
@@ -73,7 +74,8 @@ void cfgd_frame_header(size_t body_len, uint8_t out[CFGD_FRAME_HEADER]);
 
 /* Serialises msg compactly into a newly allocated frame (header + body); free with xfree.
  * IOTDM_E_TOO_LARGE when the body would exceed CFGD_FRAME_MAX, -ENOMEM on allocation failure. */
-iotdm_result cfgd_frame_encode(const json_t *msg, uint8_t **out_frame, size_t *out_len);
+IOTDM_NODISCARD iotdm_result cfgd_frame_encode(const json_t *msg, uint8_t **out_frame,
+                                               size_t *out_len);
 
 /* A parsed request; op and args borrow from the root it was parsed from. */
 typedef struct {
@@ -88,8 +90,8 @@ typedef struct {
  * closed); IOTDM_E_MALFORMED for an object that is not a valid request (v, id, op, args), with
  * out_req->id set to the request's id when it could be read (else 0) and err->message saying why.
  */
-iotdm_result cfgd_request_parse(const uint8_t *body, size_t len, json_t **out_root,
-                                cfgd_request *out_req, cfgd_error *err);
+IOTDM_NODISCARD iotdm_result cfgd_request_parse(const uint8_t *body, size_t len, json_t **out_root,
+                                                cfgd_request *out_req, cfgd_error *err);
 
 /* New request object; args (stolen; NULL for none) must be an object. NULL on failure. */
 json_t *cfgd_request_new(int64_t id, const char *op, json_t *args);
@@ -101,7 +103,7 @@ json_t *cfgd_reply_error(int64_t id, cfgd_errcode code, const char *message);
 /* Reads a reply. On ok, *out_result borrows from reply and IOTDM_OK is returned. On an error reply,
  * err is filled and cfgd_errcode_result(code) returned. A reply that is not well-formed or whose id
  * differs from expect_id gives IOTDM_E_PROTOCOL (err code "protocol"). */
-iotdm_result cfgd_reply_parse(const json_t *reply, int64_t expect_id, json_t **out_result,
-                              cfgd_error *err);
+IOTDM_NODISCARD iotdm_result cfgd_reply_parse(const json_t *reply, int64_t expect_id,
+                                              json_t **out_result, cfgd_error *err);
 
 #endif

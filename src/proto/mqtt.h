@@ -71,7 +71,8 @@ bool mqtt_utf8_valid(const uint8_t *s, size_t len);
  * soon as the length bytes are in, before the body arrives. Once the length bytes are in, *out is
  * filled even with IOTDM_E_INCOMPLETE, so the caller can size its buffer. Errors other than
  * IOTDM_E_INCOMPLETE are final: close the connection. */
-iotdm_result mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet, mqtt_fixed_header *out);
+IOTDM_NODISCARD iotdm_result mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet,
+                                        mqtt_fixed_header *out);
 
 typedef struct {
     mqtt_span protocol_name;
@@ -97,7 +98,8 @@ typedef struct {
  * name, will QoS/retain without the will flag or will QoS 3, strings running past the end,
  * invalid UTF-8 or U+0000 in the client id, user name or will topic, an empty will topic or one
  * with wildcards, trailing bytes. The client id may be empty; the caller decides (CONNACK 2). */
-iotdm_result mqtt_decode_connect(const uint8_t *body, size_t len, mqtt_connect *out);
+IOTDM_NODISCARD iotdm_result mqtt_decode_connect(const uint8_t *body, size_t len,
+                                                 mqtt_connect *out);
 
 typedef struct {
     mqtt_span topic;
@@ -111,19 +113,22 @@ typedef struct {
 /* flags = fixed-header low nibble. QoS 3 -> IOTDM_E_MALFORMED; QoS 2 decodes (the caller closes,
  * as IoT Hub does). Packet id 0 with QoS > 0 -> IOTDM_E_MALFORMED. The topic must be valid UTF-8,
  * non-empty, without U+0000, '+' or '#'. The payload is the rest of the body (may be empty). */
-iotdm_result mqtt_decode_publish(uint8_t flags, const uint8_t *body, size_t len, mqtt_publish *out);
+IOTDM_NODISCARD iotdm_result mqtt_decode_publish(uint8_t flags, const uint8_t *body, size_t len,
+                                                 mqtt_publish *out);
 
 /* PUBACK/PUBREC/PUBREL/PUBCOMP/UNSUBACK body: exactly 2 bytes, packet id not 0. */
-iotdm_result mqtt_decode_packet_id(const uint8_t *body, size_t len, uint16_t *out_id);
+IOTDM_NODISCARD iotdm_result mqtt_decode_packet_id(const uint8_t *body, size_t len,
+                                                   uint16_t *out_id);
 
 /* CONNACK body (client side): 2 bytes, only bit 0 of the first may be set. */
-iotdm_result mqtt_decode_connack(const uint8_t *body, size_t len, bool *out_session_present,
-                                 uint8_t *out_return_code);
+IOTDM_NODISCARD iotdm_result mqtt_decode_connack(const uint8_t *body, size_t len,
+                                                 bool *out_session_present,
+                                                 uint8_t *out_return_code);
 
 /* SUBACK body (client side): packet id, then one code per filter (0, 1, 2 or 0x80).
  * *out_codes points into body. */
-iotdm_result mqtt_decode_suback(const uint8_t *body, size_t len, uint16_t *out_packet_id,
-                                mqtt_span *out_codes);
+IOTDM_NODISCARD iotdm_result mqtt_decode_suback(const uint8_t *body, size_t len,
+                                                uint16_t *out_packet_id, mqtt_span *out_codes);
 
 /* SUBSCRIBE/UNSUBSCRIBE: iterate the filters without allocating. */
 typedef struct {
@@ -137,8 +142,9 @@ typedef struct {
  * non-empty, requested QoS <= 2 with the reserved bits 0 for SUBSCRIBE, no trailing bytes) and
  * positions the iterator at the first filter. Wildcard placement is not checked here: IoT Hub
  * accepts only a few fixed filters, which the caller matches exactly. IOTDM_E_MALFORMED. */
-iotdm_result mqtt_sub_iter_init(mqtt_sub_iter *it, bool is_subscribe, const uint8_t *body,
-                                size_t len, uint16_t *out_packet_id);
+IOTDM_NODISCARD iotdm_result mqtt_sub_iter_init(mqtt_sub_iter *it, bool is_subscribe,
+                                                const uint8_t *body, size_t len,
+                                                uint16_t *out_packet_id);
 /* Next filter; *out_qos is the requested QoS (0 for UNSUBSCRIBE). Returns false at the end. */
 bool mqtt_sub_iter_next(mqtt_sub_iter *it, mqtt_span *out_filter, uint8_t *out_qos);
 

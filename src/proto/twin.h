@@ -35,29 +35,30 @@ typedef struct {
  * Returns IOTDM_OK, IOTDM_E_TOO_DEEP, IOTDM_E_TOO_LARGE or IOTDM_E_MALFORMED; on error out_err
  * (optional) holds a readable message naming the offending key path. Section size is not checked
  * here: it depends on the merged result (see twin_check_size). */
-iotdm_result twin_check_patch(const json_t *patch, twin_error *out_err);
+IOTDM_NODISCARD iotdm_result twin_check_patch(const json_t *patch, twin_error *out_err);
 
 /* Size of a section per §6.2 accounting: key and string UTF-8 bytes, numbers 8, booleans 4,
  * null 0, objects and arrays the sum of their members; "$"-prefixed keys excluded. */
 size_t twin_section_size(const json_t *section);
 
 /* IOTDM_OK when twin_section_size(section) <= limit, else IOTDM_E_TOO_LARGE with a message. */
-iotdm_result twin_check_size(const json_t *section, size_t limit, const char *what,
-                             twin_error *out_err);
+IOTDM_NODISCARD iotdm_result twin_check_size(const json_t *section, size_t limit, const char *what,
+                                             twin_error *out_err);
 
 /* JSON merge-patch (RFC 7386) of patch into target (both objects): members update or add
  * recursively, null deletes, a non-object replaces (deep copy). "$"-prefixed keys of the patch are
  * ignored. Empty objects left after deletions are kept (Azure keeps them). On failure (allocation)
  * target may be partly updated: merge into a copy when that matters. */
-iotdm_result twin_merge(json_t *target, const json_t *patch);
+IOTDM_NODISCARD iotdm_result twin_merge(json_t *target, const json_t *patch);
 
 /* Updates the $metadata tree `meta` (mirrors the section) for the members the patch touched: every
  * touched object node and leaf gets {"$lastUpdated": now_iso} and, when version >= 0 (desired),
  * "$lastUpdatedVersion": version; a member replaced by a non-object loses its children's metadata;
  * deleted members lose their metadata; the root of meta is stamped too. With replace=true meta is
  * rebuilt for the whole document patch_or_doc. */
-iotdm_result twin_metadata_update(json_t *meta, const json_t *patch_or_doc, const char *now_iso,
-                                  int64_t version, bool replace);
+IOTDM_NODISCARD iotdm_result twin_metadata_update(json_t *meta, const json_t *patch_or_doc,
+                                                  const char *now_iso, int64_t version,
+                                                  bool replace);
 
 /* Time as "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC) into buf (cap >= 25), from milliseconds since epoch. */
 #define TWIN_TIME_CAP 25

@@ -167,6 +167,35 @@ test('certificates: each bad item is refused next to it and leaves nothing; good
   assert.deepEqual(reported.trustedPeople, {});
 });
 
+// The agent downloads on its worker, not in the desired-property callback: while a download hangs,
+// the hub connection is still served. With a 5 s keep-alive the hub drops a device silent for
+// 7.5 s; the download is held for longer than that with nothing else to say (only keep-alives
+// keep the connection), then a method must still be answered at once.
+test('certificates: a stalled download neither stops keep-alives nor methods; 202, then the outcome', async () => {
+  const id = 'certs-slow';
+  const ev = await h.events({ deviceId: id });
+  await newDevice(id, { extraAgentArgs: ['--keepalive', '5'] });
+  const cert = h.selfSignedCert('iotdm e2e slow');
+  const v = await setDesired(id, { certificates: { root: { [cert.thumbprint]: install(files.stall('slow.pem', cert.cert)) } } });
+  await files.requested('slow.pem');
+  await h.sleep(11000);
+  const dropped = ev.events.filter((e) => e.event === 'connection' && e.data.connectionState === 'Disconnected');
+  assert.deepEqual(dropped, [], 'the hub dropped the device during the download');
+  const t = Date.now();
+  const r = await invoke(id, 'getCertificateDetails', { store: 'root', thumbprint: cert.thumbprint }, 5);
+  assert.equal(r.status, 404, JSON.stringify(r)); // answered: not installed yet
+  assert.ok(Date.now() - t < 3000, `the method took ${Date.now() - t} ms`);
+  const pending = dm(await twin(id)).certificates;
+  assert.equal(pending.av, v, JSON.stringify(pending));
+  assert.equal(pending.ac, 202, 'acknowledged 202 while the download hangs');
+  assert.equal(pending.value, 'applying');
+  files.release('slow.pem');
+  const ack = await waitAck(id, 'certificates', v);
+  assert.equal(ack.ac, 200, JSON.stringify(ack));
+  assert.match(ack.value.root[cert.thumbprint].subject, /CN=iotdm e2e slow/);
+  ev.close();
+});
+
 const PSK = 'correct horse battery staple';
 function keyfile(id, ssid, extra = '') {
   return `[connection]\nid=${id}\nuuid=${crypto.randomUUID()}\ntype=wifi\n${extra}\n[wifi]\nmode=infrastructure\nssid=${ssid}\n\n` +

@@ -27,12 +27,13 @@ typedef struct {
  * SHA-256 against sha256_hex (64 hex digits, either case). Errors: IOTDM_E_MALFORMED (bad URL or
  * hash given), IOTDM_E_TOO_LARGE, IOTDM_E_PRECONDITION (hash mismatch), -EIO (network; err says
  * what). */
-iotdm_result agent_download_into(void *ctx, const char *url, const char *sha256_hex,
-                                 size_t max_bytes, int fd, char *err, size_t err_cap);
+IOTDM_NODISCARD iotdm_result agent_download_into(void *ctx, const char *url, const char *sha256_hex,
+                                                 size_t max_bytes, int fd, char *err,
+                                                 size_t err_cap);
 
 /* Uploads fd's contents as blob_name ("logs/x.txt") through the hub: SAS URI, PUT, notification.
  * out_blob receives the hub's name for it ("<deviceId>/logs/x.txt"). */
-iotdm_result agent_upload(void *ctx, int fd, const char *blob_name, char *out_blob, size_t out_cap,
-                          char *err, size_t err_cap);
+IOTDM_NODISCARD iotdm_result agent_upload(void *ctx, int fd, const char *blob_name, char *out_blob,
+                                          size_t out_cap, char *err, size_t err_cap);
 
 #endif

@@ -147,7 +147,9 @@ static void service_state(cfgd_ctx *ctx, const char *unit, cfgd_svc_state *st)
 {
     cfgd_error ignored;
     memset(st, 0, sizeof *st);
-    ctx->be->vt->service_state(ctx->be, unit, st, &ignored);
+    /* A unit that cannot be queried reads as neither enabled nor active (the vtable's rule), which
+     * is what a missing service is. */
+    IOTDM_IGNORE(ctx->be->vt->service_state(ctx->be, unit, st, &ignored));
 }
 
 /* {"installed", "version", "installDate", "startUp", "active"}: what the device has. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/debpkg.h"
+#include "common/log.h"
 #include "configd/ops/apps.h"
 #include "configd/ops/apps_pkg.h"
 #include "configd/ops/ops.h"
@@ -97,8 +98,11 @@ static int stage_file(cfgd_ctx *ctx, install_req *q, cfgd_error *err)
 static void unstage(cfgd_ctx *ctx)
 {
     bool existed;
-    cfgd_error ignored;
-    cfgd_fs_remove(ctx->be, CFGD_DEB_STAGE_DIR, NULL, 0, &existed, &ignored);
+    cfgd_error err;
+    /* A staged package left behind is replaced by the next install; the space it takes is worth
+     * a line in the log. */
+    if (cfgd_fs_remove(ctx->be, CFGD_DEB_STAGE_DIR, NULL, 0, &existed, &err) < 0)
+        log_warn("configd", "cannot remove the staged package: %s", err.message);
 }
 
 /* From the repositories: "latest" is apt's candidate; an exact version must be on offer. */

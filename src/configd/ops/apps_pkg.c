@@ -270,7 +270,8 @@ bool cfgd_pkg_selfupdate_running(cfgd_ctx *ctx)
 {
     cfgd_svc_state st = {0};
     cfgd_error ignored;
-    ctx->be->vt->service_state(ctx->be, CFGD_SELFUPDATE ".service", &st, &ignored);
+    /* Unqueryable reads as not active: no self-update is known to be running. */
+    IOTDM_IGNORE(ctx->be->vt->service_state(ctx->be, CFGD_SELFUPDATE ".service", &st, &ignored));
     return st.active;
 }
 

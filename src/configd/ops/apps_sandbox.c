@@ -243,11 +243,16 @@ static int flag_reboot(cfgd_ctx *ctx, const char *name, cfgd_error *err)
     static const char text[] = "*** System restart required ***\n";
     char pkgs[4096] = "";
     size_t len = 0;
-    cfgd_error ignored;
-    cfgd_fs_read_file(ctx->be, "/run/reboot-required.pkgs", pkgs, sizeof pkgs - 200, &len,
-                      &ignored);
+    /* Usually missing (no update asked for a reboot yet): the list then starts empty. Any other
+     * failure would rewrite the list without the packages already in it. */
+    int r =
+        cfgd_fs_read_file(ctx->be, "/run/reboot-required.pkgs", pkgs, sizeof pkgs - 200, &len, err);
+    if (r == -ENOENT)
+        len = 0;
+    else if (r < 0)
+        return r;
     snprintf(pkgs + len, sizeof pkgs - len, "%s\n", name);
-    int r = cfgd_fs_write_file(ctx->be, "/run/reboot-required", text, strlen(text), 0644, err);
+    r = cfgd_fs_write_file(ctx->be, "/run/reboot-required", text, strlen(text), 0644, err);
     return r < 0 ? r
                  : cfgd_fs_write_file(ctx->be, "/run/reboot-required.pkgs", pkgs, strlen(pkgs),
                                       0644, err);

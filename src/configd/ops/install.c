@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/log.h"
 #include "configd/ops/ops.h"
 
 static int read_all(int fd, char *buf, size_t cap, size_t *out_len)
@@ -106,12 +107,15 @@ int cfgd_file_save(cfgd_ctx *ctx, const char *path, size_t max, cfgd_saved_file 
 
 void cfgd_file_restore(cfgd_ctx *ctx, const char *path, cfgd_saved_file *saved, unsigned mode)
 {
-    cfgd_error ignored;
+    cfgd_error err;
     bool existed;
-    if (saved->existed)
-        cfgd_fs_write_file(ctx->be, path, saved->data, saved->len, mode, &ignored);
-    else
-        cfgd_fs_remove(ctx->be, path, NULL, 0, &existed, &ignored);
+    iotdm_result r = saved->existed
+                         ? cfgd_fs_write_file(ctx->be, path, saved->data, saved->len, mode, &err)
+                         : cfgd_fs_remove(ctx->be, path, NULL, 0, &existed, &err);
+    /* The caller reports its own error; that the device could not be put back is worth a line
+     * of its own, because the file is now neither the old one nor the new one. */
+    if (r < 0)
+        log_error("configd", "cannot put %s back after a failed change: %s", path, err.message);
     cfgd_saved_file_deinit(saved);
 }
 

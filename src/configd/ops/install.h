@@ -25,7 +25,8 @@ typedef struct {
 int cfgd_file_save(cfgd_ctx *ctx, const char *path, size_t max, cfgd_saved_file *out,
                    cfgd_error *err);
 /* Puts the saved state back (rewrites it with mode, or removes what was written); best effort:
- * it runs only after another error, which is the one reported. Frees the saved data. */
+ * it runs only after another error, which is the one reported, so its own failure is logged.
+ * Frees the saved data. */
 void cfgd_file_restore(cfgd_ctx *ctx, const char *path, cfgd_saved_file *saved, unsigned mode);
 void cfgd_saved_file_deinit(cfgd_saved_file *saved);
 

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/atomic_file.h"
 #include "common/timeutil.h"
 #include "configd/ops/logs.h"
 #include "configd/ops/ops.h"
@@ -37,21 +38,14 @@ static json_t *load_state(int dfd)
 
 static int save_state(int dfd, const json_t *state, cfgd_error *err)
 {
-    static const char tmp[] = CFGD_LOG_STATE_FILE ".tmp";
     char *text = json_dumps(state, JSON_COMPACT | JSON_SORT_KEYS);
-    int fd =
-        text ? openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0640) : -1;
-    size_t len = text ? strlen(text) : 0;
-    int r = fd >= 0 && write(fd, text, len) == (ssize_t)len && fsync(fd) == 0 ? 0 : -EIO;
-    if (fd >= 0)
-        close(fd);
+    int r = text ? atomic_file_write_at(dfd, CFGD_LOG_STATE_FILE, NULL, text, strlen(text), 0640,
+                                        NULL, 0)
+                 : -ENOMEM;
     free(text);
-    if (r == 0 && renameat(dfd, tmp, dfd, CFGD_LOG_STATE_FILE) != 0)
-        r = -errno;
-    if (r < 0) {
-        unlinkat(dfd, tmp, 0);
-        cfgd_error_set(err, CFGD_ERR_FAILED, "cannot save the collector's settings");
-    }
+    if (r < 0)
+        cfgd_error_set(err, CFGD_ERR_FAILED, "cannot save the collector's settings: %s",
+                       strerror(-r));
     return r;
 }
 

@@ -26,6 +26,14 @@ int cfgd_arg_string(const json_t *args, const char *name, bool required, size_t 
                     const char **out, cfgd_error *err);
 /* IANA zone name syntax: [A-Za-z0-9_+-] segments joined by '/', at most CFGD_ZONE_MAX bytes. */
 bool cfgd_zone_name_valid(const char *zone, size_t len, cfgd_error *err);
+/* Names in the zoneinfo database that are not zones ("localtime", "posixrules"; zoneinfo.c). */
+bool cfgd_zone_name_reserved(const char *zone);
+/* The zone's file in the zoneinfo database at db (a host path; device_db is the same folder as the
+ * device sees it, for absolute links) into out: 0 for a TZif file reached without leaving the
+ * database, not even through a link that comes back (-EXDEV), else -errno (-ELOOP, -ENOENT, -EINVAL
+ * for a bad or reserved name or a file that is not TZif). */
+IOTDM_NODISCARD iotdm_result cfgd_zoneinfo_lookup(const char *db, const char *device_db,
+                                                  const char *zone, char *out, size_t cap);
 /* A host name or IP literal from [A-Za-z0-9.:-], at most 253 bytes, not starting with '-' or '.'.
  */
 bool cfgd_ntp_server_valid(const char *server, size_t len, cfgd_error *err);

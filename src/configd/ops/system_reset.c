@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/log.h"
+
 #define DEFAULT_REASON "requested through iotdm-configd"
 
 int cfgd_validate_reboot(const json_t *args, cfgd_error *err)
@@ -99,7 +101,9 @@ int cfgd_op_system_factory_reset(cfgd_ctx *ctx, const json_t *args, json_t **out
     if (r == 0) {
         json_t *fields =
             json_pack("{s:O, s:O, s:s}", "removed", removed, "kept", kept, "hook", hook);
-        ctx->be->vt->journal(ctx->be, "factory_reset", fields);
+        /* The files are gone already: the reboot must follow even if the record cannot be made. */
+        if (ctx->be->vt->journal(ctx->be, "factory_reset", fields) < 0)
+            log_error("configd", "factory reset: cannot record what was removed");
         json_decref(fields);
         r = ctx->be->vt->reboot(ctx->be, "factory reset", err);
     }

@@ -20,7 +20,14 @@ int cfgd_validate_set_zone(const json_t *args, cfgd_error *err)
     if (cfgd_args_only(args, allowed, err) < 0 ||
         cfgd_arg_string(args, "zone", true, CFGD_ZONE_MAX, &zone, err) < 0)
         return -EINVAL;
-    return cfgd_zone_name_valid(zone, strlen(zone), err) ? 0 : -EINVAL;
+    if (!cfgd_zone_name_valid(zone, strlen(zone), err))
+        return -EINVAL;
+    if (cfgd_zone_name_reserved(zone)) {
+        cfgd_error_set(err, CFGD_ERR_INVALID_ARGUMENT,
+                       "\"%s\" is in the zoneinfo folder but is not a time zone", zone);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 int cfgd_validate_set_ntp(const json_t *args, cfgd_error *err)
@@ -78,7 +85,8 @@ static bool zone_from_link(const char *target, const char *zoneinfo, char *zone,
         return false;
     if (strncmp(rest, "posix/", 6) == 0)
         rest += 6;
-    if (!cfgd_zone_name_valid(rest, strlen(rest), NULL) || strlen(rest) >= cap)
+    if (!cfgd_zone_name_valid(rest, strlen(rest), NULL) || cfgd_zone_name_reserved(rest) ||
+        strlen(rest) >= cap)
         return false;
     snprintf(zone, cap, "%s", rest);
     return true;
@@ -95,7 +103,8 @@ static void current_zone(cfgd_ctx *ctx, char *zone, size_t cap)
         return;
     if (cfgd_fs_read_file(ctx->be, "/etc/timezone", buf, sizeof buf, NULL, &ignored) == 0) {
         buf[strcspn(buf, " \t\r\n")] = '\0';
-        if (cfgd_zone_name_valid(buf, strlen(buf), NULL) && strlen(buf) < cap) {
+        if (cfgd_zone_name_valid(buf, strlen(buf), NULL) && !cfgd_zone_name_reserved(buf) &&
+            strlen(buf) < cap) {
             snprintf(zone, cap, "%s", buf);
             return;
         }
@@ -103,29 +112,14 @@ static void current_zone(cfgd_ctx *ctx, char *zone, size_t cap)
     snprintf(zone, cap, "%s", cfgd_fs_exists(ctx->be, "/etc/localtime") > 0 ? "unknown" : "UTC");
 }
 
-/* The zone's file in the zoneinfo database (a host path), when the zone is really there: a regular
- * TZif file that stays inside the database once links are resolved. */
+/* The zone's file in the zoneinfo database (a host path), when the zone is really there: a TZif
+ * file reached without leaving the database, not even through a link (cfgd_zoneinfo_lookup). */
 static bool zone_file(cfgd_ctx *ctx, const char *zone, char *out, size_t cap)
 {
-    char dir[PATH_MAX], real_dir[PATH_MAX], file[PATH_MAX + CFGD_ZONE_MAX + 2];
-    if (cfgd_fs_system_path(ctx->be, ctx->cfg->zoneinfo_dir, dir, sizeof dir) < 0 ||
-        !realpath(dir, real_dir))
-        return false;
-    snprintf(file, sizeof file, "%s/%s", dir, zone);
-    if (!realpath(file, out) || strlen(out) >= cap)
-        return false;
-    size_t n = strlen(real_dir);
-    if (strncmp(out, real_dir, n) != 0 || out[n] != '/')
-        return false;
-    struct stat st;
-    char magic[4];
-    int fd = open(out, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-              read(fd, magic, sizeof magic) == (ssize_t)sizeof magic &&
-              memcmp(magic, "TZif", 4) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
+    char dir[PATH_MAX], real_dir[PATH_MAX];
+    return cfgd_fs_system_path(ctx->be, ctx->cfg->zoneinfo_dir, dir, sizeof dir) == 0 &&
+           realpath(dir, real_dir) &&
+           cfgd_zoneinfo_lookup(real_dir, ctx->cfg->zoneinfo_dir, zone, out, cap) == 0;
 }
 
 /* Local time and UTC offset now in the given zone file (NULL: UTC). TZ is process-wide, which is

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/atomic_file.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "hub/dps/dps_internal.h"
@@ -96,19 +97,7 @@ static bool read_small_file(const char *path, char *out, size_t cap)
 
 static iotdm_result write_private_file(const char *path, const char *text)
 {
-    char tmp[700];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    size_t len = strlen(text);
-    bool ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
-    close(fd);
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return IOTDM_E_STORAGE;
-    }
-    return IOTDM_OK;
+    return atomic_file_write(path, text, strlen(text), 0600, NULL, 0);
 }
 
 /* The scope only routes requests (it is not a secret), but it must stay the same across restarts

@@ -119,8 +119,8 @@ static bool attest_group(hub *h, const char *registration_id, const char *group_
         const char *gk[2] = {str_at(doc, "attestation.symmetricKey.primaryKey"),
                              str_at(doc, "attestation.symmetricKey.secondaryKey")};
         for (int i = 0; i < 2; i++)
-            if (gk[i] && *gk[i])
-                sas_derive_device_key(gk[i], registration_id, dk[i]);
+            if (gk[i] && *gk[i] && sas_derive_device_key(gk[i], registration_id, dk[i]) < 0)
+                dk[i][0] = '\0'; /* an unusable group key matches nothing */
         bool ok = sas_matches(&tok, dk[0], dk[1]);
         if (ok) {
             set_match(m, HUB_DPS_GROUP, group_id, doc, "symmetricKey");

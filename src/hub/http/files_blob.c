@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/atomic_file.h"
+#include "common/log.h"
 #include "common/sas.h"
 #include "common/timeutil.h"
 #include "hub/files.h"
@@ -137,45 +139,21 @@ static iotdm_result check_run(hub_work *w, hub_store *store)
     return r;
 }
 
-/* Step 1 (reader thread, no database): the bytes to DATA/files/<cid>, durably. */
+/* Step 1 (reader thread, no database): the bytes to DATA/files/<cid>, all or nothing, durably. */
 static iotdm_result write_run(hub_work *w, hub_store *store)
 {
     (void)store;
     blob_ctx *bc = (blob_ctx *)w;
     const hub *h = bc->cx.h;
-    char dir[600], part[700], final[700];
+    char dir[600], final[700], err[300];
     snprintf(dir, sizeof dir, "%s/files", h->cfg.data_dir);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return -errno;
-    snprintf(part, sizeof part, "%s/%s.part", dir, bc->cid);
     hub_files_path(h, bc->cid, final, sizeof final);
-    int fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    iotdm_result r = IOTDM_OK;
-    for (size_t off = 0; off < bc->len && r == IOTDM_OK;) {
-        ssize_t n = write(fd, bc->bytes + off, bc->len - off);
-        if (n > 0)
-            off += (size_t)n;
-        else if (errno != EINTR)
-            r = -errno;
-    }
-    if (r == IOTDM_OK && fsync(fd) != 0)
-        r = -errno;
-    close(fd);
-    if (r == IOTDM_OK && rename(part, final) != 0)
-        r = -errno;
-    if (r == IOTDM_OK) {
-        /* The name must survive a crash too: the folder's entry is data. */
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            if (fsync(dfd) != 0)
-                r = -errno;
-            close(dfd);
-        }
-    }
+    iotdm_result r = atomic_file_write(final, bc->bytes ? bc->bytes : "", bc->len, 0600, err,
+                                       sizeof err);
     if (r < 0)
-        unlink(part);
+        log_error("files", "%s", err);
     return r == -ENOSPC ? r : (r < 0 ? IOTDM_E_STORAGE : IOTDM_OK);
 }
 

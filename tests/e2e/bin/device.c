@@ -176,7 +176,12 @@ static bool setup(iotdm_client *c, bool c2d)
 {
     static const char *const props[] = {"setting", "other", "failing"};
     for (size_t i = 0; i < 3; i++) {
-        iotdm_property_handler h = {"e2e", props[i], on_setting, read_setting, (void *)props[i]};
+        iotdm_property_handler h = {.struct_size = sizeof(iotdm_property_handler),
+                                    .component = "e2e",
+                                    .property = props[i],
+                                    .on_desired = on_setting,
+                                    .read_state = read_setting,
+                                    .ctx = (void *)props[i]};
         if (iotdm_handler_add(c, &h) != IOTDM_OK)
             return false;
     }
@@ -197,14 +202,20 @@ static void run_loop(iotdm_client *c)
         poll(p, 2, iotdm_client_next_timeout_ms(c));
         if (p[0].revents && (!fgets(line, sizeof line, stdin) || !command(c, line)))
             return;
-        iotdm_client_process(c);
+        iotdm_result r = iotdm_client_process(c);
+        if (r < 0) {
+            fprintf(stderr, "iotdm_client_process: %s\n", iotdm_result_message(r));
+            return;
+        }
     }
 }
 
 int main(int argc, char **argv)
 {
-    iotdm_client_config cfg = {
-        .log = on_log, .on_connection = on_connection, .log_level = IOTDM_LOG_DEBUG};
+    iotdm_client_config cfg = {.struct_size = sizeof(iotdm_client_config),
+                               .log = on_log,
+                               .on_connection = on_connection,
+                               .log_level = IOTDM_LOG_DEBUG};
     const char *backoff = NULL, *refused = NULL, *ttl = NULL, *max_bytes = NULL, *max_age = NULL;
     bool loop = false, c2d = true;
     for (int i = 1; i < argc; i++) {
@@ -245,7 +256,11 @@ int main(int argc, char **argv)
     if (loop) {
         run_loop(c);
     } else {
-        iotdm_client_start(c);
+        r = iotdm_client_start(c);
+        if (r < 0) {
+            fprintf(stderr, "cannot start the client's thread: %s\n", iotdm_result_message(r));
+            return 1;
+        }
         char line[65536];
         while (fgets(line, sizeof line, stdin) && command(c, line))
             ;

@@ -1,7 +1,8 @@
 'use strict';
 // An HTTPS file server for the tests' downloads (certificates, packages, Wi-Fi profiles): serves
 // the files put into it, with a self-signed certificate the agent is told to trust through
-// --download-ca-file. Everything stays on loopback.
+// --download-ca-file. Everything stays on loopback. A file put with stall() is served half-way
+// and then held until release(): a download that hangs, for as long as a test wants.
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -16,6 +17,7 @@ class FileServer {
     this.addr = addr;
     this.files = path.join(dir, 'files');
     this.requests = [];
+    this.stalled = new Map(); // name -> {release(), requested: Promise}
     fs.mkdirSync(this.files, { recursive: true });
     this.keyPath = path.join(dir, 'server.key');
     this.certPath = path.join(dir, 'server.pem');
@@ -34,6 +36,11 @@ class FileServer {
         res.end('not found');
         return;
       }
+      const stall = this.stalled.get(name);
+      if (stall) {
+        this.serveStalled(stall, fs.readFileSync(file), res);
+        return;
+      }
       res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
       fs.createReadStream(file).pipe(res);
     });
@@ -49,11 +56,40 @@ class FileServer {
     return { url: this.url(name), sha256: crypto.createHash('sha256').update(buf).digest('hex') };
   }
 
+  // The first half now, the rest once the test releases the file (headers give the full length,
+  // so the client keeps waiting for the rest).
+  serveStalled(stall, data, res) {
+    const half = Math.floor(data.length / 2);
+    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': data.length });
+    res.write(data.subarray(0, half));
+    stall.gotRequest();
+    stall.released.then(() => res.end(data.subarray(half)));
+  }
+
+  // Puts a file whose downloads stall half-way until release(name); returns {url, sha256}.
+  // requested(name) resolves once a download of it has started.
+  stall(name, data) {
+    let gotRequest, release;
+    const requested = new Promise((resolve) => { gotRequest = resolve; });
+    const released = new Promise((resolve) => { release = resolve; });
+    this.stalled.set(name, { gotRequest, requested, released, release });
+    return this.put(name, data);
+  }
+
+  requested(name) {
+    return this.stalled.get(name).requested;
+  }
+
+  release(name) {
+    this.stalled.get(name).release();
+  }
+
   url(name) {
     return `https://${this.addr}:${this.port}/${name.split('/').map(encodeURIComponent).join('/')}`;
   }
 
   stop() {
+    for (const s of this.stalled.values()) s.release();
     return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 }

@@ -43,6 +43,7 @@ static inline void fixture_rmdir(char *dir)
 static inline iotdm_client *fixture_client(const char *dir)
 {
     iotdm_client_config cfg = {
+        .struct_size = sizeof(iotdm_client_config),
         .host = "hub.example.net",
         .device_id = "dev1",
         .device_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
@@ -52,14 +53,34 @@ static inline iotdm_client *fixture_client(const char *dir)
     return iotdm_client_new(&cfg, &c) == IOTDM_OK ? c : NULL;
 }
 
-/* Pops the oldest queued reported patch as JSON (NULL when the outbox has none). */
+/* The internal twin entry points (twin_apply_full, twin_on_desired, twin_on_response) run on the
+ * thread inside iotdm_client_process, which holds dispatch and the lock: tests take them the
+ * same way around each call. */
+static inline void fixture_enter(iotdm_client *c)
+{
+    assert_int_equal(client_dispatch_begin(c), IOTDM_OK);
+    client_lock(c);
+}
+
+static inline void fixture_leave(iotdm_client *c)
+{
+    client_unlock(c);
+    client_dispatch_end(c);
+}
+
+/* Pops the oldest queued reported patch as JSON (NULL when the outbox has none). Takes the lock:
+ * other threads (a capability's worker) may be reporting meanwhile. */
 static inline json_t *fixture_pop_reported(iotdm_client *c)
 {
     int64_t seq;
     char *text;
-    if (outbox_peek_reported(c->ob, &seq, &text) != IOTDM_OK)
+    client_lock(c);
+    iotdm_result r = outbox_peek_reported(c->ob, &seq, &text);
+    if (r == IOTDM_OK)
+        assert_int_equal(outbox_remove_reported(c->ob, seq), IOTDM_OK);
+    client_unlock(c);
+    if (r != IOTDM_OK)
         return NULL;
-    outbox_remove_reported(c->ob, seq);
     json_t *j = json_loads(text, 0, NULL);
     xfree(text);
     return j;

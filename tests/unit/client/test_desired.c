@@ -55,8 +55,18 @@ static iotdm_client *setup_client(char **out_dir)
     *out_dir = fixture_mkdir();
     iotdm_client *c = fixture_client(*out_dir);
     assert_non_null(c);
-    iotdm_property_handler h1 = {"dm", "timeInfo", on_desired, NULL, (void *)&code_ok};
-    iotdm_property_handler h2 = {"dm", "rebootInfo", on_desired, NULL, (void *)&code_bad};
+    iotdm_property_handler h1 = {.struct_size = sizeof(iotdm_property_handler),
+                                 .component = "dm",
+                                 .property = "timeInfo",
+                                 .on_desired = on_desired,
+                                 .read_state = NULL,
+                                 .ctx = (void *)&code_ok};
+    iotdm_property_handler h2 = {.struct_size = sizeof(iotdm_property_handler),
+                                 .component = "dm",
+                                 .property = "rebootInfo",
+                                 .on_desired = on_desired,
+                                 .read_state = NULL,
+                                 .ctx = (void *)&code_bad};
     assert_int_equal(iotdm_handler_add(c, &h1), IOTDM_OK);
     assert_int_equal(iotdm_handler_add(c, &h2), IOTDM_OK);
     assert_int_equal(iotdm_handler_add(c, &h1), IOTDM_E_EXISTS);
@@ -81,7 +91,9 @@ static void assert_json(json_t *got, const char *want_text)
 static void desired(iotdm_client *c, int64_t version, const char *body)
 {
     az_hub_topic t = {.kind = AZ_HUB_TWIN_DESIRED, .has_version = true, .version = version};
+    fixture_enter(c);
     twin_on_desired(c, &t, body, strlen(body));
+    fixture_leave(c);
 }
 
 static void test_gate_stale_apply_gap(void **state)
@@ -101,7 +113,9 @@ static void test_full_document_dispatches_each_property_and_acks(void **state)
     json_t *doc = json_loads("{\"dm\":{\"__t\":\"c\",\"timeInfo\":{\"zone\":\"UTC\"},"
                              "\"rebootInfo\":{\"x\":1}},\"other\":5,\"$version\":3}",
                              0, NULL);
+    fixture_enter(c);
     twin_apply_full(c, doc, 3);
+    fixture_leave(c);
     json_decref(doc);
     /* both handlers ran, in document order; the second one failing did not stop anything */
     assert_int_equal(ncalls, 2);
@@ -127,7 +141,9 @@ static void test_stale_ignored_gap_reads_full_twin_then_buffered_patch(void **st
     char *dir;
     iotdm_client *c = setup_client(&dir);
     json_t *doc = json_loads("{\"dm\":{\"timeInfo\":{\"zone\":\"UTC\"}}}", 0, NULL);
+    fixture_enter(c);
     twin_apply_full(c, doc, 3);
+    fixture_leave(c);
     json_decref(doc);
     ncalls = 0;
     desired(c, 3, "{\"dm\":{\"timeInfo\":{\"zone\":\"stale\"}},\"$version\":3}");
@@ -144,7 +160,9 @@ static void test_stale_ignored_gap_reads_full_twin_then_buffered_patch(void **st
         "{\"desired\":{\"dm\":{\"__t\":\"c\",\"timeInfo\":{\"zone\":\"Europe/Berlin\"}"
         "},\"$version\":4},\"reported\":{\"$version\":1}}";
     az_hub_topic t = {.kind = AZ_HUB_TWIN_RESPONSE, .status = 200, .rid = {"42", 2}};
+    fixture_enter(c);
     twin_on_response(c, &t, twin, strlen(twin));
+    fixture_leave(c);
     assert_true(c->twin_synced);
     assert_int_equal(ncalls, 2);
     assert_int_equal(calls[0].version, 4);
@@ -157,7 +175,9 @@ static void test_stale_ignored_gap_reads_full_twin_then_buffered_patch(void **st
     assert_int_equal(c->desired_version, 6);
     /* a full read with nothing new for the handler does not apply it again */
     doc = json_loads("{\"dm\":{\"timeInfo\":{\"zone\":\"Europe/Berlin\"}},\"x\":1}", 0, NULL);
+    fixture_enter(c);
     twin_apply_full(c, doc, 7);
+    fixture_leave(c);
     json_decref(doc);
     assert_int_equal(ncalls, 3);
     char *copy = iotdm_twin_desired_copy(c);
@@ -173,13 +193,25 @@ static void test_missing_ack_is_500_and_later_ack_uses_last_version(void **state
     (void)state;
     char *dir = fixture_mkdir();
     iotdm_client *c = fixture_client(dir);
-    iotdm_property_handler silent = {"oem", "silent", on_desired, NULL, (void *)&code_none};
-    iotdm_property_handler slow = {"oem", "slow", on_desired, NULL, (void *)&code_pending};
+    iotdm_property_handler silent = {.struct_size = sizeof(iotdm_property_handler),
+                                     .component = "oem",
+                                     .property = "silent",
+                                     .on_desired = on_desired,
+                                     .read_state = NULL,
+                                     .ctx = (void *)&code_none};
+    iotdm_property_handler slow = {.struct_size = sizeof(iotdm_property_handler),
+                                   .component = "oem",
+                                   .property = "slow",
+                                   .on_desired = on_desired,
+                                   .read_state = NULL,
+                                   .ctx = (void *)&code_pending};
     assert_int_equal(iotdm_handler_add(c, &silent), IOTDM_OK);
     assert_int_equal(iotdm_handler_add(c, &slow), IOTDM_OK);
     ncalls = 0;
     json_t *doc = json_loads("{\"oem\":{\"silent\":1,\"slow\":\"go\"}}", 0, NULL);
+    fixture_enter(c);
     twin_apply_full(c, doc, 9);
+    fixture_leave(c);
     json_decref(doc);
     assert_json(fixture_pop_reported(c),
                 "{\"oem\":{\"__t\":\"c\",\"silent\":{\"value\":1,\"ac\":500,"
@@ -204,7 +236,12 @@ static void test_report_all_and_read_only_properties(void **state)
     (void)state;
     char *dir = fixture_mkdir();
     iotdm_client *c = fixture_client(dir);
-    iotdm_property_handler h = {"dm", "timeService", on_desired, read_state, (void *)&code_ok};
+    iotdm_property_handler h = {.struct_size = sizeof(iotdm_property_handler),
+                                .component = "dm",
+                                .property = "timeService",
+                                .on_desired = on_desired,
+                                .read_state = read_state,
+                                .ctx = (void *)&code_ok};
     assert_int_equal(iotdm_handler_add(c, &h), IOTDM_OK);
     /* never applied: the device's own value, PnP ac 203 */
     assert_int_equal(iotdm_report_all(c), IOTDM_OK);
@@ -213,7 +250,9 @@ static void test_report_all_and_read_only_properties(void **state)
                 "\":1},\"ac\":203,\"av\":0,\"ad\":\"reported by the "
                 "device\"}}}");
     json_t *patch = json_loads("{\"dm\":{\"timeService\":{\"enabled\":true}}}", 0, NULL);
+    fixture_enter(c);
     twin_apply_full(c, patch, 4);
+    fixture_leave(c);
     json_decref(patch);
     json_decref(fixture_pop_reported(c));
     assert_int_equal(iotdm_report_all(c), IOTDM_OK);

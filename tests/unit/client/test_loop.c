@@ -6,23 +6,30 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <poll.h>
+#include <stdatomic.h>
 
 #include "fixture.h"
 
+/* Written by the client's thread in the second test, read by the test's: the count is atomic and
+ * published after the entry it counts. */
 static int states[64];
-static int nstates;
+static atomic_int nstates;
 
 static void on_connection(void *ctx, iotdm_connection_state state, const char *reason)
 {
     (void)ctx;
     (void)reason;
-    if (nstates < 64)
-        states[nstates++] = (int)state;
+    int n = atomic_load(&nstates);
+    if (n < 64) {
+        states[n] = (int)state;
+        atomic_store(&nstates, n + 1);
+    }
 }
 
 static iotdm_client *closed_port_client(const char *dir)
 {
     iotdm_client_config cfg = {
+        .struct_size = sizeof(iotdm_client_config),
         .host = "127.0.0.1",
         .port = 1, /* nothing listens: every attempt fails fast */
         .device_id = "dev1",
@@ -33,7 +40,7 @@ static iotdm_client *closed_port_client(const char *dir)
     };
     iotdm_client *c = NULL;
     assert_int_equal(iotdm_client_new(&cfg, &c), IOTDM_OK);
-    nstates = 0;
+    atomic_store(&nstates, 0);
     return c;
 }
 

@@ -212,7 +212,9 @@ static void test_bad_config_is_refused_with_the_reason(void **state)
 {
     (void)state;
     iotdm_provision_result out;
-    iotdm_provision_config c = {.id_scope = "0ne00000A0A", .registration_id = "dev"};
+    iotdm_provision_config c = {.struct_size = sizeof(iotdm_provision_config),
+                                .id_scope = "0ne00000A0A",
+                                .registration_id = "dev"};
     assert_int_equal(try_register(&c, &out), IOTDM_E_MALFORMED);
     assert_string_equal(out.error, "provisioning config: exactly one of symmetric_key, group_key, "
                                    "cert_file is needed");
@@ -269,7 +271,8 @@ static void test_silent_dps_times_out_and_closed_port_is_not_online(void **state
     unsigned port;
     int fd = silent_listener(&port);
     iotdm_provision_result out;
-    iotdm_provision_config c = {.endpoint = "127.0.0.1",
+    iotdm_provision_config c = {.struct_size = sizeof(iotdm_provision_config),
+                                .endpoint = "127.0.0.1",
                                 .port = port,
                                 .id_scope = "0ne00000A0A",
                                 .registration_id = "dev",
@@ -295,7 +298,8 @@ static void test_cancel_abandons_the_registration(void **state)
     int fd = silent_listener(&port);
     int calls = 0;
     iotdm_provision_result out;
-    iotdm_provision_config c = {.endpoint = "127.0.0.1",
+    iotdm_provision_config c = {.struct_size = sizeof(iotdm_provision_config),
+                                .endpoint = "127.0.0.1",
                                 .port = port,
                                 .id_scope = "0ne00000A0A",
                                 .registration_id = "dev",

@@ -47,6 +47,7 @@ static void test_string_to_sign_is_encoded_resource_newline_expiry(void **state)
 static iotdm_client *vector_client(const char *dir, iotdm_sas_signer_fn signer)
 {
     iotdm_client_config cfg = {
+        .struct_size = sizeof(iotdm_client_config),
         .host = "MyExampleHub.azure-devices.net",
         .device_id = "my-symkey-device",
         .device_key = signer ? NULL : MS_KEY,
@@ -102,11 +103,57 @@ static void test_sas_token_for_another_process_is_signed_by_key_or_signer(void *
         assert_int_equal(iotdm_client_sas_token(c, 900, token, 40), IOTDM_E_TOO_LARGE);
         iotdm_client_free(c);
     }
-    iotdm_client_config x509 = {
-        .host = "h", .device_id = "d", .cert_file = "c.pem", .key_file = "k.pem", .state_dir = dir};
+    iotdm_client_config x509 = {.struct_size = sizeof(iotdm_client_config),
+                                .host = "h",
+                                .device_id = "d",
+                                .cert_file = "c.pem",
+                                .key_file = "k.pem",
+                                .state_dir = dir};
     iotdm_client *c = NULL;
     assert_int_equal(iotdm_client_new(&x509, &c), IOTDM_OK);
     assert_int_equal(iotdm_client_sas_token(c, 900, token, sizeof token), IOTDM_E_UNSUPPORTED);
+    iotdm_client_free(c);
+    fixture_rmdir(dir);
+}
+
+static void ignore_desired(void *ctx, const char *value_json, int64_t version, iotdm_ack *out_ack)
+{
+    (void)ctx;
+    (void)value_json;
+    (void)version;
+    (void)out_ack;
+}
+
+/* The ABI rule (client.h): struct_size unset is refused; a later version's struct is taken when
+ * what this library does not know is zero, and refused when it is set. */
+static void test_config_struct_size_is_checked(void **state)
+{
+    (void)state;
+    char *dir = fixture_mkdir();
+    iotdm_client *c = NULL;
+    struct {
+        iotdm_client_config v1;
+        void *later_member;
+    } later = {.v1 = {.struct_size = sizeof later,
+                      .host = "h",
+                      .device_id = "d",
+                      .device_key = "AAAA",
+                      .state_dir = dir}};
+    iotdm_client_config unset = later.v1;
+    unset.struct_size = 0;
+    assert_int_equal(iotdm_client_new(&unset, &c), IOTDM_E_MALFORMED);
+    assert_null(c);
+    later.later_member = &later;
+    assert_int_equal(iotdm_client_new(&later.v1, &c), IOTDM_E_UNSUPPORTED);
+    later.later_member = NULL;
+    assert_int_equal(iotdm_client_new(&later.v1, &c), IOTDM_OK);
+    iotdm_property_handler h = {.component = "dm", .property = "x", .on_desired = ignore_desired};
+    assert_int_equal(iotdm_handler_add(c, &h), -EINVAL); /* struct_size not set */
+    iotdm_property_handler_init(&h);
+    h.component = "dm";
+    h.property = "x";
+    h.on_desired = ignore_desired;
+    assert_int_equal(iotdm_handler_add(c, &h), IOTDM_OK);
     iotdm_client_free(c);
     fixture_rmdir(dir);
 }
@@ -116,21 +163,35 @@ static void test_config_contradictions_are_refused(void **state)
     (void)state;
     char *dir = fixture_mkdir();
     iotdm_client *c = NULL;
-    iotdm_client_config both = {.host = "h",
+    iotdm_client_config both = {.struct_size = sizeof(iotdm_client_config),
+                                .host = "h",
                                 .device_id = "d",
                                 .device_key = "AAAA",
                                 .cert_file = "c.pem",
                                 .key_file = "k.pem",
                                 .state_dir = dir};
     assert_int_equal(iotdm_client_new(&both, &c), IOTDM_E_MALFORMED);
-    iotdm_client_config none = {.host = "h", .device_id = "d", .state_dir = dir};
+    iotdm_client_config none = {.struct_size = sizeof(iotdm_client_config),
+                                .host = "h",
+                                .device_id = "d",
+                                .state_dir = dir};
     assert_int_equal(iotdm_client_new(&none, &c), IOTDM_E_MALFORMED);
-    iotdm_client_config bad_id = {
-        .host = "h", .device_id = "a/b", .device_key = "AAAA", .state_dir = dir};
+    iotdm_client_config bad_id = {.struct_size = sizeof(iotdm_client_config),
+                                  .host = "h",
+                                  .device_id = "a/b",
+                                  .device_key = "AAAA",
+                                  .state_dir = dir};
     assert_int_equal(iotdm_client_new(&bad_id, &c), IOTDM_E_MALFORMED);
-    iotdm_client_config bad_key = {
-        .host = "h", .device_id = "d", .device_key = "!!", .state_dir = dir};
+    iotdm_client_config bad_key = {.struct_size = sizeof(iotdm_client_config),
+                                   .host = "h",
+                                   .device_id = "d",
+                                   .device_key = "!!",
+                                   .state_dir = dir};
     assert_int_equal(iotdm_client_new(&bad_key, &c), IOTDM_E_MALFORMED);
+    iotdm_client_config short_keepalive = none;
+    short_keepalive.device_key = "AAAA";
+    short_keepalive.keepalive_s = 4; /* libmosquitto would refuse every connect */
+    assert_int_equal(iotdm_client_new(&short_keepalive, &c), IOTDM_E_MALFORMED);
     assert_null(c);
     fixture_rmdir(dir);
 }
@@ -192,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_password_from_key_and_from_signer_match_vector),
         cmocka_unit_test(test_sas_token_for_another_process_is_signed_by_key_or_signer),
         cmocka_unit_test(test_config_contradictions_are_refused),
+        cmocka_unit_test(test_config_struct_size_is_checked),
         cmocka_unit_test(test_telemetry_bag_percent_encodes_names_values_and_component),
         cmocka_unit_test(test_telemetry_send_queues_and_enforces_256k),
     };
