@@ -7,7 +7,7 @@
 void hub_config_defaults(hub_config *cfg);
 /* Applies --config FILE first, then the flags. On error writes the reason into error ("help"
  * when --help was asked for) and returns IOTDM_E_MALFORMED. */
-iotdm_result hub_config_from_args(hub_config *cfg, int argc, char **argv, char *error,
-                                  size_t error_cap);
+IOTDM_NODISCARD iotdm_result hub_config_from_args(hub_config *cfg, int argc, char **argv,
+                                                  char *error, size_t error_cap);
 
 #endif

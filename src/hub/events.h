@@ -22,16 +22,16 @@
 #define HUB_EVENT_FILE       "fileUploadNotifications"
 
 /* Hub-wide state; store is read once for the last seq committed before the start. */
-iotdm_result hub_events_init(hub *h, hub_store *store);
+IOTDM_NODISCARD iotdm_result hub_events_init(hub *h, hub_store *store);
 void hub_events_deinit(hub *h);
-iotdm_result hub_events_loop_init(hub_loop *loop);
+IOTDM_NODISCARD iotdm_result hub_events_loop_init(hub_loop *loop);
 void hub_events_loop_deinit(hub_loop *loop);
 
 /* ---- in units of work (store threads) ---- */
 
 /* Appends msg to the retained stream (msg->seq is set). The hub stamps iothub-enqueuedtime and
  * iothub-message-source when absent (messages given as trees; text comes stamped). */
-iotdm_result hub_events_append(hub_store *store, hub_telemetry *msg);
+IOTDM_NODISCARD iotdm_result hub_events_append(hub_store *store, hub_telemetry *msg);
 /* A connection-state event; errors are logged (an event is not worth failing its unit for). */
 void hub_events_connection(hub_store *store, const char *device_id, const char *module_id,
                            bool connected);

@@ -16,8 +16,9 @@ void hub_files_path(const hub *h, const char *correlation_id, char *out, size_t 
 
 /* Whether a device may keep another upload of add_bytes (in a unit: reads the store). Returns
  * IOTDM_OK, or IOTDM_E_QUOTA with the reason in why. */
-iotdm_result hub_files_quota_check(const hub *h, hub_store *store, const char *device_id,
-                                   uint64_t add_bytes, bool new_file, char *why, size_t why_cap);
+IOTDM_NODISCARD iotdm_result hub_files_quota_check(const hub *h, hub_store *store,
+                                                   const char *device_id, uint64_t add_bytes,
+                                                   bool new_file, char *why, size_t why_cap);
 
 typedef struct {
     size_t files;

@@ -67,8 +67,8 @@ typedef struct hub {
 /* Lifecycle (hub.c). hub_init creates the data directory contents on first start and opens the
  * listeners; hub_run runs loop 0 on the calling thread and the others on their own until SIGTERM
  * or SIGINT. */
-iotdm_result hub_init(hub *h, const hub_config *cfg);
-iotdm_result hub_run(hub *h);
+IOTDM_NODISCARD iotdm_result hub_init(hub *h, const hub_config *cfg);
+IOTDM_NODISCARD iotdm_result hub_run(hub *h);
 void hub_deinit(hub *h);
 
 /* The policy of that name (a copy); false when there is none. Any thread. */
@@ -85,7 +85,7 @@ void hub_route_deliver_c2d(hub *h, const char *device_id);
 void hub_route_drop(hub *h, const char *device_id, const char *reason);
 
 /* mqtt/session.c: per-loop MQTT state. */
-iotdm_result hub_mqtt_loop_init(hub_loop *loop);
+IOTDM_NODISCARD iotdm_result hub_mqtt_loop_init(hub_loop *loop);
 void hub_mqtt_loop_close_all(hub_loop *loop);
 void hub_mqtt_loop_deinit(hub_loop *loop);
 /* A connection of this loop by client id, if it is active and holds the directory entry. */

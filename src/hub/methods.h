@@ -28,10 +28,11 @@ void hub_methods_free(hub_methods *m); /* pending calls end with IOTDM_E_TIMEOUT
  * connected and subscribed, waits up to connect_timeout_s for it (0: fails at once with
  * IOTDM_E_NOT_ONLINE, reported through done). *out_id identifies the call for cancel.
  * IOTDM_E_QUOTA when the loop has HUB_METHOD_MAX_PENDING calls in flight. */
-iotdm_result hub_methods_invoke(hub_methods *m, const char *device_id, const char *method,
-                                const char *payload, size_t payload_len, int response_timeout_s,
-                                int connect_timeout_s, hub_method_done done, void *ctx,
-                                uint64_t *out_id);
+IOTDM_NODISCARD iotdm_result hub_methods_invoke(hub_methods *m, const char *device_id,
+                                                const char *method, const char *payload,
+                                                size_t payload_len, int response_timeout_s,
+                                                int connect_timeout_s, hub_method_done done,
+                                                void *ctx, uint64_t *out_id);
 /* Forgets a call without calling done (its caller went away). */
 void hub_methods_cancel(hub_methods *m, uint64_t id);
 

@@ -30,16 +30,17 @@ json_t *hub_twin_service_view(const hub_device *d, const hub_twin *t);
  * expected_version < 0 means none. On success the new reported $version is in *out_version and a
  * twin-change event is appended. Errors: IOTDM_E_MALFORMED / TOO_LARGE / TOO_DEEP (400),
  * PRECONDITION (412), NOT_FOUND, STORAGE; err says why. */
-iotdm_result hub_twin_patch_reported(hub_store *store, const char *device_id, const json_t *patch,
-                                     int64_t expected_version, int64_t *out_version,
-                                     twin_error *err);
+IOTDM_NODISCARD iotdm_result hub_twin_patch_reported(hub_store *store, const char *device_id,
+                                                     const json_t *patch, int64_t expected_version,
+                                                     int64_t *out_version, twin_error *err);
 
 /* A service update (REST PATCH or PUT, DPS initial twins) of tags and/or desired. if_match 0 =
  * any. Appends the twin-change events, arranges for the device to be notified of desired changes
  * once w is durable (hub_work_after), and returns the new service view in *out_twin (may be NULL
  * when the caller wants none). */
-iotdm_result hub_twin_update_service(hub_store *store, hub_work *w, const char *device_id,
-                                     const json_t *body, bool replace, uint64_t if_match,
-                                     json_t **out_twin, twin_error *err);
+IOTDM_NODISCARD iotdm_result hub_twin_update_service(hub_store *store, hub_work *w,
+                                                     const char *device_id, const json_t *body,
+                                                     bool replace, uint64_t if_match,
+                                                     json_t **out_twin, twin_error *err);
 
 #endif

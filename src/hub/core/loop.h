@@ -58,11 +58,11 @@ struct hub_loop {
 };
 
 /* Creates the loop's base and inbox (not its thread). */
-iotdm_result hub_loop_init(hub_loop *loop, hub *h, unsigned index);
+IOTDM_NODISCARD iotdm_result hub_loop_init(hub_loop *loop, hub *h, unsigned index);
 /* Runs the loop on a new thread until hub_loop_stop. */
-iotdm_result hub_loop_start(hub_loop *loop);
+IOTDM_NODISCARD iotdm_result hub_loop_start(hub_loop *loop);
 /* Runs the loop on the calling thread until hub_loop_stop (the hub runs loop 0 this way). */
-iotdm_result hub_loop_run_here(hub_loop *loop);
+IOTDM_NODISCARD iotdm_result hub_loop_run_here(hub_loop *loop);
 /* Breaks the loop from any thread; hub_loop_join waits for its thread. */
 void hub_loop_stop(hub_loop *loop);
 void hub_loop_join(hub_loop *loop);

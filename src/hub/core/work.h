@@ -76,8 +76,9 @@ typedef void (*hub_exec_durable_fn)(void *arg, int64_t last_event_seq);
 
 /* Starts the writer, syncer and `readers` reader threads over store (which the executor owns from
  * now on and closes in hub_exec_stop). data_dir is watched for the disk reserve. */
-iotdm_result hub_exec_start(hub_store *store, unsigned readers, const char *data_dir,
-                            hub_exec_durable_fn on_durable, void *arg, hub_exec **out);
+IOTDM_NODISCARD iotdm_result hub_exec_start(hub_store *store, unsigned readers,
+                                            const char *data_dir, hub_exec_durable_fn on_durable,
+                                            void *arg, hub_exec **out);
 /* Runs what was submitted, makes it durable, posts the completions, stops the threads. */
 void hub_exec_stop(hub_exec *e);
 
@@ -92,7 +93,7 @@ typedef struct {
 void hub_exec_get_stats(hub_exec *e, hub_exec_stats *out);
 
 /* Per-loop part (loop.c calls these). */
-iotdm_result hub_work_loop_init(hub_loop *loop);
+IOTDM_NODISCARD iotdm_result hub_work_loop_init(hub_loop *loop);
 void hub_work_loop_deinit(hub_loop *loop);
 
 #endif

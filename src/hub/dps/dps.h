@@ -38,7 +38,7 @@ void hub_dps_creds_deinit(hub_dps_creds *creds);
 
 /* Loads or creates the ID scope (--id-scope, else DIR/idscope, else a new one saved there), writes
  * DIR/dps.connstr and creates h->dps. */
-iotdm_result hub_dps_init(hub *h);
+IOTDM_NODISCARD iotdm_result hub_dps_init(hub *h);
 void hub_dps_free(hub *h);
 /* Deletes the operations past DPS_OP_TTL_MS, then the oldest beyond DPS_OPS_MAX, and the expired
  * TPM challenges, then the oldest beyond DPS_TPM_CHALLENGES_MAX (from the hub's housekeeping

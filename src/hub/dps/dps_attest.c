@@ -188,10 +188,17 @@ bool dps_attest(hub *h, hub_store *store, const char *registration_id, const jso
     }
     bool has_creds = (creds->sas && *creds->sas) || creds->cert;
     group_search g = {h, registration_id, creds, m, false};
+    iotdm_result r = IOTDM_OK;
     if (has_creds)
-        hub_store_enrollment_foreach(store, HUB_DPS_GROUP, NULL, DPS_GROUPS_MAX, try_group, &g);
+        r = hub_store_enrollment_foreach(store, HUB_DPS_GROUP, NULL, DPS_GROUPS_MAX, try_group, &g);
     if (g.found)
         return true;
+    if (r < 0) {
+        /* The groups could not all be read: a refusal would be a guess. */
+        hub_dps_error(out, DPS_ERR_SERVER, "the enrollment groups could not be read: %s",
+                      iotdm_result_message(r));
+        return false;
+    }
     hub_dps_error(out, DPS_ERR_UNAUTHORIZED,
                   has_creds ? "no enrollment for registration id '%s', and no enrollment group "
                               "accepts its credentials"

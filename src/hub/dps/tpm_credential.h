@@ -18,7 +18,8 @@
 /* Checks that pub (a marshaled TPM2B_PUBLIC) is a key a credential can be protected with: RSA
  * 2048 to 4096 bits, SHA-256 name, restricted decryption (an EK or a storage root key), AES-CFB.
  * Returns IOTDM_OK, or IOTDM_E_MALFORMED with the reason (readable, no secret) in err. */
-iotdm_result tpm_cred_check_key(const uint8_t *pub, size_t len, char *err, size_t err_cap);
+IOTDM_NODISCARD iotdm_result tpm_cred_check_key(const uint8_t *pub, size_t len, char *err,
+                                                size_t err_cap);
 
 /* The DPS registration id of an EK: lower-case unpadded RFC 4648 base32 of SHA-256(ek), ek being
  * the marshaled TPM2B_PUBLIC as the device sends it. */
@@ -34,8 +35,10 @@ void tpm_cred_registration_id(const uint8_t *ek, size_t len, char out[TPM_CRED_R
  * Writes it into out and its length into *out_len. Returns IOTDM_OK; IOTDM_E_MALFORMED when ek or
  * srk is not a usable key (reason in err), IOTDM_E_TOO_LARGE when cap is short, IOTDM_E_INTERNAL
  * when OpenSSL fails. Every secret used on the way is wiped. */
-iotdm_result tpm_cred_make_blob(const uint8_t *ek, size_t ek_len, const uint8_t *srk,
-                                size_t srk_len, const uint8_t key[TPM_CRED_KEY_LEN], uint8_t *out,
-                                size_t cap, size_t *out_len, char *err, size_t err_cap);
+IOTDM_NODISCARD iotdm_result tpm_cred_make_blob(const uint8_t *ek, size_t ek_len,
+                                                const uint8_t *srk, size_t srk_len,
+                                                const uint8_t key[TPM_CRED_KEY_LEN], uint8_t *out,
+                                                size_t cap, size_t *out_len, char *err,
+                                                size_t err_cap);
 
 #endif

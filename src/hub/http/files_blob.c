@@ -150,8 +150,8 @@ static iotdm_result write_run(hub_work *w, hub_store *store)
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return -errno;
     hub_files_path(h, bc->cid, final, sizeof final);
-    iotdm_result r = atomic_file_write(final, bc->bytes ? bc->bytes : "", bc->len, 0600, err,
-                                       sizeof err);
+    iotdm_result r =
+        atomic_file_write(final, bc->bytes ? bc->bytes : "", bc->len, 0600, err, sizeof err);
     if (r < 0)
         log_error("files", "%s", err);
     return r == -ENOSPC ? r : (r < 0 ? IOTDM_E_STORAGE : IOTDM_OK);

@@ -6,7 +6,7 @@
 #include "hub/hub.h"
 
 /* Binds cfg.listen_addr:cfg.https_port for the loop and starts serving it. */
-iotdm_result hub_http_loop_init(hub_loop *loop);
+IOTDM_NODISCARD iotdm_result hub_http_loop_init(hub_loop *loop);
 /* Stops listening and closes every connection (unanswered requests are aborted). */
 void hub_http_loop_close(hub_loop *loop);
 void hub_http_loop_deinit(hub_loop *loop);

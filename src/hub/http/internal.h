@@ -16,7 +16,8 @@
 #define HTTP_UPLOAD_CONTAINER "iotdm-files"
 
 /* Body limits per kind of route, checked from the headers before the body is read. */
-#define HTTP_BODY_NONE   4096 /* none expected; a small one (some clients send "{}") is read and ignored */
+#define HTTP_BODY_NONE                                                                             \
+    4096 /* none expected; a small one (some clients send "{}") is read and ignored */
 #define HTTP_BODY_SMALL  (64 * 1024)   /* device calls, DPS, queries */
 #define HTTP_BODY_JSON   (1024 * 1024) /* registry and twin documents, bulk operations */
 #define HTTP_BODY_METHOD (256 * 1024)  /* a 128 KB payload and its JSON around it */

@@ -29,9 +29,10 @@ typedef void (*hub_accept_fn)(void *arg, evutil_socket_t fd, const struct sockad
  * waiting in the backlog), reopens the reserve, and pauses itself for a short while (a timer), so
  * that a descriptor shortage never turns into a busy loop. The failure counts as
  * HUB_REFUSED_DESCRIPTORS. */
-iotdm_result hub_listener_new(struct event_base *base, const char *addr, unsigned port,
-                              const char *what, hub_admission *admission, hub_accept_fn fn,
-                              void *arg, hub_listener **out);
+IOTDM_NODISCARD iotdm_result hub_listener_new(struct event_base *base, const char *addr,
+                                              unsigned port, const char *what,
+                                              hub_admission *admission, hub_accept_fn fn, void *arg,
+                                              hub_listener **out);
 /* The port the listener is bound to (the one the kernel picked when port was 0). */
 unsigned hub_listener_port(const hub_listener *l);
 void hub_listener_free(hub_listener *l);

@@ -10,7 +10,8 @@
 /* Makes sure DIR/ca.pem, DIR/ca.key, DIR/server.pem and DIR/server.key exist and that the server
  * certificate's SANs cover hostname, localhost, 127.0.0.1 and listen_addr; issues a new server
  * certificate from the existing CA when they do not. Keys are ECDSA P-256; private keys 0600. */
-iotdm_result hub_tls_ensure(const char *data_dir, const char *hostname, const char *listen_addr);
+IOTDM_NODISCARD iotdm_result hub_tls_ensure(const char *data_dir, const char *hostname,
+                                            const char *listen_addr);
 
 /* A TLS 1.2+ server context with the server certificate. With request_client_cert, client
  * certificates are requested but not verified by OpenSSL: the hub checks them against the registry

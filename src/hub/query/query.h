@@ -26,13 +26,14 @@ typedef enum {
  * parsed query (free with hub_query_free). On error returns IOTDM_E_MALFORMED (IOTDM_E_TOO_LARGE
  * over HUB_QUERY_MAX_LEN bytes) and, when err is not NULL, writes a readable message with the
  * 0-based byte position into err ("expected FROM at position 9"). */
-iotdm_result hub_query_parse(const char *text, size_t len, hub_query **out_query, char *err,
-                             size_t err_cap);
+IOTDM_NODISCARD iotdm_result hub_query_parse(const char *text, size_t len, hub_query **out_query,
+                                             char *err, size_t err_cap);
 
 /* Parses a bare condition, as in a job's queryCondition ("deviceId IN ['a','b']", or "*" for all
  * devices), into the query SELECT * FROM devices WHERE <condition>. Errors as hub_query_parse. */
-iotdm_result hub_query_parse_condition(const char *text, size_t len, hub_query **out_query,
-                                       char *err, size_t err_cap);
+IOTDM_NODISCARD iotdm_result hub_query_parse_condition(const char *text, size_t len,
+                                                       hub_query **out_query, char *err,
+                                                       size_t err_cap);
 
 void hub_query_free(hub_query *q);
 
@@ -56,7 +57,7 @@ hub_query_run *hub_query_run_new(const hub_query *q);
 /* Feeds one document; it is matched, projected or aggregated (doc is copied where kept, never
  * referenced). Documents may be fed in any order. Returns IOTDM_OK, or -ENOMEM (the run is then
  * unusable: finish returns NULL). */
-iotdm_result hub_query_run_add(hub_query_run *run, const json_t *doc);
+IOTDM_NODISCARD iotdm_result hub_query_run_add(hub_query_run *run, const json_t *doc);
 
 /* The result rows (new reference, a JSON array): matching docs (SELECT *), projections, or one row
  * per group (GROUP BY) / a single row (aggregates without GROUP BY). TOP n applied. Frees the run.
@@ -80,7 +81,8 @@ typedef struct {
 /* Runs q against store (a reader handle, on a reader thread) from continuation (NULL or "" for
  * the first page; otherwise what a previous page returned, which is opaque to callers and checked
  * here: IOTDM_E_MALFORMED for one this function did not make) and returns at most max_items. */
-iotdm_result hub_query_page_run(hub_store *store, const hub_query *q, const char *continuation,
-                                size_t max_items, hub_query_page *out);
+IOTDM_NODISCARD iotdm_result hub_query_page_run(hub_store *store, const hub_query *q,
+                                                const char *continuation, size_t max_items,
+                                                hub_query_page *out);
 
 #endif

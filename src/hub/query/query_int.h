@@ -47,7 +47,8 @@ typedef struct {
 } qtoks;
 
 /* Splits text into tokens, ending with one QT_EOF. IOTDM_E_MALFORMED with a message in err. */
-iotdm_result qry_lex(const char *text, size_t len, qtoks *out, char *err, size_t err_cap);
+IOTDM_NODISCARD iotdm_result qry_lex(const char *text, size_t len, qtoks *out, char *err,
+                                     size_t err_cap);
 void qry_toks_free(qtoks *t);
 
 /* Formats an error message into err (if any). */

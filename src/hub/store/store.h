@@ -119,7 +119,7 @@ void hub_c2d_deinit(hub_c2d *msg);
 #define HUB_C2D_QUEUE_MAX 50
 /* Writes msg's properties as the percent-encoded bag into out (cap >= HUB_C2D_MAX_BAG + 1).
  * IOTDM_E_TOO_LARGE when they do not fit in HUB_C2D_MAX_BAG bytes. (store.c) */
-iotdm_result hub_c2d_format_bag(const json_t *properties, char *out, size_t cap);
+IOTDM_NODISCARD iotdm_result hub_c2d_format_bag(const json_t *properties, char *out, size_t cap);
 
 /* A telemetry message accepted from a device (or a live event such as a connection change). */
 typedef struct {
@@ -144,97 +144,112 @@ void hub_telemetry_deinit(hub_telemetry *msg);
  * a newer hub. A handle is used by one thread at a time (the executor's writer); readers get their
  * own handles (hub_store_open_reader). After a storage failure inside the open group, writes fail
  * with IOTDM_E_STORAGE until a commit reports the failure (and discards the group). */
-iotdm_result hub_store_open(const char *location, hub_store **out_store);
+IOTDM_NODISCARD iotdm_result hub_store_open(const char *location, hub_store **out_store);
 void hub_store_close(hub_store *store); /* commits nothing: an open group is rolled back */
 
 /* Transactions. The executor (core/work.c) runs a group of units of work in one transaction:
  * unit_begin, the unit's reads and writes, unit_end(outcome) (an error undoes that unit alone),
  * and once per group group_commit. Committed data is visible to readers; it is durable once
  * hub_store_durable, called after the commit (on another thread if need be), has returned. */
-iotdm_result hub_store_unit_begin(hub_store *store);
-iotdm_result hub_store_unit_end(hub_store *store, iotdm_result outcome);
-iotdm_result hub_store_group_commit(hub_store *store);
+IOTDM_NODISCARD iotdm_result hub_store_unit_begin(hub_store *store);
+IOTDM_NODISCARD iotdm_result hub_store_unit_end(hub_store *store, iotdm_result outcome);
+IOTDM_NODISCARD iotdm_result hub_store_group_commit(hub_store *store);
 bool hub_store_has_pending_writes(const hub_store *store);
 /* Makes everything committed so far durable. May run on another thread than the writer's,
  * concurrently with it (SQLite: fdatasync of the WAL and checkpoints on a connection of its own).
  */
-iotdm_result hub_store_durable(hub_store *store);
+IOTDM_NODISCARD iotdm_result hub_store_durable(hub_store *store);
 /* group_commit then durable: for start-up, tools and tests, which have no executor. */
-iotdm_result hub_store_commit(hub_store *store);
+IOTDM_NODISCARD iotdm_result hub_store_commit(hub_store *store);
 /* A read-only handle for another thread (queries, event history), seeing committed data. */
-iotdm_result hub_store_open_reader(hub_store *store, hub_store **out_reader);
+IOTDM_NODISCARD iotdm_result hub_store_open_reader(hub_store *store, hub_store **out_reader);
 
 /* Policies. */
-iotdm_result hub_store_policy_put(hub_store *store, const hub_policy *policy);
-iotdm_result hub_store_policy_get(hub_store *store, const char *name, hub_policy *out_policy);
+IOTDM_NODISCARD iotdm_result hub_store_policy_put(hub_store *store, const hub_policy *policy);
+IOTDM_NODISCARD iotdm_result hub_store_policy_get(hub_store *store, const char *name,
+                                                  hub_policy *out_policy);
 size_t hub_store_policy_count(hub_store *store);
 
 /* Devices. create fails with IOTDM_E_EXISTS; it fills in etag (1) and generation_id.
  * update/delete take if_match (0 = unconditional) and fail with IOTDM_E_PRECONDITION on mismatch,
  * IOTDM_E_NOT_FOUND when absent; update bumps d->etag in place. Creating a device also creates its
  * empty twin; deleting it deletes its twin, C2D queue and session. */
-iotdm_result hub_store_device_create(hub_store *store, hub_device *device);
-iotdm_result hub_store_device_get(hub_store *store, const char *device_id, hub_device *out_device);
-iotdm_result hub_store_device_update(hub_store *store, hub_device *device, uint64_t if_match);
-iotdm_result hub_store_device_delete(hub_store *store, const char *device_id, uint64_t if_match);
+IOTDM_NODISCARD iotdm_result hub_store_device_create(hub_store *store, hub_device *device);
+IOTDM_NODISCARD iotdm_result hub_store_device_get(hub_store *store, const char *device_id,
+                                                  hub_device *out_device);
+IOTDM_NODISCARD iotdm_result hub_store_device_update(hub_store *store, hub_device *device,
+                                                     uint64_t if_match);
+IOTDM_NODISCARD iotdm_result hub_store_device_delete(hub_store *store, const char *device_id,
+                                                     uint64_t if_match);
 /* Connection state and activity change often and are not identity changes: no etag bump.
  * set_connection applies only when epoch is at least the stored connection epoch (the directory's
  * claim number of the connection writing it, core/dir.h), so that a connection that lost its
  * device to a newer one cannot overwrite the newer one's state; it stores epoch. */
-iotdm_result hub_store_device_set_connection(hub_store *store, const char *device_id,
-                                             bool connected, int64_t when_ms, uint64_t epoch);
-iotdm_result hub_store_device_set_activity(hub_store *store, const char *device_id, int64_t when_ms,
-                                           const char *model_id /* NULL = unchanged */);
+IOTDM_NODISCARD iotdm_result hub_store_device_set_connection(hub_store *store,
+                                                             const char *device_id, bool connected,
+                                                             int64_t when_ms, uint64_t epoch);
+IOTDM_NODISCARD iotdm_result
+hub_store_device_set_activity(hub_store *store, const char *device_id, int64_t when_ms,
+                              const char *model_id /* NULL = unchanged */);
 
 /* Visits devices in device-id order, starting after after_id (NULL = from the first), at most max
  * of them. The callback returns false to stop early. */
 typedef bool (*hub_device_visitor)(void *ctx, const hub_device *device);
-iotdm_result hub_store_device_foreach(hub_store *store, const char *after_id, size_t max,
-                                      hub_device_visitor visit, void *ctx);
+IOTDM_NODISCARD iotdm_result hub_store_device_foreach(hub_store *store, const char *after_id,
+                                                      size_t max, hub_device_visitor visit,
+                                                      void *ctx);
 
 typedef struct {
     size_t total, enabled, disabled, connected;
 } hub_device_stats;
-iotdm_result hub_store_device_stats(hub_store *store, hub_device_stats *out_stats);
+IOTDM_NODISCARD iotdm_result hub_store_device_stats(hub_store *store, hub_device_stats *out_stats);
 /* Marks every device disconnected (at hub start: no connection survives a restart). */
-iotdm_result hub_store_device_disconnect_all(hub_store *store, int64_t when_ms);
+IOTDM_NODISCARD iotdm_result hub_store_device_disconnect_all(hub_store *store, int64_t when_ms);
 
 /* Twins. put replaces the stored twin with *twin as given (the caller bumped versions). */
-iotdm_result hub_store_twin_get(hub_store *store, const char *device_id, hub_twin *out_twin);
-iotdm_result hub_store_twin_put(hub_store *store, const char *device_id, const hub_twin *twin);
+IOTDM_NODISCARD iotdm_result hub_store_twin_get(hub_store *store, const char *device_id,
+                                                hub_twin *out_twin);
+IOTDM_NODISCARD iotdm_result hub_store_twin_put(hub_store *store, const char *device_id,
+                                                const hub_twin *twin);
 /* Visits every device with its twin, in device-id order (for queries). */
 typedef bool (*hub_twin_visitor)(void *ctx, const hub_device *device, const hub_twin *twin);
-iotdm_result hub_store_twin_foreach(hub_store *store, hub_twin_visitor visit, void *ctx);
+IOTDM_NODISCARD iotdm_result hub_store_twin_foreach(hub_store *store, hub_twin_visitor visit,
+                                                    void *ctx);
 
 /* C2D queue. enqueue fails with IOTDM_E_QUOTA when the device already has max_pending messages
  * (those already expired at msg->enqueued_ms do not count) and IOTDM_E_NOT_FOUND for an unknown
  * device; it sets msg->seq. The caller keeps ownership of msg's members. */
-iotdm_result hub_store_c2d_enqueue(hub_store *store, hub_c2d *msg, size_t max_pending);
+IOTDM_NODISCARD iotdm_result hub_store_c2d_enqueue(hub_store *store, hub_c2d *msg,
+                                                   size_t max_pending);
 /* Visits the device's pending messages, oldest first, skipping those expired at now_ms. The
  * message (body included) is lent to the visitor for the duration of the call. */
 typedef bool (*hub_c2d_visitor)(void *ctx, const hub_c2d *msg);
-iotdm_result hub_store_c2d_foreach(hub_store *store, const char *device_id, int64_t now_ms,
-                                   hub_c2d_visitor visit, void *ctx);
-iotdm_result hub_store_c2d_mark_delivered(hub_store *store, int64_t seq); /* delivery_count++ */
-iotdm_result hub_store_c2d_complete(hub_store *store, int64_t seq);       /* removes it */
-iotdm_result hub_store_c2d_purge(hub_store *store, const char *device_id, size_t *out_purged);
+IOTDM_NODISCARD iotdm_result hub_store_c2d_foreach(hub_store *store, const char *device_id,
+                                                   int64_t now_ms, hub_c2d_visitor visit,
+                                                   void *ctx);
+IOTDM_NODISCARD iotdm_result hub_store_c2d_mark_delivered(hub_store *store,
+                                                          int64_t seq); /* delivery_count++ */
+IOTDM_NODISCARD iotdm_result hub_store_c2d_complete(hub_store *store, int64_t seq); /* removes it */
+IOTDM_NODISCARD iotdm_result hub_store_c2d_purge(hub_store *store, const char *device_id,
+                                                 size_t *out_purged);
 size_t hub_store_c2d_count(hub_store *store, const char *device_id);
 /* Drops expired messages of every device; returns how many. */
 size_t hub_store_c2d_expire(hub_store *store, int64_t now_ms);
 
 /* Telemetry and live events, retained by size and age. append sets msg->seq. */
-iotdm_result hub_store_telemetry_append(hub_store *store, hub_telemetry *msg);
+IOTDM_NODISCARD iotdm_result hub_store_telemetry_append(hub_store *store, hub_telemetry *msg);
 typedef bool (*hub_telemetry_visitor)(void *ctx, const hub_telemetry *msg);
 /* Visits retained messages with seq >= from_seq in order, at most max; each lent for the call. */
-iotdm_result hub_store_telemetry_foreach(hub_store *store, int64_t from_seq, size_t max,
-                                         hub_telemetry_visitor visit, void *ctx);
+IOTDM_NODISCARD iotdm_result hub_store_telemetry_foreach(hub_store *store, int64_t from_seq,
+                                                         size_t max, hub_telemetry_visitor visit,
+                                                         void *ctx);
 /* The highest seq ever assigned (kept when trimming empties the stream); 0 before the first. */
 int64_t hub_store_telemetry_last_seq(hub_store *store);
 /* Deletes the oldest messages until at most max_bytes of rows (bodies, properties and the row's
  * own overhead: about what they take on the disk) remain and none is older than
  * now_ms - max_age_ms (max_age_ms <= 0: no age limit). Opens no transaction when nothing goes. */
-iotdm_result hub_store_telemetry_trim(hub_store *store, uint64_t max_bytes, int64_t max_age_ms,
-                                      int64_t now_ms);
+IOTDM_NODISCARD iotdm_result hub_store_telemetry_trim(hub_store *store, uint64_t max_bytes,
+                                                      int64_t max_age_ms, int64_t now_ms);
 
 /* File uploads (azure-protocols.md §4.8). The bytes are kept by the HTTP layer in
  * DATA/files/<correlation_id>; the store keeps the records. */
@@ -260,36 +275,40 @@ typedef struct {
     char status_description[256];
 } hub_file;
 
-iotdm_result hub_store_file_create(hub_store *store, const hub_file *file);
-iotdm_result hub_store_file_get(hub_store *store, const char *correlation_id, hub_file *out_file);
-iotdm_result hub_store_file_update(hub_store *store, const hub_file *file);
-iotdm_result hub_store_file_delete(hub_store *store, const char *correlation_id);
+IOTDM_NODISCARD iotdm_result hub_store_file_create(hub_store *store, const hub_file *file);
+IOTDM_NODISCARD iotdm_result hub_store_file_get(hub_store *store, const char *correlation_id,
+                                                hub_file *out_file);
+IOTDM_NODISCARD iotdm_result hub_store_file_update(hub_store *store, const hub_file *file);
+IOTDM_NODISCARD iotdm_result hub_store_file_delete(hub_store *store, const char *correlation_id);
 /* The newest record of a blob past the pending state (IOTDM_E_NOT_FOUND when there is none). */
-iotdm_result hub_store_file_find(hub_store *store, const char *device_id, const char *blob_name,
-                                 hub_file *out_file);
+IOTDM_NODISCARD iotdm_result hub_store_file_find(hub_store *store, const char *device_id,
+                                                 const char *blob_name, hub_file *out_file);
 /* Uploads of a device (NULL: every device), newest first, at most max. */
 typedef bool (*hub_file_visitor)(void *ctx, const hub_file *file);
-iotdm_result hub_store_file_foreach(hub_store *store, const char *device_id, size_t max,
-                                    hub_file_visitor visit, void *ctx);
+IOTDM_NODISCARD iotdm_result hub_store_file_foreach(hub_store *store, const char *device_id,
+                                                    size_t max, hub_file_visitor visit, void *ctx);
 /* Uploads of a device still in progress (pending or uploaded) created after since_ms. */
 size_t hub_store_file_active(hub_store *store, const char *device_id, int64_t since_ms);
 /* A device's uploads kept (any state) and the bytes they hold, for its quota. */
-iotdm_result hub_store_file_usage(hub_store *store, const char *device_id, size_t *out_count,
-                                  uint64_t *out_bytes);
+IOTDM_NODISCARD iotdm_result hub_store_file_usage(hub_store *store, const char *device_id,
+                                                  size_t *out_count, uint64_t *out_bytes);
 /* Deletes up to max records: finished (done or failed) ones last updated before done_before_ms,
  * and pending or uploaded ones created before open_before_ms (their SAS has expired). Each
  * record is lent to visit before it goes (the caller deletes its bytes); *out_deleted (may be
  * NULL) gets how many went. */
-iotdm_result hub_store_file_prune(hub_store *store, int64_t done_before_ms, int64_t open_before_ms,
-                                  size_t max, hub_file_visitor visit, void *ctx,
-                                  size_t *out_deleted);
+IOTDM_NODISCARD iotdm_result hub_store_file_prune(hub_store *store, int64_t done_before_ms,
+                                                  int64_t open_before_ms, size_t max,
+                                                  hub_file_visitor visit, void *ctx,
+                                                  size_t *out_deleted);
 
 /* Persistent MQTT sessions (CleanSession=0): the subscription set of a client id, as bits the MQTT
  * layer defines. get returns IOTDM_E_NOT_FOUND when there is no session. */
-iotdm_result hub_store_session_put(hub_store *store, const char *client_id, uint32_t subscriptions);
-iotdm_result hub_store_session_get(hub_store *store, const char *client_id,
-                                   uint32_t *out_subscriptions);
-iotdm_result hub_store_session_delete(hub_store *store, const char *client_id); /* OK if none */
+IOTDM_NODISCARD iotdm_result hub_store_session_put(hub_store *store, const char *client_id,
+                                                   uint32_t subscriptions);
+IOTDM_NODISCARD iotdm_result hub_store_session_get(hub_store *store, const char *client_id,
+                                                   uint32_t *out_subscriptions);
+IOTDM_NODISCARD iotdm_result hub_store_session_delete(hub_store *store,
+                                                      const char *client_id); /* OK if none */
 
 /* Device provisioning (azure-protocols.md §3). Enrollments and registration records are kept as
  * the JSON documents the DPS service API serves; the store adds an etag counter (1 on create, +1 on
@@ -302,44 +321,51 @@ typedef bool (*hub_doc_visitor)(void *ctx, const char *id, const json_t *doc, ui
 /* put creates or replaces. if_match 0 = unconditional; otherwise IOTDM_E_PRECONDITION when the
  * stored etag differs or there is none. *out_etag (may be NULL) gets the new etag. get returns a
  * new reference in *out_doc; IOTDM_E_NOT_FOUND when absent. */
-iotdm_result hub_store_enrollment_put(hub_store *store, hub_dps_kind kind, const char *id,
-                                      const json_t *doc, uint64_t if_match, uint64_t *out_etag);
-iotdm_result hub_store_enrollment_get(hub_store *store, hub_dps_kind kind, const char *id,
-                                      json_t **out_doc, uint64_t *out_etag);
-iotdm_result hub_store_enrollment_delete(hub_store *store, hub_dps_kind kind, const char *id,
-                                         uint64_t if_match);
+IOTDM_NODISCARD iotdm_result hub_store_enrollment_put(hub_store *store, hub_dps_kind kind,
+                                                      const char *id, const json_t *doc,
+                                                      uint64_t if_match, uint64_t *out_etag);
+IOTDM_NODISCARD iotdm_result hub_store_enrollment_get(hub_store *store, hub_dps_kind kind,
+                                                      const char *id, json_t **out_doc,
+                                                      uint64_t *out_etag);
+IOTDM_NODISCARD iotdm_result hub_store_enrollment_delete(hub_store *store, hub_dps_kind kind,
+                                                         const char *id, uint64_t if_match);
 /* In id order, after after_id (NULL: from the first), at most max. */
-iotdm_result hub_store_enrollment_foreach(hub_store *store, hub_dps_kind kind, const char *after_id,
-                                          size_t max, hub_doc_visitor visit, void *ctx);
+IOTDM_NODISCARD iotdm_result hub_store_enrollment_foreach(hub_store *store, hub_dps_kind kind,
+                                                          const char *after_id, size_t max,
+                                                          hub_doc_visitor visit, void *ctx);
 
 /* Registration records: one per registration id; group_id is "" for individual enrollments. */
-iotdm_result hub_store_registration_put(hub_store *store, const char *registration_id,
-                                        const char *group_id, const json_t *doc,
-                                        uint64_t *out_etag);
-iotdm_result hub_store_registration_get(hub_store *store, const char *registration_id,
-                                        json_t **out_doc, uint64_t *out_etag);
-iotdm_result hub_store_registration_delete(hub_store *store, const char *registration_id,
-                                           uint64_t if_match);
+IOTDM_NODISCARD iotdm_result hub_store_registration_put(hub_store *store,
+                                                        const char *registration_id,
+                                                        const char *group_id, const json_t *doc,
+                                                        uint64_t *out_etag);
+IOTDM_NODISCARD iotdm_result hub_store_registration_get(hub_store *store,
+                                                        const char *registration_id,
+                                                        json_t **out_doc, uint64_t *out_etag);
+IOTDM_NODISCARD iotdm_result hub_store_registration_delete(hub_store *store,
+                                                           const char *registration_id,
+                                                           uint64_t if_match);
 /* Records of one group (group_id NULL: all), in id order after after_id, at most max. */
-iotdm_result hub_store_registration_foreach(hub_store *store, const char *group_id,
-                                            const char *after_id, size_t max, hub_doc_visitor visit,
-                                            void *ctx);
+IOTDM_NODISCARD iotdm_result hub_store_registration_foreach(hub_store *store, const char *group_id,
+                                                            const char *after_id, size_t max,
+                                                            hub_doc_visitor visit, void *ctx);
 
 /* Operations (§3.4): the final RegistrationOperationStatus of a registration, which the device
  * polls after the 202, kept in the store so that it outlives a restart. put adds one
  * (IOTDM_E_EXISTS when the id is taken); created_ms is wall-clock time. get returns the
  * registration id it was made for, when, and a new reference in *out_result; IOTDM_E_NOT_FOUND when
  * absent. Operation ids compare exactly, registration ids case-insensitively. */
-iotdm_result hub_store_dps_operation_put(hub_store *store, const char *operation_id,
-                                         const char *registration_id, int64_t created_ms,
-                                         const json_t *result);
-iotdm_result hub_store_dps_operation_get(hub_store *store, const char *operation_id,
-                                         char out_registration_id[HUB_ID_MAX],
-                                         int64_t *out_created_ms, json_t **out_result);
+IOTDM_NODISCARD iotdm_result hub_store_dps_operation_put(hub_store *store, const char *operation_id,
+                                                         const char *registration_id,
+                                                         int64_t created_ms, const json_t *result);
+IOTDM_NODISCARD iotdm_result hub_store_dps_operation_get(hub_store *store, const char *operation_id,
+                                                         char out_registration_id[HUB_ID_MAX],
+                                                         int64_t *out_created_ms,
+                                                         json_t **out_result);
 /* Deletes the operations created before before_ms, then the oldest beyond the newest max_keep;
  * *out_deleted (may be NULL) gets how many went. Both walk the index on created_ms. */
-iotdm_result hub_store_dps_operation_prune(hub_store *store, int64_t before_ms, size_t max_keep,
-                                           size_t *out_deleted);
+IOTDM_NODISCARD iotdm_result hub_store_dps_operation_prune(hub_store *store, int64_t before_ms,
+                                                           size_t max_keep, size_t *out_deleted);
 
 /* TPM challenges (§3.8): the registration key of the last 401 to a registration id, which the
  * device's signed register and polls are checked against, kept in the store so that they outlive a
@@ -360,15 +386,17 @@ typedef struct {
  * IOTDM_E_MALFORMED for an invalid id or srk_len. get copies the challenge into *out when there is
  * one that expires after now_ms; IOTDM_E_NOT_FOUND otherwise, IOTDM_E_STORAGE for a corrupt row
  * (logged, *out zeroed). */
-iotdm_result hub_store_tpm_challenge_put(hub_store *store, const char *registration_id,
-                                         const hub_tpm_challenge *c);
-iotdm_result hub_store_tpm_challenge_get(hub_store *store, const char *registration_id,
-                                         int64_t now_ms, hub_tpm_challenge *out);
+IOTDM_NODISCARD iotdm_result hub_store_tpm_challenge_put(hub_store *store,
+                                                         const char *registration_id,
+                                                         const hub_tpm_challenge *c);
+IOTDM_NODISCARD iotdm_result hub_store_tpm_challenge_get(hub_store *store,
+                                                         const char *registration_id,
+                                                         int64_t now_ms, hub_tpm_challenge *out);
 /* Deletes the challenges expired at now_ms, then those nearest their expiry beyond the max_keep
  * that expire last; *out_deleted (may be NULL) gets how many went. Both walk the index on
  * expires_ms. */
-iotdm_result hub_store_tpm_challenge_prune(hub_store *store, int64_t now_ms, size_t max_keep,
-                                           size_t *out_deleted);
+IOTDM_NODISCARD iotdm_result hub_store_tpm_challenge_prune(hub_store *store, int64_t now_ms,
+                                                           size_t max_keep, size_t *out_deleted);
 
 /* ---- the backend interface ----
  * A backend fills in every member (none may be NULL) and embeds hub_store first in its handle.
@@ -469,6 +497,6 @@ struct hub_store {
 };
 
 /* Backends (store/<backend>/). */
-iotdm_result hub_store_sqlite_open(const char *path, hub_store **out_store);
+IOTDM_NODISCARD iotdm_result hub_store_sqlite_open(const char *path, hub_store **out_store);
 
 #endif

@@ -13,7 +13,7 @@ static sqlite3_stmt *prep(sq_store *s, const char *sql)
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        store_sqlite_result(s, rc, "prepare");
+        IOTDM_IGNORE(store_sqlite_result(s, rc, "prepare")); /* logs it; NULL says it failed */
         return NULL;
     }
     return st;

@@ -123,24 +123,24 @@ sqlite3_stmt *stmt_take(sq_store *s, store_stmt_id id, const char *sql);
 void stmt_give(sq_store *s, store_stmt_id id, sqlite3_stmt *st);
 
 /* Steps a statement that returns no rows (or whose rows are ignored); maps SQLite's result. */
-iotdm_result stmt_exec(sq_store *s, sqlite3_stmt *st);
+IOTDM_NODISCARD iotdm_result stmt_exec(sq_store *s, sqlite3_stmt *st);
 
 /* Maps a SQLite result code to iotdm_result (constraint kinds become EXISTS/NOT_FOUND) and logs
  * unexpected failures. Also notices when SQLite rolled back the open write transaction. */
-iotdm_result store_sqlite_result(sq_store *s, int rc, const char *what);
+IOTDM_NODISCARD iotdm_result store_sqlite_result(sq_store *s, int rc, const char *what);
 
 /* Opens the group-commit transaction if none is open. Every write function calls this first. */
-iotdm_result store_write_begin(sq_store *s);
+IOTDM_NODISCARD iotdm_result store_write_begin(sq_store *s);
 /* The start of most writes: opens the group transaction and takes the statement. NULL on failure,
  * with the reason in *out_r. */
 sqlite3_stmt *store_write_stmt(sq_store *s, store_stmt_id id, const char *sql, iotdm_result *out_r);
 /* stmt_exec for a write that must touch a row: IOTDM_E_NOT_FOUND when it touched none. */
-iotdm_result stmt_exec_row(sq_store *s, sqlite3_stmt *st);
+IOTDM_NODISCARD iotdm_result stmt_exec_row(sq_store *s, sqlite3_stmt *st);
 
 /* A savepoint around a write made of several statements, so that it applies whole or not at all
  * while the surrounding group transaction carries on. */
-iotdm_result store_savepoint(sq_store *s);
-iotdm_result store_savepoint_end(sq_store *s, iotdm_result outcome);
+IOTDM_NODISCARD iotdm_result store_savepoint(sq_store *s);
+IOTDM_NODISCARD iotdm_result store_savepoint_end(sq_store *s, iotdm_result outcome);
 
 /* sqlite_sync.c: the WAL path of the durability thread's descriptor (opened lazily). */
 void store_sync_init(sq_store *s, const char *db_path);
@@ -152,8 +152,8 @@ int bind_field(sqlite3_stmt *st, int idx, const char *field, size_t cap);
 void column_copy(sqlite3_stmt *st, int col, char *dst, size_t cap);
 
 /* Serializes json compactly into scratch buffer slot (NULL becomes "{}"); *out_len excludes NUL. */
-iotdm_result store_dump(sq_store *s, int slot, const json_t *json, const char **out_text,
-                        size_t *out_len);
+IOTDM_NODISCARD iotdm_result store_dump(sq_store *s, int slot, const json_t *json,
+                                        const char **out_text, size_t *out_len);
 /* Parses a JSON text column; NULL column gives an empty object. NULL on corrupt text (logged). */
 json_t *store_load(sqlite3_stmt *st, int col);
 
@@ -173,90 +173,106 @@ bool store_id_ok(const char *id);
 int64_t store_now_ms(void);
 
 /* The operations (see store.h for what each does). */
-iotdm_result sq_policy_put(hub_store *base, const hub_policy *policy);
-iotdm_result sq_policy_get(hub_store *base, const char *name, hub_policy *out_policy);
+IOTDM_NODISCARD iotdm_result sq_policy_put(hub_store *base, const hub_policy *policy);
+IOTDM_NODISCARD iotdm_result sq_policy_get(hub_store *base, const char *name,
+                                           hub_policy *out_policy);
 size_t sq_policy_count(hub_store *base);
-iotdm_result sq_device_create(hub_store *base, hub_device *device);
-iotdm_result sq_device_get(hub_store *base, const char *device_id, hub_device *out_device);
-iotdm_result sq_device_update(hub_store *base, hub_device *device, uint64_t if_match);
-iotdm_result sq_device_delete(hub_store *base, const char *device_id, uint64_t if_match);
-iotdm_result sq_device_set_connection(hub_store *base, const char *device_id, bool connected,
-                                      int64_t when_ms, uint64_t epoch);
-iotdm_result sq_device_set_activity(hub_store *base, const char *device_id, int64_t when_ms,
-                                    const char *model_id);
-iotdm_result sq_device_foreach(hub_store *base, const char *after_id, size_t max,
-                               hub_device_visitor visit, void *ctx);
-iotdm_result sq_device_stats(hub_store *base, hub_device_stats *out_stats);
-iotdm_result sq_device_disconnect_all(hub_store *base, int64_t when_ms);
-iotdm_result sq_twin_get(hub_store *base, const char *device_id, hub_twin *out_twin);
-iotdm_result sq_twin_put(hub_store *base, const char *device_id, const hub_twin *twin);
-iotdm_result sq_twin_foreach(hub_store *base, hub_twin_visitor visit, void *ctx);
-iotdm_result sq_c2d_enqueue(hub_store *base, hub_c2d *msg, size_t max_pending);
-iotdm_result sq_c2d_foreach(hub_store *base, const char *device_id, int64_t now_ms,
-                            hub_c2d_visitor visit, void *ctx);
-iotdm_result sq_c2d_mark_delivered(hub_store *base, int64_t seq);
-iotdm_result sq_c2d_complete(hub_store *base, int64_t seq);
-iotdm_result sq_c2d_purge(hub_store *base, const char *device_id, size_t *out_purged);
+IOTDM_NODISCARD iotdm_result sq_device_create(hub_store *base, hub_device *device);
+IOTDM_NODISCARD iotdm_result sq_device_get(hub_store *base, const char *device_id,
+                                           hub_device *out_device);
+IOTDM_NODISCARD iotdm_result sq_device_update(hub_store *base, hub_device *device,
+                                              uint64_t if_match);
+IOTDM_NODISCARD iotdm_result sq_device_delete(hub_store *base, const char *device_id,
+                                              uint64_t if_match);
+IOTDM_NODISCARD iotdm_result sq_device_set_connection(hub_store *base, const char *device_id,
+                                                      bool connected, int64_t when_ms,
+                                                      uint64_t epoch);
+IOTDM_NODISCARD iotdm_result sq_device_set_activity(hub_store *base, const char *device_id,
+                                                    int64_t when_ms, const char *model_id);
+IOTDM_NODISCARD iotdm_result sq_device_foreach(hub_store *base, const char *after_id, size_t max,
+                                               hub_device_visitor visit, void *ctx);
+IOTDM_NODISCARD iotdm_result sq_device_stats(hub_store *base, hub_device_stats *out_stats);
+IOTDM_NODISCARD iotdm_result sq_device_disconnect_all(hub_store *base, int64_t when_ms);
+IOTDM_NODISCARD iotdm_result sq_twin_get(hub_store *base, const char *device_id,
+                                         hub_twin *out_twin);
+IOTDM_NODISCARD iotdm_result sq_twin_put(hub_store *base, const char *device_id,
+                                         const hub_twin *twin);
+IOTDM_NODISCARD iotdm_result sq_twin_foreach(hub_store *base, hub_twin_visitor visit, void *ctx);
+IOTDM_NODISCARD iotdm_result sq_c2d_enqueue(hub_store *base, hub_c2d *msg, size_t max_pending);
+IOTDM_NODISCARD iotdm_result sq_c2d_foreach(hub_store *base, const char *device_id, int64_t now_ms,
+                                            hub_c2d_visitor visit, void *ctx);
+IOTDM_NODISCARD iotdm_result sq_c2d_mark_delivered(hub_store *base, int64_t seq);
+IOTDM_NODISCARD iotdm_result sq_c2d_complete(hub_store *base, int64_t seq);
+IOTDM_NODISCARD iotdm_result sq_c2d_purge(hub_store *base, const char *device_id,
+                                          size_t *out_purged);
 size_t sq_c2d_count(hub_store *base, const char *device_id);
 size_t sq_c2d_expire(hub_store *base, int64_t now_ms);
-iotdm_result sq_telemetry_append(hub_store *base, hub_telemetry *msg);
-iotdm_result sq_telemetry_foreach(hub_store *base, int64_t from_seq, size_t max,
-                                  hub_telemetry_visitor visit, void *ctx);
+IOTDM_NODISCARD iotdm_result sq_telemetry_append(hub_store *base, hub_telemetry *msg);
+IOTDM_NODISCARD iotdm_result sq_telemetry_foreach(hub_store *base, int64_t from_seq, size_t max,
+                                                  hub_telemetry_visitor visit, void *ctx);
 int64_t sq_telemetry_last_seq(hub_store *base);
-iotdm_result sq_telemetry_trim(hub_store *base, uint64_t max_bytes, int64_t max_age_ms,
-                               int64_t now_ms);
-iotdm_result sq_file_create(hub_store *base, const hub_file *file);
-iotdm_result sq_file_get(hub_store *base, const char *correlation_id, hub_file *out_file);
-iotdm_result sq_file_update(hub_store *base, const hub_file *file);
-iotdm_result sq_file_delete(hub_store *base, const char *correlation_id);
-iotdm_result sq_file_find(hub_store *base, const char *device_id, const char *blob_name,
-                          hub_file *out_file);
-iotdm_result sq_file_foreach(hub_store *base, const char *device_id, size_t max,
-                             hub_file_visitor visit, void *ctx);
+IOTDM_NODISCARD iotdm_result sq_telemetry_trim(hub_store *base, uint64_t max_bytes,
+                                               int64_t max_age_ms, int64_t now_ms);
+IOTDM_NODISCARD iotdm_result sq_file_create(hub_store *base, const hub_file *file);
+IOTDM_NODISCARD iotdm_result sq_file_get(hub_store *base, const char *correlation_id,
+                                         hub_file *out_file);
+IOTDM_NODISCARD iotdm_result sq_file_update(hub_store *base, const hub_file *file);
+IOTDM_NODISCARD iotdm_result sq_file_delete(hub_store *base, const char *correlation_id);
+IOTDM_NODISCARD iotdm_result sq_file_find(hub_store *base, const char *device_id,
+                                          const char *blob_name, hub_file *out_file);
+IOTDM_NODISCARD iotdm_result sq_file_foreach(hub_store *base, const char *device_id, size_t max,
+                                             hub_file_visitor visit, void *ctx);
 size_t sq_file_active(hub_store *base, const char *device_id, int64_t since_ms);
-iotdm_result sq_session_put(hub_store *base, const char *client_id, uint32_t subscriptions);
-iotdm_result sq_session_get(hub_store *base, const char *client_id, uint32_t *out_subscriptions);
-iotdm_result sq_session_delete(hub_store *base, const char *client_id);
-iotdm_result sq_enrollment_put(hub_store *base, hub_dps_kind kind, const char *id,
-                               const json_t *doc, uint64_t if_match, uint64_t *out_etag);
-iotdm_result sq_enrollment_get(hub_store *base, hub_dps_kind kind, const char *id, json_t **out_doc,
-                               uint64_t *out_etag);
-iotdm_result sq_enrollment_delete(hub_store *base, hub_dps_kind kind, const char *id,
-                                  uint64_t if_match);
-iotdm_result sq_enrollment_foreach(hub_store *base, hub_dps_kind kind, const char *after_id,
-                                   size_t max, hub_doc_visitor visit, void *ctx);
-iotdm_result sq_registration_put(hub_store *base, const char *registration_id, const char *group_id,
-                                 const json_t *doc, uint64_t *out_etag);
-iotdm_result sq_registration_get(hub_store *base, const char *registration_id, json_t **out_doc,
-                                 uint64_t *out_etag);
-iotdm_result sq_registration_delete(hub_store *base, const char *registration_id,
-                                    uint64_t if_match);
-iotdm_result sq_registration_foreach(hub_store *base, const char *group_id, const char *after_id,
-                                     size_t max, hub_doc_visitor visit, void *ctx);
-iotdm_result sq_dps_operation_put(hub_store *base, const char *operation_id,
-                                  const char *registration_id, int64_t created_ms,
-                                  const json_t *result);
-iotdm_result sq_dps_operation_get(hub_store *base, const char *operation_id,
-                                  char out_registration_id[HUB_ID_MAX], int64_t *out_created_ms,
-                                  json_t **out_result);
-iotdm_result sq_dps_operation_prune(hub_store *base, int64_t before_ms, size_t max_keep,
-                                    size_t *out_deleted);
-iotdm_result sq_tpm_challenge_put(hub_store *base, const char *registration_id,
-                                  const hub_tpm_challenge *c);
-iotdm_result sq_tpm_challenge_get(hub_store *base, const char *registration_id, int64_t now_ms,
-                                  hub_tpm_challenge *out);
-iotdm_result sq_tpm_challenge_prune(hub_store *base, int64_t now_ms, size_t max_keep,
-                                    size_t *out_deleted);
+IOTDM_NODISCARD iotdm_result sq_session_put(hub_store *base, const char *client_id,
+                                            uint32_t subscriptions);
+IOTDM_NODISCARD iotdm_result sq_session_get(hub_store *base, const char *client_id,
+                                            uint32_t *out_subscriptions);
+IOTDM_NODISCARD iotdm_result sq_session_delete(hub_store *base, const char *client_id);
+IOTDM_NODISCARD iotdm_result sq_enrollment_put(hub_store *base, hub_dps_kind kind, const char *id,
+                                               const json_t *doc, uint64_t if_match,
+                                               uint64_t *out_etag);
+IOTDM_NODISCARD iotdm_result sq_enrollment_get(hub_store *base, hub_dps_kind kind, const char *id,
+                                               json_t **out_doc, uint64_t *out_etag);
+IOTDM_NODISCARD iotdm_result sq_enrollment_delete(hub_store *base, hub_dps_kind kind,
+                                                  const char *id, uint64_t if_match);
+IOTDM_NODISCARD iotdm_result sq_enrollment_foreach(hub_store *base, hub_dps_kind kind,
+                                                   const char *after_id, size_t max,
+                                                   hub_doc_visitor visit, void *ctx);
+IOTDM_NODISCARD iotdm_result sq_registration_put(hub_store *base, const char *registration_id,
+                                                 const char *group_id, const json_t *doc,
+                                                 uint64_t *out_etag);
+IOTDM_NODISCARD iotdm_result sq_registration_get(hub_store *base, const char *registration_id,
+                                                 json_t **out_doc, uint64_t *out_etag);
+IOTDM_NODISCARD iotdm_result sq_registration_delete(hub_store *base, const char *registration_id,
+                                                    uint64_t if_match);
+IOTDM_NODISCARD iotdm_result sq_registration_foreach(hub_store *base, const char *group_id,
+                                                     const char *after_id, size_t max,
+                                                     hub_doc_visitor visit, void *ctx);
+IOTDM_NODISCARD iotdm_result sq_dps_operation_put(hub_store *base, const char *operation_id,
+                                                  const char *registration_id, int64_t created_ms,
+                                                  const json_t *result);
+IOTDM_NODISCARD iotdm_result sq_dps_operation_get(hub_store *base, const char *operation_id,
+                                                  char out_registration_id[HUB_ID_MAX],
+                                                  int64_t *out_created_ms, json_t **out_result);
+IOTDM_NODISCARD iotdm_result sq_dps_operation_prune(hub_store *base, int64_t before_ms,
+                                                    size_t max_keep, size_t *out_deleted);
+IOTDM_NODISCARD iotdm_result sq_tpm_challenge_put(hub_store *base, const char *registration_id,
+                                                  const hub_tpm_challenge *c);
+IOTDM_NODISCARD iotdm_result sq_tpm_challenge_get(hub_store *base, const char *registration_id,
+                                                  int64_t now_ms, hub_tpm_challenge *out);
+IOTDM_NODISCARD iotdm_result sq_tpm_challenge_prune(hub_store *base, int64_t now_ms,
+                                                    size_t max_keep, size_t *out_deleted);
 /* The schema version this build migrates to (tests). */
 int sq_schema_version(void);
-iotdm_result sq_durable(hub_store *base);
-iotdm_result sq_file_usage(hub_store *base, const char *device_id, size_t *out_count,
-                           uint64_t *out_bytes);
-iotdm_result sq_file_prune(hub_store *base, int64_t done_before_ms, int64_t open_before_ms,
-                           size_t max, hub_file_visitor visit, void *ctx, size_t *out_deleted);
-iotdm_result sq_unit_begin(hub_store *base);
-iotdm_result sq_unit_end(hub_store *base, iotdm_result outcome);
-iotdm_result sq_group_commit(hub_store *base);
+IOTDM_NODISCARD iotdm_result sq_durable(hub_store *base);
+IOTDM_NODISCARD iotdm_result sq_file_usage(hub_store *base, const char *device_id,
+                                           size_t *out_count, uint64_t *out_bytes);
+IOTDM_NODISCARD iotdm_result sq_file_prune(hub_store *base, int64_t done_before_ms,
+                                           int64_t open_before_ms, size_t max,
+                                           hub_file_visitor visit, void *ctx, size_t *out_deleted);
+IOTDM_NODISCARD iotdm_result sq_unit_begin(hub_store *base);
+IOTDM_NODISCARD iotdm_result sq_unit_end(hub_store *base, iotdm_result outcome);
+IOTDM_NODISCARD iotdm_result sq_group_commit(hub_store *base);
 bool sq_has_pending_writes(const hub_store *base);
 /* sqlite_sync.c: releases the durability thread's descriptor and connection. */
 void store_sync_deinit(sq_store *s);

@@ -187,7 +187,8 @@ sqlite3_stmt *stmt_take(sq_store *s, store_stmt_id id, const char *sql)
             int rc =
                 sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[id], NULL);
             if (rc != SQLITE_OK) {
-                store_sqlite_result(s, rc, "prepare");
+                IOTDM_IGNORE(
+                    store_sqlite_result(s, rc, "prepare")); /* logs it; NULL says it failed */
                 s->stmts[id] = NULL;
                 return NULL;
             }
@@ -197,7 +198,7 @@ sqlite3_stmt *stmt_take(sq_store *s, store_stmt_id id, const char *sql)
     }
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        store_sqlite_result(s, rc, "prepare");
+        IOTDM_IGNORE(store_sqlite_result(s, rc, "prepare")); /* logs it; NULL says it failed */
         return NULL;
     }
     return st;
