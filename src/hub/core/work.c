@@ -374,6 +374,10 @@ static void *writer_thread(void *arg)
 static void complete_group(hub_exec *e, hub_group *g, iotdm_result durable)
 {
     iotdm_result failure = g->commit_result < 0 ? g->commit_result : durable;
+    /* Published before the completions go out: what a unit's acknowledgement confirms is already
+     * visible to the event streams by then. */
+    if (g->wrote && failure >= 0 && e->on_durable)
+        e->on_durable(e->on_durable_arg, g->last_event_seq);
     for (hub_batch *b = g->head, *next; b; b = next) {
         next = b->next;
         if (g->wrote && failure < 0)
@@ -385,8 +389,6 @@ static void complete_group(hub_exec *e, hub_group *g, iotdm_result durable)
         b->task.allocated = false;
         hub_loop_post_task(b->loop, &b->task);
     }
-    if (g->wrote && failure >= 0 && e->on_durable)
-        e->on_durable(e->on_durable_arg, g->last_event_seq);
 }
 
 static void *syncer_thread(void *arg)
