@@ -325,6 +325,7 @@ async function upload(dev, name, size) {
 }
 
 function errorCodeOf(res) {
+  if (res.status < 300) return '';
   const hd = res.headers || {};
   const text = Buffer.isBuffer(res.body) ? res.body.toString('utf8') : (res.text || '');
   return hd['iothub-errorcode'] || hd['x-ms-error-code'] || h.errorCode(text) ||
@@ -619,7 +620,8 @@ test('unauthenticated connections: at most --max-pending-per-source per address,
   }
   atk.end();
   t.diagnostic(`from one address: ${conns.length} connections, closed at once: [${closedAtOnce.join(',')}]; ` +
-    `pending lifetimes ${Math.min(...lifetimes)}–${Math.max(...lifetimes)} ms; legit: ${fmt(fig)}`);
+    `${pending.length - late.length}/${pending.length} unauthenticated ones closed by the hub, after ` +
+    `${Math.min(...lifetimes)}–${Math.max(...lifetimes)} ms; legit: ${fmt(fig)}`);
   assert.deepEqual(closedAtOnce, Array.from({ length: extra }, (_, i) => L.pendingPerSource + i),
     `connections beyond --max-pending-per-source ${L.pendingPerSource} from one address are closed at once, the others kept`);
   assert.equal(otherRes && otherRes.status, 200, 'another address is served while one is at its limit');
@@ -646,7 +648,7 @@ test('slow clients: header, body and idle deadlines that trickled bytes do not e
     p.trickle(slow, 250, { stop: () => atk.stopped });
     await p.waitClosed((L.header + SLACK_S) * 1000 + 500);
     const extra = p.responses().slice(1).map((r) => r.status);
-    return { what: 'header block trickled on a keep-alive connection', ms: (p.hubClosedAt || Date.now()) - startedAt, limitMs: (L.header + SLACK_S) * 1000, extra };
+    return { what: 'header block trickled on a keep-alive connection', closed: p.hubClosedAt !== null, ms: (p.hubClosedAt || Date.now()) - startedAt, limitMs: (L.header + SLACK_S) * 1000, extra };
   }
   // A body that trickles in after complete headers.
   async function slowBody() {
@@ -659,7 +661,7 @@ test('slow clients: header, body and idle deadlines that trickled bytes do not e
     p.trickle(Buffer.from(body), 250, { stop: () => atk.stopped });
     await p.waitClosed((L.request + SLACK_S) * 1000 + 500);
     const extra = p.responses().map((r) => r.status);
-    return { what: 'body trickled', ms: (p.hubClosedAt || Date.now()) - startedAt, limitMs: (L.request + SLACK_S) * 1000, extra };
+    return { what: 'body trickled', closed: p.hubClosedAt !== null, ms: (p.hubClosedAt || Date.now()) - startedAt, limitMs: (L.request + SLACK_S) * 1000, extra };
   }
   // A connection with nothing to do after its request.
   async function idle() {
@@ -669,13 +671,14 @@ test('slow clients: header, body and idle deadlines that trickled bytes do not e
     assert.equal(first && first.status, 200, 'the request before idling');
     const startedAt = Date.now();
     await p.waitClosed((L.idle + SLACK_S) * 1000 + 500);
-    return { what: 'idle after a request', ms: (p.hubClosedAt || Date.now()) - startedAt, limitMs: (L.idle + SLACK_S) * 1000, minMs: (L.idle - 1) * 1000 };
+    return { what: 'idle after a request', closed: p.hubClosedAt !== null, ms: (p.hubClosedAt || Date.now()) - startedAt, limitMs: (L.idle + SLACK_S) * 1000, minMs: (L.idle - 1) * 1000 };
   }
   const attack = Promise.all([slowHeaders(), slowBody(), idle()]);
   const fig = await withLegitCheck(legit, atk, 'slow clients', attack.then(() => {}), 1000);
   const results = await attack;
   atk.end();
-  t.diagnostic(results.map((r) => `${r.what}: closed after ${r.ms} ms${r.extra ? ` (answers ${r.extra.join(',') || 'none'})` : ''}`).join('; ') + `; legit: ${fmt(fig)}`);
+  t.diagnostic(results.map((r) => `${r.what}: ${r.closed ? 'closed' : 'still open'} after ${r.ms} ms` +
+    `${r.extra ? ` (answers ${r.extra.join(',') || 'none'})` : ''}`).join('; ') + `; legit: ${fmt(fig)}`);
   for (const r of results) {
     assert.ok(r.ms <= r.limitMs, `${r.what}: the hub kept the connection ${r.ms} ms (at most ${r.limitMs} ms)`);
     if (r.minMs) assert.ok(r.ms >= r.minMs, `${r.what}: closed after ${r.ms} ms, before --idle-timeout ${L.idle} s`);
@@ -693,7 +696,7 @@ test('log flooding: refusals are logged at a limited rate, summarised every 10 s
   const log = new A.FileGrowth(h.hub.logPath);
   const floodStart = Date.now();
   const atk = new Attack(6000);
-  const n = { http401: 0, connack5: 0, http400: 0 };
+  const n = { http401: 0, connack5: 0, http4xx: 0 };
   const req401 = Buffer.concat(Array(20).fill(A.httpRequest('GET', `/devices?top=1&${h.API}`, { host: h.host })));
   async function unauthorized(k) {
     while (!atk.stopped) {
@@ -736,7 +739,7 @@ test('log flooding: refusals are logged at a limited rate, summarised every 10 s
         const want = p.seen + 20;
         await p.until(() => p.hubClosedAt || p.responses().length >= want, 2000);
         const all = p.responses();
-        n.http400 += all.slice(p.seen).filter((r) => r.status === 400).length;
+        n.http4xx += all.slice(p.seen).filter((r) => r.status >= 400 && r.status < 500).length;
         p.seen = all.length;
         if (p.receivedBytes > 4 * 1024 * 1024) { p.destroy(); p = null; }
       } catch (e) {
@@ -753,10 +756,10 @@ test('log flooding: refusals are logged at a limited rate, summarised every 10 s
   const floodMs = Date.now() - floodStart;
   const lines = log.lines();
   const bytesLogged = log.bytes();
-  const refusals = n.http401 + n.connack5 + n.http400;
+  const refusals = n.http401 + n.connack5 + n.http4xx;
   const after = await stats();
   const grew = refusedSum(after.json) - refusedSum(before.json);
-  t.diagnostic(`${floodMs} ms: ${n.http401} × 401, ${n.connack5} × CONNACK 5, ${n.http400} × 400 → log +${lines} lines, ` +
+  t.diagnostic(`${floodMs} ms: ${n.http401} × 401, ${n.connack5} × CONNACK 5, ${n.http4xx} × 4xx on an authenticated connection → log +${lines} lines, ` +
     `+${bytesLogged} bytes; /iotdm/stats ${before.status}→${after.status}, refused +${grew}; legit: ${fmt(fig)}`);
   assert.ok(refusals >= 300, `the flood itself was too weak to show anything: ${refusals} refusals (${atk.failures.slice(0, 2).join('; ')})`);
   assert.ok(lines <= 300 && bytesLogged <= 64 * 1024,
@@ -788,39 +791,37 @@ test('disk: per-device upload quota and file count (403 IotHubQuotaExceeded), ot
   const q = await h.createDevice(reg, h.uid('quota'));
   // --upload-quota-mb 3, --upload-max-mb 2: 2 MiB fit, a further 2 MiB would not, 1 MiB does.
   const first = await upload(q, 'a.bin', 2 * MB);
-  assert.equal(first.status, 201, `the first 2 MiB upload: ${first.step} ${first.status}`);
   const s = await sasUri(q, 'b.bin');
   assert.equal(s.status, 200, `a SAS URI with 1 MiB of quota left: ${s.text}`);
   const over = await putBlob(s.json, crypto.randomBytes(2 * MB));
-  t.diagnostic(`2 MiB more over a 3 MiB quota: ${over.status} ${errorCodeOf(over)}`);
-  assert.equal(over.status, 403, 'a blob that would pass the quota is refused with 403');
-  assert.match(String(errorCodeOf(over)), /IotHubQuotaExceeded/, 'its error code');
-  const files0 = await filesOf(q.deviceId);
-  const pendingB = files0.find((f) => f.correlationId === s.json.correlationId);
-  assert.ok(pendingB && pendingB.state === 'pending' && !pendingB.blobSizeInBytes,
-    `nothing was stored for the refused blob: ${JSON.stringify(pendingB)}`);
+  const pendingB = (await filesOf(q.deviceId)).find((f) => f.correlationId === s.json.correlationId);
   const fits = await putBlob(s.json, crypto.randomBytes(1 * MB));
-  assert.equal(fits.status, 201, 'the same SAS with a blob that fits');
-  assert.equal((await notify(q, s.json)).status, 204);
+  const fitsNotified = fits.status === 201 ? (await notify(q, s.json)).status : null;
   const full = await sasUri(q, 'c.bin');
-  t.diagnostic(`SAS URI at the quota: ${full.status} ${errorCodeOf(full)}`);
-  assert.equal(full.status, 403, 'a SAS URI for a device at its quota is refused with 403');
-  assert.match(String(errorCodeOf(full)), /IotHubQuotaExceeded/);
-
   // --upload-max-files 3.
   const f = await h.createDevice(reg, h.uid('files'));
-  for (let i = 0; i < L.uploadMaxFiles; i++) {
-    const u = await upload(f, `f${i}.txt`, 100);
-    assert.equal(u.status, 201, `upload ${i + 1} of ${L.uploadMaxFiles}: ${u.step} ${u.status}`);
-  }
+  const done = [];
+  for (let i = 0; i < L.uploadMaxFiles; i++) done.push(await upload(f, `f${i}.txt`, 100));
   const more = await sasUri(f, 'one-too-many.txt');
-  t.diagnostic(`SAS URI past --upload-max-files: ${more.status} ${errorCodeOf(more)}`);
-  assert.equal(more.status, 403, `a SAS URI past --upload-max-files ${L.uploadMaxFiles} is refused`);
-  assert.match(String(errorCodeOf(more)), /IotHubQuotaExceeded/);
-
   // The quota is per device.
   const other = await h.createDevice(reg, h.uid('other'));
   const ok = await upload(other, 'x.bin', 1 * MB);
+  t.diagnostic(`quota 3 MiB: 2 MiB → ${first.status}; 2 MiB more → ${over.status} ${errorCodeOf(over)}; 1 MiB → ${fits.status}; ` +
+    `SAS URI at the quota → ${full.status} ${errorCodeOf(full)}; ${L.uploadMaxFiles} files → ${done.map((u) => u.status).join(',')}, ` +
+    `one more SAS URI → ${more.status} ${errorCodeOf(more)}; another device → ${ok.status}`);
+
+  assert.equal(first.status, 201, `the first 2 MiB upload: ${first.step} ${first.status}`);
+  assert.equal(over.status, 403, 'a blob that would pass the quota is refused with 403');
+  assert.match(String(errorCodeOf(over)), /IotHubQuotaExceeded/, 'its error code');
+  assert.ok(pendingB && pendingB.state === 'pending' && !pendingB.blobSizeInBytes,
+    `nothing was stored for the refused blob: ${JSON.stringify(pendingB)}`);
+  assert.equal(fits.status, 201, 'the same SAS with a blob that fits');
+  assert.equal(fitsNotified, 204);
+  assert.equal(full.status, 403, 'a SAS URI for a device at its quota is refused with 403');
+  assert.match(String(errorCodeOf(full)), /IotHubQuotaExceeded/);
+  for (const [i, u] of done.entries()) assert.equal(u.status, 201, `upload ${i + 1} of ${L.uploadMaxFiles}: ${u.step} ${u.status}`);
+  assert.equal(more.status, 403, `a SAS URI past --upload-max-files ${L.uploadMaxFiles} is refused`);
+  assert.match(String(errorCodeOf(more)), /IotHubQuotaExceeded/);
   assert.equal(ok.status, 201, `another device still uploads: ${ok.step} ${ok.status}`);
 });
 
@@ -849,20 +850,14 @@ test('uploads are never half-taken: Put Block, Put Block List, other comp/restyp
   const seen = [];
   for (const [what, query, headers, code, body] of cases) {
     const r = await putBlob(s.json, body || data, { query, headers });
-    seen.push(`${what}: ${r.status} ${r.headers['x-ms-error-code'] || ''}`);
-    assert.equal(r.status, 400, `${what}: expected 400, got ${r.status} ${r.body.toString().slice(0, 200)}`);
-    assert.equal(r.headers['x-ms-error-code'], code, `${what}: x-ms-error-code`);
+    seen.push({ what, code, status: r.status, got: r.headers['x-ms-error-code'], text: r.body.toString().slice(0, 200) });
   }
-  t.diagnostic(seen.join('; '));
   const listed = (await filesOf(dev.deviceId)).find((x) => x.correlationId === s.json.correlationId);
-  assert.ok(listed && listed.state === 'pending' && !listed.blobSizeInBytes, `nothing stored by the refused requests: ${JSON.stringify(listed)}`);
   // The same SAS still takes a plain Put Blob.
   const whole = crypto.randomBytes(4096);
   const put = await putBlob(s.json, whole);
-  assert.equal(put.status, 201, 'a plain Put Blob after the refused ones');
-  assert.equal((await notify(dev, s.json)).status, 204);
+  const notified = (await notify(dev, s.json)).status;
   const dl = await bytes('GET', `/iotdm/files/${dev.deviceId}/kinds.bin`, { headers: { Authorization: h.serviceAuth() } });
-  assert.ok(dl.status === 200 && dl.body.equals(whole), `the blob holds the Put Blob's bytes (${dl.status}, ${dl.body.length} bytes)`);
 
   // The Node device SDK's uploadToBlob sends Put Block + Put Block List: it must fail.
   const sdkDev = await h.createDevice(reg, h.uid('sdkblob'));
@@ -877,11 +872,22 @@ test('uploads are never half-taken: Put Block, Put Block List, other comp/restyp
   }
   const files = await filesOf(sdkDev.deviceId);
   const stored = await bytes('GET', `/iotdm/files/${sdkDev.deviceId}/sdk/blocks.txt`, { headers: { Authorization: h.serviceAuth() } });
-  t.diagnostic(`uploadToBlob: ${outcome instanceof Error ? `failed (${outcome.constructor.name}: ${outcome.message})` : outcome}; ` +
-    `files: ${files.map((x) => `${x.state}/${x.blobSizeInBytes}`).join(',')}; stored blob: ${stored.status} ${stored.body.length} bytes ` +
-    `${stored.body.toString().slice(0, 40)}`);
+  t.diagnostic(seen.map((x) => `${x.what}: ${x.status} ${x.got || ''}`).join('; '));
+  t.diagnostic(`after them: ${JSON.stringify(listed && { state: listed.state, size: listed.blobSizeInBytes })}; plain Put Blob ${put.status}; ` +
+    `uploadToBlob: ${outcome instanceof Error ? `failed (${outcome.constructor.name}: ${outcome.message})` : outcome}; ` +
+    `its files: ${files.map((x) => `${x.state}/${x.blobSizeInBytes}`).join(',')}; stored blob: ${stored.status} ${stored.body.length} bytes ` +
+    `${JSON.stringify(stored.body.toString().slice(0, 40))}`);
+
+  for (const x of seen) {
+    assert.equal(x.status, 400, `${x.what}: expected 400, got ${x.status} ${x.text}`);
+    assert.equal(x.got, x.code, `${x.what}: x-ms-error-code`);
+  }
+  assert.ok(listed && listed.state === 'pending' && !listed.blobSizeInBytes, `nothing stored by the refused requests: ${JSON.stringify(listed)}`);
+  assert.equal(put.status, 201, 'a plain Put Blob after the refused ones');
+  assert.equal(notified, 204);
+  assert.ok(dl.status === 200 && dl.body.equals(whole), `the blob holds the Put Blob's bytes (${dl.status}, ${dl.body.length} bytes)`);
   assert.ok(outcome instanceof Error && !/^timed out/.test(outcome.message), `uploadToBlob must fail promptly, it ${outcome instanceof Error ? outcome.message : outcome}`);
-  assert.deepEqual(files.filter((x) => x.state === 'completed' || x.state === 'uploaded'), [], 'no upload of the SDK is stored as done');
+  assert.deepEqual(files.filter((x) => x.state === 'completed' || x.state === 'uploaded').map((x) => x.blobName), [], 'no upload of the SDK is stored as done');
   assert.ok(!/<BlockList>/.test(stored.body.toString()), 'no blob holds the <BlockList> XML');
 });
 
@@ -981,12 +987,14 @@ test('descriptors: at the limit accept() neither spins nor floods the log; estab
   const cpu0 = A.cpuSeconds(pid);
   const t0 = Date.now();
   let knocks = 0;
-  while (Date.now() - t0 < 5000) {
+  // (A hub that floods its log stops the window early: the figure is already damning.)
+  while (Date.now() - t0 < 5000 && log.bytes() < 64 * 1024 * 1024) {
     await Promise.all(Array.from({ length: 5 }, (_, i) => open(knocks + i).catch(() => {})));
     knocks += 5;
     await h.sleep(100);
   }
-  const cpuShare = (A.cpuSeconds(pid) - cpu0) / ((Date.now() - t0) / 1000);
+  const windowMs = Date.now() - t0;
+  const cpuShare = (A.cpuSeconds(pid) - cpu0) / (windowMs / 1000);
   const logBytes = log.bytes();
   const logLines = log.lines();
   const fig = await legit.check('descriptors exhausted');
@@ -997,10 +1005,10 @@ test('descriptors: at the limit accept() neither spins nor floods the log; estab
   const reconnectMs = Date.now() - t1;
   await c.close();
   t.diagnostic(`limit ${NOFILE}: descriptors ${fdsBefore} → ${fdsAtLimit}; over 5 s with ${knocks} more connections: ` +
-    `CPU ${(cpuShare * 100).toFixed(1)} % of a core, log +${logBytes} bytes (+${logLines} lines); legit: ${fmt(fig)}; ` +
+    `CPU ${(cpuShare * 100).toFixed(1)} % of a core, log +${logBytes} bytes (+${logLines} lines) in ${windowMs} ms; legit: ${fmt(fig)}; ` +
     `a new device after the attack connected in ${reconnectMs} ms`);
   assert.ok(cpuShare < 0.2, `hub CPU at the descriptor limit: ${(cpuShare * 100).toFixed(1)} % of a core (under 20 %)`);
-  assert.ok(logBytes <= 32 * 1024, `hub log at the descriptor limit: +${logBytes} bytes, ${logLines} lines in 5 s (at most 32 KB)`);
+  assert.ok(logBytes <= 32 * 1024, `hub log at the descriptor limit: +${logBytes} bytes, ${logLines} lines in ${windowMs} ms (at most 32 KB in 5 s)`);
 });
 
 // Issue 10: "once the disk is full, other devices' CONNECT gets no CONNACK."
@@ -1023,7 +1031,18 @@ test('disk full: writes refused (507) while devices keep connecting, reading twi
   const filler = await h.createDevice(reg, h.uid('filler'));
   const late = await h.createDevice(reg, h.uid('late'));
   const rawDev = await h.createDevice(reg, h.uid('rawdisk'));
-  // One device fills the disk with uploads until the hub refuses.
+  // One device fills the disk with uploads until the hub refuses. Every step is tried and
+  // recorded, then checked, so that one run shows the whole picture.
+  const problems = [];
+  const check = (ok, what) => { if (!ok) problems.push(what); };
+  const attempt = async (what, fn) => {
+    try {
+      return await fn();
+    } catch (e) {
+      problems.push(`${what}: ${e.message}`);
+      return null;
+    }
+  };
   const steps = [];
   let refused = null;
   for (let i = 0; i < 12 && !refused; i++) {
@@ -1031,62 +1050,70 @@ test('disk full: writes refused (507) while devices keep connecting, reading twi
     steps.push(`${u.step}:${u.status}`);
     if (u.status !== 201) refused = u;
   }
-  const freeAfterUploads = df();
-  t.diagnostic(`uploads of 8 MiB: ${steps.join(' ')}; free ${A.mb(freeAfterUploads)}`);
-  assert.ok(refused, `the hub took ${steps.length} uploads of 8 MiB on a ${TMPFS_MB} MB disk without refusing one`);
-  assert.equal(refused.status, 507, `an upload on a disk under --disk-reserve-mb ${RESERVE_MB}: ${refused.step} ${refused.status}`);
+  t.diagnostic(`uploads of 8 MiB: ${steps.join(' ')}; free ${A.mb(df())}`);
+  check(refused, `the hub took ${steps.length} uploads of 8 MiB on a ${TMPFS_MB} MB disk without refusing one`);
+  check(refused && refused.status === 507, `an upload on a disk under --disk-reserve-mb ${RESERVE_MB}: ${refused && `${refused.step} ${refused.status}`} (expected 507)`);
 
   // Then the disk fills for real (something else on the machine did it).
   const fd = fs.openSync(`${inside}/filler`, 'w');
-  const mib = Buffer.alloc(1024 * 1024, 1);
-  try {
-    for (;;) fs.writeSync(fd, mib);
-  } catch (e) {
-    if (e.code !== 'ENOSPC') throw e;
-  }
-  try {
-    for (;;) fs.writeSync(fd, mib.subarray(0, 4096));
-  } catch (e) {
-    if (e.code !== 'ENOSPC') throw e;
+  for (const size of [1024 * 1024, 4096, 1]) {
+    const buf = Buffer.alloc(size, 1);
+    try {
+      for (;;) fs.writeSync(fd, buf);
+    } catch (e) {
+      if (e.code !== 'ENOSPC') throw e;
+    }
   }
   fs.closeSync(fd);
-  t.diagnostic(`disk full: free ${df()} bytes`);
+  const freeBytes = df();
 
-  // A device that was not connected connects, reads its twin, answers a method.
+  // A device that was not connected connects, reads its twin, answers a method; so does the one
+  // that was connected.
   const t0 = Date.now();
-  const c = await h.openDevice(h.deviceConnStr(late), { timeoutMs: 15000 });
+  const c = await attempt('CONNECT on a full disk', () => h.openDevice(h.deviceConnStr(late), { timeoutMs: 15000, noRetry: true }));
   const connectMs = Date.now() - t0;
-  c.onDeviceMethod('ping', (req, res) => res.send(200, { late: true }, () => {}));
-  const twin = await h.withTimeout(c.getTwin(), 10000, 'twin read on a full disk');
-  assert.equal(typeof twin.properties.desired.$version, 'number', 'the twin read on a full disk');
-  await h.barrier(c);
-  const m = await h.withTimeout(legit.svc.invokeDeviceMethod(late.deviceId, { methodName: 'ping', responseTimeoutInSeconds: 10 }), 15000, 'method on a full disk');
-  assert.equal(m.result.status, 200);
-  const legitMethodMs = await legit.method('disk full');
-  // Writes that grow data are refused, each in its own way.
-  const rc = await h.rawConnect({ deviceId: rawDev.deviceId, key: rawDev.authentication.symmetricKey.primaryKey });
-  await rc.subscribe('$iothub/twin/res/#');
-  const rep = await rc.patchReported({ full: true }, { ms: 10000 });
-  let telemetry;
-  try {
-    await rc.publish(`devices/${rawDev.deviceId}/messages/events/`, 'on a full disk', { qos: 1 }, 5000);
-    telemetry = 'PUBACK';
-  } catch (e) {
-    telemetry = e.message;
+  let lateMethod = null;
+  if (c) {
+    c.onDeviceMethod('ping', (req, res) => res.send(200, { late: true }, () => {}));
+    const twin = await attempt('twin read on a full disk', () => h.withTimeout(c.getTwin(), 10000, 'twin read'));
+    check(!twin || typeof twin.properties.desired.$version === 'number', 'the twin read on a full disk has a desired $version');
+    await attempt('barrier', () => h.barrier(c));
+    lateMethod = await attempt('a method on the newly connected device', () => h.withTimeout(legit.svc.invokeDeviceMethod(late.deviceId,
+      { methodName: 'ping', responseTimeoutInSeconds: 10 }), 15000, 'method'));
   }
-  await rc.waitClosed(5000, 'telemetry on a full disk').catch(() => {});
+  const legitMethodMs = await attempt('a method on the device connected before', () => legit.method('disk full'));
+  // Writes that grow data are refused, each in its own way.
+  const rc = await attempt('raw CONNECT on a full disk', () => h.rawConnect({ deviceId: rawDev.deviceId, key: rawDev.authentication.symmetricKey.primaryKey }));
+  let rep = null;
+  let telemetry = 'not tried';
+  if (rc) {
+    rep = await attempt('reported patch on a full disk', async () => {
+      await rc.subscribe('$iothub/twin/res/#');
+      return rc.patchReported({ full: true }, { ms: 10000 });
+    });
+    try {
+      await rc.publish(`devices/${rawDev.deviceId}/messages/events/`, 'on a full disk', { qos: 1 }, 5000);
+      telemetry = 'PUBACK';
+    } catch (e) {
+      telemetry = e.message;
+    }
+    await rc.waitClosed(5000, 'telemetry on a full disk').catch(() => {});
+  }
   const c2d = await h.sendC2D(late.deviceId, { body: 'x' });
   const create = await h.rest('PUT', `/devices/${h.uid('nospace')}?${h.API}`, { body: {} });
-  t.diagnostic(`full disk: new device connected in ${connectMs} ms, legit method ${legitMethodMs} ms; reported patch ${rep.status}, ` +
-    `telemetry: ${telemetry} (${rc.closed ? 'closed' : 'open'}), C2D ${c2d.status}, device creation ${create.status}`);
-  assert.ok(connectMs <= LEGIT_MAX_MS, `CONNECT on a full disk took ${connectMs} ms`);
-  assert.equal(rep.status, 507, 'a reported patch on a full disk: twin response 507');
-  assert.notEqual(telemetry, 'PUBACK', 'telemetry on a full disk is not acknowledged');
-  assert.ok(rc.closed, 'the connection that sent telemetry on a full disk is closed');
-  assert.equal(c2d.status, 507, 'C2D enqueue on a full disk');
-  assert.equal(create.status, 507, 'device creation on a full disk');
+  t.diagnostic(`disk full (free ${freeBytes} bytes): a new device ${c ? `connected in ${connectMs} ms` : 'did not connect'}, its method ` +
+    `${lateMethod ? lateMethod.result.status : 'failed'}; legit method ${legitMethodMs} ms; reported patch ${rep ? rep.status : 'no answer'}, ` +
+    `telemetry: ${telemetry} (${rc && rc.closed ? 'closed' : 'open'}), C2D ${c2d.status}, device creation ${create.status}`);
+  check(!c || connectMs <= LEGIT_MAX_MS, `CONNECT on a full disk within ${LEGIT_MAX_MS} ms (took ${connectMs} ms)`);
+  check(!c || (lateMethod && lateMethod.result.status === 200), 'the newly connected device answers a method');
+  check(!rc || (rep && rep.status === 507), `a reported patch on a full disk: twin response 507 (got ${rep && rep.status})`);
+  check(!rc || (telemetry !== 'PUBACK' && rc.closed), `telemetry on a full disk: not acknowledged, connection closed (${telemetry})`);
+  check(c2d.status === 507, `C2D enqueue on a full disk: 507 (got ${c2d.status})`);
+  check(create.status === 507, `device creation on a full disk: 507 (got ${create.status})`);
 
   // Space comes back: writes are accepted again.
   fs.unlinkSync(`${inside}/filler`);
-  await h.waitUntil(async () => (await legit.check('disk space back', { maxMs: 10000 })), { timeoutMs: 15000, what: 'writes accepted again' });
+  await attempt('writes accepted again once space is back', () => h.waitUntil(() => legit.check('disk space back', { maxMs: 10000 }),
+    { timeoutMs: 15000, what: 'writes accepted again' }));
+  assert.deepEqual(problems, [], 'on a full disk');
 });
