@@ -23,6 +23,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { Readable } = require('node:stream');
+const { execFileSync } = require('node:child_process');
 
 const A = require('./lib/attack');
 const { findHubBinary } = require('./lib/hub');
@@ -37,31 +38,33 @@ const L = {
   outputLimit: 256 * 1024, pendingPerSource: 16, maxInflight: 8,
   uploadMaxMb: 2, uploadQuotaMb: 3, uploadMaxFiles: 3,
 };
-const SHARED_ARGS = [
-  '--handshake-timeout', L.handshake, '--header-timeout', L.header,
-  '--request-timeout', L.request, '--idle-timeout', L.idle,
-  '--output-limit', L.outputLimit, '--stall-timeout', L.stall,
-  '--max-pending-per-source', L.pendingPerSource, '--max-inflight', L.maxInflight,
-  '--upload-max-mb', L.uploadMaxMb, '--upload-quota-mb', L.uploadQuotaMb,
-  '--upload-max-files', L.uploadMaxFiles,
-].map(String);
+const OPTION = {
+  handshake: 'handshake-timeout', header: 'header-timeout', request: 'request-timeout', idle: 'idle-timeout',
+  stall: 'stall-timeout', outputLimit: 'output-limit', pendingPerSource: 'max-pending-per-source',
+  maxInflight: 'max-inflight', uploadMaxMb: 'upload-max-mb', uploadQuotaMb: 'upload-quota-mb',
+  uploadMaxFiles: 'upload-max-files', maxConnections: 'max-connections', diskReserveMb: 'disk-reserve-mb',
+};
+// Hub options from L with some changed, each given once.
+function limitArgs(changes = {}) {
+  return Object.entries({ ...L, ...changes }).flatMap(([k, v]) => [`--${OPTION[k]}`, String(v)]);
+}
 
 const CAP = 20; // --max-connections of the "cap" hub
-const NOFILE = 96; // descriptor limit of the "descriptors" hub
+const NOFILE = 96; // descriptor limit put on the "descriptors" hub
 const TMPFS_MB = 64;
 const RESERVE_MB = 8;
 
+// The other hubs keep their idle connections (the service SDK's keep-alive ones must outlive the
+// attack) and do not close unauthenticated connections early, so that only the limit under test
+// turns connections away.
 const HUBS = {
-  shared: { args: SHARED_ARGS },
-  // Long handshake deadline and no per-source cap: only the global cap turns connections away.
-  cap: { args: [...SHARED_ARGS, '--max-connections', String(CAP), '--max-pending-per-source', '1000', '--handshake-timeout', '30'] },
-  // An explicit cap far above the descriptor limit, so that accept() itself runs out (EMFILE).
-  descriptors: {
-    args: [...SHARED_ARGS, '--max-connections', '10000', '--max-pending-per-source', '10000', '--handshake-timeout', '30'],
-    wrapper: ['prlimit', `--nofile=${NOFILE}:${NOFILE}`, '--'],
-  },
+  shared: { args: limitArgs() },
+  cap: { args: limitArgs({ maxConnections: CAP, pendingPerSource: 1000, handshake: 30, idle: 120 }) },
+  // The descriptor limit is lowered once the hub runs (prlimit --pid), so the default connection
+  // cap, derived at start from the higher limit, does not keep accept() from running out.
+  descriptors: { args: limitArgs({ pendingPerSource: 10000, handshake: 30, idle: 120 }) },
   // The data directory on a 64 MB tmpfs in the hub's own mount namespace (set up in its test).
-  disk: { args: [...SHARED_ARGS, '--disk-reserve-mb', String(RESERVE_MB), '--upload-max-mb', '16', '--upload-quota-mb', '1024', '--upload-max-files', '1000'] },
+  disk: { args: limitArgs({ diskReserveMb: RESERVE_MB, uploadMaxMb: 16, uploadQuotaMb: 1024, uploadMaxFiles: 1000 }) },
 };
 
 const LEGACY = process.env.IOTDM_ABUSE_LEGACY_HUB === '1';
@@ -622,8 +625,9 @@ test('unauthenticated connections: at most --max-pending-per-source per address,
   t.diagnostic(`from one address: ${conns.length} connections, closed at once: [${closedAtOnce.join(',')}]; ` +
     `${pending.length - late.length}/${pending.length} unauthenticated ones closed by the hub, after ` +
     `${Math.min(...lifetimes)}–${Math.max(...lifetimes)} ms; legit: ${fmt(fig)}`);
-  assert.deepEqual(closedAtOnce, Array.from({ length: extra }, (_, i) => L.pendingPerSource + i),
-    `connections beyond --max-pending-per-source ${L.pendingPerSource} from one address are closed at once, the others kept`);
+  // (Which ones is the kernel's business: with a loop per core, accept order is not connect order.)
+  assert.equal(closedAtOnce.length, extra,
+    `connections beyond --max-pending-per-source ${L.pendingPerSource} from one address are closed at once, the others kept: closed [${closedAtOnce.join(',')}]`);
   assert.equal(otherRes && otherRes.status, 200, 'another address is served while one is at its limit');
   assert.deepEqual(late.map((p) => p.what), [],
     `every unauthenticated connection is closed within --handshake-timeout ${L.handshake} + ${SLACK_S} s, trickled bytes or not`);
@@ -776,7 +780,7 @@ test('log flooding: refusals are logged at a limited rate, summarised every 10 s
     `the refusal counters grew by ${grew}, fewer than the ${n.http401 + n.connack5} refusals seen: ${JSON.stringify(s.refused)}`);
 
   // The suppressed lines are summarised (one line per kind every 10 s).
-  const summary = await h.waitUntil(() => /WARN [a-z]+: suppressed \d+ similar messages kind=\S+/.exec(log.text()),
+  const summary = await h.waitUntil(() => /[A-Z]+ [\w-]+: suppressed \d+ similar messages kind=\S+/.exec(log.text()),
     { timeoutMs: Math.max(1000, floodStart + 13000 - Date.now()), what: 'a "suppressed N similar messages kind=…" line' }).catch((e) => e);
   assert.ok(!(summary instanceof Error), summary.message);
   t.diagnostic(`summary line: ${summary[0]}`);
@@ -965,7 +969,7 @@ test('connection cap: past --max-connections a connection is closed at once; est
   t.diagnostic(`${conns.length} attack connections: ${open.length} kept, ${peers.length - open.length} closed at once, ` +
     `${conns.length - peers.length} failed; a new TLS connection: ${newTls instanceof Error ? newTls.message : newTls}; ` +
     `legit: ${fmt(fig)}; a new device after the attack connected in ${reconnectMs} ms`);
-  assert.ok(open.length <= CAP - 3, `at most --max-connections ${CAP} connections in all (3 are the legitimate clients'): ${open.length} attack connections kept`);
+  assert.ok(open.length <= CAP - 1, `at most --max-connections ${CAP} connections in all (the legitimate device holds one): ${open.length} attack connections kept`);
   assert.ok(newTls instanceof Error, 'a new connection at the cap is closed before TLS');
 });
 
@@ -976,6 +980,7 @@ test('descriptors: at the limit accept() neither spins nor floods the log; estab
   await legit.check('warm-up before exhausting descriptors');
   const pid = h.hub.pid;
   const fdsBefore = A.fdCount(pid);
+  execFileSync('prlimit', ['--pid', String(pid), `--nofile=${NOFILE}:${NOFILE}`]);
   const atk = new Attack(60000);
   // Fill the table, then keep knocking (an attacker would) while CPU and log are measured.
   const open = (i) => A.Peer.tcp({ host: h.addr, port: i % 2 ? 443 : 8883, localAddress: A.source(80 + (i % 8)) })
@@ -1004,7 +1009,7 @@ test('descriptors: at the limit accept() neither spins nor floods the log; estab
   const c = await h.openDevice(h.deviceConnStr(dev), { timeoutMs: 20000 });
   const reconnectMs = Date.now() - t1;
   await c.close();
-  t.diagnostic(`limit ${NOFILE}: descriptors ${fdsBefore} → ${fdsAtLimit}; over 5 s with ${knocks} more connections: ` +
+  t.diagnostic(`limit ${NOFILE}: descriptors ${fdsBefore} → ${fdsAtLimit}; ${knocks} more connections while measuring: ` +
     `CPU ${(cpuShare * 100).toFixed(1)} % of a core, log +${logBytes} bytes (+${logLines} lines) in ${windowMs} ms; legit: ${fmt(fig)}; ` +
     `a new device after the attack connected in ${reconnectMs} ms`);
   assert.ok(cpuShare < 0.2, `hub CPU at the descriptor limit: ${(cpuShare * 100).toFixed(1)} % of a core (under 20 %)`);
