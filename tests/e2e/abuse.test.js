@@ -799,7 +799,7 @@ test('log flooding: refusals are logged at a limited rate, summarised every 10 s
 // Issue 10: "Disk: one device can fill the disk with uploads (no per-device quota, completed
 // uploads never expire)".
 test('disk: per-device upload quota and file count (403 IotHubQuotaExceeded), other devices unaffected', async (t) => {
-  await useHub('shared');
+  const legit = await useHub('shared');
   const reg = h.registry();
   const MB = 1024 * 1024;
   const q = await h.createDevice(reg, h.uid('quota'));
@@ -820,6 +820,8 @@ test('disk: per-device upload quota and file count (403 IotHubQuotaExceeded), ot
   // The quota is per device.
   const other = await h.createDevice(reg, h.uid('other'));
   const ok = await upload(other, 'x.bin', 1 * MB);
+  const fig = await legit.check('uploads past the quota');
+  t.diagnostic(`legit: ${fmt(fig)}`);
   t.diagnostic(`quota 3 MiB: 2 MiB → ${first.status}; 2 MiB more → ${over.status} ${errorCodeOf(over)}; 1 MiB → ${fits.status}; ` +
     `SAS URI at the quota → ${full.status} ${errorCodeOf(full)}; ${L.uploadMaxFiles} files → ${done.map((u) => u.status).join(',')}, ` +
     `one more SAS URI → ${more.status} ${errorCodeOf(more)}; another device → ${ok.status}`);
@@ -843,7 +845,7 @@ test('disk: per-device upload quota and file count (403 IotHubQuotaExceeded), ot
 // device SDK's uploadToBlob sends) are each stored as the whole blob, so the blob ends up as the
 // 159-byte <BlockList> XML while the SDK reports success."
 test('uploads are never half-taken: Put Block, Put Block List, other comp/restype and blob types get 400; uploadToBlob fails', async (t) => {
-  await useHub('shared');
+  const legit = await useHub('shared');
   const reg = h.registry();
   const dev = await h.createDevice(reg, h.uid('blocks'));
   const s = await sasUri(dev, 'kinds.bin');
@@ -886,6 +888,7 @@ test('uploads are never half-taken: Put Block, Put Block List, other comp/restyp
   }
   const files = await filesOf(sdkDev.deviceId);
   const stored = await bytes('GET', `/iotdm/files/${sdkDev.deviceId}/sdk/blocks.txt`, { headers: { Authorization: h.serviceAuth() } });
+  t.diagnostic(`legit: ${fmt(await legit.check('unsupported blob requests'))}`);
   t.diagnostic(seen.map((x) => `${x.what}: ${x.status} ${x.got || ''}`).join('; '));
   t.diagnostic(`after them: ${JSON.stringify(listed && { state: listed.state, size: listed.blobSizeInBytes })}; plain Put Blob ${put.status}; ` +
     `uploadToBlob: ${outcome instanceof Error ? `failed (${outcome.constructor.name}: ${outcome.message})` : outcome}; ` +
@@ -932,6 +935,7 @@ test('small ones: %00 in ids and SAS fields, C2D property bags over 8 KB, an exp
     connack = { code: e.returnCode, text: e.message };
   }
   const connackMs = Date.now() - t0;
+  t.diagnostic(`legit: ${fmt(await legit.check('the small ones'))}`);
   t.diagnostic(`/twins/id%00xyz ${twin.status}; PUT /devices/new%00junk ${put.status} (created: ${created}); ` +
     `skn=iothubowner%00 ${nulSkn.status} (without %00: ${goodSkn.status}); C2D bag of 3000 spaces ${spaces.status}, ` +
     `of 9 × 1000 bytes ${nine.status}, of 2000 bytes ${small.status}; token expired 60 s ago: ${connack.text} (${connackMs} ms)`);
