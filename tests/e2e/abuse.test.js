@@ -959,7 +959,7 @@ test('connection cap: past --max-connections a connection is closed at once; est
   const legit = await useHub('cap');
   await legit.check('warm-up before the cap'); // the service SDK's keep-alive connections are open
   const atk = new Attack(30000);
-  const conns = await A.openMany(40, (i) => A.Peer.tcp({ host: h.addr, port: i % 2 ? 443 : 8883, localAddress: A.source(60 + (i % 4)) }), 8);
+  const conns = await A.openMany(40, (i) => A.Peer.tcp({ host: h.addr, port: i % 2 ? 443 : 8883, localAddress: A.source(60 + (i % 4)), timeoutMs: 2000 }), 8);
   await h.sleep(1000);
   const peers = conns.filter((p) => p instanceof A.Peer);
   conns.forEach((p) => { if (p instanceof A.Peer) atk.track(p); });
@@ -998,7 +998,7 @@ test('descriptors: at the limit accept() neither spins nor floods the log; estab
   execFileSync('prlimit', ['--pid', String(pid), `--nofile=${NOFILE}:${NOFILE}`]);
   const atk = new Attack(60000);
   // Fill the table, then keep knocking (an attacker would) while CPU and log are measured.
-  const open = (i) => A.Peer.tcp({ host: h.addr, port: i % 2 ? 443 : 8883, localAddress: A.source(80 + (i % 8)) })
+  const open = (i) => A.Peer.tcp({ host: h.addr, port: i % 2 ? 443 : 8883, localAddress: A.source(80 + (i % 8)), timeoutMs: 2000 })
     .then((p) => atk.track(p));
   await A.openMany(NOFILE + 40, open, 16);
   await h.sleep(1000);
