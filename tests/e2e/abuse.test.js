@@ -26,6 +26,10 @@ const { Readable } = require('node:stream');
 const { execFileSync } = require('node:child_process');
 
 const A = require('./lib/attack');
+const {
+  LEGIT_MAX_MS, Legit, Attack, withLegitCheck, fmt,
+  bytes, sasUri, blobPath, putBlob, notify, upload, errorCodeOf, filesOf,
+} = require('./lib/abuse');
 const { findHubBinary } = require('./lib/hub');
 
 const raw = h.raw;
@@ -69,8 +73,6 @@ const HUBS = {
 
 const LEGACY = process.env.IOTDM_ABUSE_LEGACY_HUB === '1';
 const SLACK_S = 3; // on top of a deadline: the machine is shared
-const LEGIT_MAX_MS = 5000;
-const ABORT_GROWTH_MB = 400; // an attack stops early past this, to spare the machine
 
 if (!process.env.IOTDM_HUB_BIN) {
   h.hub.bin = findHubBinary({ envVars: ['IOTDM_ABUSE_BUILD_DIR', 'IOTDM_BUILD_DIR'], order: ['ci', 'release', 'dev'] });
@@ -108,134 +110,10 @@ function memBoundMb() {
   return A.isAsan(h.hub.pid) ? 160 : 48;
 }
 
-// ---------------------------------------------------------------- the legitimate device
-
-class Legit {
-  static async open(tag) {
-    const self = new Legit();
-    self.reg = h.registry();
-    self.svc = h.serviceClient();
-    self.id = h.uid(`legit-${tag}`);
-    self.dev = await h.createDevice(self.reg, self.id);
-    self.client = await h.openDevice(h.deviceConnStr(self.dev));
-    self.client.onDeviceMethod('ping', (req, res) => res.send(200, { echo: req.payload }, () => {}));
-    self.twin = await h.withTimeout(self.client.getTwin(), 10000, 'the legitimate device\'s twin');
-    self.desiredSeen = new Map();
-    self.waiters = [];
-    self.twin.on('properties.desired', (d) => {
-      if (d && d.abuse && typeof d.abuse.n === 'number') {
-        self.desiredSeen.set(d.abuse.n, Date.now());
-        for (const w of self.waiters.slice()) w();
-      }
-    });
-    await h.barrier(self.client);
-    self.n = 0;
-    await self.check('start-up'); // also opens the service SDK's keep-alive connections
-    return self;
-  }
-
-  waitDesired(n, ms) {
-    return h.withTimeout(new Promise((resolve) => {
-      const w = () => {
-        if (this.desiredSeen.has(n)) {
-          this.waiters.splice(this.waiters.indexOf(w), 1);
-          resolve();
-        }
-      };
-      this.waiters.push(w);
-      w();
-    }), ms, `desired update ${n} to reach the legitimate device`);
-  }
-
-  async method(what) {
-    const n = ++this.n;
-    const t0 = Date.now();
-    const r = await h.withTimeout(this.svc.invokeDeviceMethod(this.id,
-      { methodName: 'ping', payload: { n }, responseTimeoutInSeconds: 15 }), 20000, `the legitimate method call (${what})`);
-    assert.equal(r.result.status, 200, `method status (${what})`);
-    assert.deepEqual(r.result.payload, { echo: { n } }, `method payload (${what})`);
-    return Date.now() - t0;
-  }
-
-  // Method round trip, a desired update reaching the device, a reported patch acknowledged:
-  // each within maxMs. Returns the three durations.
-  async check(what, { maxMs = LEGIT_MAX_MS } = {}) {
-    assert.ok(h.hub.running, `the hub is still running (${what})`);
-    const methodMs = await this.method(what);
-    const n = ++this.n;
-    const t1 = Date.now();
-    const seen = this.waitDesired(n, 20000);
-    await h.withTimeout(this.reg.updateTwin(this.id, { properties: { desired: { abuse: { n } } } }, '*'),
-      20000, `the legitimate desired update (${what})`);
-    await seen;
-    const desiredMs = Date.now() - t1;
-    const t2 = Date.now();
-    await h.reportedUpdate(this.twin, { abuse: { n } }, 20000);
-    const reportedMs = Date.now() - t2;
-    const fig = { methodMs, desiredMs, reportedMs };
-    for (const [k, v] of Object.entries(fig)) {
-      assert.ok(v <= maxMs, `the legitimate device during ${what}: ${k} = ${v} ms (at most ${maxMs})`);
-    }
-    return fig;
-  }
-}
-
-// ---------------------------------------------------------------- attack bookkeeping
-
-// One attack: a deadline, the hostile connections (destroyed at the end), an RSS watch that
-// stops the attack early when the hub grows past ABORT_GROWTH_MB.
-class Attack {
-  constructor(ms) {
-    this.deadline = Date.now() + ms;
-    this.halted = false;
-    this.peers = [];
-    this.failures = [];
-    this.rss = new A.RssWatch(h.hub.pid, { abortGrowthMb: ABORT_GROWTH_MB, onAbort: () => this.halt() }).start();
-  }
-
-  get stopped() {
-    return this.halted || Date.now() > this.deadline || !h.hub.running;
-  }
-
-  halt() {
-    this.halted = true;
-  }
-
-  track(p) {
-    this.peers.push(p);
-    return p;
-  }
-
-  // Stops the attack and closes every connection; returns the RSS watch (stopped).
-  end() {
-    this.halted = true;
-    for (const p of this.peers) p.destroy();
-    return this.rss.stop();
-  }
-}
-
-// Runs fn (the attack) and, after delayMs, the legitimate device's check; ends the attack when
-// either fails or both are done. Returns the check's figures.
-async function withLegitCheck(legit, atk, what, attackPromise, delayMs = 1500) {
-  try {
-    await h.sleep(delayMs);
-    const fig = await legit.check(what);
-    await attackPromise;
-    return fig;
-  } finally {
-    atk.halt();
-    await attackPromise.catch(() => {});
-  }
-}
-
 function assertRssBounded(watch, what) {
   const bound = memBoundMb();
   assert.ok(watch.growthMb() < bound, `${what}: hub RSS grew by ${watch.growthMb().toFixed(1)} MB ` +
     `(bound ${bound} MB): ${watch}`);
-}
-
-function fmt(fig) {
-  return Object.entries(fig).map(([k, v]) => `${k}=${v}`).join(' ');
 }
 
 function tlsPeer(k, port, opts = {}) {
@@ -269,14 +147,6 @@ function sasWithSkn(skn, key = h.owner.SharedAccessKey) {
   return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${se}&skn=${skn}`;
 }
 
-// A device SAS as the device SDKs build it: sr = urlenc(host/devices/id), no skn.
-function deviceAuth(dev, expiry = h.nowSec() + 3600) {
-  const sr = encodeURIComponent(`${h.host}/devices/${dev.deviceId}`);
-  const sig = crypto.createHmac('sha256', Buffer.from(dev.authentication.symmetricKey.primaryKey, 'base64'))
-    .update(`${sr}\n${expiry}`).digest('base64');
-  return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${expiry}`;
-}
-
 async function stats() {
   const r = await h.rest('GET', '/iotdm/stats');
   return r;
@@ -284,68 +154,6 @@ async function stats() {
 
 function refusedSum(s) {
   return Object.values((s && s.refused) || {}).reduce((a, b) => a + (typeof b === 'number' ? b : 0), 0);
-}
-
-// ---------------------------------------------------------------- uploads
-
-// Raw HTTPS on a fresh connection: {status, headers, body (Buffer)}.
-function bytes(method, p, { body, headers = {}, timeoutMs = 20000 } = {}) {
-  const https = require('node:https');
-  return new Promise((resolve, reject) => {
-    const req = https.request({ host: h.addr, port: 443, method, path: p, headers, ca: h.ca, agent: false }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${p.slice(0, 80)}: no response within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    if (body) req.write(body);
-    req.end();
-  });
-}
-
-async function sasUri(dev, blobName) {
-  return h.rest('POST', `/devices/${encodeURIComponent(dev.deviceId)}/files?${h.API}`,
-    { body: { blobName }, auth: deviceAuth(dev) });
-}
-
-function blobPath(info) {
-  return `/${info.containerName}/${info.blobName.split('/').map(encodeURIComponent).join('/')}${info.sasToken}`;
-}
-
-function putBlob(info, data, { query = '', headers = { 'x-ms-blob-type': 'BlockBlob' } } = {}) {
-  return bytes('PUT', blobPath(info) + query, { body: data, headers: { 'Content-Length': data.length, ...headers } });
-}
-
-function notify(dev, info, isSuccess = true) {
-  return h.rest('POST', `/devices/${encodeURIComponent(dev.deviceId)}/files/notifications?${h.API}`,
-    { body: { correlationId: info.correlationId, isSuccess, statusCode: isSuccess ? 200 : 500, statusDescription: 'abuse test' }, auth: deviceAuth(dev) });
-}
-
-// A whole upload: SAS URI, Put Blob, notification. Returns the first status that is not a success.
-async function upload(dev, name, size) {
-  const s = await sasUri(dev, name);
-  if (s.status !== 200) return { step: 'sas', status: s.status, res: s };
-  const p = await putBlob(s.json, crypto.randomBytes(size));
-  if (p.status !== 201) return { step: 'put', status: p.status, res: p, info: s.json };
-  const n = await notify(dev, s.json);
-  if (n.status !== 204) return { step: 'notify', status: n.status, res: n };
-  return { step: 'done', status: 201, info: s.json };
-}
-
-function errorCodeOf(res) {
-  if (res.status < 300) return '';
-  const hd = res.headers || {};
-  const text = Buffer.isBuffer(res.body) ? res.body.toString('utf8') : (res.text || '');
-  return hd['iothub-errorcode'] || hd['x-ms-error-code'] || h.errorCode(text) ||
-    (/<Code>([^<]+)<\/Code>/.exec(text) || [])[1] || text.slice(0, 200);
-}
-
-async function filesOf(deviceId) {
-  const r = await h.rest('GET', `/iotdm/files?deviceId=${encodeURIComponent(deviceId)}`);
-  assert.equal(r.status, 200, r.text);
-  return r.json;
 }
 
 // ================================================================= attacks on the shared hub
