@@ -387,6 +387,9 @@ test('bodies: 401 before the body without credentials, 413 from the headers past
 // Issue 10: "File descriptors and slow clients … new handshakes time out"; per-source limits.
 test('unauthenticated connections: at most --max-pending-per-source per address, closed at the handshake deadline even when bytes trickle in', async (t) => {
   const legit = await useHub('shared');
+  // The premise of every per-source figure here: the SDK clients do not share the attackers' address.
+  const sdkSource = await A.defaultSource(h.addr, 443);
+  assert.ok(!sdkSource.startsWith('127.77.'), `the SDK clients connect from ${sdkSource}, an attacker address`);
   const extra = 8;
   const atk = new Attack(30000);
   // Opened one after another from one address, none of them sending a byte.
