@@ -132,8 +132,16 @@ function readOwner() {
   return ownerConnStr;
 }
 
-async function startHub() {
-  await hub.start();
+// Starts the hub. opts (each reset to the default when not given, so a plain startHub() after a
+// special one starts the usual hub): extraArgs (hub options), wrapper (a command the hub runs
+// under, see Hub), env (added to its environment), dataDir (another data directory, e.g. one a
+// wrapper prepares; owner.connstr is still read from the file's own data directory).
+async function startHub(opts = {}) {
+  hub.extraArgs = opts.extraArgs || [];
+  hub.wrapper = opts.wrapper || [];
+  hub.env = opts.env || {};
+  hub.dataDir = opts.dataDir || dataDir;
+  await hub.start(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {});
   readOwner();
   return hub;
 }

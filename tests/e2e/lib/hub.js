@@ -10,7 +10,9 @@ const { spawn } = require('node:child_process');
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
 
-function findHubBinary() {
+// The hub binary: IOTDM_HUB_BIN, else src/hub/iotdm-hub in the build tree named by the first set
+// variable of envVars (IOTDM_BUILD_DIR by default), else in the first of build/<order> that has it.
+function findHubBinary({ envVars = ['IOTDM_BUILD_DIR'], order = ['ci', 'dev', 'release'] } = {}) {
   if (process.env.IOTDM_HUB_BIN) {
     if (!fs.existsSync(process.env.IOTDM_HUB_BIN)) {
       throw new Error(`IOTDM_HUB_BIN=${process.env.IOTDM_HUB_BIN} does not exist`);
@@ -18,18 +20,19 @@ function findHubBinary() {
     return process.env.IOTDM_HUB_BIN;
   }
   const rel = path.join('src', 'hub', 'iotdm-hub');
-  if (process.env.IOTDM_BUILD_DIR) {
-    const p = path.resolve(process.env.IOTDM_BUILD_DIR, rel);
-    if (!fs.existsSync(p)) throw new Error(`hub binary not found at ${p} (from IOTDM_BUILD_DIR)`);
+  for (const v of envVars) {
+    if (!process.env[v]) continue;
+    const p = path.resolve(process.env[v], rel);
+    if (!fs.existsSync(p)) throw new Error(`hub binary not found at ${p} (from ${v})`);
     return p;
   }
   const tried = [];
-  for (const b of ['ci', 'dev', 'release']) {
+  for (const b of order) {
     const p = path.join(REPO, 'build', b, rel);
     tried.push(p);
     if (fs.existsSync(p)) return p;
   }
-  throw new Error(`hub binary not found; build it first or set IOTDM_BUILD_DIR. Tried: ${tried.join(', ')}`);
+  throw new Error(`hub binary not found; build it first or set ${envVars.join(' or ')}. Tried: ${tried.join(', ')}`);
 }
 
 function sleep(ms) {
@@ -54,12 +57,19 @@ function tailFile(file, maxLines = 200, maxBytes = 64 * 1024) {
 }
 
 class Hub {
-  constructor({ bin, dataDir, addr, logPath, logLevel }) {
+  // extraArgs: more hub options, after the harness's own (a later flag overrides an earlier one);
+  // wrapper: a command line the hub runs under (e.g. ['prlimit', '--nofile=64:64', '--']), so the
+  // spawned process execs into the hub and keeps its pid; env: added to the environment.
+  // All three are plain properties: set them before start().
+  constructor({ bin, dataDir, addr, logPath, logLevel, extraArgs = [], wrapper = [], env = {} }) {
     this.bin = bin;
     this.dataDir = dataDir;
     this.addr = addr;
     this.logPath = logPath;
     this.logLevel = logLevel || process.env.IOTDM_E2E_LOG_LEVEL || 'debug';
+    this.extraArgs = extraArgs;
+    this.wrapper = wrapper;
+    this.env = env;
     this.proc = null;
     this.exited = null; // promise of {code, signal}
     this.exitInfo = null;
@@ -72,21 +82,31 @@ class Hub {
     return this.proc !== null && this.exitInfo === null;
   }
 
+  // The hub's pid (the wrapper's, which execs into the hub).
+  get pid() {
+    return this.running ? this.proc.pid : null;
+  }
+
   args() {
     return ['--data-dir', this.dataDir, '--hostname', this.addr, '--listen', this.addr,
-      '--mqtt-port', '8883', '--https-port', '443', '--log-level', this.logLevel];
+      '--mqtt-port', '8883', '--https-port', '443', '--log-level', this.logLevel, ...this.extraArgs];
+  }
+
+  commandLine() {
+    return [...this.wrapper, this.bin, ...this.args()];
   }
 
   async start({ timeoutMs = 20000 } = {}) {
     if (this.running) throw new Error('hub already running');
     this.starts += 1;
     fs.appendFileSync(this.logPath,
-      `\n===== e2e: start #${this.starts} ${new Date().toISOString()}: ${this.bin} ${this.args().join(' ')}\n`);
+      `\n===== e2e: start #${this.starts} ${new Date().toISOString()}: ${this.commandLine().join(' ')}\n`);
     const offset = fs.statSync(this.logPath).size;
     const fd = fs.openSync(this.logPath, 'a');
     let proc;
     try {
-      proc = spawn(this.bin, this.args(), { stdio: ['ignore', fd, fd] });
+      const [cmd, ...argv] = this.commandLine();
+      proc = spawn(cmd, argv, { stdio: ['ignore', fd, fd], env: { ...process.env, ...this.env } });
     } finally {
       fs.closeSync(fd);
     }

@@ -272,6 +272,25 @@ function publishHeader(topic, declared, qos = 1) {
   return Buffer.concat([Buffer.from([0x30 | (qos << 1)]), remainingLength(declared), t, pid]);
 }
 
+// SUBSCRIBE with one filter.
+function subscribePacket(packetId, filter, qos = 0) {
+  const id = Buffer.alloc(2);
+  id.writeUInt16BE(packetId);
+  return packet(0x82, Buffer.concat([id, str(filter), Buffer.from([qos])]));
+}
+
+// A complete PUBLISH (QoS 0 unless given; packetId for QoS 1).
+function publishPacket(topic, payload, { qos = 0, packetId = 1 } = {}) {
+  const parts = [str(topic)];
+  if (qos > 0) {
+    const id = Buffer.alloc(2);
+    id.writeUInt16BE(packetId);
+    parts.push(id);
+  }
+  parts.push(Buffer.isBuffer(payload) ? payload : Buffer.from(payload, 'utf8'));
+  return packet(0x30 | (qos << 1), Buffer.concat(parts));
+}
+
 const PINGREQ = Buffer.from([0xc0, 0x00]);
 
 class RawTls {
@@ -387,4 +406,5 @@ class RawTls {
 module.exports = {
   connect, deviceSas, deviceUsername, randomKey, parseTwinResTopic, RawClient,
   RawTls, connectPacket, publishHeader, packet, remainingLength, PINGREQ,
+  subscribePacket, publishPacket,
 };
