@@ -28,7 +28,9 @@ iotdm_result hub_files_quota_check(const hub *h, hub_store *store, const char *d
                  count);
         return IOTDM_E_QUOTA;
     }
-    if (bytes + add_bytes > h->cfg.upload_quota_bytes) {
+    /* A new upload needs room left; an upload's bytes must fit what is left. */
+    if ((new_file && bytes >= h->cfg.upload_quota_bytes) ||
+        bytes + add_bytes > h->cfg.upload_quota_bytes) {
         snprintf(why, why_cap,
                  "device '%s' would keep %llu bytes of uploads, over its quota of %llu", device_id,
                  (unsigned long long)(bytes + add_bytes),

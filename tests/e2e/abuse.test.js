@@ -942,8 +942,16 @@ test('disk full: writes refused (507) while devices keep connecting, reading twi
   check(c2d.status === 507, `C2D enqueue on a full disk: 507 (got ${c2d.status})`);
   check(create.status === 507, `device creation on a full disk: 507 (got ${create.status})`);
 
-  // Space comes back: writes are accepted again.
+  // Space comes back. First the other program's file goes: writes that free space work again (an
+  // operator deletes uploads), while the free space is still under the reserve.
   fs.unlinkSync(`${inside}/filler`);
+  const freed = await attempt('deleting uploads once the disk is no longer full', () => h.waitUntil(async () => {
+    const r = await h.rest('DELETE', `/iotdm/files/${filler.deviceId}/fill-0.bin`);
+    return r.status === 204 || r.status === 404 ? r : null;
+  }, { timeoutMs: 15000, what: 'an upload deleted' }));
+  for (let i = 1; i < steps.length; i++) await h.rest('DELETE', `/iotdm/files/${filler.deviceId}/fill-${i}.bin`);
+  t.diagnostic(`after deleting the uploads: free ${A.mb(df())} (first delete ${freed && freed.status})`);
+  // Then, above the reserve again, data is accepted again.
   await attempt('writes accepted again once space is back', () => h.waitUntil(() => legit.check('disk space back', { maxMs: 10000 }),
     { timeoutMs: 15000, what: 'writes accepted again' }));
   assert.deepEqual(problems, [], 'on a full disk');

@@ -24,6 +24,8 @@
 #define DISK_CHECK_INTERVAL_MS 1000
 /* Committed groups waiting for the syncer, at most (the writer waits beyond). */
 #define SYNC_QUEUE_MAX 16
+/* Free space at which a full disk is no longer treated as full (writes that free space work). */
+#define DISK_FULL_CLEAR_BYTES (4u * 1024 * 1024)
 
 struct hub_effect {
     hub_effect *next;
@@ -266,7 +268,9 @@ static void check_disk(hub_exec *e)
         return;
     uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
     bool low = avail < reserve;
-    if (!low && atomic_load(&e->disk_full)) {
+    /* "Full" ends as soon as a write can succeed again, so that deleting (uploads, old data) can
+     * bring the space back; growing waits for the reserve. */
+    if (avail >= DISK_FULL_CLEAR_BYTES && atomic_load(&e->disk_full)) {
         atomic_store(&e->disk_full, false);
         log_warn("store", "disk space freed: writes accepted again free=%llu",
                  (unsigned long long)avail);

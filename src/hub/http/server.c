@@ -339,6 +339,8 @@ static bool authorize(http_ctx *cx)
         return r->precheck(cx);
     const char *why = NULL;
     if (!http_policy_authorized(cx->h, http_header(cx, "Authorization"), r->rights, &why)) {
+        /* A peer without credentials gets a new TLS handshake to pay for each try. */
+        httpd_req_close_after(cx->req);
         http_send_error(cx, HUB_ERR_UNAUTHORIZED, "%s", why);
         return false;
     }

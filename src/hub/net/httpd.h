@@ -121,6 +121,10 @@ void *httpd_req_get_data(const httpd_req *req);
 
 /* ---- answers: exactly one per request (a stream counts as one) ---- */
 
+/* The connection closes once this request's answer is out (the answer says Connection: close).
+ * For refusals that should cost the peer a new connection (a 401), whether or not a body came. */
+void httpd_req_close_after(httpd_req *req);
+
 /* Adds a response header before the answer (Content-Length, Connection, Transfer-Encoding and Date
  * are the server's). Copies name and value; false when they are invalid (CR/LF) or too many. */
 bool httpd_add_header(httpd_req *req, const char *name, const char *value);

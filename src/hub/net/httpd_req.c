@@ -385,3 +385,9 @@ void hreq_send_error(httpd_conn *c, int status, const char *extra)
                         status, reason_phrase(status), hconn_date(c->srv), extra ? extra : "");
     hconn_output_added(c);
 }
+
+void httpd_req_close_after(httpd_req *req)
+{
+    check_live(req);
+    req->keep_alive = false;
+}
