@@ -1,4 +1,4 @@
-/* The one table from results to HTTP statuses and Azure error codes (azure-protocols.md §4.1.6). */
+/* The one table from results to HTTP statuses and Azure error codes (docs/protocol.md §8.4). */
 #ifndef IOTDM_HUB_ERRORS_H
 #define IOTDM_HUB_ERRORS_H
 

@@ -17,11 +17,11 @@ void hub_twin_etag(uint64_t counter, char out[16]);
 bool hub_parse_device_if_match(const char *header, uint64_t *out);
 bool hub_parse_twin_if_match(const char *header, uint64_t *out);
 
-/* The registry's device JSON (azure-protocols.md §4.2). New reference. */
+/* The registry's device JSON (docs/protocol.md §8.6). New reference. */
 json_t *hub_device_to_json(const hub_device *d);
 /* The device's view of its twin: {"desired":{..,"$version"},"reported":{..,"$version"}}. */
 json_t *hub_twin_device_view(const hub_twin *t);
-/* The service view (§1.12): identity fields, tags, properties with $metadata and $version. */
+/* The service view (§5.1): identity fields, tags, properties with $metadata and $version. */
 json_t *hub_twin_service_view(const hub_device *d, const hub_twin *t);
 
 /* ---- in units of work (store threads) ---- */

@@ -1,5 +1,5 @@
-/* DPS context and the two device calls: register and operation status (azure-protocols.md §3.4,
- * §3.9). Attestation is in dps_attest.c, assignment in dps_assign.c. */
+/* DPS context and the two device calls: register and operation status (docs/protocol.md §7.4,
+ * §7.11). Attestation is in dps_attest.c, assignment in dps_assign.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
@@ -208,7 +208,7 @@ void hub_dps_register(hub *h, hub_store *store, hub_work *w, const char *id_scop
     memset(out, 0, sizeof *out);
     if (!scope_ok(h, id_scope, out))
         return;
-    /* The rule the enrollment API applies (§3.1), checked before anything is looked up: an id no
+    /* The rule the enrollment API applies (§7.1), checked before anything is looked up: an id no
      * enrollment can have is a bad request, not an unknown device. Group devices take the
      * registration id as their device id, which this rule keeps within the registry's. */
     char why[256];
@@ -243,7 +243,7 @@ void hub_dps_register(hub *h, hub_store *store, hub_work *w, const char *id_scop
         hub_dps_error(out, DPS_ERR_SERVER, "the registration could not be recorded");
         return;
     }
-    /* The work is already done, but devices expect to poll (§3.4): answer "assigning". */
+    /* The work is already done, but devices expect to poll (§7.4): answer "assigning". */
     out->status = 202;
     out->retry_after = HUB_DPS_RETRY_AFTER;
     out->body = json_pack("{s:s, s:s}", "operationId", op_id, "status", "assigning");

@@ -1,4 +1,4 @@
-/* Device Provisioning Service inside the hub (azure-protocols.md §3): registration, attestation,
+/* Device Provisioning Service inside the hub (docs/protocol.md §7): registration, attestation,
  * assignment to this hub, operation status. Shared by the MQTT and HTTPS device transports. */
 #ifndef IOTDM_HUB_DPS_DPS_H
 #define IOTDM_HUB_DPS_DPS_H
@@ -18,7 +18,7 @@ typedef struct {
     char *sas;              /* MQTT password or HTTP Authorization header (owned); NULL when none */
     X509 *cert;             /* the device's TLS client certificate, or NULL */
     STACK_OF(X509) * chain; /* the chain it sent with it (may be NULL) */
-    bool mqtt;              /* came over MQTT, where DPS does not serve TPM attestation (§3.2) */
+    bool mqtt;              /* came over MQTT, where DPS does not serve TPM attestation (§7.2) */
 } hub_dps_creds;
 
 /* An answer in transport-neutral form: the HTTP status (also the MQTT response topic's status),
@@ -46,7 +46,7 @@ void hub_dps_free(hub *h);
 void hub_dps_housekeeping(hub_store *store, int64_t now_ms);
 const char *hub_dps_id_scope(const hub *h);
 
-/* PUT {idScope}/registrations/{regId}/register with the DeviceRegistration body (§3.4, §3.9).
+/* PUT {idScope}/registrations/{regId}/register with the DeviceRegistration body (§7.4, §7.11).
  * Attests the device, assigns it (the device created or updated in the registry) and stores the
  * operation's result, committed and synced, then answers 202 with an operationId; wrong
  * credentials, an unknown registration id or a bad body answer 4xx with Azure's DPS error body and
@@ -72,7 +72,7 @@ json_t *dps_enrollment_prepare(hub *h, hub_dps_kind kind, const char *id, const 
 json_t *dps_enrollment_view(const json_t *doc, uint64_t etag);
 json_t *dps_registration_view(const json_t *doc, uint64_t etag);
 
-/* Azure's DPS error body (§3.4, §3.9), used by the device and the service API alike:
+/* Azure's DPS error body (§7.4, §7.11), used by the device and the service API alike:
  * {"errorCode","trackingId","message","timestampUtc"} (new reference). errorCode is the 6-digit
  * code, HTTP status * 1000 + n. */
 json_t *hub_dps_error_body(int error_code, const char *message);

@@ -1,5 +1,5 @@
 /* DPS assignment: the attested device created or updated in this hub's registry with matching
- * credentials, its initial twin, and the registration record (azure-protocols.md §3.4, §3.10). */
+ * credentials, its initial twin, and the registration record (docs/protocol.md §7.4, §7.12). */
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -141,8 +141,8 @@ json_t *dps_assign(hub *h, hub_store *store, hub_work *w, const char *registrati
     const char *device_id = doc_str(m->enrollment, "deviceId");
     if (m->kind == HUB_DPS_GROUP || !device_id || !*device_id)
         device_id = registration_id;
-    /* A registration id passed §3.1 in hub_dps_register: at most 128 letters, digits and - . _ :,
-     * all of which IoT Hub's device id rule (§1.17) allows, so as a device id it is valid by
+    /* A registration id passed §7.1 in hub_dps_register: at most 128 letters, digits and - . _ :,
+     * all of which IoT Hub's device id rule (§6.3) allows, so as a device id it is valid by
      * construction. An enrollment's deviceId was checked when it was stored; one stored before
      * that check existed is refused here rather than made into a device the registry API would
      * refuse. */

@@ -1,5 +1,5 @@
 /* DPS attestation: which enrollment a registration request belongs to, and whether its symmetric
- * key SAS or X.509 certificate proves it (azure-protocols.md §3.3, §3.6, §3.7). TPM: dps_tpm.c. */
+ * key SAS or X.509 certificate proves it (docs/protocol.md §7.3, §7.8, §7.9). TPM: dps_tpm.c. */
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -40,7 +40,7 @@ static const char *str_at(const json_t *obj, const char *path)
     return json_is_string(cur) ? json_string_value(cur) : NULL;
 }
 
-/* The token must name this registration, with skn "registration" when present (§3.3). */
+/* The token must name this registration, with skn "registration" when present (§7.3). */
 bool dps_sas_for_registration(hub *h, const char *token, const char *registration_id,
                               sas_token *tok)
 {
@@ -105,7 +105,7 @@ static bool attest_individual(hub *h, const char *registration_id, const json_t 
     return false;
 }
 
-/* A group's credentials: the key derived for this registration id (§3.6), or a certificate chain
+/* A group's credentials: the key derived for this registration id (§7.8), or a certificate chain
  * up to the group's signing certificate. */
 static bool attest_group(hub *h, const char *registration_id, const char *group_id,
                          const json_t *doc, const hub_dps_creds *creds, dps_match *m)

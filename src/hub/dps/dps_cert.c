@@ -44,7 +44,7 @@ static void thumbprint(X509 *x, const EVP_MD *md, char *out)
         snprintf(out + 2 * i, 3, "%02x", digest[i]);
 }
 
-/* The leaf's subject CN must be the registration id (§3.1). */
+/* The leaf's subject CN must be the registration id (docs/protocol.md §7.9). */
 static bool cn_is(X509 *x, const char *registration_id)
 {
     char cn[256];

@@ -1,5 +1,5 @@
 /* X.509 for DPS: enrollment certificates (PEM or base64 DER), matching a device's TLS client
- * certificate and chain against them (azure-protocols.md §3.7), and their service-API "info". */
+ * certificate and chain against them (docs/protocol.md §7.9), and their service-API "info". */
 #ifndef IOTDM_HUB_DPS_CERT_H
 #define IOTDM_HUB_DPS_CERT_H
 

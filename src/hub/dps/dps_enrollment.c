@@ -1,4 +1,4 @@
-/* DPS enrollments as the service API sees them (azure-protocols.md §3.10): validation, defaults,
+/* DPS enrollments as the service API sees them (docs/protocol.md §7.12): validation, defaults,
  * generated keys, and the view returned to clients. */
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -174,7 +174,7 @@ json_t *dps_enrollment_prepare(hub *h, hub_dps_kind kind, const char *id, const 
         return NULL;
     }
     /* The device DPS creates in the registry gets this id, so it must pass the registry's rule.
-     * Without one the device id is the registration id, which §3.1 keeps within that rule. */
+     * Without one the device id is the registration id, which §7.1 keeps within that rule. */
     const json_t *device_id = json_object_get(body, "deviceId");
     if (kind == HUB_DPS_INDIVIDUAL && device_id && !json_is_null(device_id)) {
         const char *d = json_string_value(device_id);

@@ -1,5 +1,5 @@
 /* DPS identifier rules with readable reasons: registration and enrollment group ids
- * (azure-protocols.md §3.1) and the device ids enrollments name (IoT Hub's rule, §1.17). */
+ * (docs/protocol.md §7.1) and the device ids enrollments name (IoT Hub's rule, §6.3). */
 #include <stdio.h>
 #include <string.h>
 

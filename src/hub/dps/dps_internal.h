@@ -12,7 +12,7 @@
 #define DPS_OPERATION_MAX        80
 #define DPS_TPM_CHALLENGES_MAX   1024   /* TPM challenges kept (the oldest go first) */
 #define DPS_TPM_CHALLENGE_TTL_MS 600000 /* a device answers a challenge within 10 minutes */
-#define DPS_ID_MAX               128    /* registration and enrollment group ids (§3.1) */
+#define DPS_ID_MAX               128 /* registration and enrollment group ids (docs/protocol.md §7.1) */
 #define DPS_ERR_BAD_REQUEST      400004
 #define DPS_ERR_UNAUTHORIZED     401002
 #define DPS_ERR_NOT_FOUND        404001
@@ -41,9 +41,9 @@ typedef struct {
 
 void dps_match_deinit(dps_match *m);
 
-/* Identifier rules (dps_ids.c). dps_id_valid: a registration or enrollment group id (§3.1): 1 to
+/* Identifier rules (dps_ids.c). dps_id_valid: a registration or enrollment group id (§7.1): 1 to
  * DPS_ID_MAX letters, digits and - . _ :, the last a letter, a digit or '-'; what names the id in
- * the reason. dps_device_id_valid: IoT Hub's device id rule (§1.17, az_valid_device_id). Both
+ * the reason. dps_device_id_valid: IoT Hub's device id rule (§6.3, az_valid_device_id). Both
  * return true, or false with a readable reason in err that does not echo the id. */
 bool dps_id_valid(const char *what, const char *id, char *err, size_t cap);
 bool dps_device_id_valid(const char *id, char *err, size_t cap);
@@ -59,7 +59,7 @@ bool dps_attest(hub *h, hub_store *store, const char *registration_id, const jso
 bool dps_sas_for_registration(hub *h, const char *token, const char *registration_id,
                               sas_token *tok);
 
-/* TPM attestation (§3.8, dps_tpm.c), over HTTPS only. Without a SAS token: checks the request's EK
+/* TPM attestation (§7.10, dps_tpm.c), over HTTPS only. Without a SAS token: checks the request's EK
  * against the enrollment and answers the 401 challenge carrying a new registration key. With one:
  * checks it against the key of the last challenge and, for a register (request not NULL), makes
  * the device's hub key and the activation blob that delivers it. request NULL: an operation

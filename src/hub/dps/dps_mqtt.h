@@ -1,4 +1,4 @@
-/* DPS over the hub's MQTT listener (azure-protocols.md §3.2-3.4): the session code hands over
+/* DPS over the hub's MQTT listener (docs/protocol.md §7.2-7.6): the session code hands over
  * CONNECTs with a DPS user name and every packet of those connections' publishes. */
 #ifndef IOTDM_HUB_DPS_MQTT_H
 #define IOTDM_HUB_DPS_MQTT_H

@@ -1,4 +1,4 @@
-/* DPS TPM attestation over HTTPS (azure-protocols.md §3.8): the 401 challenge carrying a
+/* DPS TPM attestation over HTTPS (docs/protocol.md §7.10): the 401 challenge carrying a
  * registration key that only the enrolled TPM can use, the SAS check against that key, and the
  * device's hub key delivered the same way. The cryptography is in tpm_credential.c; the
  * challenges are kept in the store (store_dps.c). */
@@ -126,7 +126,8 @@ static iotdm_result remember(hub_store *store, const char *registration_id,
 }
 
 /* The first step: a fresh registration key, remembered, and sent in the 401 that the device
- * answers with a SAS signed by it inside its TPM (§3.8 HTTPS flow, step 2). Always "fails". */
+ * answers with a SAS signed by it inside its TPM (docs/protocol.md §7.10, "Over HTTPS", step 2).
+ * Always "fails". */
 static bool challenge(hub_store *store, const char *registration_id, const tpm_keys *k,
                       hub_dps_reply *out)
 {

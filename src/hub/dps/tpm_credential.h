@@ -1,4 +1,4 @@
-/* TPM 2.0 credentials made by the hub for DPS TPM attestation (azure-protocols.md §3.8): the
+/* TPM 2.0 credentials made by the hub for DPS TPM attestation (docs/protocol.md §7.10): the
  * activation blob that carries an HMAC key into one device's TPM, so that only that TPM can use it.
  * Pure OpenSSL, no TPM stack: the TPM structures (TPM 2.0 Part 2) are marshaled here, big-endian,
  * and protected as TPM 2.0 Part 1 says (credential protection, duplication, KDFa §11.4.10.2). */

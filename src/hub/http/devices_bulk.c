@@ -1,4 +1,4 @@
-/* POST /devices: Azure's bulk registry operation (up to 100 identities per call, §4.2), used by
+/* POST /devices: Azure's bulk registry operation (up to 100 identities per call, §8.6), used by
  * Registry.addDevices/updateDevices/removeDevices and to register fleets quickly. One commit. */
 #include <string.h>
 #include <strings.h>

@@ -1,6 +1,6 @@
-/* DPS service API for azure-iot-provisioning-service (azure-protocols.md §3.10): enrollments,
+/* DPS service API for azure-iot-provisioning-service (docs/protocol.md §7.12): enrollments,
  * enrollment groups, registration records, queries with paging, If-Match etags; and the
- * /iotdm/dps extension (ID scope, global endpoint). Errors are in DPS's form (§3.4). */
+ * /iotdm/dps extension (ID scope, global endpoint). Errors are in DPS's form (§7.4). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* File upload (azure-protocols.md §4.8): a device asks for a SAS URI, PUTs the blob to the hub's
+/* File upload (docs/protocol.md §8.12): a device asks for a SAS URI, PUTs the blob to the hub's
  * own blob endpoint (/iotdm-files/<deviceId>/<name>), and notifies completion. The service lists,
  * downloads and deletes uploads under /iotdm/files (our extension: Azure hands these to a storage
  * account). The bytes are kept in DATA/files/<correlationId>; the names never touch the disk. */

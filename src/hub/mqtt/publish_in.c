@@ -1,4 +1,5 @@
-/* What devices publish: telemetry, twin GET and reported PATCH, method responses (§1.7-1.13). */
+/* What devices publish: telemetry, twin GET and reported PATCH, method responses
+ * (docs/protocol.md §4.3-4.5, §5.2-5.4). */
 #include <stdio.h>
 #include <string.h>
 

@@ -24,7 +24,7 @@
 typedef struct hub_store hub_store;
 typedef struct hub_store_ops hub_store_ops;
 
-/* Sizes include the NUL. Limits follow Azure IoT Hub (azure-protocols.md §1.16-1.17). */
+/* Sizes include the NUL. Limits follow Azure IoT Hub (docs/protocol.md §6.1, §6.3). */
 #define HUB_ID_MAX         129 /* deviceId, moduleId, policy names: <= 128 chars */
 #define HUB_KEY_MAX        96  /* base64 of a key of up to 64 bytes */
 #define HUB_THUMBPRINT_MAX 65  /* SHA-1 (40) or SHA-256 (64) hex */
@@ -37,7 +37,7 @@ typedef enum {
     HUB_AUTH_NONE,
 } hub_auth_type;
 
-/* Shared-access-policy rights (azure-protocols.md §4.1.3). */
+/* Shared-access-policy rights (docs/protocol.md §3.7). */
 enum {
     HUB_RIGHT_REGISTRY_READ = 1u << 0,
     HUB_RIGHT_REGISTRY_WRITE = 1u << 1,
@@ -251,7 +251,7 @@ int64_t hub_store_telemetry_last_seq(hub_store *store);
 IOTDM_NODISCARD iotdm_result hub_store_telemetry_trim(hub_store *store, uint64_t max_bytes,
                                                       int64_t max_age_ms, int64_t now_ms);
 
-/* File uploads (azure-protocols.md §4.8). The bytes are kept by the HTTP layer in
+/* File uploads (docs/protocol.md §8.12). The bytes are kept by the HTTP layer in
  * DATA/files/<correlation_id>; the store keeps the records. */
 #define HUB_BLOB_NAME_MAX   1024 + HUB_ID_MAX + 1 /* "<deviceId>/<name>" */
 #define HUB_CORRELATION_MAX 48
@@ -310,7 +310,7 @@ IOTDM_NODISCARD iotdm_result hub_store_session_get(hub_store *store, const char 
 IOTDM_NODISCARD iotdm_result hub_store_session_delete(hub_store *store,
                                                       const char *client_id); /* OK if none */
 
-/* Device provisioning (azure-protocols.md §3). Enrollments and registration records are kept as
+/* Device provisioning (docs/protocol.md §7). Enrollments and registration records are kept as
  * the JSON documents the DPS service API serves; the store adds an etag counter (1 on create, +1 on
  * every replace). Ids compare case-insensitively, as registration ids do. */
 typedef enum { HUB_DPS_INDIVIDUAL = 0, HUB_DPS_GROUP = 1 } hub_dps_kind;
@@ -350,7 +350,7 @@ IOTDM_NODISCARD iotdm_result hub_store_registration_foreach(hub_store *store, co
                                                             const char *after_id, size_t max,
                                                             hub_doc_visitor visit, void *ctx);
 
-/* Operations (§3.4): the final RegistrationOperationStatus of a registration, which the device
+/* Operations (§7.4): the final RegistrationOperationStatus of a registration, which the device
  * polls after the 202, kept in the store so that it outlives a restart. put adds one
  * (IOTDM_E_EXISTS when the id is taken); created_ms is wall-clock time. get returns the
  * registration id it was made for, when, and a new reference in *out_result; IOTDM_E_NOT_FOUND when
@@ -367,7 +367,7 @@ IOTDM_NODISCARD iotdm_result hub_store_dps_operation_get(hub_store *store, const
 IOTDM_NODISCARD iotdm_result hub_store_dps_operation_prune(hub_store *store, int64_t before_ms,
                                                            size_t max_keep, size_t *out_deleted);
 
-/* TPM challenges (§3.8): the registration key of the last 401 to a registration id, which the
+/* TPM challenges (§7.10): the registration key of the last 401 to a registration id, which the
  * device's signed register and polls are checked against, kept in the store so that they outlive a
  * restart. The key is a secret, like the device keys: callers wipe their copies. */
 #define HUB_TPM_KEY_LEN    32   /* the registration key (HMAC-SHA256) */

@@ -80,7 +80,7 @@ static const char *const migrations[] = {
     "  subscriptions INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX sessions_device ON sessions(device_id);",
-    /* 1 -> 2: file uploads (azure-protocols.md §4.8); the bytes live in DATA/files/<cid>. */
+    /* 1 -> 2: file uploads (docs/protocol.md §8.12); the bytes live in DATA/files/<cid>. */
     "CREATE TABLE files ("
     "  correlation_id TEXT PRIMARY KEY NOT NULL,"
     "  device_id TEXT NOT NULL REFERENCES devices(device_id) ON DELETE CASCADE,"
@@ -93,7 +93,7 @@ static const char *const migrations[] = {
     "  status_description TEXT NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX files_blob ON files(device_id, blob_name, created_ms);",
-    /* 2 -> 3: device provisioning (azure-protocols.md §3): enrollments (kind 0 individual, 1
+    /* 2 -> 3: device provisioning (docs/protocol.md §7): enrollments (kind 0 individual, 1
      * group) and registration records, kept as the JSON documents the service API serves. */
     "CREATE TABLE dps_enrollments ("
     "  kind INTEGER NOT NULL,"
@@ -109,7 +109,7 @@ static const char *const migrations[] = {
     "  doc TEXT NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX dps_registrations_group ON dps_registrations(group_id);",
-    /* 3 -> 4: DPS operations (§3.4): the final RegistrationOperationStatus of each registration,
+    /* 3 -> 4: DPS operations (§7.4): the final RegistrationOperationStatus of each registration,
      * which the device polls after the 202; kept for a while, so that a restart loses none. */
     "CREATE TABLE dps_operations ("
     "  operation_id TEXT PRIMARY KEY NOT NULL,"
@@ -118,7 +118,7 @@ static const char *const migrations[] = {
     "  result TEXT NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX dps_operations_created ON dps_operations(created_ms);",
-    /* 4 -> 5: DPS TPM challenges (§3.8): the registration key of the last 401 to a registration
+    /* 4 -> 5: DPS TPM challenges (§7.10): the registration key of the last 401 to a registration
      * id, which its signed register and polls need, so that a restart does not void it. */
     "CREATE TABLE dps_tpm_challenges ("
     "  registration_id TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,"
