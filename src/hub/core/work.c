@@ -200,6 +200,16 @@ void hub_work_submit(hub_loop *loop, hub_work *w, hub_work_run_fn run, hub_work_
     w->effects = NULL;
     loop->inflight++;
     hub_exec *e = loop->h->exec;
+    if (!e) {
+        /* The executor has stopped (the hub is shutting down): the unit fails, reported from a
+         * later callback like any completion. */
+        w->result = IOTDM_E_INTERNAL;
+        w->task.fn = snapshot_done_task;
+        w->task.arg = w;
+        w->task.allocated = false;
+        hub_loop_post_task(loop, &w->task);
+        return;
+    }
     if (flags & HUB_WORK_SNAPSHOT) {
         pthread_mutex_lock(&e->mu);
         if (e->read_tail)
