@@ -151,17 +151,20 @@ iotdm_result hub_store_device_delete(hub_store *store, const char *device_id, ui
     return store->ops->device_delete(store, device_id, if_match);
 }
 
-iotdm_result hub_store_device_set_connection(hub_store *store, const char *device_id, bool connected, int64_t when_ms, uint64_t epoch)
+iotdm_result hub_store_device_set_connection(hub_store *store, const char *device_id,
+                                             bool connected, int64_t when_ms, uint64_t epoch)
 {
     return store->ops->device_set_connection(store, device_id, connected, when_ms, epoch);
 }
 
-iotdm_result hub_store_device_set_activity(hub_store *store, const char *device_id, int64_t when_ms, const char *model_id)
+iotdm_result hub_store_device_set_activity(hub_store *store, const char *device_id, int64_t when_ms,
+                                           const char *model_id)
 {
     return store->ops->device_set_activity(store, device_id, when_ms, model_id);
 }
 
-iotdm_result hub_store_device_foreach(hub_store *store, const char *after_id, size_t max, hub_device_visitor visit, void *ctx)
+iotdm_result hub_store_device_foreach(hub_store *store, const char *after_id, size_t max,
+                                      hub_device_visitor visit, void *ctx)
 {
     return store->ops->device_foreach(store, after_id, max, visit, ctx);
 }
@@ -191,12 +194,19 @@ iotdm_result hub_store_twin_foreach(hub_store *store, hub_twin_visitor visit, vo
     return store->ops->twin_foreach(store, visit, ctx);
 }
 
+iotdm_result hub_store_query_page(hub_store *store, const hub_query *q, const char *after_id,
+                                  hub_twin_visitor visit, void *ctx)
+{
+    return store->ops->query_page(store, q, after_id, visit, ctx);
+}
+
 iotdm_result hub_store_c2d_enqueue(hub_store *store, hub_c2d *msg, size_t max_pending)
 {
     return store->ops->c2d_enqueue(store, msg, max_pending);
 }
 
-iotdm_result hub_store_c2d_foreach(hub_store *store, const char *device_id, int64_t now_ms, hub_c2d_visitor visit, void *ctx)
+iotdm_result hub_store_c2d_foreach(hub_store *store, const char *device_id, int64_t now_ms,
+                                   hub_c2d_visitor visit, void *ctx)
 {
     return store->ops->c2d_foreach(store, device_id, now_ms, visit, ctx);
 }
@@ -231,7 +241,8 @@ iotdm_result hub_store_telemetry_append(hub_store *store, hub_telemetry *msg)
     return store->ops->telemetry_append(store, msg);
 }
 
-iotdm_result hub_store_telemetry_foreach(hub_store *store, int64_t from_seq, size_t max, hub_telemetry_visitor visit, void *ctx)
+iotdm_result hub_store_telemetry_foreach(hub_store *store, int64_t from_seq, size_t max,
+                                         hub_telemetry_visitor visit, void *ctx)
 {
     return store->ops->telemetry_foreach(store, from_seq, max, visit, ctx);
 }
@@ -241,7 +252,8 @@ int64_t hub_store_telemetry_last_seq(hub_store *store)
     return store->ops->telemetry_last_seq(store);
 }
 
-iotdm_result hub_store_telemetry_trim(hub_store *store, uint64_t max_bytes, int64_t max_age_ms, int64_t now_ms)
+iotdm_result hub_store_telemetry_trim(hub_store *store, uint64_t max_bytes, int64_t max_age_ms,
+                                      int64_t now_ms)
 {
     return store->ops->telemetry_trim(store, max_bytes, max_age_ms, now_ms);
 }
@@ -266,12 +278,14 @@ iotdm_result hub_store_file_delete(hub_store *store, const char *correlation_id)
     return store->ops->file_delete(store, correlation_id);
 }
 
-iotdm_result hub_store_file_find(hub_store *store, const char *device_id, const char *blob_name, hub_file *out_file)
+iotdm_result hub_store_file_find(hub_store *store, const char *device_id, const char *blob_name,
+                                 hub_file *out_file)
 {
     return store->ops->file_find(store, device_id, blob_name, out_file);
 }
 
-iotdm_result hub_store_file_foreach(hub_store *store, const char *device_id, size_t max, hub_file_visitor visit, void *ctx)
+iotdm_result hub_store_file_foreach(hub_store *store, const char *device_id, size_t max,
+                                    hub_file_visitor visit, void *ctx)
 {
     return store->ops->file_foreach(store, device_id, max, visit, ctx);
 }
@@ -286,7 +300,8 @@ iotdm_result hub_store_session_put(hub_store *store, const char *client_id, uint
     return store->ops->session_put(store, client_id, subscriptions);
 }
 
-iotdm_result hub_store_session_get(hub_store *store, const char *client_id, uint32_t *out_subscriptions)
+iotdm_result hub_store_session_get(hub_store *store, const char *client_id,
+                                   uint32_t *out_subscriptions)
 {
     return store->ops->session_get(store, client_id, out_subscriptions);
 }
@@ -296,72 +311,90 @@ iotdm_result hub_store_session_delete(hub_store *store, const char *client_id)
     return store->ops->session_delete(store, client_id);
 }
 
-iotdm_result hub_store_enrollment_put(hub_store *store, hub_dps_kind kind, const char *id, const json_t *doc, uint64_t if_match, uint64_t *out_etag)
+iotdm_result hub_store_enrollment_put(hub_store *store, hub_dps_kind kind, const char *id,
+                                      const json_t *doc, uint64_t if_match, uint64_t *out_etag)
 {
     return store->ops->enrollment_put(store, kind, id, doc, if_match, out_etag);
 }
 
-iotdm_result hub_store_enrollment_get(hub_store *store, hub_dps_kind kind, const char *id, json_t **out_doc, uint64_t *out_etag)
+iotdm_result hub_store_enrollment_get(hub_store *store, hub_dps_kind kind, const char *id,
+                                      json_t **out_doc, uint64_t *out_etag)
 {
     return store->ops->enrollment_get(store, kind, id, out_doc, out_etag);
 }
 
-iotdm_result hub_store_enrollment_delete(hub_store *store, hub_dps_kind kind, const char *id, uint64_t if_match)
+iotdm_result hub_store_enrollment_delete(hub_store *store, hub_dps_kind kind, const char *id,
+                                         uint64_t if_match)
 {
     return store->ops->enrollment_delete(store, kind, id, if_match);
 }
 
-iotdm_result hub_store_enrollment_foreach(hub_store *store, hub_dps_kind kind, const char *after_id, size_t max, hub_doc_visitor visit, void *ctx)
+iotdm_result hub_store_enrollment_foreach(hub_store *store, hub_dps_kind kind, const char *after_id,
+                                          size_t max, hub_doc_visitor visit, void *ctx)
 {
     return store->ops->enrollment_foreach(store, kind, after_id, max, visit, ctx);
 }
 
-iotdm_result hub_store_registration_put(hub_store *store, const char *registration_id, const char *group_id, const json_t *doc, uint64_t *out_etag)
+iotdm_result hub_store_registration_put(hub_store *store, const char *registration_id,
+                                        const char *group_id, const json_t *doc, uint64_t *out_etag)
 {
     return store->ops->registration_put(store, registration_id, group_id, doc, out_etag);
 }
 
-iotdm_result hub_store_registration_get(hub_store *store, const char *registration_id, json_t **out_doc, uint64_t *out_etag)
+iotdm_result hub_store_registration_get(hub_store *store, const char *registration_id,
+                                        json_t **out_doc, uint64_t *out_etag)
 {
     return store->ops->registration_get(store, registration_id, out_doc, out_etag);
 }
 
-iotdm_result hub_store_registration_delete(hub_store *store, const char *registration_id, uint64_t if_match)
+iotdm_result hub_store_registration_delete(hub_store *store, const char *registration_id,
+                                           uint64_t if_match)
 {
     return store->ops->registration_delete(store, registration_id, if_match);
 }
 
-iotdm_result hub_store_registration_foreach(hub_store *store, const char *group_id, const char *after_id, size_t max, hub_doc_visitor visit, void *ctx)
+iotdm_result hub_store_registration_foreach(hub_store *store, const char *group_id,
+                                            const char *after_id, size_t max, hub_doc_visitor visit,
+                                            void *ctx)
 {
     return store->ops->registration_foreach(store, group_id, after_id, max, visit, ctx);
 }
 
-iotdm_result hub_store_dps_operation_put(hub_store *store, const char *operation_id, const char *registration_id, int64_t created_ms, const json_t *result)
+iotdm_result hub_store_dps_operation_put(hub_store *store, const char *operation_id,
+                                         const char *registration_id, int64_t created_ms,
+                                         const json_t *result)
 {
     return store->ops->dps_operation_put(store, operation_id, registration_id, created_ms, result);
 }
 
-iotdm_result hub_store_dps_operation_get(hub_store *store, const char *operation_id, char out_registration_id[HUB_ID_MAX], int64_t *out_created_ms, json_t **out_result)
+iotdm_result hub_store_dps_operation_get(hub_store *store, const char *operation_id,
+                                         char out_registration_id[HUB_ID_MAX],
+                                         int64_t *out_created_ms, json_t **out_result)
 {
-    return store->ops->dps_operation_get(store, operation_id, out_registration_id, out_created_ms, out_result);
+    return store->ops->dps_operation_get(store, operation_id, out_registration_id, out_created_ms,
+                                         out_result);
 }
 
-iotdm_result hub_store_dps_operation_prune(hub_store *store, int64_t before_ms, size_t max_keep, size_t *out_deleted)
+iotdm_result hub_store_dps_operation_prune(hub_store *store, int64_t before_ms, size_t max_keep,
+                                           size_t *out_deleted)
 {
     return store->ops->dps_operation_prune(store, before_ms, max_keep, out_deleted);
 }
 
-iotdm_result hub_store_tpm_challenge_put(hub_store *store, const char *registration_id, const hub_tpm_challenge *c)
+iotdm_result hub_store_tpm_challenge_put(hub_store *store, const char *registration_id,
+                                         const hub_tpm_challenge *c)
 {
     return store->ops->tpm_challenge_put(store, registration_id, c);
 }
 
-iotdm_result hub_store_tpm_challenge_get(hub_store *store, const char *registration_id, int64_t now_ms, hub_tpm_challenge *out)
+iotdm_result hub_store_tpm_challenge_get(hub_store *store, const char *registration_id,
+                                         int64_t now_ms, hub_tpm_challenge *out)
 {
     return store->ops->tpm_challenge_get(store, registration_id, now_ms, out);
 }
 
-iotdm_result hub_store_tpm_challenge_prune(hub_store *store, int64_t now_ms, size_t max_keep, size_t *out_deleted)
+iotdm_result hub_store_tpm_challenge_prune(hub_store *store, int64_t now_ms, size_t max_keep,
+                                           size_t *out_deleted)
 {
     return store->ops->tpm_challenge_prune(store, now_ms, max_keep, out_deleted);
 }
