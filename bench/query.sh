@@ -71,6 +71,10 @@ verdict() { awk -v v="$1" -v l="$2" 'BEGIN { print (v <= l) ? "PASS" : "FAIL" }'
         row "SELECT * paged by $p: RSS growth, MB" "$(fig paging_${p}_rss_growth_mb)" \
             "$(verdict "$(fig paging_${p}_rss_growth_mb)" 50)"
     done
+    row "WHERE tags.region = 'eu' ($(fig paging_tag_half_rows) rows) by 100: ms per page" \
+        "$(fig paging_tag_half_ms_per_page)"
+    row "WHERE tags.region = 'eu' by 100: RSS growth, MB" "$(fig paging_tag_half_rss_growth_mb)" \
+        "$(verdict "$(fig paging_tag_half_rss_growth_mb)" 50)"
     row "reported patches/s without the index maintenance" "$(fig patches_without_index_per_s)"
     row "reported patches/s with it" "$(fig patches_with_index_per_s)"
     row "ratio (cost of the index on a twin put)" "$(fig patches_index_cost_ratio)"

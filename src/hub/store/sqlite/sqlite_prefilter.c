@@ -57,7 +57,7 @@ bool pf_put(store_prefilter *p, const char *fmt, ...)
 
 bool pf_put_param(store_prefilter *p, const store_ix_value *v)
 {
-    if (p->nparams == PF_MAX_PARAMS || !pf_put(p, "?%d", p->nparams + 2))
+    if (p->nparams == PF_MAX_PARAMS || !pf_put(p, "?%d", p->base + p->nparams))
         return false;
     p->params[p->nparams++] = *v;
     return true;
@@ -343,7 +343,8 @@ static pf_result compile(store_prefilter *p, const qnode *n, bool drive)
 
 /* ---- the interface ---- */
 
-iotdm_result store_prefilter_new(const hub_query *q, store_prefilter **out, store_pf_kind *kind)
+iotdm_result store_prefilter_new(const hub_query *q, store_pf_form form, store_prefilter **out,
+                                 store_pf_kind *kind)
 {
     *out = NULL;
     *kind = STORE_PF_ALL;
@@ -352,11 +353,15 @@ iotdm_result store_prefilter_new(const hub_query *q, store_prefilter **out, stor
     store_prefilter *p = xcalloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
-    static const char head[] = "SELECT d.device_id FROM devices d WHERE d.device_id > ?1 AND ";
-    memcpy(p->sql, head, sizeof head);
-    p->len = sizeof head - 1;
-    pf_result r = compile(p, q->where, true);
-    if (r == PF_SQL && pf_put(p, " ORDER BY d.device_id")) {
+    bool list = form == STORE_PF_LIST;
+    p->base = list ? 2 : 3;
+    pf_put(p, list ? "SELECT d.device_id FROM devices d WHERE d.device_id > ?1 AND "
+                   : "SELECT d.device_id, ");
+    pf_result r = compile(p, q->where, list);
+    const char *tail = list
+                           ? " ORDER BY d.device_id"
+                           : " FROM devices d WHERE d.device_id > ?1 ORDER BY d.device_id LIMIT ?2";
+    if (r == PF_SQL && pf_put(p, "%s", tail)) {
         *kind = STORE_PF_SQL;
         *out = p;
         return IOTDM_OK;
@@ -374,7 +379,7 @@ const char *store_prefilter_sql(const store_prefilter *p)
 void store_prefilter_bind(const store_prefilter *p, sqlite3_stmt *st)
 {
     for (int i = 0; i < p->nparams; i++)
-        store_ix_bind(st, i + 2, &p->params[i]);
+        store_ix_bind(st, p->base + i, &p->params[i]);
 }
 
 void store_prefilter_free(store_prefilter *p)

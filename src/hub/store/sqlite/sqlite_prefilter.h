@@ -14,10 +14,20 @@ typedef enum {
     STORE_PF_SQL,  /* the candidates are what store_prefilter_sql lists */
 } store_pf_kind;
 
-/* Compiles q's WHERE clause. With STORE_PF_SQL, *out owns a statement listing the candidates'
- * device ids in order, from after ?1 (bind it, then store_prefilter_bind for the rest). -ENOMEM, or
+/* Two statements come of one clause, which find the same candidates in two ways:
+ * - LIST: "SELECT device_id ... ORDER BY device_id": SQLite lists the candidates from the index of
+ *   the clause's most selective side (the others are probed on each), collecting and sorting
+ *   their ids first where it must. Cheap when they are few.
+ * - PROBE: "SELECT device_id, <candidate?> ... LIMIT STORE_PF_PROBE_BATCH": the devices in id
+ * order, each with whether it is a candidate (its index rows probed by key). Streams: cheap when
+ *   candidates are many, since a page stops after a few of them. */
+typedef enum { STORE_PF_LIST, STORE_PF_PROBE } store_pf_form;
+
+/* Compiles q's WHERE clause. With STORE_PF_SQL, *out owns a statement of the given form, from
+ * after ?1 (bind it, and the PROBE form's ?2, then store_prefilter_bind for the rest). -ENOMEM, or
  * IOTDM_OK. The statement borrows q's literals: q must outlive it. */
-iotdm_result store_prefilter_new(const hub_query *q, store_prefilter **out, store_pf_kind *kind);
+iotdm_result store_prefilter_new(const hub_query *q, store_pf_form form, store_prefilter **out,
+                                 store_pf_kind *kind);
 const char *store_prefilter_sql(const store_prefilter *p);
 void store_prefilter_bind(const store_prefilter *p, sqlite3_stmt *st);
 void store_prefilter_free(store_prefilter *p);
@@ -34,6 +44,7 @@ struct store_prefilter {
     size_t len;
     store_ix_value params[PF_MAX_PARAMS];
     int nparams;
+    int base; /* the number of params[0]: the parameters before it are the caller's */
     json_t *owned[PF_MAX_OWNED];
     size_t nowned;
     char scratch[PF_SCRATCH];
@@ -67,7 +78,7 @@ typedef struct {
 
 /* Appends text; false (and nothing appended) when the statement would grow past its cap. */
 bool pf_put(store_prefilter *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends the placeholder of a new parameter. ?1 is the caller's (the page's starting point). */
+/* Appends the placeholder of a new parameter. */
 bool pf_put_param(store_prefilter *p, const store_ix_value *v);
 store_ix_value pf_int_value(sqlite3_int64 i);
 /* A device column's string, compared whole. */

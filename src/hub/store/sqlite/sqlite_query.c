@@ -1,10 +1,12 @@
 /* SQLite store: the candidates of a query page, in device-id order, narrowed by the twin index.
  *
- * With a prefilter (sqlite_prefilter.c) one statement lists the candidates' ids and a second reads
- * each candidate's device and twin: the first may need SQLite to sort, and sorting ids only keeps
- * that small, while twins stream one at a time. Without one, a single statement walks devices and
- * twins in key order from the page's starting point. Either way rows are read only as the visitor
- * asks for them. */
+ * Without a prefilter (sqlite_prefilter.c), one statement walks devices and twins in key order
+ * from the page's starting point. With one, a first statement walks the devices in id order and
+ * says which are candidates (the PROBE form); while candidates are dense that is cheapest, since
+ * the page fills after a few of them. When a batch of devices held few, the rest is listed from
+ * the index instead (the LIST form), which may collect and sort candidate ids but never twins. A
+ * second statement reads each candidate's device and twin. Rows are read only as the visitor asks
+ * for them. */
 #include <stdio.h>
 #include <string.h>
 
@@ -99,6 +101,74 @@ static iotdm_result scan_candidates(sq_store *s, const store_prefilter *p, const
     return r;
 }
 
+/* A probe batch in which fewer than one device in PROBE_SPARSE was a candidate hands over to the
+ * list: a page would walk more devices than the list has candidates. Batches start small, so that
+ * a clause with few candidates wastes little, and grow while candidates stay dense. */
+#define PROBE_SPARSE    32
+#define PROBE_FIRST     64
+#define PROBE_BATCH_MAX 4096
+
+typedef struct {
+    hub_twin_visitor visit;
+    void *ctx;
+    bool more;              /* the visitor wants another twin */
+    char after[HUB_ID_MAX]; /* the last device looked at */
+    int batch;              /* devices the next probe batch walks */
+    int rows, hits;         /* of the last probe batch */
+} probe_walk;
+
+static iotdm_result probe_batch(sq_store *s, sqlite3_stmt *st, probe_walk *w)
+{
+    sqlite3_reset(st);
+    /* A copy: w->after changes while the statement runs. */
+    sqlite3_bind_text(st, 1, w->after, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 2, w->batch);
+    w->rows = w->hits = 0;
+    iotdm_result r = IOTDM_OK;
+    int rc = SQLITE_DONE;
+    while (r == IOTDM_OK && w->more && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        w->rows++;
+        column_copy(st, 0, w->after, sizeof w->after);
+        if (sqlite3_column_int(st, 1)) {
+            w->hits++;
+            r = fetch(s, w->after, w->visit, w->ctx, &w->more);
+        }
+    }
+    if (r == IOTDM_OK && w->more)
+        r = store_sqlite_result(s, rc, "query probe");
+    return r;
+}
+
+/* Probes while candidates are dense; lists the rest once they are not. */
+static iotdm_result scan_prefiltered(sq_store *s, const hub_query *q, const store_prefilter *list,
+                                     const char *after_id, hub_twin_visitor visit, void *ctx)
+{
+    store_prefilter *probe;
+    store_pf_kind kind;
+    iotdm_result r = store_prefilter_new(q, STORE_PF_PROBE, &probe, &kind);
+    if (r != IOTDM_OK || kind != STORE_PF_SQL) {
+        store_prefilter_free(probe);
+        return r != IOTDM_OK ? r : scan_candidates(s, list, after_id, visit, ctx);
+    }
+    probe_walk w = {.visit = visit, .ctx = ctx, .more = true, .batch = PROBE_FIRST};
+    snprintf(w.after, sizeof w.after, "%s", after_id ? after_id : "");
+    sqlite3_stmt *st = NULL;
+    r = prepare(s, probe, "", NULL, &st);
+    bool dense = true;
+    while (r == IOTDM_OK && w.more && dense) {
+        r = probe_batch(s, st, &w);
+        if (w.rows < w.batch)
+            w.more = false; /* every device walked */
+        dense = w.hits * PROBE_SPARSE >= w.rows;
+        w.batch = w.batch * 4 < PROBE_BATCH_MAX ? w.batch * 4 : PROBE_BATCH_MAX;
+    }
+    sqlite3_finalize(st);
+    store_prefilter_free(probe);
+    if (r == IOTDM_OK && w.more)
+        r = scan_candidates(s, list, w.after, visit, ctx);
+    return r;
+}
+
 /* The prefilter of q, or none (*kind STORE_PF_ALL) while the index is not built. */
 static iotdm_result plan(sq_store *s, const hub_query *q, store_prefilter **out,
                          store_pf_kind *kind)
@@ -107,7 +177,7 @@ static iotdm_result plan(sq_store *s, const hub_query *q, store_prefilter **out,
     *kind = STORE_PF_ALL;
     if (!store_ix_built(s))
         return IOTDM_OK;
-    return store_prefilter_new(q, out, kind);
+    return store_prefilter_new(q, STORE_PF_LIST, out, kind);
 }
 
 iotdm_result sq_query_page(hub_store *base, const hub_query *q, const char *after_id,
@@ -122,7 +192,7 @@ iotdm_result sq_query_page(hub_store *base, const hub_query *q, const char *afte
     if (r == IOTDM_OK && kind == STORE_PF_ALL)
         r = scan_all(s, after_id, visit, ctx);
     else if (r == IOTDM_OK && kind == STORE_PF_SQL)
-        r = scan_candidates(s, p, after_id, visit, ctx);
+        r = scan_prefiltered(s, q, p, after_id, visit, ctx);
     store_prefilter_free(p);
     return r;
 }
