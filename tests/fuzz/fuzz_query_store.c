@@ -74,6 +74,29 @@ static void add_device(size_t i)
     hub_twin_deinit(&t);
 }
 
+/* More devices than the store's first probe batch walks, so that sparse clauses switch to listing
+ * their candidates: both ways of finding them are checked. */
+#define GENERATED 90
+
+static void add_generated(int i)
+{
+    hub_device d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.device_id, sizeof d.device_id, "gen-%02d", i);
+    d.enabled = true;
+    hub_twin t;
+    if (hub_store_device_create(store, &d) != IOTDM_OK ||
+        hub_store_twin_get(store, d.device_id, &t) != IOTDM_OK)
+        abort();
+    json_decref(t.tags);
+    json_decref(t.reported);
+    t.tags = json_pack("{s:i, s:{s:s}}", "floor", i % 5, "location", "region", i % 3 ? "EU" : "US");
+    t.reported = json_pack("{s:i, s:s}", "batteryLevel", i, "fw", i % 2 ? "1.2" : "2.0");
+    if (!t.tags || !t.reported || hub_store_twin_put(store, d.device_id, &t) != IOTDM_OK)
+        abort();
+    hub_twin_deinit(&t);
+}
+
 static void setup(void)
 {
     char path[64];
@@ -85,6 +108,8 @@ static void setup(void)
     atexit(cleanup);
     for (size_t i = 0; i < sizeof twins / sizeof twins[0]; i++)
         add_device(i);
+    for (int i = 0; i < GENERATED; i++)
+        add_generated(i);
     if (hub_store_commit(store) != IOTDM_OK)
         abort();
 }
@@ -118,7 +143,7 @@ static json_t *paged(const hub_query *q, size_t page_size)
 {
     json_t *rows = json_array();
     char cont[HUB_QUERY_CONTINUATION_MAX] = "";
-    for (size_t pages = 0; pages <= sizeof twins / sizeof twins[0] + 1; pages++) {
+    for (size_t pages = 0; pages <= sizeof twins / sizeof twins[0] + GENERATED + 1; pages++) {
         hub_query_page page;
         if (hub_query_page_run(store, q, cont, page_size, &page) != IOTDM_OK)
             abort();
@@ -144,7 +169,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!store)
         setup();
-    size_t page_size = size ? data[0] % 4 + 1 : 1;
+    size_t page_size = size ? (size_t)data[0] % 16 + 1 : 1;
     hub_query *q = NULL;
     char err[160];
     if (hub_query_parse((const char *)data, size, &q, err, sizeof err) == IOTDM_OK)
