@@ -487,8 +487,8 @@ iotdm_result hub_store_sqlite_open(const char *path, hub_store **out_store);
  * twin in the open group (hub_store_commit afterwards). A hub opening a database whose index was
  * left off rebuilds it. For the writer handle. */
 iotdm_result hub_store_sqlite_twin_index(hub_store *store, bool enabled);
-/* SQLite only: the plan SQLite chose for the candidates of q (EXPLAIN QUERY PLAN, one line per
- * step, "" when q's candidates are every twin), for tests and for operators. */
+/* SQLite only: the plan SQLite chose for listing the candidates of q (EXPLAIN QUERY PLAN, one line
+ * per step, "" when q's candidates are every twin), for tests and for operators. */
 iotdm_result hub_store_sqlite_explain(hub_store *store, const hub_query *q, char *out, size_t cap);
 
 #endif
