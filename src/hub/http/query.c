@@ -47,6 +47,11 @@ static void page_done(http_ctx *cx)
         http_send_error(cx, HUB_ERR_ARGUMENT_INVALID, "x-ms-continuation is not one this hub made");
         return;
     }
+    if (cx->w.result == IOTDM_E_TOO_LARGE) {
+        http_send_error(cx, HUB_ERR_ARGUMENT_INVALID, "the query makes more than %d groups",
+                        HUB_QUERY_MAX_GROUPS);
+        return;
+    }
     if (cx->w.result < 0) {
         http_send_result_error(cx, cx->w.result, "the query failed");
         return;

@@ -54,8 +54,12 @@ typedef struct hub_query_run hub_query_run;
 /* NULL when out of memory. */
 hub_query_run *hub_query_run_new(const hub_query *q);
 
+/* Groups one run of a GROUP BY query may hold: each costs memory until the run finishes. */
+#define HUB_QUERY_MAX_GROUPS 10000
+
 /* Feeds one document; it is matched, projected or aggregated (doc is copied where kept, never
- * referenced). Documents may be fed in any order. Returns IOTDM_OK, or -ENOMEM (the run is then
+ * referenced). Documents may be fed in any order. Returns IOTDM_OK, IOTDM_E_TOO_LARGE when the
+ * document would make more than HUB_QUERY_MAX_GROUPS groups, or -ENOMEM (after an error the run is
  * unusable: finish returns NULL). */
 IOTDM_NODISCARD iotdm_result hub_query_run_add(hub_query_run *run, const json_t *doc);
 
@@ -66,6 +70,10 @@ json_t *hub_query_run_finish(hub_query_run *run);
 
 /* Frees a run without producing results (NULL is a no-op). */
 void hub_query_run_free(hub_query_run *run);
+
+/* The row a document that matches a query without aggregates gives: a copy of it for SELECT *,
+ * an object of the projected members otherwise (new reference; NULL when out of memory). */
+json_t *hub_query_project(const hub_query *q, const json_t *doc);
 
 /* ---- paging over the store (query_page.c) ---- */
 
@@ -79,8 +87,12 @@ typedef struct {
 } hub_query_page;
 
 /* Runs q against store (a reader handle, on a reader thread) from continuation (NULL or "" for
- * the first page; otherwise what a previous page returned, which is opaque to callers and checked
- * here: IOTDM_E_MALFORMED for one this function did not make) and returns at most max_items. */
+ * the first page; otherwise what a previous page of the same query returned, which is opaque to
+ * callers and checked here: IOTDM_E_MALFORMED for one this function did not make for q) and
+ * returns at most max_items (>= 1). Rows come in device-id order; a page reads only the twins it
+ * needs (hub_store_query_page), and TOP counts across pages. GROUP BY and aggregate queries come
+ * whole in one page, computed over every matching twin without keeping them: IOTDM_E_TOO_LARGE
+ * beyond HUB_QUERY_MAX_GROUPS groups. FROM devices.modules and devices.jobs give empty pages. */
 IOTDM_NODISCARD iotdm_result hub_query_page_run(hub_store *store, const hub_query *q,
                                                 const char *continuation, size_t max_items,
                                                 hub_query_page *out);

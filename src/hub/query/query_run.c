@@ -28,6 +28,7 @@ struct hub_query_run {
     qgroup *groups;
     size_t ngroups, cap;
     bool failed;
+    bool too_many; /* a document would have made group HUB_QUERY_MAX_GROUPS + 1 */
 };
 
 void hub_query_run_free(hub_query_run *run)
@@ -48,6 +49,10 @@ void hub_query_run_free(hub_query_run *run)
 
 static qgroup *new_group(hub_query_run *run, json_t *key)
 {
+    if (run->ngroups == HUB_QUERY_MAX_GROUPS) {
+        run->too_many = true;
+        return NULL;
+    }
     if (run->ngroups == run->cap) {
         size_t cap = run->cap ? run->cap * 2 : 8;
         qgroup *groups = xrealloc(run->groups, cap * sizeof(*groups));
@@ -101,9 +106,8 @@ static iotdm_result take_value(qval *v, json_t **out)
     return defined && !*out ? -ENOMEM : IOTDM_OK;
 }
 
-static iotdm_result add_row(hub_query_run *run, const json_t *doc)
+json_t *hub_query_project(const hub_query *q, const json_t *doc)
 {
-    const hub_query *q = run->q;
     json_t *row = q->select_all ? json_deep_copy(doc) : json_object();
     for (size_t i = 0; row && !q->select_all && i < q->nproj; i++) {
         qval v = qry_eval(q->proj[i].expr, doc);
@@ -114,6 +118,12 @@ static iotdm_result add_row(hub_query_run *run, const json_t *doc)
             row = NULL;
         }
     }
+    return row;
+}
+
+static iotdm_result add_row(hub_query_run *run, const json_t *doc)
+{
+    json_t *row = hub_query_project(run->q, doc);
     return row && json_array_append_new(run->rows, row) == 0 ? IOTDM_OK : -ENOMEM;
 }
 
@@ -241,7 +251,7 @@ static iotdm_result add_to_group(hub_query_run *run, const json_t *doc)
 {
     qgroup *g = find_group(run, doc);
     if (!g)
-        return -ENOMEM;
+        return run->too_many ? IOTDM_E_TOO_LARGE : -ENOMEM;
     for (size_t i = 0; i < run->q->nproj; i++) {
         const qnode *e = run->q->proj[i].expr;
         if (e->kind == QN_AGG && accumulate(&g->accs[i], e, doc) != IOTDM_OK)
@@ -255,7 +265,7 @@ iotdm_result hub_query_run_add(hub_query_run *run, const json_t *doc)
     if (!run || !doc)
         return -EINVAL;
     if (run->failed)
-        return -ENOMEM;
+        return run->too_many ? IOTDM_E_TOO_LARGE : -ENOMEM;
     const hub_query *q = run->q;
     /* Plain rows past TOP are never returned: skip the work. */
     if (!q->aggregate && json_array_size(run->rows) >= q->top)

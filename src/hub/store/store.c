@@ -194,6 +194,12 @@ iotdm_result hub_store_twin_foreach(hub_store *store, hub_twin_visitor visit, vo
     return store->ops->twin_foreach(store, visit, ctx);
 }
 
+iotdm_result hub_store_query_page(hub_store *store, const hub_query *q, const char *after_id,
+                                  hub_twin_visitor visit, void *ctx)
+{
+    return store->ops->query_page(store, q, after_id, visit, ctx);
+}
+
 iotdm_result hub_store_c2d_enqueue(hub_store *store, hub_c2d *msg, size_t max_pending)
 {
     return store->ops->c2d_enqueue(store, msg, max_pending);

@@ -23,6 +23,7 @@
 
 typedef struct hub_store hub_store;
 typedef struct hub_store_ops hub_store_ops;
+typedef struct hub_query hub_query; /* hub/query/query.h */
 
 /* Sizes include the NUL. Limits follow Azure IoT Hub (docs/protocol.md §6.1, §6.3). */
 #define HUB_ID_MAX         129 /* deviceId, moduleId, policy names: <= 128 chars */
@@ -215,6 +216,15 @@ IOTDM_NODISCARD iotdm_result hub_store_twin_put(hub_store *store, const char *de
 typedef bool (*hub_twin_visitor)(void *ctx, const hub_device *device, const hub_twin *twin);
 IOTDM_NODISCARD iotdm_result hub_store_twin_foreach(hub_store *store, hub_twin_visitor visit,
                                                     void *ctx);
+
+/* Queries in the IoT Hub query language (hub/query/query.h; paging is hub_query_page_run's).
+ * Visits, in device-id order after after_id (NULL: from the first), the devices whose twin may
+ * match q's WHERE clause, each with its twin, until the visitor returns false. The backend narrows
+ * the candidates with what it can translate of the clause into a query over its indexes; that is a
+ * superset of the matches, so the caller still evaluates the clause on each (hub_query_matches).
+ * Rows are read as they are visited: stopping early reads no further. For reader handles. */
+iotdm_result hub_store_query_page(hub_store *store, const hub_query *q, const char *after_id,
+                                  hub_twin_visitor visit, void *ctx);
 
 /* C2D queue. enqueue fails with IOTDM_E_QUOTA when the device already has max_pending messages
  * (those already expired at msg->enqueued_ms do not count) and IOTDM_E_NOT_FOUND for an unknown
@@ -428,6 +438,8 @@ struct hub_store_ops {
     iotdm_result (*twin_get)(hub_store *store, const char *device_id, hub_twin *out_twin);
     iotdm_result (*twin_put)(hub_store *store, const char *device_id, const hub_twin *twin);
     iotdm_result (*twin_foreach)(hub_store *store, hub_twin_visitor visit, void *ctx);
+    iotdm_result (*query_page)(hub_store *store, const hub_query *q, const char *after_id,
+                               hub_twin_visitor visit, void *ctx);
     iotdm_result (*c2d_enqueue)(hub_store *store, hub_c2d *msg, size_t max_pending);
     iotdm_result (*c2d_foreach)(hub_store *store, const char *device_id, int64_t now_ms,
                                 hub_c2d_visitor visit, void *ctx);
@@ -498,5 +510,15 @@ struct hub_store {
 
 /* Backends (store/<backend>/). */
 IOTDM_NODISCARD iotdm_result hub_store_sqlite_open(const char *path, hub_store **out_store);
+/* SQLite only (IOTDM_E_UNSUPPORTED on another backend). Turns the maintenance of the twin index
+ * off (for a bulk import, or to measure what it costs) or back on. Off, the index is marked stale
+ * in the open group, twin puts skip it and queries scan every twin; on, it is rebuilt for every
+ * twin in the open group (hub_store_commit afterwards). A hub opening a database whose index was
+ * left off rebuilds it. For the writer handle. */
+IOTDM_NODISCARD iotdm_result hub_store_sqlite_twin_index(hub_store *store, bool enabled);
+/* SQLite only: the plan SQLite chose for listing the candidates of q (EXPLAIN QUERY PLAN, one line
+ * per step, "" when q's candidates are every twin), for tests and for operators. */
+IOTDM_NODISCARD iotdm_result hub_store_sqlite_explain(hub_store *store, const hub_query *q,
+                                                      char *out, size_t cap);
 
 #endif

@@ -201,6 +201,9 @@ static void test_dps_tpm_challenge_version_4_database_migrated_keeping_data(void
                                   "ALTER TABLE devices DROP COLUMN conn_epoch;"
                                   "DROP INDEX files_updated;"
                                   "ALTER TABLE telemetry DROP COLUMN row_bytes;"
+                                  "DROP TABLE twin_index; DROP TABLE twin_index_state;"
+                                  "DROP INDEX devices_enabled; DROP INDEX devices_connected;"
+                                  "DROP INDEX devices_model; DROP INDEX devices_activity;"
                                   "PRAGMA user_version = 4;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);

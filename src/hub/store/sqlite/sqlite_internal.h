@@ -71,6 +71,15 @@ typedef enum {
     ST_TPM_CHALLENGE_GET,
     ST_TPM_CHALLENGE_EXPIRE,
     ST_TPM_CHALLENGE_TRIM,
+    ST_INDEX_OLD_SECTIONS,
+    ST_INDEX_LIST,
+    ST_INDEX_INSERT,
+    ST_INDEX_UPDATE,
+    ST_INDEX_DELETE,
+    ST_INDEX_STATE,
+    ST_INDEX_SET_STATE,
+    ST_QUERY_SCAN,
+    ST_QUERY_FETCH,
     ST_COUNT_
 } store_stmt_id;
 
@@ -96,6 +105,18 @@ typedef struct {
     ino_t ino;
 } store_wal;
 
+/* The twin index's scratch space on the writer (sqlite_index.c): reused by every twin put, so
+ * the hot path allocates nothing once it has grown to the largest section seen. */
+typedef struct store_ix_node store_ix_node;
+typedef struct store_ix_op store_ix_op;
+typedef struct {
+    store_ix_node *nodes;
+    size_t nodes_cap;
+    store_ix_op *ops;
+    size_t ops_cap;
+    bool off; /* hub_store_sqlite_twin_index(false): twin puts leave the index alone */
+} store_ix;
+
 typedef struct sq_store {
     hub_store base; /* first: the handle the rest of the hub sees */
     char path[STORE_PATH_MAX];
@@ -113,6 +134,7 @@ typedef struct sq_store {
     sqlite3_stmt *stmts[ST_COUNT_];
     bool stmt_busy[ST_COUNT_]; /* the cached statement is mid-iteration (a visitor is running) */
     store_buf json[STORE_JSON_BUFS];
+    store_ix ix;
 } sq_store;
 
 /* Statement cache. stmt_take returns the prepared statement for id (preparing sql on first use);
@@ -165,6 +187,62 @@ json_t *store_load(sqlite3_stmt *st, int col);
     "(SELECT COUNT(*) FROM c2d WHERE c2d.device_id = d.device_id)"
 #define STORE_DEVICE_NCOLUMNS 17
 void store_device_from_row(sqlite3_stmt *st, int first_col, hub_device *out);
+
+/* The twin columns, in the order store_twin_from_row reads them; the table is aliased "t". */
+#define STORE_TWIN_COLUMNS                                                                         \
+    "t.tags, t.desired, t.desired_meta, t.desired_version, t.reported, t.reported_meta, "          \
+    "t.reported_version, t.version, t.etag"
+/* IOTDM_E_STORAGE when a stored section is corrupt (out is then empty). */
+iotdm_result store_twin_from_row(sqlite3_stmt *st, int first_col, hub_twin *out);
+
+/* ---- the twin index (sqlite_index.c) ----
+ * twin_index holds one row per node (object member, at any depth, arrays included but not their
+ * elements) of the tags, desired and reported sections: the node's path as a hash (path_id) and
+ * its value encoded so that SQLite's ordering matches the query language's on each type. */
+enum { STORE_IX_TAGS = 0, STORE_IX_DESIRED = 1, STORE_IX_REPORTED = 2, STORE_IX_SECTIONS = 3 };
+
+/* Nodes indexed per section of a twin. A section with more is not indexed: its rows are replaced
+ * by one marker row (path_id STORE_IX_UNINDEXED), and every query on that section takes the device
+ * as a candidate. */
+#define STORE_IX_MAX_NODES 1000
+#define STORE_IX_UNINDEXED 0
+/* Strings are indexed by their first bytes: enough to tell values apart, and index rows stay
+ * small; comparisons against longer literals are widened to stay a superset. */
+#define STORE_IX_TEXT_MAX 128
+/* BLOB tags: booleans, and the containers, sort after every number and string. */
+enum { STORE_IX_FALSE = 0, STORE_IX_TRUE = 1, STORE_IX_OBJECT = 2, STORE_IX_ARRAY = 3 };
+
+/* A node's value as stored: SQLITE_NULL, SQLITE_INTEGER (i), SQLITE_FLOAT (d), SQLITE_TEXT (text,
+ * len; borrowed) or SQLITE_BLOB (a one-byte tag in i). */
+typedef struct {
+    int type;
+    sqlite3_int64 i;
+    double d;
+    const char *text;
+    size_t len;
+} store_ix_value;
+
+/* The stored form of a JSON value (containers give their tag). Numbers within 2^53 are stored as
+ * integers, others as reals: SQLite compares the two exactly, so a stored number always compares
+ * as its double would. */
+void store_ix_value_of(const json_t *v, store_ix_value *out);
+int store_ix_bind(sqlite3_stmt *st, int idx, const store_ix_value *v);
+
+/* Path ids: a hash of the section and the member names, never STORE_IX_UNINDEXED. */
+uint64_t store_ix_path_start(int section);
+uint64_t store_ix_path_step(uint64_t h, const char *name, size_t len);
+sqlite3_int64 store_ix_path_id(uint64_t h);
+
+/* Brings the twin's index rows up to date with the sections about to be written (texts as the
+ * twin put serialised them, in STORE_JSON_BUFS order): sections whose text did not change are
+ * skipped, the others are diffed node by node. Inside the caller's savepoint. */
+iotdm_result store_ix_twin_put(sq_store *s, const char *device_id, const hub_twin *twin,
+                               const char *const text[], const size_t len[]);
+/* Whether the index reflects every twin (false after hub_store_sqlite_twin_index(false)). */
+bool store_ix_built(sq_store *s);
+/* Rebuilds the index of every twin when it is not built. Inside an open write transaction. */
+iotdm_result store_ix_ensure_built(sq_store *s);
+void store_ix_deinit(sq_store *s);
 
 /* Ids and names: non-empty and shorter than HUB_ID_MAX. */
 bool store_id_ok(const char *id);
@@ -274,6 +352,8 @@ IOTDM_NODISCARD iotdm_result sq_unit_begin(hub_store *base);
 IOTDM_NODISCARD iotdm_result sq_unit_end(hub_store *base, iotdm_result outcome);
 IOTDM_NODISCARD iotdm_result sq_group_commit(hub_store *base);
 bool sq_has_pending_writes(const hub_store *base);
+iotdm_result sq_query_page(hub_store *base, const hub_query *q, const char *after_id,
+                           hub_twin_visitor visit, void *ctx);
 /* sqlite_sync.c: releases the durability thread's descriptor and connection. */
 void store_sync_deinit(sq_store *s);
 

@@ -138,6 +138,24 @@ static const char *const migrations[] = {
     "ALTER TABLE telemetry ADD COLUMN row_bytes INTEGER NOT NULL DEFAULT 0;"
     "UPDATE telemetry SET row_bytes = body_len + length(system_properties) + length(properties) "
     "+ length(device_id) + length(module_id) + 64;",
+    /* 8 -> 9: the twin index queries narrow their candidates with (sqlite_index.c): a row per node
+     * of tags, desired and reported. value has no declared type, so SQLite keeps each value's
+     * own type. The index comes out of the twins in C, by the same code that keeps it up to date:
+     * built = 0 has migrate() build it. Device columns that queries filter on get indexes too. */
+    "CREATE TABLE twin_index ("
+    "  device_id TEXT NOT NULL REFERENCES devices(device_id) ON DELETE CASCADE,"
+    "  section INTEGER NOT NULL,"
+    "  path_id INTEGER NOT NULL,"
+    "  value,"
+    "  PRIMARY KEY (device_id, section, path_id)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX twin_index_value ON twin_index(path_id, value, device_id);"
+    "CREATE TABLE twin_index_state (built INTEGER NOT NULL);"
+    "INSERT INTO twin_index_state VALUES (0);"
+    "CREATE INDEX devices_enabled ON devices(enabled);"
+    "CREATE INDEX devices_connected ON devices(connected);"
+    "CREATE INDEX devices_model ON devices(model_id);"
+    "CREATE INDEX devices_activity ON devices(last_activity_ms);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -374,6 +392,8 @@ static iotdm_result migrate(sq_store *s)
         if (r == IOTDM_OK)
             log_info("store", "schema migrated version=%d", v + 1);
     }
+    if (r == IOTDM_OK)
+        r = store_ix_ensure_built(s); /* after migration 8, or after the index was turned off */
     const char *end = r == IOTDM_OK ? "COMMIT" : "ROLLBACK";
     iotdm_result e = store_sqlite_result(s, sqlite3_exec(s->db, end, NULL, NULL, NULL), end);
     return r != IOTDM_OK ? r : e;
@@ -435,6 +455,7 @@ static const hub_store_ops sqlite_ops = {
     .twin_get = sq_twin_get,
     .twin_put = sq_twin_put,
     .twin_foreach = sq_twin_foreach,
+    .query_page = sq_query_page,
     .c2d_enqueue = sq_c2d_enqueue,
     .c2d_foreach = sq_c2d_foreach,
     .c2d_mark_delivered = sq_c2d_mark_delivered,
@@ -554,6 +575,7 @@ static void sq_close(hub_store *base)
     if (!store)
         return;
     store_sync_deinit(store);
+    store_ix_deinit(store);
     for (int i = 0; i < ST_COUNT_; i++)
         sqlite3_finalize(store->stmts[i]);
     /* An open group transaction is rolled back by closing: by contract it was never acknowledged.

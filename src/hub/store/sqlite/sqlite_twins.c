@@ -1,14 +1,10 @@
-/* SQLite store: device twins, kept as compact JSON text per section beside their counters. */
+/* SQLite store: device twins, kept as compact JSON text per section beside their counters, and
+ * their index (sqlite_index.c) kept up to date in the same savepoint. */
 #include <string.h>
 
 #include "hub/store/sqlite/sqlite_internal.h"
 
-#define TWIN_COLUMNS                                                                               \
-    "t.tags, t.desired, t.desired_meta, t.desired_version, t.reported, t.reported_meta, "          \
-    "t.reported_version, t.version, t.etag"
-
-/* Reads the TWIN_COLUMNS starting at column c. IOTDM_E_STORAGE when a stored section is corrupt. */
-static iotdm_result twin_from_row(sqlite3_stmt *st, int c, hub_twin *out)
+iotdm_result store_twin_from_row(sqlite3_stmt *st, int c, hub_twin *out)
 {
     memset(out, 0, sizeof(*out));
     out->tags = store_load(st, c + 0);
@@ -32,20 +28,23 @@ iotdm_result sq_twin_get(hub_store *base, const char *device_id, hub_twin *out_t
     memset(out_twin, 0, sizeof(*out_twin));
     if (!store_id_ok(device_id))
         return IOTDM_E_NOT_FOUND;
-    sqlite3_stmt *st = stmt_take(store, ST_TWIN_GET,
-                                 "SELECT " TWIN_COLUMNS " FROM twins t WHERE t.device_id = ?1");
+    sqlite3_stmt *st = stmt_take(
+        store, ST_TWIN_GET, "SELECT " STORE_TWIN_COLUMNS " FROM twins t WHERE t.device_id = ?1");
     if (!st)
         return IOTDM_E_STORAGE;
     bind_text(st, 1, device_id);
     int rc = sqlite3_step(st);
     iotdm_result r = IOTDM_E_NOT_FOUND;
     if (rc == SQLITE_ROW)
-        r = twin_from_row(st, 0, out_twin);
+        r = store_twin_from_row(st, 0, out_twin);
     else if (rc != SQLITE_DONE)
         r = store_sqlite_result(store, rc, "twin get");
     stmt_give(store, ST_TWIN_GET, st);
     return r;
 }
+
+static iotdm_result twin_row_put(sq_store *store, const char *device_id, const hub_twin *twin,
+                                 const char *const text[], const size_t len[]);
 
 iotdm_result sq_twin_put(hub_store *base, const char *device_id, const hub_twin *twin)
 {
@@ -65,6 +64,21 @@ iotdm_result sq_twin_put(hub_store *base, const char *device_id, const hub_twin 
         if (len[i] > INT32_MAX)
             return IOTDM_E_TOO_LARGE;
     }
+    if (store->ix.off)
+        return twin_row_put(store, device_id, twin, text, len);
+    /* The row and its index rows change together or not at all: a twin whose index rows
+     * described another version of it could be left out of a query it matches. */
+    iotdm_result r = store_savepoint(store);
+    if (r == IOTDM_OK)
+        r = store_ix_twin_put(store, device_id, twin, text, len);
+    if (r == IOTDM_OK)
+        r = twin_row_put(store, device_id, twin, text, len);
+    return store_savepoint_end(store, r);
+}
+
+static iotdm_result twin_row_put(sq_store *store, const char *device_id, const hub_twin *twin,
+                                 const char *const text[], const size_t len[])
+{
     iotdm_result r;
     sqlite3_stmt *st =
         store_write_stmt(store, ST_TWIN_PUT,
@@ -92,7 +106,7 @@ iotdm_result sq_twin_foreach(hub_store *base, hub_twin_visitor visit, void *ctx)
 {
     sq_store *store = (sq_store *)base;
     sqlite3_stmt *st = stmt_take(store, ST_TWIN_LIST,
-                                 "SELECT " STORE_DEVICE_COLUMNS ", " TWIN_COLUMNS
+                                 "SELECT " STORE_DEVICE_COLUMNS ", " STORE_TWIN_COLUMNS
                                  " FROM devices d JOIN twins t ON t.device_id = d.device_id "
                                  "ORDER BY d.device_id");
     if (!st)
@@ -103,7 +117,7 @@ iotdm_result sq_twin_foreach(hub_store *base, hub_twin_visitor visit, void *ctx)
     iotdm_result r = IOTDM_OK;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_device_from_row(st, 0, &d);
-        r = twin_from_row(st, STORE_DEVICE_NCOLUMNS, &t);
+        r = store_twin_from_row(st, STORE_DEVICE_NCOLUMNS, &t);
         if (r != IOTDM_OK)
             break;
         bool more = visit(ctx, &d, &t);
