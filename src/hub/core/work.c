@@ -79,7 +79,7 @@ struct hub_exec {
     int64_t disk_checked_ms;  /* writer thread only */
     atomic_bool disk_low;     /* free space below the reserve: growing units are refused */
     atomic_bool disk_full;    /* a commit failed for lack of space: every write is refused */
-    atomic_uint_fast64_t units, groups, syncs, queued;
+    atomic_uint_fast64_t units, groups, syncs, queued, quiesces;
 };
 
 static int64_t mono_ms(void)
@@ -365,6 +365,14 @@ static void *writer_thread(void *arg)
             pthread_cond_wait(&e->writer_cv, &e->mu);
         if (e->stopping && !e->queue_head && !open.units)
             break;
+        /* Between groups, the backend may ask for the durability call in progress to end first
+         * (its log starts over then); the batches wait in the queue meanwhile. */
+        if (e->queue_head && !open.units && e->syncer_busy && !e->stopping &&
+            hub_store_quiesce_wanted(e->store)) {
+            atomic_fetch_add(&e->quiesces, 1);
+            while (e->syncer_busy && !e->stopping)
+                pthread_cond_wait(&e->writer_cv, &e->mu);
+        }
         hub_batch *list = e->queue_head;
         e->queue_head = e->queue_tail = NULL;
         if (list) {

@@ -103,6 +103,11 @@ iotdm_result hub_store_durable(hub_store *store)
     return store->ops->durable(store);
 }
 
+bool hub_store_quiesce_wanted(hub_store *store)
+{
+    return store->ops->quiesce_wanted(store);
+}
+
 iotdm_result hub_store_commit(hub_store *store)
 {
     bool had_writes = store->ops->has_pending_writes(store);

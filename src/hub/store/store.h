@@ -160,6 +160,10 @@ bool hub_store_has_pending_writes(const hub_store *store);
  * concurrently with it (SQLite: fdatasync of the WAL and checkpoints on a connection of its own).
  */
 IOTDM_NODISCARD iotdm_result hub_store_durable(hub_store *store);
+/* Whether the backend asks the writer to open no new group until the durability call in progress
+ * has returned (SQLite: so that its log can start over; under continuous writes it would grow
+ * without end). Thread-safe; the executor asks between groups. */
+bool hub_store_quiesce_wanted(hub_store *store);
 /* group_commit then durable: for start-up, tools and tests, which have no executor. */
 IOTDM_NODISCARD iotdm_result hub_store_commit(hub_store *store);
 /* A read-only handle for another thread (queries, event history), seeing committed data. */
@@ -419,6 +423,7 @@ struct hub_store_ops {
     iotdm_result (*group_commit)(hub_store *store);
     bool (*has_pending_writes)(const hub_store *store);
     iotdm_result (*durable)(hub_store *store);
+    bool (*quiesce_wanted)(hub_store *store);
     iotdm_result (*open_reader)(hub_store *store, hub_store **out_reader);
     iotdm_result (*policy_put)(hub_store *store, const hub_policy *policy);
     iotdm_result (*policy_get)(hub_store *store, const char *name, hub_policy *out_policy);

@@ -4,6 +4,7 @@
 #define IOTDM_HUB_STORE_INTERNAL_H
 
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <sys/types.h>
 
 #include "hub/store/store.h"
@@ -93,6 +94,9 @@ enum { STORE_JSON_BUFS = 5 };
 
 #define STORE_PATH_MAX        600
 #define STORE_BUSY_TIMEOUT_MS 5000
+/* Frames in the WAL beyond which the writer pauses between two groups so that the log can start
+ * over (sqlite_sync.c): bounds the WAL under continuous writes. */
+#define STORE_WAL_RESTART_BYTES (64 * 1024 * 1024)
 /* A telemetry row's bytes beyond its texts and body: record header, rowid, b-tree cell and page
  * slack, measured on a filled database (about 40-60 bytes per row). */
 #define STORE_TELEMETRY_ROW_OVERHEAD 64
@@ -128,6 +132,8 @@ typedef struct sq_store {
      * WAL and its own connection for checkpoints. */
     store_wal wal;
     sqlite3 *checkpoint_db;
+    int page_size;            /* of the database, read at open */
+    atomic_bool want_restart; /* the WAL holds more than STORE_WAL_RESTART_BYTES of frames */
     bool in_txn;     /* BEGIN IMMEDIATE issued, COMMIT not yet */
     bool txn_failed; /* SQLite rolled the open transaction back: the next commit must fail */
     int64_t telemetry_bytes; /* sum of retained rows' bytes; -1 when it must be recounted */
@@ -343,6 +349,7 @@ IOTDM_NODISCARD iotdm_result sq_tpm_challenge_prune(hub_store *base, int64_t now
 /* The schema version this build migrates to (tests). */
 int sq_schema_version(void);
 IOTDM_NODISCARD iotdm_result sq_durable(hub_store *base);
+bool sq_quiesce_wanted(hub_store *base);
 IOTDM_NODISCARD iotdm_result sq_file_usage(hub_store *base, const char *device_id,
                                            size_t *out_count, uint64_t *out_bytes);
 IOTDM_NODISCARD iotdm_result sq_file_prune(hub_store *base, int64_t done_before_ms,

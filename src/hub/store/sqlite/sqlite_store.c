@@ -439,6 +439,7 @@ static const hub_store_ops sqlite_ops = {
     .group_commit = sq_group_commit,
     .has_pending_writes = sq_has_pending_writes,
     .durable = sq_durable,
+    .quiesce_wanted = sq_quiesce_wanted,
     .open_reader = sq_open_reader,
     .policy_put = sq_policy_put,
     .policy_get = sq_policy_get,
@@ -529,6 +530,11 @@ iotdm_result hub_store_sqlite_open(const char *path, hub_store **out_store)
     }
     if (r == IOTDM_OK)
         r = migrate(s);
+    char page[16];
+    if (r == IOTDM_OK)
+        r = pragma_text(s, "PRAGMA page_size", page, sizeof page);
+    if (r == IOTDM_OK)
+        s->page_size = atoi(page) > 0 ? atoi(page) : 4096;
     if (r == IOTDM_OK)
         r = sq_durable(&s->base); /* the migrations committed without waiting for the disk */
     if (r != IOTDM_OK) {

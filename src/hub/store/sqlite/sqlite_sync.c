@@ -15,6 +15,7 @@
  * the one it holds (SQLite deletes the WAL only when the last connection closes, so in practice the
  * descriptor lives as long as the hub). */
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -108,6 +109,20 @@ static void maybe_checkpoint(sq_store *s)
         log_error("store", "checkpoint found no write-ahead log");
     else if (rc != SQLITE_OK && rc != SQLITE_BUSY)
         log_error("store", "checkpoint failed rc=%d error=\"%s\"", rc, sqlite3_errmsg(db));
+    /* The WAL starts over from its beginning only when a write transaction begins after a
+     * checkpoint has copied every frame. Under continuous writes the writer's next group is
+     * always open before the checkpoint ends, and the log grows without bound (hundreds of MB in
+     * minutes). Past the limit, ask the writer to wait for the end of this call before its next
+     * group (sq_quiesce_wanted): its first write then restarts the log. */
+    bool long_log = rc == SQLITE_OK && logged > 0 &&
+                    (int64_t)logged * (s->page_size + 24) > STORE_WAL_RESTART_BYTES;
+    atomic_store(&s->want_restart, long_log);
+}
+
+bool sq_quiesce_wanted(hub_store *base)
+{
+    sq_store *s = (sq_store *)base;
+    return atomic_load(&s->want_restart);
 }
 
 iotdm_result sq_durable(hub_store *base)
