@@ -26,7 +26,7 @@ typedef struct {
 } page_cursor;
 
 typedef struct {
-    EVP_MD_CTX *md;
+    EVP_MD_CTX *ctx;
 } digest;
 
 static void put_u64(unsigned char *b, uint64_t v)
@@ -37,7 +37,7 @@ static void put_u64(unsigned char *b, uint64_t v)
 
 static void feed(digest *d, const void *p, size_t n)
 {
-    EVP_DigestUpdate(d->md, p, n);
+    EVP_DigestUpdate(d->ctx, p, n);
 }
 
 static void feed_u64(digest *d, uint64_t v)
@@ -105,13 +105,13 @@ static bool token_check(const hub_query *q, const unsigned char *body, size_t le
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
     digest d = {EVP_MD_CTX_new()};
-    bool ok = d.md && EVP_DigestInit_ex(d.md, EVP_sha256(), NULL) == 1;
+    bool ok = d.ctx && EVP_DigestInit_ex(d.ctx, EVP_sha256(), NULL) == 1;
     if (ok) {
         feed_query(&d, q);
         feed(&d, body, len);
-        ok = EVP_DigestFinal_ex(d.md, md, &md_len) == 1 && md_len >= CHECK_LEN;
+        ok = EVP_DigestFinal_ex(d.ctx, md, &md_len) == 1 && md_len >= CHECK_LEN;
     }
-    EVP_MD_CTX_free(d.md);
+    EVP_MD_CTX_free(d.ctx);
     if (ok)
         memcpy(out, md, CHECK_LEN);
     return ok;
