@@ -10,7 +10,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "common/alloc.h"
@@ -25,6 +28,8 @@
 /* Committed groups waiting for the syncer, at most (the writer waits beyond). */
 #define SYNC_QUEUE_MAX 16
 /* Free space at which a full disk is no longer treated as full (writes that free space work). */
+/* The reader threads' nice value (the loops and the writer keep 0). */
+#define READER_NICE 10
 #define DISK_FULL_CLEAR_BYTES (4u * 1024 * 1024)
 
 struct hub_effect {
@@ -463,6 +468,10 @@ static void *reader_thread(void *arg)
     hub_store *store = ra->store;
     xfree(ra);
     pthread_setname_np(pthread_self(), "iotdm-reader");
+    /* Long reads give way to the loops and the writer: a query running back to back must not
+     * delay a device's answer (Linux applies nice values per thread). */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), READER_NICE) != 0)
+        log_debug("store", "cannot lower the reader's priority: %s", strerror(errno));
     pthread_mutex_lock(&e->mu);
     for (;;) {
         while (!e->read_head && !e->stopping)
