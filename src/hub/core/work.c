@@ -29,7 +29,7 @@
 #define SYNC_QUEUE_MAX 16
 /* Free space at which a full disk is no longer treated as full (writes that free space work). */
 /* The reader threads' nice value (the loops and the writer keep 0). */
-#define READER_NICE 10
+#define READER_NICE           10
 #define DISK_FULL_CLEAR_BYTES (4u * 1024 * 1024)
 
 struct hub_effect {

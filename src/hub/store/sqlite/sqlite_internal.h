@@ -134,7 +134,7 @@ typedef struct sq_store {
     sqlite3 *checkpoint_db;
     int page_size;            /* of the database, read at open */
     atomic_bool want_restart; /* the WAL holds more than STORE_WAL_RESTART_BYTES of frames */
-    bool in_txn;     /* BEGIN IMMEDIATE issued, COMMIT not yet */
+    bool in_txn;              /* BEGIN IMMEDIATE issued, COMMIT not yet */
     bool txn_failed; /* SQLite rolled the open transaction back: the next commit must fail */
     int64_t telemetry_bytes; /* sum of retained rows' bytes; -1 when it must be recounted */
     sqlite3_stmt *stmts[ST_COUNT_];
