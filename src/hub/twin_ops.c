@@ -17,25 +17,29 @@ static void set_err(twin_error *err, const char *msg)
 }
 
 /* Validates, merges and checks the resulting size; on failure section is unchanged. */
+/* Validates and merges in place (a replace starts from an empty object) and checks the resulting
+ * size. On failure the section may be half-merged: every caller works on a twin read for this unit
+ * and drops it when anything fails, so copying it first (the largest cost of a reported patch)
+ * would buy nothing. */
 static iotdm_result apply_patch(json_t **section, const json_t *patch, size_t max_bytes,
                                 bool replace, twin_error *err)
 {
     iotdm_result r = twin_check_patch(patch, err);
     if (r < 0)
         return r;
-    json_t *next = replace ? json_object() : json_deep_copy(*section);
-    r = twin_merge(next, patch);
-    if (r == IOTDM_OK && twin_section_size(next) > max_bytes) {
+    if (replace) {
+        json_t *empty = json_object();
+        if (!empty)
+            return -ENOMEM;
+        json_decref(*section);
+        *section = empty;
+    }
+    r = twin_merge(*section, patch);
+    if (r == IOTDM_OK && twin_section_size(*section) > max_bytes) {
         set_err(err, "the resulting document exceeds the size limit");
         r = IOTDM_E_TOO_LARGE;
     }
-    if (r < 0) {
-        json_decref(next);
-        return r;
-    }
-    json_decref(*section);
-    *section = next;
-    return IOTDM_OK;
+    return r;
 }
 
 iotdm_result hub_twin_patch_reported(hub_store *store, const char *device_id, const json_t *patch,
@@ -47,7 +51,7 @@ iotdm_result hub_twin_patch_reported(hub_store *store, const char *device_id, co
         return -ENOMEM;
     json_object_del(changes, "$version");
     hub_twin t;
-    iotdm_result r = hub_store_twin_get(store, device_id, &t);
+    iotdm_result r = hub_store_twin_get_sections(store, device_id, HUB_TWIN_REPORTED, &t);
     if (r < 0) {
         json_decref(changes);
         return r;

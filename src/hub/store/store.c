@@ -108,6 +108,12 @@ bool hub_store_quiesce_wanted(hub_store *store)
     return store->ops->quiesce_wanted(store);
 }
 
+iotdm_result hub_store_twin_get_sections(hub_store *store, const char *device_id, unsigned sections,
+                                         hub_twin *out_twin)
+{
+    return store->ops->twin_get_sections(store, device_id, sections, out_twin);
+}
+
 iotdm_result hub_store_commit(hub_store *store)
 {
     bool had_writes = store->ops->has_pending_writes(store);

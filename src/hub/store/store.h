@@ -211,7 +211,13 @@ IOTDM_NODISCARD iotdm_result hub_store_device_stats(hub_store *store, hub_device
 /* Marks every device disconnected (at hub start: no connection survives a restart). */
 IOTDM_NODISCARD iotdm_result hub_store_device_disconnect_all(hub_store *store, int64_t when_ms);
 
-/* Twins. put replaces the stored twin with *twin as given (the caller bumped versions). */
+/* Twins. put replaces the stored twin with *twin as given (the caller bumped versions); a NULL
+ * section (with its metadata) keeps the stored one. get_sections reads at least the sections
+ * asked for (HUB_TWIN_* bits) with every counter, and may leave the others NULL: a reported patch
+ * need not parse the desired properties. */
+enum { HUB_TWIN_TAGS = 1u << 0, HUB_TWIN_DESIRED = 1u << 1, HUB_TWIN_REPORTED = 1u << 2 };
+IOTDM_NODISCARD iotdm_result hub_store_twin_get_sections(hub_store *store, const char *device_id,
+                                                         unsigned sections, hub_twin *out_twin);
 IOTDM_NODISCARD iotdm_result hub_store_twin_get(hub_store *store, const char *device_id,
                                                 hub_twin *out_twin);
 IOTDM_NODISCARD iotdm_result hub_store_twin_put(hub_store *store, const char *device_id,
@@ -441,6 +447,8 @@ struct hub_store_ops {
     iotdm_result (*device_stats)(hub_store *store, hub_device_stats *out_stats);
     iotdm_result (*device_disconnect_all)(hub_store *store, int64_t when_ms);
     iotdm_result (*twin_get)(hub_store *store, const char *device_id, hub_twin *out_twin);
+    iotdm_result (*twin_get_sections)(hub_store *store, const char *device_id, unsigned sections,
+                                      hub_twin *out_twin);
     iotdm_result (*twin_put)(hub_store *store, const char *device_id, const hub_twin *twin);
     iotdm_result (*twin_foreach)(hub_store *store, hub_twin_visitor visit, void *ctx);
     iotdm_result (*query_page)(hub_store *store, const hub_query *q, const char *after_id,

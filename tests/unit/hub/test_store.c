@@ -339,6 +339,50 @@ static void test_store_twin_put_get_roundtrip(void **state)
     hub_twin_deinit(&t);
 }
 
+/* A reported patch reads and writes only its section: the others stay as stored, and the twin
+ * index follows the section that changed. */
+static void test_store_twin_reported_section_alone(void **state)
+{
+    fixture *f = *state;
+    create(f->s, "dev1");
+    hub_twin t;
+    assert_int_equal(hub_store_twin_get(f->s, "dev1", &t), IOTDM_OK);
+    json_object_set_new(t.tags, "site", json_string("a"));
+    json_object_set_new(t.desired, "rate", json_integer(5));
+    t.desired_version = 3;
+    assert_int_equal(hub_store_twin_put(f->s, "dev1", &t), IOTDM_OK);
+    hub_twin_deinit(&t);
+
+    hub_twin part;
+    assert_int_equal(hub_store_twin_get_sections(f->s, "dev1", HUB_TWIN_REPORTED, &part), IOTDM_OK);
+    assert_null(part.tags);
+    assert_null(part.desired);
+    assert_non_null(part.reported);
+    assert_int_equal(part.desired_version, 3);
+    json_object_set_new(part.reported, "temp", json_integer(7));
+    part.reported_version++;
+    assert_int_equal(hub_store_twin_put(f->s, "dev1", &part), IOTDM_OK);
+    hub_twin_deinit(&part);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+
+    hub_twin got;
+    assert_int_equal(hub_store_twin_get(f->s, "dev1", &got), IOTDM_OK);
+    assert_string_equal(json_string_value(json_object_get(got.tags, "site")), "a");
+    assert_int_equal(json_integer_value(json_object_get(got.desired, "rate")), 5);
+    assert_int_equal(json_integer_value(json_object_get(got.reported, "temp")), 7);
+    assert_int_equal(got.desired_version, 3);
+    assert_int_equal(got.reported_version, 2);
+    hub_twin_deinit(&got);
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM twin_index WHERE device_id = 'dev1' AND "
+                                 "value = 7"),
+                     1);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM twin_index WHERE device_id = 'dev1' AND "
+                                 "value = 'a'"),
+                     1);
+    sqlite3_close(db);
+}
+
 typedef struct {
     size_t n;
     char first[HUB_ID_MAX];
@@ -540,6 +584,7 @@ int main(void)
         T(test_store_device_foreach_pages_in_id_order),
         T(test_store_foreach_visitor_may_reenter),
         T(test_store_twin_put_get_roundtrip),
+        T(test_store_twin_reported_section_alone),
         T(test_store_twin_foreach_visits_all),
         T(test_store_session_put_get_delete),
         T(test_store_group_commit_invisible_until_commit),

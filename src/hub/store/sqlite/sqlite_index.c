@@ -332,8 +332,11 @@ iotdm_result store_ix_twin_put(sq_store *s, const char *device_id, const hub_twi
     int rc = sqlite3_step(st);
     bool changed[STORE_IX_SECTIONS] = {false, false, false};
     for (int k = 0; rc == SQLITE_ROW && k < STORE_IX_SECTIONS; k++) {
+        size_t i = (size_t)section_text[k];
+        if (!text[i])
+            continue; /* a section the put keeps as stored */
         const void *old = sqlite3_column_blob(st, k);
-        size_t n = (size_t)sqlite3_column_bytes(st, k), i = (size_t)section_text[k];
+        size_t n = (size_t)sqlite3_column_bytes(st, k);
         changed[k] = n != len[i] || (n && memcmp(old, text[i], n) != 0);
     }
     iotdm_result r = rc == SQLITE_ROW    ? IOTDM_OK

@@ -35,6 +35,7 @@ typedef enum {
     ST_DEVICE_DISCONNECT_ALL,
     ST_TWIN_INSERT,
     ST_TWIN_GET,
+    ST_TWIN_GET_REPORTED,
     ST_TWIN_PUT,
     ST_TWIN_LIST,
     ST_C2D_COUNT_LIVE,
@@ -350,6 +351,8 @@ IOTDM_NODISCARD iotdm_result sq_tpm_challenge_prune(hub_store *base, int64_t now
 int sq_schema_version(void);
 IOTDM_NODISCARD iotdm_result sq_durable(hub_store *base);
 bool sq_quiesce_wanted(hub_store *base);
+iotdm_result sq_twin_get_sections(hub_store *base, const char *device_id, unsigned sections,
+                                  hub_twin *out_twin);
 IOTDM_NODISCARD iotdm_result sq_file_usage(hub_store *base, const char *device_id,
                                            size_t *out_count, uint64_t *out_bytes);
 IOTDM_NODISCARD iotdm_result sq_file_prune(hub_store *base, int64_t done_before_ms,

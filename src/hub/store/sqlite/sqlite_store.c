@@ -454,6 +454,7 @@ static const hub_store_ops sqlite_ops = {
     .device_stats = sq_device_stats,
     .device_disconnect_all = sq_device_disconnect_all,
     .twin_get = sq_twin_get,
+    .twin_get_sections = sq_twin_get_sections,
     .twin_put = sq_twin_put,
     .twin_foreach = sq_twin_foreach,
     .query_page = sq_query_page,

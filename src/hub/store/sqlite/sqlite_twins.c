@@ -43,6 +43,41 @@ iotdm_result sq_twin_get(hub_store *base, const char *device_id, hub_twin *out_t
     return r;
 }
 
+/* Only what a reported patch needs: its section, its metadata and the counters. */
+iotdm_result sq_twin_get_sections(hub_store *base, const char *device_id, unsigned sections,
+                                  hub_twin *out_twin)
+{
+    if (sections & (HUB_TWIN_TAGS | HUB_TWIN_DESIRED))
+        return sq_twin_get(base, device_id, out_twin);
+    sq_store *store = (sq_store *)base;
+    memset(out_twin, 0, sizeof(*out_twin));
+    if (!store_id_ok(device_id))
+        return IOTDM_E_NOT_FOUND;
+    sqlite3_stmt *st = stmt_take(store, ST_TWIN_GET_REPORTED,
+                                 "SELECT reported, reported_meta, reported_version, "
+                                 "desired_version, version, etag FROM twins WHERE device_id = ?1");
+    if (!st)
+        return IOTDM_E_STORAGE;
+    bind_text(st, 1, device_id);
+    int rc = sqlite3_step(st);
+    iotdm_result r = IOTDM_E_NOT_FOUND;
+    if (rc == SQLITE_ROW) {
+        out_twin->reported = store_load(st, 0);
+        out_twin->reported_meta = store_load(st, 1);
+        out_twin->reported_version = sqlite3_column_int64(st, 2);
+        out_twin->desired_version = sqlite3_column_int64(st, 3);
+        out_twin->version = sqlite3_column_int64(st, 4);
+        out_twin->etag = (uint64_t)sqlite3_column_int64(st, 5);
+        r = out_twin->reported && out_twin->reported_meta ? IOTDM_OK : IOTDM_E_STORAGE;
+        if (r != IOTDM_OK)
+            hub_twin_deinit(out_twin);
+    } else if (rc != SQLITE_DONE) {
+        r = store_sqlite_result(store, rc, "twin get");
+    }
+    stmt_give(store, ST_TWIN_GET_REPORTED, st);
+    return r;
+}
+
 static iotdm_result twin_row_put(sq_store *store, const char *device_id, const hub_twin *twin,
                                  const char *const text[], const size_t len[]);
 
@@ -58,6 +93,11 @@ iotdm_result sq_twin_put(hub_store *base, const char *device_id, const hub_twin 
     for (int i = 0; i < STORE_JSON_BUFS; i++) {
         if (sections[i] && !json_is_object(sections[i]))
             return IOTDM_E_MALFORMED;
+        if (!sections[i]) { /* kept as stored */
+            text[i] = NULL;
+            len[i] = 0;
+            continue;
+        }
         iotdm_result r = store_dump(store, i, sections[i], &text[i], &len[i]);
         if (r != IOTDM_OK)
             return r;
@@ -80,19 +120,25 @@ static iotdm_result twin_row_put(sq_store *store, const char *device_id, const h
                                  const char *const text[], const size_t len[])
 {
     iotdm_result r;
-    sqlite3_stmt *st =
-        store_write_stmt(store, ST_TWIN_PUT,
-                         "UPDATE twins SET tags = ?2, desired = ?3, desired_meta = ?4, "
-                         "desired_version = ?5, reported = ?6, reported_meta = ?7, "
-                         "reported_version = ?8, version = ?9, etag = ?10 "
-                         "WHERE device_id = ?1",
-                         &r);
+    sqlite3_stmt *st = store_write_stmt(
+        store, ST_TWIN_PUT,
+        "UPDATE twins SET tags = COALESCE(?2, tags), "
+        "desired = COALESCE(?3, desired), desired_meta = COALESCE(?4, desired_meta), "
+        "desired_version = ?5, reported = COALESCE(?6, reported), "
+        "reported_meta = COALESCE(?7, reported_meta), "
+        "reported_version = ?8, version = ?9, etag = ?10 "
+        "WHERE device_id = ?1",
+        &r);
     if (!st)
         return r;
     bind_text(st, 1, device_id);
     static const int columns[STORE_JSON_BUFS] = {2, 3, 4, 6, 7};
-    for (int i = 0; i < STORE_JSON_BUFS; i++)
-        sqlite3_bind_text(st, columns[i], text[i], (int)len[i], SQLITE_STATIC);
+    for (int i = 0; i < STORE_JSON_BUFS; i++) {
+        if (text[i])
+            sqlite3_bind_text(st, columns[i], text[i], (int)len[i], SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, columns[i]);
+    }
     sqlite3_bind_int64(st, 5, twin->desired_version);
     sqlite3_bind_int64(st, 8, twin->reported_version);
     sqlite3_bind_int64(st, 9, twin->version);
