@@ -74,11 +74,11 @@ uint64_t hub_dir_next_epoch(hub_dir *d)
     return atomic_fetch_add(&d->next_epoch, 1) + 1;
 }
 
-bool hub_dir_claim(hub_dir *d, const char *client_id, unsigned loop, uint64_t epoch,
+bool hub_dir_claim(hub_dir *d, const char *client_id, unsigned loop, uint64_t epoch, void *conn,
                    hub_dir_entry *out_prev)
 {
     dir_shard *s = shard_of(d, client_id);
-    hub_dir_entry prev = {0, 0};
+    hub_dir_entry prev = {0, 0, NULL};
     bool ok = true;
     pthread_mutex_lock(&s->mu);
     hub_dir_entry *e = strmap_get(s->map, client_id);
@@ -88,11 +88,13 @@ bool hub_dir_claim(hub_dir *d, const char *client_id, unsigned loop, uint64_t ep
         prev = *e;
         e->loop = loop;
         e->epoch = epoch;
+        e->conn = conn;
     } else {
         e = xmalloc(sizeof *e);
         if (e) {
             e->loop = loop;
             e->epoch = epoch;
+            e->conn = conn;
             if (!strmap_put(s->map, client_id, e)) {
                 xfree(e);
                 ok = false;
@@ -142,4 +144,10 @@ size_t hub_dir_count(hub_dir *d)
         pthread_mutex_unlock(&d->shards[i].mu);
     }
     return n;
+}
+
+void *hub_dir_local(hub_dir *d, const char *client_id, unsigned loop)
+{
+    hub_dir_entry e;
+    return hub_dir_lookup(d, client_id, &e) && e.loop == loop ? e.conn : NULL;
 }

@@ -15,6 +15,9 @@ typedef struct hub_dir hub_dir;
 typedef struct {
     unsigned loop;  /* index of the loop holding the connection */
     uint64_t epoch; /* the connection's claim number */
+    void *conn;     /* the connection itself: dereferenced only on its own loop's thread, where
+                       it stays valid while the entry names it (a connection releases its entry
+                       before it is freed, on that thread) */
 } hub_dir_entry;
 
 hub_dir *hub_dir_new(void);
@@ -28,12 +31,14 @@ uint64_t hub_dir_next_epoch(hub_dir *d);
 /* Makes (loop, epoch) the holder of client_id. Returns false when a connection with a larger
  * epoch already holds it (this one lost a race and must close). Otherwise *out_prev (may be NULL)
  * gets the previous holder, with epoch 0 when there was none. */
-bool hub_dir_claim(hub_dir *d, const char *client_id, unsigned loop, uint64_t epoch,
+bool hub_dir_claim(hub_dir *d, const char *client_id, unsigned loop, uint64_t epoch, void *conn,
                    hub_dir_entry *out_prev);
 /* Removes client_id if epoch still holds it; true when it did. */
 bool hub_dir_release(hub_dir *d, const char *client_id, uint64_t epoch);
 /* The current holder; false when none. */
 bool hub_dir_lookup(hub_dir *d, const char *client_id, hub_dir_entry *out);
 size_t hub_dir_count(hub_dir *d);
+/* The connection holding client_id if it is on loop (NULL otherwise). For the loop's thread. */
+void *hub_dir_local(hub_dir *d, const char *client_id, unsigned loop);
 
 #endif

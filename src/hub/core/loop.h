@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hub/core/wheel.h"
 #include "iotdm/result.h"
 
 typedef struct hub hub;
@@ -48,8 +49,9 @@ struct hub_loop {
     struct event *flush_ev;
     uint64_t inflight; /* units submitted and not yet completed */
     /* Per-loop state of the hub's modules (opaque here). */
-    struct strmap *conns;           /* client id -> hub_mqtt_conn*, the live MQTT connections */
     struct hub_mqtt_conn *mqtt_all; /* every MQTT connection of the loop, in any state */
+    size_t mqtt_owners;             /* of which hold their identity (the directory names them) */
+    hub_wheel wheel;                /* the MQTT connections' deadlines */
     struct hub_listener *mqtt_listener;
     struct hub_listener *https_listener;
     struct hub_http *http;

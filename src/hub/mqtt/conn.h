@@ -51,7 +51,7 @@ struct hub_mqtt_conn {
     hub_admit_ticket ticket;
     /* The identity, set at CONNECT (hub_conn_set_identity): three strings in one allocation, so
      * an idle connection does not carry 500 bytes of fixed-size id buffers. "" before CONNECT. */
-    const char *client_id; /* "dev" or "dev/mod": the key in loop->conns and the directory */
+    const char *client_id; /* "dev" or "dev/mod": the key in the directory */
     const char *device_id;
     const char *module_id;
     char *ident;
@@ -65,7 +65,7 @@ struct hub_mqtt_conn {
     int64_t token_expiry_s;      /* 0: no expiry (X.509) */
     int64_t deadline_ms;         /* monotonic: handshake deadline before CONNECT */
     int64_t stalled_since_ms;    /* monotonic: output above the limit since; 0 when not */
-    struct event *timer;         /* handshake, keep-alive, token expiry and stall */
+    hub_wheel_node deadline;     /* handshake, keep-alive, token expiry and stall (loop->wheel) */
     uint16_t next_packet_id;
     hub_c2d_inflight *inflight; /* HUB_C2D_MAX_PENDING entries, allocated at the first delivery */
     size_t ninflight;

@@ -9,7 +9,6 @@
 #include "common/alloc.h"
 #include "common/log.h"
 #include "common/sas.h"
-#include "common/strmap.h"
 #include "common/timeutil.h"
 #include "common/urlenc.h"
 #include "hub/dps/dps_mqtt.h"
@@ -189,14 +188,27 @@ typedef struct {
     uint64_t epoch;
 } takeover_msg;
 
+/* The connection old (of this loop) lost its identity to a newer one: it closes without recording
+ * a disconnect, since the newer one owns the state now. */
+static void lose_identity(hub_mqtt_conn *old)
+{
+    if (old->owner) {
+        old->owner = false;
+        old->loop->mqtt_owners--;
+    }
+    hub_conn_close(old, "a new connection with the same identity");
+}
+
+/* From another loop: its directory entry already names the new connection, so the old one is
+ * found among this loop's connections by its epoch (it may have closed meanwhile). */
 static void take_over_local(hub_loop *loop, const char *client_id, uint64_t epoch)
 {
-    hub_mqtt_conn *old = strmap_get(loop->conns, client_id);
-    if (!old || old->epoch != epoch)
-        return; /* gone already */
-    strmap_remove(loop->conns, client_id);
-    old->owner = false; /* the new connection owns the state: no disconnect is recorded */
-    hub_conn_close(old, "a new connection with the same identity");
+    for (hub_mqtt_conn *c = loop->mqtt_all; c; c = c->all_next) {
+        if (c->epoch == epoch && c->state == CONN_ACTIVE && strcmp(c->client_id, client_id) == 0) {
+            lose_identity(c);
+            return;
+        }
+    }
 }
 
 static void takeover_task(hub_loop *loop, void *arg)
@@ -212,10 +224,10 @@ static void takeover_task(hub_loop *loop, void *arg)
 static bool claim(hub_mqtt_conn *c)
 {
     hub_dir_entry prev;
-    if (!hub_dir_claim(c->h->dir, c->client_id, c->loop->index, c->epoch, &prev))
+    if (!hub_dir_claim(c->h->dir, c->client_id, c->loop->index, c->epoch, c, &prev))
         return false;
-    if (prev.epoch && prev.loop == c->loop->index) {
-        take_over_local(c->loop, c->client_id, prev.epoch);
+    if (prev.epoch && prev.loop == c->loop->index && prev.conn) {
+        lose_identity(prev.conn); /* named by the entry until now: alive, on this thread */
     } else if (prev.epoch && prev.loop < c->h->nloops) {
         takeover_msg *m = xmalloc(sizeof *m);
         if (m) {
@@ -225,11 +237,8 @@ static bool claim(hub_mqtt_conn *c)
                 xfree(m);
         }
     }
-    if (!strmap_put(c->loop->conns, c->client_id, c)) {
-        hub_dir_release(c->h->dir, c->client_id, c->epoch);
-        return false;
-    }
     c->owner = true;
+    c->loop->mqtt_owners++;
     return true;
 }
 

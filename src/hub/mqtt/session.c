@@ -5,13 +5,13 @@
 #include <event2/bufferevent_ssl.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "common/alloc.h"
 #include "common/log.h"
-#include "common/strmap.h"
 #include "common/timeutil.h"
 #include "hub/dps/dps_mqtt.h"
 #include "hub/events.h"
@@ -45,8 +45,7 @@ static void conn_free(hub_mqtt_conn *c)
     list_remove(c);
     if (c->bev)
         bufferevent_free(c->bev);
-    if (c->timer)
-        event_free(c->timer);
+    hub_wheel_cancel(&c->loop->wheel, &c->deadline);
     hub_admission_leave(c->h->admission, &c->ticket);
     xfree(c->will_topic);
     xfree(c->will_payload);
@@ -113,8 +112,7 @@ void hub_conn_close(hub_mqtt_conn *c, const char *reason)
     hub *h = c->h;
     if (was_active && c->owner && !c->dps) {
         c->owner = false;
-        if (strmap_get(c->loop->conns, c->client_id) == c)
-            strmap_remove(c->loop->conns, c->client_id);
+        c->loop->mqtt_owners--;
         hub_dir_release(h->dir, c->client_id, c->epoch);
         if (!atomic_load(&h->stopping)) {
             if (c->will_topic && strcmp(reason, "DISCONNECT") != 0)
@@ -132,8 +130,7 @@ void hub_conn_close(hub_mqtt_conn *c, const char *reason)
         bufferevent_free(c->bev);
         c->bev = NULL;
     }
-    if (c->timer)
-        event_del(c->timer);
+    hub_wheel_cancel(&c->loop->wheel, &c->deadline);
     if (c->refs == 0)
         conn_free(c);
 }
@@ -313,24 +310,21 @@ static int64_t next_due(const hub_mqtt_conn *c)
     return due;
 }
 
+static void deadline_cb(hub_wheel_node *node);
+
 static void arm_timer(hub_mqtt_conn *c)
 {
-    if (!c->timer || c->state == CONN_CLOSING)
+    if (c->state == CONN_CLOSING)
         return;
     int64_t due = next_due(c);
-    if (due < 10)
-        due = 10;
     if (due > 24LL * 3600 * 1000)
         due = 24LL * 3600 * 1000;
-    struct timeval tv = {(time_t)(due / 1000), (suseconds_t)((due % 1000) * 1000)};
-    event_add(c->timer, &tv);
+    hub_wheel_arm(&c->loop->wheel, &c->deadline, time_mono_ms() + (due > 0 ? due : 0), deadline_cb);
 }
 
-static void timer_cb(evutil_socket_t fd, short what, void *arg)
+static void deadline_cb(hub_wheel_node *node)
 {
-    (void)fd;
-    (void)what;
-    hub_mqtt_conn *c = arg;
+    hub_mqtt_conn *c = (hub_mqtt_conn *)((char *)node - offsetof(hub_mqtt_conn, deadline));
     int64_t now = time_mono_ms();
     if (c->state != CONN_ACTIVE) {
         if (now >= c->deadline_ms) {
@@ -533,8 +527,7 @@ void hub_mqtt_refuse(hub_mqtt_conn *c, uint8_t code, const char *why)
     uint8_t buf[4];
     mqtt_encode_connack(buf, sizeof buf, false, code);
     c->state = CONN_CLOSING;
-    if (c->timer)
-        event_del(c->timer);
+    hub_wheel_cancel(&c->loop->wheel, &c->deadline);
     if (!c->bev) {
         if (c->refs == 0)
             conn_free(c);
@@ -571,10 +564,9 @@ static void accept_cb(void *arg, evutil_socket_t fd, const struct sockaddr *addr
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     c->bev = bufferevent_openssl_socket_new(loop->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                             BEV_OPT_CLOSE_ON_FREE);
-    c->timer = event_new(loop->base, -1, 0, timer_cb, c);
     c->client_id = c->device_id = c->module_id = "";
     list_add(c);
-    if (!c->bev || !c->timer) {
+    if (!c->bev) {
         if (c->bev)
             bufferevent_free(c->bev);
         else
@@ -598,10 +590,10 @@ static void accept_cb(void *arg, evutil_socket_t fd, const struct sockaddr *addr
 
 iotdm_result hub_mqtt_loop_init(hub_loop *loop)
 {
-    loop->conns = strmap_new();
-    if (!loop->conns)
-        return -ENOMEM;
     hub *h = loop->h;
+    iotdm_result r = hub_wheel_init(&loop->wheel, loop->base);
+    if (r < 0)
+        return r;
     return hub_listener_new(loop->base, h->cfg.listen_addr, h->cfg.mqtt_port, "mqtt", h->admission,
                             accept_cb, loop, &loop->mqtt_listener);
 }
@@ -628,18 +620,18 @@ void hub_mqtt_loop_close_all(hub_loop *loop)
 
 void hub_mqtt_loop_deinit(hub_loop *loop)
 {
-    strmap_free(loop->conns);
-    loop->conns = NULL;
+    /* Every connection was freed with its last unit. */
+    hub_wheel_deinit(&loop->wheel);
 }
 
 size_t hub_mqtt_loop_connections(const hub_loop *loop)
 {
-    return loop->conns ? strmap_count(loop->conns) : 0;
+    return loop->mqtt_owners;
 }
 
 hub_mqtt_conn *hub_conn_find(hub_loop *loop, const char *client_id)
 {
-    hub_mqtt_conn *c = strmap_get(loop->conns, client_id);
+    hub_mqtt_conn *c = hub_dir_local(loop->h->dir, client_id, loop->index);
     return c && c->state == CONN_ACTIVE && c->owner ? c : NULL;
 }
 
