@@ -50,7 +50,7 @@ struct hub_loop {
     uint64_t inflight; /* units submitted and not yet completed */
     /* Per-loop state of the hub's modules (opaque here). */
     struct hub_mqtt_conn *mqtt_all; /* every MQTT connection of the loop, in any state */
-    size_t mqtt_owners;             /* of which hold their identity (the directory names them) */
+    _Atomic size_t mqtt_owners;     /* of which hold their identity; read by other loops (stats) */
     hub_wheel wheel;                /* the MQTT connections' deadlines */
     struct hub_listener *mqtt_listener;
     struct hub_listener *https_listener;

@@ -26,10 +26,10 @@ struct hub_wheel_node {
 
 typedef struct {
     struct event *tick;
-    int64_t now_ms; /* the time the wheel has been turned to */
-    unsigned slot;  /* the slot of now_ms */
+    int64_t now_ms;                        /* the time the wheel has been turned to */
+    unsigned slot;                         /* the slot of now_ms */
     hub_wheel_node slots[HUB_WHEEL_SLOTS]; /* list heads */
-    hub_wheel_node *cursor; /* next node to look at while a slot is being expired */
+    hub_wheel_node *cursor;                /* next node to look at while a slot is being expired */
 } hub_wheel;
 
 IOTDM_NODISCARD iotdm_result hub_wheel_init(hub_wheel *w, struct event_base *base);

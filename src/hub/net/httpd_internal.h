@@ -49,10 +49,10 @@ struct httpd {
     hub_admission *admission;
     httpd_callbacks cb;
     void *arg;
-    httpd_conn *conns; /* every open connection, doubly linked */
-    size_t nconns;
-    size_t body_reserved; /* body bytes reserved by live requests, capped by body_memory */
-    unsigned in_app;      /* application callbacks on the stack (httpd_free must not be one) */
+    httpd_conn *conns;     /* every open connection, doubly linked */
+    _Atomic size_t nconns; /* read by other loops (GET /iotdm/stats) */
+    size_t body_reserved;  /* body bytes reserved by live requests, capped by body_memory */
+    unsigned in_app;       /* application callbacks on the stack (httpd_free must not be one) */
     time_t date_at;
     char date[40];
 };

@@ -95,8 +95,8 @@ static void test_wheel_deadline_beyond_one_turn(void **state)
     int64_t start = time_mono_ms();
     /* Same slot as a near deadline, a full turn later: only the near one fires now. */
     hub_wheel_arm(&w, &soon.node, start + 200, on_fire);
-    hub_wheel_arm(&w, &later.node,
-                  start + 200 + (int64_t)HUB_WHEEL_SLOTS * HUB_WHEEL_TICK_MS, on_fire);
+    hub_wheel_arm(&w, &later.node, start + 200 + (int64_t)HUB_WHEEL_SLOTS * HUB_WHEEL_TICK_MS,
+                  on_fire);
     run_for(base, 800);
     assert_int_equal(soon.fired, 1);
     assert_int_equal(later.fired, 0);
