@@ -32,7 +32,8 @@ typedef struct {
     int64_t sent_us;
     char cont[LG_CONT_MAX];      /* continuation of the tag or id query in progress */
     char page_cont[LG_CONT_MAX]; /* where this client's SELECT * pass stands */
-    uint64_t items;              /* items of the query or pass in progress */
+    uint64_t items;              /* items of the tag or id query in progress */
+    uint64_t pass_items;         /* items of this client's SELECT * pass so far */
     int64_t pass_start_us;
 } q_client;
 
@@ -81,14 +82,15 @@ static uint64_t expected_items(const lg_app *app, int kind)
 static void q_complete(lg_app *app, q_client *qc)
 {
     q_stats *s = &q.stats[qc->kind];
+    uint64_t *items = qc->kind == Q_PAGE ? &qc->pass_items : &qc->items;
     s->queries++;
-    s->items += qc->items;
-    if (qc->items != expected_items(app, qc->kind))
+    s->items += *items;
+    if (*items != expected_items(app, qc->kind))
         s->wrong++;
     if (qc->kind == Q_PAGE &&
         !lg_samples_add(&q.pass_s, (double)(lg_now_us() - qc->pass_start_us) / 1e6))
         lg_fatal(app, "out of memory");
-    qc->items = 0;
+    *items = 0;
 }
 
 static void q_answered(lg_app *app, void *ctx, int status, const char *body, size_t len)
@@ -105,7 +107,10 @@ static void q_answered(lg_app *app, void *ctx, int status, const char *body, siz
             fprintf(stderr, "loadgen: %s query answered %d: %.*s\n", q_names[qc->kind], status,
                     (int)(len > 200 ? 200 : len), body ? body : "");
         cont[0] = '\0';
-        qc->items = 0;
+        if (qc->kind == Q_PAGE)
+            qc->pass_items = 0;
+        else
+            qc->items = 0;
         if (status == 0) {
             if (++q.reopens > LG_REOPENS_MAX)
                 lg_fatal(app, "the query connections keep failing");
@@ -116,7 +121,7 @@ static void q_answered(lg_app *app, void *ctx, int status, const char *body, siz
     } else {
         if (!lg_samples_add(&s->lat, ms))
             lg_fatal(app, "out of memory");
-        qc->items += count_items(body, len);
+        *(qc->kind == Q_PAGE ? &qc->pass_items : &qc->items) += count_items(body, len);
         if (!lg_http_header(qc->c, "x-ms-continuation", cont, LG_CONT_MAX))
             cont[0] = '\0';
         if (cont[0] && qc->kind != Q_PAGE) {
@@ -142,7 +147,7 @@ static void q_issue(lg_app *app, q_client *qc)
         snprintf(text, sizeof text, "%s", q.id_query);
     } else {
         snprintf(text, sizeof text, "SELECT * FROM devices");
-        if (!cont[0] && qc->items == 0)
+        if (!cont[0] && qc->pass_items == 0)
             qc->pass_start_us = lg_now_us();
     }
     int hl = snprintf(headers, sizeof headers, "x-ms-max-item-count: %d\r\n",
