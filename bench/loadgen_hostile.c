@@ -180,6 +180,7 @@ static void spawn_attackers(lg_app *app)
         {"--attacker-first", first},
         {"--trickle-ms", trickle},
         {"--attack-kinds", o->attack_kinds},
+        {"--duration", "86400"}, /* until stop_attackers(), however long the phases take */
     };
     char *argv[2 + 2 * sizeof pairs / sizeof pairs[0] + 1] = {"iotdm-loadgen", "attack"};
     size_t n = 2;
@@ -195,16 +196,22 @@ static void spawn_attackers(lg_app *app)
         lg_fatal(app, "cannot start the attackers: %s", strerror(e));
 }
 
-static void stop_attackers(void)
+/* Stops the attackers; false if they had ended before (the measured phase was not all under
+ * attack). */
+static bool stop_attackers(void)
 {
     if (h.child <= 0)
-        return;
-    kill(h.child, SIGTERM);
+        return false;
     int st;
+    if (waitpid(h.child, &st, WNOHANG) == h.child) {
+        h.child = 0;
+        return false;
+    }
+    kill(h.child, SIGTERM);
     for (int ms = 0; ms < LG_CHILD_WAIT_MS; ms += 10) {
         if (waitpid(h.child, &st, WNOHANG) == h.child) {
             h.child = 0;
-            return;
+            return true;
         }
         usleep(10000);
     }
@@ -212,6 +219,7 @@ static void stop_attackers(void)
     kill(h.child, SIGKILL);
     waitpid(h.child, &st, 0);
     h.child = 0;
+    return true;
 }
 
 /* ---- phases ---------------------------------------------------------------------------------- */
@@ -237,7 +245,11 @@ static void load_done(lg_app *app)
         printf("server_rss_attack_end_kb=%ld\n", lg_read_rss_kb(app->o.server_pid));
         printf("server_rss_max_kb=%ld\n", lg_rss_watch_stop(&h.rss));
     }
-    stop_attackers();
+    if (!stop_attackers()) {
+        fprintf(stderr, "loadgen: the attackers had stopped before the end of the phase\n");
+        printf("attackers_ended_early=1\n");
+        app->exit_code = 1;
+    }
     event_free(h.pace);
     fetch_stats(app, stats_after);
     struct timeval tv = {LG_AFTER_S, 0};
