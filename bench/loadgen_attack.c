@@ -372,8 +372,8 @@ void lg_attack_start(lg_app *app)
             per[k] = 0;
     for (int k = 0; k < ATK_KINDS; k++)
         A.n += per[k];
-    A.atks = calloc((size_t)A.n, sizeof *A.atks);
-    if (!A.atks)
+    A.atks = A.n ? calloc((size_t)A.n, sizeof *A.atks) : NULL; /* none: a baseline twice */
+    if (A.n && !A.atks)
         lg_fatal(app, "out of memory");
     A.start_us = lg_now_us();
     int i = 0;

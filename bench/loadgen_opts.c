@@ -78,7 +78,8 @@ static void usage(FILE *out)
             "  --attack-ramp S      hostile: attack this long before measuring (default 3)\n"
             "  --trickle-ms N       slowloris: one header byte every N ms (default 500)\n"
             "  --attack-kinds LIST  hostile, attack: some of pipeline,pipeline_auth,slowloris,\n"
-            "                       twin_flood,no_handshake,unauth (default: all)\n"
+            "                       twin_flood,no_handshake,unauth (default: all; 'none':\n"
+            "                       no attacker)\n"
             "  -h, --help           this text\n",
             LG_PER_SRC_ADDR);
 }

@@ -14,7 +14,7 @@ runs each scenario of iotdm-loadgen against both (idle, telemetry, methods; repo
 hostile against the hub only), and prints a table with the medians of the runs.
 
   --quick          2,000 idle connections, 20,000 registered devices, short durations, 1 run
-                   (about 3 minutes)
+                   (about 1.5 minutes; the full run takes about 11)
   --runs N         repetitions (default 3; 1 with --quick)
   --no-build       use the binaries already in build/ci
   --keep           keep the temporary directory (logs, raw figures)
