@@ -1,6 +1,5 @@
 /* iotdm-loadgen: Azure-device-protocol load generator (one process, one libevent loop, thousands
  * of TLS connections) for iotdm-hub and, as a baseline, a plain MQTT broker. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -8,15 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "loadgen.h"
 #include "common/connstr.h"
 #include "common/sas.h"
-
-#define LG_FD_RESERVE 64 /* descriptors kept for the loop, the pool and stdio */
 
 int64_t lg_now_us(void)
 {
@@ -163,7 +159,14 @@ void lg_on_all_connected(lg_app *app)
         else if (!(app->svc = lg_svc_new(app)))
             lg_fatal(app, "out of memory");
         break;
+    case LG_QUERY:
+        lg_query_start(app);
+        break;
+    case LG_HOSTILE:
+        lg_hostile_start(app);
+        break;
     case LG_REGISTER:
+    case LG_ATTACK:
         break;
     }
 }
@@ -180,25 +183,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     lg_app *app = arg;
+    if (app->o.scenario == LG_ATTACK) {
+        lg_attack_stop(app); /* the way a run of attackers is meant to end */
+        return;
+    }
     fprintf(stderr, "loadgen: signal %d, stopping\n", (int)sig);
     app->exit_code = 1;
     event_base_loopbreak(app->base);
-}
-
-static SSL_CTX *client_tls(const char *ca)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (!ctx)
-        return NULL;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    /* 20,000 idle connections: give the 2 x 16 KB record buffers back between reads. */
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
 }
 
 static void read_connstr(lg_app *app)
@@ -221,33 +212,6 @@ static void read_connstr(lg_app *app)
         snprintf(o->hub_name, sizeof o->hub_name, "%s", host);
 }
 
-/* Source addresses, and the file-descriptor limit raised as far as it goes. */
-static void prepare_sockets(lg_app *app)
-{
-    lg_opts *o = &app->o;
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-        if ((rlim_t)o->devices + LG_FD_RESERVE > rl.rlim_cur)
-            lg_fatal(app, "%d connections need %d descriptors; the hard limit is %lu", o->devices,
-                     o->devices + LG_FD_RESERVE, (unsigned long)rl.rlim_cur);
-    }
-    memset(&app->server, 0, sizeof app->server);
-    app->server.sin_family = AF_INET;
-    app->server.sin_port = htons((uint16_t)o->port);
-    if (inet_pton(AF_INET, o->host, &app->server.sin_addr) != 1)
-        lg_fatal(app, "--host must be an IPv4 address: %s", o->host);
-    bool loopback = (ntohl(app->server.sin_addr.s_addr) >> 24) == 127;
-    app->nsrc = o->src_addrs ? o->src_addrs : (o->devices + LG_PER_SRC_ADDR - 1) / LG_PER_SRC_ADDR;
-    if (!loopback || app->nsrc > LG_MAX_SRC_ADDRS)
-        app->nsrc = loopback ? LG_MAX_SRC_ADDRS : 0;
-    for (int i = 0; i < app->nsrc; i++) {
-        app->src[i].sin_family = AF_INET;
-        app->src[i].sin_addr.s_addr = htonl((127u << 24) | (uint32_t)(2 + i));
-    }
-}
-
 int main(int argc, char **argv)
 {
     static lg_app app;
@@ -255,13 +219,13 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (app.o.connstr_file)
         read_connstr(&app);
-    prepare_sockets(&app);
+    lg_prepare_sockets(&app);
 
     struct event_config *cfg = event_config_new();
     event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
     app.base = event_base_new_with_config(cfg);
     event_config_free(cfg);
-    app.ssl = client_tls(app.o.ca);
+    app.ssl = lg_client_tls(app.o.ca);
     if (!app.base || !app.ssl)
         lg_fatal(&app, "cannot set up the event loop or TLS (CA file %s)", app.o.ca);
     struct event *sigint = evsignal_new(app.base, SIGINT, on_signal, &app);
@@ -282,6 +246,8 @@ int main(int argc, char **argv)
 
     if (app.o.scenario == LG_REGISTER) {
         lg_register_devices(&app, registered);
+    } else if (app.o.scenario == LG_ATTACK) {
+        lg_attack_start(&app);
     } else {
         app.devs = lg_devs_new(&app, app.o.devices);
         if (!app.devs)

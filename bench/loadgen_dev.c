@@ -4,13 +4,10 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <inttypes.h>
-#include <netinet/tcp.h>
 #include <openssl/err.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "loadgen.h"
@@ -18,10 +15,9 @@
 #include "proto/azure_topics.h"
 #include "proto/mqtt.h"
 
-#define LG_MAX_PACKET  (300 * 1024)
-#define LG_TOPIC_MAX   (LG_ID_MAX + 128)
-#define LG_API_VERSION "2021-04-12"
-#define LG_SAS_TTL_S   (24 * 3600)
+#define LG_MAX_PACKET (300 * 1024)
+#define LG_TOPIC_MAX  (LG_ID_MAX + 128)
+#define LG_SAS_TTL_S  (24 * 3600)
 
 enum { DEV_NEW, DEV_TCP, DEV_TLS, DEV_CONNACK, DEV_SUBACK, DEV_READY, DEV_DEAD };
 
@@ -33,6 +29,7 @@ struct lg_dev {
     uint16_t next_pid;
     uint16_t inflight;
     uint32_t rid;
+    int64_t *sent; /* paced telemetry: send time by packet id % 256, 0 once acknowledged */
 };
 
 /* The first few failures are worth a line each; the rest only count. */
@@ -126,7 +123,8 @@ static const char *dev_filter(lg_dev *d, char *buf, size_t cap)
         return "devices/+/$iothub/methods/res/#";
     if (app->o.scenario == LG_REPORTED)
         return "$iothub/twin/res/#";
-    if (app->o.scenario != LG_METHODS)
+    if (app->o.scenario != LG_METHODS && app->o.scenario != LG_QUERY &&
+        app->o.scenario != LG_HOSTILE)
         return NULL;
     if (is_hub(app))
         return "$iothub/methods/POST/#";
@@ -206,8 +204,9 @@ static const uint8_t *telemetry_payload(size_t len)
     return len == payload_len ? payload : NULL;
 }
 
-static void publish(lg_dev *d, const char *topic, size_t topic_len, uint8_t qos,
-                    const void *payload, size_t len)
+/* Returns the packet id (0 at QoS 0). */
+static uint16_t publish(lg_dev *d, const char *topic, size_t topic_len, uint8_t qos,
+                        const void *payload, size_t len)
 {
     uint8_t hdr[MQTT_PUBLISH_HEADER_MAX(LG_TOPIC_MAX)];
     uint16_t pid = qos ? next_pid(d) : 0;
@@ -218,6 +217,7 @@ static void publish(lg_dev *d, const char *topic, size_t topic_len, uint8_t qos,
     struct evbuffer *out = bufferevent_get_output(d->bev);
     evbuffer_add(out, hdr, n);
     evbuffer_add(out, payload, len);
+    return pid;
 }
 
 static void send_one(lg_dev *d)
@@ -258,6 +258,63 @@ static void answered(lg_dev *d, bool ok)
     else
         app->errors++;
     fill_window(d);
+}
+
+/* ---- paced telemetry (hostile): a steady rate, each PUBACK's latency ------------------------- */
+
+static void paced_acked(lg_dev *d, uint16_t pid)
+{
+    int64_t sent = d->sent[pid & 0xFF];
+    if (sent == 0)
+        return; /* not ours or already acknowledged */
+    d->sent[pid & 0xFF] = 0;
+    d->inflight--;
+    if (d->app->on_puback)
+        d->app->on_puback(d->app, sent);
+}
+
+/* False when the device already has LG_PACED_INFLIGHT unacknowledged. */
+static bool paced_send(lg_dev *d)
+{
+    lg_app *app = d->app;
+    if (!d->sent && !(d->sent = calloc(256, sizeof *d->sent)))
+        lg_fatal(app, "out of memory");
+    if (d->inflight >= LG_PACED_INFLIGHT)
+        return false;
+    char id[LG_ID_MAX], topic[LG_TOPIC_MAX];
+    lg_device_id(app, d->index, id, sizeof id);
+    size_t tl = az_format_telemetry_topic(topic, sizeof topic, id, NULL, NULL);
+    size_t plen = (size_t)app->o.payload;
+    uint16_t pid = publish(d, topic, tl, 1, telemetry_payload(plen), plen);
+    /* Packet ids wrap at 65535 and skip 0, so 255 consecutive ones never share a slot. */
+    d->sent[pid & 0xFF] = lg_now_us();
+    d->inflight++;
+    return true;
+}
+
+int lg_devs_send_paced(lg_app *app, int n)
+{
+    static int next;
+    int blocked = 0;
+    for (int tries = 0; n > 0 && tries < app->o.devices; tries++) {
+        lg_dev *d = &app->devs[next];
+        next = (next + 1) % app->o.devices;
+        if (d->state != DEV_READY)
+            continue;
+        tries = 0;
+        n--;
+        if (!paced_send(d))
+            blocked++;
+    }
+    return blocked + n;
+}
+
+void lg_devs_each_pending(lg_app *app, void (*fn)(lg_app *app, int64_t sent_us))
+{
+    for (int i = 0; i < app->o.devices; i++)
+        for (int k = 0; app->devs[i].sent && k < 256; k++)
+            if (app->devs[i].sent[k])
+                fn(app, app->devs[i].sent[k]);
 }
 
 /* A method request from the hub (topic "$iothub/methods/POST/...") or, for the broker baseline,
@@ -323,10 +380,10 @@ static void on_publish(lg_dev *d, uint8_t flags, const uint8_t *body, size_t len
     const char *topic = (const char *)p.topic.ptr;
     if (d->index < 0)
         on_method_response(d, topic, p.topic.len);
-    else if (d->app->o.scenario == LG_METHODS)
-        on_method_request(d, topic, p.topic.len);
     else if (d->app->o.scenario == LG_REPORTED)
         on_twin_response(d, topic, p.topic.len);
+    else
+        on_method_request(d, topic, p.topic.len);
 }
 
 /* One packet; false when the connection was closed. */
@@ -348,7 +405,10 @@ static bool on_packet(lg_dev *d, const mqtt_fixed_header *fh, const uint8_t *bod
     case MQTT_PUBACK:
         if (d->state != DEV_READY || mqtt_decode_packet_id(body, len, &pid) < 0)
             break;
-        answered(d, true);
+        if (d->sent)
+            paced_acked(d, pid);
+        else
+            answered(d, true);
         return true;
     case MQTT_PUBLISH:
         if (d->state != DEV_READY)
@@ -411,26 +471,14 @@ static void on_tcp_connected(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     lg_dev *d = arg;
-    lg_app *app = d->app;
-    int err = 0;
-    socklen_t elen = sizeof err;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err) {
+    int err = lg_socket_error(fd);
+    if (err) {
         close(fd);
-        dev_close(d, strerror(err ? err : errno));
+        dev_close(d, strerror(err));
         return;
     }
-    SSL *ssl = SSL_new(app->ssl);
-    if (!ssl) {
-        close(fd);
-        dev_close(d, "SSL_new failed");
-        return;
-    }
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), app->o.host);
-    d->bev = bufferevent_openssl_socket_new(app->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                            BEV_OPT_CLOSE_ON_FREE);
+    d->bev = lg_tls_bev(d->app, fd);
     if (!d->bev) {
-        SSL_free(ssl);
-        close(fd);
         dev_close(d, "cannot create the TLS bufferevent");
         return;
     }
@@ -439,34 +487,15 @@ static void on_tcp_connected(evutil_socket_t fd, short what, void *arg)
     bufferevent_enable(d->bev, EV_READ);
 }
 
-/* Binds to one of the source addresses so 20,000 connections do not exhaust one address's
- * ephemeral ports (IP_BIND_ADDRESS_NO_PORT leaves the port choice to connect()). */
 static void dev_connect(lg_dev *d)
 {
     lg_app *app = d->app;
     d->state = DEV_TCP;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const struct sockaddr_in *src =
+        app->nsrc > 0 ? &app->src[(d->index < 0 ? 0 : d->index) % app->nsrc] : NULL;
+    int fd = lg_socket_connect(app, src, app->o.port);
     if (fd < 0) {
         dev_close(d, strerror(errno));
-        return;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (app->nsrc > 0) {
-        const struct sockaddr_in *src = &app->src[(d->index < 0 ? 0 : d->index) % app->nsrc];
-        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-        if (bind(fd, (const struct sockaddr *)src, sizeof *src) < 0) {
-            int e = errno;
-            close(fd);
-            dev_close(d, strerror(e));
-            return;
-        }
-    }
-    if (connect(fd, (const struct sockaddr *)&app->server, sizeof app->server) < 0 &&
-        errno != EINPROGRESS) {
-        int e = errno;
-        close(fd);
-        dev_close(d, strerror(e));
         return;
     }
     if (event_base_once(app->base, fd, EV_WRITE, on_tcp_connected, d, NULL) < 0) {

@@ -1,5 +1,5 @@
-/* iotdm-loadgen HTTPS client: keep-alive HTTP/1.1 over TLS for the hub's REST API, and the bulk
- * registration of the load devices. Small on purpose: the hub answers with Content-Length. */
+/* iotdm-loadgen HTTPS client: keep-alive HTTP/1.1 over TLS for the hub's REST API. Small on
+ * purpose: the hub answers with Content-Length. */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -14,8 +14,7 @@
 #include "loadgen.h"
 
 #define LG_HTTP_MAX_HEAD 16384
-#define LG_HTTP_MAX_BODY (1024 * 1024)
-#define LG_BULK_MAX      100
+#define LG_HTTP_MAX_BODY (4 * 1024 * 1024)
 
 struct lg_http {
     lg_app *app;
@@ -28,6 +27,8 @@ struct lg_http {
     void *ctx;
     char *scratch; /* the body handed to the callback */
     size_t scratch_cap;
+    char *head; /* the head of the response, for lg_http_header */
+    size_t head_cap;
 };
 
 static void finish(lg_http *c, int status, const char *body, size_t len)
@@ -76,6 +77,39 @@ static bool parse_head(lg_http *c, const char *head, size_t len)
     return c->status >= 100 && c->body_len >= 0 && c->body_len <= LG_HTTP_MAX_BODY;
 }
 
+static bool keep_head(lg_http *c, const char *head, size_t len)
+{
+    if (len >= c->head_cap) {
+        char *p = realloc(c->head, len + 1);
+        if (!p)
+            return false;
+        c->head = p;
+        c->head_cap = len + 1;
+    }
+    memcpy(c->head, head, len);
+    c->head[len] = '\0';
+    return true;
+}
+
+bool lg_http_header(const lg_http *c, const char *name, char *out, size_t cap)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = c->head ? strchr(c->head, '\n') : NULL; p; p = strchr(p, '\n')) {
+        p++;
+        if (strncasecmp(p, name, nlen) != 0 || p[nlen] != ':')
+            continue;
+        const char *v = p + nlen + 1;
+        v += strspn(v, " \t");
+        size_t vlen = strcspn(v, "\r\n");
+        if (vlen >= cap)
+            return false;
+        memcpy(out, v, vlen);
+        out[vlen] = '\0';
+        return true;
+    }
+    return false;
+}
+
 /* One response at a time (requests are never pipelined). The body is copied out and the input
  * drained before the callback runs, because the callback may free this connection. */
 static void on_read(struct bufferevent *bev, void *arg)
@@ -91,7 +125,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         }
         size_t hlen = (size_t)end.pos + 4;
         const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)hlen);
-        if (!c->busy || !parse_head(c, head, hlen)) {
+        if (!c->busy || !parse_head(c, head, hlen) || !keep_head(c, head, hlen)) {
             fail(c, "unexpected response");
             return;
         }
@@ -159,6 +193,7 @@ lg_http *lg_http_new(lg_app *app)
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    evutil_make_socket_closeonexec(fd); /* the hostile scenario starts a child process */
     bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
     bufferevent_enable(c->bev, EV_READ);
     return c;
@@ -171,7 +206,13 @@ void lg_http_free(lg_http *c)
     if (c->bev)
         bufferevent_free(c->bev);
     free(c->scratch);
+    free(c->head);
     free(c);
+}
+
+bool lg_http_dead(const lg_http *c)
+{
+    return c->dead;
 }
 
 bool lg_http_busy(const lg_http *c)
@@ -179,8 +220,8 @@ bool lg_http_busy(const lg_http *c)
     return c->busy || c->dead;
 }
 
-void lg_http_request(lg_http *c, const char *method, const char *path, const char *body,
-                     size_t body_len, lg_http_cb cb, void *ctx)
+void lg_http_request(lg_http *c, const char *method, const char *path, const char *headers,
+                     const char *body, size_t body_len, lg_http_cb cb, void *ctx)
 {
     c->busy = true;
     c->cb = cb;
@@ -195,115 +236,8 @@ void lg_http_request(lg_http *c, const char *method, const char *path, const cha
                         "%s %s HTTP/1.1\r\nHost: %s\r\nAuthorization: %s\r\n"
                         "User-Agent: iotdm-loadgen\r\n"
                         "Content-Type: application/json; charset=utf-8\r\n"
-                        "Content-Length: %zu\r\n\r\n",
-                        method, path, c->app->o.hub_name, c->app->auth, body_len);
+                        "Content-Length: %zu\r\n%s\r\n",
+                        method, path, c->app->o.hub_name, c->app->auth, body_len,
+                        headers ? headers : "");
     evbuffer_add(out, body, body_len);
-}
-
-/* ---- registration --------------------------------------------------------------------------- */
-
-typedef struct {
-    lg_http *conn;
-    int next; /* next device index to register */
-    int done_count;
-    bool bulk; /* false once the hub has answered that it has no bulk call */
-    void (*done)(lg_app *app, bool ok);
-    char *body;
-} lg_reg;
-
-static void reg_next(lg_app *app, lg_reg *reg);
-
-static void reg_finish(lg_app *app, lg_reg *reg, bool ok)
-{
-    void (*done)(lg_app *, bool) = reg->done;
-    lg_http_free(reg->conn);
-    free(reg->body);
-    free(reg);
-    done(app, ok);
-}
-
-static void reg_answered(lg_app *app, void *ctx, int status, const char *body, size_t len)
-{
-    lg_reg *reg = ctx;
-    if (reg->bulk && (status == 404 || status == 405)) {
-        fprintf(stderr, "loadgen: no bulk registry call (HTTP %d); creating devices one by one\n",
-                status);
-        reg->bulk = false;
-        reg->next = reg->done_count;
-        reg_next(app, reg);
-        return;
-    }
-    /* 409: the device is already there (PUT fallback on a reused data directory). */
-    if (status != 200 && !(status == 409 && !reg->bulk)) {
-        fprintf(stderr, "loadgen: registration failed with HTTP %d: %.*s\n", status,
-                (int)(len > 300 ? 300 : len), body ? body : "");
-        reg_finish(app, reg, false);
-        return;
-    }
-    reg->done_count = reg->next;
-    reg_next(app, reg);
-}
-
-static size_t device_json(lg_app *app, int index, bool bulk, char *out, size_t cap)
-{
-    char id[LG_ID_MAX];
-    lg_device_id(app, index, id, sizeof id);
-    const char *key = app->o.device_key;
-    int n = snprintf(out, cap,
-                     "{\"%s\":\"%s\",%s\"authentication\":{\"type\":\"sas\",\"symmetricKey\":"
-                     "{\"primaryKey\":\"%s\",\"secondaryKey\":\"%s\"}}}",
-                     bulk ? "id" : "deviceId", id, bulk ? "\"importMode\":\"createOrUpdate\"," : "",
-                     key, key);
-    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
-}
-
-static void reg_next(lg_app *app, lg_reg *reg)
-{
-    if (reg->next >= app->o.devices) {
-        reg_finish(app, reg, true);
-        return;
-    }
-    char path[LG_ID_MAX + 64];
-    size_t pos = 0;
-    if (reg->bulk) {
-        int count = app->o.devices - reg->next;
-        if (count > LG_BULK_MAX)
-            count = LG_BULK_MAX;
-        reg->body[pos++] = '[';
-        for (int i = 0; i < count; i++) {
-            if (i)
-                reg->body[pos++] = ',';
-            pos += device_json(app, reg->next + i, true, reg->body + pos, 1024);
-        }
-        reg->body[pos++] = ']';
-        reg->next += count;
-        snprintf(path, sizeof path, "/devices?api-version=2021-04-12");
-        lg_http_request(reg->conn, "POST", path, reg->body, pos, reg_answered, reg);
-    } else {
-        char id[LG_ID_MAX];
-        lg_device_id(app, reg->next, id, sizeof id);
-        pos = device_json(app, reg->next, false, reg->body, 1024);
-        reg->next++;
-        snprintf(path, sizeof path, "/devices/%s?api-version=2021-04-12", id);
-        lg_http_request(reg->conn, "PUT", path, reg->body, pos, reg_answered, reg);
-    }
-}
-
-void lg_register_devices(lg_app *app, void (*done)(lg_app *app, bool ok))
-{
-    lg_reg *reg = calloc(1, sizeof *reg);
-    if (!reg)
-        lg_fatal(app, "out of memory");
-    reg->done = done;
-    reg->bulk = true;
-    reg->body = malloc(LG_BULK_MAX * 1024 + 16);
-    reg->conn = lg_http_new(app);
-    if (!reg->body || !reg->conn) {
-        free(reg->body);
-        lg_http_free(reg->conn);
-        free(reg);
-        lg_fatal(app, "cannot open an HTTPS connection to %s:%d", app->o.host, app->o.https_port);
-        return;
-    }
-    reg_next(app, reg);
 }

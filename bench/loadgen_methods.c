@@ -1,6 +1,8 @@
-/* iotdm-loadgen methods scenario: direct-method calls at a fixed rate, round trips recorded.
+/* iotdm-loadgen method calls: direct-method calls at a fixed rate, round trips recorded, in
+ * phases (the query and hostile scenarios run one phase without and one with their load).
  * Against the hub a call is POST /twins/{id}/methods over a small pool of HTTPS keep-alive
  * connections; against a plain broker it is a request PUBLISH answered on a response topic. */
+#include <event2/event.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,28 @@
 #include "loadgen.h"
 
 #define LG_METHOD_DRAIN_S 15 /* how long to wait for the last answers */
+
+/* One phase. Call ids grow across phases, so a late answer from an earlier phase is told apart:
+ * this phase's calls are first_id .. first_id + max - 1. */
+struct lg_calls {
+    const char *prefix;
+    lg_phase_done done;
+    uint64_t first_id;
+    uint64_t max;
+    uint64_t issued;
+    uint64_t answered;
+    uint64_t failed;
+    uint64_t measured_from; /* first call (relative) after the warm-up */
+    int64_t *start;         /* issue time of each call; 0 once answered */
+    uint64_t *queue;        /* calls waiting for a free HTTPS connection (relative ids) */
+    size_t queue_head;
+    size_t queue_len;
+    lg_samples lat;
+    double late_max_ms;
+    uint64_t reopened_before; /* app->pool_reopened when the phase began */
+    int64_t start_us;
+    struct event *timer;
+};
 
 static bool is_hub(const lg_app *app)
 {
@@ -28,98 +52,112 @@ static void send_http(lg_app *app, lg_http *c, uint64_t id)
 {
     char devid[LG_ID_MAX], path[LG_ID_MAX + 64], body[160];
     lg_device_id(app, (int)(id % (uint64_t)app->o.devices), devid, sizeof devid);
-    snprintf(path, sizeof path, "/twins/%s/methods?api-version=2021-04-12", devid);
+    snprintf(path, sizeof path, "/twins/%s/methods?api-version=%s", devid, LG_API_VERSION);
     int n = snprintf(body, sizeof body,
                      "{\"methodName\":\"bench\",\"payload\":{\"n\":%" PRIu64 "},"
                      "\"responseTimeoutInSeconds\":10,\"connectTimeoutInSeconds\":0}",
                      id);
-    lg_http_request(c, "POST", path, body, (size_t)n, http_answered, (void *)(uintptr_t)id);
+    lg_http_request(c, "POST", path, NULL, body, (size_t)n, http_answered, (void *)(uintptr_t)id);
 }
 
-/* Hands queued calls to idle connections. */
-static void pump(lg_app *app)
+/* Hands queued calls to idle connections, taking them in turn; a connection the server closed
+ * is opened again (and counted). */
+static void pump(lg_app *app, lg_calls *p)
 {
-    for (int i = 0; i < app->npool && app->queue_len > 0; i++) {
+    for (int tries = 0; tries < app->npool && p->queue_len > 0; tries++) {
+        int i = app->pool_next;
+        app->pool_next = (i + 1) % app->npool;
+        if (lg_http_dead(app->pool[i])) {
+            lg_http_free(app->pool[i]);
+            if (!(app->pool[i] = lg_http_new(app)))
+                lg_fatal(app, "cannot open HTTPS connection %d again", i);
+            app->pool_reopened++;
+        }
         if (lg_http_busy(app->pool[i]))
             continue;
-        uint64_t id = app->queue[app->queue_head++];
-        app->queue_len--;
-        send_http(app, app->pool[i], id);
+        uint64_t rel = p->queue[p->queue_head++];
+        p->queue_len--;
+        send_http(app, app->pool[i], p->first_id + rel);
     }
 }
 
-static void issue(lg_app *app, uint64_t id)
+static void issue(lg_app *app, lg_calls *p)
 {
-    app->call_start[id] = lg_now_us();
-    app->calls_issued++;
+    uint64_t rel = p->issued++;
+    p->start[rel] = lg_now_us();
     if (!is_hub(app)) {
+        uint64_t id = p->first_id + rel;
         lg_svc_call(app, (int)(id % (uint64_t)app->o.devices), id);
         return;
     }
-    app->queue[app->queue_head + app->queue_len++] = id;
-    pump(app);
+    p->queue[p->queue_head + p->queue_len++] = rel;
+    pump(app, p);
 }
 
-static int cmp_double(const void *a, const void *b)
+static void print_phase(lg_app *app, lg_calls *p, size_t answered_in_window)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    const char *k = p->prefix;
+    uint64_t measured = p->max - p->measured_from;
+    double secs = (double)app->o.duration_s;
+    printf("%scalls=%" PRIu64 "\n", k, p->issued);
+    printf("%scalls_measured=%" PRIu64 "\n", k, measured);
+    printf("%sanswered=%zu\n", k, answered_in_window);
+    printf("%sfailed=%" PRIu64 "\n", k, p->failed);
+    printf("%sunanswered=%" PRIu64 "\n", k, p->issued - p->answered);
+    printf("%srate_target=%d\n", k, app->o.rate);
+    printf("%srate_achieved=%.1f\n", k, secs > 0 ? (double)measured / secs : 0.0);
+    lg_print_latency(k, "lat", &p->lat);
+    printf("%stimer_late_max_ms=%.3f\n", k, p->late_max_ms);
+    printf("%spool_reopened=%" PRIu64 "\n", k, app->pool_reopened - p->reopened_before);
+    fflush(stdout);
 }
 
-static void finish_calls(lg_app *app)
+static void finish_phase(lg_app *app, lg_calls *p)
 {
-    if (app->call_timer) {
-        event_free(app->call_timer);
-        app->call_timer = NULL;
-    }
     /* A call still unanswered counts with the time it has waited so far (a lower bound), so
      * that a server falling behind cannot improve its percentiles by not answering. */
-    size_t answered = app->nlat;
+    size_t answered = p->lat.n;
     int64_t now = lg_now_us();
-    for (uint64_t id = app->measured_from; id < app->measured_to; id++)
-        if (id < app->calls_issued && app->call_start[id] != 0)
-            app->lat_ms[app->nlat++] = (double)(now - app->call_start[id]) / 1000.0;
-    qsort(app->lat_ms, app->nlat, sizeof *app->lat_ms, cmp_double);
-    double sum = 0;
-    for (size_t i = 0; i < app->nlat; i++)
-        sum += app->lat_ms[i];
-    uint64_t measured = app->measured_to - app->measured_from;
-    double secs = (double)app->o.duration_s;
-    printf("calls=%" PRIu64 "\n", app->calls_issued);
-    printf("calls_measured=%" PRIu64 "\n", measured);
-    printf("answered=%zu\n", answered);
-    printf("failed=%" PRIu64 "\n", app->calls_failed);
-    printf("unanswered=%" PRIu64 "\n", app->calls_issued - app->calls_done);
-    printf("rate_target=%d\n", app->o.rate);
-    printf("rate_achieved=%.1f\n", secs > 0 ? (double)measured / secs : 0.0);
-    printf("lat_p50_ms=%.3f\n", lg_percentile(app->lat_ms, app->nlat, 50));
-    printf("lat_p90_ms=%.3f\n", lg_percentile(app->lat_ms, app->nlat, 90));
-    printf("lat_p99_ms=%.3f\n", lg_percentile(app->lat_ms, app->nlat, 99));
-    printf("lat_max_ms=%.3f\n", app->nlat ? app->lat_ms[app->nlat - 1] : 0.0);
-    printf("lat_mean_ms=%.3f\n", app->nlat ? sum / (double)app->nlat : 0.0);
-    printf("timer_late_max_ms=%.3f\n", app->late_max_ms);
-    if (app->calls_failed || app->calls_issued != app->calls_done || answered != measured)
+    for (uint64_t rel = p->measured_from; rel < p->issued; rel++)
+        if (p->start[rel] != 0 && !lg_samples_add(&p->lat, (double)(now - p->start[rel]) / 1e3))
+            lg_fatal(app, "out of memory");
+    print_phase(app, p, answered);
+    if (p->failed || p->issued != p->answered || answered != p->max - p->measured_from)
         app->exit_code = 1;
-    event_base_loopexit(app->base, NULL);
+    lg_phase_done done = p->done;
+    app->calls = NULL;
+    event_free(p->timer);
+    free(p->start);
+    free(p->queue);
+    lg_samples_free(&p->lat);
+    free(p);
+    if (done)
+        done(app);
+    else
+        event_base_loopexit(app->base, NULL);
 }
 
 void lg_call_done(lg_app *app, uint64_t id, int status)
 {
-    if (id >= app->calls_issued || app->call_start[id] == 0)
-        return; /* unknown or already answered */
-    double ms = (double)(lg_now_us() - app->call_start[id]) / 1000.0;
-    app->call_start[id] = 0;
-    app->calls_done++;
+    lg_calls *p = app->calls;
+    if (!p || id < p->first_id || id - p->first_id >= p->issued)
+        return; /* from an earlier phase, or unknown */
+    uint64_t rel = id - p->first_id;
+    if (p->start[rel] == 0)
+        return; /* already answered */
+    double ms = (double)(lg_now_us() - p->start[rel]) / 1000.0;
+    p->start[rel] = 0;
+    p->answered++;
     if (status != 200) {
-        if (app->calls_failed++ < 5)
+        if (p->failed++ < 5)
             fprintf(stderr, "loadgen: call %" PRIu64 " answered %d\n", id, status);
-    } else if (id >= app->measured_from && id < app->measured_to) {
-        app->lat_ms[app->nlat++] = ms;
+    } else if (rel >= p->measured_from && !lg_samples_add(&p->lat, ms)) {
+        lg_fatal(app, "out of memory");
     }
     if (is_hub(app))
-        pump(app);
-    if (app->calls_issued == app->calls_max && app->calls_done == app->calls_issued)
-        finish_calls(app);
+        pump(app, p);
+    if (p->issued == p->max && p->answered == p->issued)
+        finish_phase(app, p);
 }
 
 static void on_call_timer(evutil_socket_t fd, short what, void *arg)
@@ -127,59 +165,76 @@ static void on_call_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     lg_app *app = arg;
-    if (app->calls_issued == app->calls_max) {
+    lg_calls *p = app->calls;
+    if (p->issued == p->max) {
         fprintf(stderr, "loadgen: gave up waiting for %" PRIu64 " answers\n",
-                app->calls_issued - app->calls_done);
-        finish_calls(app);
+                p->issued - p->answered);
+        finish_phase(app, p);
         return;
     }
     int64_t now = lg_now_us();
     int64_t rate = app->o.rate;
-    while (app->calls_issued < app->calls_max) {
-        int64_t due = app->calls_start_us + (int64_t)app->calls_issued * 1000000 / rate;
+    while (p->issued < p->max) {
+        int64_t due = p->start_us + (int64_t)p->issued * 1000000 / rate;
         if (due > now)
             break;
         double late = (double)(now - due) / 1000.0;
-        if (app->calls_issued >= app->measured_from && late > app->late_max_ms)
-            app->late_max_ms = late;
-        issue(app, app->calls_issued);
+        if (p->issued >= p->measured_from && late > p->late_max_ms)
+            p->late_max_ms = late;
+        issue(app, p);
     }
     struct timeval tv = {LG_METHOD_DRAIN_S, 0};
-    if (app->calls_issued < app->calls_max) {
-        int64_t next = app->calls_start_us + (int64_t)app->calls_issued * 1000000 / rate;
+    if (p->issued < p->max) {
+        int64_t next = p->start_us + (int64_t)p->issued * 1000000 / rate;
         int64_t wait = next - lg_now_us();
         if (wait < 0)
             wait = 0;
         tv.tv_sec = (time_t)(wait / 1000000);
         tv.tv_usec = (suseconds_t)(wait % 1000000);
     }
-    event_add(app->call_timer, &tv);
+    event_add(p->timer, &tv);
+}
+
+static void open_pool(lg_app *app)
+{
+    app->pool = calloc((size_t)app->o.pool, sizeof *app->pool);
+    if (!app->pool)
+        lg_fatal(app, "out of memory");
+    for (int i = 0; i < app->o.pool; i++) {
+        app->pool[i] = lg_http_new(app);
+        if (!app->pool[i])
+            lg_fatal(app, "cannot open HTTPS connection %d", i);
+        app->npool++;
+    }
+}
+
+void lg_calls_start(lg_app *app, const char *prefix, lg_phase_done done)
+{
+    if (is_hub(app) && !app->pool)
+        open_pool(app);
+    lg_calls *p = calloc(1, sizeof *p);
+    uint64_t rate = (uint64_t)app->o.rate;
+    if (!p)
+        lg_fatal(app, "out of memory");
+    p->prefix = prefix;
+    p->done = done;
+    p->reopened_before = app->pool_reopened;
+    p->max = rate * (uint64_t)(app->o.warmup_s + app->o.duration_s);
+    p->measured_from = rate * (uint64_t)app->o.warmup_s;
+    p->first_id = app->next_call_id;
+    app->next_call_id += p->max;
+    p->start = calloc(p->max, sizeof *p->start);
+    p->queue = calloc(p->max, sizeof *p->queue);
+    p->timer = evtimer_new(app->base, on_call_timer, app);
+    if (!p->start || !p->queue || !p->timer)
+        lg_fatal(app, "out of memory");
+    app->calls = p;
+    p->start_us = lg_now_us();
+    struct timeval now = {0, 0};
+    event_add(p->timer, &now);
 }
 
 void lg_methods_start(lg_app *app)
 {
-    uint64_t rate = (uint64_t)app->o.rate;
-    app->calls_max = rate * (uint64_t)(app->o.warmup_s + app->o.duration_s);
-    app->measured_from = rate * (uint64_t)app->o.warmup_s;
-    app->measured_to = app->calls_max;
-    app->call_start = calloc(app->calls_max, sizeof *app->call_start);
-    app->queue = calloc(app->calls_max, sizeof *app->queue);
-    app->lat_ms = calloc(app->calls_max, sizeof *app->lat_ms);
-    if (!app->call_start || !app->queue || !app->lat_ms)
-        lg_fatal(app, "out of memory");
-    if (is_hub(app)) {
-        app->pool = calloc((size_t)app->o.pool, sizeof *app->pool);
-        if (!app->pool)
-            lg_fatal(app, "out of memory");
-        for (int i = 0; i < app->o.pool; i++) {
-            app->pool[i] = lg_http_new(app);
-            if (!app->pool[i])
-                lg_fatal(app, "cannot open HTTPS connection %d", i);
-            app->npool++;
-        }
-    }
-    app->call_timer = evtimer_new(app->base, on_call_timer, app);
-    app->calls_start_us = lg_now_us();
-    struct timeval now = {0, 0};
-    event_add(app->call_timer, &now);
+    lg_calls_start(app, "", NULL);
 }

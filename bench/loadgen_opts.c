@@ -10,7 +10,8 @@
 /* The key every load device is registered with: 32 bytes, base64. */
 #define LG_DEFAULT_KEY "aW90ZG0tYmVuY2gtc2hhcmVkLWRldmljZS1rZXktMzI="
 
-const char *const lg_scenario_names[] = {"idle", "telemetry", "reported", "methods", "register"};
+const char *const lg_scenario_names[] = {"idle",     "telemetry", "reported", "methods",
+                                         "register", "query",     "hostile",  "attack"};
 
 static void usage(FILE *out)
 {
@@ -22,11 +23,21 @@ static void usage(FILE *out)
             "key=value lines; diagnostics to stderr. Exit status 1 when the run went wrong.\n"
             "\n"
             "Scenarios:\n"
-            "  register   create devices PREFIX0..PREFIX(N-1) with the shared key (bulk API)\n"
+            "  register   create devices PREFIX0..PREFIX(N-1) with the shared key (bulk API);\n"
+            "             with --site-size, tag each twin with site = 'site-K'\n"
             "  idle       open N connections, hold them, report connections, time and memory\n"
             "  telemetry  QoS 1 publishes, WINDOW in flight per connection; PUBACKs per second\n"
             "  reported   twin reported PATCHes (QoS 0, WINDOW in flight); 204s per second\n"
             "  methods    direct-method calls at RATE/s; round-trip percentiles\n"
+            "  query      methods at RATE/s alone, then while HTTPS clients run queries back to\n"
+            "             back (tag, deviceId, SELECT * paged); both phases' percentiles, each\n"
+            "             query kind's latency, the server's memory\n"
+            "  hostile    legitimate devices (telemetry at a steady rate, methods at RATE/s)\n"
+            "             without, then with attackers (a child process running 'attack')\n"
+            "  attack     the attackers alone, until SIGTERM or --duration: pipelined HTTPS\n"
+            "             never read (without and with a service token), slowloris headers,\n"
+            "             MQTT twin-GET flood never read, no TLS handshake / no CONNECT,\n"
+            "             wrongly signed requests and CONNECTs\n"
             "\n"
             "Options:\n"
             "  --broker hub|mosquitto  server kind (default hub). mosquitto: no authentication,\n"
@@ -54,6 +65,21 @@ static void usage(FILE *out)
             "  --src-addrs N        source addresses 127.0.0.2.. (default: one per %d)\n"
             "  --server-pid PID     idle: sample this process's VmRSS before and after\n"
             "  --settle S           idle: wait before sampling memory (default 2)\n"
+            "  --site-size N        register, query: devices per tags.site value (default 100;\n"
+            "                       register: 0, no tags)\n"
+            "  --registered N       query: devices PREFIX0.. the hub holds (default 100000)\n"
+            "  --query-clients N    query: HTTPS clients running queries (default 1)\n"
+            "  --page-size N        query: items per SELECT * page (default 100)\n"
+            "  --telemetry-rate N   hostile: messages per second over all devices (default 1000)\n"
+            "  --attackers N        hostile, attack: connections per attack kind (default 20)\n"
+            "  --flooders N         hostile, attack: unauthenticated loops (default 4)\n"
+            "  --attacker-first N   hostile, attack: index of the first twin-flood device\n"
+            "                       (default: right after the legitimate devices)\n"
+            "  --attack-ramp S      hostile: attack this long before measuring (default 3)\n"
+            "  --trickle-ms N       slowloris: one header byte every N ms (default 500)\n"
+            "  --attack-kinds LIST  hostile, attack: some of pipeline,pipeline_auth,slowloris,\n"
+            "                       twin_flood,no_handshake,unauth (default: all; 'none':\n"
+            "                       no attacker)\n"
             "  -h, --help           this text\n",
             LG_PER_SRC_ADDR);
 }
@@ -87,6 +113,16 @@ static const int_opt int_opts[] = {
     INT_OPT("src-addrs", src_addrs, 0),
     INT_OPT("server-pid", server_pid, 1),
     INT_OPT("settle", settle_s, 0),
+    INT_OPT("site-size", site_size, 0),
+    INT_OPT("registered", registered, 1),
+    INT_OPT("query-clients", query_clients, 1),
+    INT_OPT("page-size", page_size, 1),
+    INT_OPT("telemetry-rate", telemetry_rate, 1),
+    INT_OPT("attackers", attackers, 0),
+    INT_OPT("flooders", flooders, 0),
+    INT_OPT("attacker-first", attacker_first, 0),
+    INT_OPT("attack-ramp", attack_ramp_s, 0),
+    INT_OPT("trickle-ms", trickle_ms, 1),
 };
 
 static const struct option longopts[] = {{"broker", 1, 0, 0},
@@ -112,6 +148,17 @@ static const struct option longopts[] = {{"broker", 1, 0, 0},
                                          {"src-addrs", 1, 0, 0},
                                          {"server-pid", 1, 0, 0},
                                          {"settle", 1, 0, 0},
+                                         {"site-size", 1, 0, 0},
+                                         {"registered", 1, 0, 0},
+                                         {"query-clients", 1, 0, 0},
+                                         {"page-size", 1, 0, 0},
+                                         {"telemetry-rate", 1, 0, 0},
+                                         {"attackers", 1, 0, 0},
+                                         {"flooders", 1, 0, 0},
+                                         {"attacker-first", 1, 0, 0},
+                                         {"attack-ramp", 1, 0, 0},
+                                         {"trickle-ms", 1, 0, 0},
+                                         {"attack-kinds", 1, 0, 0},
                                          {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
 
@@ -147,6 +194,8 @@ static void set_option(lg_app *app, const char *name, const char *v)
         o->prefix = v;
     } else if (strcmp(name, "device-key") == 0) {
         o->device_key = v;
+    } else if (strcmp(name, "attack-kinds") == 0) {
+        o->attack_kinds = v;
     }
 }
 
@@ -155,11 +204,15 @@ static void check_args(lg_app *app)
     const lg_opts *o = &app->o;
     if (!o->ca)
         lg_fatal(app, "--ca is required");
-    bool needs_hub = o->broker == LG_BROKER_HUB || o->scenario == LG_REGISTER;
-    if (needs_hub && !o->connstr_file)
+    bool hub_only = o->scenario == LG_REPORTED || o->scenario == LG_REGISTER ||
+                    o->scenario == LG_QUERY || o->scenario == LG_HOSTILE ||
+                    o->scenario == LG_ATTACK;
+    if (o->broker == LG_BROKER_MOSQUITTO && hub_only)
+        lg_fatal(app, "'%s' runs against the hub only", lg_scenario_names[o->scenario]);
+    if (o->broker == LG_BROKER_HUB && !o->connstr_file)
         lg_fatal(app, "--connstr-file is required against the hub");
-    if (o->broker == LG_BROKER_MOSQUITTO && o->scenario == LG_REPORTED)
-        lg_fatal(app, "a plain broker has no twins: 'reported' runs against the hub only");
+    if (o->scenario == LG_QUERY && o->site_size < 1)
+        lg_fatal(app, "query: --site-size must be at least 1");
     if (o->keepalive_s > 65535 || o->window > 60000)
         lg_fatal(app, "--keepalive and --window must be below 65536");
     if (strlen(o->prefix) > LG_ID_MAX - 12)
@@ -184,7 +237,17 @@ void lg_parse_args(lg_app *app, int argc, char **argv)
                        .rate = 500,
                        .pool = 8,
                        .concurrency = 100,
-                       .settle_s = 2};
+                       .settle_s = 2,
+                       .site_size = -1,
+                       .registered = 100000,
+                       .query_clients = 1,
+                       .page_size = 100,
+                       .telemetry_rate = 1000,
+                       .attackers = 20,
+                       .flooders = 4,
+                       .attacker_first = -1,
+                       .attack_ramp_s = 3,
+                       .trickle_ms = 500};
     int c, index;
     while ((c = getopt_long(argc, argv, "h", longopts, &index)) != -1) {
         if (c == 'h') {
@@ -206,8 +269,9 @@ void lg_parse_args(lg_app *app, int argc, char **argv)
     while (i < n && strcmp(argv[optind], lg_scenario_names[i]) != 0)
         i++;
     if (i == n)
-        lg_fatal(app, "unknown scenario '%s' (idle, telemetry, reported, methods, register)",
-                 argv[optind]);
+        lg_fatal(app, "unknown scenario '%s' (see --help)", argv[optind]);
     app->o.scenario = (lg_scenario)i;
+    if (app->o.site_size < 0) /* tags only when asked for at registration */
+        app->o.site_size = app->o.scenario == LG_REGISTER ? 0 : 100;
     check_args(app);
 }

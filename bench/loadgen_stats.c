@@ -1,4 +1,5 @@
-/* iotdm-loadgen figures: per-second series, medians, percentiles, a process's resident memory. */
+/* iotdm-loadgen figures: per-second series, samples, medians, percentiles, a process's resident
+ * memory and a watch of its peak. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,4 +66,71 @@ long lg_read_rss_kb(int pid)
         }
     fclose(f);
     return kb;
+}
+
+bool lg_samples_add(lg_samples *s, double v)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        double *p = realloc(s->v, cap * sizeof *p);
+        if (!p)
+            return false;
+        s->v = p;
+        s->cap = cap;
+    }
+    s->v[s->n++] = v;
+    return true;
+}
+
+void lg_samples_free(lg_samples *s)
+{
+    free(s->v);
+    *s = (lg_samples){0};
+}
+
+void lg_print_latency(const char *prefix, const char *name, lg_samples *s)
+{
+    qsort(s->v, s->n, sizeof *s->v, cmp_double);
+    double sum = 0;
+    for (size_t i = 0; i < s->n; i++)
+        sum += s->v[i];
+    printf("%s%s_n=%zu\n", prefix, name, s->n);
+    printf("%s%s_p50_ms=%.3f\n", prefix, name, lg_percentile(s->v, s->n, 50));
+    printf("%s%s_p90_ms=%.3f\n", prefix, name, lg_percentile(s->v, s->n, 90));
+    printf("%s%s_p99_ms=%.3f\n", prefix, name, lg_percentile(s->v, s->n, 99));
+    printf("%s%s_max_ms=%.3f\n", prefix, name, s->n ? s->v[s->n - 1] : 0.0);
+    printf("%s%s_mean_ms=%.3f\n", prefix, name, s->n ? sum / (double)s->n : 0.0);
+}
+
+static void rss_sample(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lg_rss_watch *w = arg;
+    long kb = lg_read_rss_kb(w->pid);
+    if (kb > w->max_kb)
+        w->max_kb = kb;
+}
+
+void lg_rss_watch_start(lg_app *app, lg_rss_watch *w, int pid)
+{
+    w->pid = pid;
+    w->max_kb = -1;
+    if (pid <= 0)
+        return;
+    rss_sample(-1, 0, w);
+    w->ev = event_new(app->base, -1, EV_PERSIST, rss_sample, w);
+    struct timeval tv = {0, 200000};
+    if (!w->ev || event_add(w->ev, &tv) < 0)
+        lg_fatal(app, "cannot start the memory watch");
+}
+
+long lg_rss_watch_stop(lg_rss_watch *w)
+{
+    if (w->ev) {
+        rss_sample(-1, 0, w);
+        event_free(w->ev);
+        w->ev = NULL;
+    }
+    return w->max_kb;
 }
