@@ -264,9 +264,9 @@ int64_t hub_store_telemetry_last_seq(hub_store *store)
 }
 
 iotdm_result hub_store_telemetry_trim(hub_store *store, uint64_t max_bytes, int64_t max_age_ms,
-                                      int64_t now_ms)
+                                      int64_t now_ms, size_t max_rows, bool *out_more)
 {
-    return store->ops->telemetry_trim(store, max_bytes, max_age_ms, now_ms);
+    return store->ops->telemetry_trim(store, max_bytes, max_age_ms, now_ms, max_rows, out_more);
 }
 
 iotdm_result hub_store_file_create(hub_store *store, const hub_file *file)

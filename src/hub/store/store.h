@@ -267,9 +267,12 @@ IOTDM_NODISCARD iotdm_result hub_store_telemetry_foreach(hub_store *store, int64
 int64_t hub_store_telemetry_last_seq(hub_store *store);
 /* Deletes the oldest messages until at most max_bytes of rows (bodies, properties and the row's
  * own overhead: about what they take on the disk) remain and none is older than
- * now_ms - max_age_ms (max_age_ms <= 0: no age limit). Opens no transaction when nothing goes. */
+ * now_ms - max_age_ms (max_age_ms <= 0: no age limit), at most max_rows of them per call (a
+ * long backlog, after a restart or a lowered limit, must not hold the writer): *out_more (may be
+ * NULL) says whether more must go. Opens no transaction when nothing goes. */
 IOTDM_NODISCARD iotdm_result hub_store_telemetry_trim(hub_store *store, uint64_t max_bytes,
-                                                      int64_t max_age_ms, int64_t now_ms);
+                                                      int64_t max_age_ms, int64_t now_ms,
+                                                      size_t max_rows, bool *out_more);
 
 /* File uploads (docs/protocol.md §8.12). The bytes are kept by the HTTP layer in
  * DATA/files/<correlation_id>; the store keeps the records. */
@@ -466,7 +469,7 @@ struct hub_store_ops {
                                       hub_telemetry_visitor visit, void *ctx);
     int64_t (*telemetry_last_seq)(hub_store *store);
     iotdm_result (*telemetry_trim)(hub_store *store, uint64_t max_bytes, int64_t max_age_ms,
-                                   int64_t now_ms);
+                                   int64_t now_ms, size_t max_rows, bool *out_more);
     iotdm_result (*file_create)(hub_store *store, const hub_file *file);
     iotdm_result (*file_get)(hub_store *store, const char *correlation_id, hub_file *out_file);
     iotdm_result (*file_update)(hub_store *store, const hub_file *file);

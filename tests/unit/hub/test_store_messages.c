@@ -123,8 +123,8 @@ static void test_store_c2d_expiry(void **state)
 
 typedef struct {
     size_t n;
-    int64_t seqs[32];
-    size_t lens[32];
+    int64_t seqs[128];
+    size_t lens[128];
     char app0[16];
 } tel_log;
 
@@ -176,14 +176,15 @@ static void test_store_telemetry_append_foreach_trim(void **state)
 
     /* Bytes count the whole row: body 100, properties {"k":"v"} (9), system properties (38),
      * "dev1" (4) and 64 of row overhead = 215. Keep at most 1100 -> the 5 newest. */
-    assert_int_equal(hub_store_telemetry_trim(f->s, 1100, 0, 5000), IOTDM_OK);
+    assert_int_equal(hub_store_telemetry_trim(f->s, 1100, 0, 5000, SIZE_MAX, NULL), IOTDM_OK);
     memset(&v, 0, sizeof(v));
     assert_int_equal(hub_store_telemetry_foreach(f->s, 0, 100, log_tel, &v), IOTDM_OK);
     assert_int_equal(v.n, 5);
     assert_int_equal(v.seqs[0], seqs[5]);
 
     /* Age: at now=2000 with max age 250, messages enqueued before 1750 go (1500, 1600, 1700). */
-    assert_int_equal(hub_store_telemetry_trim(f->s, UINT64_MAX, 250, 2000), IOTDM_OK);
+    assert_int_equal(hub_store_telemetry_trim(f->s, UINT64_MAX, 250, 2000, SIZE_MAX, NULL),
+                     IOTDM_OK);
     memset(&v, 0, sizeof(v));
     assert_int_equal(hub_store_telemetry_foreach(f->s, 0, 100, log_tel, &v), IOTDM_OK);
     assert_int_equal(v.n, 2);
@@ -191,11 +192,11 @@ static void test_store_telemetry_append_foreach_trim(void **state)
     assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
 
     /* Nothing to trim: no write transaction is opened. */
-    assert_int_equal(hub_store_telemetry_trim(f->s, UINT64_MAX, 0, 2000), IOTDM_OK);
+    assert_int_equal(hub_store_telemetry_trim(f->s, UINT64_MAX, 0, 2000, SIZE_MAX, NULL), IOTDM_OK);
     assert_false(hub_store_has_pending_writes(f->s));
 
     /* Trimming everything keeps seqs increasing. */
-    assert_int_equal(hub_store_telemetry_trim(f->s, 0, 0, 2000), IOTDM_OK);
+    assert_int_equal(hub_store_telemetry_trim(f->s, 0, 0, 2000, SIZE_MAX, NULL), IOTDM_OK);
     assert_int_equal(hub_store_telemetry_last_seq(f->s), seqs[9]);
     int64_t next;
     append(f->s, 3000, 0, &next);
@@ -211,7 +212,8 @@ static void test_store_telemetry_append_foreach_trim(void **state)
     assert_int_equal(hub_store_open(f->path, &f->s), IOTDM_OK);
     append(f->s, 3100, 200, &next);
     append(f->s, 3200, 200, &next);
-    assert_int_equal(hub_store_telemetry_trim(f->s, 400, 0, 3300), IOTDM_OK); /* rows of 315 */
+    assert_int_equal(hub_store_telemetry_trim(f->s, 400, 0, 3300, SIZE_MAX, NULL),
+                     IOTDM_OK); /* rows of 315 */
     memset(&v, 0, sizeof(v));
     assert_int_equal(hub_store_telemetry_foreach(f->s, 0, 100, log_tel, &v), IOTDM_OK);
     assert_int_equal(v.n, 1);
@@ -236,9 +238,18 @@ static void test_store_telemetry_trim_counts_properties(void **state)
         json_decref(t.properties);
         json_decref(t.system_properties);
     }
-    /* 100 rows of about 4.1 KB, no body bytes at all: a 40 KB limit keeps fewer than 10. */
-    assert_int_equal(hub_store_telemetry_trim(f->s, 40000, 0, 5000), IOTDM_OK);
+    /* One trim deletes at most max_rows and says more must go: the writer is never held for
+     * long, however far over the limit the table is. */
+    bool more = false;
+    assert_int_equal(hub_store_telemetry_trim(f->s, 40000, 0, 5000, 50, &more), IOTDM_OK);
+    assert_true(more);
     tel_log v = {0};
+    assert_int_equal(hub_store_telemetry_foreach(f->s, 0, 1000, log_tel, &v), IOTDM_OK);
+    assert_int_equal(v.n, 50);
+    /* 100 rows of about 4.1 KB, no body bytes at all: a 40 KB limit keeps fewer than 10. */
+    assert_int_equal(hub_store_telemetry_trim(f->s, 40000, 0, 5000, SIZE_MAX, &more), IOTDM_OK);
+    assert_false(more);
+    memset(&v, 0, sizeof(v));
     assert_int_equal(hub_store_telemetry_foreach(f->s, 0, 1000, log_tel, &v), IOTDM_OK);
     assert_true(v.n >= 8 && v.n < 10);
     assert_int_equal(hub_store_commit(f->s), IOTDM_OK);

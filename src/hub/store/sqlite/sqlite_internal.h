@@ -297,7 +297,8 @@ IOTDM_NODISCARD iotdm_result sq_telemetry_foreach(hub_store *base, int64_t from_
                                                   hub_telemetry_visitor visit, void *ctx);
 int64_t sq_telemetry_last_seq(hub_store *base);
 IOTDM_NODISCARD iotdm_result sq_telemetry_trim(hub_store *base, uint64_t max_bytes,
-                                               int64_t max_age_ms, int64_t now_ms);
+                                               int64_t max_age_ms, int64_t now_ms, size_t max_rows,
+                                               bool *out_more);
 IOTDM_NODISCARD iotdm_result sq_file_create(hub_store *base, const hub_file *file);
 IOTDM_NODISCARD iotdm_result sq_file_get(hub_store *base, const char *correlation_id,
                                          hub_file *out_file);
@@ -350,6 +351,8 @@ IOTDM_NODISCARD iotdm_result sq_tpm_challenge_prune(hub_store *base, int64_t now
 /* The schema version this build migrates to (tests). */
 int sq_schema_version(void);
 IOTDM_NODISCARD iotdm_result sq_durable(hub_store *base);
+/* The retained telemetry's byte count, summed once (at open: a long table takes a while). */
+iotdm_result store_telemetry_count(sq_store *s);
 bool sq_quiesce_wanted(hub_store *base);
 iotdm_result sq_twin_get_sections(hub_store *base, const char *device_id, unsigned sections,
                                   hub_twin *out_twin);

@@ -327,23 +327,41 @@ static iotdm_result telemetry_bytes(sq_store *s, int64_t *out)
     return r;
 }
 
-/* Walks from the oldest message while it must go; finds the last seq to delete and what remains. */
+/* Sums the retained bytes now, so that the first trim does not scan the table on a busy writer. */
+iotdm_result store_telemetry_count(sq_store *s)
+{
+    int64_t total;
+    return telemetry_bytes(s, &total);
+}
+
+/* Walks from the oldest message while it must go, at most max_rows; finds the last seq to delete,
+ * what remains, and whether more must go after those. */
 static iotdm_result trim_point(sq_store *s, int64_t total, uint64_t max_bytes, int64_t cutoff,
-                               int64_t *out_last, int64_t *out_remaining)
+                               size_t max_rows, int64_t *out_last, int64_t *out_remaining,
+                               bool *out_more)
 {
     sqlite3_stmt *st = stmt_take(s, ST_TELEMETRY_OLDEST,
                                  "SELECT seq, enqueued_ms, row_bytes FROM telemetry ORDER BY seq");
     if (!st)
         return IOTDM_E_STORAGE;
     int rc;
+    size_t rows = 0;
     *out_last = 0;
+    *out_more = false;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         bool too_big = (uint64_t)total > max_bytes;
         if (!too_big && sqlite3_column_int64(st, 1) >= cutoff)
             break;
+        if (rows == max_rows) {
+            *out_more = true;
+            break;
+        }
         *out_last = sqlite3_column_int64(st, 0);
         total -= sqlite3_column_int64(st, 2);
+        rows++;
     }
+    if (rc == SQLITE_ROW)
+        rc = SQLITE_DONE; /* stopped on purpose */
     *out_remaining = total;
     iotdm_result r = store_sqlite_result(s, rc, "telemetry oldest");
     stmt_give(s, ST_TELEMETRY_OLDEST, st);
@@ -351,18 +369,23 @@ static iotdm_result trim_point(sq_store *s, int64_t total, uint64_t max_bytes, i
 }
 
 iotdm_result sq_telemetry_trim(hub_store *base, uint64_t max_bytes, int64_t max_age_ms,
-                               int64_t now_ms)
+                               int64_t now_ms, size_t max_rows, bool *out_more)
 {
     sq_store *store = (sq_store *)base;
+    bool more = false;
+    if (out_more)
+        *out_more = false;
     int64_t total;
     iotdm_result r = telemetry_bytes(store, &total);
     if (r != IOTDM_OK)
         return r;
     int64_t cutoff = max_age_ms > 0 ? now_ms - max_age_ms : INT64_MIN;
     int64_t last, remaining;
-    r = trim_point(store, total, max_bytes, cutoff, &last, &remaining);
+    r = trim_point(store, total, max_bytes, cutoff, max_rows, &last, &remaining, &more);
     if (r != IOTDM_OK || last == 0)
         return r; /* nothing to delete: no write transaction */
+    if (out_more)
+        *out_more = more;
     r = store_write_begin(store);
     if (r != IOTDM_OK)
         return r;

@@ -538,6 +538,8 @@ iotdm_result hub_store_sqlite_open(const char *path, hub_store **out_store)
         s->page_size = atoi(page) > 0 ? atoi(page) : 4096;
     if (r == IOTDM_OK)
         r = sq_durable(&s->base); /* the migrations committed without waiting for the disk */
+    if (r == IOTDM_OK)
+        r = store_telemetry_count(s);
     if (r != IOTDM_OK) {
         log_error("store", "cannot open database path=%s result=%s", path, iotdm_result_name(r));
         sq_close(&s->base);
