@@ -315,6 +315,8 @@ iotdm_result hub_init(hub *h, const hub_config *cfg)
     if (!h->tls || !h->https_tls || !h->dir || !h->admission)
         return IOTDM_E_INTERNAL;
     r = open_store(h);
+    if (r == IOTDM_OK)
+        r = hub_models_load(h);
     if (r < 0)
         return r;
     h->nloops = h->cfg.threads;
@@ -402,6 +404,7 @@ void hub_deinit(hub *h)
             hub_loop_deinit(&h->loops[i]);
     hub_events_deinit(h);
     hub_dps_free(h);
+    hub_models_free(h);
     hub_admission_free(h->admission);
     hub_dir_free(h->dir);
     if (h->policies)

@@ -21,6 +21,7 @@ typedef struct hub_mqtt_conn hub_mqtt_conn;
 typedef struct hub_http hub_http;
 typedef struct hub_methods hub_methods;
 typedef struct hub_dps hub_dps;
+typedef struct hub_models hub_models;
 
 #define HUB_MAX_LOOPS 64
 
@@ -58,6 +59,7 @@ typedef struct hub {
     size_t npolicies;
     struct hub_events *events;
     hub_dps *dps;
+    hub_models *models;            /* read-only after start */
     struct event *housekeeping_ev; /* on loop 0 */
     struct event *sigterm_ev, *sigint_ev;
     atomic_bool stopping;

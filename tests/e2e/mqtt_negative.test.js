@@ -377,3 +377,18 @@ test('an unacknowledged C2D message is redelivered with DUP on the next session,
   assert.equal(c3.publishes.length, 0, 'an acknowledged message must not be delivered again');
   await c3.end(false);
 });
+
+test('twin GETs beyond 20 per second on one connection get 429; the next second is served', async () => {
+  const c = await h.rawConnect({ deviceId: 'neg-a', key: keys['neg-a'] });
+  await c.subscribe('$iothub/twin/res/#');
+  // All at once, without waiting: the hub sees them within one second.
+  const answers = await Promise.all(Array.from({ length: 40 }, () => c.twinGet(10000)));
+  const counts = answers.reduce((m, a) => ({ ...m, [a.status]: (m[a.status] || 0) + 1 }), {});
+  assert.ok(counts[200] >= 1 && counts[200] <= 20, `at most 20 served: ${JSON.stringify(counts)}`);
+  assert.ok(counts[429] >= 20, `the rest throttled: ${JSON.stringify(counts)}`);
+  const throttled = answers.find((a) => a.status === 429);
+  assert.equal(throttled.json.errorCode, 429001, throttled.text);
+  await h.sleep(1100);
+  assert.equal((await c.twinGet(5000)).status, 200, 'served again after the second');
+  await c.end();
+});

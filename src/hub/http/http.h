@@ -12,4 +12,8 @@ void hub_http_loop_close(hub_loop *loop);
 void hub_http_loop_deinit(hub_loop *loop);
 size_t hub_http_loop_connections(const hub_loop *loop);
 
+/* The DTDL models served at /iotdm/models, read once at start (models.c). */
+IOTDM_NODISCARD iotdm_result hub_models_load(hub *h);
+void hub_models_free(hub *h);
+
 #endif

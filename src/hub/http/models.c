@@ -2,8 +2,11 @@
  * and the CLI render forms and commands from. Read-only; any service policy may read them. */
 #include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
+#include "common/log.h"
 #include "hub/http/internal.h"
 
 static json_t *load_models(const char *dir)
@@ -30,27 +33,101 @@ static json_t *load_models(const char *dir)
     return all;
 }
 
-/* A few small files from the models folder, read on the loop: they are the hub's own, not input
- * from a peer, and the dashboard asks for them once per page. */
-static void models(http_ctx *cx)
+/* The models as served: read once at start (the hub's own files, which do not change while it
+ * runs), each kept as its JSON text, so that a request costs a copy and no file system access. */
+typedef struct {
+    char *id;
+    char *text;
+    size_t len;
+} model_text;
+
+struct hub_models {
+    char *all; /* the array of every model */
+    size_t all_len;
+    model_text *items;
+    size_t n;
+};
+
+static char *dump(const json_t *j, size_t *out_len)
 {
-    json_t *all = load_models(cx->h->cfg.models_dir);
-    if (cx->nsegments == 2) {
-        http_send_json(cx, 200, all);
+    char *jt = json_dumps(j, JSON_COMPACT);
+    char *copy = jt ? xstrdup(jt) : NULL;
+    free(jt); /* jansson's allocator */
+    *out_len = copy ? strlen(copy) : 0;
+    return copy;
+}
+
+iotdm_result hub_models_load(hub *h)
+{
+    hub_models *m = xcalloc(1, sizeof *m);
+    json_t *all = load_models(h->cfg.models_dir);
+    if (!m || !all) {
+        xfree(m);
+        json_decref(all);
+        return -ENOMEM;
+    }
+    h->models = m;
+    m->items = xcalloc(json_array_size(all) + 1, sizeof *m->items);
+    m->all = dump(all, &m->all_len);
+    iotdm_result r = m->items && m->all ? IOTDM_OK : -ENOMEM;
+    size_t i;
+    json_t *one;
+    json_array_foreach(all, i, one)
+    {
+        if (r != IOTDM_OK)
+            break;
+        model_text *t = &m->items[m->n];
+        t->id = xstrdup(json_string_value(json_object_get(one, "@id")));
+        t->text = dump(one, &t->len);
+        if (!t->id || !t->text)
+            r = -ENOMEM;
+        m->n++;
+    }
+    json_decref(all);
+    if (r == IOTDM_OK)
+        log_info("http", "models loaded count=%zu dir=%s", m->n, h->cfg.models_dir);
+    return r;
+}
+
+void hub_models_free(hub *h)
+{
+    hub_models *m = h->models;
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n; i++) {
+        xfree(m->items[i].id);
+        xfree(m->items[i].text);
+    }
+    xfree(m->items);
+    xfree(m->all);
+    xfree(m);
+    h->models = NULL;
+}
+
+static void send_text(http_ctx *cx, const char *text, size_t len)
+{
+    char *copy = xmalloc(len + 1);
+    if (!copy) {
+        http_send_result_error(cx, -ENOMEM, "cannot send the model");
         return;
     }
-    size_t i;
-    json_t *m;
-    json_array_foreach(all, i, m)
-    {
-        if (strcmp(json_string_value(json_object_get(m, "@id")), cx->segments[2]) == 0) {
-            json_incref(m);
-            json_decref(all);
-            http_send_json(cx, 200, m);
+    memcpy(copy, text, len);
+    http_send_bytes_take(cx, 200, "application/json; charset=utf-8", copy, len);
+}
+
+static void models(http_ctx *cx)
+{
+    const hub_models *m = cx->h->models;
+    if (cx->nsegments == 2) {
+        send_text(cx, m->all, m->all_len);
+        return;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        if (strcmp(m->items[i].id, cx->segments[2]) == 0) {
+            send_text(cx, m->items[i].text, m->items[i].len);
             return;
         }
     }
-    json_decref(all);
     http_send_error(cx, HUB_ERR_NOT_FOUND, "no model with id '%s'", cx->segments[2]);
 }
 

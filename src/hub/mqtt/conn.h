@@ -24,6 +24,10 @@
 #define HUB_METHOD_MAX_BYTES (128 * 1024)
 #define HUB_C2D_MAX_PENDING  50
 #define HUB_KEEPALIVE_CAP_S  1767 /* Azure's load-balancer idle limit */
+/* Twin GETs one connection may make per second; beyond, 429 without touching the store. Devices
+ * read their twin at connect and after a missed notification: a flood serves no one and would
+ * queue on the writer thread in front of everyone's writes. */
+#define HUB_TWIN_GETS_PER_S 20
 
 #define HUB_SUB_BIT(kind) (1u << (unsigned)(kind))
 
@@ -67,6 +71,8 @@ struct hub_mqtt_conn {
     int64_t stalled_since_ms;    /* monotonic: output above the limit since; 0 when not */
     hub_wheel_node deadline;     /* handshake, keep-alive, token expiry and stall (loop->wheel) */
     uint16_t next_packet_id;
+    uint16_t twin_gets;         /* in the current one-second window */
+    int64_t twin_get_window_ms; /* monotonic start of that window */
     hub_c2d_inflight *inflight; /* HUB_C2D_MAX_PENDING entries, allocated at the first delivery */
     size_t ninflight;
     bool c2d_fetching;    /* a unit is fetching pending C2D messages */

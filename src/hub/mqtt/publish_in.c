@@ -362,10 +362,33 @@ static void twin_done(hub_work *w)
     xfree(u);
 }
 
+/* Whether another twin GET fits this second's allowance. */
+static bool twin_get_allowed(hub_mqtt_conn *c)
+{
+    int64_t now = time_mono_ms();
+    if (now - c->twin_get_window_ms >= 1000) {
+        c->twin_get_window_ms = now;
+        c->twin_gets = 0;
+    }
+    if (c->twin_gets <= HUB_TWIN_GETS_PER_S)
+        c->twin_gets++; /* saturates: a flood cannot wrap it round to allowed */
+    return c->twin_gets <= HUB_TWIN_GETS_PER_S;
+}
+
 static void on_twin(hub_mqtt_conn *c, const mqtt_publish *p, const az_publish_topic *t)
 {
     if (t->rid.len >= sizeof((twin_unit *)0)->rid) {
         hub_conn_close(c, "request id too long");
+        return;
+    }
+    if (t->kind == AZ_PUB_TWIN_GET && !twin_get_allowed(c)) {
+        hub_refused(HUB_REFUSED_OVERLOAD, "mqtt",
+                    "twin GET throttled device=%s reason=\"more than %d per second\"", c->device_id,
+                    HUB_TWIN_GETS_PER_S);
+        twin_error_respond(c, (const char *)t->rid.ptr, t->rid.len, IOTDM_E_THROTTLED,
+                           "too many twin reads: at most 20 per second per connection", true);
+        if (p->qos == 1)
+            send_puback(c, p->packet_id);
         return;
     }
     json_t *patch = NULL;
