@@ -43,4 +43,9 @@ IOTDM_NODISCARD iotdm_result hub_twin_update_service(hub_store *store, hub_work 
                                                      bool replace, uint64_t if_match,
                                                      json_t **out_twin, twin_error *err);
 
+/* Checks, without a store, that a hub_twin_update_service replace of body's tags and/or
+ * properties.desired would be accepted: callers that write more than the twin in the same unit
+ * check first, so that a bad twin changes nothing. */
+IOTDM_NODISCARD iotdm_result hub_twin_check_replace(const json_t *body, twin_error *err);
+
 #endif

@@ -124,6 +124,8 @@ function tlsPeer(k, port, opts = {}) {
 // of the last byte the hub took from it; one still open at the end must have been read lately.
 function assertNoLongStall(peers, endAt, what) {
   const limitMs = (L.stall + SLACK_S) * 1000;
+  const longest = Math.max(0, ...peers.map((p) => (p.hubClosedAt || endAt) - p.lastFlushAt));
+  console.log(`${what}: the longest a connection was kept after its last byte taken: ${longest} ms`);
   for (const p of peers) {
     const until = p.hubClosedAt || endAt;
     const stalledMs = until - p.lastFlushAt;

@@ -160,3 +160,102 @@ test('a wrong policy key is refused with 401 UnauthorizedError', async () => {
   const none = await h.rest('GET', `/devices/reg-gen?${h.API}`, { auth: null });
   assert.equal(none.status, 401, `no Authorization header: ${none.status} ${none.text}`);
 });
+
+// ---- bulk (POST /devices, §8.6)
+
+test('bulk: addDevices, updateDevices with the device etag, removeDevices (the Node SDK)', async () => {
+  const ids = ['bulk-a', 'bulk-b', 'bulk-c'];
+  const added = await reg.addDevices(ids.map((deviceId) => ({ deviceId })));
+  assert.equal(added.responseBody.isSuccessful, true, JSON.stringify(added.responseBody));
+  for (const id of ids) assert.equal((await reg.get(id)).responseBody.status, 'enabled');
+
+  // The SDK sends each device's own "etag" (lowercase) for UpdateIfMatchETag.
+  const { responseBody: a } = await reg.get('bulk-a');
+  const upd = await reg.updateDevices([{ ...a, status: 'disabled' }], false);
+  assert.equal(upd.responseBody.isSuccessful, true, JSON.stringify(upd.responseBody));
+  assert.equal((await reg.get('bulk-a')).responseBody.status, 'disabled');
+
+  // The same etag again is stale now: that item fails with 412, the other one is applied.
+  const { responseBody: b } = await reg.get('bulk-b');
+  const stale = await h.rest('POST', `/devices?${h.API}`, {
+    body: [
+      { id: 'bulk-a', importMode: 'UpdateIfMatchETag', etag: a.etag, status: 'enabled' },
+      { id: 'bulk-b', importMode: 'UpdateIfMatchETag', etag: b.etag, status: 'disabled' },
+    ],
+  });
+  assert.equal(stale.status, 400, stale.text);
+  assert.equal(stale.json.isSuccessful, false);
+  assert.deepEqual(stale.json.errors.map((e) => e.deviceId), ['bulk-a'], stale.text);
+  assert.equal((await reg.get('bulk-a')).responseBody.status, 'disabled');
+  assert.equal((await reg.get('bulk-b')).responseBody.status, 'disabled');
+
+  const removed = await reg.removeDevices(ids.map((deviceId) => ({ deviceId })), true);
+  assert.equal(removed.responseBody.isSuccessful, true, JSON.stringify(removed.responseBody));
+  for (const id of ids) assert.equal(await h.deviceExists(id), false, `${id} still exists`);
+});
+
+test('bulk: tags and desired properties of an item become the twin\'s; updateTwin modes change only the twin', async () => {
+  const r = await h.rest('POST', `/devices?${h.API}`, {
+    body: [{
+      id: 'bulk-twin', importMode: 'create',
+      tags: { site: 'lyon', rack: 4 },
+      properties: { desired: { interval: 30 } },
+    }],
+  });
+  assert.equal(r.status, 200, r.text);
+  let { responseBody: t } = await reg.getTwin('bulk-twin');
+  assert.deepEqual(t.tags, { site: 'lyon', rack: 4 });
+  assert.equal(t.properties.desired.interval, 30);
+  const q = await reg.createQuery("SELECT * FROM devices WHERE tags.site = 'lyon'").nextAsTwin();
+  assert.deepEqual(q.result.map((x) => x.deviceId), ['bulk-twin']);
+
+  // A connected device hears of a desired change made in bulk.
+  const { responseBody: d } = await reg.get('bulk-twin');
+  const client = await h.openDevice(h.deviceConnStr(d));
+  const twin = await client.getTwin();
+  const heard = new Promise((resolve) => {
+    twin.on('properties.desired', (patch) => { if (patch.interval === 60) resolve(patch); });
+  });
+  const u = await h.rest('POST', `/devices?${h.API}`, {
+    body: [{ id: 'bulk-twin', importMode: 'updateTwin', tags: { site: 'oslo' }, properties: { desired: { interval: 60 } } }],
+  });
+  assert.equal(u.status, 200, u.text);
+  await h.withTimeout(heard, 10000, 'desired patch from a bulk updateTwin');
+  ({ responseBody: t } = await reg.getTwin('bulk-twin'));
+  assert.deepEqual(t.tags, { site: 'oslo' }, 'updateTwin replaces the tags');
+  assert.equal((await reg.get('bulk-twin')).responseBody.etag, d.etag, 'the identity is unchanged');
+
+  // updateTwinIfMatchETag: a stale twin etag changes nothing.
+  const stale = await h.rest('POST', `/devices?${h.API}`, {
+    body: [{ id: 'bulk-twin', importMode: 'updateTwinIfMatchETag', twinETag: 'AAAAAAAAAAE=', tags: { site: 'rome' } }],
+  });
+  assert.equal(stale.status, 400, stale.text);
+  assert.equal(stale.json.errors[0].errorCode, 'PreconditionFailed', stale.text);
+  const fresh = await h.rest('POST', `/devices?${h.API}`, {
+    body: [{ id: 'bulk-twin', importMode: 'updateTwinIfMatchETag', twinETag: t.etag, tags: { site: 'rome' } }],
+  });
+  assert.equal(fresh.status, 200, fresh.text);
+  assert.deepEqual((await reg.getTwin('bulk-twin')).responseBody.tags, { site: 'rome' });
+  await client.close();
+});
+
+test('bulk: an item with a bad twin is refused whole and changes nothing; the others are applied', async () => {
+  let deep = { leaf: 1 };
+  for (let i = 0; i < 12; i++) deep = { n: deep };
+  const r = await h.rest('POST', `/devices?${h.API}`, {
+    body: [
+      { id: 'bulk-deep', importMode: 'create', tags: deep },
+      { id: 'bulk-reported', importMode: 'create', properties: { reported: { fw: '1.0' } } },
+      { id: 'bulk-notag', importMode: 'updateTwin' },
+      { id: 'bulk-fine', importMode: 'createOrUpdate', tags: { ok: true } },
+    ],
+  });
+  assert.equal(r.status, 400, r.text);
+  const byId = Object.fromEntries(r.json.errors.map((e) => [e.deviceId, e]));
+  assert.deepEqual(Object.keys(byId).sort(), ['bulk-deep', 'bulk-notag', 'bulk-reported'], r.text);
+  assert.equal(byId['bulk-deep'].errorCode, 'ArgumentInvalid', r.text);
+  assert.match(byId['bulk-reported'].errorStatus, /reported/);
+  assert.equal(await h.deviceExists('bulk-deep'), false, 'a refused item created its device');
+  assert.equal(await h.deviceExists('bulk-reported'), false, 'a refused item created its device');
+  assert.deepEqual((await reg.getTwin('bulk-fine')).responseBody.tags, { ok: true });
+});

@@ -68,7 +68,7 @@ struct hub_mqtt_conn {
     int64_t activity_written_ms; /* wall clock of the last lastActivityTime write */
     int64_t token_expiry_s;      /* 0: no expiry (X.509) */
     int64_t deadline_ms;         /* monotonic: handshake deadline before CONNECT */
-    int64_t stalled_since_ms;    /* monotonic: output above the limit since; 0 when not */
+    int64_t stalled_since_ms;    /* monotonic: output first above the limit; 0 once drained */
     hub_wheel_node deadline;     /* handshake, keep-alive, token expiry and stall (loop->wheel) */
     uint16_t next_packet_id;
     uint16_t twin_gets;         /* in the current one-second window */

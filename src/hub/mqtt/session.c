@@ -190,7 +190,11 @@ static void check_output(hub_mqtt_conn *c)
     if (unsent <= c->h->cfg.limits.output_limit)
         return;
     c->paused_output = true;
-    c->stalled_since_ms = time_mono_ms();
+    /* The stall clock runs from when the output first passed the limit and stops only once the
+     * output has drained completely: draining to half into the kernel's socket buffers (several
+     * MB on loopback) and passing the limit again is the same stall, not a new one. */
+    if (!c->stalled_since_ms)
+        c->stalled_since_ms = time_mono_ms();
     bufferevent_disable(c->bev, EV_READ);
     arm_timer(c);
 }
@@ -488,10 +492,11 @@ static void write_cb(struct bufferevent *bev, void *arg)
         end_drain(c);
         return;
     }
-    if (c->paused_output &&
-        evbuffer_get_length(bufferevent_get_output(bev)) <= c->h->cfg.limits.output_limit / 2) {
+    size_t unsent = evbuffer_get_length(bufferevent_get_output(bev));
+    if (!c->paused_output && unsent == 0)
+        c->stalled_since_ms = 0; /* the peer has read everything: a later stall is a new one */
+    if (c->paused_output && unsent <= c->h->cfg.limits.output_limit / 2) {
         c->paused_output = false;
-        c->stalled_since_ms = 0;
         c->last_rx_ms = time_mono_ms(); /* the keep-alive clock restarts with reading */
         update_reading(c);
         arm_timer(c);

@@ -3,8 +3,9 @@
  *
  * Deadlines: ev_deadline is armed when a phase starts (httpd_internal.h) and only then, so bytes
  * trickling in never extend it. Backpressure: once the unsent output passes output_limit the
- * connection is neither read nor parsed, and ev_stall closes it unless the output falls to half
- * the limit (the write watermark) within stall_timeout. Lifetime: closing only marks the
+ * connection is neither read nor parsed until the output falls to half the limit (the write
+ * watermark), and ev_stall closes it unless the output has drained completely within
+ * stall_timeout of first passing the limit. Lifetime: closing only marks the
  * connection dead and activates ev_defer; the free happens in that fresh callback, where no
  * application or libevent callback of this connection is on the stack. */
 #include <errno.h>
@@ -18,6 +19,7 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "hub/net/httpd_internal.h"
 #include "hub/net/tls.h"
 
@@ -211,7 +213,16 @@ void hconn_output_added(httpd_conn *c)
     if (evbuffer_get_length(hconn_output(c)) <= c->srv->limits->output_limit)
         return;
     c->over_limit = true;
-    arm(c->ev_stall, c->srv->limits->stall_timeout_s);
+    /* The stall clock stops only when the output has drained completely (on_write): draining to
+     * half into the kernel's socket buffers and passing the limit again is the same stall. */
+    int64_t now = time_mono_ms();
+    if (!c->stall_since_ms)
+        c->stall_since_ms = now;
+    int64_t left = c->stall_since_ms + c->srv->limits->stall_timeout_s * 1000LL - now;
+    struct timeval tv = {0, 0};
+    if (left > 0)
+        tv = (struct timeval){(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+    evtimer_add(c->ev_stall, &tv);
     update_reading(c);
 }
 
@@ -248,6 +259,8 @@ static void on_write(struct bufferevent *bev, void *arg)
     if (c->dead)
         return;
     size_t unsent = evbuffer_get_length(bufferevent_get_output(bev));
+    if (!c->over_limit && unsent == 0)
+        c->stall_since_ms = 0; /* the peer has read everything: a later stall is a new one */
     if (c->phase == HTTPD_PHASE_FLUSH) {
         if (unsent == 0)
             conn_linger(c);

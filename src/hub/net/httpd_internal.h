@@ -107,16 +107,17 @@ struct httpd_conn {
     char peer[64];
     int error_status; /* set by the parser callback that refused the request */
     const char *error_reason;
-    bool tls_done;      /* the handshake finished (always, without TLS) */
-    bool first_done;    /* the first request's header block is in: the handshake deadline is over */
-    bool dead;          /* closing: nothing more is read, written or called; freed from ev_defer */
-    bool graceful;      /* on close, send a TLS close_notify */
-    bool over_limit;    /* unsent output is above output_limit: not read, stall timer running */
-    bool in_parse;      /* the parse loop is on the stack */
-    bool msg_done;      /* a message completed during the current parser run */
-    bool close_after;   /* close once the current answer is out (Connection: close was sent) */
-    bool goodbye;       /* TLS close_notify and TCP FIN sent */
-    size_t linger_left; /* bytes still discarded while lingering */
+    bool tls_done;   /* the handshake finished (always, without TLS) */
+    bool first_done; /* the first request's header block is in: the handshake deadline is over */
+    bool dead;       /* closing: nothing more is read, written or called; freed from ev_defer */
+    bool graceful;   /* on close, send a TLS close_notify */
+    bool over_limit; /* unsent output is above output_limit: not read, stall timer running */
+    int64_t stall_since_ms; /* monotonic: output first above the limit; 0 once drained */
+    bool in_parse;          /* the parse loop is on the stack */
+    bool msg_done;          /* a message completed during the current parser run */
+    bool close_after;       /* close once the current answer is out (Connection: close was sent) */
+    bool goodbye;           /* TLS close_notify and TCP FIN sent */
+    size_t linger_left;     /* bytes still discarded while lingering */
 };
 
 /* The connection takes no more requests: it is closing, flushing its last answer or lingering. */
