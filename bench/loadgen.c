@@ -101,6 +101,25 @@ static void on_keepalive(evutil_socket_t fd, short what, void *arg)
 
 /* ---- telemetry and reported ------------------------------------------------------------------ */
 
+/* Where the CPU went in the measured phase: a rate bound by the generator (100 % of a core)
+ * says nothing of the server, and CPU per message compares servers whatever bound the rate. */
+static void print_cpu_figures(lg_app *app, double messages)
+{
+    if (app->cpu0_us == 0)
+        return; /* no warm-up: no snapshot at the start of the phase (on_tick) */
+    double hz = (double)sysconf(_SC_CLK_TCK);
+    double wall_s = (double)(lg_now_us() - app->cpu0_us) / 1e6;
+    long self = lg_read_cpu_ticks(0);
+    if (app->cpu0_self >= 0 && self >= 0 && wall_s > 0)
+        printf("loadgen_cpu_pct=%.0f\n", (double)(self - app->cpu0_self) / hz / wall_s * 100);
+    long server = app->o.server_pid > 0 ? lg_read_cpu_ticks(app->o.server_pid) : -1;
+    if (app->cpu0_server < 0 || server < 0 || wall_s <= 0 || messages <= 0)
+        return;
+    double server_s = (double)(server - app->cpu0_server) / hz;
+    printf("server_cpu_pct=%.0f\n", server_s / wall_s * 100);
+    printf("server_cpu_us_per_msg=%.2f\n", server_s / messages * 1e6);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -111,6 +130,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         app->acks.current = 0;
     else
         lg_series_close_interval(&app->acks);
+    if (app->elapsed_s == app->o.warmup_s) {
+        app->cpu0_server = app->o.server_pid > 0 ? lg_read_cpu_ticks(app->o.server_pid) : -1;
+        app->cpu0_self = lg_read_cpu_ticks(0);
+        app->cpu0_us = lg_now_us();
+    }
     if (app->elapsed_s < app->o.warmup_s + app->o.duration_s)
         return;
     app->running = false;
@@ -118,6 +142,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     double sum = 0;
     for (size_t i = 0; i < app->acks.n; i++)
         sum += app->acks.values[i];
+    print_cpu_figures(app, sum);
     printf("intervals=%zu\n", app->acks.n);
     printf("rate_median=%.0f\n", lg_median(app->acks.values, app->acks.n));
     printf("rate_mean=%.0f\n", app->acks.n ? sum / (double)app->acks.n : 0.0);

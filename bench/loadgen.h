@@ -117,6 +117,10 @@ struct lg_app {
     uint64_t errors; /* non-2xx answers */
     int elapsed_s;
     struct event *tick;
+    /* CPU clock ticks (user + system) of the server (--server-pid) and of this process when the
+     * measured phase began, and when: what each side spent per message. */
+    long cpu0_server, cpu0_self;
+    int64_t cpu0_us;
     /* Paced telemetry (hostile): called for every PUBACK with the time its PUBLISH left. */
     void (*on_puback)(lg_app *app, int64_t sent_us);
 
@@ -219,6 +223,8 @@ void lg_series_close_interval(lg_series *s);
 double lg_median(double *v, size_t n);
 double lg_percentile(double *sorted, size_t n, double p);
 long lg_read_rss_kb(int pid);
+/* User + system CPU of pid (0: this process), all its threads, in clock ticks; -1 when unknown. */
+long lg_read_cpu_ticks(int pid);
 bool lg_samples_add(lg_samples *s, double v);
 void lg_samples_free(lg_samples *s);
 /* Sorts s and prints {prefix}{name}_p50_ms, _p90_ms, _p99_ms, _max_ms, _mean_ms and _n. */

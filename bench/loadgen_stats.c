@@ -68,6 +68,29 @@ long lg_read_rss_kb(int pid)
     return kb;
 }
 
+long lg_read_cpu_ticks(int pid)
+{
+    char path[64], line[1024];
+    if (pid > 0)
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    else
+        snprintf(path, sizeof path, "/proc/self/stat");
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    bool ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    /* The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+     * utime and stime are fields 14 and 15, i.e. the 12th and 13th after it. */
+    char *p = ok ? strrchr(line, ')') : NULL;
+    if (!p)
+        return -1;
+    unsigned long utime, stime;
+    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+        return -1;
+    return (long)(utime + stime);
+}
+
 bool lg_samples_add(lg_samples *s, double v)
 {
     if (s->n == s->cap) {
