@@ -21,6 +21,12 @@ bool hub_parse_twin_if_match(const char *header, uint64_t *out);
 json_t *hub_device_to_json(const hub_device *d);
 /* The device's view of its twin: {"desired":{..,"$version"},"reported":{..,"$version"}}. */
 json_t *hub_twin_device_view(const hub_twin *t);
+/* The same view built from the sections' stored texts without parsing them (a twin GET must not
+ * cost a parse of tens of KB on the writer thread): each text must be one JSON object. Returns
+ * a NUL-terminated string to xfree, or NULL when a text is not an object or out of memory. */
+char *hub_twin_device_view_text(const char *desired, size_t desired_len, int64_t desired_version,
+                                const char *reported, size_t reported_len, int64_t reported_version,
+                                size_t *out_len);
 /* The service view (§5.1): identity fields, tags, properties with $metadata and $version. */
 json_t *hub_twin_service_view(const hub_device *d, const hub_twin *t);
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/base64.h"
 #include "common/timeutil.h"
 
@@ -153,6 +154,48 @@ json_t *hub_twin_device_view(const hub_twin *t)
     return json_pack("{s:o, s:o}", "desired",
                      section_with_version(t->desired, t->desired_version, NULL), "reported",
                      section_with_version(t->reported, t->reported_version, NULL));
+}
+
+/* Appends section (a JSON object's text) with "$version" as its last member. */
+static bool splice_version(char *out, size_t *pos, const char *section, size_t len, int64_t version)
+{
+    while (len && (section[len - 1] == ' ' || section[len - 1] == '\n'))
+        len--;
+    if (len < 2 || section[0] != '{' || section[len - 1] != '}')
+        return false;
+    bool empty = true;
+    for (size_t i = 1; i + 1 < len && empty; i++)
+        empty = section[i] == ' ' || section[i] == '\n';
+    memcpy(out + *pos, section, len - 1);
+    *pos += len - 1;
+    *pos +=
+        (size_t)sprintf(out + *pos, "%s\"$version\":%lld}", empty ? "" : ",", (long long)version);
+    return true;
+}
+
+char *hub_twin_device_view_text(const char *desired, size_t desired_len, int64_t desired_version,
+                                const char *reported, size_t reported_len, int64_t reported_version,
+                                size_t *out_len)
+{
+    /* {"desired":<desired,"$version":N>,"reported":<reported,"$version":M>} */
+    size_t cap = desired_len + reported_len + 2 * 40 + 32;
+    char *out = xmalloc(cap);
+    if (!out)
+        return NULL;
+    size_t pos = (size_t)sprintf(out, "{\"desired\":");
+    bool ok = splice_version(out, &pos, desired, desired_len, desired_version);
+    if (ok) {
+        pos += (size_t)sprintf(out + pos, ",\"reported\":");
+        ok = splice_version(out, &pos, reported, reported_len, reported_version);
+    }
+    if (!ok) {
+        xfree(out);
+        return NULL;
+    }
+    out[pos++] = '}';
+    out[pos] = '\0';
+    *out_len = pos;
+    return out;
 }
 
 json_t *hub_twin_service_view(const hub_device *d, const hub_twin *t)

@@ -73,6 +73,7 @@ struct hub_mqtt_conn {
     uint16_t next_packet_id;
     uint16_t twin_gets;         /* in the current one-second window */
     int64_t twin_get_window_ms; /* monotonic start of that window */
+    int64_t throttled_until_ms; /* monotonic: not read until then (hub_conn_throttle); 0: not */
     hub_c2d_inflight *inflight; /* HUB_C2D_MAX_PENDING entries, allocated at the first delivery */
     size_t ninflight;
     bool c2d_fetching;    /* a unit is fetching pending C2D messages */
@@ -100,6 +101,9 @@ struct conn_unit {
 
 /* session.c */
 void hub_conn_close(hub_mqtt_conn *c, const char *reason);
+/* Traffic shaping: c is not read until until_ms (monotonic), then read again; its silence
+ * meanwhile does not count against its keep-alive. */
+void hub_conn_throttle(hub_mqtt_conn *c, int64_t until_ms);
 /* Sets the connection's identity (copies the strings; they may be the current ones). */
 bool hub_conn_set_identity(hub_mqtt_conn *c, const char *client_id, const char *device_id,
                            const char *module_id);

@@ -273,7 +273,8 @@ typedef struct {
     uint16_t packet_id;
     json_t *patch; /* PATCH: the parsed reported patch */
     int64_t expected_version;
-    hub_twin twin;   /* GET: what was read */
+    char *view; /* GET: the device's view of its twin, JSON text */
+    size_t view_len;
     int64_t version; /* PATCH: the new reported $version */
     twin_error err;
 } twin_unit;
@@ -315,10 +316,19 @@ static void twin_error_respond(hub_mqtt_conn *c, const char *rid, size_t rid_len
     free(text);
 }
 
+/* The view is spliced from the stored texts: no parse of the twin on the writer thread, which
+ * every device's writes wait for. */
 static iotdm_result twin_get_run(hub_work *w, hub_store *store)
 {
     twin_unit *u = (twin_unit *)w;
-    return hub_store_twin_get(store, u->device_id, &u->twin);
+    hub_twin_texts t;
+    iotdm_result r = hub_store_twin_texts(store, u->device_id, &t);
+    if (r < 0)
+        return r;
+    u->view = hub_twin_device_view_text(t.desired, t.desired_len, t.desired_version, t.reported,
+                                        t.reported_len, t.reported_version, &u->view_len);
+    hub_twin_texts_free(&t);
+    return u->view ? IOTDM_OK : IOTDM_E_STORAGE;
 }
 
 static iotdm_result twin_patch_run(hub_work *w, hub_store *store)
@@ -342,13 +352,7 @@ static void twin_done(hub_work *w)
         } else if (u->patch) {
             twin_respond(c, 204, u->rid, u->rid_len, u->version, NULL, 0, false);
         } else {
-            /* The view is built here, on the loop: the store thread serves every device. */
-            json_t *view = hub_twin_device_view(&u->twin);
-            char *text = json_dumps(view, JSON_COMPACT);
-            json_decref(view);
-            if (text)
-                twin_respond(c, 200, u->rid, u->rid_len, -1, text, strlen(text), false);
-            free(text);
+            twin_respond(c, 200, u->rid, u->rid_len, -1, u->view, u->view_len, false);
         }
         if (u->qos1) {
             uint8_t ack[4];
@@ -356,7 +360,7 @@ static void twin_done(hub_work *w)
             conn_write_now(c, ack, sizeof ack);
         }
     }
-    hub_twin_deinit(&u->twin);
+    xfree(u->view);
     json_decref(u->patch);
     (void)conn_unit_finish(&u->u);
     xfree(u);
@@ -382,13 +386,17 @@ static void on_twin(hub_mqtt_conn *c, const mqtt_publish *p, const az_publish_to
         return;
     }
     if (t->kind == AZ_PUB_TWIN_GET && !twin_get_allowed(c)) {
-        hub_refused(HUB_REFUSED_OVERLOAD, "mqtt",
+        hub_refused(HUB_REFUSED_THROTTLED, "mqtt",
                     "twin GET throttled device=%s reason=\"more than %d per second\"", c->device_id,
                     HUB_TWIN_GETS_PER_S);
         twin_error_respond(c, (const char *)t->rid.ptr, t->rid.len, IOTDM_E_THROTTLED,
                            "too many twin reads: at most 20 per second per connection", true);
         if (p->qos == 1)
             send_puback(c, p->packet_id);
+        /* Then shape: nothing more is read from this connection until the second is over, so a
+         * flood costs one 429, not one per request (docs/protocol.md: throttling first slows
+         * the device down, then refuses). */
+        hub_conn_throttle(c, c->twin_get_window_ms + 1000);
         return;
     }
     json_t *patch = NULL;

@@ -160,8 +160,8 @@ static void process_input(hub_mqtt_conn *c);
 
 static bool reading_allowed(const hub_mqtt_conn *c)
 {
-    return c->state == CONN_AWAIT_CONNECT ||
-           (c->state == CONN_ACTIVE && !c->paused_units && !c->paused_output);
+    return c->state == CONN_AWAIT_CONNECT || (c->state == CONN_ACTIVE && !c->paused_units &&
+                                              !c->paused_output && !c->throttled_until_ms);
 }
 
 /* Re-evaluates whether c may be read, and reads what is already buffered when it may again. */
@@ -299,8 +299,10 @@ static int64_t next_due(const hub_mqtt_conn *c)
         return c->deadline_ms - now;
     int64_t due = INT64_MAX;
     /* While the hub itself holds back reading, the peer's silence is not its fault. */
-    if (!c->paused_units && !c->paused_output)
+    if (!c->paused_units && !c->paused_output && !c->throttled_until_ms)
         due = c->last_rx_ms + keepalive_limit_ms(c) - now;
+    if (c->throttled_until_ms && c->throttled_until_ms - now < due)
+        due = c->throttled_until_ms - now;
     if (c->token_expiry_s) {
         int64_t expiry_in = c->token_expiry_s * 1000 - time_now_ms();
         if (expiry_in < due)
@@ -348,7 +350,16 @@ static void deadline_cb(hub_wheel_node *node)
     } else if (c->token_expiry_s && time_now_ms() >= c->token_expiry_s * 1000) {
         hub_conn_close(c, "SAS token expired");
         return;
-    } else if (!c->paused_units && !c->paused_output &&
+    } else if (c->throttled_until_ms && now >= c->throttled_until_ms) {
+        c->throttled_until_ms = 0;
+        c->last_rx_ms = now; /* the keep-alive clock restarts with reading */
+        c->refs++;           /* reading what waited may close c */
+        update_reading(c);
+        bool open = c->state != CONN_CLOSING;
+        release(c);
+        if (!open)
+            return;
+    } else if (!c->paused_units && !c->paused_output && !c->throttled_until_ms &&
                now - c->last_rx_ms >= keepalive_limit_ms(c)) {
         hub_conn_close(c, "keep-alive timeout");
         return;
@@ -364,6 +375,15 @@ void hub_mqtt_arm_timer(hub_mqtt_conn *c)
 void hub_mqtt_resume(hub_mqtt_conn *c)
 {
     update_reading(c);
+}
+
+void hub_conn_throttle(hub_mqtt_conn *c, int64_t until_ms)
+{
+    if (c->state != CONN_ACTIVE)
+        return;
+    c->throttled_until_ms = until_ms > 0 ? until_ms : 1;
+    update_reading(c); /* only stops reading: nothing is processed here */
+    arm_timer(c);
 }
 
 /* ---- framing ---- */
@@ -498,10 +518,14 @@ static void write_cb(struct bufferevent *bev, void *arg)
     if (c->paused_output && unsent <= c->h->cfg.limits.output_limit / 2) {
         c->paused_output = false;
         c->last_rx_ms = time_mono_ms(); /* the keep-alive clock restarts with reading */
+        c->refs++;                      /* reading what waited may close c */
         update_reading(c);
-        arm_timer(c);
-        if (c->state == CONN_ACTIVE && !c->dps)
-            hub_conn_send_c2d_pending(c); /* held back while the device did not read */
+        if (c->state == CONN_ACTIVE) {
+            arm_timer(c);
+            if (!c->dps)
+                hub_conn_send_c2d_pending(c); /* held back while the device did not read */
+        }
+        release(c);
     }
 }
 

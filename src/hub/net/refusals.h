@@ -25,7 +25,8 @@
     X(DPS, "dps")                             /* a provisioning request refused */                 \
     X(QUOTA, "quota")                         /* a per-device quota reached */                     \
     X(DISK_FULL, "disk_full")                 /* a write refused for lack of disk space */         \
-    X(OVERLOAD, "overload")                   /* storage queue full: work refused */
+    X(OVERLOAD, "overload")                   /* memory for bodies full: work refused */           \
+    X(THROTTLED, "throttled")                 /* over a per-device rate: 429, then not read */
 
 typedef enum {
 #define HUB_REFUSAL_ENUM(id, name) HUB_REFUSED_##id,

@@ -114,6 +114,19 @@ iotdm_result hub_store_twin_get_sections(hub_store *store, const char *device_id
     return store->ops->twin_get_sections(store, device_id, sections, out_twin);
 }
 
+iotdm_result hub_store_twin_texts(hub_store *store, const char *device_id,
+                                  hub_twin_texts *out_texts)
+{
+    return store->ops->twin_texts(store, device_id, out_texts);
+}
+
+void hub_twin_texts_free(hub_twin_texts *texts)
+{
+    xfree(texts->desired);
+    xfree(texts->reported);
+    texts->desired = texts->reported = NULL;
+}
+
 iotdm_result hub_store_commit(hub_store *store)
 {
     bool had_writes = store->ops->has_pending_writes(store);

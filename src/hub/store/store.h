@@ -222,6 +222,16 @@ IOTDM_NODISCARD iotdm_result hub_store_twin_get(hub_store *store, const char *de
                                                 hub_twin *out_twin);
 IOTDM_NODISCARD iotdm_result hub_store_twin_put(hub_store *store, const char *device_id,
                                                 const hub_twin *twin);
+/* What the device's view of its twin needs, as stored: a twin GET copies text and never parses
+ * the twin (hub_twin_device_view_text). */
+typedef struct {
+    char *desired, *reported; /* JSON object texts, NUL-terminated (xfree; hub_twin_texts_free) */
+    size_t desired_len, reported_len;
+    int64_t desired_version, reported_version;
+} hub_twin_texts;
+IOTDM_NODISCARD iotdm_result hub_store_twin_texts(hub_store *store, const char *device_id,
+                                                  hub_twin_texts *out_texts);
+void hub_twin_texts_free(hub_twin_texts *texts);
 /* Visits every device with its twin, in device-id order (for queries). */
 typedef bool (*hub_twin_visitor)(void *ctx, const hub_device *device, const hub_twin *twin);
 IOTDM_NODISCARD iotdm_result hub_store_twin_foreach(hub_store *store, hub_twin_visitor visit,
@@ -453,6 +463,7 @@ struct hub_store_ops {
     iotdm_result (*twin_get_sections)(hub_store *store, const char *device_id, unsigned sections,
                                       hub_twin *out_twin);
     iotdm_result (*twin_put)(hub_store *store, const char *device_id, const hub_twin *twin);
+    iotdm_result (*twin_texts)(hub_store *store, const char *device_id, hub_twin_texts *out);
     iotdm_result (*twin_foreach)(hub_store *store, hub_twin_visitor visit, void *ctx);
     iotdm_result (*query_page)(hub_store *store, const hub_query *q, const char *after_id,
                                hub_twin_visitor visit, void *ctx);

@@ -5,6 +5,8 @@
 
 #include "hub/store/sqlite/sqlite_internal.h" /* only to make the disk "full" from a test */
 #include "store_fixture.h"
+#include "common/alloc.h"
+#include "hub/twin_ops.h"
 
 static void test_store_open_creates_versioned_wal_schema(void **state)
 {
@@ -339,6 +341,52 @@ static void test_store_twin_put_get_roundtrip(void **state)
     hub_twin_deinit(&t);
 }
 
+/* A twin GET splices the device view from the stored texts: it must be byte for byte what the
+ * parsed view serializes to, for empty and full sections alike. */
+static void test_store_twin_texts_make_the_device_view(void **state)
+{
+    fixture *f = *state;
+    create(f->s, "dev1");
+    hub_twin t;
+    assert_int_equal(hub_store_twin_get(f->s, "dev1", &t), IOTDM_OK);
+    for (int round = 0; round < 2; round++) {
+        hub_twin_texts x;
+        assert_int_equal(hub_store_twin_texts(f->s, "dev1", &x), IOTDM_OK);
+        size_t len = 0;
+        char *spliced =
+            hub_twin_device_view_text(x.desired, x.desired_len, x.desired_version, x.reported,
+                                      x.reported_len, x.reported_version, &len);
+        hub_twin_texts_free(&x);
+        hub_twin got;
+        assert_int_equal(hub_store_twin_get(f->s, "dev1", &got), IOTDM_OK);
+        json_t *view = hub_twin_device_view(&got);
+        char *parsed = json_dumps(view, JSON_COMPACT);
+        assert_non_null(spliced);
+        assert_string_equal(spliced, parsed);
+        assert_int_equal(len, strlen(parsed));
+        free(parsed);
+        json_decref(view);
+        hub_twin_deinit(&got);
+        xfree(spliced);
+        /* Round 2: sections with members, nesting, escapes, numbers of every kind. */
+        json_object_set_new(t.desired, "rate", json_integer(5));
+        json_object_set_new(
+            t.desired, "cfg",
+            json_pack("{s:[i,f,b,n], s:s}", "a", 1, 2.5, 1, "q", "\"quoted\" \xc3\xa9"));
+        json_object_set_new(t.reported, "temp", json_real(21.5));
+        t.desired_version = 3;
+        t.reported_version = 8;
+        assert_int_equal(hub_store_twin_put(f->s, "dev1", &t), IOTDM_OK);
+    }
+    hub_twin_deinit(&t);
+    hub_twin_texts none;
+    assert_int_equal(hub_store_twin_texts(f->s, "ghost", &none), IOTDM_E_NOT_FOUND);
+    /* Not an object: refused, never spliced into something that is not JSON. */
+    size_t len;
+    assert_null(hub_twin_device_view_text("[1]", 3, 1, "{}", 2, 1, &len));
+    assert_null(hub_twin_device_view_text("{}", 2, 1, "", 0, 1, &len));
+}
+
 /* A reported patch reads and writes only its section: the others stay as stored, and the twin
  * index follows the section that changed. */
 static void test_store_twin_reported_section_alone(void **state)
@@ -584,6 +632,7 @@ int main(void)
         T(test_store_device_foreach_pages_in_id_order),
         T(test_store_foreach_visitor_may_reenter),
         T(test_store_twin_put_get_roundtrip),
+        T(test_store_twin_texts_make_the_device_view),
         T(test_store_twin_reported_section_alone),
         T(test_store_twin_foreach_visits_all),
         T(test_store_session_put_get_delete),

@@ -36,6 +36,7 @@ typedef enum {
     ST_TWIN_INSERT,
     ST_TWIN_GET,
     ST_TWIN_GET_REPORTED,
+    ST_TWIN_TEXTS,
     ST_TWIN_PUT,
     ST_TWIN_LIST,
     ST_C2D_COUNT_LIVE,
@@ -354,6 +355,8 @@ IOTDM_NODISCARD iotdm_result sq_durable(hub_store *base);
 /* The retained telemetry's byte count, summed once (at open: a long table takes a while). */
 iotdm_result store_telemetry_count(sq_store *s);
 bool sq_quiesce_wanted(hub_store *base);
+IOTDM_NODISCARD iotdm_result sq_twin_texts(hub_store *base, const char *device_id,
+                                           hub_twin_texts *out);
 iotdm_result sq_twin_get_sections(hub_store *base, const char *device_id, unsigned sections,
                                   hub_twin *out_twin);
 IOTDM_NODISCARD iotdm_result sq_file_usage(hub_store *base, const char *device_id,

@@ -456,6 +456,7 @@ static const hub_store_ops sqlite_ops = {
     .twin_get = sq_twin_get,
     .twin_get_sections = sq_twin_get_sections,
     .twin_put = sq_twin_put,
+    .twin_texts = sq_twin_texts,
     .twin_foreach = sq_twin_foreach,
     .query_page = sq_query_page,
     .c2d_enqueue = sq_c2d_enqueue,

@@ -2,6 +2,7 @@
  * their index (sqlite_index.c) kept up to date in the same savepoint. */
 #include <string.h>
 
+#include "common/alloc.h"
 #include "hub/store/sqlite/sqlite_internal.h"
 
 iotdm_result store_twin_from_row(sqlite3_stmt *st, int c, hub_twin *out)
@@ -75,6 +76,50 @@ iotdm_result sq_twin_get_sections(hub_store *base, const char *device_id, unsign
         r = store_sqlite_result(store, rc, "twin get");
     }
     stmt_give(store, ST_TWIN_GET_REPORTED, st);
+    return r;
+}
+
+static char *column_dup(sqlite3_stmt *st, int col, size_t *out_len)
+{
+    const unsigned char *text = sqlite3_column_text(st, col);
+    size_t len = (size_t)sqlite3_column_bytes(st, col);
+    char *copy = text ? xmalloc(len + 1) : NULL;
+    if (copy) {
+        memcpy(copy, text, len);
+        copy[len] = '\0';
+        *out_len = len;
+    }
+    return copy;
+}
+
+/* The device view's sections as stored: no JSON is parsed here. */
+iotdm_result sq_twin_texts(hub_store *base, const char *device_id, hub_twin_texts *out)
+{
+    sq_store *store = (sq_store *)base;
+    memset(out, 0, sizeof(*out));
+    if (!store_id_ok(device_id))
+        return IOTDM_E_NOT_FOUND;
+    sqlite3_stmt *st =
+        stmt_take(store, ST_TWIN_TEXTS,
+                  "SELECT desired, desired_version, reported, reported_version FROM twins "
+                  "WHERE device_id = ?1");
+    if (!st)
+        return IOTDM_E_STORAGE;
+    bind_text(st, 1, device_id);
+    int rc = sqlite3_step(st);
+    iotdm_result r = IOTDM_E_NOT_FOUND;
+    if (rc == SQLITE_ROW) {
+        out->desired = column_dup(st, 0, &out->desired_len);
+        out->desired_version = sqlite3_column_int64(st, 1);
+        out->reported = column_dup(st, 2, &out->reported_len);
+        out->reported_version = sqlite3_column_int64(st, 3);
+        r = out->desired && out->reported ? IOTDM_OK : -ENOMEM;
+        if (r != IOTDM_OK)
+            hub_twin_texts_free(out);
+    } else if (rc != SQLITE_DONE) {
+        r = store_sqlite_result(store, rc, "twin texts");
+    }
+    stmt_give(store, ST_TWIN_TEXTS, st);
     return r;
 }
 
