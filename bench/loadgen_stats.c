@@ -47,15 +47,22 @@ double lg_percentile(double *sorted, size_t n, double p)
     return sorted[rank - 1];
 }
 
+/* /proc/PID/<file> (pid 0: this process) opened for reading, or NULL. */
+static FILE *proc_open(int pid, const char *file)
+{
+    char path[64];
+    if (pid > 0)
+        snprintf(path, sizeof path, "/proc/%d/%s", pid, file);
+    else
+        snprintf(path, sizeof path, "/proc/self/%s", file);
+    return fopen(path, "r");
+}
+
 /* VmRSS of pid (0: this process) in KiB, or -1. */
 long lg_read_rss_kb(int pid)
 {
-    char path[64], line[256];
-    if (pid > 0)
-        snprintf(path, sizeof path, "/proc/%d/status", pid);
-    else
-        snprintf(path, sizeof path, "/proc/self/status");
-    FILE *f = fopen(path, "r");
+    char line[256];
+    FILE *f = proc_open(pid, "status");
     if (!f)
         return -1;
     long kb = -1;
@@ -70,12 +77,8 @@ long lg_read_rss_kb(int pid)
 
 long lg_read_cpu_ticks(int pid)
 {
-    char path[64], line[1024];
-    if (pid > 0)
-        snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    else
-        snprintf(path, sizeof path, "/proc/self/stat");
-    FILE *f = fopen(path, "r");
+    char line[1024];
+    FILE *f = proc_open(pid, "stat");
     if (!f)
         return -1;
     bool ok = fgets(line, sizeof line, f) != NULL;
