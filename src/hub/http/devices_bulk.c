@@ -150,8 +150,8 @@ static iotdm_result apply_identity(bulk_ctx *bc, hub_store *store, const json_t 
     return r;
 }
 
-/* One item; returns false (with an error added) when it failed. Everything is checked before the
- * first write, so a failed item changes nothing. */
+/* One item; returns false (with an error added) when it failed. Everything the request itself can
+ * get wrong is checked before the first write, so a refused item changes nothing. */
 static bool apply_item(bulk_ctx *bc, hub_work *w, hub_store *store, const json_t *item)
 {
     json_t *errors = bc->errors;
