@@ -1,5 +1,5 @@
 # Thin wrapper over CMake presets and the test runners. `make help` lists the targets.
-.PHONY: all build dev demo check unit tsan e2e web fuzz-replay format format-check bench clean help deps
+.PHONY: all build dev demo check unit tsan e2e e2e-pg web fuzz-replay format format-check bench clean help deps
 
 JOBS ?= $(shell nproc)
 
@@ -10,8 +10,9 @@ help:
 	@echo "make build         release build with -Werror (build/ci)"
 	@echo "make dev           debug build with ASan+UBSan (build/dev)"
 	@echo "make demo          build and start the hub with simulated devices"
-	@echo "make check         everything CI runs: format and citations, build, unit, tsan, fuzz replay, end-to-end"
+	@echo "make check         everything CI runs: format and citations, build, unit, tsan, fuzz replay, end-to-end (SQLite and PostgreSQL), web"
 	@echo "make tsan          the unit tests labelled threads, under ThreadSanitizer (build/tsan)"
+	@echo "make e2e-pg        the SDK conformance files again, the hub on a throwaway PostgreSQL"
 	@echo "make unit | e2e | web | fuzz-replay | format-check | bench"
 
 deps:
@@ -43,6 +44,16 @@ tsan:
 e2e: dev
 	cd tests/e2e && IOTDM_BUILD_DIR=$(CURDIR)/build/dev npm test
 
+# The SDK conformance files again with the hub's store on PostgreSQL (the same files, one switch:
+# IOTDM_E2E_PG_DIR, see tests/e2e/lib/hub.js), against a throwaway server (scripts/pg-tmp.sh).
+E2E_PG_FILES = conformance_registry.test.js conformance_device.test.js \
+	conformance_methods.test.js conformance_query.test.js mqtt_negative.test.js durability.test.js
+e2e-pg: dev
+	scripts/pg-tmp.sh start build/e2e-pg >/dev/null
+	cd tests/e2e && IOTDM_E2E_PG_DIR=$(CURDIR)/build/e2e-pg IOTDM_BUILD_DIR=$(CURDIR)/build/dev \
+		node --test --test-concurrency=1 $(E2E_PG_FILES); \
+		rc=$$?; cd $(CURDIR) && scripts/pg-tmp.sh stop build/e2e-pg; exit $$rc
+
 # The dashboard in headless chromium (playwright-core); screenshots land in tests/web/artifacts.
 web: dev
 	cd tests/web && IOTDM_BUILD_DIR=$(CURDIR)/build/dev npm test
@@ -58,7 +69,7 @@ format-check:
 	scripts/format-check.sh
 	scripts/check-citations.sh
 
-check: format-check build unit tsan fuzz-replay e2e web
+check: format-check build unit tsan fuzz-replay e2e e2e-pg web
 	@echo "make check: all passed"
 
 bench: build

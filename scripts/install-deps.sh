@@ -13,6 +13,7 @@ apt_packages=(
     libmosquitto-dev libcurl4-openssl-dev libncurses-dev libhttp-parser-dev
     mosquitto mosquitto-clients openssl ca-certificates curl procps tmux chromium
     swtpm swtpm-tools tpm2-tools libtss2-dev
+    libpq-dev postgresql-15 haproxy
 )
 
 missing=()

@@ -34,6 +34,7 @@ typedef struct {
 
 static const setting settings[] = {
     {"data-dir", STR(data_dir)},
+    {"store", STR(store)},
     {"hostname", STR(hostname)},
     {"listen", STR(listen_addr)},
     {"web-dir", STR(web_dir)},

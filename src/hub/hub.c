@@ -233,10 +233,14 @@ static iotdm_result open_store(hub *h)
 {
     char db_path[600];
     snprintf(db_path, sizeof db_path, "%s/hub.db", h->cfg.data_dir);
+    const char *location = h->cfg.store[0] ? h->cfg.store : db_path;
     hub_store *store = NULL;
-    iotdm_result r = hub_store_open(db_path, &store);
+    iotdm_result r = hub_store_open(location, &store);
     if (r < 0) {
-        log_error("hub", "cannot open store path=%s: %s", db_path, iotdm_result_message(r));
+        /* A PostgreSQL URL may hold a password: the store logged host and port already. */
+        log_error("hub", "cannot open store %s: %s",
+                  hub_store_is_postgresql(location) ? "(postgresql)" : location,
+                  iotdm_result_message(r));
         return r;
     }
     r = load_policies(h, store);

@@ -27,6 +27,7 @@ typedef struct hub_models hub_models;
 
 typedef struct {
     char data_dir[512];
+    char store[1024]; /* the store's location ("": DATA/hub.db); see hub_store_open */
     char hostname[256];
     char listen_addr[64];
     unsigned mqtt_port;

@@ -64,9 +64,16 @@ iotdm_result hub_c2d_format_bag(const json_t *properties, char *out, size_t cap)
     return IOTDM_OK;
 }
 
+bool hub_store_is_postgresql(const char *location)
+{
+    return strncmp(location, "postgresql://", 13) == 0 || strncmp(location, "postgres://", 11) == 0;
+}
+
 iotdm_result hub_store_open(const char *location, hub_store **out_store)
 {
     *out_store = NULL;
+    if (hub_store_is_postgresql(location))
+        return hub_store_postgresql_open(location, out_store);
     if (strncmp(location, "sqlite:", 7) == 0)
         location += 7;
     return hub_store_sqlite_open(location, out_store);

@@ -1,10 +1,10 @@
 /* Hub persistence interface: registry, twins, C2D queues, telemetry, sessions, policies, DPS.
  *
  * A store is a backend behind an operations table (hub_store_ops, at the end of this file): SQLite
- * (store/sqlite/, the embedded default) today, PostgreSQL next. The rest of the hub calls the
- * hub_store_* functions below, which dispatch through the table, and only from units of work
- * (core/work.h) running on the store's own threads: no event loop ever calls the store, so a
- * backend may block (on the disk, on the network) without stalling a connection.
+ * (store/sqlite/, the embedded default) and PostgreSQL (store/postgresql/, for a cluster). The rest
+ * of the hub calls the hub_store_* functions below, which dispatch through the table, and only from
+ * units of work (core/work.h) running on the store's own threads: no event loop ever calls the
+ * store, so a backend may block (on the disk, on the network) without stalling a connection.
  *
  * Durability contract: writes join the open group transaction; a unit's writes apply whole or not
  * at all (hub_store_unit_begin/end); nothing is durable before hub_store_group_commit and then
@@ -141,10 +141,11 @@ typedef struct {
 void hub_telemetry_deinit(hub_telemetry *msg);
 
 /* Lifecycle. hub_store_open picks the backend from the location: a file path (or "sqlite:PATH")
- * is SQLite. Opening creates or migrates the schema; IOTDM_E_UNSUPPORTED for a database written by
- * a newer hub. A handle is used by one thread at a time (the executor's writer); readers get their
- * own handles (hub_store_open_reader). After a storage failure inside the open group, writes fail
- * with IOTDM_E_STORAGE until a commit reports the failure (and discards the group). */
+ * is SQLite, a postgresql:// (or postgres://) URL PostgreSQL. Opening creates or migrates the
+ * schema; IOTDM_E_UNSUPPORTED for a database written by a newer hub. A handle is used by one thread
+ * at a time (the executor's writer); readers get their own handles (hub_store_open_reader). After a
+ * storage failure inside the open group, writes fail with IOTDM_E_STORAGE until a commit reports
+ * the failure (and discards the group). */
 IOTDM_NODISCARD iotdm_result hub_store_open(const char *location, hub_store **out_store);
 void hub_store_close(hub_store *store); /* commits nothing: an open group is rolled back */
 
@@ -535,8 +536,14 @@ struct hub_store {
     const hub_store_ops *ops;
 };
 
+/* Whether location names a PostgreSQL database (a postgresql:// or postgres:// URL). */
+bool hub_store_is_postgresql(const char *location);
+
 /* Backends (store/<backend>/). */
 IOTDM_NODISCARD iotdm_result hub_store_sqlite_open(const char *path, hub_store **out_store);
+/* conninfo: a libpq connection URL. The writer's connection migrates the schema (serialized across
+ * nodes by an advisory lock); IOTDM_E_UNSUPPORTED for a schema written by a newer hub. */
+IOTDM_NODISCARD iotdm_result hub_store_postgresql_open(const char *conninfo, hub_store **out_store);
 /* SQLite only (IOTDM_E_UNSUPPORTED on another backend). Turns the maintenance of the twin index
  * off (for a bulk import, or to measure what it costs) or back on. Off, the index is marked stale
  * in the open group, twin puts skip it and queries scan every twin; on, it is rebuilt for every
@@ -547,5 +554,9 @@ IOTDM_NODISCARD iotdm_result hub_store_sqlite_twin_index(hub_store *store, bool 
  * per step, "" when q's candidates are every twin), for tests and for operators. */
 IOTDM_NODISCARD iotdm_result hub_store_sqlite_explain(hub_store *store, const hub_query *q,
                                                       char *out, size_t cap);
+/* PostgreSQL only: EXPLAIN of the statement listing the first candidates of q ("" when q's
+ * candidates are every twin, "none" when no twin can match), for tests and for operators. */
+IOTDM_NODISCARD iotdm_result hub_store_postgresql_explain(hub_store *store, const hub_query *q,
+                                                          char *out, size_t cap);
 
 #endif

@@ -6,7 +6,8 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
+const crypto = require('node:crypto');
+const { spawn, execFileSync } = require('node:child_process');
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
 
@@ -33,6 +34,19 @@ function findHubBinary({ envVars = ['IOTDM_BUILD_DIR'], order = ['ci', 'dev', 'r
     if (fs.existsSync(p)) return p;
   }
   throw new Error(`hub binary not found; build it first or set ${envVars.join(' or ')}. Tried: ${tried.join(', ')}`);
+}
+
+// The store switch: with IOTDM_E2E_PG_DIR naming a server started by scripts/pg-tmp.sh, every
+// hub keeps its state in PostgreSQL instead of DATA/hub.db, in a schema of its own named after its
+// data directory (so that the hub a test restarts finds its data again).
+function pgStoreFor(dataDir) {
+  const dir = process.env.IOTDM_E2E_PG_DIR;
+  if (!dir) return null;
+  const port = fs.readFileSync(path.join(dir, 'port'), 'utf8').trim();
+  const base = `postgresql://iotdm@127.0.0.1:${port}/iotdm`;
+  const schema = `e2e_${crypto.createHash('sha1').update(path.resolve(dataDir)).digest('hex').slice(0, 16)}`;
+  execFileSync('psql', [base, '-qXc', `CREATE SCHEMA IF NOT EXISTS ${schema}`], { stdio: 'pipe' });
+  return `${base}?options=-csearch_path%3D${schema}`;
 }
 
 function sleep(ms) {
@@ -88,8 +102,11 @@ class Hub {
   }
 
   args() {
+    if (this.store === undefined) this.store = pgStoreFor(this.dataDir);
+    const store = this.store ? ['--store', this.store] : [];
     return ['--data-dir', this.dataDir, '--hostname', this.addr, '--listen', this.addr,
-      '--mqtt-port', '8883', '--https-port', '443', '--log-level', this.logLevel, ...this.extraArgs];
+      '--mqtt-port', '8883', '--https-port', '443', '--log-level', this.logLevel, ...store,
+      ...this.extraArgs];
   }
 
   commandLine() {
@@ -199,4 +216,4 @@ function readFrom(file, offset) {
   }
 }
 
-module.exports = { Hub, findHubBinary, tailFile, sleep, REPO };
+module.exports = { Hub, findHubBinary, tailFile, sleep, pgStoreFor, REPO };

@@ -113,6 +113,7 @@ static bool op_exists(hub_store *s, const char *op_id)
 
 static void test_dps_operation_put_get_survives_reopen(void **state)
 {
+    SQLITE_ONLY(); /* reads SQLite's own state */
     fixture *f = *state;
     put_op(f->s, "4.0123456789abcdef.fedcba9876543210", "Dev-Op", 1000);
     assert_true(hub_store_has_pending_writes(f->s));
@@ -155,6 +156,7 @@ static void test_dps_operation_put_get_survives_reopen(void **state)
 
 static void test_dps_operation_prune_by_age_then_count_oldest_first(void **state)
 {
+    SQLITE_ONLY(); /* reads SQLite's own state */
     fixture *f = *state;
     /* Inserted out of order: age, not insertion order, decides. */
     const int64_t created[] = {500, 100, 400, 200, 300, 600};
@@ -189,6 +191,7 @@ static void test_dps_operation_prune_by_age_then_count_oldest_first(void **state
 
 static void test_dps_operation_prune_walks_the_index(void **state)
 {
+    SQLITE_ONLY(); /* reads SQLite's own state */
     fixture *f = *state;
     sqlite3 *db = raw_open(f);
     /* No full scan, no sort: the index on created_ms. */

@@ -40,10 +40,7 @@ static bool found(hub_store *s, const char *id, int64_t now_ms)
 
 static int64_t committed_rows(const fixture *f)
 {
-    sqlite3 *db = raw_open(f);
-    int64_t n = raw_int(db, "SELECT COUNT(*) FROM dps_tpm_challenges");
-    sqlite3_close(db);
-    return n;
+    return raw_count(f, "dps_tpm_challenges");
 }
 
 static void test_dps_tpm_challenge_any_case_replaced_and_exact(void **state)
@@ -128,6 +125,7 @@ static void test_dps_tpm_challenge_prune_keeps_the_cap_oldest_first(void **state
 
 static void test_dps_tpm_challenge_committed_survives_reopen(void **state)
 {
+    SQLITE_ONLY(); /* reads SQLite's own state */
     fixture *f = *state;
     hub_tpm_challenge c = make(7, 314, t0 + 1000), got;
     assert_int_equal(hub_store_tpm_challenge_put(f->s, "Dev-Restart", &c), IOTDM_OK);
@@ -154,6 +152,7 @@ static void test_dps_tpm_challenge_committed_survives_reopen(void **state)
 
 static void test_dps_tpm_challenge_corrupt_row_is_a_storage_error(void **state)
 {
+    SQLITE_ONLY(); /* reads SQLite's own state */
     fixture *f = *state;
     sqlite3 *db = raw_open(f);
     assert_int_equal(sqlite3_exec(db,
@@ -172,6 +171,7 @@ static void test_dps_tpm_challenge_corrupt_row_is_a_storage_error(void **state)
 
 static void test_dps_tpm_challenge_prune_walks_the_index(void **state)
 {
+    SQLITE_ONLY(); /* reads SQLite's own state */
     fixture *f = *state;
     sqlite3 *db = raw_open(f);
     /* No full scan, no sort: the index on expires_ms. */
@@ -186,6 +186,7 @@ static void test_dps_tpm_challenge_prune_walks_the_index(void **state)
 
 static void test_dps_tpm_challenge_version_4_database_migrated_keeping_data(void **state)
 {
+    SQLITE_ONLY(); /* reads SQLite's own state */
     fixture *f = *state;
     json_t *result = json_pack("{s:s}", "status", "assigned");
     assert_int_equal(hub_store_dps_operation_put(f->s, "op-1", "dev", t0, result), IOTDM_OK);

@@ -10,6 +10,7 @@
 
 static void test_store_open_creates_versioned_wal_schema(void **state)
 {
+    SQLITE_ONLY(); /* reads SQLite's own state */
     fixture *f = *state;
     assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
     sqlite3 *db = raw_open(f);
@@ -145,6 +146,7 @@ static void test_store_device_update_if_match(void **state)
 
 static void test_store_device_delete_cascades(void **state)
 {
+    SQLITE_ONLY(); /* reads SQLite's own state */
     fixture *f = *state;
     create(f->s, "dev1");
     create(f->s, "dev2");
@@ -391,6 +393,7 @@ static void test_store_twin_texts_make_the_device_view(void **state)
  * index follows the section that changed. */
 static void test_store_twin_reported_section_alone(void **state)
 {
+    SQLITE_ONLY(); /* reads SQLite's own state */
     fixture *f = *state;
     create(f->s, "dev1");
     hub_twin t;
@@ -493,6 +496,7 @@ static void test_store_session_put_get_delete(void **state)
 
 static void test_store_group_commit_invisible_until_commit(void **state)
 {
+    SQLITE_ONLY(); /* reads SQLite's own state */
     fixture *f = *state;
     sqlite3 *db = raw_open(f);
     assert_false(hub_store_has_pending_writes(f->s));
@@ -533,6 +537,7 @@ static void test_store_close_without_commit_loses_only_uncommitted(void **state)
 
 static void test_store_failed_write_keeps_the_group(void **state)
 {
+    SQLITE_ONLY(); /* reads SQLite's own state */
     fixture *f = *state;
     create(f->s, "dev1");
     hub_device dup = make_device("dev1");
@@ -589,6 +594,7 @@ static void test_store_commit_survives_kill9(void **state)
  * pass are gone: the commit must say so, and later writes must fail until it has. */
 static void test_store_rolled_back_group_fails_commit(void **state)
 {
+    SQLITE_ONLY(); /* reads SQLite's own state */
     fixture *f = *state;
     create(f->s, "kept");
     assert_int_equal(hub_store_commit(f->s), IOTDM_OK);

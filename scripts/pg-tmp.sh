@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL server for tests and benchmarks: its own data directory, listening on a
+# Unix socket in that directory and on one loopback port, never touching the host's clusters.
+#
+#   scripts/pg-tmp.sh start DIR [PORT]   initdb (first time) and start; prints the connection URL
+#   scripts/pg-tmp.sh stop DIR           fast shutdown (the directory stays)
+#   scripts/pg-tmp.sh restart DIR        immediate stop then start (a crash, for recovery tests)
+#   scripts/pg-tmp.sh url DIR            the URL of a running server
+#
+# PostgreSQL refuses to run as root: as root, the server runs as the `postgres` user that Debian's
+# package creates, and DIR is handed to it. fsync stays on: tests check durability for real.
+set -euo pipefail
+
+usage() {
+    sed -n '2,11s/^# \{0,1\}//p' "$0"
+}
+
+bindir=""
+for d in /usr/lib/postgresql/*/bin; do
+    [[ -x "$d/pg_ctl" ]] && bindir=$d
+done
+if [[ -z $bindir ]]; then
+    echo "pg-tmp: PostgreSQL server binaries not found (apt-get install postgresql-15)" >&2
+    exit 2
+fi
+
+as_owner() {
+    if [[ $(id -u) -eq 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+url_of() {
+    local dir=$1
+    local port
+    port=$(cat "$dir/port")
+    echo "postgresql://iotdm@127.0.0.1:$port/iotdm"
+}
+
+start() {
+    local dir=$1 port=${2:-}
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    if [[ $(id -u) -eq 0 ]]; then
+        chown postgres: "$dir"
+        chmod 700 "$dir"
+    fi
+    if [[ ! -f $dir/data/PG_VERSION ]]; then
+        as_owner "$bindir/initdb" -D "$dir/data" -U iotdm -A trust -E UTF8 --locale=C.UTF-8 \
+            >"$dir/initdb.log" 2>&1 || {
+            cat "$dir/initdb.log" >&2
+            exit 1
+        }
+    fi
+    if [[ -z $port ]]; then
+        # A free port: the kernel picks one, then the server takes it.
+        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    fi
+    as_owner sh -c "echo $port > '$dir/port'"
+    # Sized for tests and the 2-core benchmarks: enough connections for three nodes and their
+    # readers, a WAL that does not checkpoint every few seconds under load.
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
+        "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$dir' \
+         -c max_connections=200 -c shared_buffers=128MB -c max_wal_size=1GB \
+         -c fsync=on -c synchronous_commit=on -c log_min_messages=warning" >/dev/null
+    if ! as_owner "$bindir/psql" -h "$dir" -p "$port" -U iotdm -d postgres -qtAc \
+        "SELECT 1 FROM pg_database WHERE datname = 'iotdm'" | grep -q 1; then
+        as_owner "$bindir/createdb" -h "$dir" -p "$port" -U iotdm iotdm
+    fi
+    url_of "$dir"
+}
+
+stop() {
+    local dir=$1 mode=${2:-fast}
+    [[ -f $dir/data/postmaster.pid ]] || return 0
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -m "$mode" -w stop >/dev/null
+}
+
+case ${1:-} in
+start)
+    start "${2:?DIR}" "${3:-}"
+    ;;
+stop)
+    stop "${2:?DIR}"
+    ;;
+restart)
+    stop "${2:?DIR}" immediate
+    start "${2:?DIR}" "$(cat "$2/port")"
+    ;;
+url)
+    url_of "${2:?DIR}"
+    ;;
+-h | --help | help)
+    usage
+    ;;
+*)
+    usage >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,463 @@
+/* PostgreSQL store: per-device cloud-to-device queues and the retained telemetry stream. */
+#include <errno.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "hub/store/postgresql/pg_internal.h"
+
+/* What a telemetry row costs beyond its texts and body, near enough. SQLite's figure, so that a
+ * retention limit keeps the same messages on either backend: PostgreSQL's own is somewhat more
+ * for small rows (about 88 bytes measured on PostgreSQL 15: tuple header, line pointer, the
+ * fixed-width columns and alignment, and the primary key's index entry) and less for large ones,
+ * whose texts and body it compresses. */
+#define PG_TELEMETRY_ROW_OVERHEAD 64
+
+/* Rows fetched per round trip where a listing may be long. Bodies come whole with their row, so
+ * the batches that carry them stay small: a message is lent to its visitor from the batch. */
+enum {
+    C2D_BATCH = HUB_C2D_QUEUE_MAX, /* a full queue in one round trip */
+    TELEMETRY_BATCH = 64,
+    TRIM_BATCH = 1000, /* three integers a row */
+};
+
+/* ---- cloud-to-device ---- */
+
+static iotdm_result c2d_live_count(pg_store *s, const hub_c2d *msg, size_t *out_count)
+{
+    /* Messages already expired at the new one's enqueue time do not hold a quota slot: they can
+     * never be delivered, and the periodic expiry sweep may simply not have run yet. */
+    *out_count = 0;
+    pg_params p = {0};
+    pp_field(&p, msg->device_id, sizeof msg->device_id);
+    pp_int(&p, msg->enqueued_ms);
+    iotdm_result r = pg_read_begin(s);
+    PGresult *res = r == IOTDM_OK ? pg_run(s, PQ_C2D_COUNT_LIVE,
+                                           "SELECT COUNT(*) FROM c2d WHERE device_id = $1 "
+                                           "AND (expiry_ms = 0 OR expiry_ms > $2::bigint)",
+                                           &p, &r)
+                                  : NULL;
+    if (!res)
+        return r;
+    *out_count = (size_t)pg_int(res, 0, 0);
+    PQclear(res);
+    return IOTDM_OK;
+}
+
+iotdm_result pg_c2d_enqueue(hub_store *base, hub_c2d *msg, size_t max_pending)
+{
+    pg_store *s = (pg_store *)base;
+    if (!pg_id_ok(msg->device_id))
+        return IOTDM_E_NOT_FOUND;
+    if (msg->body_len > INT32_MAX || (msg->body_len && !msg->body))
+        return IOTDM_E_TOO_LARGE;
+    if (msg->properties && !json_is_object(msg->properties))
+        return IOTDM_E_MALFORMED;
+    const char *props;
+    size_t props_len;
+    iotdm_result r = pg_dump(s, 0, msg->properties, &props, &props_len);
+    if (r != IOTDM_OK)
+        return r;
+    size_t pending;
+    r = c2d_live_count(s, msg, &pending);
+    if (r != IOTDM_OK)
+        return r;
+    if (pending >= max_pending)
+        return IOTDM_E_QUOTA;
+    r = pg_write_begin(s);
+    if (r != IOTDM_OK)
+        return r;
+    pg_params p = {0};
+    pp_field(&p, msg->device_id, sizeof msg->device_id);
+    pp_field(&p, msg->message_id, sizeof msg->message_id);
+    pp_textn(&p, props, props_len);
+    pp_bytes(&p, msg->body, msg->body_len);
+    pp_int(&p, msg->enqueued_ms);
+    pp_int(&p, msg->expiry_ms);
+    /* Inserts only for a device that exists: an unknown one is no row (SQLite's failed foreign
+     * key), not an error that would fail the transaction. */
+    PGresult *res =
+        pg_run(s, PQ_C2D_INSERT,
+               "INSERT INTO c2d(device_id, message_id, properties, body, enqueued_ms, expiry_ms, "
+               "delivery_count) SELECT device_id, $2::text, $3::text, $4::bytea, $5::bigint, "
+               "$6::bigint, 0 FROM devices WHERE device_id = $1 RETURNING seq",
+               &p, &r);
+    if (!res)
+        return r;
+    r = IOTDM_E_NOT_FOUND;
+    if (PQntuples(res) == 1) {
+        msg->seq = pg_int(res, 0, 0);
+        msg->delivery_count = 0;
+        r = IOTDM_OK;
+    }
+    PQclear(res);
+    return r;
+}
+
+/* Lends one listed message to the visitor; *out_more gets its answer. */
+static iotdm_result visit_c2d(const PGresult *res, int row, hub_c2d_visitor visit, void *ctx,
+                              bool *out_more)
+{
+    hub_c2d m;
+    memset(&m, 0, sizeof(m));
+    m.seq = pg_int(res, row, 0);
+    pg_copy(res, row, 1, m.device_id, sizeof m.device_id);
+    pg_copy(res, row, 2, m.message_id, sizeof m.message_id);
+    m.properties = pg_json(res, row, 3);
+    if (!m.properties)
+        return IOTDM_E_STORAGE;
+    bool ok;
+    m.body = pg_bytes(res, row, 4, &m.body_len, &ok);
+    if (!ok) {
+        json_decref(m.properties);
+        return -ENOMEM; /* pg_bytes fails only when it cannot allocate */
+    }
+    m.enqueued_ms = pg_int(res, row, 5);
+    m.expiry_ms = pg_int(res, row, 6);
+    m.delivery_count = (int)pg_int(res, row, 7);
+    *out_more = visit(ctx, &m);
+    json_decref(m.properties);
+    xfree(m.body);
+    return IOTDM_OK;
+}
+
+iotdm_result pg_c2d_foreach(hub_store *base, const char *device_id, int64_t now_ms,
+                            hub_c2d_visitor visit, void *ctx)
+{
+    pg_store *s = (pg_store *)base;
+    if (!pg_id_ok(device_id))
+        return IOTDM_E_NOT_FOUND;
+    /* In batches after the last seq seen: the visitor may complete or mark the messages it was
+     * lent (each batch is fetched whole first), and a long queue is never held whole. */
+    int64_t after = 0;
+    bool more = true;
+    iotdm_result r = pg_read_begin(s);
+    while (r == IOTDM_OK && more) {
+        pg_params p = {0};
+        pp_text(&p, device_id);
+        pp_int(&p, now_ms);
+        pp_int(&p, after);
+        pp_int(&p, C2D_BATCH);
+        PGresult *res = pg_run(s, PQ_C2D_LIST,
+                               "SELECT seq, device_id, message_id, properties, body, "
+                               "enqueued_ms, expiry_ms, delivery_count FROM c2d "
+                               "WHERE device_id = $1 AND (expiry_ms = 0 OR expiry_ms > $2::bigint) "
+                               "AND seq > $3::bigint ORDER BY seq LIMIT $4::bigint",
+                               &p, &r);
+        if (!res)
+            break;
+        int rows = PQntuples(res);
+        for (int i = 0; i < rows && more && r == IOTDM_OK; i++) {
+            r = visit_c2d(res, i, visit, ctx, &more);
+            after = pg_int(res, i, 0);
+        }
+        PQclear(res);
+        if (rows < C2D_BATCH)
+            break;
+    }
+    return r;
+}
+
+static iotdm_result c2d_by_seq(pg_store *s, pg_stmt_id id, const char *sql, int64_t seq)
+{
+    iotdm_result r = pg_write_begin(s);
+    if (r != IOTDM_OK)
+        return r;
+    pg_params p = {0};
+    pp_int(&p, seq);
+    return pg_exec_row(s, id, sql, &p);
+}
+
+iotdm_result pg_c2d_mark_delivered(hub_store *base, int64_t seq)
+{
+    pg_store *s = (pg_store *)base;
+    return c2d_by_seq(s, PQ_C2D_DELIVERED,
+                      "UPDATE c2d SET delivery_count = delivery_count + 1 WHERE seq = $1::bigint",
+                      seq);
+}
+
+iotdm_result pg_c2d_complete(hub_store *base, int64_t seq)
+{
+    pg_store *s = (pg_store *)base;
+    return c2d_by_seq(s, PQ_C2D_COMPLETE, "DELETE FROM c2d WHERE seq = $1::bigint", seq);
+}
+
+iotdm_result pg_c2d_purge(hub_store *base, const char *device_id, size_t *out_purged)
+{
+    pg_store *s = (pg_store *)base;
+    if (out_purged)
+        *out_purged = 0;
+    /* An unknown device is IOTDM_E_NOT_FOUND, not an empty queue. */
+    hub_device d;
+    iotdm_result r = pg_device_get(base, device_id, &d);
+    if (r == IOTDM_OK)
+        r = pg_write_begin(s);
+    if (r != IOTDM_OK)
+        return r;
+    pg_params p = {0};
+    pp_text(&p, device_id);
+    uint64_t n = 0;
+    r = pg_exec(s, PQ_C2D_PURGE, "DELETE FROM c2d WHERE device_id = $1", &p, &n);
+    if (r == IOTDM_OK && out_purged)
+        *out_purged = (size_t)n;
+    return r;
+}
+
+size_t pg_c2d_count(hub_store *base, const char *device_id)
+{
+    pg_store *s = (pg_store *)base;
+    if (!pg_id_ok(device_id))
+        return 0;
+    pg_params p = {0};
+    pp_text(&p, device_id);
+    iotdm_result r = pg_read_begin(s);
+    PGresult *res = r == IOTDM_OK ? pg_run(s, PQ_C2D_COUNT,
+                                           "SELECT COUNT(*) FROM c2d WHERE device_id = $1", &p, &r)
+                                  : NULL;
+    if (!res)
+        return 0;
+    size_t n = (size_t)pg_int(res, 0, 0);
+    PQclear(res);
+    return n;
+}
+
+size_t pg_c2d_expire(hub_store *base, int64_t now_ms)
+{
+    pg_store *s = (pg_store *)base;
+    if (pg_write_begin(s) != IOTDM_OK)
+        return 0;
+    pg_params p = {0};
+    pp_int(&p, now_ms);
+    uint64_t n = 0;
+    iotdm_result r =
+        pg_exec(s, PQ_C2D_EXPIRE,
+                "DELETE FROM c2d WHERE expiry_ms <> 0 AND expiry_ms <= $1::bigint", &p, &n);
+    return r == IOTDM_OK ? (size_t)n : 0;
+}
+
+/* ---- telemetry ---- */
+
+iotdm_result pg_telemetry_append(hub_store *base, hub_telemetry *msg)
+{
+    pg_store *s = (pg_store *)base;
+    if (msg->body_len > INT32_MAX || (msg->body_len && !msg->body))
+        return IOTDM_E_TOO_LARGE;
+    const char *sys, *app;
+    size_t sys_len, app_len;
+    iotdm_result r = IOTDM_OK;
+    if (msg->system_json && msg->properties_json) {
+        sys = msg->system_json, sys_len = msg->system_json_len;
+        app = msg->properties_json, app_len = msg->properties_json_len;
+    } else {
+        r = pg_dump(s, 0, msg->system_properties, &sys, &sys_len);
+        if (r == IOTDM_OK)
+            r = pg_dump(s, 1, msg->properties, &app, &app_len);
+    }
+    if (r == IOTDM_OK && (sys_len > INT32_MAX || app_len > INT32_MAX))
+        r = IOTDM_E_TOO_LARGE; /* libpq takes an int length */
+    if (r == IOTDM_OK)
+        r = pg_write_begin(s);
+    if (r != IOTDM_OK)
+        return r;
+    /* What the row costs on the disk, near enough: retention bounds this, not just the bodies
+     * (small messages with large property bags would otherwise outgrow the limit many times). */
+    int64_t row = (int64_t)(msg->body_len + sys_len + app_len +
+                            strnlen(msg->device_id, sizeof msg->device_id) +
+                            strnlen(msg->module_id, sizeof msg->module_id)) +
+                  PG_TELEMETRY_ROW_OVERHEAD;
+    pg_params p = {0};
+    pp_field(&p, msg->device_id, sizeof msg->device_id);
+    pp_field(&p, msg->module_id, sizeof msg->module_id);
+    pp_int(&p, msg->enqueued_ms);
+    pp_textn(&p, sys, sys_len);
+    pp_textn(&p, app, app_len);
+    pp_bytes(&p, msg->body, msg->body_len);
+    pp_int(&p, (int64_t)msg->body_len);
+    pp_int(&p, row);
+    PGresult *res = pg_run(s, PQ_TELEMETRY_INSERT,
+                           "INSERT INTO telemetry(device_id, module_id, enqueued_ms, "
+                           "system_properties, properties, body, body_len, row_bytes) "
+                           "VALUES($1, $2, $3::bigint, $4, $5, $6::bytea, $7::integer, $8::bigint) "
+                           "RETURNING seq",
+                           &p, &r);
+    if (!res)
+        return r;
+    msg->seq = pg_int(res, 0, 0);
+    PQclear(res);
+    if (s->telemetry_bytes >= 0)
+        s->telemetry_bytes += row;
+    return IOTDM_OK;
+}
+
+/* Lends one listed message to the visitor; *out_more gets its answer. */
+static iotdm_result visit_telemetry(const PGresult *res, int row, hub_telemetry_visitor visit,
+                                    void *ctx, bool *out_more)
+{
+    hub_telemetry m;
+    memset(&m, 0, sizeof(m));
+    m.seq = pg_int(res, row, 0);
+    pg_copy(res, row, 1, m.device_id, sizeof m.device_id);
+    pg_copy(res, row, 2, m.module_id, sizeof m.module_id);
+    m.enqueued_ms = pg_int(res, row, 3);
+    m.system_properties = pg_json(res, row, 4);
+    m.properties = pg_json(res, row, 5);
+    iotdm_result r = IOTDM_E_STORAGE;
+    bool ok = false;
+    if (m.system_properties && m.properties) {
+        m.body = pg_bytes(res, row, 6, &m.body_len, &ok);
+        r = ok ? IOTDM_OK : -ENOMEM; /* pg_bytes fails only when it cannot allocate */
+    }
+    if (r == IOTDM_OK)
+        *out_more = visit(ctx, &m);
+    json_decref(m.system_properties);
+    json_decref(m.properties);
+    xfree(m.body);
+    return r;
+}
+
+iotdm_result pg_telemetry_foreach(hub_store *base, int64_t from_seq, size_t max,
+                                  hub_telemetry_visitor visit, void *ctx)
+{
+    pg_store *s = (pg_store *)base;
+    /* In batches from the next seq: the stream may be far longer than what one call visits. */
+    int64_t next = from_seq;
+    bool more = true;
+    iotdm_result r = pg_read_begin(s);
+    while (r == IOTDM_OK && more && max > 0) {
+        int64_t want = max < TELEMETRY_BATCH ? (int64_t)max : TELEMETRY_BATCH;
+        pg_params p = {0};
+        pp_int(&p, next);
+        pp_int(&p, want);
+        PGresult *res = pg_run(s, PQ_TELEMETRY_LIST,
+                               "SELECT seq, device_id, module_id, enqueued_ms, "
+                               "system_properties, properties, body FROM telemetry "
+                               "WHERE seq >= $1::bigint ORDER BY seq LIMIT $2::bigint",
+                               &p, &r);
+        if (!res)
+            break;
+        int rows = PQntuples(res);
+        for (int i = 0; i < rows && more && r == IOTDM_OK; i++) {
+            r = visit_telemetry(res, i, visit, ctx, &more);
+            next = pg_int(res, i, 0) + 1;
+            max--;
+        }
+        PQclear(res);
+        if (rows < want)
+            break;
+    }
+    return r;
+}
+
+int64_t pg_telemetry_last_seq(hub_store *base)
+{
+    pg_store *s = (pg_store *)base;
+    /* The identity's sequence keeps the highest seq ever assigned, even when trimming emptied the
+     * table, so a reader positioned "after the last" never sees an old seq come round again. NULL
+     * before the first append: 0. A sequence is not transactional: a seq taken by a group that
+     * was rolled back counts too, which leaves a gap in the stream, never a repeat. */
+    iotdm_result r = pg_read_begin(s);
+    PGresult *res =
+        r == IOTDM_OK
+            ? pg_run(s, PQ_TELEMETRY_LAST_SEQ,
+                     "SELECT pg_sequence_last_value(pg_get_serial_sequence('telemetry', 'seq'))",
+                     NULL, &r)
+            : NULL;
+    if (!res)
+        return 0;
+    int64_t seq = pg_int(res, 0, 0);
+    PQclear(res);
+    return seq;
+}
+
+static iotdm_result telemetry_bytes(pg_store *s, int64_t *out)
+{
+    if (s->telemetry_bytes >= 0) {
+        *out = s->telemetry_bytes;
+        return IOTDM_OK;
+    }
+    *out = 0;
+    iotdm_result r = pg_read_begin(s);
+    PGresult *res = r == IOTDM_OK
+                        ? pg_run(s, PQ_TELEMETRY_BYTES,
+                                 "SELECT COALESCE(SUM(row_bytes), 0) FROM telemetry", NULL, &r)
+                        : NULL;
+    if (!res)
+        return r;
+    s->telemetry_bytes = pg_int(res, 0, 0);
+    PQclear(res);
+    *out = s->telemetry_bytes;
+    return IOTDM_OK;
+}
+
+/* Walks from the oldest message while it must go, at most max_rows; finds the last seq to delete,
+ * what remains, and whether more must go after those. Reads the oldest rows a batch at a time:
+ * the walk usually stops within the first few. */
+static iotdm_result trim_point(pg_store *s, int64_t total, uint64_t max_bytes, int64_t cutoff,
+                               size_t max_rows, int64_t *out_last, int64_t *out_remaining,
+                               bool *out_more)
+{
+    size_t rows = 0;
+    bool walking = true;
+    iotdm_result r = IOTDM_OK;
+    *out_last = 0;
+    *out_more = false;
+    int64_t after = 0;
+    while (walking) {
+        pg_params p = {0};
+        pp_int(&p, after);
+        pp_int(&p, TRIM_BATCH);
+        PGresult *res = pg_run(s, PQ_TELEMETRY_OLDEST,
+                               "SELECT seq, enqueued_ms, row_bytes FROM telemetry "
+                               "WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint",
+                               &p, &r);
+        if (!res)
+            break;
+        int n = PQntuples(res);
+        for (int i = 0; i < n && walking; i++) {
+            bool too_big = (uint64_t)total > max_bytes;
+            if (!too_big && pg_int(res, i, 1) >= cutoff) {
+                walking = false;
+            } else if (rows == max_rows) {
+                *out_more = true;
+                walking = false;
+            } else {
+                *out_last = after = pg_int(res, i, 0);
+                total -= pg_int(res, i, 2);
+                rows++;
+            }
+        }
+        PQclear(res);
+        if (n < TRIM_BATCH)
+            walking = false;
+    }
+    *out_remaining = total;
+    return r;
+}
+
+iotdm_result pg_telemetry_trim(hub_store *base, uint64_t max_bytes, int64_t max_age_ms,
+                               int64_t now_ms, size_t max_rows, bool *out_more)
+{
+    pg_store *s = (pg_store *)base;
+    bool more = false;
+    if (out_more)
+        *out_more = false;
+    int64_t total;
+    iotdm_result r = telemetry_bytes(s, &total);
+    if (r != IOTDM_OK)
+        return r;
+    int64_t cutoff = max_age_ms > 0 ? now_ms - max_age_ms : INT64_MIN;
+    int64_t last, remaining;
+    r = trim_point(s, total, max_bytes, cutoff, max_rows, &last, &remaining, &more);
+    if (r != IOTDM_OK || last == 0)
+        return r; /* nothing to delete: no write transaction */
+    if (out_more)
+        *out_more = more;
+    r = pg_write_begin(s);
+    if (r != IOTDM_OK)
+        return r;
+    pg_params p = {0};
+    pp_int(&p, last);
+    r = pg_exec(s, PQ_TELEMETRY_DELETE_UPTO, "DELETE FROM telemetry WHERE seq <= $1::bigint", &p,
+                NULL);
+    s->telemetry_bytes = r == IOTDM_OK ? remaining : -1;
+    return r;
+}

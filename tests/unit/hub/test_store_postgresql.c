@@ -1,0 +1,163 @@
+/* Unit tests of what only the PostgreSQL store has: its schema version, how an SQL error inside a
+ * unit is undone without losing the group, and queries answered from the GIN indexes. The
+ * contract the backends share is tested by the other store tests, which CTest runs on both. Run
+ * without a server (IOTDM_TEST_PG_DIR unset), every test here skips. */
+#include "store_fixture.h"
+
+#include "hub/query/query.h"
+
+#define PG_ONLY()                                                                                  \
+    do {                                                                                           \
+        if (!on_pg())                                                                              \
+            skip();                                                                                \
+    } while (0)
+
+static bool exists(hub_store *s, const char *id)
+{
+    hub_device d;
+    return hub_store_device_get(s, id, &d) == IOTDM_OK;
+}
+
+static void test_pg_refuses_a_newer_schema(void **state)
+{
+    PG_ONLY();
+    fixture *f = *state;
+    hub_store_close(f->s);
+    f->s = NULL;
+    char sql[160];
+    snprintf(sql, sizeof sql, "UPDATE %s.iotdm_schema SET version = 99", f->pg_schema);
+    assert_true(pg_admin(f->pg_base, sql));
+    hub_store *s = NULL;
+    assert_int_equal(hub_store_open(f->path, &s), IOTDM_E_UNSUPPORTED);
+    assert_null(s);
+    snprintf(sql, sizeof sql, "UPDATE %s.iotdm_schema SET version = 1", f->pg_schema);
+    assert_true(pg_admin(f->pg_base, sql));
+    assert_int_equal(hub_store_open(f->path, &f->s), IOTDM_OK);
+}
+
+static void test_pg_reopening_keeps_the_data(void **state)
+{
+    PG_ONLY();
+    fixture *f = *state;
+    create(f->s, "kept");
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    hub_store_close(f->s);
+    assert_int_equal(hub_store_open(f->path, &f->s), IOTDM_OK);
+    assert_true(exists(f->s, "kept"));
+}
+
+/* A unit whose statement fails (here: bytes PostgreSQL refuses as UTF-8) is undone alone; the
+ * units before and after it commit with the group. */
+static void test_pg_a_failed_unit_is_undone_and_the_group_goes_on(void **state)
+{
+    PG_ONLY();
+    fixture *f = *state;
+    assert_int_equal(hub_store_unit_begin(f->s), IOTDM_OK);
+    create(f->s, "before");
+    assert_int_equal(hub_store_unit_end(f->s, IOTDM_OK), IOTDM_OK);
+
+    assert_int_equal(hub_store_unit_begin(f->s), IOTDM_OK);
+    create(f->s, "undone");
+    hub_device bad = make_device("bad\xff");
+    iotdm_result r = hub_store_device_create(f->s, &bad);
+    assert_int_equal(r, IOTDM_E_STORAGE);
+    assert_int_equal(hub_store_unit_end(f->s, r), IOTDM_E_STORAGE);
+
+    /* A unit that goes on after a failed statement is failed at its end all the same. */
+    assert_int_equal(hub_store_unit_begin(f->s), IOTDM_OK);
+    create(f->s, "swallowed");
+    assert_int_equal(hub_store_device_create(f->s, &bad), IOTDM_E_STORAGE);
+    assert_int_equal(hub_store_unit_end(f->s, IOTDM_OK), IOTDM_E_STORAGE);
+
+    assert_int_equal(hub_store_unit_begin(f->s), IOTDM_OK);
+    create(f->s, "after");
+    assert_int_equal(hub_store_unit_end(f->s, IOTDM_OK), IOTDM_OK);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+
+    hub_store *reader = NULL;
+    assert_int_equal(hub_store_open_reader(f->s, &reader), IOTDM_OK);
+    assert_true(exists(reader, "before"));
+    assert_true(exists(reader, "after"));
+    assert_false(exists(reader, "undone"));
+    assert_false(exists(reader, "swallowed"));
+    hub_store_close(reader);
+}
+
+/* Expected outcomes are counts, not SQL errors: they leave the group usable without a unit. */
+static void test_pg_expected_refusals_leave_the_group_usable(void **state)
+{
+    PG_ONLY();
+    fixture *f = *state;
+    create(f->s, "dup");
+    hub_device d = make_device("dup");
+    assert_int_equal(hub_store_device_create(f->s, &d), IOTDM_E_EXISTS);
+    hub_c2d m = {0};
+    snprintf(m.device_id, sizeof m.device_id, "nobody");
+    assert_int_equal(hub_store_c2d_enqueue(f->s, &m, 50), IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_session_put(f->s, "nobody", 1), IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_device_delete(f->s, "dup", 99), IOTDM_E_PRECONDITION);
+    create(f->s, "next");
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    assert_true(exists(f->s, "dup"));
+    assert_true(exists(f->s, "next"));
+}
+
+static void plan_of(fixture *f, const char *where, char *out, size_t cap)
+{
+    hub_query *q = NULL;
+    assert_int_equal(hub_query_parse_condition(where, strlen(where), &q, NULL, 0), IOTDM_OK);
+    assert_int_equal(hub_store_postgresql_explain(f->s, q, out, cap), IOTDM_OK);
+    hub_query_free(q);
+}
+
+/* Equality on a tag or a reported property is answered from the section's GIN index. */
+static void test_pg_twin_equality_uses_the_gin_indexes(void **state)
+{
+    PG_ONLY();
+    fixture *f = *state;
+    enum { N = 3000 };
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "dev-%05d", i);
+        create(f->s, id);
+        hub_twin t = {0};
+        assert_int_equal(hub_store_twin_get(f->s, id, &t), IOTDM_OK);
+        json_object_set_new(t.tags, "site", json_sprintf("site-%d", i % 500));
+        json_object_set_new(t.reported, "fw", json_sprintf("1.%d", i % 300));
+        t.version++;
+        t.etag++;
+        assert_int_equal(hub_store_twin_put(f->s, id, &t), IOTDM_OK);
+        hub_twin_deinit(&t);
+    }
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    char sql[128];
+    snprintf(sql, sizeof sql, "ANALYZE %s.twins", f->pg_schema);
+    assert_true(pg_admin(f->pg_base, sql));
+
+    char plan[4096];
+    plan_of(f, "tags.site = 'site-7'", plan, sizeof plan);
+    if (!strstr(plan, "twins_tags"))
+        fail_msg("tag equality does not use twins_tags:\n%s", plan);
+    plan_of(f, "properties.reported.fw = '1.5'", plan, sizeof plan);
+    if (!strstr(plan, "twins_reported"))
+        fail_msg("reported equality does not use twins_reported:\n%s", plan);
+    plan_of(f, "deviceId = 'dev-00042'", plan, sizeof plan);
+    if (!strstr(plan, "devices_pkey"))
+        fail_msg("deviceId equality does not use the primary key:\n%s", plan);
+    plan_of(f, "NOT (tags.site = 'x')", plan, sizeof plan);
+    assert_string_equal(plan, ""); /* nothing compiled: every twin is a candidate */
+    plan_of(f, "status = 'sleeping'", plan, sizeof plan);
+    assert_string_equal(plan, "none");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_pg_refuses_a_newer_schema),
+        T(test_pg_reopening_keeps_the_data),
+        T(test_pg_a_failed_unit_is_undone_and_the_group_goes_on),
+        T(test_pg_expected_refusals_leave_the_group_usable),
+        T(test_pg_twin_equality_uses_the_gin_indexes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
