@@ -49,7 +49,7 @@ e2e: dev
 E2E_PG_FILES = conformance_registry.test.js conformance_device.test.js \
 	conformance_methods.test.js conformance_query.test.js mqtt_negative.test.js durability.test.js
 e2e-pg: dev
-	scripts/pg-tmp.sh start build/e2e-pg >/dev/null
+	rm -rf build/e2e-pg && scripts/pg-tmp.sh start build/e2e-pg >/dev/null
 	cd tests/e2e && IOTDM_E2E_PG_DIR=$(CURDIR)/build/e2e-pg IOTDM_BUILD_DIR=$(CURDIR)/build/dev \
 		node --test --test-concurrency=1 $(E2E_PG_FILES); \
 		rc=$$?; cd $(CURDIR) && scripts/pg-tmp.sh stop build/e2e-pg; exit $$rc
