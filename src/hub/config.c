@@ -35,6 +35,7 @@ typedef struct {
 static const setting settings[] = {
     {"data-dir", STR(data_dir)},
     {"store", STR(store)},
+    {"node-id", STR(node_id)},
     {"hostname", STR(hostname)},
     {"listen", STR(listen_addr)},
     {"web-dir", STR(web_dir)},

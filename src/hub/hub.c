@@ -17,6 +17,8 @@
 #include "common/base64.h"
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "hub/cluster/cluster.h"
+#include "hub/core/work.h"
 #include "hub/dps/dps.h"
 #include "hub/events.h"
 #include "hub/http/http.h"
@@ -124,12 +126,15 @@ static route_msg *route_msg_new(const char *device_id, size_t text_len)
     return m;
 }
 
-static void route_post(hub *h, const char *device_id, hub_task_fn fn, route_msg *m)
+/* Posts m to the loop holding the device; false (m freed) when no loop of this node holds it. */
+static bool route_post(hub *h, const char *device_id, hub_task_fn fn, route_msg *m)
 {
     hub_dir_entry e;
-    if (!m || !hub_dir_lookup(h->dir, device_id, &e) || e.loop >= h->nloops ||
-        !hub_loop_post(&h->loops[e.loop], fn, m))
-        xfree(m); /* not connected anywhere: nothing to tell */
+    if (m && hub_dir_lookup(h->dir, device_id, &e) && e.loop < h->nloops &&
+        hub_loop_post(&h->loops[e.loop], fn, m))
+        return true;
+    xfree(m); /* not connected here */
+    return false;
 }
 
 static void notify_task(hub_loop *loop, void *arg)
@@ -140,8 +145,8 @@ static void notify_task(hub_loop *loop, void *arg)
     xfree(m);
 }
 
-void hub_route_notify_desired(hub *h, const char *device_id, const char *patch_json,
-                              int64_t version)
+bool hub_route_notify_desired_local(hub *h, const char *device_id, const char *patch_json,
+                                    int64_t version)
 {
     size_t len = strlen(patch_json);
     route_msg *m = route_msg_new(device_id, len);
@@ -150,7 +155,14 @@ void hub_route_notify_desired(hub *h, const char *device_id, const char *patch_j
         m->len = len;
         m->version = version;
     }
-    route_post(h, device_id, notify_task, m);
+    return route_post(h, device_id, notify_task, m);
+}
+
+void hub_route_notify_desired(hub *h, const char *device_id, const char *patch_json,
+                              int64_t version)
+{
+    if (!hub_route_notify_desired_local(h, device_id, patch_json, version) && h->cluster)
+        hub_cluster_notify_desired(h->cluster, device_id, patch_json, strlen(patch_json), version);
 }
 
 static void deliver_task(hub_loop *loop, void *arg)
@@ -161,9 +173,15 @@ static void deliver_task(hub_loop *loop, void *arg)
     xfree(m);
 }
 
+bool hub_route_deliver_c2d_local(hub *h, const char *device_id)
+{
+    return route_post(h, device_id, deliver_task, route_msg_new(device_id, 0));
+}
+
 void hub_route_deliver_c2d(hub *h, const char *device_id)
 {
-    route_post(h, device_id, deliver_task, route_msg_new(device_id, 0));
+    if (!hub_route_deliver_c2d_local(h, device_id) && h->cluster)
+        hub_cluster_deliver_c2d(h->cluster, device_id);
 }
 
 static void drop_task(hub_loop *loop, void *arg)
@@ -174,12 +192,81 @@ static void drop_task(hub_loop *loop, void *arg)
     xfree(m);
 }
 
-void hub_route_drop(hub *h, const char *device_id, const char *reason)
+bool hub_route_drop_local(hub *h, const char *device_id, const char *reason)
 {
     route_msg *m = route_msg_new(device_id, 0);
     if (m)
         snprintf(m->reason, sizeof m->reason, "%s", reason);
-    route_post(h, device_id, drop_task, m);
+    return route_post(h, device_id, drop_task, m);
+}
+
+void hub_route_drop(hub *h, const char *device_id, const char *reason)
+{
+    if (!hub_route_drop_local(h, device_id, reason) && h->cluster)
+        hub_cluster_drop(h->cluster, device_id, reason);
+}
+
+/* ---- a node of the cluster gone: its devices are disconnected, with their events ---- */
+
+#define NODE_LOST_BATCH 2000
+
+typedef struct {
+    hub_work w;
+    char node[HUB_CLUSTER_NODE_ID_MAX];
+    size_t count;
+} node_lost_unit;
+
+static void node_lost_event(void *ctx, const char *device_id)
+{
+    hub_events_connection(ctx, device_id, "", false);
+}
+
+static iotdm_result node_lost_run(hub_work *w, hub_store *store)
+{
+    node_lost_unit *u = (node_lost_unit *)w;
+    return hub_store_device_disconnect_node(store, u->node, time_now_ms(), NODE_LOST_BATCH,
+                                            node_lost_event, store, &u->count);
+}
+
+static void node_lost_submit(hub_loop *loop, node_lost_unit *u);
+
+static void node_lost_done(hub_work *w)
+{
+    node_lost_unit *u = (node_lost_unit *)w;
+    if (w->result == IOTDM_OK)
+        log_info("hub", "devices of a lost node disconnected node=%s count=%zu", u->node, u->count);
+    else
+        log_warn("hub", "cannot disconnect the devices of a lost node node=%s: %s", u->node,
+                 iotdm_result_message(w->result));
+    if (w->result == IOTDM_OK && u->count == NODE_LOST_BATCH && !w->loop->stopping) {
+        node_lost_submit(w->loop, u); /* more: one bounded unit at a time */
+        return;
+    }
+    xfree(u);
+}
+
+static void node_lost_submit(hub_loop *loop, node_lost_unit *u)
+{
+    hub_work_submit(loop, &u->w, node_lost_run, node_lost_done, HUB_WORK_SINGLE);
+}
+
+static void node_lost_task(hub_loop *loop, void *arg)
+{
+    if (loop->stopping) {
+        xfree(arg);
+        return;
+    }
+    node_lost_submit(loop, arg);
+}
+
+void hub_devices_node_lost(hub *h, const char *node_id)
+{
+    node_lost_unit *u = xcalloc(1, sizeof *u);
+    if (!u)
+        return;
+    snprintf(u->node, sizeof u->node, "%s", node_id);
+    if (!hub_loop_post(&h->loops[0], node_lost_task, u))
+        xfree(u);
 }
 
 /* ---- lifecycle ---- */
@@ -227,6 +314,73 @@ static void derive_limits(hub_config *cfg)
         cfg->threads = HUB_MAX_LOOPS;
 }
 
+/* The executor made a group durable. Alone, the events it holds can be read at once; in a
+ * cluster other nodes' groups interleave in the event sequence, and the bus moves the event
+ * streams on (cluster.c "events"). */
+static void on_durable(void *arg, int64_t last_seq)
+{
+    hub *h = arg;
+    if (h->cluster)
+        hub_cluster_events_committed(h->cluster, last_seq);
+    else
+        hub_events_on_durable(h, last_seq);
+}
+
+/* This node's name in the cluster: --node-id, or the machine's name with the listen address and
+ * MQTT port (unique per process on a machine, stable across restarts). */
+static void node_id_of(const hub_config *cfg, char *out, size_t cap)
+{
+    if (cfg->node_id[0]) {
+        snprintf(out, cap, "%s", cfg->node_id);
+        return;
+    }
+    char host[128] = "hub";
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "hub");
+    host[sizeof host - 1] = '\0';
+    snprintf(out, cap, "%.80s-%s-%u", host, cfg->listen_addr, cfg->mqtt_port);
+}
+
+/* A PostgreSQL store makes this hub a node of a cluster (of one, or more): join it, and take the
+ * cluster's identity (CA, ID scope) before the TLS set-up uses the files. */
+static iotdm_result join_cluster(hub *h)
+{
+    if (!h->cfg.store[0] || !hub_store_is_postgresql(h->cfg.store))
+        return IOTDM_OK;
+    char node[HUB_CLUSTER_NODE_ID_MAX];
+    node_id_of(&h->cfg, node, sizeof node);
+    /* Opening the store brings the schema, the cluster's tables included, up to date. */
+    hub_store *store = NULL;
+    iotdm_result r = hub_store_open(h->cfg.store, &store);
+    hub_store_close(store);
+    if (r == IOTDM_OK)
+        r = hub_cluster_open(h, h->cfg.store, node, &h->cluster);
+    if (r == IOTDM_OK)
+        r = hub_cluster_pull_identity(h->cluster, h->cfg.data_dir);
+    if (r < 0)
+        log_error("hub", "cannot join the cluster: %s", iotdm_result_message(r));
+    return r;
+}
+
+/* After this node made what it lacked: the first node's identity is the cluster's. */
+static iotdm_result share_identity(hub *h)
+{
+    if (!h->cluster)
+        return IOTDM_OK;
+    bool changed = false;
+    iotdm_result r = hub_cluster_push_identity(h->cluster, h->cfg.data_dir, &changed);
+    if (r == IOTDM_OK && changed) {
+        /* Two nodes started on empty data at once and the other was first: its CA is now in
+         * the data directory, but this process set up TLS with its own. */
+        log_error("hub", "another node created the cluster's identity at the same time; its "
+                         "files replaced this node's: start this node again");
+        r = IOTDM_E_UNSUPPORTED;
+    }
+    if (r < 0 && r != IOTDM_E_UNSUPPORTED)
+        log_error("hub", "cannot share the identity with the cluster: %s", iotdm_result_message(r));
+    return r;
+}
+
 /* Opens the store, brings the policies and the device rows up to date, and starts the executor,
  * which owns the store from then on. */
 static iotdm_result open_store(hub *h)
@@ -243,8 +397,10 @@ static iotdm_result open_store(hub *h)
                   iotdm_result_message(r));
         return r;
     }
+    if (h->cluster)
+        hub_store_set_node(store, hub_cluster_node_id(h->cluster));
     r = load_policies(h, store);
-    /* No connection survives a restart. */
+    /* No connection survives a restart (in a cluster: none of this node's). */
     if (r == IOTDM_OK)
         r = hub_store_device_disconnect_all(store, time_now_ms());
     if (r == IOTDM_OK)
@@ -257,7 +413,7 @@ static iotdm_result open_store(hub *h)
         hub_store_close(store);
         return r;
     }
-    r = hub_exec_start(store, 1, h->cfg.data_dir, hub_events_on_durable, h, &h->exec);
+    r = hub_exec_start(store, 1, h->cfg.data_dir, on_durable, h, &h->exec);
     if (r < 0) {
         log_error("hub", "cannot start the store's threads: %s", iotdm_result_message(r));
         return r;
@@ -304,6 +460,8 @@ iotdm_result hub_init(hub *h, const hub_config *cfg)
     signal(SIGPIPE, SIG_IGN);
     derive_limits(&h->cfg);
     iotdm_result r = make_dirs(cfg->data_dir);
+    if (r == IOTDM_OK)
+        r = join_cluster(h);
     if (r < 0)
         return r;
     r = hub_tls_ensure(cfg->data_dir, cfg->hostname, cfg->listen_addr);
@@ -320,6 +478,8 @@ iotdm_result hub_init(hub *h, const hub_config *cfg)
         return IOTDM_E_INTERNAL;
     r = open_store(h);
     if (r == IOTDM_OK)
+        r = share_identity(h); /* after the DPS set-up made the ID scope */
+    if (r == IOTDM_OK)
         r = hub_models_load(h);
     if (r < 0)
         return r;
@@ -328,14 +488,18 @@ iotdm_result hub_init(hub *h, const hub_config *cfg)
         r = init_loop(h, i);
     if (r == IOTDM_OK)
         r = init_loop0_timers(h);
+    if (r == IOTDM_OK && h->cluster)
+        r = hub_cluster_run(h->cluster);
     if (r < 0)
         return r;
     log_info("hub",
              "ready mqtt=%s:%u https=%s:%u hostname=%s loops=%u max_connections=%u "
-             "disk_reserve_mb=%llu",
+             "disk_reserve_mb=%llu store=%s node=%s",
              cfg->listen_addr, cfg->mqtt_port, cfg->listen_addr, cfg->https_port, cfg->hostname,
              h->nloops, h->cfg.limits.max_connections,
-             (unsigned long long)(h->cfg.disk_reserve_bytes >> 20));
+             (unsigned long long)(h->cfg.disk_reserve_bytes >> 20),
+             h->cluster ? "postgresql" : "sqlite",
+             h->cluster ? hub_cluster_node_id(h->cluster) : "-");
     return IOTDM_OK;
 }
 
@@ -371,6 +535,8 @@ static void drain_loops(hub *h)
 void hub_deinit(hub *h)
 {
     atomic_store(&h->stopping, true);
+    /* The bus posts to the loops: it stops first. What the loops still hand it is dropped. */
+    hub_cluster_stop(h->cluster);
     /* Connections first: they stop submitting; those with units in flight are freed when the
      * units complete, below. */
     for (unsigned i = 0; i < h->nloops; i++) {
@@ -406,6 +572,8 @@ void hub_deinit(hub *h)
     for (unsigned i = 0; i < h->nloops; i++)
         if (h->loops[i].base)
             hub_loop_deinit(&h->loops[i]);
+    hub_cluster_close(h->cluster);
+    h->cluster = NULL;
     hub_events_deinit(h);
     hub_dps_free(h);
     hub_models_free(h);

@@ -28,6 +28,7 @@ typedef struct hub_models hub_models;
 typedef struct {
     char data_dir[512];
     char store[1024]; /* the store's location ("": DATA/hub.db); see hub_store_open */
+    char node_id[64]; /* this node's name in a cluster ("": derived, hub.c node_id_of) */
     char hostname[256];
     char listen_addr[64];
     unsigned mqtt_port;
@@ -60,6 +61,7 @@ typedef struct hub {
     size_t npolicies;
     struct hub_events *events;
     hub_dps *dps;
+    struct hub_cluster *cluster;   /* with a PostgreSQL store (cluster/cluster.h); else NULL */
     hub_models *models;            /* read-only after start */
     struct event *housekeeping_ev; /* on loop 0 */
     struct event *sigterm_ev, *sigint_ev;
@@ -86,6 +88,19 @@ void hub_route_notify_desired(hub *h, const char *device_id, const char *patch_j
 void hub_route_deliver_c2d(hub *h, const char *device_id);
 /* Closes the device's connection, if any (disabled, deleted). */
 void hub_route_drop(hub *h, const char *device_id, const char *reason);
+/* The same for this node's connections only (the cluster's bus delivers with these); false when
+ * no loop of this node holds the device. In a cluster, the functions above hand what no loop here
+ * holds to the node that does. */
+bool hub_route_notify_desired_local(hub *h, const char *device_id, const char *patch_json,
+                                    int64_t version);
+bool hub_route_deliver_c2d_local(hub *h, const char *device_id);
+bool hub_route_drop_local(hub *h, const char *device_id, const char *reason);
+/* A node of the cluster stopped announcing itself: mark the devices it held disconnected (with
+ * their connection events), from loop 0, in bounded units. Any thread. */
+void hub_devices_node_lost(hub *h, const char *node_id);
+/* mqtt/connect.c: a connection on another node now holds client_id with this epoch; the older
+ * connections of this node close. Any thread. */
+void hub_mqtt_claimed_elsewhere(hub *h, const char *client_id, uint64_t epoch);
 
 /* mqtt/session.c: per-loop MQTT state. */
 IOTDM_NODISCARD iotdm_result hub_mqtt_loop_init(hub_loop *loop);

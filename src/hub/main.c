@@ -25,6 +25,8 @@ static void usage(FILE *out)
             "  --store LOCATION      the database: DIR/hub.db (SQLite, the default) or a\n"
             "                        postgresql://user@host:port/db URL, which several hub\n"
             "                        nodes can share (docs/cluster.md)\n"
+            "  --node-id NAME        this node's name in a cluster (default: host name,\n"
+            "                        listen address and MQTT port)\n"
             "  --config FILE         key = value file; keys are the long option names\n"
             "  --hostname NAME       the hub's host name, as devices and SDKs use it\n"
             "                        (default: the listen address, or localhost)\n"

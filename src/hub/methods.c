@@ -8,6 +8,7 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "hub/cluster/cluster.h"
 
 /* A call id names its loop in the low bits (HUB_MAX_LOOPS is 64), so that the device's answer,
  * which echoes it as the request id, can be routed back without a shared table. */
@@ -30,7 +31,8 @@ typedef struct method_call {
     size_t payload_len;
     int response_timeout_s;
     call_state state;
-    bool retry; /* the device subscribed while the call was being sent: try again if refused */
+    bool retry;      /* the device subscribed while the call was being sent: try again if refused */
+    bool local_only; /* made for another node (hub_methods_remote_invoke): never forwarded */
     int64_t connect_deadline_ms; /* monotonic; 0: no waiting for the device */
     struct event *timer;
     hub_method_done done;
@@ -174,13 +176,27 @@ static void send_task(hub_loop *loop, void *arg)
         xfree(s); /* the call times out */
 }
 
+/* A node that stopped answering is found out by this much beyond the device's own timeout. */
+#define REMOTE_MARGIN_MS 2000
+
 static void try_send(method_call *call)
 {
     hub_loop *loop = call->owner->loop;
     hub *h = loop->h;
     hub_dir_entry e;
     if (!hub_dir_lookup(h->dir, call->device_id, &e) || e.loop >= h->nloops) {
-        wait_for_device(call);
+        if (!h->cluster || call->local_only) {
+            wait_for_device(call);
+            return;
+        }
+        /* Maybe another node holds it: the answer (or "not there") comes back through
+         * hub_methods_remote_result. */
+        call->state = CALL_SENDING;
+        call->retry = false;
+        event_del(call->timer);
+        arm(call, (int64_t)call->response_timeout_s * 1000 + REMOTE_MARGIN_MS);
+        hub_cluster_method_request(h->cluster, call->id, call->device_id, call->method,
+                                   call->payload, call->payload_len, call->response_timeout_s);
         return;
     }
     if (e.loop == loop->index) {
@@ -228,10 +244,24 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
     finish(call, sent ? IOTDM_E_TIMEOUT : IOTDM_E_NOT_ONLINE, 0, NULL, 0);
 }
 
+static iotdm_result invoke(hub_methods *m, const char *device_id, const char *method,
+                           const char *payload, size_t payload_len, int response_timeout_s,
+                           int connect_timeout_s, bool local_only, hub_method_done done, void *ctx,
+                           uint64_t *out_id);
+
 iotdm_result hub_methods_invoke(hub_methods *m, const char *device_id, const char *method,
                                 const char *payload, size_t payload_len, int response_timeout_s,
                                 int connect_timeout_s, hub_method_done done, void *ctx,
                                 uint64_t *out_id)
+{
+    return invoke(m, device_id, method, payload, payload_len, response_timeout_s, connect_timeout_s,
+                  false, done, ctx, out_id);
+}
+
+static iotdm_result invoke(hub_methods *m, const char *device_id, const char *method,
+                           const char *payload, size_t payload_len, int response_timeout_s,
+                           int connect_timeout_s, bool local_only, hub_method_done done, void *ctx,
+                           uint64_t *out_id)
 {
     if (m->ncalls >= HUB_METHOD_MAX_PENDING)
         return IOTDM_E_QUOTA;
@@ -257,6 +287,7 @@ iotdm_result hub_methods_invoke(hub_methods *m, const char *device_id, const cha
     call->connect_deadline_ms = connect_timeout_s > 0 ? mono_ms() + connect_timeout_s * 1000LL : 0;
     call->done = done;
     call->ctx = ctx;
+    call->local_only = local_only;
     call->next = m->calls;
     m->calls = call;
     m->ncalls++;
@@ -304,6 +335,13 @@ static void subscribed_task(hub_loop *loop, void *arg)
 
 void hub_methods_subscribed(hub *h, const char *device_id)
 {
+    hub_methods_subscribed_local(h, device_id);
+    if (h->cluster)
+        hub_cluster_methods_subscribed(h->cluster, device_id);
+}
+
+void hub_methods_subscribed_local(hub *h, const char *device_id)
+{
     for (unsigned i = 0; i < h->nloops; i++) {
         response_msg *msg = xcalloc(1, sizeof *msg);
         if (!msg)
@@ -349,5 +387,122 @@ void hub_methods_response(hub *h, const char *device_id, const char *rid, size_t
     msg->payload[payload_len] = '\0';
     msg->payload_len = payload_len;
     if (!hub_loop_post(&h->loops[loop], response_task, msg))
+        xfree(msg);
+}
+
+/* ---- across the cluster ---- */
+
+typedef struct {
+    hub *h;
+    uint64_t id;
+    iotdm_result r;
+    int status;
+    size_t len;
+    char payload[];
+} remote_result_msg;
+
+/* The other node's answer to a call of this loop: the device's, or "not there" (the call then
+ * waits for the device like a local one, or tries again if the device subscribed meanwhile). */
+static void remote_result_task(hub_loop *loop, void *arg)
+{
+    remote_result_msg *msg = arg;
+    method_call *call = loop->stopping ? NULL : find_call(loop->methods, msg->id);
+    if (call && call->state == CALL_SENDING) {
+        if (msg->r == IOTDM_E_NOT_ONLINE) {
+            bool retry = call->retry;
+            call->retry = false;
+            if (retry)
+                try_send(call);
+            else
+                wait_for_device(call);
+        } else {
+            finish(call, msg->r, msg->status, msg->payload, msg->len);
+        }
+    }
+    xfree(msg);
+}
+
+void hub_methods_remote_result(hub *h, uint64_t call_id, iotdm_result r, int status,
+                               const char *payload, size_t len)
+{
+    unsigned loop = (unsigned)(call_id & ((1u << LOOP_BITS) - 1));
+    if (loop >= h->nloops)
+        return;
+    remote_result_msg *msg = xmalloc(sizeof *msg + len + 1);
+    if (!msg)
+        return; /* the call's own timer ends it */
+    msg->h = h;
+    msg->id = call_id;
+    msg->r = r;
+    msg->status = status;
+    msg->len = len;
+    if (len)
+        memcpy(msg->payload, payload, len);
+    msg->payload[len] = '\0';
+    if (!hub_loop_post(&h->loops[loop], remote_result_task, msg))
+        xfree(msg);
+}
+
+typedef struct {
+    hub *h;
+    char origin[HUB_CLUSTER_NODE_ID_MAX];
+    uint64_t id; /* the origin's call id */
+    char device_id[HUB_ID_MAX];
+    char method[HUB_ID_MAX];
+    int response_timeout_s;
+    size_t len;
+    char payload[];
+} remote_call_msg;
+
+static void remote_done(void *ctx, iotdm_result r, int status, const char *payload, size_t len)
+{
+    remote_call_msg *msg = ctx;
+    if (msg->h->cluster)
+        hub_cluster_method_response(msg->h->cluster, msg->origin, msg->id, r, status, payload, len);
+    xfree(msg);
+}
+
+/* Made here for the origin's call, as a local call that never waits for the device (the origin
+ * does the waiting) and is never forwarded again. */
+static void remote_call_task(hub_loop *loop, void *arg)
+{
+    remote_call_msg *msg = arg;
+    if (loop->stopping) {
+        xfree(msg);
+        return;
+    }
+    uint64_t id;
+    iotdm_result r = invoke(loop->methods, msg->device_id, msg->method, msg->payload, msg->len,
+                            msg->response_timeout_s, 0, true, remote_done, msg, &id);
+    if (r != IOTDM_OK)
+        remote_done(msg, r, 0, NULL, 0);
+}
+
+void hub_methods_remote_invoke(hub *h, const char *origin, uint64_t call_id, const char *device_id,
+                               const char *method, const char *payload, size_t len,
+                               int response_timeout_s)
+{
+    if (strlen(origin) >= HUB_CLUSTER_NODE_ID_MAX || strlen(device_id) >= HUB_ID_MAX ||
+        strlen(method) >= HUB_ID_MAX)
+        return;
+    if (response_timeout_s < HUB_METHOD_MIN_TIMEOUT_S ||
+        response_timeout_s > HUB_METHOD_MAX_TIMEOUT_S)
+        response_timeout_s = HUB_METHOD_DEFAULT_RESPONSE_TIMEOUT_S;
+    remote_call_msg *msg = xmalloc(sizeof *msg + len + 1);
+    if (!msg)
+        return;
+    msg->h = h;
+    snprintf(msg->origin, sizeof msg->origin, "%s", origin);
+    msg->id = call_id;
+    snprintf(msg->device_id, sizeof msg->device_id, "%s", device_id);
+    snprintf(msg->method, sizeof msg->method, "%s", method);
+    msg->response_timeout_s = response_timeout_s;
+    msg->len = len;
+    memcpy(msg->payload, payload, len);
+    msg->payload[len] = '\0';
+    /* The loop holding the device if there is one (no hop between loops), else loop 0. */
+    hub_dir_entry e;
+    unsigned loop = hub_dir_lookup(h->dir, device_id, &e) && e.loop < h->nloops ? e.loop : 0;
+    if (!hub_loop_post(&h->loops[loop], remote_call_task, msg))
         xfree(msg);
 }

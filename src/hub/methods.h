@@ -39,7 +39,20 @@ void hub_methods_cancel(hub_methods *m, uint64_t id);
 /* From the loop of a device's connection (any loop): the device subscribed to methods (every loop
  * retries its waiting calls for it), and the device answered (routed to the calling loop). */
 void hub_methods_subscribed(hub *h, const char *device_id);
+/* The same for this node's loops only (a subscription on another node, from the cluster's bus). */
+void hub_methods_subscribed_local(hub *h, const char *device_id);
 void hub_methods_response(hub *h, const char *device_id, const char *rid, size_t rid_len,
                           int status, const char *payload, size_t payload_len);
+
+/* ---- across the cluster (cluster/cluster.h), from the bus thread ---- */
+
+/* The answer to call_id of this node, from the node that made it for the device. */
+void hub_methods_remote_result(hub *h, uint64_t call_id, iotdm_result r, int status,
+                               const char *payload, size_t len);
+/* Another node's call (origin, call_id) for a device of this node: made here, answered with
+ * hub_cluster_method_response. */
+void hub_methods_remote_invoke(hub *h, const char *origin, uint64_t call_id, const char *device_id,
+                               const char *method, const char *payload, size_t len,
+                               int response_timeout_s);
 
 #endif

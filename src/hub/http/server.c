@@ -366,8 +366,8 @@ static void on_headers(void *arg, httpd_req *req, httpd_admit *out)
     bool path_known;
     const http_route *route = find_route(&probe, &path_known);
     /* The dashboard's catch-all serves files, never the API's own areas. */
-    if (route && route->auth == HTTP_AUTH_NONE && probe.nsegments &&
-        (dps_area(&probe) || strcmp(probe.segments[0], "iotdm") == 0))
+    if (route && route->auth == HTTP_AUTH_NONE && strcmp(route->pattern, "**") == 0 &&
+        probe.nsegments && (dps_area(&probe) || strcmp(probe.segments[0], "iotdm") == 0))
         route = NULL;
     if (!route && dps_area(&probe)) {
         probe.dps_errors = true;

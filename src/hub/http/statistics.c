@@ -2,6 +2,7 @@
  * the hub's connection counts, limits and refusal counters (our extension, docs/service-api.md). */
 #include <string.h>
 
+#include "hub/cluster/cluster.h"
 #include "hub/http/internal.h"
 #include "hub/net/refusals.h"
 
@@ -84,7 +85,23 @@ static void stats(http_ctx *cx)
     http_send_json(cx, 200, body);
 }
 
+/* GET /iotdm/health, without credentials, for load balancers (docs/cluster.md): 200 while this
+ * node serves (and, in a cluster, its bus reaches the database), 503 otherwise. Says nothing a
+ * stranger could use beyond that. */
+static void health(http_ctx *cx)
+{
+    hub *h = cx->h;
+    bool ok = !atomic_load(&h->stopping) && (!h->cluster || hub_cluster_healthy(h->cluster));
+    json_t *body = json_pack("{s:s}", "status", ok ? "ok" : "unavailable");
+    if (h->cluster && body) {
+        json_object_set_new(body, "node", json_string(hub_cluster_node_id(h->cluster)));
+        json_object_set_new(body, "nodes", json_integer(hub_cluster_nodes(h->cluster)));
+    }
+    http_send_json(cx, ok ? 200 : 503, body);
+}
+
 const http_route http_statistics_routes[] = {
+    {"iotdm/health", HTTPD_GET, HTTP_AUTH_NONE, 0, HTTP_BODY_NONE, false, NULL, health, 0},
     {"statistics/devices", HTTPD_GET, HTTP_AUTH_POLICY, HUB_RIGHT_REGISTRY_READ, HTTP_BODY_NONE,
      false, NULL, statistics_devices, sizeof(stats_ctx)},
     {"statistics/service", HTTPD_GET, HTTP_AUTH_POLICY, HUB_RIGHT_SERVICE_CONNECT, HTTP_BODY_NONE,

@@ -11,6 +11,7 @@
 #include "common/sas.h"
 #include "common/timeutil.h"
 #include "common/urlenc.h"
+#include "hub/cluster/cluster.h"
 #include "hub/dps/dps_mqtt.h"
 #include "hub/events.h"
 #include "hub/methods.h"
@@ -219,6 +220,34 @@ static void takeover_task(hub_loop *loop, void *arg)
     xfree(m);
 }
 
+/* A connection on another node claimed the identity: this loop's older ones close. */
+static void claimed_elsewhere_task(hub_loop *loop, void *arg)
+{
+    takeover_msg *m = arg;
+    for (hub_mqtt_conn *c = loop->stopping ? NULL : loop->mqtt_all; c; c = c->all_next) {
+        if (c->epoch < m->epoch && c->state == CONN_ACTIVE &&
+            strcmp(c->client_id, m->client_id) == 0) {
+            lose_identity(c);
+            break; /* a loop holds at most one connection of an identity */
+        }
+    }
+    xfree(m);
+}
+
+void hub_mqtt_claimed_elsewhere(hub *h, const char *client_id, uint64_t epoch)
+{
+    hub_dir_entry e;
+    if (!hub_dir_lookup(h->dir, client_id, &e) || e.epoch >= epoch || e.loop >= h->nloops)
+        return; /* not held here, or held by a newer connection of this node */
+    takeover_msg *m = xmalloc(sizeof *m);
+    if (!m)
+        return;
+    snprintf(m->client_id, sizeof m->client_id, "%s", client_id);
+    m->epoch = epoch;
+    if (!hub_loop_post(&h->loops[e.loop], claimed_elsewhere_task, m))
+        xfree(m);
+}
+
 /* Makes c the directory's holder of its identity and closes the previous holder, wherever it is
  * (docs/protocol.md §2.7). False when a newer connection already holds it. */
 static bool claim(hub_mqtt_conn *c)
@@ -239,6 +268,8 @@ static bool claim(hub_mqtt_conn *c)
     }
     c->owner = true;
     c->loop->mqtt_owners++;
+    if (c->h->cluster) /* one connection per device across the cluster */
+        hub_cluster_claimed(c->h->cluster, c->client_id, c->epoch);
     return true;
 }
 

@@ -210,6 +210,19 @@ iotdm_result hub_store_device_disconnect_all(hub_store *store, int64_t when_ms)
     return store->ops->device_disconnect_all(store, when_ms);
 }
 
+void hub_store_set_node(hub_store *store, const char *node_id)
+{
+    store->ops->set_node(store, node_id);
+}
+
+iotdm_result hub_store_device_disconnect_node(hub_store *store, const char *node_id,
+                                              int64_t when_ms, size_t max,
+                                              hub_device_id_visitor visit, void *ctx,
+                                              size_t *out_count)
+{
+    return store->ops->device_disconnect_node(store, node_id, when_ms, max, visit, ctx, out_count);
+}
+
 iotdm_result hub_store_twin_get(hub_store *store, const char *device_id, hub_twin *out_twin)
 {
     return store->ops->twin_get(store, device_id, out_twin);

@@ -209,8 +209,19 @@ typedef struct {
     size_t total, enabled, disabled, connected;
 } hub_device_stats;
 IOTDM_NODISCARD iotdm_result hub_store_device_stats(hub_store *store, hub_device_stats *out_stats);
-/* Marks every device disconnected (at hub start: no connection survives a restart). */
+/* Marks every device disconnected (at hub start: no connection survives a restart). With a node
+ * set (hub_store_set_node), only the devices whose connection state that node wrote. */
 IOTDM_NODISCARD iotdm_result hub_store_device_disconnect_all(hub_store *store, int64_t when_ms);
+/* Cluster stores (PostgreSQL): the node this handle writes connection states for. Each connected
+ * device's row names the node holding it (docs/cluster.md); SQLite ignores it. */
+void hub_store_set_node(hub_store *store, const char *node_id);
+/* Cluster stores: marks up to max devices held by node_id disconnected (the node is gone),
+ * calling visit with each; *out_count gets how many. IOTDM_E_UNSUPPORTED on SQLite. */
+typedef void (*hub_device_id_visitor)(void *ctx, const char *device_id);
+IOTDM_NODISCARD iotdm_result hub_store_device_disconnect_node(hub_store *store, const char *node_id,
+                                                              int64_t when_ms, size_t max,
+                                                              hub_device_id_visitor visit,
+                                                              void *ctx, size_t *out_count);
 
 /* Twins. put replaces the stored twin with *twin as given (the caller bumped versions); a NULL
  * section (with its metadata) keeps the stored one. get_sections reads at least the sections
@@ -460,6 +471,10 @@ struct hub_store_ops {
                                    hub_device_visitor visit, void *ctx);
     iotdm_result (*device_stats)(hub_store *store, hub_device_stats *out_stats);
     iotdm_result (*device_disconnect_all)(hub_store *store, int64_t when_ms);
+    void (*set_node)(hub_store *store, const char *node_id);
+    iotdm_result (*device_disconnect_node)(hub_store *store, const char *node_id, int64_t when_ms,
+                                           size_t max, hub_device_id_visitor visit, void *ctx,
+                                           size_t *out_count);
     iotdm_result (*twin_get)(hub_store *store, const char *device_id, hub_twin *out_twin);
     iotdm_result (*twin_get_sections)(hub_store *store, const char *device_id, unsigned sections,
                                       hub_twin *out_twin);

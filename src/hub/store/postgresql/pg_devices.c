@@ -62,8 +62,9 @@ size_t pg_policy_count(hub_store *base)
 {
     pg_store *s = (pg_store *)base;
     iotdm_result r = pg_read_begin(s);
-    PGresult *res =
-        r == IOTDM_OK ? pg_run(s, PQ_POLICY_COUNT, "SELECT COUNT(*) FROM policies", NULL, &r) : NULL;
+    PGresult *res = r == IOTDM_OK
+                        ? pg_run(s, PQ_POLICY_COUNT, "SELECT COUNT(*) FROM policies", NULL, &r)
+                        : NULL;
     if (!res)
         return 0;
     size_t n = (size_t)pg_int(res, 0, 0);
@@ -241,13 +242,13 @@ iotdm_result pg_device_update(hub_store *base, hub_device *device, uint64_t if_m
     pp_int(&p, (int64_t)if_match);
     /* Identity fields only: connection state, activity and model id have their own writers, and a
      * struct read before a REST update must not roll them back. */
-    PGresult *res = pg_run(
-        s, PQ_DEVICE_UPDATE,
-        "UPDATE devices SET enabled = $2, status_reason = $3, status_updated_ms = $4, "
-        "auth_type = $5, primary_key = $6, secondary_key = $7, primary_thumbprint = $8, "
-        "secondary_thumbprint = $9, iot_edge = $10, etag = etag + 1 "
-        "WHERE device_id = $1 AND ($11::bigint = 0 OR etag = $11::bigint) RETURNING etag",
-        &p, &r);
+    PGresult *res =
+        pg_run(s, PQ_DEVICE_UPDATE,
+               "UPDATE devices SET enabled = $2, status_reason = $3, status_updated_ms = $4, "
+               "auth_type = $5, primary_key = $6, secondary_key = $7, primary_thumbprint = $8, "
+               "secondary_thumbprint = $9, iot_edge = $10, etag = etag + 1 "
+               "WHERE device_id = $1 AND ($11::bigint = 0 OR etag = $11::bigint) RETURNING etag",
+               &p, &r);
     if (!res)
         return r;
     bool updated = PQntuples(res) == 1;
@@ -272,8 +273,10 @@ iotdm_result pg_device_delete(hub_store *base, const char *device_id, uint64_t i
     pp_int(&p, (int64_t)if_match);
     /* One statement: the foreign keys cascade to the twin, C2D queue, sessions and uploads. */
     uint64_t n = 0;
-    r = pg_exec(s, PQ_DEVICE_DELETE,
-                "DELETE FROM devices WHERE device_id = $1 AND ($2::bigint = 0 OR etag = $2::bigint)", &p, &n);
+    r = pg_exec(
+        s, PQ_DEVICE_DELETE,
+        "DELETE FROM devices WHERE device_id = $1 AND ($2::bigint = 0 OR etag = $2::bigint)", &p,
+        &n);
     if (r == IOTDM_OK && n == 0)
         r = why_no_row(s, device_id, HUB_ID_MAX);
     return r;
@@ -293,11 +296,14 @@ iotdm_result pg_device_set_connection(hub_store *base, const char *device_id, bo
     pp_bool(&p, connected);
     pp_int(&p, when_ms);
     pp_int(&p, (int64_t)epoch);
+    pp_text(&p, s->node_id);
     /* No row changed: the device is gone, or a newer connection owns its state. Neither is an
-     * error for the connection writing. */
+     * error for the connection writing. A connection names its node: the cluster routes the
+     * device's work there. */
     return pg_exec(s, PQ_DEVICE_SET_CONNECTION,
                    "UPDATE devices SET connected = $2, connection_state_updated_ms = $3, "
-                   "conn_epoch = $4 WHERE device_id = $1 AND conn_epoch <= $4",
+                   "conn_epoch = $4, conn_node = CASE WHEN $2 THEN $5 ELSE conn_node END "
+                   "WHERE device_id = $1 AND conn_epoch <= $4::bigint",
                    &p, NULL);
 }
 
@@ -363,13 +369,11 @@ iotdm_result pg_device_stats(hub_store *base, hub_device_stats *out_stats)
     pg_store *s = (pg_store *)base;
     memset(out_stats, 0, sizeof(*out_stats));
     iotdm_result r = pg_read_begin(s);
-    PGresult *res =
-        r == IOTDM_OK
-            ? pg_run(s, PQ_DEVICE_STATS,
-                     "SELECT COUNT(*), COUNT(*) FILTER (WHERE enabled), "
-                     "COUNT(*) FILTER (WHERE connected) FROM devices",
-                     NULL, &r)
-            : NULL;
+    PGresult *res = r == IOTDM_OK ? pg_run(s, PQ_DEVICE_STATS,
+                                           "SELECT COUNT(*), COUNT(*) FILTER (WHERE enabled), "
+                                           "COUNT(*) FILTER (WHERE connected) FROM devices",
+                                           NULL, &r)
+                                  : NULL;
     if (!res)
         return r;
     out_stats->total = (size_t)pg_int(res, 0, 0);
@@ -388,10 +392,48 @@ iotdm_result pg_device_disconnect_all(hub_store *base, int64_t when_ms)
         return r;
     pg_params p = {0};
     pp_int(&p, when_ms);
+    pp_text(&p, s->node_id);
+    /* The other nodes' devices are theirs: only those this node held. */
     return pg_exec(s, PQ_DEVICE_DISCONNECT_ALL,
                    "UPDATE devices SET connected = false, connection_state_updated_ms = $1 "
-                   "WHERE connected",
+                   "WHERE connected AND conn_node = $2",
                    &p, NULL);
+}
+
+void pg_set_node(hub_store *base, const char *node_id)
+{
+    pg_store *s = (pg_store *)base;
+    snprintf(s->node_id, sizeof s->node_id, "%s", node_id ? node_id : "");
+}
+
+iotdm_result pg_device_disconnect_node(hub_store *base, const char *node_id, int64_t when_ms,
+                                       size_t max, hub_device_id_visitor visit, void *ctx,
+                                       size_t *out_count)
+{
+    pg_store *s = (pg_store *)base;
+    *out_count = 0;
+    if (!node_id || !node_id[0])
+        return IOTDM_E_MALFORMED;
+    iotdm_result r = pg_write_begin(s);
+    if (r != IOTDM_OK)
+        return r;
+    pg_params p = {0};
+    pp_text(&p, node_id);
+    pp_int(&p, when_ms);
+    pp_int(&p, max > INT32_MAX ? INT32_MAX : (int64_t)max);
+    PGresult *res = pg_run(s, PQ_DEVICE_DISCONNECT_NODE,
+                           "UPDATE devices SET connected = false, "
+                           "connection_state_updated_ms = $2 WHERE device_id IN "
+                           "(SELECT device_id FROM devices WHERE connected AND conn_node = $1 "
+                           "LIMIT $3) RETURNING device_id",
+                           &p, &r);
+    if (!res)
+        return r;
+    *out_count = (size_t)PQntuples(res);
+    for (int i = 0; i < PQntuples(res); i++)
+        visit(ctx, PQgetvalue(res, i, 0));
+    PQclear(res);
+    return IOTDM_OK;
 }
 
 /* ---- sessions ---- */
@@ -442,11 +484,10 @@ iotdm_result pg_session_get(hub_store *base, const char *client_id, uint32_t *ou
     pg_params p = {0};
     pp_text(&p, client_id);
     iotdm_result r = pg_read_begin(s);
-    PGresult *res =
-        r == IOTDM_OK
-            ? pg_run(s, PQ_SESSION_GET, "SELECT subscriptions FROM sessions WHERE client_id = $1",
-                     &p, &r)
-            : NULL;
+    PGresult *res = r == IOTDM_OK
+                        ? pg_run(s, PQ_SESSION_GET,
+                                 "SELECT subscriptions FROM sessions WHERE client_id = $1", &p, &r)
+                        : NULL;
     if (!res)
         return r;
     r = IOTDM_E_NOT_FOUND;

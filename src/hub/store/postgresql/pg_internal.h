@@ -42,6 +42,7 @@ typedef enum {
     PQ_DEVICE_LIST,
     PQ_DEVICE_STATS,
     PQ_DEVICE_DISCONNECT_ALL,
+    PQ_DEVICE_DISCONNECT_NODE,
     PQ_TWIN_INSERT,
     PQ_TWIN_GET,
     PQ_TWIN_GET_REPORTED,
@@ -106,10 +107,10 @@ typedef struct {
     char numbers[PG_MAX_PARAMS][24];
 } pg_params;
 
-void pp_text(pg_params *p, const char *text);                      /* NULL: SQL NULL */
-void pp_field(pg_params *p, const char *field, size_t cap);        /* up to cap - 1 bytes */
-void pp_textn(pg_params *p, const char *text, size_t len);         /* exactly len bytes */
-void pp_bytes(pg_params *p, const void *bytes, size_t len);        /* bytea */
+void pp_text(pg_params *p, const char *text);               /* NULL: SQL NULL */
+void pp_field(pg_params *p, const char *field, size_t cap); /* up to cap - 1 bytes */
+void pp_textn(pg_params *p, const char *text, size_t len);  /* exactly len bytes */
+void pp_bytes(pg_params *p, const void *bytes, size_t len); /* bytea */
 void pp_int(pg_params *p, int64_t v);
 void pp_bool(pg_params *p, bool v);
 
@@ -129,15 +130,16 @@ typedef struct pg_store {
     hub_store base; /* first: the handle the rest of the hub sees */
     char conninfo[PG_CONNINFO_MAX];
     PGconn *conn;
-    bool reader;          /* a read-only handle (hub_store_open_reader) */
-    bool in_txn;          /* BEGIN sent, COMMIT not yet */
-    bool txn_failed;      /* an error left the group's transaction failed: its commit must fail */
-    bool unit_open;       /* between unit_begin and unit_end */
-    bool unit_savepoint;  /* the open unit's savepoint is taken */
-    bool unit_failed;     /* an error inside the open unit: unit_end must roll back to it */
+    bool reader;         /* a read-only handle (hub_store_open_reader) */
+    bool in_txn;         /* BEGIN sent, COMMIT not yet */
+    bool txn_failed;     /* an error left the group's transaction failed: its commit must fail */
+    bool unit_open;      /* between unit_begin and unit_end */
+    bool unit_savepoint; /* the open unit's savepoint is taken */
+    bool unit_failed;    /* an error inside the open unit: unit_end must roll back to it */
     int64_t next_connect_ms; /* after a lost connection, no new try before this */
     bool prepared[PQ_COUNT_];
     int64_t telemetry_bytes; /* sum of retained rows' bytes; -1 when it must be recounted */
+    char node_id[64];        /* the node whose connection states this handle writes */
     pg_buf json[PG_JSON_BUFS];
 } pg_store;
 
@@ -228,6 +230,11 @@ IOTDM_NODISCARD iotdm_result pg_device_foreach(hub_store *base, const char *afte
                                                hub_device_visitor visit, void *ctx);
 IOTDM_NODISCARD iotdm_result pg_device_stats(hub_store *base, hub_device_stats *out_stats);
 IOTDM_NODISCARD iotdm_result pg_device_disconnect_all(hub_store *base, int64_t when_ms);
+void pg_set_node(hub_store *base, const char *node_id);
+IOTDM_NODISCARD iotdm_result pg_device_disconnect_node(hub_store *base, const char *node_id,
+                                                       int64_t when_ms, size_t max,
+                                                       hub_device_id_visitor visit, void *ctx,
+                                                       size_t *out_count);
 IOTDM_NODISCARD iotdm_result pg_session_put(hub_store *base, const char *client_id,
                                             uint32_t subscriptions);
 IOTDM_NODISCARD iotdm_result pg_session_get(hub_store *base, const char *client_id,

@@ -134,7 +134,14 @@ static char *dup_text(const char *s, size_t n)
 
 /* ---- leaves ---- */
 
-typedef enum { PATH_NONE, PATH_DEVICE_ID, PATH_MODEL_ID, PATH_STATUS, PATH_CONNECTION, PATH_TWIN } path_kind;
+typedef enum {
+    PATH_NONE,
+    PATH_DEVICE_ID,
+    PATH_MODEL_ID,
+    PATH_STATUS,
+    PATH_CONNECTION,
+    PATH_TWIN
+} path_kind;
 
 typedef struct {
     path_kind kind;
@@ -280,8 +287,8 @@ static qf_result equals(qfilter *f, const path_ref *p, const json_t *v)
     }
 }
 
-static const char *const sql_op[] = {[QOP_LT] = "<", [QOP_GT] = ">", [QOP_LE] = "<=",
-                                     [QOP_GE] = ">="};
+static const char *const sql_op[] = {
+    [QOP_LT] = "<", [QOP_GT] = ">", [QOP_LE] = "<=", [QOP_GE] = ">="};
 
 /* A device column's string in ordinal order (byte order: COLLATE "C"). */
 static qf_result text_ordering(qfilter *f, const char *column, qcmp_op op, const json_t *v)
@@ -408,7 +415,7 @@ static qf_result starts_with(qfilter *f, const qnode *n)
         return QF_ALL; /* case folding */
     const json_t *v = n->kids[1]->lit;
     path_ref p = classify(n->kids[0]);
-    const char *column = p.kind == PATH_DEVICE_ID ? "d.device_id"
+    const char *column = p.kind == PATH_DEVICE_ID  ? "d.device_id"
                          : p.kind == PATH_MODEL_ID ? "d.model_id"
                                                    : NULL;
     const char *text = json_string_value(v);
@@ -627,7 +634,7 @@ iotdm_result hub_store_postgresql_explain(hub_store *store, const hub_query *q, 
     if (kind == QF_SQL) {
         char sql[QF_SQL_MAX + 1024];
         int len = snprintf(sql, sizeof sql, "EXPLAIN %sAND %s ORDER BY d.device_id LIMIT $2",
-                         QUERY_COLUMNS, f->sql);
+                           QUERY_COLUMNS, f->sql);
         if (len < 0 || (size_t)len >= sizeof sql)
             snprintf(sql, sizeof sql, "SELECT 1 WHERE false"); /* cannot happen */
         const char *values[QF_MAX_PARAMS + 2] = {"", "100"};

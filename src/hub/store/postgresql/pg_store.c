@@ -126,7 +126,29 @@ static const char *const migrations[] = {
     "  ek_digest bytea NOT NULL,"
     "  srk bytea NOT NULL,"
     "  expires_ms bigint NOT NULL);"
-    "CREATE INDEX dps_tpm_challenges_expiry ON dps_tpm_challenges(expires_ms);",
+    "CREATE INDEX dps_tpm_challenges_expiry ON dps_tpm_challenges(expires_ms);"
+    /* The cluster (docs/cluster.md): the node holding each connected device, the nodes alive,
+     * the bus's inbox (unlogged: transient messages, no WAL) and the shared identity files. */
+    "ALTER TABLE devices ADD COLUMN conn_node text NOT NULL DEFAULT '';"
+    "CREATE INDEX devices_conn_node ON devices(conn_node) WHERE connected;"
+    "CREATE TABLE cluster_nodes ("
+    "  node_id text PRIMARY KEY,"
+    "  started_ms bigint NOT NULL,"
+    "  heartbeat_ms bigint NOT NULL);"
+    "CREATE UNLOGGED TABLE cluster_inbox ("
+    "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  node_id text NOT NULL,"
+    "  kind integer NOT NULL,"
+    "  origin text NOT NULL,"
+    "  device_id text NOT NULL,"
+    "  ref bigint NOT NULL,"
+    "  status integer NOT NULL,"
+    "  body bytea NOT NULL,"
+    "  created_ms bigint NOT NULL);"
+    "CREATE INDEX cluster_inbox_node ON cluster_inbox(node_id, id);"
+    "CREATE TABLE cluster_files ("
+    "  name text PRIMARY KEY,"
+    "  body bytea NOT NULL);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -607,6 +629,8 @@ static const hub_store_ops postgresql_ops = {
     .device_foreach = pg_device_foreach,
     .device_stats = pg_device_stats,
     .device_disconnect_all = pg_device_disconnect_all,
+    .set_node = pg_set_node,
+    .device_disconnect_node = pg_device_disconnect_node,
     .twin_get = pg_twin_get,
     .twin_get_sections = pg_twin_get_sections,
     .twin_put = pg_twin_put,

@@ -155,13 +155,14 @@ iotdm_result pg_twin_put(hub_store *base, const char *device_id, const hub_twin 
     pp_int(&p, twin->reported_version);
     pp_int(&p, twin->version);
     pp_int(&p, (int64_t)twin->etag);
-    return pg_exec_row(s, PQ_TWIN_PUT,
-                       "UPDATE twins SET tags = COALESCE($2, tags), "
-                       "desired = COALESCE($3, desired), desired_meta = COALESCE($4, desired_meta), "
-                       "reported = COALESCE($5, reported), "
-                       "reported_meta = COALESCE($6, reported_meta), desired_version = $7, "
-                       "reported_version = $8, version = $9, etag = $10 WHERE device_id = $1",
-                       &p);
+    return pg_exec_row(
+        s, PQ_TWIN_PUT,
+        "UPDATE twins SET tags = COALESCE($2, tags), "
+        "desired = COALESCE($3, desired), desired_meta = COALESCE($4, desired_meta), "
+        "reported = COALESCE($5, reported), "
+        "reported_meta = COALESCE($6, reported_meta), desired_version = $7, "
+        "reported_version = $8, version = $9, etag = $10 WHERE device_id = $1",
+        &p);
 }
 
 iotdm_result pg_twin_foreach(hub_store *base, hub_twin_visitor visit, void *ctx)

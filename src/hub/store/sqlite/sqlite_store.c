@@ -431,6 +431,22 @@ static iotdm_result configure(sq_store *s)
 
 static void sq_close(hub_store *base);
 static iotdm_result sq_open_reader(hub_store *base, hub_store **out_reader);
+
+/* One node: connection states need no owner. */
+static void sq_set_node(hub_store *base, const char *node_id)
+{
+    (void)base;
+    (void)node_id;
+}
+
+static iotdm_result sq_device_disconnect_node(hub_store *base, const char *node_id, int64_t when_ms,
+                                              size_t max, hub_device_id_visitor visit, void *ctx,
+                                              size_t *out_count)
+{
+    (void)base, (void)node_id, (void)when_ms, (void)max, (void)visit, (void)ctx;
+    *out_count = 0;
+    return IOTDM_E_UNSUPPORTED;
+}
 static const hub_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -453,6 +469,8 @@ static const hub_store_ops sqlite_ops = {
     .device_foreach = sq_device_foreach,
     .device_stats = sq_device_stats,
     .device_disconnect_all = sq_device_disconnect_all,
+    .set_node = sq_set_node,
+    .device_disconnect_node = sq_device_disconnect_node,
     .twin_get = sq_twin_get,
     .twin_get_sections = sq_twin_get_sections,
     .twin_put = sq_twin_put,
