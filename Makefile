@@ -12,7 +12,7 @@ help:
 	@echo "make demo          build and start the hub with simulated devices"
 	@echo "make check         everything CI runs: format and citations, build, unit, tsan, fuzz replay, end-to-end (SQLite and PostgreSQL), web"
 	@echo "make tsan          the unit tests labelled threads, under ThreadSanitizer (build/tsan)"
-	@echo "make e2e-pg        the SDK conformance files again, the hub on a throwaway PostgreSQL"
+	@echo "make e2e-pg        the SDK conformance files on PostgreSQL, one hub then a 3-node cluster"
 	@echo "make unit | e2e | web | fuzz-replay | format-check | bench"
 
 deps:
@@ -45,13 +45,17 @@ e2e: dev
 	cd tests/e2e && IOTDM_BUILD_DIR=$(CURDIR)/build/dev npm test
 
 # The SDK conformance files again with the hub's store on PostgreSQL (the same files, one switch:
-# IOTDM_E2E_PG_DIR, see tests/e2e/lib/hub.js), against a throwaway server (scripts/pg-tmp.sh).
+# IOTDM_E2E_PG_DIR, see tests/e2e/lib/hub.js), then against a cluster of three nodes behind
+# HAProxy (IOTDM_E2E_CLUSTER=1, tests/e2e/lib/cluster.js) with the cluster's own tests, all on a
+# throwaway server (scripts/pg-tmp.sh).
 E2E_PG_FILES = conformance_registry.test.js conformance_device.test.js \
 	conformance_methods.test.js conformance_query.test.js mqtt_negative.test.js durability.test.js
+E2E_PG_ENV = IOTDM_E2E_PG_DIR=$(CURDIR)/build/e2e-pg IOTDM_BUILD_DIR=$(CURDIR)/build/dev
 e2e-pg: dev
 	rm -rf build/e2e-pg && scripts/pg-tmp.sh start build/e2e-pg >/dev/null
-	cd tests/e2e && IOTDM_E2E_PG_DIR=$(CURDIR)/build/e2e-pg IOTDM_BUILD_DIR=$(CURDIR)/build/dev \
-		node --test --test-concurrency=1 $(E2E_PG_FILES); \
+	cd tests/e2e && $(E2E_PG_ENV) node --test --test-concurrency=1 $(E2E_PG_FILES) && \
+		$(E2E_PG_ENV) IOTDM_E2E_CLUSTER=1 node --test --test-concurrency=1 $(E2E_PG_FILES) \
+			agent.test.js cluster/cluster.test.js; \
 		rc=$$?; cd $(CURDIR) && scripts/pg-tmp.sh stop build/e2e-pg; exit $$rc
 
 # The dashboard in headless chromium (playwright-core); screenshots land in tests/web/artifacts.

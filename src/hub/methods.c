@@ -498,7 +498,8 @@ void hub_methods_remote_invoke(hub *h, const char *origin, uint64_t call_id, con
     snprintf(msg->method, sizeof msg->method, "%s", method);
     msg->response_timeout_s = response_timeout_s;
     msg->len = len;
-    memcpy(msg->payload, payload, len);
+    if (len)
+        memcpy(msg->payload, payload, len);
     msg->payload[len] = '\0';
     /* The loop holding the device if there is one (no hop between loops), else loop 0. */
     hub_dir_entry e;

@@ -28,17 +28,18 @@
 #define BUS_CHANNEL "iotdm_bus"
 /* Messages waiting for the bus thread: beyond this (the database is away and the loops keep
  * producing) new ones are dropped, each drop logged at most once a second. */
-#define QUEUE_MAX 100000
+#define QUEUE_MAX    100000
 #define RECONNECT_MS 1000
 /* The identity every node shares: what devices trust (the CA) and what they provision with. */
 static const char *const identity_files[] = {"ca.pem", "ca.key", "idscope"};
 #define IDENTITY_MAX (64 * 1024)
 
 typedef enum {
-    MSG_DESIRED = 1,     /* device: ref = version, body = patch */
-    MSG_C2D = 2,         /* device */
-    MSG_DROP = 3,        /* device: body = reason */
-    MSG_METHOD_REQ = 4,  /* device: ref = call id, status = response timeout s, body = name\0payload */
+    MSG_DESIRED = 1, /* device: ref = version, body = patch */
+    MSG_C2D = 2,     /* device */
+    MSG_DROP = 3,    /* device: body = reason */
+    MSG_METHOD_REQ =
+        4, /* device: ref = call id, status = response timeout s, body = name\0payload */
     MSG_METHOD_RESP = 5, /* node: ref = call id, status = device status or result, body = payload */
     MSG_BROADCAST = 6,   /* body = the NOTIFY payload on iotdm_bus */
     MSG_EVENTS = 7,      /* ref = seq committed here */
@@ -338,7 +339,8 @@ void hub_cluster_notify_desired(hub_cluster *c, const char *device_id, const cha
 {
     bus_msg *m = msg_new(MSG_DESIRED, device_id, len);
     if (m) {
-        memcpy(m->body, patch, len);
+        if (len)
+            memcpy(m->body, patch, len);
         m->ref = version;
     }
     enqueue(c, m);
@@ -369,7 +371,8 @@ void hub_cluster_method_request(hub_cluster *c, uint64_t call_id, const char *de
         return;
     }
     memcpy(m->body, method, name_len + 1);
-    memcpy(m->body + name_len + 1, payload, len);
+    if (len)
+        memcpy(m->body + name_len + 1, payload, len);
     m->ref = (int64_t)call_id;
     m->status = response_timeout_s;
     enqueue(c, m);
@@ -387,7 +390,8 @@ void hub_cluster_method_response(hub_cluster *c, const char *origin, uint64_t ca
     m->ref = (int64_t)call_id;
     /* One integer carries both: a device status (>= 0) or a failure (< 0). */
     m->status = r == IOTDM_OK ? status : (int)r;
-    memcpy(m->body, payload, len);
+    if (len)
+        memcpy(m->body, payload, len);
     enqueue(c, m);
 }
 
@@ -444,15 +448,15 @@ static bool send_to_device(hub_cluster *c, const bus_msg *m, bool *out_failed)
     const char *values[] = {device, c->node_id, kind, ref, status, m->body, now, m->device_id};
     const int lengths[] = {0, 0, 0, 0, 0, (int)m->len, 0, 0};
     const int formats[] = {0, 0, 0, 0, 0, 1, 0, 0};
-    PGresult *res = run(
-        c, "send",
-        "WITH t AS (SELECT conn_node FROM devices WHERE device_id = $1 AND connected "
-        "AND conn_node <> '' AND conn_node <> $2), "
-        "i AS (INSERT INTO cluster_inbox(node_id, kind, origin, device_id, ref, status, body, "
-        "created_ms) SELECT conn_node, $3::integer, $2, $8, $4::bigint, $5::integer, $6, "
-        "$7::bigint FROM t RETURNING node_id) "
-        "SELECT pg_notify('iotdm_' || md5(node_id), '') FROM i",
-        8, values, lengths, formats);
+    PGresult *res =
+        run(c, "send",
+            "WITH t AS (SELECT conn_node FROM devices WHERE device_id = $1 AND connected "
+            "AND conn_node <> '' AND conn_node <> $2), "
+            "i AS (INSERT INTO cluster_inbox(node_id, kind, origin, device_id, ref, status, body, "
+            "created_ms) SELECT conn_node, $3::integer, $2, $8, $4::bigint, $5::integer, $6, "
+            "$7::bigint FROM t RETURNING node_id) "
+            "SELECT pg_notify('iotdm_' || md5(node_id), '') FROM i",
+            8, values, lengths, formats);
     *out_failed = res == NULL;
     bool sent = res && PQntuples(res) > 0;
     PQclear(res);
@@ -566,8 +570,8 @@ static void handle_row(hub_cluster *c, PGresult *res, int i)
     case MSG_METHOD_REQ: {
         size_t name_len = strnlen(text, len);
         if (name_len < len)
-            hub_methods_remote_invoke(h, origin, (uint64_t)ref, device, text,
-                                      text + name_len + 1, len - name_len - 1, status);
+            hub_methods_remote_invoke(h, origin, (uint64_t)ref, device, text, text + name_len + 1,
+                                      len - name_len - 1, status);
         break;
     }
     case MSG_METHOD_RESP:
@@ -699,19 +703,22 @@ static void heartbeat(hub_cluster *c)
     snprintf(expiry, sizeof expiry, "%d", HUB_CLUSTER_NODE_EXPIRY_MS);
     const char *values[] = {c->node_id, started, expiry};
     /* The database's clock, not the nodes': theirs may disagree. */
-    PGresult *res = run(c, "heartbeat",
-                        "WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint "
-                        "AS ms), up AS (INSERT INTO cluster_nodes(node_id, started_ms, "
-                        "heartbeat_ms) SELECT $1, $2::bigint, ms FROM now ON CONFLICT (node_id) DO "
-                        "UPDATE SET heartbeat_ms = excluded.heartbeat_ms RETURNING 1) "
-                        "SELECT (SELECT COUNT(*) FROM up), COUNT(*) FROM cluster_nodes, now "
-                        "WHERE heartbeat_ms > now.ms - $3::bigint OR node_id = $1",
-                        3, values, NULL, NULL);
+    bool ok =
+        run_ok(c, "heartbeat",
+               "INSERT INTO cluster_nodes(node_id, started_ms, heartbeat_ms) "
+               "VALUES($1, $2::bigint, (extract(epoch FROM clock_timestamp()) * 1000)::bigint) "
+               "ON CONFLICT (node_id) DO UPDATE SET heartbeat_ms = excluded.heartbeat_ms",
+               2, values);
+    PGresult *res = ok ? run(c, "heartbeat",
+                             "SELECT COUNT(*) FROM cluster_nodes WHERE heartbeat_ms > "
+                             "(extract(epoch FROM clock_timestamp()) * 1000)::bigint - $1::bigint",
+                             1, (const char *const[]){expiry}, NULL, NULL)
+                       : NULL;
     if (!res) {
         atomic_store(&c->healthy, false);
         return;
     }
-    atomic_store(&c->nodes, (unsigned)strtoul(PQgetvalue(res, 0, 1), NULL, 10));
+    atomic_store(&c->nodes, (unsigned)strtoul(PQgetvalue(res, 0, 0), NULL, 10));
     atomic_store(&c->healthy, true);
     PQclear(res);
     /* Nodes that stopped announcing: the first node to remove one takes over its clean-up. */

@@ -69,9 +69,24 @@ void hub_dir_free(hub_dir *d)
     xfree(d);
 }
 
+/* A hybrid clock: the wall clock in the high bits, a counter below, never going back. Claims on
+ * different nodes of a cluster are then ordered as they happened (to the clocks' agreement), and
+ * hub_dir_observe_epoch keeps a node ahead of every claim it has heard of. */
 uint64_t hub_dir_next_epoch(hub_dir *d)
 {
-    return atomic_fetch_add(&d->next_epoch, 1) + 1;
+    uint64_t cur = atomic_load(&d->next_epoch), next;
+    do {
+        uint64_t clock = (uint64_t)time_now_ms() << 16;
+        next = clock > cur ? clock : cur + 1;
+    } while (!atomic_compare_exchange_weak(&d->next_epoch, &cur, next));
+    return next;
+}
+
+void hub_dir_observe_epoch(hub_dir *d, uint64_t epoch)
+{
+    uint64_t cur = atomic_load(&d->next_epoch);
+    while (cur < epoch && !atomic_compare_exchange_weak(&d->next_epoch, &cur, epoch))
+        ;
 }
 
 bool hub_dir_claim(hub_dir *d, const char *client_id, unsigned loop, uint64_t epoch, void *conn,

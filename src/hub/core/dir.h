@@ -23,10 +23,12 @@ typedef struct {
 hub_dir *hub_dir_new(void);
 void hub_dir_free(hub_dir *d);
 
-/* A new claim number, larger than every one given before, in this process and (being seeded
- * from the clock) in earlier runs: the store keeps the epoch of the connection whose state a
- * device row holds. */
+/* A new claim number, larger than every one given before, in this process and (being taken
+ * from the clock) in earlier runs and on the other nodes of a cluster before this moment: the
+ * store keeps the epoch of the connection whose state a device row holds. */
 uint64_t hub_dir_next_epoch(hub_dir *d);
+/* A claim made elsewhere (another node): later claims here get larger numbers. */
+void hub_dir_observe_epoch(hub_dir *d, uint64_t epoch);
 
 /* Makes (loop, epoch) the holder of client_id. Returns false when a connection with a larger
  * epoch already holds it (this one lost a race and must close). Otherwise *out_prev (may be NULL)

@@ -236,6 +236,7 @@ static void claimed_elsewhere_task(hub_loop *loop, void *arg)
 
 void hub_mqtt_claimed_elsewhere(hub *h, const char *client_id, uint64_t epoch)
 {
+    hub_dir_observe_epoch(h->dir, epoch);
     hub_dir_entry e;
     if (!hub_dir_lookup(h->dir, client_id, &e) || e.epoch >= epoch || e.loop >= h->nloops)
         return; /* not held here, or held by a newer connection of this node */

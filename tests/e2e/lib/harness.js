@@ -17,7 +17,8 @@ const { Client: DeviceClient, Message } = require('azure-iot-device');
 const { Mqtt } = require('azure-iot-device-mqtt');
 const { NoRetry } = require('azure-iot-common');
 
-const { Hub, sleep } = require('./hub');
+const { sleep } = require('./hub');
+const { makeHub } = require('./cluster');
 const { openEventStream } = require('./sse');
 const raw = require('./mqtt_raw');
 
@@ -28,7 +29,7 @@ const host = addr; // the hub's HostName is its IP address
 const caPath = path.join(dataDir, 'ca.pem');
 const ca = fs.readFileSync(caPath, 'utf8');
 
-const hub = new Hub({
+const hub = makeHub({
   bin: process.env.IOTDM_E2E_HUB_BIN, dataDir, addr, logPath: path.join(root, 'hub.log'),
 });
 
@@ -209,7 +210,9 @@ function serviceAuth(policy = owner.SharedAccessKeyName, key = owner.SharedAcces
 }
 
 // Raw HTTPS call to the hub's service API. Resolves {status, headers, text, json}.
-function rest(method, p, { body, headers = {}, auth, timeoutMs = 15000 } = {}) {
+// target: another address to send it to (a node of a cluster, lib/cluster.js), with the hub's
+// own name in the token all the same.
+function rest(method, p, { body, headers = {}, auth, timeoutMs = 15000, target = addr } = {}) {
   return new Promise((resolve, reject) => {
     const hdrs = { Authorization: auth === undefined ? serviceAuth() : auth, ...headers };
     let payload;
@@ -219,7 +222,7 @@ function rest(method, p, { body, headers = {}, auth, timeoutMs = 15000 } = {}) {
       hdrs['Content-Length'] = Buffer.byteLength(payload);
     }
     if (hdrs.Authorization === null) delete hdrs.Authorization;
-    const req = https.request({ host: addr, port: 443, method, path: p, headers: hdrs, ca, agent: false }, (res) => {
+    const req = https.request({ host: target, port: 443, method, path: p, headers: hdrs, ca, agent: false }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c) => { text += c; });

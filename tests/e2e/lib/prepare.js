@@ -7,11 +7,11 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { Hub } = require('./hub');
+const { makeHub } = require('./cluster');
 
 async function main() {
   const root = process.env.IOTDM_E2E_ROOT;
-  const hub = new Hub({
+  const hub = makeHub({
     bin: process.env.IOTDM_E2E_HUB_BIN,
     dataDir: path.join(root, 'data'),
     addr: process.env.IOTDM_E2E_ADDR,
