@@ -80,21 +80,11 @@ wants() { [[ ",$ONLY," == *",$1,"* ]]; }
 HUB_MQTT=$PORT_BASE HUB_HTTPS=$((PORT_BASE + 1)) MQ_PORT=$((PORT_BASE + 2))
 
 # ---- processes and clean-up -----------------------------------------------------------------------
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
 TMP=$(mktemp -d /tmp/iotdm-bench.XXXXXX)
 chmod 755 "$TMP"
 HUB_PID='' MQ_PID='' LG_PID=''
-
-stop_pid() { # pid: SIGTERM, then SIGKILL after 10 s
-    local pid=$1 i
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     stop_pid "$LG_PID"
@@ -109,25 +99,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-die() {
-    echo "bench: $*" >&2
-    exit 1
-}
-
-port_free() { ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 for p in "$HUB_MQTT" "$HUB_HTTPS" "$MQ_PORT"; do
     port_free "$p" || die "port $p is in use (choose another --port-base)"
 done
-
-wait_port() { # port pid log
-    local i
-    for ((i = 0; i < 100; i++)); do
-        port_free "$1" || return 0
-        kill -0 "$2" 2>/dev/null || die "server exited; see $3: $(tail -3 "$3")"
-        sleep 0.1
-    done
-    die "nothing listens on port $1 after 10 s"
-}
 
 start_hub() { # extra hub options; HUB_DIR names the data directory (default $TMP/hub)
     "$HUB_BIN" --data-dir "${HUB_DIR:-$TMP/hub}" --listen 127.0.0.1 --hostname 127.0.0.1 \
@@ -136,55 +110,6 @@ start_hub() { # extra hub options; HUB_DIR names the data directory (default $TM
     HUB_PID=$!
     wait_port "$HUB_MQTT" "$HUB_PID" "$TMP/hub.log"
     wait_port "$HUB_HTTPS" "$HUB_PID" "$TMP/hub.log"
-}
-
-start_mosquitto() {
-    mosquitto -c "$TMP/mq/mosquitto.conf" >>"$TMP/mosquitto.log" 2>&1 &
-    MQ_PID=$!
-    wait_port "$MQ_PORT" "$MQ_PID" "$TMP/mosquitto.log"
-}
-
-mosquitto_setup() {
-    local d=$TMP/mq
-    mkdir -p "$d" && chmod 755 "$d"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-        -subj "/CN=bench CA" -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-        -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
-    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
-        "keyUsage=digitalSignature" "extendedKeyUsage=serverAuth" >"$d/ext.cnf"
-    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
-        -days 2 -extfile "$d/ext.cnf" -out "$d/server.pem" 2>/dev/null
-    # Mosquitto drops root privileges before it reads the key.
-    chmod 644 "$d/server.key"
-    # Defaults otherwise, plus TCP_NODELAY: without it each small answer waits for the peer's
-    # delayed ACK (about 2 ms at 500 calls/s).
-    cat >"$d/mosquitto.conf" <<EOF
-per_listener_settings false
-allow_anonymous true
-persistence false
-max_connections -1
-set_tcp_nodelay true
-log_dest stderr
-listener $MQ_PORT 127.0.0.1
-certfile $d/server.pem
-keyfile $d/server.key
-EOF
-}
-
-# loadgen NAME ARGS...: runs the generator, its key=value lines go to $TMP/res/NAME.
-loadgen() {
-    local name=$1
-    shift
-    timeout 600 "$LG" "$@" >"$TMP/res/$name" 2>>"$TMP/loadgen.log" &
-    LG_PID=$!
-    local rc=0
-    wait "$LG_PID" || rc=$?
-    LG_PID=
-    if ((rc != 0)); then
-        echo "bench: $name: iotdm-loadgen exited with $rc (see loadgen.log)" >&2
-        FAILURES=$((FAILURES + 1))
-    fi
 }
 
 # ---- build ----------------------------------------------------------------------------------------
@@ -268,37 +193,6 @@ stop_pid "$HUB_PID"
 HUB_PID=
 
 # ---- figures --------------------------------------------------------------------------------------
-# med NAME KEY: median over the runs of KEY in $TMP/res/NAME-<run> ("-" when absent).
-med() {
-    local f vals=()
-    for ((run = 1; run <= RUNS; run++)); do
-        f=$TMP/res/$1-$run
-        [[ -f $f ]] || continue
-        vals+=("$(awk -F= -v k="$2" '$1 == k {print $2}' "$f")")
-    done
-    printf '%s\n' "${vals[@]}" | awk 'NF' | sort -g | awk '
-        {v[NR] = $1} END {
-            if (NR == 0) { print "-"; exit }
-            if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-# all NAME KEY: the values of every run, for the record.
-all() {
-    local out='' run
-    for ((run = 1; run <= RUNS; run++)); do
-        out+="$(awk -F= -v k="$2" '$1 == k {print $2}' "$TMP/res/$1-$run" 2>/dev/null) "
-    done
-    echo "${out% }"
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
-verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
-    if (v == "-") { print "FAIL"; exit }
-    ok = (op == "<=") ? (v + 0 <= t + 0) : (v + 0 >= t + 0); print ok ? "PASS" : "FAIL" }'; }
-
-# mb KIB: KiB as MB with one decimal ("-" stays).
-mb() { awk -v k="$1" 'BEGIN { if (k == "-") print "-"; else printf "%.1f", k / 1024 }'; }
-# diffmb A B: (A - B) KiB as MB.
-diffmb() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.1f", (a - b) / 1024 }'; }
-
 H_CONN=$(med idle-hub connected) M_CONN=$(med idle-mq connected)
 H_MEM=$(med idle-hub server_bytes_per_conn) M_MEM=$(med idle-mq server_bytes_per_conn)
 H_CT=$(med idle-hub connect_seconds) M_CT=$(med idle-mq connect_seconds)
@@ -326,8 +220,6 @@ scaled() { if ((QUERY_N < QUERY_TARGET)) && [[ $1 != - ]]; then echo "($1)"; els
 
 # check SCENARIO VALUE OP TARGET: verdict, or "-" for a scenario not run (--only).
 check() { if wants "$1"; then verdict "$2" "$3" "$4"; else echo -; fi; }
-
-row() { printf '%-44s %12s %12s %8s  %-22s %s\n' "$@"; }
 
 table_issue2() {
     row "figure" "iotdm-hub" "mosquitto" "ratio" "target" "result"

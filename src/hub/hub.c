@@ -338,7 +338,9 @@ static void node_id_of(const hub_config *cfg, char *out, size_t cap)
     if (gethostname(host, sizeof host) != 0)
         snprintf(host, sizeof host, "hub");
     host[sizeof host - 1] = '\0';
-    snprintf(out, cap, "%.80s-%s-%u", host, cfg->listen_addr, cfg->mqtt_port);
+    char id[3 * HUB_CLUSTER_NODE_ID_MAX];
+    snprintf(id, sizeof id, "%.40s-%.40s-%u", host, cfg->listen_addr, cfg->mqtt_port);
+    snprintf(out, cap, "%.*s", (int)(cap - 1), id);
 }
 
 /* A PostgreSQL store makes this hub a node of a cluster (of one, or more): join it, and take the

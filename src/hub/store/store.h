@@ -278,7 +278,9 @@ size_t hub_store_c2d_count(hub_store *store, const char *device_id);
 /* Drops expired messages of every device; returns how many. */
 size_t hub_store_c2d_expire(hub_store *store, int64_t now_ms);
 
-/* Telemetry and live events, retained by size and age. append sets msg->seq. */
+/* Telemetry and live events, retained by size and age. append sets msg->seq, or leaves it 0 when
+ * the backend numbers rows as it inserts the group's (PostgreSQL: many in one statement);
+ * telemetry_last_seq then gives it. */
 IOTDM_NODISCARD iotdm_result hub_store_telemetry_append(hub_store *store, hub_telemetry *msg);
 typedef bool (*hub_telemetry_visitor)(void *ctx, const hub_telemetry *msg);
 /* Visits retained messages with seq >= from_seq in order, at most max; each lent for the call. */

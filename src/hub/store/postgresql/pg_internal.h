@@ -126,6 +126,24 @@ enum { PG_JSON_BUFS = 5 };
 /* A lost server is retried at most this often: each try blocks a store thread for a connect. */
 #define PG_RECONNECT_MS 1000
 
+/* Telemetry appended in the open group, inserted together (pg_telemetry_flush): one statement
+ * for many messages instead of a round trip each. Each row's texts and body sit in data. */
+typedef struct {
+    size_t off, device_len, module_len, sys_len, app_len, body_len;
+    int64_t enqueued_ms, row_bytes;
+} pg_tel_row;
+
+typedef struct {
+    pg_tel_row *rows;
+    size_t n, cap;
+    char *data;
+    size_t used, data_cap;
+} pg_tel_batch;
+
+/* Transaction control waiting to go with the next statement (pg_store.c): a unit's savepoint and
+ * its release cost no round trip of their own. */
+#define PG_PENDING_MAX 6
+
 typedef struct pg_store {
     hub_store base; /* first: the handle the rest of the hub sees */
     char conninfo[PG_CONNINFO_MAX];
@@ -140,6 +158,11 @@ typedef struct pg_store {
     bool prepared[PQ_COUNT_];
     int64_t telemetry_bytes; /* sum of retained rows' bytes; -1 when it must be recounted */
     char node_id[64];        /* the node whose connection states this handle writes */
+    const char *pending[PG_PENDING_MAX]; /* static command texts, sent in order */
+    int npending;
+    pg_tel_batch tel;     /* the writer's telemetry not yet inserted */
+    size_t unit_tel_mark; /* rows buffered before the open unit (dropped if it fails) */
+    bool unit_flushed;    /* the open unit inserted rows of earlier units (a flush) */
     pg_buf json[PG_JSON_BUFS];
 } pg_store;
 
@@ -148,9 +171,18 @@ typedef struct pg_store {
  * failure, with the reason in *out_r (logged). Errors mark the transaction as described above. */
 PGresult *pg_run(pg_store *s, pg_stmt_id id, const char *sql, const pg_params *p,
                  iotdm_result *out_r);
-/* A statement whose text varies (a compiled query), unprepared, with n text parameters. */
+/* A statement whose text varies (a compiled query, a batch), unprepared, with n parameters
+ * (lengths and formats may be NULL: text). */
 PGresult *pg_run_text(pg_store *s, const char *sql, int n, const char *const *values,
                       iotdm_result *out_r);
+PGresult *pg_run_params(pg_store *s, const char *sql, int n, const char *const *values,
+                        const int *lengths, const int *formats, iotdm_result *out_r);
+/* Inserts the buffered telemetry (pg_messages.c). Before every read of the telemetry on the
+ * writer and before COMMIT. */
+IOTDM_NODISCARD iotdm_result pg_telemetry_flush(pg_store *s);
+void pg_telemetry_batch_free(pg_store *s);
+/* Drops the buffered rows from the nth on (a failed unit's). */
+void pg_telemetry_batch_truncate(pg_store *s, size_t n);
 /* pg_run for statements whose rows are not needed: *out_count gets the rows affected (may be
  * NULL). */
 IOTDM_NODISCARD iotdm_result pg_exec(pg_store *s, pg_stmt_id id, const char *sql,

@@ -1,5 +1,7 @@
 /* PostgreSQL store: per-device cloud-to-device queues and the retained telemetry stream. */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -236,6 +238,133 @@ size_t pg_c2d_expire(hub_store *base, int64_t now_ms)
 
 /* ---- telemetry ---- */
 
+/* ---- the writer's telemetry batch ---- */
+
+/* Rows per INSERT: 8 parameters each, well under PostgreSQL's 65535. */
+#define TEL_BATCH_ROWS 1000
+/* Bytes buffered before the batch goes without waiting for the commit. */
+#define TEL_BATCH_BYTES (8u << 20)
+
+static bool batch_reserve(pg_tel_batch *b, size_t bytes)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 64;
+        pg_tel_row *rows = xrealloc(b->rows, cap * sizeof *rows);
+        if (!rows)
+            return false;
+        b->rows = rows;
+        b->cap = cap;
+    }
+    if (b->used + bytes > b->data_cap) {
+        size_t cap = b->data_cap ? b->data_cap : 64 * 1024;
+        while (cap < b->used + bytes)
+            cap *= 2;
+        char *data = xrealloc(b->data, cap);
+        if (!data)
+            return false;
+        b->data = data;
+        b->data_cap = cap;
+    }
+    return true;
+}
+
+void pg_telemetry_batch_truncate(pg_store *s, size_t n)
+{
+    pg_tel_batch *b = &s->tel;
+    if (n >= b->n)
+        return;
+    for (size_t i = n; i < b->n; i++)
+        if (s->telemetry_bytes >= 0)
+            s->telemetry_bytes -= b->rows[i].row_bytes;
+    b->used = n ? b->rows[n].off : 0;
+    b->n = n;
+}
+
+void pg_telemetry_batch_free(pg_store *s)
+{
+    xfree(s->tel.rows);
+    xfree(s->tel.data);
+    memset(&s->tel, 0, sizeof s->tel);
+}
+
+/* Inserts rows [first, first + n) in one statement. */
+static iotdm_result insert_rows(pg_store *s, size_t first, size_t n)
+{
+    enum { COLS = 8 };
+    size_t np = n * COLS;
+    const char **values = xcalloc(np, sizeof *values);
+    int *lengths = xcalloc(np, sizeof *lengths), *formats = xcalloc(np, sizeof *formats);
+    char(*numbers)[3][24] = xcalloc(n, sizeof *numbers);
+    size_t cap = 160 + n * 96;
+    char *sql = xmalloc(cap);
+    iotdm_result r = -ENOMEM;
+    if (values && lengths && formats && numbers && sql) {
+        size_t len = (size_t)snprintf(sql, cap,
+                                      "INSERT INTO telemetry(device_id, module_id, enqueued_ms, "
+                                      "system_properties, properties, body, body_len, row_bytes) "
+                                      "VALUES ");
+        for (size_t i = 0; i < n; i++) {
+            const pg_tel_row *row = &s->tel.rows[first + i];
+            const char *d = s->tel.data + row->off;
+            size_t k = i * COLS;
+            snprintf(numbers[i][0], sizeof numbers[i][0], "%" PRId64, row->enqueued_ms);
+            snprintf(numbers[i][1], sizeof numbers[i][1], "%zu", row->body_len);
+            snprintf(numbers[i][2], sizeof numbers[i][2], "%" PRId64, row->row_bytes);
+            const char *v[COLS] = {d,
+                                   d + row->device_len,
+                                   numbers[i][0],
+                                   d + row->device_len + row->module_len,
+                                   d + row->device_len + row->module_len + row->sys_len,
+                                   d + row->device_len + row->module_len + row->sys_len +
+                                       row->app_len,
+                                   numbers[i][1],
+                                   numbers[i][2]};
+            const size_t l[COLS] = {row->device_len, row->module_len, 0, row->sys_len,
+                                    row->app_len,    row->body_len,   0, 0};
+            for (int c = 0; c < COLS; c++) {
+                values[k + c] = v[c];
+                lengths[k + c] = (int)l[c];
+                formats[k + c] = c == 2 || c >= 6 ? 0 : 1; /* numbers as text, the rest binary */
+            }
+            len += (size_t)snprintf(sql + len, cap - len,
+                                    "%s($%zu, $%zu, $%zu::bigint, $%zu, $%zu, $%zu::bytea, "
+                                    "$%zu::integer, $%zu::bigint)",
+                                    i ? ", " : "", k + 1, k + 2, k + 3, k + 4, k + 5, k + 6, k + 7,
+                                    k + 8);
+        }
+        PGresult *res = pg_run_params(s, sql, (int)np, values, lengths, formats, &r);
+        PQclear(res);
+    }
+    xfree(values);
+    xfree(lengths);
+    xfree(formats);
+    xfree(numbers);
+    xfree(sql);
+    return r;
+}
+
+iotdm_result pg_telemetry_flush(pg_store *s)
+{
+    if (s->tel.n == 0)
+        return IOTDM_OK;
+    /* Rows of units already ended now sit inside the open unit's savepoint (pg_unit_end). */
+    if (s->unit_open && s->unit_tel_mark > 0)
+        s->unit_flushed = true;
+    iotdm_result r = pg_write_begin(s);
+    for (size_t first = 0; r == IOTDM_OK && first < s->tel.n; first += TEL_BATCH_ROWS) {
+        size_t n = s->tel.n - first < TEL_BATCH_ROWS ? s->tel.n - first : TEL_BATCH_ROWS;
+        r = insert_rows(s, first, n);
+    }
+    if (r != IOTDM_OK && s->in_txn)
+        s->txn_failed = true; /* rows of units that ended well are lost: the group must fail */
+    s->tel.n = 0;
+    s->tel.used = 0;
+    s->unit_tel_mark = 0;
+    return r;
+}
+
+/* Buffered, inserted with the group (pg_telemetry_flush): PostgreSQL numbers the rows then, so
+ * msg->seq is left 0 (store.h). */
 iotdm_result pg_telemetry_append(hub_store *base, hub_telemetry *msg)
 {
     pg_store *s = (pg_store *)base;
@@ -258,33 +387,38 @@ iotdm_result pg_telemetry_append(hub_store *base, hub_telemetry *msg)
         r = pg_write_begin(s);
     if (r != IOTDM_OK)
         return r;
+    size_t dlen = strnlen(msg->device_id, sizeof msg->device_id);
+    size_t mlen = strnlen(msg->module_id, sizeof msg->module_id);
+    size_t bytes = dlen + mlen + sys_len + app_len + msg->body_len;
+    pg_tel_batch *b = &s->tel;
+    if (!batch_reserve(b, bytes))
+        return -ENOMEM;
+    pg_tel_row *row = &b->rows[b->n];
+    row->off = b->used;
+    row->device_len = dlen;
+    row->module_len = mlen;
+    row->sys_len = sys_len;
+    row->app_len = app_len;
+    row->body_len = msg->body_len;
+    row->enqueued_ms = msg->enqueued_ms;
     /* What the row costs on the disk, near enough: retention bounds this, not just the bodies
      * (small messages with large property bags would otherwise outgrow the limit many times). */
-    int64_t row = (int64_t)(msg->body_len + sys_len + app_len +
-                            strnlen(msg->device_id, sizeof msg->device_id) +
-                            strnlen(msg->module_id, sizeof msg->module_id)) +
-                  PG_TELEMETRY_ROW_OVERHEAD;
-    pg_params p = {0};
-    pp_field(&p, msg->device_id, sizeof msg->device_id);
-    pp_field(&p, msg->module_id, sizeof msg->module_id);
-    pp_int(&p, msg->enqueued_ms);
-    pp_textn(&p, sys, sys_len);
-    pp_textn(&p, app, app_len);
-    pp_bytes(&p, msg->body, msg->body_len);
-    pp_int(&p, (int64_t)msg->body_len);
-    pp_int(&p, row);
-    PGresult *res = pg_run(s, PQ_TELEMETRY_INSERT,
-                           "INSERT INTO telemetry(device_id, module_id, enqueued_ms, "
-                           "system_properties, properties, body, body_len, row_bytes) "
-                           "VALUES($1, $2, $3::bigint, $4, $5, $6::bytea, $7::integer, $8::bigint) "
-                           "RETURNING seq",
-                           &p, &r);
-    if (!res)
-        return r;
-    msg->seq = pg_int(res, 0, 0);
-    PQclear(res);
+    row->row_bytes = (int64_t)bytes + PG_TELEMETRY_ROW_OVERHEAD;
+    char *d = b->data + b->used;
+    memcpy(d, msg->device_id, dlen);
+    memcpy(d + dlen, msg->module_id, mlen);
+    memcpy(d + dlen + mlen, sys, sys_len);
+    memcpy(d + dlen + mlen + sys_len, app, app_len);
+    if (msg->body_len)
+        memcpy(d + dlen + mlen + sys_len + app_len, msg->body, msg->body_len);
+    b->used += bytes;
+    b->n++;
+    msg->seq = 0;
     if (s->telemetry_bytes >= 0)
-        s->telemetry_bytes += row;
+        s->telemetry_bytes += row->row_bytes;
+    /* A long group (a backlog) goes in parts rather than growing without end. */
+    if (b->used >= TEL_BATCH_BYTES && !s->unit_open)
+        return pg_telemetry_flush(s);
     return IOTDM_OK;
 }
 
@@ -318,6 +452,9 @@ iotdm_result pg_telemetry_foreach(hub_store *base, int64_t from_seq, size_t max,
                                   hub_telemetry_visitor visit, void *ctx)
 {
     pg_store *s = (pg_store *)base;
+    iotdm_result flushed = pg_telemetry_flush(s); /* the writer sees its own group */
+    if (flushed != IOTDM_OK)
+        return flushed;
     /* In batches from the next seq: the stream may be far longer than what one call visits. */
     int64_t next = from_seq;
     bool more = true;
@@ -350,6 +487,8 @@ iotdm_result pg_telemetry_foreach(hub_store *base, int64_t from_seq, size_t max,
 int64_t pg_telemetry_last_seq(hub_store *base)
 {
     pg_store *s = (pg_store *)base;
+    if (pg_telemetry_flush(s) != IOTDM_OK)
+        return 0; /* the group fails; its caller learns it at the commit */
     /* The identity's sequence keeps the highest seq ever assigned, even when trimming emptied the
      * table, so a reader positioned "after the last" never sees an old seq come round again. NULL
      * before the first append: 0. A sequence is not transactional: a seq taken by a group that
@@ -437,6 +576,9 @@ iotdm_result pg_telemetry_trim(hub_store *base, uint64_t max_bytes, int64_t max_
                                int64_t now_ms, size_t max_rows, bool *out_more)
 {
     pg_store *s = (pg_store *)base;
+    iotdm_result flushed = pg_telemetry_flush(s);
+    if (flushed != IOTDM_OK)
+        return flushed;
     bool more = false;
     if (out_more)
         *out_more = false;

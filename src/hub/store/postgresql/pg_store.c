@@ -289,6 +289,7 @@ static iotdm_result ensure_conn(pg_store *s)
 /* The connection went away: whatever the open group wrote is gone with it. */
 static void conn_lost(pg_store *s)
 {
+    s->npending = 0;
     if (s->in_txn)
         s->txn_failed = true;
     s->in_txn = false;
@@ -309,7 +310,10 @@ static iotdm_result failure(pg_store *s, PGresult *res, const char *what)
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     if (!state)
         state = "";
-    if (s->in_txn) {
+    if (s->in_txn && PQtransactionStatus(s->conn) == PQTRANS_IDLE) {
+        s->in_txn = false; /* the BEGIN sent ahead of the statement did not take */
+        s->txn_failed = true;
+    } else if (s->in_txn) {
         if (s->unit_savepoint)
             s->unit_failed = true; /* unit_end rolls back to the unit's savepoint */
         else
@@ -330,17 +334,104 @@ static iotdm_result failure(pg_store *s, PGresult *res, const char *what)
     return IOTDM_E_STORAGE;
 }
 
-/* A statement without parameters or rows (transaction control), by the simple protocol. */
+/* Queues a transaction-control command for the next round trip (texts are constants). */
+static void defer(pg_store *s, const char *sql)
+{
+    if (s->npending == PG_PENDING_MAX)
+        return; /* cannot happen: at most BEGIN, SAVEPOINT and a unit's end wait together */
+    s->pending[s->npending++] = sql;
+}
+
+/* A statement without parameters or rows (transaction control), by the simple protocol, after
+ * the commands waiting for a round trip (all in one: the simple protocol takes several). */
 static iotdm_result exec_simple(pg_store *s, const char *sql)
 {
     iotdm_result r = ensure_conn(s);
     if (r != IOTDM_OK)
         return r;
+    char text[512]; /* the waiting commands are short constants */
+    if (s->npending) {
+        size_t len = 0;
+        for (int i = 0; i < s->npending; i++)
+            len += (size_t)snprintf(text + len, sizeof text - len, "%s; ", s->pending[i]);
+        s->npending = 0;
+        if (len + strlen(sql) >= sizeof text) {
+            PGresult *first = PQexec(s->conn, text);
+            ExecStatusType fst = PQresultStatus(first);
+            r = fst == PGRES_COMMAND_OK || fst == PGRES_TUPLES_OK ? IOTDM_OK
+                                                                  : failure(s, first, text);
+            PQclear(first);
+            if (r != IOTDM_OK)
+                return r;
+        } else {
+            snprintf(text + len, sizeof text - len, "%s", sql);
+            sql = text;
+        }
+    }
     PGresult *res = PQexec(s->conn, sql);
     ExecStatusType st = PQresultStatus(res);
     r = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? IOTDM_OK : failure(s, res, sql);
     PQclear(res);
     return r;
+}
+
+/* The waiting commands and one statement (prepared: name; else text sql) in one round trip,
+ * through libpq's pipeline mode. An error in one makes PostgreSQL skip the rest; the first
+ * error is the one reported. */
+static PGresult *run_pipelined(pg_store *s, const char *name, const char *sql, const pg_params *p,
+                               iotdm_result *out_r)
+{
+    PGconn *c = s->conn;
+    int sent = s->npending;
+    const char *what = name ? name : "statement";
+    s->npending = 0;
+    bool ok = PQenterPipelineMode(c) == 1;
+    for (int i = 0; ok && i < sent; i++)
+        ok = PQsendQueryParams(c, s->pending[i], 0, NULL, NULL, NULL, NULL, 0) == 1;
+    if (ok)
+        ok = name
+                 ? PQsendQueryPrepared(c, name, p->n, p->values, p->lengths, p->formats, 0) == 1
+                 : PQsendQueryParams(c, sql, p->n, NULL, p->values, p->lengths, p->formats, 0) == 1;
+    if (ok)
+        ok = PQpipelineSync(c) == 1;
+    if (!ok) {
+        log_error("store", "postgresql pipeline failed: %s", PQerrorMessage(c));
+        PQfinish(s->conn);
+        s->conn = NULL;
+        conn_lost(s);
+        *out_r = IOTDM_E_STORAGE;
+        return NULL;
+    }
+    *out_r = IOTDM_OK;
+    PGresult *out = NULL;
+    for (int i = 0; i <= sent; i++) {
+        PGresult *res = PQgetResult(c);
+        if (!res) {
+            *out_r = failure(s, NULL, what); /* the connection went away */
+            break;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        bool good = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+        if (!good && *out_r == IOTDM_OK && st != PGRES_PIPELINE_ABORTED)
+            *out_r = failure(s, res, i < sent ? s->pending[i] : what);
+        if (good && i == sent && *out_r == IOTDM_OK)
+            out = res;
+        else
+            PQclear(res);
+        PGresult *end;
+        while ((end = PQgetResult(c)) != NULL) /* each query's results end with a NULL */
+            PQclear(end);
+    }
+    if (*out_r == IOTDM_OK || (s->conn && PQstatus(s->conn) == CONNECTION_OK)) {
+        PGresult *sync = PQgetResult(c); /* PGRES_PIPELINE_SYNC */
+        PQclear(sync);
+        PQexitPipelineMode(c);
+    }
+    if (*out_r != IOTDM_OK) {
+        PQclear(out);
+        return NULL;
+    }
+    return out;
 }
 
 PGresult *pg_run(pg_store *s, pg_stmt_id id, const char *sql, const pg_params *p,
@@ -364,6 +455,8 @@ PGresult *pg_run(pg_store *s, pg_stmt_id id, const char *sql, const pg_params *p
         PQclear(prep);
         s->prepared[id] = true;
     }
+    if (s->npending)
+        return run_pipelined(s, name, NULL, p, out_r);
     PGresult *res = PQexecPrepared(s->conn, name, p->n, p->values, p->lengths, p->formats, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -378,10 +471,31 @@ PGresult *pg_run(pg_store *s, pg_stmt_id id, const char *sql, const pg_params *p
 PGresult *pg_run_text(pg_store *s, const char *sql, int n, const char *const *values,
                       iotdm_result *out_r)
 {
+    return pg_run_params(s, sql, n, values, NULL, NULL, out_r);
+}
+
+PGresult *pg_run_params(pg_store *s, const char *sql, int n, const char *const *values,
+                        const int *lengths, const int *formats, iotdm_result *out_r)
+{
     *out_r = ensure_conn(s);
     if (*out_r != IOTDM_OK)
         return NULL;
-    PGresult *res = PQexecParams(s->conn, sql, n, NULL, values, NULL, NULL, 0);
+    if (s->npending) {
+        pg_params p = {.n = n};
+        for (int i = 0; i < n && i < PG_MAX_PARAMS; i++) {
+            p.values[i] = values[i];
+            p.lengths[i] = lengths ? lengths[i] : 0;
+            p.formats[i] = formats ? formats[i] : 0;
+        }
+        if (n <= PG_MAX_PARAMS)
+            return run_pipelined(s, NULL, sql, &p, out_r);
+        iotdm_result r = exec_simple(s, "SELECT 1"); /* the waiting commands first */
+        if (r != IOTDM_OK) {
+            *out_r = r;
+            return NULL;
+        }
+    }
+    PGresult *res = PQexecParams(s->conn, sql, n, NULL, values, lengths, formats, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         *out_r = failure(s, res, "dynamic statement");
@@ -422,9 +536,10 @@ iotdm_result pg_write_begin(pg_store *s)
     if (s->txn_failed || s->unit_failed)
         return IOTDM_E_STORAGE; /* the transaction refuses statements until it is rolled back */
     if (!s->in_txn) {
-        iotdm_result r = exec_simple(s, "BEGIN");
+        iotdm_result r = ensure_conn(s);
         if (r != IOTDM_OK)
             return r;
+        defer(s, "BEGIN"); /* goes with the first statement; a failure shows there */
         s->in_txn = true;
     }
     return pg_read_begin(s);
@@ -435,9 +550,7 @@ iotdm_result pg_read_begin(pg_store *s)
     if (s->in_txn && s->unit_open && !s->unit_savepoint) {
         /* From here the unit's statements can be undone, and an error in one of them does not
          * fail the group's transaction. */
-        iotdm_result r = exec_simple(s, "SAVEPOINT unit");
-        if (r != IOTDM_OK)
-            return r;
+        defer(s, "SAVEPOINT unit");
         s->unit_savepoint = true;
     }
     return IOTDM_OK;
@@ -447,7 +560,7 @@ iotdm_result pg_savepoint(pg_store *s)
 {
     iotdm_result r = pg_write_begin(s);
     if (r == IOTDM_OK)
-        r = exec_simple(s, "SAVEPOINT store_op");
+        defer(s, "SAVEPOINT store_op");
     return r;
 }
 
@@ -466,8 +579,8 @@ iotdm_result pg_savepoint_end(pg_store *s, iotdm_result outcome)
         if (outcome == IOTDM_OK)
             outcome = IOTDM_E_STORAGE;
     }
-    iotdm_result r = exec_simple(s, "RELEASE SAVEPOINT store_op");
-    return outcome != IOTDM_OK ? outcome : r;
+    defer(s, "RELEASE SAVEPOINT store_op");
+    return outcome;
 }
 
 static iotdm_result pg_unit_begin(hub_store *base)
@@ -476,6 +589,8 @@ static iotdm_result pg_unit_begin(hub_store *base)
     s->unit_open = true;
     s->unit_savepoint = false; /* taken by the unit's first statement inside the group */
     s->unit_failed = false;
+    s->unit_tel_mark = s->tel.n;
+    s->unit_flushed = false;
     return IOTDM_OK;
 }
 
@@ -486,26 +601,34 @@ static iotdm_result pg_unit_end(hub_store *base, iotdm_result outcome)
     s->unit_open = false;
     s->unit_savepoint = false;
     s->unit_failed = false;
+    if (outcome != IOTDM_OK || failed) {
+        /* The unit's telemetry is not inserted. Rows of earlier units that a read inside this
+         * unit flushed would go with its savepoint: then the group cannot commit as it is. */
+        pg_telemetry_batch_truncate(s, s->unit_tel_mark);
+        if (s->unit_flushed)
+            s->txn_failed = true;
+    }
     if (!had_savepoint || !s->in_txn)
         return outcome; /* nothing written, or the group is lost (txn_failed says so) */
-    iotdm_result r = IOTDM_OK;
     if (outcome != IOTDM_OK || failed) {
-        r = exec_simple(s, "ROLLBACK TO SAVEPOINT unit");
+        defer(s, "ROLLBACK TO SAVEPOINT unit");
         if (outcome == IOTDM_OK)
             outcome = IOTDM_E_STORAGE; /* a statement failed and the unit went on regardless */
     }
-    iotdm_result rel = r == IOTDM_OK ? exec_simple(s, "RELEASE SAVEPOINT unit") : r;
-    if (rel != IOTDM_OK && s->in_txn)
-        s->txn_failed = true; /* the unit could not be undone: the group must not commit */
-    if (outcome != IOTDM_OK)
-        return outcome;
-    return rel;
+    /* Sent with the next statement or the COMMIT: an error there fails the whole group, which
+     * then acknowledges nothing. */
+    defer(s, "RELEASE SAVEPOINT unit");
+    return outcome;
 }
 
 static iotdm_result pg_group_commit(hub_store *base)
 {
     pg_store *s = (pg_store *)base;
+    if (s->in_txn && !s->txn_failed && !s->unit_failed && s->tel.n > 0)
+        (void)!pg_telemetry_flush(s); /* a failure marks the group failed */
     if (s->txn_failed || s->unit_failed) {
+        pg_telemetry_batch_truncate(s, 0);
+        s->npending = 0;
         if (s->in_txn)
             (void)!exec_simple(s, "ROLLBACK"); /* the failure is what we report */
         s->in_txn = false;
@@ -533,7 +656,7 @@ static iotdm_result pg_group_commit(hub_store *base)
 static bool pg_has_pending_writes(const hub_store *base)
 {
     const pg_store *s = (const pg_store *)base;
-    return s->in_txn || s->txn_failed;
+    return s->in_txn || s->txn_failed || s->tel.n > 0;
 }
 
 /* COMMIT returned after PostgreSQL flushed the group (synchronous_commit = on). */
@@ -740,6 +863,7 @@ static void pg_close(hub_store *base)
     /* An open group is rolled back by closing: by contract it was never acknowledged. */
     if (s->conn)
         PQfinish(s->conn);
+    pg_telemetry_batch_free(s);
     for (int i = 0; i < PG_JSON_BUFS; i++)
         xfree(s->json[i].data);
     xfree(s);
