@@ -25,8 +25,18 @@ hostile against the hub only), and prints a table with the medians of the runs.
   --query-clients N  HTTPS clients running queries in the query scenario (default 1)
   --only LIST      run only these scenarios (comma-separated: idle, telemetry, reported,
                    methods, query, hostile); the others show "-"
+  --store postgresql, --nodes N
+                   the hub on PostgreSQL, N nodes behind HAProxy: bench/cluster.sh (its
+                   --help lists its options)
 EOF
 }
+
+# The hub on PostgreSQL (one node or a cluster) has a script of its own with these options.
+for arg in "$@"; do
+    if [[ $arg == --store || $arg == --nodes ]]; then
+        exec "$(dirname "$0")/cluster.sh" "$@"
+    fi
+done
 
 QUICK=0 RUNS='' BUILD=1 KEEP=0 PORT_BASE=38883 OUT='' HUB_BIN='' HUB_THREADS='' QUERY_CLIENTS=1
 ONLY=idle,telemetry,reported,methods,query,hostile

@@ -4,7 +4,16 @@
  * without a server (IOTDM_TEST_PG_DIR unset), every test here skips. */
 #include "store_fixture.h"
 
+#include <time.h>
+
 #include "hub/query/query.h"
+
+static int64_t pg_now_ms_for_test(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 #define PG_ONLY()                                                                                  \
     do {                                                                                           \
@@ -150,6 +159,79 @@ static void test_pg_twin_equality_uses_the_gin_indexes(void **state)
     assert_string_equal(plan, "none");
 }
 
+/* COUNT(*) of telemetry_h<hour> (what), or of pg_class rows naming it (exists), in the test's
+ * schema. */
+static int64_t partition_count(fixture *f, const char *what, long long hour)
+{
+    char q[300];
+    if (strcmp(what, "exists") == 0)
+        snprintf(q, sizeof q,
+                 "SELECT COUNT(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                 "WHERE n.nspname = '%s' AND c.relname = 'telemetry_h%lld'",
+                 f->pg_schema, hour);
+    else
+        snprintf(q, sizeof q, "SELECT COUNT(*) FROM %s.telemetry_h%lld", f->pg_schema, hour);
+    PGconn *c = PQconnectdb(f->pg_base);
+    PGresult *r = PQexec(c, q);
+    int64_t v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+                    ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+                    : -1;
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+static void tel(fixture *f, int64_t when)
+{
+    hub_telemetry t = {0};
+    snprintf(t.device_id, sizeof t.device_id, "dev");
+    t.enqueued_ms = when;
+    t.body = (unsigned char *)"x";
+    t.body_len = 1;
+    t.properties = json_object();
+    t.system_properties = json_object();
+    assert_int_equal(hub_store_telemetry_append(f->s, &t), IOTDM_OK);
+    json_decref(t.properties);
+    json_decref(t.system_properties);
+}
+
+static bool count_tel(void *ctx, const hub_telemetry *m)
+{
+    (void)m;
+    (*(int *)ctx)++;
+    return true;
+}
+
+/* Telemetry lives in hourly partitions; retention drops a partition whole once its hour is over
+ * and everything in it must go, and deletes rows only where it must. */
+static void test_pg_telemetry_partitions_are_dropped_whole(void **state)
+{
+    PG_ONLY();
+    fixture *f = *state;
+    const int64_t hour = 3600000;
+    int64_t t0 = (pg_now_ms_for_test() / hour - 240) * hour; /* ten days ago, on the hour */
+    long long h0 = (long long)(t0 / hour);
+    /* A trim at t0 makes the partitions around it (nothing to delete yet). */
+    assert_int_equal(hub_store_telemetry_trim(f->s, UINT64_MAX, 0, t0, SIZE_MAX, NULL), IOTDM_OK);
+    for (int i = 0; i < 3; i++)
+        tel(f, t0 + 1000 + i);
+    tel(f, t0 + 2 * hour + 1);
+    tel(f, t0 + 2 * hour + 2);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    assert_int_equal(partition_count(f, "rows", h0), 3);
+    assert_int_equal(partition_count(f, "rows", h0 + 2), 2);
+    /* Three hours on, keep 90 minutes: hour 0 goes whole, hour 2 stays. */
+    assert_int_equal(
+        hub_store_telemetry_trim(f->s, UINT64_MAX, hour * 3 / 2, t0 + 3 * hour, SIZE_MAX, NULL),
+        IOTDM_OK);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    assert_int_equal(partition_count(f, "exists", h0), 0);
+    assert_int_equal(partition_count(f, "exists", h0 + 2), 1);
+    int n = 0;
+    assert_int_equal(hub_store_telemetry_foreach(f->s, 0, 100, count_tel, &n), IOTDM_OK);
+    assert_int_equal(n, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -158,6 +240,7 @@ int main(void)
         T(test_pg_a_failed_unit_is_undone_and_the_group_goes_on),
         T(test_pg_expected_refusals_leave_the_group_usable),
         T(test_pg_twin_equality_uses_the_gin_indexes),
+        T(test_pg_telemetry_partitions_are_dropped_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -160,9 +160,10 @@ typedef struct pg_store {
     char node_id[64];        /* the node whose connection states this handle writes */
     const char *pending[PG_PENDING_MAX]; /* static command texts, sent in order */
     int npending;
-    pg_tel_batch tel;     /* the writer's telemetry not yet inserted */
-    size_t unit_tel_mark; /* rows buffered before the open unit (dropped if it fails) */
-    bool unit_flushed;    /* the open unit inserted rows of earlier units (a flush) */
+    pg_tel_batch tel;        /* the writer's telemetry not yet inserted */
+    size_t unit_tel_mark;    /* rows buffered before the open unit (dropped if it fails) */
+    bool unit_flushed;       /* the open unit inserted rows of earlier units (a flush) */
+    int64_t partitions_hour; /* the hour whose telemetry partitions this handle last made */
     pg_buf json[PG_JSON_BUFS];
 } pg_store;
 
@@ -181,6 +182,9 @@ PGresult *pg_run_params(pg_store *s, const char *sql, int n, const char *const *
  * writer and before COMMIT. */
 IOTDM_NODISCARD iotdm_result pg_telemetry_flush(pg_store *s);
 void pg_telemetry_batch_free(pg_store *s);
+/* Makes the telemetry partitions of the hours around now_ms that do not exist yet (at open and
+ * with every trim). */
+IOTDM_NODISCARD iotdm_result pg_telemetry_partitions(pg_store *s, int64_t now_ms);
 /* Drops the buffered rows from the nth on (a failed unit's). */
 void pg_telemetry_batch_truncate(pg_store *s, size_t n);
 /* pg_run for statements whose rows are not needed: *out_count gets the rows affected (may be

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -494,12 +495,10 @@ int64_t pg_telemetry_last_seq(hub_store *base)
      * before the first append: 0. A sequence is not transactional: a seq taken by a group that
      * was rolled back counts too, which leaves a gap in the stream, never a repeat. */
     iotdm_result r = pg_read_begin(s);
-    PGresult *res =
-        r == IOTDM_OK
-            ? pg_run(s, PQ_TELEMETRY_LAST_SEQ,
-                     "SELECT pg_sequence_last_value(pg_get_serial_sequence('telemetry', 'seq'))",
-                     NULL, &r)
-            : NULL;
+    PGresult *res = r == IOTDM_OK
+                        ? pg_run(s, PQ_TELEMETRY_LAST_SEQ,
+                                 "SELECT pg_sequence_last_value('telemetry_seq')", NULL, &r)
+                        : NULL;
     if (!res)
         return 0;
     int64_t seq = pg_int(res, 0, 0);
@@ -572,6 +571,75 @@ static iotdm_result trim_point(pg_store *s, int64_t total, uint64_t max_bytes, i
     return r;
 }
 
+/* ---- partitions: one per hour of enqueued_ms, named telemetry_h<hours since the epoch> ---- */
+
+#define HOUR_MS      3600000LL
+#define HOURS_BEFORE 1 /* a node's clock a little behind */
+#define HOURS_AHEAD  3 /* made ahead, so that no hour's rows start in the default partition */
+
+iotdm_result pg_telemetry_partitions(pg_store *s, int64_t now_ms)
+{
+    int64_t hour = now_ms / HOUR_MS;
+    if (hour == s->partitions_hour)
+        return IOTDM_OK; /* made within the hour: no statement, no transaction */
+    iotdm_result r = IOTDM_OK;
+    for (int64_t h = hour - HOURS_BEFORE; r == IOTDM_OK && h <= hour + HOURS_AHEAD; h++) {
+        /* Names and bounds are numbers we compute: no input reaches this text. */
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "CREATE TABLE IF NOT EXISTS telemetry_h%" PRId64 " PARTITION OF telemetry "
+                 "FOR VALUES FROM (%" PRId64 ") TO (%" PRId64 ")",
+                 h, (int64_t)(h * HOUR_MS), (int64_t)((h + 1) * HOUR_MS));
+        /* In a savepoint of its own: another node making the same one at the same moment, or
+         * rows of that hour already in the default partition, must not fail the group. */
+        r = pg_savepoint(s);
+        if (r != IOTDM_OK)
+            break;
+        PGresult *res = pg_run_text(s, sql, 0, NULL, &r);
+        PQclear(res);
+        r = pg_savepoint_end(s, r);
+        if (r != IOTDM_OK && r != -ENOMEM && s->conn && PQstatus(s->conn) == CONNECTION_OK)
+            r = IOTDM_OK; /* logged; the rows of that hour stay in the default partition */
+    }
+    if (r == IOTDM_OK)
+        s->partitions_hour = hour;
+    return r;
+}
+
+/* Drops the hourly partitions that lie wholly in the past and hold nothing after seq last: what
+ * retention deletes goes as whole tables (no dead rows for VACUUM) wherever it can. */
+static iotdm_result drop_partitions(pg_store *s, int64_t last, int64_t now_ms)
+{
+    iotdm_result r;
+    PGresult *res = pg_run_text(s,
+                                "SELECT c.relname FROM pg_inherits i "
+                                "JOIN pg_class c ON c.oid = i.inhrelid "
+                                "WHERE i.inhparent = 'telemetry'::regclass "
+                                "AND c.relname LIKE 'telemetry\\_h%' ORDER BY c.relname",
+                                0, NULL, &r);
+    if (!res)
+        return r;
+    for (int i = 0; i < PQntuples(res) && r == IOTDM_OK; i++) {
+        const char *name = PQgetvalue(res, i, 0);
+        char *end;
+        long long h = strtoll(name + strlen("telemetry_h"), &end, 10);
+        if (*end || (h + 1) * HOUR_MS > now_ms)
+            continue; /* not ours, or its hour is not over */
+        char sql[160];
+        snprintf(sql, sizeof sql, "SELECT COALESCE(max(seq), 0) FROM telemetry_h%lld", h);
+        PGresult *m = pg_run_text(s, sql, 0, NULL, &r);
+        bool covered = m && pg_int(m, 0, 0) <= last;
+        PQclear(m);
+        if (!covered)
+            continue;
+        snprintf(sql, sizeof sql, "DROP TABLE telemetry_h%lld", h);
+        PGresult *d = pg_run_text(s, sql, 0, NULL, &r);
+        PQclear(d);
+    }
+    PQclear(res);
+    return r;
+}
+
 iotdm_result pg_telemetry_trim(hub_store *base, uint64_t max_bytes, int64_t max_age_ms,
                                int64_t now_ms, size_t max_rows, bool *out_more)
 {
@@ -583,7 +651,9 @@ iotdm_result pg_telemetry_trim(hub_store *base, uint64_t max_bytes, int64_t max_
     if (out_more)
         *out_more = false;
     int64_t total;
-    iotdm_result r = telemetry_bytes(s, &total);
+    iotdm_result r = s->reader ? IOTDM_OK : pg_telemetry_partitions(s, now_ms);
+    if (r == IOTDM_OK)
+        r = telemetry_bytes(s, &total);
     if (r != IOTDM_OK)
         return r;
     int64_t cutoff = max_age_ms > 0 ? now_ms - max_age_ms : INT64_MIN;
@@ -594,6 +664,8 @@ iotdm_result pg_telemetry_trim(hub_store *base, uint64_t max_bytes, int64_t max_
     if (out_more)
         *out_more = more;
     r = pg_write_begin(s);
+    if (r == IOTDM_OK)
+        r = drop_partitions(s, last, now_ms);
     if (r != IOTDM_OK)
         return r;
     pg_params p = {0};

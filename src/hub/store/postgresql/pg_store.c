@@ -71,8 +71,13 @@ static const char *const migrations[] = {
     "  delivery_count integer NOT NULL);"
     "CREATE INDEX c2d_device ON c2d(device_id, seq);"
     "CREATE INDEX c2d_expiry ON c2d(expiry_ms) WHERE expiry_ms <> 0;"
+    /* Telemetry and events, partitioned by the hour of enqueued_ms (pg_messages.c makes the
+     * partitions ahead and drops whole ones when retention lets them go); seq from a sequence of
+     * its own, indexed in every partition. The default partition takes what a node with a wrong
+     * clock stamps outside the partitions made. */
+    "CREATE SEQUENCE telemetry_seq;"
     "CREATE TABLE telemetry ("
-    "  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  seq bigint NOT NULL DEFAULT nextval('telemetry_seq'),"
     "  device_id text NOT NULL,"
     "  module_id text NOT NULL,"
     "  enqueued_ms bigint NOT NULL,"
@@ -80,7 +85,10 @@ static const char *const migrations[] = {
     "  properties text NOT NULL,"
     "  body bytea NOT NULL,"
     "  body_len integer NOT NULL,"
-    "  row_bytes bigint NOT NULL);"
+    "  row_bytes bigint NOT NULL"
+    ") PARTITION BY RANGE (enqueued_ms);"
+    "CREATE INDEX telemetry_seq_ix ON telemetry(seq);"
+    "CREATE TABLE telemetry_default PARTITION OF telemetry DEFAULT;"
     "CREATE TABLE sessions ("
     "  client_id text COLLATE \"C\" PRIMARY KEY,"
     "  device_id text COLLATE \"C\" NOT NULL REFERENCES devices(device_id) ON DELETE CASCADE,"
@@ -827,6 +835,10 @@ iotdm_result hub_store_postgresql_open(const char *conninfo, hub_store **out_sto
     }
     if (r == IOTDM_OK)
         r = migrate(s);
+    if (r == IOTDM_OK)
+        r = pg_telemetry_partitions(s, pg_now_ms());
+    if (r == IOTDM_OK)
+        r = pg_group_commit(&s->base);
     if (r != IOTDM_OK) {
         log_error("store", "cannot open postgresql store result=%s", iotdm_result_name(r));
         pg_close(&s->base);
