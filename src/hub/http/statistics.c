@@ -33,8 +33,24 @@ static void statistics_devices(http_ctx *cx)
     http_run(cx, count_run, devices_done, HUB_WORK_SNAPSHOT);
 }
 
+static void service_done(http_ctx *cx)
+{
+    hub_device_stats *s = &((stats_ctx *)cx)->stats;
+    if (cx->w.result < 0)
+        http_send_result_error(cx, cx->w.result, "cannot count devices");
+    else
+        http_send_json(cx, 200,
+                       json_pack("{s:I}", "connectedDeviceCount", (json_int_t)s->connected));
+}
+
+/* Alone, the hub's own directory knows; in a cluster, the devices' rows do (every node writes
+ * the state of the connections it holds). */
 static void statistics_service(http_ctx *cx)
 {
+    if (cx->h->cluster) {
+        http_run(cx, count_run, service_done, HUB_WORK_SNAPSHOT);
+        return;
+    }
     http_send_json(
         cx, 200, json_pack("{s:I}", "connectedDeviceCount", (json_int_t)hub_dir_count(cx->h->dir)));
 }
@@ -105,7 +121,7 @@ const http_route http_statistics_routes[] = {
     {"statistics/devices", HTTPD_GET, HTTP_AUTH_POLICY, HUB_RIGHT_REGISTRY_READ, HTTP_BODY_NONE,
      false, NULL, statistics_devices, sizeof(stats_ctx)},
     {"statistics/service", HTTPD_GET, HTTP_AUTH_POLICY, HUB_RIGHT_SERVICE_CONNECT, HTTP_BODY_NONE,
-     false, NULL, statistics_service, 0},
+     false, NULL, statistics_service, sizeof(stats_ctx)},
     {"iotdm/stats", HTTPD_GET, HTTP_AUTH_POLICY, HUB_RIGHT_SERVICE_CONNECT, HTTP_BODY_NONE, false,
      NULL, stats, 0},
     {NULL, 0, 0, 0, 0, false, NULL, NULL, 0},

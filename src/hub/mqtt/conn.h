@@ -76,14 +76,19 @@ struct hub_mqtt_conn {
     int64_t throttled_until_ms; /* monotonic: not read until then (hub_conn_throttle); 0: not */
     hub_c2d_inflight *inflight; /* HUB_C2D_MAX_PENDING entries, allocated at the first delivery */
     size_t ninflight;
-    bool c2d_fetching;    /* a unit is fetching pending C2D messages */
-    bool c2d_again;       /* another delivery was asked for meanwhile */
-    unsigned units;       /* units in flight for this connection */
-    conn_unit *last_unit; /* the latest of them that answers: later answers queue behind */
-    bool paused_units;    /* not reading: max-inflight units in flight */
-    bool paused_output;   /* not reading: unsent output above the limit */
-    bool draining;        /* refused: closing once the CONNACK is written (holds a ref) */
-    char *will_topic;     /* the will (docs/protocol.md §2.6): telemetry if it drops */
+    /* Desired-property notifications go out in $version order (outbound.c): the last version
+     * sent or read by a twin GET, and patches held back until the one before them arrives. */
+    int64_t desired_sent;
+    struct desired_held *desired_held;
+    struct event *desired_ev; /* allocated only while patches are held */
+    bool c2d_fetching;        /* a unit is fetching pending C2D messages */
+    bool c2d_again;           /* another delivery was asked for meanwhile */
+    unsigned units;           /* units in flight for this connection */
+    conn_unit *last_unit;     /* the latest of them that answers: later answers queue behind */
+    bool paused_units;        /* not reading: max-inflight units in flight */
+    bool paused_output;       /* not reading: unsent output above the limit */
+    bool draining;            /* refused: closing once the CONNACK is written (holds a ref) */
+    char *will_topic;         /* the will (docs/protocol.md §2.6): telemetry if it drops */
     uint8_t *will_payload;
     size_t will_len;
     unsigned refs;               /* units and callbacks holding c; freed at 0 once closing */
@@ -129,6 +134,10 @@ void hub_conn_on_publish(hub_mqtt_conn *c, const mqtt_publish *p);
 void hub_conn_publish_will(hub_mqtt_conn *c);
 /* outbound.c */
 void hub_conn_on_puback(hub_mqtt_conn *c, uint16_t packet_id);
+/* A twin GET answered the device with desired $version: notifications up to it are stale. */
+void hub_conn_desired_seen(hub_mqtt_conn *c, int64_t version);
+/* Frees the held notifications (the connection is going). */
+void hub_conn_desired_free(hub_mqtt_conn *c);
 void hub_conn_send_c2d_pending(hub_mqtt_conn *c);
 
 #endif

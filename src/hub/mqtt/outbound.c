@@ -11,16 +11,127 @@
 #include "common/timeutil.h"
 #include "hub/mqtt/conn.h"
 
+/* ---- desired-property notifications, in $version order ----
+ * Each desired change bumps $version by one, and a patch only makes sense after the one before
+ * it. On one node they arrive in order; in a cluster two patches written through two nodes travel
+ * on two buses and may cross. A patch that arrives before its predecessor is held back until the
+ * predecessor comes, at most DESIRED_HOLD_MS (then the held ones go in order: the missing one was
+ * lost with a node); a patch at or below what the device has (sent, or read by its twin GET) is
+ * dropped. */
+
+#define DESIRED_HOLD_MS  500
+#define DESIRED_HOLD_MAX 16
+
+typedef struct desired_held {
+    struct desired_held *next; /* by version */
+    int64_t version;
+    size_t len;
+    char text[];
+} desired_held;
+
+static void desired_send(hub_mqtt_conn *c, const char *text, size_t len, int64_t version)
+{
+    char topic[128];
+    size_t tlen = az_format_desired_patch(topic, sizeof topic, version);
+    if (tlen)
+        hub_conn_publish(c, topic, tlen, text, len);
+    if (version > c->desired_sent)
+        c->desired_sent = version;
+}
+
+/* Sends the held patches that are next in line (all of them once the wait is over). */
+static void desired_release(hub_mqtt_conn *c, bool all)
+{
+    while (c->desired_held && (all || c->desired_held->version <= c->desired_sent + 1)) {
+        desired_held *d = c->desired_held;
+        c->desired_held = d->next;
+        if (d->version > c->desired_sent && conn_writable(c))
+            desired_send(c, d->text, d->len, d->version);
+        xfree(d);
+    }
+    if (!c->desired_held && c->desired_ev) {
+        event_free(c->desired_ev);
+        c->desired_ev = NULL;
+    }
+}
+
+static void desired_wait_over(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    hub_mqtt_conn *c = arg;
+    if (c->desired_held)
+        log_warn("mqtt",
+                 "desired patches sent without an earlier one device=%s sent=%lld next=%lld",
+                 c->client_id, (long long)c->desired_sent, (long long)c->desired_held->version);
+    desired_release(c, true);
+}
+
+static void desired_hold(hub_mqtt_conn *c, const char *text, size_t len, int64_t version)
+{
+    size_t n = 0;
+    desired_held **pp = &c->desired_held;
+    while (*pp && (*pp)->version < version) {
+        pp = &(*pp)->next;
+        n++;
+    }
+    if (*pp && (*pp)->version == version)
+        return; /* the same one twice */
+    desired_held *d = xmalloc(sizeof *d + len);
+    if (!d)
+        return;
+    d->version = version;
+    d->len = len;
+    memcpy(d->text, text, len);
+    d->next = *pp;
+    *pp = d;
+    for (desired_held *x = d; x; x = x->next)
+        n++;
+    if (!c->desired_ev)
+        c->desired_ev = event_new(c->loop->base, -1, 0, desired_wait_over, c);
+    if (!c->desired_ev || n > DESIRED_HOLD_MAX) {
+        desired_release(c, true);
+        return;
+    }
+    if (!event_pending(c->desired_ev, EV_TIMEOUT, NULL)) {
+        struct timeval tv = {0, DESIRED_HOLD_MS * 1000};
+        event_add(c->desired_ev, &tv);
+    }
+}
+
+void hub_conn_desired_seen(hub_mqtt_conn *c, int64_t version)
+{
+    if (version > c->desired_sent)
+        c->desired_sent = version;
+    desired_release(c, false);
+}
+
+void hub_conn_desired_free(hub_mqtt_conn *c)
+{
+    while (c->desired_held) {
+        desired_held *d = c->desired_held;
+        c->desired_held = d->next;
+        xfree(d);
+    }
+    if (c->desired_ev)
+        event_free(c->desired_ev);
+    c->desired_ev = NULL;
+}
+
 void hub_conn_notify_desired_local(hub_loop *loop, const char *client_id, const char *text,
                                    size_t len, int64_t version)
 {
     hub_mqtt_conn *c = hub_conn_find(loop, client_id);
     if (!c || !(c->subs & HUB_SUB_BIT(AZ_SUB_TWIN_DESIRED)) || !conn_writable(c))
         return; /* notifications are not queued (docs/protocol.md §5.4) */
-    char topic[128];
-    size_t tlen = az_format_desired_patch(topic, sizeof topic, version);
-    if (tlen)
-        hub_conn_publish(c, topic, tlen, text, len);
+    if (c->desired_sent && version <= c->desired_sent)
+        return; /* the device has it (or a later state, from its twin GET) */
+    if (!c->desired_sent || version == c->desired_sent + 1) {
+        desired_send(c, text, len, version);
+        desired_release(c, false);
+        return;
+    }
+    desired_hold(c, text, len, version);
 }
 
 bool hub_conn_send_method(hub_loop *loop, const char *device_id, const char *method,

@@ -275,7 +275,8 @@ typedef struct {
     int64_t expected_version;
     char *view; /* GET: the device's view of its twin, JSON text */
     size_t view_len;
-    int64_t version; /* PATCH: the new reported $version */
+    int64_t desired_version; /* GET: the view's */
+    int64_t version;         /* PATCH: the new reported $version */
     twin_error err;
 } twin_unit;
 
@@ -325,6 +326,7 @@ static iotdm_result twin_get_run(hub_work *w, hub_store *store)
     iotdm_result r = hub_store_twin_texts(store, u->device_id, &t);
     if (r < 0)
         return r;
+    u->desired_version = t.desired_version;
     u->view = hub_twin_device_view_text(t.desired, t.desired_len, t.desired_version, t.reported,
                                         t.reported_len, t.reported_version, &u->view_len);
     hub_twin_texts_free(&t);
@@ -353,6 +355,7 @@ static void twin_done(hub_work *w)
             twin_respond(c, 204, u->rid, u->rid_len, u->version, NULL, 0, false);
         } else {
             twin_respond(c, 200, u->rid, u->rid_len, -1, u->view, u->view_len, false);
+            hub_conn_desired_seen(c, u->desired_version);
         }
         if (u->qos1) {
             uint8_t ack[4];

@@ -52,6 +52,7 @@ static void conn_free(hub_mqtt_conn *c)
     hub_dps_session_free(c->dps);
     xfree(c->ident);
     xfree(c->inflight);
+    hub_conn_desired_free(c);
     xfree(c);
 }
 

@@ -92,6 +92,29 @@ test('a method and a desired patch sent to node 1 reach a device held by node 3'
   assert.equal(c2d.payload.toString(), 'hello');
 });
 
+test('desired patches written through different nodes reach the device in $version order, none lost', async () => {
+  await device('cl-order');
+  const c = await connectTo(3, 'cl-order');
+  await c.subscribe('$iothub/twin/PATCH/properties/desired/#');
+  await c.subscribe('$iothub/twin/res/#');
+  await c.twinGet();
+  // Twenty patches, each written through node 1 or node 2 in turn, the next sent as soon as the
+  // previous one is acknowledged: their notifications travel on two buses and may cross.
+  for (let i = 0; i < 20; i++) {
+    const r = await h.rest('PATCH', `/twins/cl-order?${API}`, {
+      target: node(1 + (i % 2)).addr, body: { properties: { desired: { [`k${i}`]: i } } },
+    });
+    assert.equal(r.status, 200, r.text);
+  }
+  await c.waitMessage((m) => m.topic.startsWith('$iothub/twin/PATCH/properties/desired/') &&
+    JSON.parse(m.payload.toString()).k19 === 19, 5000, 'the last patch');
+  const got = c.messages.filter((m) => m.topic.startsWith('$iothub/twin/PATCH/properties/desired/'))
+    .map((m) => JSON.parse(m.payload.toString()));
+  const versions = got.map((p) => p.$version);
+  assert.deepEqual(versions, [...versions].sort((a, b) => a - b), `in order: ${versions}`);
+  for (let i = 0; i < 20; i++) assert.ok(got.some((p) => p[`k${i}`] === i), `patch ${i} delivered`);
+});
+
 test('a method to a device that connects to another node within connectTimeoutInSeconds is delivered', async () => {
   await device('cl-late');
   const call = h.rest('POST', `/twins/cl-late/methods?${API}`, {
