@@ -52,11 +52,11 @@ E2E_PG_FILES = conformance_registry.test.js conformance_device.test.js \
 	conformance_methods.test.js conformance_query.test.js mqtt_negative.test.js durability.test.js
 E2E_PG_ENV = IOTDM_E2E_PG_DIR=$(CURDIR)/build/e2e-pg IOTDM_BUILD_DIR=$(CURDIR)/build/dev
 e2e-pg: dev
-	rm -rf build/e2e-pg && scripts/pg-tmp.sh start build/e2e-pg >/dev/null
+	scripts/pg-tmp.sh destroy build/e2e-pg && scripts/pg-tmp.sh start build/e2e-pg >/dev/null
 	cd tests/e2e && $(E2E_PG_ENV) node --test --test-concurrency=1 $(E2E_PG_FILES) && \
 		$(E2E_PG_ENV) IOTDM_E2E_CLUSTER=1 node --test --test-concurrency=1 $(E2E_PG_FILES) \
 			agent.test.js cluster/cluster.test.js; \
-		rc=$$?; cd $(CURDIR) && scripts/pg-tmp.sh stop build/e2e-pg; exit $$rc
+		rc=$$?; cd $(CURDIR) && scripts/pg-tmp.sh destroy build/e2e-pg; exit $$rc
 
 # The dashboard in headless chromium (playwright-core); screenshots land in tests/web/artifacts.
 web: dev

@@ -149,7 +149,7 @@ cpu_s() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat
 # PostgreSQL's CPU seconds: the postmaster and every backend.
 pg_cpu_s() {
     local pm total=0 p
-    pm=$(head -1 "$TMP/pg/data/postmaster.pid")
+    pm=$(head -1 "$(cat "$TMP/pg/home")/data/postmaster.pid")
     for p in $pm $(pgrep -P "$pm"); do total=$(awk -v a="$total" -v b="$(cpu_s "$p")" 'BEGIN {print a + b}'); done
     echo "$total"
 }

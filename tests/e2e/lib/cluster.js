@@ -129,7 +129,9 @@ class Cluster {
     const cfg = path.join(this.root, 'haproxy.cfg');
     fs.writeFileSync(cfg, haproxyConfig(this.addr, this.nodes));
     const log = fs.openSync(path.join(this.root, 'haproxy.log'), 'a');
-    this.haproxy = spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', log, log] });
+    // Debian installs it in /usr/sbin, which a user's PATH may lack.
+    const bin = fs.existsSync('/usr/sbin/haproxy') ? '/usr/sbin/haproxy' : 'haproxy';
+    this.haproxy = spawn(bin, ['-db', '-f', cfg], { stdio: ['ignore', log, log] });
     fs.closeSync(log);
     this.haproxy.unref();
     await waitListening(this.addr, 443, timeoutMs);
