@@ -2,7 +2,11 @@
  * helpers every backend shares (struct cleanup, opening by location). */
 #include "hub/store/store.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "common/alloc.h"
 #include "common/urlenc.h"
@@ -455,4 +459,74 @@ iotdm_result hub_store_file_prune(hub_store *store, int64_t done_before_ms, int6
 {
     return store->ops->file_prune(store, done_before_ms, open_before_ms, max, visit, ctx,
                                   out_deleted);
+}
+
+/* ---- helpers every backend uses ---- */
+
+/* Azure's generationId is an 18-digit decimal number; ours is random so it differs when a device
+ * is deleted and created again under the same id. */
+void hub_device_new_generation_id(char *out, size_t cap)
+{
+    uint64_t n = 0;
+    if (getrandom(&n, sizeof n, 0) != (ssize_t)sizeof n) {
+        struct timespec ts; /* getrandom does not fail for 8 bytes; a fallback all the same */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        n = (uint64_t)ts.tv_nsec * UINT64_C(6364136223846793005) + (uint64_t)ts.tv_sec;
+    }
+    n = n % UINT64_C(900000000000000000) + UINT64_C(100000000000000000);
+    snprintf(out, cap, "%" PRIu64, n);
+}
+
+bool hub_device_auth_ok(hub_auth_type t)
+{
+    return t == HUB_AUTH_SAS || t == HUB_AUTH_SELF_SIGNED || t == HUB_AUTH_CA || t == HUB_AUTH_NONE;
+}
+
+bool hub_session_device(const char *client_id, size_t *out_len)
+{
+    if (!client_id || !client_id[0])
+        return false;
+    size_t total = strnlen(client_id, 2 * HUB_ID_MAX);
+    if (total >= 2 * HUB_ID_MAX)
+        return false;
+    const char *slash = memchr(client_id, '/', total);
+    size_t n = slash ? (size_t)(slash - client_id) : total;
+    *out_len = n;
+    return n > 0 && n < HUB_ID_MAX;
+}
+
+iotdm_result hub_json_buf_dump(hub_json_buf *b, const json_t *json, const char **out_text,
+                               size_t *out_len)
+{
+    if (!json) {
+        *out_text = "{}";
+        *out_len = 2;
+        return IOTDM_OK;
+    }
+    size_t need = json_dumpb(json, b->data, b->cap, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (need == 0)
+        return IOTDM_E_MALFORMED;
+    if (need > b->cap) {
+        size_t cap = need + need / 4 + 256;
+        char *p = xrealloc(b->data, cap);
+        if (!p)
+            return -ENOMEM;
+        b->data = p;
+        b->cap = cap;
+        need = json_dumpb(json, b->data, b->cap, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (need == 0 || need > b->cap)
+            return IOTDM_E_MALFORMED;
+    }
+    if (need > INT32_MAX)
+        return IOTDM_E_TOO_LARGE; /* both backends take an int length */
+    *out_text = b->data;
+    *out_len = need;
+    return IOTDM_OK;
+}
+
+void hub_json_buf_free(hub_json_buf *b)
+{
+    xfree(b->data);
+    b->data = NULL;
+    b->cap = 0;
 }

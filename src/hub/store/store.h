@@ -445,6 +445,24 @@ IOTDM_NODISCARD iotdm_result hub_store_tpm_challenge_get(hub_store *store,
 IOTDM_NODISCARD iotdm_result hub_store_tpm_challenge_prune(hub_store *store, int64_t now_ms,
                                                            size_t max_keep, size_t *out_deleted);
 
+/* ---- what every backend shares (store.c) ---- */
+
+/* A new random generationId (18 decimal digits). */
+void hub_device_new_generation_id(char *out, size_t cap);
+bool hub_device_auth_ok(hub_auth_type t);
+/* A session belongs to the device its client id names ("deviceId" or "deviceId/moduleId"):
+ * *out_len gets the device id's length; false when the client id cannot be one. */
+bool hub_session_device(const char *client_id, size_t *out_len);
+/* A growable buffer for JSON text handed to a database without an allocation per call. */
+typedef struct {
+    char *data;
+    size_t cap;
+} hub_json_buf;
+/* Serializes json compactly into b (NULL becomes "{}"); *out_len excludes the NUL. */
+IOTDM_NODISCARD iotdm_result hub_json_buf_dump(hub_json_buf *b, const json_t *json,
+                                               const char **out_text, size_t *out_len);
+void hub_json_buf_free(hub_json_buf *b);
+
 /* ---- the backend interface ----
  * A backend fills in every member (none may be NULL) and embeds hub_store first in its handle.
  * Each member does what the hub_store_* function of the same name documents above. */

@@ -37,12 +37,11 @@ iotdm_result pg_policy_get(hub_store *base, const char *name, hub_policy *out_po
         return IOTDM_E_NOT_FOUND;
     pg_params p = {0};
     pp_text(&p, name);
-    iotdm_result r = pg_read_begin(s);
-    PGresult *res = r == IOTDM_OK ? pg_run(s, PQ_POLICY_GET,
-                                           "SELECT name, primary_key, secondary_key, rights "
-                                           "FROM policies WHERE name = $1",
-                                           &p, &r)
-                                  : NULL;
+    iotdm_result r;
+    PGresult *res = pg_select(s, PQ_POLICY_GET,
+                              "SELECT name, primary_key, secondary_key, rights "
+                              "FROM policies WHERE name = $1",
+                              &p, &r);
     if (!res)
         return r;
     r = IOTDM_E_NOT_FOUND;
@@ -61,10 +60,8 @@ iotdm_result pg_policy_get(hub_store *base, const char *name, hub_policy *out_po
 size_t pg_policy_count(hub_store *base)
 {
     pg_store *s = (pg_store *)base;
-    iotdm_result r = pg_read_begin(s);
-    PGresult *res = r == IOTDM_OK
-                        ? pg_run(s, PQ_POLICY_COUNT, "SELECT COUNT(*) FROM policies", NULL, &r)
-                        : NULL;
+    iotdm_result r;
+    PGresult *res = pg_select(s, PQ_POLICY_COUNT, "SELECT COUNT(*) FROM policies", NULL, &r);
     if (!res)
         return 0;
     size_t n = (size_t)pg_int(res, 0, 0);
@@ -94,22 +91,6 @@ void pg_device_from_row(const PGresult *res, int row, int c, hub_device *d)
     d->last_activity_ms = pg_int(res, row, c + 14);
     pg_copy(res, row, c + 15, d->model_id, sizeof d->model_id);
     d->c2d_pending = (size_t)pg_int(res, row, c + 16);
-}
-
-/* Azure's generationId is an 18-digit decimal number; ours is random so it differs when a device
- * is deleted and created again under the same id. */
-static void new_generation_id(char *out, size_t cap)
-{
-    uint64_t n = 0;
-    if (getrandom(&n, sizeof n, 0) != (ssize_t)sizeof n)
-        n = (uint64_t)pg_now_ms() * UINT64_C(6364136223846793005); /* never fails in practice */
-    n = n % UINT64_C(900000000000000000) + UINT64_C(100000000000000000);
-    snprintf(out, cap, "%" PRIu64, n);
-}
-
-static bool auth_type_ok(hub_auth_type t)
-{
-    return t == HUB_AUTH_SAS || t == HUB_AUTH_SELF_SIGNED || t == HUB_AUTH_CA || t == HUB_AUTH_NONE;
 }
 
 /* Inserts the device and its empty twin in one statement; *out_created false when the id is
@@ -158,12 +139,12 @@ static iotdm_result insert_device(pg_store *s, const hub_device *d, bool *out_cr
 iotdm_result pg_device_create(hub_store *base, hub_device *device)
 {
     pg_store *s = (pg_store *)base;
-    if (!pg_id_ok(device->device_id) || !auth_type_ok(device->auth_type))
+    if (!pg_id_ok(device->device_id) || !hub_device_auth_ok(device->auth_type))
         return IOTDM_E_MALFORMED;
     char generation[sizeof(device->generation_id)];
     memcpy(generation, device->generation_id, sizeof(generation));
     uint64_t etag = device->etag;
-    new_generation_id(device->generation_id, sizeof(device->generation_id));
+    hub_device_new_generation_id(device->generation_id, sizeof(device->generation_id));
     device->etag = 1;
     bool created = false;
     iotdm_result r = pg_write_begin(s);
@@ -186,12 +167,11 @@ iotdm_result pg_device_get(hub_store *base, const char *device_id, hub_device *o
         return IOTDM_E_NOT_FOUND;
     pg_params p = {0};
     pp_text(&p, device_id);
-    iotdm_result r = pg_read_begin(s);
-    PGresult *res = r == IOTDM_OK ? pg_run(s, PQ_DEVICE_GET,
-                                           "SELECT " PG_DEVICE_COLUMNS " FROM devices d "
-                                           "WHERE d.device_id = $1",
-                                           &p, &r)
-                                  : NULL;
+    iotdm_result r;
+    PGresult *res = pg_select(s, PQ_DEVICE_GET,
+                              "SELECT " PG_DEVICE_COLUMNS " FROM devices d "
+                              "WHERE d.device_id = $1",
+                              &p, &r);
     if (!res)
         return r;
     r = IOTDM_E_NOT_FOUND;
@@ -223,7 +203,7 @@ iotdm_result pg_device_update(hub_store *base, hub_device *device, uint64_t if_m
     pg_store *s = (pg_store *)base;
     if (!pg_id_ok(device->device_id))
         return IOTDM_E_NOT_FOUND;
-    if (!auth_type_ok(device->auth_type))
+    if (!hub_device_auth_ok(device->auth_type))
         return IOTDM_E_MALFORMED;
     iotdm_result r = pg_write_begin(s);
     if (r != IOTDM_OK)
@@ -368,12 +348,11 @@ iotdm_result pg_device_stats(hub_store *base, hub_device_stats *out_stats)
 {
     pg_store *s = (pg_store *)base;
     memset(out_stats, 0, sizeof(*out_stats));
-    iotdm_result r = pg_read_begin(s);
-    PGresult *res = r == IOTDM_OK ? pg_run(s, PQ_DEVICE_STATS,
-                                           "SELECT COUNT(*), COUNT(*) FILTER (WHERE enabled), "
-                                           "COUNT(*) FILTER (WHERE connected) FROM devices",
-                                           NULL, &r)
-                                  : NULL;
+    iotdm_result r;
+    PGresult *res = pg_select(s, PQ_DEVICE_STATS,
+                              "SELECT COUNT(*), COUNT(*) FILTER (WHERE enabled), "
+                              "COUNT(*) FILTER (WHERE connected) FROM devices",
+                              NULL, &r);
     if (!res)
         return r;
     out_stats->total = (size_t)pg_int(res, 0, 0);
@@ -438,25 +417,11 @@ iotdm_result pg_device_disconnect_node(hub_store *base, const char *node_id, int
 
 /* ---- sessions ---- */
 
-/* A session belongs to the device named by its client id: "deviceId" or "deviceId/moduleId". */
-static bool session_device(const char *client_id, size_t *out_len)
-{
-    if (!client_id || !client_id[0])
-        return false;
-    size_t total = strnlen(client_id, 2 * HUB_ID_MAX);
-    if (total >= 2 * HUB_ID_MAX)
-        return false;
-    const char *slash = memchr(client_id, '/', total);
-    size_t n = slash ? (size_t)(slash - client_id) : total;
-    *out_len = n;
-    return n > 0 && n < HUB_ID_MAX;
-}
-
 iotdm_result pg_session_put(hub_store *base, const char *client_id, uint32_t subscriptions)
 {
     pg_store *s = (pg_store *)base;
     size_t dev_len;
-    if (!session_device(client_id, &dev_len))
+    if (!hub_session_device(client_id, &dev_len))
         return IOTDM_E_MALFORMED;
     iotdm_result r = pg_write_begin(s);
     if (r != IOTDM_OK)
@@ -479,15 +444,13 @@ iotdm_result pg_session_get(hub_store *base, const char *client_id, uint32_t *ou
 {
     pg_store *s = (pg_store *)base;
     size_t dev_len;
-    if (!session_device(client_id, &dev_len))
+    if (!hub_session_device(client_id, &dev_len))
         return IOTDM_E_NOT_FOUND;
     pg_params p = {0};
     pp_text(&p, client_id);
-    iotdm_result r = pg_read_begin(s);
-    PGresult *res = r == IOTDM_OK
-                        ? pg_run(s, PQ_SESSION_GET,
-                                 "SELECT subscriptions FROM sessions WHERE client_id = $1", &p, &r)
-                        : NULL;
+    iotdm_result r;
+    PGresult *res = pg_select(s, PQ_SESSION_GET,
+                              "SELECT subscriptions FROM sessions WHERE client_id = $1", &p, &r);
     if (!res)
         return r;
     r = IOTDM_E_NOT_FOUND;
@@ -504,7 +467,7 @@ iotdm_result pg_session_delete(hub_store *base, const char *client_id)
 {
     pg_store *s = (pg_store *)base;
     size_t dev_len;
-    if (!session_device(client_id, &dev_len))
+    if (!hub_session_device(client_id, &dev_len))
         return IOTDM_OK;
     iotdm_result r = pg_write_begin(s);
     if (r != IOTDM_OK)

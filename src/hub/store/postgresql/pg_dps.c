@@ -25,8 +25,8 @@ static void fold_after(const char *after_id, char out[HUB_ID_MAX])
 static iotdm_result read_doc(pg_store *s, pg_stmt_id id, const char *sql, const pg_params *p,
                              json_t **out_doc, uint64_t *out_etag)
 {
-    iotdm_result r = pg_read_begin(s);
-    PGresult *res = r == IOTDM_OK ? pg_run(s, id, sql, p, &r) : NULL;
+    iotdm_result r;
+    PGresult *res = pg_select(s, id, sql, p, &r);
     if (!res)
         return r;
     r = IOTDM_E_NOT_FOUND;
@@ -311,13 +311,11 @@ iotdm_result pg_dps_operation_get(hub_store *base, const char *operation_id,
     *out_result = NULL;
     pg_params p = {0};
     pp_text(&p, operation_id);
-    iotdm_result r = pg_read_begin(s);
-    PGresult *res = r == IOTDM_OK
-                        ? pg_run(s, PQ_DPS_OP_GET,
-                                 "SELECT registration_id, created_ms, result FROM dps_operations "
-                                 "WHERE operation_id = $1",
-                                 &p, &r)
-                        : NULL;
+    iotdm_result r;
+    PGresult *res = pg_select(s, PQ_DPS_OP_GET,
+                              "SELECT registration_id, created_ms, result FROM dps_operations "
+                              "WHERE operation_id = $1",
+                              &p, &r);
     if (!res)
         return r;
     r = IOTDM_E_NOT_FOUND;
@@ -430,13 +428,11 @@ iotdm_result pg_tpm_challenge_get(hub_store *base, const char *registration_id, 
     pg_params p = {0};
     pp_text(&p, key);
     pp_int(&p, now_ms);
-    iotdm_result r = pg_read_begin(s);
-    PGresult *res = r == IOTDM_OK
-                        ? pg_run(s, PQ_TPM_CHALLENGE_GET,
-                                 "SELECT key, ek_digest, srk, expires_ms FROM dps_tpm_challenges "
-                                 "WHERE id_key = $1 AND expires_ms > $2::bigint",
-                                 &p, &r)
-                        : NULL;
+    iotdm_result r;
+    PGresult *res = pg_select(s, PQ_TPM_CHALLENGE_GET,
+                              "SELECT key, ek_digest, srk, expires_ms FROM dps_tpm_challenges "
+                              "WHERE id_key = $1 AND expires_ms > $2::bigint",
+                              &p, &r);
     if (!res)
         return r;
     r = IOTDM_E_NOT_FOUND;

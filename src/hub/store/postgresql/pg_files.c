@@ -92,8 +92,8 @@ iotdm_result pg_file_update(hub_store *base, const hub_file *file)
 static iotdm_result read_one(pg_store *s, pg_stmt_id id, const char *sql, const pg_params *p,
                              hub_file *out)
 {
-    iotdm_result r = pg_read_begin(s);
-    PGresult *res = r == IOTDM_OK ? pg_run(s, id, sql, p, &r) : NULL;
+    iotdm_result r;
+    PGresult *res = pg_select(s, id, sql, p, &r);
     if (!res)
         return r;
     r = IOTDM_E_NOT_FOUND;
@@ -196,12 +196,11 @@ size_t pg_file_active(hub_store *base, const char *device_id, int64_t since_ms)
     pg_params p = {0};
     pp_text(&p, device_id);
     pp_int(&p, since_ms);
-    iotdm_result r = pg_read_begin(s);
-    PGresult *res = r == IOTDM_OK ? pg_run(s, PQ_FILE_ACTIVE,
-                                           "SELECT COUNT(*) FROM files WHERE device_id = $1 AND "
-                                           "state IN (0, 1) AND created_ms > $2::bigint",
-                                           &p, &r)
-                                  : NULL;
+    iotdm_result r;
+    PGresult *res = pg_select(s, PQ_FILE_ACTIVE,
+                              "SELECT COUNT(*) FROM files WHERE device_id = $1 AND "
+                              "state IN (0, 1) AND created_ms > $2::bigint",
+                              &p, &r);
     if (!res)
         return 0;
     size_t n = (size_t)pg_int(res, 0, 0);
@@ -217,12 +216,11 @@ iotdm_result pg_file_usage(hub_store *base, const char *device_id, size_t *out_c
     *out_bytes = 0;
     pg_params p = {0};
     pp_text(&p, device_id);
-    iotdm_result r = pg_read_begin(s);
-    PGresult *res = r == IOTDM_OK ? pg_run(s, PQ_FILE_USAGE,
-                                           "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM files "
-                                           "WHERE device_id = $1",
-                                           &p, &r)
-                                  : NULL;
+    iotdm_result r;
+    PGresult *res = pg_select(s, PQ_FILE_USAGE,
+                              "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM files "
+                              "WHERE device_id = $1",
+                              &p, &r);
     if (!res)
         return r;
     *out_count = (size_t)pg_int(res, 0, 0);

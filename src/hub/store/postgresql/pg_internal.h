@@ -114,12 +114,6 @@ void pp_bytes(pg_params *p, const void *bytes, size_t len); /* bytea */
 void pp_int(pg_params *p, int64_t v);
 void pp_bool(pg_params *p, bool v);
 
-/* A growable buffer for JSON text handed to libpq without a per-call allocation. */
-typedef struct {
-    char *data;
-    size_t cap;
-} pg_buf;
-
 enum { PG_JSON_BUFS = 5 };
 
 #define PG_CONNINFO_MAX 1024
@@ -164,7 +158,7 @@ typedef struct pg_store {
     size_t unit_tel_mark;    /* rows buffered before the open unit (dropped if it fails) */
     bool unit_flushed;       /* the open unit inserted rows of earlier units (a flush) */
     int64_t partitions_hour; /* the hour whose telemetry partitions this handle last made */
-    pg_buf json[PG_JSON_BUFS];
+    hub_json_buf json[PG_JSON_BUFS];
 } pg_store;
 
 /* Runs statement id (prepared on this connection at its first use) with p. For a statement that
@@ -187,6 +181,9 @@ void pg_telemetry_batch_free(pg_store *s);
 IOTDM_NODISCARD iotdm_result pg_telemetry_partitions(pg_store *s, int64_t now_ms);
 /* Drops the buffered rows from the nth on (a failed unit's). */
 void pg_telemetry_batch_truncate(pg_store *s, size_t n);
+/* pg_run for a read: joins the open unit's savepoint first (pg_read_begin). */
+PGresult *pg_select(pg_store *s, pg_stmt_id id, const char *sql, const pg_params *p,
+                    iotdm_result *out_r);
 /* pg_run for statements whose rows are not needed: *out_count gets the rows affected (may be
  * NULL). */
 IOTDM_NODISCARD iotdm_result pg_exec(pg_store *s, pg_stmt_id id, const char *sql,

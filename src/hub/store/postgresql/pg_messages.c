@@ -33,12 +33,11 @@ static iotdm_result c2d_live_count(pg_store *s, const hub_c2d *msg, size_t *out_
     pg_params p = {0};
     pp_field(&p, msg->device_id, sizeof msg->device_id);
     pp_int(&p, msg->enqueued_ms);
-    iotdm_result r = pg_read_begin(s);
-    PGresult *res = r == IOTDM_OK ? pg_run(s, PQ_C2D_COUNT_LIVE,
-                                           "SELECT COUNT(*) FROM c2d WHERE device_id = $1 "
-                                           "AND (expiry_ms = 0 OR expiry_ms > $2::bigint)",
-                                           &p, &r)
-                                  : NULL;
+    iotdm_result r;
+    PGresult *res = pg_select(s, PQ_C2D_COUNT_LIVE,
+                              "SELECT COUNT(*) FROM c2d WHERE device_id = $1 "
+                              "AND (expiry_ms = 0 OR expiry_ms > $2::bigint)",
+                              &p, &r);
     if (!res)
         return r;
     *out_count = (size_t)pg_int(res, 0, 0);
@@ -212,10 +211,9 @@ size_t pg_c2d_count(hub_store *base, const char *device_id)
         return 0;
     pg_params p = {0};
     pp_text(&p, device_id);
-    iotdm_result r = pg_read_begin(s);
-    PGresult *res = r == IOTDM_OK ? pg_run(s, PQ_C2D_COUNT,
-                                           "SELECT COUNT(*) FROM c2d WHERE device_id = $1", &p, &r)
-                                  : NULL;
+    iotdm_result r;
+    PGresult *res =
+        pg_select(s, PQ_C2D_COUNT, "SELECT COUNT(*) FROM c2d WHERE device_id = $1", &p, &r);
     if (!res)
         return 0;
     size_t n = (size_t)pg_int(res, 0, 0);
@@ -494,11 +492,9 @@ int64_t pg_telemetry_last_seq(hub_store *base)
      * table, so a reader positioned "after the last" never sees an old seq come round again. NULL
      * before the first append: 0. A sequence is not transactional: a seq taken by a group that
      * was rolled back counts too, which leaves a gap in the stream, never a repeat. */
-    iotdm_result r = pg_read_begin(s);
-    PGresult *res = r == IOTDM_OK
-                        ? pg_run(s, PQ_TELEMETRY_LAST_SEQ,
-                                 "SELECT pg_sequence_last_value('telemetry_seq')", NULL, &r)
-                        : NULL;
+    iotdm_result r;
+    PGresult *res = pg_select(s, PQ_TELEMETRY_LAST_SEQ,
+                              "SELECT pg_sequence_last_value('telemetry_seq')", NULL, &r);
     if (!res)
         return 0;
     int64_t seq = pg_int(res, 0, 0);
@@ -513,11 +509,9 @@ static iotdm_result telemetry_bytes(pg_store *s, int64_t *out)
         return IOTDM_OK;
     }
     *out = 0;
-    iotdm_result r = pg_read_begin(s);
-    PGresult *res = r == IOTDM_OK
-                        ? pg_run(s, PQ_TELEMETRY_BYTES,
-                                 "SELECT COALESCE(SUM(row_bytes), 0) FROM telemetry", NULL, &r)
-                        : NULL;
+    iotdm_result r;
+    PGresult *res = pg_select(s, PQ_TELEMETRY_BYTES,
+                              "SELECT COALESCE(SUM(row_bytes), 0) FROM telemetry", NULL, &r);
     if (!res)
         return r;
     s->telemetry_bytes = pg_int(res, 0, 0);

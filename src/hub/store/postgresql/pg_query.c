@@ -450,54 +450,33 @@ static qf_result call(qfilter *f, const qnode *n)
 
 static qf_result compile(qfilter *f, const qnode *n);
 
-static qf_result compile_and(qfilter *f, const qnode *n)
+/* AND keeps the sides that compile (dropping one only widens the set) and is nothing if one side
+ * is; OR compiles only when every side does, and drops the sides that match nothing. */
+static qf_result compile_junction(qfilter *f, const qnode *n, bool and)
 {
     qf_mark start = mark(f);
     bool any = false;
     for (size_t i = 0; i < n->nkids; i++) {
         qf_mark m = mark(f);
-        if (any && !put(f, " AND "))
-            break; /* out of room: what is there is still a superset */
-        qf_result r = compile(f, n->kids[i]);
-        if (r == QF_NONE) {
-            restore(f, start);
-            return QF_NONE;
-        }
-        if (r == QF_ALL)
-            restore(f, m);
-        else
-            any = true;
-    }
-    if (!any) {
-        restore(f, start);
-        return QF_ALL;
-    }
-    return QF_SQL;
-}
-
-static qf_result compile_or(qfilter *f, const qnode *n)
-{
-    qf_mark start = mark(f);
-    bool any = false;
-    for (size_t i = 0; i < n->nkids; i++) {
-        qf_mark m = mark(f);
-        if (any && !put(f, " OR ")) {
+        if (any && !put(f, and? " AND " : " OR ")) {
+            if (and)
+                break; /* out of room: what is there is still a superset */
             restore(f, start);
             return QF_ALL;
         }
         qf_result r = compile(f, n->kids[i]);
-        if (r == QF_ALL) {
+        if (r == (and? QF_NONE : QF_ALL)) {
             restore(f, start);
-            return QF_ALL;
+            return r;
         }
-        if (r == QF_NONE)
-            restore(f, m);
-        else
+        if (r == QF_SQL)
             any = true;
+        else
+            restore(f, m); /* AND of everything, OR of nothing: the side drops out */
     }
     if (!any) {
         restore(f, start);
-        return QF_NONE;
+        return and? QF_ALL : QF_NONE;
     }
     return QF_SQL;
 }
@@ -512,10 +491,8 @@ static qf_result compile(qfilter *f, const qnode *n)
     qf_result r;
     switch (n->kind) {
     case QN_AND:
-        r = compile_and(f, n);
-        break;
     case QN_OR:
-        r = compile_or(f, n);
+        r = compile_junction(f, n, n->kind == QN_AND);
         break;
     case QN_CMP:
         r = compare(f, n);

@@ -513,6 +513,13 @@ PGresult *pg_run_params(pg_store *s, const char *sql, int n, const char *const *
     return res;
 }
 
+PGresult *pg_select(pg_store *s, pg_stmt_id id, const char *sql, const pg_params *p,
+                    iotdm_result *out_r)
+{
+    *out_r = pg_read_begin(s);
+    return *out_r == IOTDM_OK ? pg_run(s, id, sql, p, out_r) : NULL;
+}
+
 iotdm_result pg_exec(pg_store *s, pg_stmt_id id, const char *sql, const pg_params *p,
                      uint64_t *out_count)
 {
@@ -877,7 +884,7 @@ static void pg_close(hub_store *base)
         PQfinish(s->conn);
     pg_telemetry_batch_free(s);
     for (int i = 0; i < PG_JSON_BUFS; i++)
-        xfree(s->json[i].data);
+        hub_json_buf_free(&s->json[i]);
     xfree(s);
 }
 
@@ -948,31 +955,7 @@ unsigned char *pg_bytes(const PGresult *res, int row, int col, size_t *out_len, 
 iotdm_result pg_dump(pg_store *s, int slot, const json_t *json, const char **out_text,
                      size_t *out_len)
 {
-    if (!json) {
-        *out_text = "{}";
-        *out_len = 2;
-        return IOTDM_OK;
-    }
-    pg_buf *b = &s->json[slot];
-    size_t need = json_dumpb(json, b->data, b->cap, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (need == 0)
-        return IOTDM_E_MALFORMED;
-    if (need > b->cap) {
-        size_t cap = need + need / 4 + 256;
-        char *p = xrealloc(b->data, cap);
-        if (!p)
-            return -ENOMEM;
-        b->data = p;
-        b->cap = cap;
-        need = json_dumpb(json, b->data, b->cap, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (need == 0 || need > b->cap)
-            return IOTDM_E_MALFORMED;
-    }
-    if (need > INT32_MAX)
-        return IOTDM_E_TOO_LARGE;
-    *out_text = b->data;
-    *out_len = need;
-    return IOTDM_OK;
+    return hub_json_buf_dump(&s->json[slot], json, out_text, out_len);
 }
 
 bool pg_id_ok(const char *id)

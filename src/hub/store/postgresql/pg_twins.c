@@ -33,8 +33,8 @@ static iotdm_result read_one(pg_store *s, pg_stmt_id id, const char *sql, const 
         return IOTDM_E_NOT_FOUND;
     pg_params p = {0};
     pp_text(&p, device_id);
-    iotdm_result r = pg_read_begin(s);
-    PGresult *res = r == IOTDM_OK ? pg_run(s, id, sql, &p, &r) : NULL;
+    iotdm_result r;
+    PGresult *res = pg_select(s, id, sql, &p, &r);
     if (!res)
         return r;
     if (PQntuples(res) != 1) {

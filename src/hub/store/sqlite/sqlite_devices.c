@@ -96,21 +96,6 @@ void store_device_from_row(sqlite3_stmt *st, int c, hub_device *d)
     d->c2d_pending = (size_t)sqlite3_column_int64(st, c + 16);
 }
 
-/* Azure's generationId is an 18-digit decimal number; ours is random so it differs when a device
- * is deleted and created again under the same id. */
-static void new_generation_id(char *out, size_t cap)
-{
-    uint64_t n;
-    sqlite3_randomness((int)sizeof(n), &n);
-    n = n % UINT64_C(900000000000000000) + UINT64_C(100000000000000000);
-    snprintf(out, cap, "%" PRIu64, n);
-}
-
-static bool auth_type_ok(hub_auth_type t)
-{
-    return t == HUB_AUTH_SAS || t == HUB_AUTH_SELF_SIGNED || t == HUB_AUTH_CA || t == HUB_AUTH_NONE;
-}
-
 static iotdm_result insert_device(sq_store *s, const hub_device *d)
 {
     sqlite3_stmt *st = stmt_take(
@@ -166,12 +151,12 @@ static iotdm_result insert_twin(sq_store *s, const char *device_id, size_t id_ca
 iotdm_result sq_device_create(hub_store *base, hub_device *device)
 {
     sq_store *store = (sq_store *)base;
-    if (!store_id_ok(device->device_id) || !auth_type_ok(device->auth_type))
+    if (!store_id_ok(device->device_id) || !hub_device_auth_ok(device->auth_type))
         return IOTDM_E_MALFORMED;
     char generation[sizeof(device->generation_id)];
     memcpy(generation, device->generation_id, sizeof(generation));
     uint64_t etag = device->etag;
-    new_generation_id(device->generation_id, sizeof(device->generation_id));
+    hub_device_new_generation_id(device->generation_id, sizeof(device->generation_id));
     device->etag = 1;
     iotdm_result r = store_savepoint(store);
     if (r == IOTDM_OK) {
@@ -232,7 +217,7 @@ iotdm_result sq_device_update(hub_store *base, hub_device *device, uint64_t if_m
     sq_store *store = (sq_store *)base;
     if (!store_id_ok(device->device_id))
         return IOTDM_E_NOT_FOUND;
-    if (!auth_type_ok(device->auth_type))
+    if (!hub_device_auth_ok(device->auth_type))
         return IOTDM_E_MALFORMED;
     iotdm_result r = store_write_begin(store);
     if (r != IOTDM_OK)
@@ -410,25 +395,11 @@ iotdm_result sq_device_disconnect_all(hub_store *base, int64_t when_ms)
 
 /* ---- sessions ---- */
 
-/* A session belongs to the device named by its client id: "deviceId" or "deviceId/moduleId". */
-static bool session_device(const char *client_id, size_t *out_len)
-{
-    if (!client_id || !client_id[0])
-        return false;
-    size_t total = strnlen(client_id, 2 * HUB_ID_MAX);
-    if (total >= 2 * HUB_ID_MAX)
-        return false;
-    const char *slash = memchr(client_id, '/', total);
-    size_t n = slash ? (size_t)(slash - client_id) : total;
-    *out_len = n;
-    return n > 0 && n < HUB_ID_MAX;
-}
-
 iotdm_result sq_session_put(hub_store *base, const char *client_id, uint32_t subscriptions)
 {
     sq_store *store = (sq_store *)base;
     size_t dev_len;
-    if (!session_device(client_id, &dev_len))
+    if (!hub_session_device(client_id, &dev_len))
         return IOTDM_E_MALFORMED;
     iotdm_result r;
     sqlite3_stmt *st = store_write_stmt(store, ST_SESSION_PUT,
@@ -450,7 +421,7 @@ iotdm_result sq_session_get(hub_store *base, const char *client_id, uint32_t *ou
 {
     sq_store *store = (sq_store *)base;
     size_t dev_len;
-    if (!session_device(client_id, &dev_len))
+    if (!hub_session_device(client_id, &dev_len))
         return IOTDM_E_NOT_FOUND;
     sqlite3_stmt *st =
         stmt_take(store, ST_SESSION_GET, "SELECT subscriptions FROM sessions WHERE client_id = ?1");
@@ -474,7 +445,7 @@ iotdm_result sq_session_delete(hub_store *base, const char *client_id)
 {
     sq_store *store = (sq_store *)base;
     size_t dev_len;
-    if (!session_device(client_id, &dev_len))
+    if (!hub_session_device(client_id, &dev_len))
         return IOTDM_OK;
     iotdm_result r;
     sqlite3_stmt *st =

@@ -86,12 +86,6 @@ typedef enum {
     ST_COUNT_
 } store_stmt_id;
 
-/* A growable buffer for JSON text handed to SQLite without a per-call allocation. */
-typedef struct {
-    char *data;
-    size_t cap;
-} store_buf;
-
 enum { STORE_JSON_BUFS = 5 };
 
 #define STORE_PATH_MAX        600
@@ -141,7 +135,7 @@ typedef struct sq_store {
     int64_t telemetry_bytes; /* sum of retained rows' bytes; -1 when it must be recounted */
     sqlite3_stmt *stmts[ST_COUNT_];
     bool stmt_busy[ST_COUNT_]; /* the cached statement is mid-iteration (a visitor is running) */
-    store_buf json[STORE_JSON_BUFS];
+    hub_json_buf json[STORE_JSON_BUFS];
     store_ix ix;
 } sq_store;
 

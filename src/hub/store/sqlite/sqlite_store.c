@@ -611,7 +611,7 @@ static void sq_close(hub_store *base)
     if (store->db)
         sqlite3_close_v2(store->db);
     for (int i = 0; i < STORE_JSON_BUFS; i++)
-        xfree(store->json[i].data);
+        hub_json_buf_free(&store->json[i]);
     xfree(store);
 }
 
@@ -641,29 +641,7 @@ void column_copy(sqlite3_stmt *st, int col, char *dst, size_t cap)
 iotdm_result store_dump(sq_store *s, int slot, const json_t *json, const char **out_text,
                         size_t *out_len)
 {
-    if (!json) {
-        *out_text = "{}";
-        *out_len = 2;
-        return IOTDM_OK;
-    }
-    store_buf *b = &s->json[slot];
-    size_t need = json_dumpb(json, b->data, b->cap, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (need == 0)
-        return IOTDM_E_MALFORMED;
-    if (need > b->cap) {
-        size_t cap = need + need / 4 + 256;
-        char *p = xrealloc(b->data, cap);
-        if (!p)
-            return -ENOMEM;
-        b->data = p;
-        b->cap = cap;
-        need = json_dumpb(json, b->data, b->cap, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (need == 0 || need > b->cap)
-            return IOTDM_E_MALFORMED;
-    }
-    *out_text = b->data;
-    *out_len = need;
-    return IOTDM_OK;
+    return hub_json_buf_dump(&s->json[slot], json, out_text, out_len);
 }
 
 json_t *store_load(sqlite3_stmt *st, int col)
