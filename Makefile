@@ -55,7 +55,7 @@ e2e-pg: dev
 	scripts/pg-tmp.sh destroy build/e2e-pg && scripts/pg-tmp.sh start build/e2e-pg >/dev/null
 	cd tests/e2e && $(E2E_PG_ENV) node --test --test-concurrency=1 $(E2E_PG_FILES) && \
 		$(E2E_PG_ENV) IOTDM_E2E_CLUSTER=1 node --test --test-concurrency=1 $(E2E_PG_FILES) \
-			agent.test.js cluster/cluster.test.js; \
+			agent.test.js file_upload.test.js dps.test.js cluster/cluster.test.js; \
 		rc=$$?; cd $(CURDIR) && scripts/pg-tmp.sh destroy build/e2e-pg; exit $$rc
 
 # The dashboard in headless chromium (playwright-core); screenshots land in tests/web/artifacts.

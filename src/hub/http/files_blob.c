@@ -157,10 +157,16 @@ static iotdm_result write_run(hub_work *w, hub_store *store)
     return r == -ENOSPC ? r : (r < 0 ? IOTDM_E_STORAGE : IOTDM_OK);
 }
 
-/* Step 2 (writer): the record says the bytes are there. */
+/* Step 2 (writer): the record says the bytes are there. In a cluster the bytes go into the
+ * store with it, in the same unit (any node then serves them; docs/cluster.md). */
 static iotdm_result record_run(hub_work *w, hub_store *store)
 {
     blob_ctx *bc = (blob_ctx *)w;
+    iotdm_result r = IOTDM_OK;
+    if (bc->cx.h->cluster)
+        r = hub_store_file_bytes_put(store, bc->cid, bc->bytes ? bc->bytes : "", bc->len);
+    if (r != IOTDM_OK)
+        return r;
     bc->f.state = HUB_FILE_UPLOADED;
     bc->f.size = (int64_t)bc->len;
     bc->f.updated_ms = time_now_ms();
@@ -178,6 +184,9 @@ static void blob_step_done(http_ctx *cx)
         http_send_error(cx, HUB_ERR_QUOTA, "%s", bc->why);
     } else if (r < 0) {
         http_send_result_error(cx, r, "cannot store the upload");
+    } else if (bc->step == 0 && cx->h->cluster) {
+        bc->step = 2; /* the bytes go with the record */
+        http_run(cx, record_run, blob_step_done, 0);
     } else if (bc->step == 0) {
         bc->step = 1;
         http_run(cx, write_run, blob_step_done, HUB_WORK_SNAPSHOT);
@@ -270,6 +279,12 @@ static iotdm_result download_run(hub_work *w, hub_store *store)
     iotdm_result r = hub_store_file_find(store, sc->cx.segments[2], sc->blob, &sc->f);
     if (r < 0)
         return r;
+    if (sc->cx.h->cluster) {
+        unsigned char *bytes = NULL;
+        r = hub_store_file_bytes_get(store, sc->f.correlation_id, &bytes, &sc->len);
+        sc->bytes = bytes ? (char *)bytes : (r == IOTDM_OK ? xmalloc(1) : NULL);
+        return r == IOTDM_OK && !sc->bytes ? -ENOMEM : r;
+    }
     char path[700];
     hub_files_path(sc->cx.h, sc->f.correlation_id, path, sizeof path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);

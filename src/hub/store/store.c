@@ -214,6 +214,18 @@ iotdm_result hub_store_device_disconnect_all(hub_store *store, int64_t when_ms)
     return store->ops->device_disconnect_all(store, when_ms);
 }
 
+iotdm_result hub_store_file_bytes_put(hub_store *store, const char *correlation_id,
+                                      const void *bytes, size_t len)
+{
+    return store->ops->file_bytes_put(store, correlation_id, bytes, len);
+}
+
+iotdm_result hub_store_file_bytes_get(hub_store *store, const char *correlation_id,
+                                      unsigned char **out_bytes, size_t *out_len)
+{
+    return store->ops->file_bytes_get(store, correlation_id, out_bytes, out_len);
+}
+
 void hub_store_set_node(hub_store *store, const char *node_id)
 {
     store->ops->set_node(store, node_id);

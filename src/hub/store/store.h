@@ -348,6 +348,14 @@ IOTDM_NODISCARD iotdm_result hub_store_file_prune(hub_store *store, int64_t done
                                                   hub_file_visitor visit, void *ctx,
                                                   size_t *out_deleted);
 
+/* Cluster stores (PostgreSQL): the bytes of an upload kept with its record, so that any node
+ * serves what another received (docs/cluster.md); they go when the record goes. A single hub keeps
+ * them in DATA/files instead: IOTDM_E_UNSUPPORTED on SQLite. get returns a new buffer (xfree). */
+IOTDM_NODISCARD iotdm_result hub_store_file_bytes_put(hub_store *store, const char *correlation_id,
+                                                      const void *bytes, size_t len);
+IOTDM_NODISCARD iotdm_result hub_store_file_bytes_get(hub_store *store, const char *correlation_id,
+                                                      unsigned char **out_bytes, size_t *out_len);
+
 /* Persistent MQTT sessions (CleanSession=0): the subscription set of a client id, as bits the MQTT
  * layer defines. get returns IOTDM_E_NOT_FOUND when there is no session. */
 IOTDM_NODISCARD iotdm_result hub_store_session_put(hub_store *store, const char *client_id,
@@ -530,6 +538,10 @@ struct hub_store_ops {
                                uint64_t *out_bytes);
     iotdm_result (*file_prune)(hub_store *store, int64_t done_before_ms, int64_t open_before_ms,
                                size_t max, hub_file_visitor visit, void *ctx, size_t *out_deleted);
+    iotdm_result (*file_bytes_put)(hub_store *store, const char *correlation_id, const void *bytes,
+                                   size_t len);
+    iotdm_result (*file_bytes_get)(hub_store *store, const char *correlation_id,
+                                   unsigned char **out_bytes, size_t *out_len);
     iotdm_result (*session_put)(hub_store *store, const char *client_id, uint32_t subscriptions);
     iotdm_result (*session_get)(hub_store *store, const char *client_id,
                                 uint32_t *out_subscriptions);

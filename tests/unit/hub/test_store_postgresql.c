@@ -232,6 +232,37 @@ static void test_pg_telemetry_partitions_are_dropped_whole(void **state)
     assert_int_equal(n, 2);
 }
 
+/* An upload's bytes live with its record: read back by any node, gone with the record. */
+static void test_pg_file_bytes_follow_their_record(void **state)
+{
+    PG_ONLY();
+    fixture *f = *state;
+    create(f->s, "up");
+    hub_file file = {0};
+    snprintf(file.correlation_id, sizeof file.correlation_id, "cid-1");
+    snprintf(file.device_id, sizeof file.device_id, "up");
+    snprintf(file.blob_name, sizeof file.blob_name, "up/a.bin");
+    file.created_ms = file.updated_ms = 1000;
+    assert_int_equal(hub_store_file_create(f->s, &file), IOTDM_OK);
+    static const unsigned char bytes[] = {0, 1, 2, 255, 'x'};
+    assert_int_equal(hub_store_file_bytes_put(f->s, "cid-1", bytes, sizeof bytes), IOTDM_OK);
+    assert_int_equal(hub_store_file_bytes_put(f->s, "nobody", bytes, sizeof bytes),
+                     IOTDM_E_NOT_FOUND);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    hub_store *reader = NULL;
+    assert_int_equal(hub_store_open_reader(f->s, &reader), IOTDM_OK);
+    unsigned char *got = NULL;
+    size_t len = 0;
+    assert_int_equal(hub_store_file_bytes_get(reader, "cid-1", &got, &len), IOTDM_OK);
+    assert_int_equal(len, sizeof bytes);
+    assert_memory_equal(got, bytes, sizeof bytes);
+    free(got);
+    assert_int_equal(hub_store_file_delete(f->s, "cid-1"), IOTDM_OK);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    assert_int_equal(hub_store_file_bytes_get(reader, "cid-1", &got, &len), IOTDM_E_NOT_FOUND);
+    hub_store_close(reader);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +272,7 @@ int main(void)
         T(test_pg_expected_refusals_leave_the_group_usable),
         T(test_pg_twin_equality_uses_the_gin_indexes),
         T(test_pg_telemetry_partitions_are_dropped_whole),
+        T(test_pg_file_bytes_follow_their_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

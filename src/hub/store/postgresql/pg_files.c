@@ -272,3 +272,54 @@ iotdm_result pg_file_prune(hub_store *base, int64_t done_before_ms, int64_t open
         *out_deleted = deleted;
     return r;
 }
+
+/* ---- the bytes (cluster stores keep them with the record) ---- */
+
+iotdm_result pg_file_bytes_put(hub_store *base, const char *correlation_id, const void *bytes,
+                               size_t len)
+{
+    pg_store *s = (pg_store *)base;
+    if (!correlation_id || !correlation_id[0] || strlen(correlation_id) >= HUB_CORRELATION_MAX)
+        return IOTDM_E_NOT_FOUND;
+    if (len > INT32_MAX)
+        return IOTDM_E_TOO_LARGE;
+    iotdm_result r = pg_write_begin(s);
+    if (r != IOTDM_OK)
+        return r;
+    pg_params p = {0};
+    pp_text(&p, correlation_id);
+    pp_bytes(&p, bytes, len);
+    /* Only for a record that exists: an unknown id is a count, not a failed key. */
+    uint64_t n = 0;
+    r = pg_exec(s, PQ_FILE_BYTES_PUT,
+                "INSERT INTO file_blobs(correlation_id, body) SELECT correlation_id, $2::bytea "
+                "FROM files WHERE correlation_id = $1 "
+                "ON CONFLICT (correlation_id) DO UPDATE SET body = excluded.body",
+                &p, &n);
+    return r == IOTDM_OK && n == 0 ? IOTDM_E_NOT_FOUND : r;
+}
+
+iotdm_result pg_file_bytes_get(hub_store *base, const char *correlation_id,
+                               unsigned char **out_bytes, size_t *out_len)
+{
+    pg_store *s = (pg_store *)base;
+    *out_bytes = NULL;
+    *out_len = 0;
+    if (!correlation_id || !correlation_id[0] || strlen(correlation_id) >= HUB_CORRELATION_MAX)
+        return IOTDM_E_NOT_FOUND;
+    pg_params p = {0};
+    pp_text(&p, correlation_id);
+    iotdm_result r;
+    PGresult *res = pg_select(s, PQ_FILE_BYTES_GET,
+                              "SELECT body FROM file_blobs WHERE correlation_id = $1", &p, &r);
+    if (!res)
+        return r;
+    r = IOTDM_E_NOT_FOUND;
+    if (PQntuples(res) == 1) {
+        bool ok;
+        *out_bytes = pg_bytes(res, 0, 0, out_len, &ok);
+        r = ok ? IOTDM_OK : -ENOMEM;
+    }
+    PQclear(res);
+    return r;
+}

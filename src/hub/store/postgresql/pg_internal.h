@@ -66,6 +66,8 @@ typedef enum {
     PQ_SESSION_PUT,
     PQ_SESSION_GET,
     PQ_SESSION_DELETE,
+    PQ_FILE_BYTES_PUT,
+    PQ_FILE_BYTES_GET,
     PQ_FILE_INSERT,
     PQ_FILE_GET,
     PQ_FILE_UPDATE,
@@ -304,6 +306,10 @@ IOTDM_NODISCARD iotdm_result pg_telemetry_trim(hub_store *base, uint64_t max_byt
                                                bool *out_more);
 
 IOTDM_NODISCARD iotdm_result pg_file_create(hub_store *base, const hub_file *file);
+IOTDM_NODISCARD iotdm_result pg_file_bytes_put(hub_store *base, const char *correlation_id,
+                                               const void *bytes, size_t len);
+IOTDM_NODISCARD iotdm_result pg_file_bytes_get(hub_store *base, const char *correlation_id,
+                                               unsigned char **out_bytes, size_t *out_len);
 IOTDM_NODISCARD iotdm_result pg_file_get(hub_store *base, const char *correlation_id,
                                          hub_file *out_file);
 IOTDM_NODISCARD iotdm_result pg_file_update(hub_store *base, const hub_file *file);

@@ -156,6 +156,11 @@ static const char *const migrations[] = {
     "CREATE INDEX cluster_inbox_node ON cluster_inbox(node_id, id);"
     "CREATE TABLE cluster_files ("
     "  name text PRIMARY KEY,"
+    "  body bytea NOT NULL);"
+    /* The bytes of uploads, with their records: any node serves what another received. */
+    "CREATE TABLE file_blobs ("
+    "  correlation_id text COLLATE \"C\" PRIMARY KEY"
+    "    REFERENCES files(correlation_id) ON DELETE CASCADE,"
     "  body bytea NOT NULL);",
 };
 
@@ -795,6 +800,8 @@ static const hub_store_ops postgresql_ops = {
     .file_active = pg_file_active,
     .file_usage = pg_file_usage,
     .file_prune = pg_file_prune,
+    .file_bytes_put = pg_file_bytes_put,
+    .file_bytes_get = pg_file_bytes_get,
     .session_put = pg_session_put,
     .session_get = pg_session_get,
     .session_delete = pg_session_delete,

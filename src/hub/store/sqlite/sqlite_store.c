@@ -439,6 +439,23 @@ static void sq_set_node(hub_store *base, const char *node_id)
     (void)node_id;
 }
 
+/* One hub: the bytes live in DATA/files (http/files_blob.c). */
+static iotdm_result sq_file_bytes_put(hub_store *base, const char *correlation_id,
+                                      const void *bytes, size_t len)
+{
+    (void)base, (void)correlation_id, (void)bytes, (void)len;
+    return IOTDM_E_UNSUPPORTED;
+}
+
+static iotdm_result sq_file_bytes_get(hub_store *base, const char *correlation_id,
+                                      unsigned char **out_bytes, size_t *out_len)
+{
+    (void)base, (void)correlation_id;
+    *out_bytes = NULL;
+    *out_len = 0;
+    return IOTDM_E_UNSUPPORTED;
+}
+
 static iotdm_result sq_device_disconnect_node(hub_store *base, const char *node_id, int64_t when_ms,
                                               size_t max, hub_device_id_visitor visit, void *ctx,
                                               size_t *out_count)
@@ -497,6 +514,8 @@ static const hub_store_ops sqlite_ops = {
     .file_active = sq_file_active,
     .file_usage = sq_file_usage,
     .file_prune = sq_file_prune,
+    .file_bytes_put = sq_file_bytes_put,
+    .file_bytes_get = sq_file_bytes_get,
     .session_put = sq_session_put,
     .session_get = sq_session_get,
     .session_delete = sq_session_delete,
