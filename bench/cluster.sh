@@ -16,6 +16,8 @@ N >= 2, HAProxy in TCP mode in front of them, then measures with iotdm-loadgen:
   reported   durable reported-property patches per second
   methods    500 calls/s with the devices on node 1 and the calls entering node 2 (with one node:
              the same node), so that every call crosses between nodes
+  idle       20,000 TLS connections held by node 1 (2,000 with --quick): memory per connection,
+             against Mosquitto's
 Prints the medians of the runs and PASS/FAIL against the targets.
 
   --nodes N       hub nodes (default 1)
@@ -52,15 +54,19 @@ BIN=$ROOT/build/ci
 HUB_BIN=$BIN/src/hub/iotdm-hub
 LG=$BIN/bench/iotdm-loadgen
 if ((QUICK)); then
-    DUR=4 WARM=2 METHOD_DUR=5 RUNS=${RUNS:-1}
+    DUR=4 WARM=2 METHOD_DUR=5 IDLE_N=2000 RUNS=${RUNS:-1}
 else
-    DUR=10 WARM=3 METHOD_DUR=15 RUNS=${RUNS:-3}
+    DUR=10 WARM=3 METHOD_DUR=15 IDLE_N=20000 RUNS=${RUNS:-3}
 fi
 TELEMETRY_DEVICES=1000 WINDOW=4 PAYLOAD=256 METHOD_DEVICES=100 METHOD_RATE=500
 LB_MQTT=$PORT_BASE LB_HTTPS=$((PORT_BASE + 1)) MQ_PORT=$((PORT_BASE + 2))
 node_mqtt() { echo $((PORT_BASE + 10 * $1)); }
 node_https() { echo $((PORT_BASE + 10 * $1 + 1)); }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FD_HARD=$(ulimit -Hn)
+if [[ $FD_HARD != unlimited ]] && ((IDLE_N > FD_HARD - 200)); then
+    IDLE_N=$((FD_HARD - 200)) # each side needs a descriptor per connection, and a few more
+fi
 
 # shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
@@ -174,7 +180,7 @@ fi
 AUTH=(--host 127.0.0.1 --ca "$TMP/node1/ca.pem" --connstr-file "$TMP/node1/owner.connstr")
 echo "bench: registering devices" >&2
 loadgen register "${AUTH[@]}" --port "$ENTRY_MQTT" --https-port "$ENTRY_HTTPS" register \
-    --devices "$TELEMETRY_DEVICES"
+    --devices "$((IDLE_N > TELEMETRY_DEVICES ? IDLE_N : TELEMETRY_DEVICES))"
 ((FAILURES == 0)) || die "registration failed"
 TEL_ARGS=(--devices "$TELEMETRY_DEVICES" --window "$WINDOW" --payload "$PAYLOAD" --duration "$DUR"
     --warmup "$WARM")
@@ -188,6 +194,10 @@ for ((run = 1; run <= RUNS; run++)); do
     # whose vacuum and statistics PostgreSQL computes on the same two cores; the previous run's
     # are done before this one starts.
     psql_q "VACUUM (ANALYZE) telemetry" >/dev/null
+    # Idle connections held by node 1 (directly): its memory per connection, and Mosquitto's.
+    IDLE_ARGS=(--devices "$IDLE_N" --hold 4 --settle 3 --concurrency 100)
+    loadgen "idle-hub-$run" "${AUTH[@]}" --port "$(node_mqtt 1)" --https-port "$(node_https 1)" \
+        idle "${IDLE_ARGS[@]}" --server-pid "${NODE_PIDS[0]}"
     loadgen "reported-hub-$run" "${AUTH[@]}" --port "$ENTRY_MQTT" --https-port "$ENTRY_HTTPS" \
         reported "${TEL_ARGS[@]}"
     loadgen "methods-hub-$run" "${AUTH[@]}" --port "$(node_mqtt 1)" \
@@ -223,10 +233,14 @@ for ((run = 1; run <= RUNS; run++)); do
         } }' >"$TMP/res/costs-$run"
     loadgen "telemetry-mq-$run" --broker mosquitto --host 127.0.0.1 --port "$MQ_PORT" \
         --ca "$TMP/mq/ca.pem" telemetry "${TEL_ARGS[@]}"
+    loadgen "idle-mq-$run" --broker mosquitto --host 127.0.0.1 --port "$MQ_PORT" \
+        --ca "$TMP/mq/ca.pem" idle "${IDLE_ARGS[@]}" --server-pid "$MQ_PID"
     stop_pid "$MQ_PID"
     MQ_PID=
 done
 
+H_CONN=$(med idle-hub connected) H_MEM=$(med idle-hub server_bytes_per_conn)
+M_MEM=$(med idle-mq server_bytes_per_conn)
 H_TEL=$(med telemetry-hub rate_median) M_TEL=$(med telemetry-mq rate_median)
 H_REP=$(med reported-hub rate_median)
 H_P50=$(med methods-hub lat_p50_ms) H_P99=$(med methods-hub lat_p99_ms)
@@ -241,6 +255,9 @@ TEL_RATIO=$(ratio "$H_TEL" "$M_TEL")
         "$(psql_q 'SHOW server_version' | cut -d' ' -f1)" "$NODES" \
         "$( ((NODES > 1)) && echo ' behind HAProxy' || true)" "$RUNS"
     row "figure" "iotdm-hub" "mosquitto" "ratio" "target" "result"
+    row "idle TLS connections held by node 1" "$H_CONN" "-" "-" "-" "-"
+    row "  memory per connection (bytes)" "$H_MEM" "$M_MEM" "$(ratio "$H_MEM" "$M_MEM")" \
+        "hub <= 16384" "$(verdict "$H_MEM" "<=" 16384)"
     row "telemetry QoS 1, 256 B, 1000 dev (msg/s)" "$H_TEL" "$M_TEL" "$TEL_RATIO" "ratio >= 0.8" \
         "$(verdict "$TEL_RATIO" ">=" 0.8)"
     row "  hub nodes' CPU (% of one core)" "$NODE_PCT" "-" "-" "-" "-"
