@@ -24,13 +24,23 @@ iotdm_result pg_twin_from_row(const PGresult *res, int row, int c, hub_twin *out
     return IOTDM_E_STORAGE;
 }
 
-/* Runs a one-row read keyed by device id; *out_res NULL (and IOTDM_E_NOT_FOUND) when no row. */
-static iotdm_result read_one(pg_store *s, pg_stmt_id id, const char *sql, const char *device_id,
-                             PGresult **out_res)
+/* Runs a one-row read keyed by device id; *out_res NULL (and IOTDM_E_NOT_FOUND) when no row.
+ * lock_sql (may be NULL): the same read with FOR UPDATE, which the writer uses. */
+static iotdm_result read_one(pg_store *s, pg_stmt_id id, const char *sql, const char *lock_sql,
+                             const char *device_id, PGresult **out_res)
 {
     *out_res = NULL;
     if (!pg_id_ok(device_id))
         return IOTDM_E_NOT_FOUND;
+    /* A twin the writer reads, it writes back (twin_ops.c: read, merge, put). Two nodes doing so
+     * at once would each write over the other's change: the row stays locked until the group
+     * commits, and the other node's read waits for the committed row. */
+    if (lock_sql && !s->reader) {
+        iotdm_result r = pg_write_begin(s);
+        if (r != IOTDM_OK)
+            return r;
+        sql = lock_sql;
+    }
     pg_params p = {0};
     pp_text(&p, device_id);
     iotdm_result r;
@@ -45,13 +55,17 @@ static iotdm_result read_one(pg_store *s, pg_stmt_id id, const char *sql, const 
     return IOTDM_OK;
 }
 
+#define TWIN_GET_SQL "SELECT " PG_TWIN_COLUMNS " FROM twins t WHERE t.device_id = $1"
+#define TWIN_GET_REPORTED_SQL                                                                      \
+    "SELECT reported, reported_meta, reported_version, desired_version, version, etag "            \
+    "FROM twins WHERE device_id = $1"
+
 iotdm_result pg_twin_get(hub_store *base, const char *device_id, hub_twin *out_twin)
 {
     memset(out_twin, 0, sizeof(*out_twin));
     PGresult *res;
-    iotdm_result r =
-        read_one((pg_store *)base, PQ_TWIN_GET,
-                 "SELECT " PG_TWIN_COLUMNS " FROM twins t WHERE t.device_id = $1", device_id, &res);
+    iotdm_result r = read_one((pg_store *)base, PQ_TWIN_GET, TWIN_GET_SQL,
+                              TWIN_GET_SQL " FOR UPDATE", device_id, &res);
     if (r != IOTDM_OK)
         return r;
     r = pg_twin_from_row(res, 0, 0, out_twin);
@@ -67,10 +81,8 @@ iotdm_result pg_twin_get_sections(hub_store *base, const char *device_id, unsign
         return pg_twin_get(base, device_id, out_twin);
     memset(out_twin, 0, sizeof(*out_twin));
     PGresult *res;
-    iotdm_result r = read_one((pg_store *)base, PQ_TWIN_GET_REPORTED,
-                              "SELECT reported, reported_meta, reported_version, desired_version, "
-                              "version, etag FROM twins WHERE device_id = $1",
-                              device_id, &res);
+    iotdm_result r = read_one((pg_store *)base, PQ_TWIN_GET_REPORTED, TWIN_GET_REPORTED_SQL,
+                              TWIN_GET_REPORTED_SQL " FOR UPDATE", device_id, &res);
     if (r != IOTDM_OK)
         return r;
     out_twin->reported = pg_json(res, 0, 0);
@@ -106,7 +118,7 @@ iotdm_result pg_twin_texts(hub_store *base, const char *device_id, hub_twin_text
     iotdm_result r = read_one((pg_store *)base, PQ_TWIN_TEXTS,
                               "SELECT desired, desired_version, reported, reported_version "
                               "FROM twins WHERE device_id = $1",
-                              device_id, &res);
+                              NULL, device_id, &res);
     if (r != IOTDM_OK)
         return r;
     out->desired = column_dup(res, 0, &out->desired_len);
