@@ -258,7 +258,7 @@ TEL_RATIO=$(ratio "$H_TEL" "$M_TEL")
         "$( ((NODES > 1)) && echo ' behind HAProxy' || true)" "$RUNS"
     row "figure" "iotdm-hub" "mosquitto" "ratio" "target" "result"
     row "idle TLS connections held by node 1 (run 1)" "$H_CONN" "-" "-" "-" "-"
-    row "  memory per connection (bytes)" "$H_MEM" "$M_MEM" "$(ratio "$H_MEM" "$M_MEM")" \
+    row "  RSS per connection (bytes)" "$H_MEM" "$M_MEM" "$(ratio "$H_MEM" "$M_MEM")" \
         "hub <= 16384" "$(verdict "$H_MEM" "<=" 16384)"
     row "telemetry QoS 1, 256 B, 1000 dev (msg/s)" "$H_TEL" "$M_TEL" "$TEL_RATIO" "ratio >= 0.8" \
         "$(verdict "$TEL_RATIO" ">=" 0.8)"

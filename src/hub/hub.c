@@ -351,12 +351,8 @@ static iotdm_result join_cluster(hub *h)
         return IOTDM_OK;
     char node[HUB_CLUSTER_NODE_ID_MAX];
     node_id_of(&h->cfg, node, sizeof node);
-    /* Opening the store brings the schema, the cluster's tables included, up to date. */
-    hub_store *store = NULL;
-    iotdm_result r = hub_store_open(h->cfg.store, &store);
-    hub_store_close(store);
-    if (r == IOTDM_OK)
-        r = hub_cluster_open(h, h->cfg.store, node, &h->cluster);
+    /* The store is open: the schema, the cluster's tables included, is up to date. */
+    iotdm_result r = hub_cluster_open(h, h->cfg.store, node, &h->cluster);
     if (r == IOTDM_OK)
         r = hub_cluster_pull_identity(h->cluster, h->cfg.data_dir);
     if (r < 0)
@@ -383,25 +379,28 @@ static iotdm_result share_identity(hub *h)
     return r;
 }
 
-/* Opens the store, brings the policies and the device rows up to date, and starts the executor,
- * which owns the store from then on. */
-static iotdm_result open_store(hub *h)
+/* Given the open store, brings the policies and the device rows up to date, and starts the
+ * executor, which owns the store from then on. */
+/* Opens (and migrates) the store: before anything else reads the database, the cluster's
+ * identity included. */
+static iotdm_result connect_store(hub *h, hub_store **out)
 {
     char db_path[600];
     snprintf(db_path, sizeof db_path, "%s/hub.db", h->cfg.data_dir);
     const char *location = h->cfg.store[0] ? h->cfg.store : db_path;
-    hub_store *store = NULL;
-    iotdm_result r = hub_store_open(location, &store);
-    if (r < 0) {
-        /* A PostgreSQL URL may hold a password: the store logged host and port already. */
+    iotdm_result r = hub_store_open(location, out);
+    if (r < 0) /* a PostgreSQL URL may hold a password: the store logged host and port already */
         log_error("hub", "cannot open store %s: %s",
                   hub_store_is_postgresql(location) ? "(postgresql)" : location,
                   iotdm_result_message(r));
-        return r;
-    }
+    return r;
+}
+
+static iotdm_result open_store(hub *h, hub_store *store)
+{
     if (h->cluster)
         hub_store_set_node(store, hub_cluster_node_id(h->cluster));
-    r = load_policies(h, store);
+    iotdm_result r = load_policies(h, store);
     /* No connection survives a restart (in a cluster: none of this node's). */
     if (r == IOTDM_OK)
         r = hub_store_device_disconnect_all(store, time_now_ms());
@@ -461,14 +460,20 @@ iotdm_result hub_init(hub *h, const hub_config *cfg)
     h->started_ms = time_now_ms();
     signal(SIGPIPE, SIG_IGN);
     derive_limits(&h->cfg);
+    hub_store *store = NULL;
     iotdm_result r = make_dirs(cfg->data_dir);
     if (r == IOTDM_OK)
+        r = connect_store(h, &store);
+    if (r == IOTDM_OK)
         r = join_cluster(h);
-    if (r < 0)
+    if (r < 0) {
+        hub_store_close(store);
         return r;
+    }
     r = hub_tls_ensure(cfg->data_dir, cfg->hostname, cfg->listen_addr);
     if (r < 0) {
         log_error("hub", "cannot create TLS material in %s", cfg->data_dir);
+        hub_store_close(store);
         return r;
     }
     h->tls = hub_tls_server_ctx(cfg->data_dir, true);
@@ -476,9 +481,11 @@ iotdm_result hub_init(hub *h, const hub_config *cfg)
     h->dir = hub_dir_new();
     h->admission =
         hub_admission_new(h->cfg.limits.max_connections, h->cfg.limits.max_pending_per_source);
-    if (!h->tls || !h->https_tls || !h->dir || !h->admission)
+    if (!h->tls || !h->https_tls || !h->dir || !h->admission) {
+        hub_store_close(store);
         return IOTDM_E_INTERNAL;
-    r = open_store(h);
+    }
+    r = open_store(h, store); /* the executor owns the store from here, or it is closed */
     if (r == IOTDM_OK)
         r = share_identity(h); /* after the DPS set-up made the ID scope */
     if (r == IOTDM_OK)

@@ -28,8 +28,9 @@
 #define BUS_CHANNEL "iotdm_bus"
 /* Messages waiting for the bus thread: beyond this (the database is away and the loops keep
  * producing) new ones are dropped, each drop logged at most once a second. */
-#define QUEUE_MAX    100000
-#define RECONNECT_MS 1000
+#define QUEUE_MAX       100000
+#define QUEUE_MAX_BYTES (64u << 20) /* method payloads reach 128 KB, desired patches 32 KB */
+#define RECONNECT_MS    1000
 /* The identity every node shares: what devices trust (the CA) and what they provision with. */
 static const char *const identity_files[] = {"ca.pem", "ca.key", "idscope"};
 #define IDENTITY_MAX (64 * 1024)
@@ -67,7 +68,8 @@ struct hub_cluster {
     atomic_bool stop;
     pthread_mutex_t mu;
     bus_msg *head, *tail;
-    size_t queued;
+    size_t queued, queued_bytes;
+    atomic_size_t dropped;
     int64_t last_drop_log_ms;
     int wake_fd;
     atomic_bool healthy;
@@ -108,6 +110,16 @@ bool hub_cluster_healthy(hub_cluster *c)
 unsigned hub_cluster_nodes(hub_cluster *c)
 {
     return atomic_load(&c->nodes);
+}
+
+void hub_cluster_queue_stats(hub_cluster *c, size_t *out_queued, size_t *out_bytes,
+                             size_t *out_dropped)
+{
+    pthread_mutex_lock(&c->mu);
+    *out_queued = c->queued;
+    *out_bytes = c->queued_bytes;
+    pthread_mutex_unlock(&c->mu);
+    *out_dropped = atomic_load(&c->dropped);
 }
 
 /* ---- statements ---- */
@@ -293,8 +305,10 @@ static void enqueue(hub_cluster *c, bus_msg *m)
         return;
     bool dropped = false;
     pthread_mutex_lock(&c->mu);
-    if (atomic_load(&c->stop) || c->queued >= QUEUE_MAX) {
+    if (atomic_load(&c->stop) || c->queued >= QUEUE_MAX ||
+        c->queued_bytes + m->len > QUEUE_MAX_BYTES) {
         dropped = true;
+        atomic_fetch_add(&c->dropped, 1);
         int64_t now = mono_ms();
         if (now - c->last_drop_log_ms >= 1000) {
             c->last_drop_log_ms = now;
@@ -309,6 +323,7 @@ static void enqueue(hub_cluster *c, bus_msg *m)
             c->head = m;
         c->tail = m;
         c->queued++;
+        c->queued_bytes += m->len;
     }
     pthread_mutex_unlock(&c->mu);
     if (dropped) {
@@ -523,6 +538,7 @@ static void send_queued(hub_cluster *c)
     bus_msg *m = c->head;
     c->head = c->tail = NULL;
     c->queued = 0;
+    c->queued_bytes = 0;
     pthread_mutex_unlock(&c->mu);
     while (m) {
         bus_msg *next = m->next;

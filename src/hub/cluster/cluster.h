@@ -64,6 +64,11 @@ bool hub_cluster_healthy(hub_cluster *c);
 /* Nodes alive at the last heartbeat (this one included). Any thread. */
 unsigned hub_cluster_nodes(hub_cluster *c);
 
+/* What waits for the bus thread, and how much was dropped for lack of room (at most 100,000
+ * messages and 64 MiB wait). Any thread. */
+void hub_cluster_queue_stats(hub_cluster *c, size_t *out_queued, size_t *out_bytes,
+                             size_t *out_dropped);
+
 /* ---- from the loops (any thread): queued, never blocking ---- */
 
 /* Work for the node holding device_id's connection, if another node holds it (else nothing). */

@@ -542,3 +542,18 @@ void hub_json_buf_free(hub_json_buf *b)
     b->data = NULL;
     b->cap = 0;
 }
+
+iotdm_result hub_telemetry_texts(const hub_telemetry *msg, hub_json_buf *sys_buf,
+                                 hub_json_buf *app_buf, const char **out_sys, size_t *out_sys_len,
+                                 const char **out_app, size_t *out_app_len)
+{
+    if (msg->body_len > INT32_MAX || (msg->body_len && !msg->body))
+        return IOTDM_E_TOO_LARGE;
+    if (msg->system_json && msg->properties_json) {
+        *out_sys = msg->system_json, *out_sys_len = msg->system_json_len;
+        *out_app = msg->properties_json, *out_app_len = msg->properties_json_len;
+        return *out_sys_len > INT32_MAX || *out_app_len > INT32_MAX ? IOTDM_E_TOO_LARGE : IOTDM_OK;
+    }
+    iotdm_result r = hub_json_buf_dump(sys_buf, msg->system_properties, out_sys, out_sys_len);
+    return r == IOTDM_OK ? hub_json_buf_dump(app_buf, msg->properties, out_app, out_app_len) : r;
+}

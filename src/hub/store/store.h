@@ -470,6 +470,13 @@ typedef struct {
 IOTDM_NODISCARD iotdm_result hub_json_buf_dump(hub_json_buf *b, const json_t *json,
                                                const char **out_text, size_t *out_len);
 void hub_json_buf_free(hub_json_buf *b);
+/* A telemetry message's system and application properties as JSON text: the texts the writer
+ * stamped, or the trees dumped into sys_buf and app_buf. Checks the body too (IOTDM_E_TOO_LARGE
+ * beyond what the backends take). */
+IOTDM_NODISCARD iotdm_result hub_telemetry_texts(const hub_telemetry *msg, hub_json_buf *sys_buf,
+                                                 hub_json_buf *app_buf, const char **out_sys,
+                                                 size_t *out_sys_len, const char **out_app,
+                                                 size_t *out_app_len);
 
 /* ---- the backend interface ----
  * A backend fills in every member (none may be NULL) and embeds hub_store first in its handle.

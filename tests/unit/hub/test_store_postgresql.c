@@ -6,7 +6,10 @@
 
 #include <time.h>
 
+#include "hub/cluster/cluster.h"
+#include "hub/hub.h"
 #include "hub/query/query.h"
+#include "hub/store/postgresql/pg_internal.h"
 
 static int64_t pg_now_ms_for_test(void)
 {
@@ -263,6 +266,60 @@ static void test_pg_file_bytes_follow_their_record(void **state)
     hub_store_close(reader);
 }
 
+/* The writer's telemetry batch goes between units once it holds PG_TEL_BATCH_BYTES: a long
+ * group of large messages does not pile up in memory until its commit. */
+static void test_pg_telemetry_batch_is_bounded(void **state)
+{
+    PG_ONLY();
+    fixture *f = *state;
+    enum { BODY = 3 << 20, UNITS = 8 };
+    unsigned char *body = calloc(1, BODY);
+    for (int i = 0; i < UNITS; i++) {
+        assert_int_equal(hub_store_unit_begin(f->s), IOTDM_OK);
+        hub_telemetry t = {0};
+        snprintf(t.device_id, sizeof t.device_id, "big");
+        t.enqueued_ms = pg_now_ms_for_test();
+        t.body = body;
+        t.body_len = BODY;
+        t.properties = json_object();
+        t.system_properties = json_object();
+        assert_int_equal(hub_store_telemetry_append(f->s, &t), IOTDM_OK);
+        json_decref(t.properties);
+        json_decref(t.system_properties);
+        assert_int_equal(hub_store_unit_end(f->s, IOTDM_OK), IOTDM_OK);
+        assert_true(((pg_store *)f->s)->tel.used <= PG_TEL_BATCH_BYTES + BODY + 1024);
+    }
+    free(body);
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    int n = 0;
+    assert_int_equal(hub_store_telemetry_foreach(f->s, 0, 100, count_tel, &n), IOTDM_OK);
+    assert_int_equal(n, UNITS);
+}
+
+/* The cluster's bus queue is bounded in messages and bytes: a flood of large patches for devices
+ * on other nodes, while the bus is away, is dropped and counted, not held. */
+static void test_pg_cluster_bus_queue_is_bounded(void **state)
+{
+    PG_ONLY();
+    fixture *f = *state;
+    hub h;
+    memset(&h, 0, sizeof h);
+    hub_cluster *c = NULL;
+    assert_int_equal(hub_cluster_open(&h, f->path, "test-node", &c), IOTDM_OK);
+    enum { PATCH = 1 << 20, SENT = 100 };
+    char *patch = malloc(PATCH);
+    memset(patch, 'x', PATCH);
+    for (int i = 0; i < SENT; i++)
+        hub_cluster_notify_desired(c, "dev", patch, PATCH, i + 1);
+    free(patch);
+    size_t queued, bytes, dropped;
+    hub_cluster_queue_stats(c, &queued, &bytes, &dropped);
+    assert_true(bytes <= (64u << 20));
+    assert_true(queued < SENT);
+    assert_int_equal(queued + dropped, SENT);
+    hub_cluster_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +330,8 @@ int main(void)
         T(test_pg_twin_equality_uses_the_gin_indexes),
         T(test_pg_telemetry_partitions_are_dropped_whole),
         T(test_pg_file_bytes_follow_their_record),
+        T(test_pg_telemetry_batch_is_bounded),
+        T(test_pg_cluster_bus_queue_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

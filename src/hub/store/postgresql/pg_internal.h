@@ -129,6 +129,11 @@ typedef struct {
     int64_t enqueued_ms, row_bytes;
 } pg_tel_row;
 
+/* Bytes buffered before the batch is inserted without waiting for the commit: at the start of
+ * the next unit (pg_unit_begin), never inside one, so the batch holds at most this plus one
+ * unit's messages, whatever the size of the group. */
+#define PG_TEL_BATCH_BYTES (8u << 20)
+
 typedef struct {
     pg_tel_row *rows;
     size_t n, cap;

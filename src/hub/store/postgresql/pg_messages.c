@@ -241,8 +241,6 @@ size_t pg_c2d_expire(hub_store *base, int64_t now_ms)
 
 /* Rows per INSERT: 8 parameters each, well under PostgreSQL's 65535. */
 #define TEL_BATCH_ROWS 1000
-/* Bytes buffered before the batch goes without waiting for the commit. */
-#define TEL_BATCH_BYTES (8u << 20)
 
 static bool batch_reserve(pg_tel_batch *b, size_t bytes)
 {
@@ -367,21 +365,10 @@ iotdm_result pg_telemetry_flush(pg_store *s)
 iotdm_result pg_telemetry_append(hub_store *base, hub_telemetry *msg)
 {
     pg_store *s = (pg_store *)base;
-    if (msg->body_len > INT32_MAX || (msg->body_len && !msg->body))
-        return IOTDM_E_TOO_LARGE;
     const char *sys, *app;
     size_t sys_len, app_len;
-    iotdm_result r = IOTDM_OK;
-    if (msg->system_json && msg->properties_json) {
-        sys = msg->system_json, sys_len = msg->system_json_len;
-        app = msg->properties_json, app_len = msg->properties_json_len;
-    } else {
-        r = pg_dump(s, 0, msg->system_properties, &sys, &sys_len);
-        if (r == IOTDM_OK)
-            r = pg_dump(s, 1, msg->properties, &app, &app_len);
-    }
-    if (r == IOTDM_OK && (sys_len > INT32_MAX || app_len > INT32_MAX))
-        r = IOTDM_E_TOO_LARGE; /* libpq takes an int length */
+    iotdm_result r =
+        hub_telemetry_texts(msg, &s->json[0], &s->json[1], &sys, &sys_len, &app, &app_len);
     if (r == IOTDM_OK)
         r = pg_write_begin(s);
     if (r != IOTDM_OK)
@@ -416,7 +403,7 @@ iotdm_result pg_telemetry_append(hub_store *base, hub_telemetry *msg)
     if (s->telemetry_bytes >= 0)
         s->telemetry_bytes += row->row_bytes;
     /* A long group (a backlog) goes in parts rather than growing without end. */
-    if (b->used >= TEL_BATCH_BYTES && !s->unit_open)
+    if (b->used >= PG_TEL_BATCH_BYTES && !s->unit_open)
         return pg_telemetry_flush(s);
     return IOTDM_OK;
 }

@@ -391,7 +391,8 @@ static iotdm_result exec_simple(pg_store *s, const char *sql)
 /* The waiting commands and one statement (prepared: name; else text sql) in one round trip,
  * through libpq's pipeline mode. An error in one makes PostgreSQL skip the rest; the first
  * error is the one reported. */
-static PGresult *run_pipelined(pg_store *s, const char *name, const char *sql, const pg_params *p,
+static PGresult *run_pipelined(pg_store *s, const char *name, const char *sql, int n,
+                               const char *const *values, const int *lengths, const int *formats,
                                iotdm_result *out_r)
 {
     PGconn *c = s->conn;
@@ -402,9 +403,8 @@ static PGresult *run_pipelined(pg_store *s, const char *name, const char *sql, c
     for (int i = 0; ok && i < sent; i++)
         ok = PQsendQueryParams(c, s->pending[i], 0, NULL, NULL, NULL, NULL, 0) == 1;
     if (ok)
-        ok = name
-                 ? PQsendQueryPrepared(c, name, p->n, p->values, p->lengths, p->formats, 0) == 1
-                 : PQsendQueryParams(c, sql, p->n, NULL, p->values, p->lengths, p->formats, 0) == 1;
+        ok = name ? PQsendQueryPrepared(c, name, n, values, lengths, formats, 0) == 1
+                  : PQsendQueryParams(c, sql, n, NULL, values, lengths, formats, 0) == 1;
     if (ok)
         ok = PQpipelineSync(c) == 1;
     if (!ok) {
@@ -469,7 +469,7 @@ PGresult *pg_run(pg_store *s, pg_stmt_id id, const char *sql, const pg_params *p
         s->prepared[id] = true;
     }
     if (s->npending)
-        return run_pipelined(s, name, NULL, p, out_r);
+        return run_pipelined(s, name, NULL, p->n, p->values, p->lengths, p->formats, out_r);
     PGresult *res = PQexecPrepared(s->conn, name, p->n, p->values, p->lengths, p->formats, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -493,21 +493,8 @@ PGresult *pg_run_params(pg_store *s, const char *sql, int n, const char *const *
     *out_r = ensure_conn(s);
     if (*out_r != IOTDM_OK)
         return NULL;
-    if (s->npending) {
-        pg_params p = {.n = n};
-        for (int i = 0; i < n && i < PG_MAX_PARAMS; i++) {
-            p.values[i] = values[i];
-            p.lengths[i] = lengths ? lengths[i] : 0;
-            p.formats[i] = formats ? formats[i] : 0;
-        }
-        if (n <= PG_MAX_PARAMS)
-            return run_pipelined(s, NULL, sql, &p, out_r);
-        iotdm_result r = exec_simple(s, "SELECT 1"); /* the waiting commands first */
-        if (r != IOTDM_OK) {
-            *out_r = r;
-            return NULL;
-        }
-    }
+    if (s->npending)
+        return run_pipelined(s, NULL, sql, n, values, lengths, formats, out_r);
     PGresult *res = PQexecParams(s->conn, sql, n, NULL, values, lengths, formats, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -606,6 +593,10 @@ iotdm_result pg_savepoint_end(pg_store *s, iotdm_result outcome)
 static iotdm_result pg_unit_begin(hub_store *base)
 {
     pg_store *s = (pg_store *)base;
+    /* Between units the batch can go without touching a unit's savepoint. A failure fails the
+     * group (pg_telemetry_flush), which this unit then learns at the commit. */
+    if (s->tel.used >= PG_TEL_BATCH_BYTES && !s->txn_failed && !s->unit_failed)
+        (void)!pg_telemetry_flush(s);
     s->unit_open = true;
     s->unit_savepoint = false; /* taken by the unit's first statement inside the group */
     s->unit_failed = false;

@@ -204,19 +204,10 @@ size_t sq_c2d_expire(hub_store *base, int64_t now_ms)
 iotdm_result sq_telemetry_append(hub_store *base, hub_telemetry *msg)
 {
     sq_store *store = (sq_store *)base;
-    if (msg->body_len > INT32_MAX || (msg->body_len && !msg->body))
-        return IOTDM_E_TOO_LARGE;
     const char *sys, *app;
     size_t sys_len, app_len;
-    iotdm_result r = IOTDM_OK;
-    if (msg->system_json && msg->properties_json) {
-        sys = msg->system_json, sys_len = msg->system_json_len;
-        app = msg->properties_json, app_len = msg->properties_json_len;
-    } else {
-        r = store_dump(store, 0, msg->system_properties, &sys, &sys_len);
-        if (r == IOTDM_OK)
-            r = store_dump(store, 1, msg->properties, &app, &app_len);
-    }
+    iotdm_result r =
+        hub_telemetry_texts(msg, &store->json[0], &store->json[1], &sys, &sys_len, &app, &app_len);
     if (r == IOTDM_OK)
         r = store_write_begin(store);
     if (r != IOTDM_OK)
