@@ -603,20 +603,30 @@ static void handle_row(hub_cluster *c, PGresult *res, int i)
     xfree(text);
 }
 
+/* Messages taken from the inbox at a time: a backlog (a node that was slow) is read in parts,
+ * never whole into memory. */
+#define INBOX_BATCH 500
+
 static void read_inbox(hub_cluster *c)
 {
     c->inbox_pending = false;
-    const char *values[] = {c->node_id};
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", INBOX_BATCH);
+    const char *values[] = {c->node_id, limit};
     PGresult *res = run(c, "inbox",
-                        "WITH d AS (DELETE FROM cluster_inbox WHERE node_id = $1 "
+                        "WITH d AS (DELETE FROM cluster_inbox WHERE id IN (SELECT id FROM "
+                        "cluster_inbox WHERE node_id = $1 ORDER BY id LIMIT $2::integer) "
                         "RETURNING id, kind, origin, device_id, ref, status, body) "
                         "SELECT kind, origin, device_id, ref, status, body FROM d ORDER BY id",
-                        1, values, NULL, NULL);
+                        2, values, NULL, NULL);
     if (!res)
         return;
-    for (int i = 0; i < PQntuples(res); i++)
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++)
         handle_row(c, res, i);
     PQclear(res);
+    if (n == INBOX_BATCH)
+        c->inbox_pending = true; /* more: the loop comes back without waiting */
 }
 
 /* The next space-separated word of *p into out (cap with the NUL); false when missing or too long.
