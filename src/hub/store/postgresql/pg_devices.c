@@ -251,12 +251,20 @@ iotdm_result pg_device_delete(hub_store *base, const char *device_id, uint64_t i
     pg_params p = {0};
     pp_text(&p, device_id);
     pp_int(&p, (int64_t)if_match);
-    /* One statement: the foreign keys cascade to the twin, C2D queue, sessions and uploads. */
-    uint64_t n = 0;
-    r = pg_exec(
-        s, PQ_DEVICE_DELETE,
-        "DELETE FROM devices WHERE device_id = $1 AND ($2::bigint = 0 OR etag = $2::bigint)", &p,
-        &n);
+    /* One statement: the twin goes with the device (twins has no foreign key, pg_store.c); the
+     * foreign keys cascade to the C2D queue, sessions and uploads. */
+    iotdm_result r2;
+    PGresult *res =
+        pg_run(s, PQ_DEVICE_DELETE,
+               "WITH gone AS (DELETE FROM devices WHERE device_id = $1 "
+               "AND ($2::bigint = 0 OR etag = $2::bigint) RETURNING device_id), "
+               "twin AS (DELETE FROM twins WHERE device_id IN (SELECT device_id FROM gone)) "
+               "SELECT COUNT(*) FROM gone",
+               &p, &r2);
+    if (!res)
+        return r2;
+    int64_t n = pg_int(res, 0, 0);
+    PQclear(res);
     if (r == IOTDM_OK && n == 0)
         r = why_no_row(s, device_id, HUB_ID_MAX);
     return r;

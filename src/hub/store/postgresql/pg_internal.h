@@ -141,9 +141,10 @@ typedef struct {
     size_t used, data_cap;
 } pg_tel_batch;
 
-/* Transaction control waiting to go with the next statement (pg_store.c): a unit's savepoint and
- * its release cost no round trip of their own. */
-#define PG_PENDING_MAX 6
+/* Statements waiting to go with the next round trip (pg_store.c): a unit's savepoint and its
+ * release cost no round trip of their own, and neither does a twin's write-back
+ * (pg_exec_deferred). */
+#define PG_PENDING_MAX 8
 
 typedef struct pg_store {
     hub_store base; /* first: the handle the rest of the hub sees */
@@ -161,10 +162,16 @@ typedef struct pg_store {
     char node_id[64];        /* the node whose connection states this handle writes */
     const char *pending[PG_PENDING_MAX]; /* static command texts, sent in order */
     int npending;
-    pg_tel_batch tel;        /* the writer's telemetry not yet inserted */
-    size_t unit_tel_mark;    /* rows buffered before the open unit (dropped if it fails) */
-    bool unit_flushed;       /* the open unit inserted rows of earlier units (a flush) */
-    int64_t partitions_hour; /* the hour whose telemetry partitions this handle last made */
+    int deferred_at;           /* index in pending of the deferred write, or -1 */
+    pg_stmt_id deferred_id;    /* the deferred write's statement */
+    pg_params deferred_params; /* its parameters, their bytes in deferred_buf */
+    char *deferred_buf;
+    size_t deferred_cap;
+    char locked_twin[HUB_ID_MAX]; /* the twin the open unit read FOR UPDATE ("" none) */
+    pg_tel_batch tel;             /* the writer's telemetry not yet inserted */
+    size_t unit_tel_mark;         /* rows buffered before the open unit (dropped if it fails) */
+    bool unit_flushed;            /* the open unit inserted rows of earlier units (a flush) */
+    int64_t partitions_hour;      /* the hour whose telemetry partitions this handle last made */
     hub_json_buf json[PG_JSON_BUFS];
 } pg_store;
 
@@ -179,6 +186,13 @@ PGresult *pg_run_text(pg_store *s, const char *sql, int n, const char *const *va
                       iotdm_result *out_r);
 PGresult *pg_run_params(pg_store *s, const char *sql, int n, const char *const *values,
                         const int *lengths, const int *formats, iotdm_result *out_r);
+/* Gives the next piece of COPY data in *out_data, *out_len and returns 1; 0 when there is no
+ * more; -1 when it cannot go on (the COPY is then ended with an error, and nothing is kept). */
+typedef int (*pg_copy_chunk_fn)(void *ctx, const char **out_data, size_t *out_len);
+/* Runs copy_sql (a COPY … FROM STDIN, constant text) after the waiting commands and streams the
+ * pieces next gives. Errors mark the transaction as pg_run's do. */
+IOTDM_NODISCARD iotdm_result pg_copy_in(pg_store *s, const char *copy_sql, pg_copy_chunk_fn next,
+                                        void *ctx);
 /* Inserts the buffered telemetry (pg_messages.c). Before every read of the telemetry on the
  * writer and before COMMIT. */
 IOTDM_NODISCARD iotdm_result pg_telemetry_flush(pg_store *s);
@@ -198,6 +212,12 @@ IOTDM_NODISCARD iotdm_result pg_exec(pg_store *s, pg_stmt_id id, const char *sql
 /* pg_exec that must touch a row: IOTDM_E_NOT_FOUND when it touched none. */
 IOTDM_NODISCARD iotdm_result pg_exec_row(pg_store *s, pg_stmt_id id, const char *sql,
                                          const pg_params *p);
+/* A write that must touch exactly one row and cannot otherwise fail but for the server's own
+ * reasons (a row this transaction holds locked), sent with the next round trip instead of one of
+ * its own; the parameters are copied. If it then fails, the whole group fails (txn_failed): the
+ * unit that wrote it has ended by then. At most one waits; a second runs as pg_exec_row. */
+IOTDM_NODISCARD iotdm_result pg_exec_deferred(pg_store *s, pg_stmt_id id, const char *sql,
+                                              const pg_params *p);
 
 /* Opens the group transaction if none is open, and the unit's savepoint. Every write calls it
  * first; reads inside a unit call pg_read_begin (the savepoint, no transaction on a reader). */

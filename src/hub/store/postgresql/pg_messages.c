@@ -239,9 +239,6 @@ size_t pg_c2d_expire(hub_store *base, int64_t now_ms)
 
 /* ---- the writer's telemetry batch ---- */
 
-/* Rows per INSERT: 8 parameters each, well under PostgreSQL's 65535. */
-#define TEL_BATCH_ROWS 1000
-
 static bool batch_reserve(pg_tel_batch *b, size_t bytes)
 {
     if (b->n == b->cap) {
@@ -284,59 +281,117 @@ void pg_telemetry_batch_free(pg_store *s)
     memset(&s->tel, 0, sizeof s->tel);
 }
 
-/* Inserts rows [first, first + n) in one statement. */
-static iotdm_result insert_rows(pg_store *s, size_t first, size_t n)
+/* The batch goes to PostgreSQL by COPY in its binary format: no statement to parse and plan per
+ * batch, no text form of the numbers, and the server inserts the rows in bulk into their
+ * partitions (docs/cluster.md "Telemetry by COPY"). The format: a signature, two 32-bit words
+ * (flags, header extension length), then per row a 16-bit field count and each field as a
+ * 32-bit length and its bytes (integers big-endian), and a 16-bit -1 at the end. */
+static const char COPY_SIGNATURE[11] = "PGCOPY\n\377\r\n";
+enum { COPY_FIELDS = 8, COPY_CHUNK = 256 * 1024 };
+
+typedef struct {
+    const pg_tel_batch *batch;
+    size_t next_row;
+    bool header_sent, trailer_sent, out_of_memory;
+    char *buf;
+    size_t len, cap;
+} copy_writer;
+
+static bool copy_reserve(copy_writer *w, size_t more)
 {
-    enum { COLS = 8 };
-    size_t np = n * COLS;
-    const char **values = xcalloc(np, sizeof *values);
-    int *lengths = xcalloc(np, sizeof *lengths), *formats = xcalloc(np, sizeof *formats);
-    char(*numbers)[3][24] = xcalloc(n, sizeof *numbers);
-    size_t cap = 160 + n * 96;
-    char *sql = xmalloc(cap);
-    iotdm_result r = -ENOMEM;
-    if (values && lengths && formats && numbers && sql) {
-        size_t len = (size_t)snprintf(sql, cap,
-                                      "INSERT INTO telemetry(device_id, module_id, enqueued_ms, "
-                                      "system_properties, properties, body, body_len, row_bytes) "
-                                      "VALUES ");
-        for (size_t i = 0; i < n; i++) {
-            const pg_tel_row *row = &s->tel.rows[first + i];
-            const char *d = s->tel.data + row->off;
-            size_t k = i * COLS;
-            snprintf(numbers[i][0], sizeof numbers[i][0], "%" PRId64, row->enqueued_ms);
-            snprintf(numbers[i][1], sizeof numbers[i][1], "%zu", row->body_len);
-            snprintf(numbers[i][2], sizeof numbers[i][2], "%" PRId64, row->row_bytes);
-            const char *v[COLS] = {d,
-                                   d + row->device_len,
-                                   numbers[i][0],
-                                   d + row->device_len + row->module_len,
-                                   d + row->device_len + row->module_len + row->sys_len,
-                                   d + row->device_len + row->module_len + row->sys_len +
-                                       row->app_len,
-                                   numbers[i][1],
-                                   numbers[i][2]};
-            const size_t l[COLS] = {row->device_len, row->module_len, 0, row->sys_len,
-                                    row->app_len,    row->body_len,   0, 0};
-            for (int c = 0; c < COLS; c++) {
-                values[k + c] = v[c];
-                lengths[k + c] = (int)l[c];
-                formats[k + c] = c == 2 || c >= 6 ? 0 : 1; /* numbers as text, the rest binary */
-            }
-            len += (size_t)snprintf(sql + len, cap - len,
-                                    "%s($%zu, $%zu, $%zu::bigint, $%zu, $%zu, $%zu::bytea, "
-                                    "$%zu::integer, $%zu::bigint)",
-                                    i ? ", " : "", k + 1, k + 2, k + 3, k + 4, k + 5, k + 6, k + 7,
-                                    k + 8);
-        }
-        PGresult *res = pg_run_params(s, sql, (int)np, values, lengths, formats, &r);
-        PQclear(res);
+    if (w->len + more <= w->cap)
+        return true;
+    size_t cap = w->cap ? w->cap : COPY_CHUNK;
+    while (cap < w->len + more)
+        cap *= 2;
+    char *buf = xrealloc(w->buf, cap);
+    if (!buf) {
+        w->out_of_memory = true;
+        return false;
     }
-    xfree(values);
-    xfree(lengths);
-    xfree(formats);
-    xfree(numbers);
-    xfree(sql);
+    w->buf = buf;
+    w->cap = cap;
+    return true;
+}
+
+static void put_be(copy_writer *w, uint64_t v, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--)
+        w->buf[w->len++] = (char)(v >> (8 * i));
+}
+
+static void put_field(copy_writer *w, const char *data, size_t len)
+{
+    put_be(w, len, 4);
+    memcpy(w->buf + w->len, data, len);
+    w->len += len;
+}
+
+static void put_int_field(copy_writer *w, int64_t v, int bytes)
+{
+    put_be(w, (uint64_t)bytes, 4);
+    put_be(w, (uint64_t)v, bytes);
+}
+
+/* pg_copy_chunk_fn: the rows from next_row on, about COPY_CHUNK bytes at a time. */
+static int copy_next(void *ctx, const char **out_data, size_t *out_len)
+{
+    copy_writer *w = ctx;
+    w->len = 0;
+    if (!w->header_sent) {
+        if (!copy_reserve(w, sizeof COPY_SIGNATURE + 8))
+            return -1;
+        memcpy(w->buf, COPY_SIGNATURE, sizeof COPY_SIGNATURE);
+        w->len = sizeof COPY_SIGNATURE;
+        put_be(w, 0, 4); /* flags: no OIDs */
+        put_be(w, 0, 4); /* no header extension */
+        w->header_sent = true;
+    }
+    const pg_tel_batch *b = w->batch;
+    while (w->next_row < b->n && w->len < COPY_CHUNK) {
+        const pg_tel_row *row = &b->rows[w->next_row];
+        size_t texts = row->device_len + row->module_len + row->sys_len + row->app_len;
+        if (!copy_reserve(w, 2 + COPY_FIELDS * 4 + texts + row->body_len + 8 + 4 + 8))
+            return -1;
+        const char *d = b->data + row->off;
+        put_be(w, COPY_FIELDS, 2);
+        put_field(w, d, row->device_len);
+        d += row->device_len;
+        put_field(w, d, row->module_len);
+        d += row->module_len;
+        put_int_field(w, row->enqueued_ms, 8);
+        put_field(w, d, row->sys_len);
+        d += row->sys_len;
+        put_field(w, d, row->app_len);
+        d += row->app_len;
+        put_field(w, d, row->body_len);
+        put_int_field(w, (int64_t)row->body_len, 4);
+        put_int_field(w, row->row_bytes, 8);
+        w->next_row++;
+    }
+    if (w->next_row == b->n && !w->trailer_sent) {
+        if (!copy_reserve(w, 2))
+            return -1;
+        put_be(w, UINT16_MAX, 2); /* -1: the end of the rows */
+        w->trailer_sent = true;
+    }
+    *out_data = w->buf;
+    *out_len = w->len;
+    return w->len > 0 ? 1 : 0;
+}
+
+/* Inserts the whole batch with one COPY. */
+static iotdm_result copy_rows(pg_store *s)
+{
+    copy_writer w = {.batch = &s->tel};
+    iotdm_result r = pg_copy_in(s,
+                                "COPY telemetry(device_id, module_id, enqueued_ms, "
+                                "system_properties, properties, body, body_len, row_bytes) "
+                                "FROM STDIN (FORMAT binary)",
+                                copy_next, &w);
+    if (r != IOTDM_OK && w.out_of_memory)
+        r = -ENOMEM; /* the COPY was ended with an error: nothing of the batch is kept */
+    xfree(w.buf);
     return r;
 }
 
@@ -348,10 +403,8 @@ iotdm_result pg_telemetry_flush(pg_store *s)
     if (s->unit_open && s->unit_tel_mark > 0)
         s->unit_flushed = true;
     iotdm_result r = pg_write_begin(s);
-    for (size_t first = 0; r == IOTDM_OK && first < s->tel.n; first += TEL_BATCH_ROWS) {
-        size_t n = s->tel.n - first < TEL_BATCH_ROWS ? s->tel.n - first : TEL_BATCH_ROWS;
-        r = insert_rows(s, first, n);
-    }
+    if (r == IOTDM_OK)
+        r = copy_rows(s);
     if (r != IOTDM_OK && s->in_txn)
         s->txn_failed = true; /* rows of units that ended well are lost: the group must fail */
     s->tel.n = 0;

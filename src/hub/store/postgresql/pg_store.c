@@ -45,9 +45,11 @@ static const char *const migrations[] = {
     "CREATE INDEX devices_connected ON devices(connected) WHERE connected;"
     "CREATE INDEX devices_model ON devices(model_id);"
     "CREATE INDEX devices_activity ON devices(last_activity_ms);"
+    /* No foreign key to devices: PostgreSQL checks one whenever a row this transaction wrote is
+     * updated again, taking a share lock on the device row from each unit's subtransaction, which
+     * costs a MultiXact per reported patch of a busy device. pg_device_delete removes the twin. */
     "CREATE TABLE twins ("
-    "  device_id text COLLATE \"C\" PRIMARY KEY"
-    "    REFERENCES devices(device_id) ON DELETE CASCADE,"
+    "  device_id text COLLATE \"C\" PRIMARY KEY,"
     "  tags text NOT NULL,"
     "  desired text NOT NULL,"
     "  desired_meta text NOT NULL,"
@@ -303,6 +305,8 @@ static iotdm_result ensure_conn(pg_store *s)
 static void conn_lost(pg_store *s)
 {
     s->npending = 0;
+    s->deferred_at = -1;
+    s->locked_twin[0] = '\0';
     if (s->in_txn)
         s->txn_failed = true;
     s->in_txn = false;
@@ -347,11 +351,23 @@ static iotdm_result failure(pg_store *s, PGresult *res, const char *what)
     return IOTDM_E_STORAGE;
 }
 
+static PGresult *run_pipelined(pg_store *s, const char *name, const char *sql, int n,
+                               const char *const *values, const int *lengths, const int *formats,
+                               iotdm_result *out_r);
+
+/* Sends what waits, alone, in one round trip. A failure marks the transaction (failure()). */
+static iotdm_result flush_pending(pg_store *s)
+{
+    iotdm_result r;
+    PQclear(run_pipelined(s, NULL, NULL, 0, NULL, NULL, NULL, &r));
+    return r;
+}
+
 /* Queues a transaction-control command for the next round trip (texts are constants). */
 static void defer(pg_store *s, const char *sql)
 {
     if (s->npending == PG_PENDING_MAX)
-        return; /* cannot happen: at most BEGIN, SAVEPOINT and a unit's end wait together */
+        (void)!flush_pending(s); /* rare: several units in a row, with a deferred write */
     s->pending[s->npending++] = sql;
 }
 
@@ -362,6 +378,11 @@ static iotdm_result exec_simple(pg_store *s, const char *sql)
     iotdm_result r = ensure_conn(s);
     if (r != IOTDM_OK)
         return r;
+    if (s->deferred_at >= 0) {
+        /* A write with parameters waits: the extended protocol, in one pipeline. */
+        PQclear(run_pipelined(s, NULL, sql, 0, NULL, NULL, NULL, &r));
+        return r;
+    }
     char text[512]; /* the waiting commands are short constants */
     if (s->npending) {
         size_t len = 0;
@@ -388,21 +409,53 @@ static iotdm_result exec_simple(pg_store *s, const char *sql)
     return r;
 }
 
-/* The waiting commands and one statement (prepared: name; else text sql) in one round trip,
- * through libpq's pipeline mode. An error in one makes PostgreSQL skip the rest; the first
- * error is the one reported. */
+static void stmt_name(pg_stmt_id id, char name[16])
+{
+    snprintf(name, 16, "iotdm_%d", (int)id);
+}
+
+/* The deferred write's outcome, once its result came: it had to touch exactly one row. */
+static iotdm_result deferred_outcome(pg_store *s, PGresult *res)
+{
+    ExecStatusType st = PQresultStatus(res);
+    iotdm_result r = IOTDM_OK;
+    if (st != PGRES_COMMAND_OK)
+        r = failure(s, res, "deferred write");
+    else if (strcmp(PQcmdTuples(res), "1") != 0) {
+        log_error("store", "postgresql deferred write touched %s rows, not 1", PQcmdTuples(res));
+        r = IOTDM_E_STORAGE;
+    }
+    if (r != IOTDM_OK && s->in_txn)
+        s->txn_failed = true; /* its unit has ended: only the whole group can fail now */
+    return r;
+}
+
+/* The waiting statements and, unless name and sql are both NULL, one more (prepared: name; else
+ * text sql) in one round trip, through libpq's pipeline mode. An error in one makes PostgreSQL
+ * skip the rest; the first error is the one reported. Returns the last statement's result (NULL
+ * when there is none, or on failure). */
 static PGresult *run_pipelined(pg_store *s, const char *name, const char *sql, int n,
                                const char *const *values, const int *lengths, const int *formats,
                                iotdm_result *out_r)
 {
     PGconn *c = s->conn;
-    int sent = s->npending;
+    int sent = s->npending, deferred_at = s->deferred_at;
+    bool last = name || sql;
     const char *what = name ? name : "statement";
     s->npending = 0;
+    s->deferred_at = -1;
     bool ok = PQenterPipelineMode(c) == 1;
-    for (int i = 0; ok && i < sent; i++)
-        ok = PQsendQueryParams(c, s->pending[i], 0, NULL, NULL, NULL, NULL, 0) == 1;
-    if (ok)
+    for (int i = 0; ok && i < sent; i++) {
+        if (i == deferred_at) {
+            const pg_params *d = &s->deferred_params;
+            char dname[16];
+            stmt_name(s->deferred_id, dname);
+            ok = PQsendQueryPrepared(c, dname, d->n, d->values, d->lengths, d->formats, 0) == 1;
+        } else {
+            ok = PQsendQueryParams(c, s->pending[i], 0, NULL, NULL, NULL, NULL, 0) == 1;
+        }
+    }
+    if (ok && last)
         ok = name ? PQsendQueryPrepared(c, name, n, values, lengths, formats, 0) == 1
                   : PQsendQueryParams(c, sql, n, NULL, values, lengths, formats, 0) == 1;
     if (ok)
@@ -417,7 +470,8 @@ static PGresult *run_pipelined(pg_store *s, const char *name, const char *sql, i
     }
     *out_r = IOTDM_OK;
     PGresult *out = NULL;
-    for (int i = 0; i <= sent; i++) {
+    int total = sent + (last ? 1 : 0);
+    for (int i = 0; i < total; i++) {
         PGresult *res = PQgetResult(c);
         if (!res) {
             *out_r = failure(s, NULL, what); /* the connection went away */
@@ -425,9 +479,14 @@ static PGresult *run_pipelined(pg_store *s, const char *name, const char *sql, i
         }
         ExecStatusType st = PQresultStatus(res);
         bool good = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-        if (!good && *out_r == IOTDM_OK && st != PGRES_PIPELINE_ABORTED)
+        if (i == deferred_at && st != PGRES_PIPELINE_ABORTED) {
+            iotdm_result dr = deferred_outcome(s, res);
+            if (*out_r == IOTDM_OK)
+                *out_r = dr;
+        } else if (!good && *out_r == IOTDM_OK && st != PGRES_PIPELINE_ABORTED) {
             *out_r = failure(s, res, i < sent ? s->pending[i] : what);
-        if (good && i == sent && *out_r == IOTDM_OK)
+        }
+        if (good && last && i == total - 1 && *out_r == IOTDM_OK)
             out = res;
         else
             PQclear(res);
@@ -447,6 +506,23 @@ static PGresult *run_pipelined(pg_store *s, const char *name, const char *sql, i
     return out;
 }
 
+/* Prepares statement id on this connection at its first use. */
+static iotdm_result ensure_prepared(pg_store *s, pg_stmt_id id, const char *sql)
+{
+    if (s->prepared[id])
+        return IOTDM_OK;
+    char name[16];
+    stmt_name(id, name);
+    PGresult *prep = PQprepare(s->conn, name, sql, 0, NULL);
+    iotdm_result r = IOTDM_OK;
+    if (PQresultStatus(prep) != PGRES_COMMAND_OK)
+        r = failure(s, prep, "prepare");
+    else
+        s->prepared[id] = true;
+    PQclear(prep);
+    return r;
+}
+
 PGresult *pg_run(pg_store *s, pg_stmt_id id, const char *sql, const pg_params *p,
                  iotdm_result *out_r)
 {
@@ -454,20 +530,12 @@ PGresult *pg_run(pg_store *s, pg_stmt_id id, const char *sql, const pg_params *p
     if (!p)
         p = &none;
     *out_r = ensure_conn(s);
+    if (*out_r == IOTDM_OK)
+        *out_r = ensure_prepared(s, id, sql);
     if (*out_r != IOTDM_OK)
         return NULL;
     char name[16];
-    snprintf(name, sizeof name, "iotdm_%d", (int)id);
-    if (!s->prepared[id]) {
-        PGresult *prep = PQprepare(s->conn, name, sql, 0, NULL);
-        if (PQresultStatus(prep) != PGRES_COMMAND_OK) {
-            *out_r = failure(s, prep, "prepare");
-            PQclear(prep);
-            return NULL;
-        }
-        PQclear(prep);
-        s->prepared[id] = true;
-    }
+    stmt_name(id, name);
     if (s->npending)
         return run_pipelined(s, name, NULL, p->n, p->values, p->lengths, p->formats, out_r);
     PGresult *res = PQexecPrepared(s->conn, name, p->n, p->values, p->lengths, p->formats, 0);
@@ -505,6 +573,51 @@ PGresult *pg_run_params(pg_store *s, const char *sql, int n, const char *const *
     return res;
 }
 
+/* The waiting commands and a COPY … FROM STDIN in one simple-protocol round trip (libpq's
+ * PQexec stops at the COPY and hands it over), then the data, then the COPY's outcome. COPY has
+ * no place in pipeline mode, and the simple protocol takes several statements in one message. */
+iotdm_result pg_copy_in(pg_store *s, const char *copy_sql, const pg_copy_chunk_fn next, void *ctx)
+{
+    iotdm_result r = ensure_conn(s);
+    if (r == IOTDM_OK && s->deferred_at >= 0)
+        r = flush_pending(s); /* a write with parameters cannot go in a simple query */
+    if (r != IOTDM_OK)
+        return r;
+    char text[512]; /* the waiting commands are short constants, and so is the COPY */
+    size_t len = 0;
+    for (int i = 0; i < s->npending; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%s; ", s->pending[i]);
+    s->npending = 0;
+    if ((size_t)snprintf(text + len, sizeof text - len, "%s", copy_sql) >= sizeof text - len)
+        return IOTDM_E_STORAGE; /* a programming error: the texts are constants */
+    PGresult *res = PQexec(s->conn, text);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        r = failure(s, res, "copy");
+        PQclear(res);
+        return r;
+    }
+    PQclear(res);
+    const char *chunk;
+    size_t chunk_len;
+    int more;
+    bool sent = true;
+    while (sent && (more = next(ctx, &chunk, &chunk_len)) > 0)
+        sent = PQputCopyData(s->conn, chunk, (int)chunk_len) == 1;
+    bool complete = sent && more == 0;
+    /* Ended with an error unless every piece went: the server then keeps none of it. */
+    if (PQputCopyEnd(s->conn, complete ? NULL : "iotdm: the rows could not be made or sent") != 1)
+        complete = false;
+    r = IOTDM_OK;
+    while ((res = PQgetResult(s->conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && r == IOTDM_OK)
+            r = failure(s, res, "copy");
+        PQclear(res);
+    }
+    if (r == IOTDM_OK && !complete)
+        r = failure(s, NULL, "copy"); /* cannot normally be reached: the server refused it */
+    return r;
+}
+
 PGresult *pg_select(pg_store *s, pg_stmt_id id, const char *sql, const pg_params *p,
                     iotdm_result *out_r)
 {
@@ -532,6 +645,46 @@ iotdm_result pg_exec_row(pg_store *s, pg_stmt_id id, const char *sql, const pg_p
     uint64_t n = 0;
     iotdm_result r = pg_exec(s, id, sql, p, &n);
     return r == IOTDM_OK && n == 0 ? IOTDM_E_NOT_FOUND : r;
+}
+
+iotdm_result pg_exec_deferred(pg_store *s, pg_stmt_id id, const char *sql, const pg_params *p)
+{
+    if (s->deferred_at >= 0 || !s->in_txn || s->npending == PG_PENDING_MAX)
+        return pg_exec_row(s, id, sql, p);
+    iotdm_result r = ensure_conn(s);
+    if (r == IOTDM_OK)
+        r = ensure_prepared(s, id, sql);
+    if (r != IOTDM_OK)
+        return r;
+    /* The copy's bytes: numbers and booleans are NUL-terminated texts, the rest has its length. */
+    size_t need = 0, len[PG_MAX_PARAMS];
+    for (int i = 0; i < p->n; i++) {
+        len[i] = !p->values[i]   ? 0
+                 : p->formats[i] ? (size_t)p->lengths[i]
+                                 : strlen(p->values[i]) + 1;
+        need += len[i];
+    }
+    if (need > s->deferred_cap) {
+        char *buf = xrealloc(s->deferred_buf, need);
+        if (!buf)
+            return -ENOMEM;
+        s->deferred_buf = buf;
+        s->deferred_cap = need;
+    }
+    pg_params *d = &s->deferred_params;
+    *d = *p;
+    size_t off = 0;
+    for (int i = 0; i < p->n; i++) {
+        if (!p->values[i])
+            continue;
+        memcpy(s->deferred_buf + off, p->values[i], len[i]);
+        d->values[i] = s->deferred_buf + off;
+        off += len[i];
+    }
+    s->deferred_id = id;
+    s->deferred_at = s->npending;
+    s->pending[s->npending++] = sql; /* its text, for the logs */
+    return IOTDM_OK;
 }
 
 /* ---- transactions ---- */
@@ -577,6 +730,7 @@ iotdm_result pg_savepoint_end(pg_store *s, iotdm_result outcome)
         return outcome == IOTDM_OK ? IOTDM_E_STORAGE : outcome; /* the connection went away */
     bool unit_failed = s->unit_failed, txn_failed = s->txn_failed;
     if (outcome != IOTDM_OK || unit_failed || txn_failed) {
+        s->locked_twin[0] = '\0'; /* the rollback releases the lock */
         iotdm_result rb = exec_simple(s, "ROLLBACK TO SAVEPOINT store_op");
         if (rb == IOTDM_OK) {
             /* The failure was inside this savepoint: the transaction is usable again. */
@@ -598,6 +752,7 @@ static iotdm_result pg_unit_begin(hub_store *base)
     if (s->tel.used >= PG_TEL_BATCH_BYTES && !s->txn_failed && !s->unit_failed)
         (void)!pg_telemetry_flush(s);
     s->unit_open = true;
+    s->locked_twin[0] = '\0';
     s->unit_savepoint = false; /* taken by the unit's first statement inside the group */
     s->unit_failed = false;
     s->unit_tel_mark = s->tel.n;
@@ -610,6 +765,7 @@ static iotdm_result pg_unit_end(hub_store *base, iotdm_result outcome)
     pg_store *s = (pg_store *)base;
     bool had_savepoint = s->unit_savepoint, failed = s->unit_failed;
     s->unit_open = false;
+    s->locked_twin[0] = '\0'; /* a later unit reads the twin again before writing it */
     s->unit_savepoint = false;
     s->unit_failed = false;
     if (outcome != IOTDM_OK || failed) {
@@ -635,11 +791,13 @@ static iotdm_result pg_unit_end(hub_store *base, iotdm_result outcome)
 static iotdm_result pg_group_commit(hub_store *base)
 {
     pg_store *s = (pg_store *)base;
+    s->locked_twin[0] = '\0';
     if (s->in_txn && !s->txn_failed && !s->unit_failed && s->tel.n > 0)
         (void)!pg_telemetry_flush(s); /* a failure marks the group failed */
     if (s->txn_failed || s->unit_failed) {
         pg_telemetry_batch_truncate(s, 0);
         s->npending = 0;
+        s->deferred_at = -1;
         if (s->in_txn)
             (void)!exec_simple(s, "ROLLBACK"); /* the failure is what we report */
         s->in_txn = false;
@@ -820,6 +978,7 @@ static pg_store *pg_new(const char *conninfo, bool reader)
     s->base.ops = &postgresql_ops;
     s->reader = reader;
     s->telemetry_bytes = -1;
+    s->deferred_at = -1;
     snprintf(s->conninfo, sizeof s->conninfo, "%s", conninfo);
     return s;
 }
@@ -883,6 +1042,7 @@ static void pg_close(hub_store *base)
     pg_telemetry_batch_free(s);
     for (int i = 0; i < PG_JSON_BUFS; i++)
         hub_json_buf_free(&s->json[i]);
+    xfree(s->deferred_buf);
     xfree(s);
 }
 

@@ -51,6 +51,8 @@ static iotdm_result read_one(pg_store *s, pg_stmt_id id, const char *sql, const 
         PQclear(res);
         return IOTDM_E_NOT_FOUND;
     }
+    if (sql == lock_sql)
+        snprintf(s->locked_twin, sizeof s->locked_twin, "%s", device_id);
     *out_res = res;
     return IOTDM_OK;
 }
@@ -167,14 +169,18 @@ iotdm_result pg_twin_put(hub_store *base, const char *device_id, const hub_twin 
     pp_int(&p, twin->reported_version);
     pp_int(&p, twin->version);
     pp_int(&p, (int64_t)twin->etag);
-    return pg_exec_row(
-        s, PQ_TWIN_PUT,
-        "UPDATE twins SET tags = COALESCE($2, tags), "
-        "desired = COALESCE($3, desired), desired_meta = COALESCE($4, desired_meta), "
-        "reported = COALESCE($5, reported), "
-        "reported_meta = COALESCE($6, reported_meta), desired_version = $7, "
-        "reported_version = $8, version = $9, etag = $10 WHERE device_id = $1",
-        &p);
+    /* The usual write-back of a twin the unit read FOR UPDATE (twin_ops.c): the row exists and
+     * is ours until the commit, so only the server can fail it, and the write goes with the next
+     * round trip (a reported patch then costs one round trip, not two). */
+    iotdm_result (*exec)(pg_store *, pg_stmt_id, const char *, const pg_params *) =
+        s->unit_open && strcmp(s->locked_twin, device_id) == 0 ? pg_exec_deferred : pg_exec_row;
+    return exec(s, PQ_TWIN_PUT,
+                "UPDATE twins SET tags = COALESCE($2, tags), "
+                "desired = COALESCE($3, desired), desired_meta = COALESCE($4, desired_meta), "
+                "reported = COALESCE($5, reported), "
+                "reported_meta = COALESCE($6, reported_meta), desired_version = $7, "
+                "reported_version = $8, version = $9, etag = $10 WHERE device_id = $1",
+                &p);
 }
 
 iotdm_result pg_twin_foreach(hub_store *base, hub_twin_visitor visit, void *ctx)
