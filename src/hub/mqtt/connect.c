@@ -227,6 +227,10 @@ static void claimed_elsewhere_task(hub_loop *loop, void *arg)
     for (hub_mqtt_conn *c = loop->stopping ? NULL : loop->mqtt_all; c; c = c->all_next) {
         if (c->epoch < m->epoch && c->state == CONN_ACTIVE &&
             strcmp(c->client_id, m->client_id) == 0) {
+            /* No connection of this node replaces it: the directory's entry, which names c,
+             * goes with it (a later claim here would otherwise close c a second time). */
+            if (c->owner)
+                hub_dir_release(c->h->dir, c->client_id, c->epoch);
             lose_identity(c);
             break; /* a loop holds at most one connection of an identity */
         }
