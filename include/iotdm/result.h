@@ -46,7 +46,8 @@ typedef int iotdm_result;
     X(IOTDM_E_DISABLED, -10016, "identity disabled")                                               \
     X(IOTDM_E_INCOMPLETE, -10017, "more input needed")                                             \
     X(IOTDM_E_UNSUPPORTED, -10018, "not supported")                                                \
-    X(IOTDM_E_INTERNAL, -10019, "internal error")
+    X(IOTDM_E_INTERNAL, -10019, "internal error")                                                  \
+    X(IOTDM_E_CONFLICT, -10020, "a concurrent write conflicted; try again")
 
 enum {
 #define IOTDM_RESULT_ENUM(name, value, msg) name = (value),

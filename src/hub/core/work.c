@@ -53,6 +53,7 @@ typedef struct {
     size_t units;
     bool wrote;
     iotdm_result commit_result;
+    iotdm_result early_commit; /* a commit inside the group to let a conflicting unit run again */
     int64_t last_event_seq;
 } hub_group;
 
@@ -146,11 +147,13 @@ static void run_effects(hub_loop *loop, hub_effect *e, bool ok)
 /* One unit's completion on its loop: done, then what its writes imply. */
 static void complete(hub_loop *loop, hub_work *w)
 {
-    hub_effect *effects = w->effects;
+    hub_effect *effects = w->effects, *dropped = w->dropped;
     bool ok = w->result >= 0;
     w->effects = NULL;
+    w->dropped = NULL;
     loop->inflight--;
     w->done(w); /* may free w */
+    run_effects(loop, dropped, false);
     run_effects(loop, effects, ok);
 }
 
@@ -203,6 +206,7 @@ void hub_work_submit(hub_loop *loop, hub_work *w, hub_work_run_fn run, hub_work_
     w->loop = loop;
     w->next = NULL;
     w->effects = NULL;
+    w->dropped = NULL;
     loop->inflight++;
     hub_exec *e = loop->h->exec;
     if (!e) {
@@ -297,6 +301,9 @@ static void check_disk(hub_exec *e)
     atomic_store(&e->disk_low, low);
 }
 
+/* Runs of a unit that conflicted with another node's writes (PostgreSQL), the first included. */
+#define UNIT_ATTEMPTS 3
+
 static void run_unit(hub_exec *e, hub_work *w, hub_group *g)
 {
     atomic_fetch_add(&e->units, 1);
@@ -308,11 +315,34 @@ static void run_unit(hub_exec *e, hub_work *w, hub_group *g)
         return;
     }
     bool savepoint = !(w->flags & (HUB_WORK_READ | HUB_WORK_SINGLE));
-    if (savepoint)
-        (void)!hub_store_unit_begin(e->store); /* lazy: only records that a unit is open */
-    iotdm_result r = w->run(w, e->store);
-    if (savepoint)
-        r = hub_store_unit_end(e->store, r);
+    iotdm_result r;
+    for (int attempt = 1;; attempt++) {
+        if (savepoint)
+            (void)!hub_store_unit_begin(e->store); /* lazy: only records that a unit is open */
+        r = w->run(w, e->store);
+        if (savepoint)
+            r = hub_store_unit_end(e->store, r);
+        /* A conflict with another node's group (PostgreSQL broke a deadlock by failing this
+         * unit, and its savepoint undid it): run it again, at most UNIT_ATTEMPTS times. */
+        if (r != IOTDM_E_CONFLICT || attempt == UNIT_ATTEMPTS)
+            break;
+        log_debug("store", "unit conflicted with another node's writes: running it again");
+        /* The rows the other group waits for may have been locked by earlier units of this
+         * group: commit what they wrote, so that the other group can finish and this unit find
+         * its rows free. The group is acknowledged as a whole later; a failure here fails it. */
+        iotdm_result c = hub_store_group_commit(e->store);
+        if (c < 0 && g->early_commit >= 0)
+            g->early_commit = c;
+        /* What the undone run arranged to happen after it must not; its arguments are released
+         * on the loop with the unit's completion. */
+        hub_effect **tail = &w->dropped;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = w->effects;
+        w->effects = NULL;
+    }
+    if (r == IOTDM_E_CONFLICT)
+        r = IOTDM_E_STORAGE;
     w->result = r;
     if (!(w->flags & HUB_WORK_READ))
         g->wrote = true;
@@ -342,6 +372,8 @@ static void seal_group(hub_exec *e, hub_group *g)
 {
     if (g->wrote || hub_store_has_pending_writes(e->store)) {
         g->commit_result = hub_store_group_commit(e->store);
+        if (g->commit_result >= 0 && g->early_commit < 0)
+            g->commit_result = g->early_commit;
         if (g->commit_result < 0)
             log_error("store", "group commit failed units=%zu: %s; none is acknowledged", g->units,
                       iotdm_result_message(g->commit_result));

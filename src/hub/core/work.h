@@ -51,6 +51,7 @@ struct hub_work {
     hub_loop *loop;
     hub_work *next;      /* the executor's queues */
     hub_effect *effects; /* hub_work_after, run after done */
+    hub_effect *dropped; /* those of runs that conflicted and ran again: released, never run */
     hub_loop_task task;  /* a SNAPSHOT unit's completion */
 };
 

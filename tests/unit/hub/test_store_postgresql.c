@@ -4,6 +4,8 @@
  * without a server (IOTDM_TEST_PG_DIR unset), every test here skips. */
 #include "store_fixture.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "hub/cluster/cluster.h"
@@ -320,6 +322,75 @@ static void test_pg_cluster_bus_queue_is_bounded(void **state)
     hub_cluster_close(c);
 }
 
+/* Two nodes' writers each hold a twin and then want the other's: PostgreSQL breaks the deadlock
+ * by failing one of the two statements. That unit ends in IOTDM_E_CONFLICT (the executor then
+ * commits what its group holds and runs the unit again, work.c), and once its group lets go, the
+ * other writer goes on. */
+typedef struct {
+    hub_store *s;
+    const char *id;
+    iotdm_result r;
+    atomic_bool done;
+} lock_arg;
+
+static void *lock_twin(void *arg)
+{
+    lock_arg *a = arg;
+    hub_twin t;
+    a->r = hub_store_twin_get(a->s, a->id, &t);
+    if (a->r == IOTDM_OK)
+        hub_twin_deinit(&t);
+    atomic_store(&a->done, true);
+    return NULL;
+}
+
+static void test_pg_a_deadlock_between_writers_fails_one_unit_as_a_conflict(void **state)
+{
+    PG_ONLY();
+    fixture *f = *state;
+    create(f->s, "dl-x");
+    create(f->s, "dl-y");
+    assert_int_equal(hub_store_commit(f->s), IOTDM_OK);
+    hub_store *other = NULL;
+    assert_int_equal(hub_store_open(f->path, &other), IOTDM_OK);
+    hub_store *writers[2] = {f->s, other};
+    const char *first[2] = {"dl-x", "dl-y"}, *then[2] = {"dl-y", "dl-x"};
+    lock_arg args[2];
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++) {
+        hub_twin t;
+        assert_int_equal(hub_store_unit_begin(writers[i]), IOTDM_OK);
+        assert_int_equal(hub_store_twin_get(writers[i], first[i], &t), IOTDM_OK);
+        hub_twin_deinit(&t);
+    }
+    for (int i = 0; i < 2; i++) {
+        args[i] = (lock_arg){.s = writers[i], .id = then[i]};
+        atomic_init(&args[i].done, false);
+        assert_int_equal(pthread_create(&threads[i], NULL, lock_twin, &args[i]), 0);
+    }
+    /* PostgreSQL looks for the cycle after deadlock_timeout (1 s by default). The failed
+     * statement aborts its unit's subtransaction at once, which lets go of the lock taken in the
+     * unit, so the other writer may be done by the time the victim is seen. */
+    int victim = -1;
+    for (int ms = 0; ms < 10000 && victim < 0; ms += 10) {
+        for (int i = 0; i < 2 && victim < 0; i++)
+            if (atomic_load(&args[i].done) && args[i].r != IOTDM_OK)
+                victim = i;
+        usleep(10 * 1000);
+    }
+    assert_true(victim >= 0);
+    pthread_join(threads[victim], NULL);
+    assert_int_equal(args[victim].r, IOTDM_E_CONFLICT);
+    assert_int_equal(hub_store_unit_end(writers[victim], args[victim].r), IOTDM_E_CONFLICT);
+    assert_int_equal(hub_store_commit(writers[victim]), IOTDM_OK);
+    int survivor = 1 - victim;
+    pthread_join(threads[survivor], NULL);
+    assert_int_equal(args[survivor].r, IOTDM_OK);
+    assert_int_equal(hub_store_unit_end(writers[survivor], IOTDM_OK), IOTDM_OK);
+    assert_int_equal(hub_store_commit(writers[survivor]), IOTDM_OK);
+    hub_store_close(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +403,7 @@ int main(void)
         T(test_pg_file_bytes_follow_their_record),
         T(test_pg_telemetry_batch_is_bounded),
         T(test_pg_cluster_bus_queue_is_bounded),
+        T(test_pg_a_deadlock_between_writers_fails_one_unit_as_a_conflict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

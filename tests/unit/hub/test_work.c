@@ -2,6 +2,7 @@
  * snapshot reads, the disk reserve, effects, and several loops at once. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "hub/core/loop.h"
 #include "hub/core/work.h"
@@ -229,6 +230,93 @@ static void test_work_effects_run_only_after_success(void **state)
     assert_int_equal(bad.result, IOTDM_E_EXISTS);
 }
 
+/* PostgreSQL only: a unit failed by PostgreSQL to break a deadlock with another node's writer
+ * runs again. The executor first commits its group (the other writer waits for a row an earlier
+ * run locked), the other writer finishes, and the second run succeeds; what the first run arranged
+ * to happen after it never does. */
+typedef struct {
+    hub_work w;
+    atomic_int runs;
+    atomic_int effects;
+    atomic_int done;
+    iotdm_result result;
+} conflict_unit;
+
+static void conflict_effect(hub_loop *loop, void *arg)
+{
+    if (!loop->stopping)
+        atomic_fetch_add(&((conflict_unit *)arg)->effects, 1);
+}
+
+static iotdm_result conflict_run(hub_work *w, hub_store *store)
+{
+    conflict_unit *u = (conflict_unit *)w;
+    atomic_fetch_add(&u->runs, 1);
+    if (!hub_work_after(w, conflict_effect, u))
+        return -ENOMEM;
+    hub_twin t;
+    iotdm_result r = hub_store_twin_get(store, "cf-x", &t); /* locks cf-x */
+    if (r == IOTDM_OK) {
+        hub_twin_deinit(&t);
+        r = hub_store_twin_get(store, "cf-y", &t); /* waits for the other writer */
+    }
+    if (r == IOTDM_OK)
+        hub_twin_deinit(&t);
+    return r;
+}
+
+static void conflict_done(hub_work *w)
+{
+    conflict_unit *u = (conflict_unit *)w;
+    u->result = w->result;
+    atomic_fetch_add(&u->done, 1);
+}
+
+/* The other node's writer: holds cf-y, then, once the executor waits for it, wants cf-x. */
+static void *other_writer(void *arg)
+{
+    hub_store *other = arg;
+    usleep(300 * 1000); /* the executor waits first, so its deadlock check runs first */
+    hub_twin t;
+    iotdm_result r = hub_store_twin_get(other, "cf-x", &t);
+    if (r == IOTDM_OK)
+        hub_twin_deinit(&t);
+    r = hub_store_unit_end(other, r);
+    iotdm_result c = hub_store_commit(other);
+    return (void *)(intptr_t)(r == IOTDM_OK && c == IOTDM_OK);
+}
+
+static void test_work_a_conflicting_unit_runs_again(void **state)
+{
+    world *wd = *state;
+    if (!on_pg())
+        skip();
+    hub_store *other = NULL;
+    assert_int_equal(hub_store_open(wd->f->path, &other), IOTDM_OK);
+    create(other, "cf-x");
+    create(other, "cf-y");
+    assert_int_equal(hub_store_commit(other), IOTDM_OK);
+    hub_twin t;
+    assert_int_equal(hub_store_unit_begin(other), IOTDM_OK);
+    assert_int_equal(hub_store_twin_get(other, "cf-y", &t), IOTDM_OK);
+    hub_twin_deinit(&t);
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, other_writer, other), 0);
+    hub_loop *loop = &wd->h.loops[0];
+    conflict_unit u;
+    memset(&u, 0, sizeof u);
+    hub_work_submit(loop, &u.w, conflict_run, conflict_done, 0);
+    run_until(loop, &u.done, 1);
+    void *other_ok = NULL;
+    pthread_join(thread, &other_ok);
+    hub_store_close(other);
+    assert_int_equal(atomic_load(&u.done), 1);
+    assert_int_equal(u.result, IOTDM_OK);
+    assert_int_equal(atomic_load(&u.runs), 2);
+    assert_int_equal(atomic_load(&u.effects), 1);
+    assert_true(other_ok != NULL);
+}
+
 typedef struct {
     world *wd;
     unsigned loop;
@@ -294,6 +382,7 @@ int main(void)
         TW(test_work_disk_reserve_refuses_growth_only),
         TW(test_work_effects_run_only_after_success),
         TW(test_work_two_loops_at_once),
+        TW(test_work_a_conflicting_unit_runs_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

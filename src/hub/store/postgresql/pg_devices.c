@@ -251,6 +251,7 @@ iotdm_result pg_device_delete(hub_store *base, const char *device_id, uint64_t i
     pg_params p = {0};
     pp_text(&p, device_id);
     pp_int(&p, (int64_t)if_match);
+    pg_twin_cache_clear(s);
     /* One statement: the twin goes with the device (twins has no foreign key, pg_store.c); the
      * foreign keys cascade to the C2D queue, sessions and uploads. */
     iotdm_result r2;

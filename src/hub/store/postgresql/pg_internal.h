@@ -143,8 +143,28 @@ typedef struct {
 
 /* Statements waiting to go with the next round trip (pg_store.c): a unit's savepoint and its
  * release cost no round trip of their own, and neither does a twin's write-back
- * (pg_exec_deferred). */
-#define PG_PENDING_MAX 8
+ * (pg_exec_deferred). When either list is full, what waits goes in a round trip of its own. */
+#define PG_PENDING_MAX  48
+#define PG_DEFERRED_MAX 16
+
+/* A deferred write: its statement and a copy of its parameters (their bytes in buf). */
+typedef struct {
+    pg_stmt_id id;
+    pg_params params;
+    char *buf;
+    size_t cap;
+} pg_deferred;
+
+/* The reported section of a twin the writer's open group holds locked (read FOR UPDATE), as
+ * the group last wrote it: a device's next reported patch in the same group needs no read
+ * (pg_twins.c). Cleared when the group ends and whenever a unit fails. */
+typedef struct {
+    char device_id[HUB_ID_MAX];
+    json_t *reported, *reported_meta;
+    int64_t reported_version, desired_version, version;
+    uint64_t etag;
+} pg_twin_cached;
+#define PG_TWIN_CACHE_MAX 128
 
 typedef struct pg_store {
     hub_store base; /* first: the handle the rest of the hub sees */
@@ -156,22 +176,25 @@ typedef struct pg_store {
     bool unit_open;      /* between unit_begin and unit_end */
     bool unit_savepoint; /* the open unit's savepoint is taken */
     bool unit_failed;    /* an error inside the open unit: unit_end must roll back to it */
+    bool unit_conflict;  /* that error was a deadlock or serialization failure: retry the unit */
     int64_t next_connect_ms; /* after a lost connection, no new try before this */
     bool prepared[PQ_COUNT_];
     int64_t telemetry_bytes; /* sum of retained rows' bytes; -1 when it must be recounted */
     char node_id[64];        /* the node whose connection states this handle writes */
     const char *pending[PG_PENDING_MAX]; /* static command texts, sent in order */
     int npending;
-    int deferred_at;           /* index in pending of the deferred write, or -1 */
-    pg_stmt_id deferred_id;    /* the deferred write's statement */
-    pg_params deferred_params; /* its parameters, their bytes in deferred_buf */
-    char *deferred_buf;
-    size_t deferred_cap;
+    signed char pending_deferred[PG_PENDING_MAX]; /* its deferred write's slot, or -1 */
+    pg_deferred deferred[PG_DEFERRED_MAX];
+    int ndeferred;
     char locked_twin[HUB_ID_MAX]; /* the twin the open unit read FOR UPDATE ("" none) */
-    pg_tel_batch tel;             /* the writer's telemetry not yet inserted */
-    size_t unit_tel_mark;         /* rows buffered before the open unit (dropped if it fails) */
-    bool unit_flushed;            /* the open unit inserted rows of earlier units (a flush) */
-    int64_t partitions_hour;      /* the hour whose telemetry partitions this handle last made */
+    pg_twin_cached twin_cache[PG_TWIN_CACHE_MAX];
+    int ntwin_cache;
+    bool tel_copied;  /* the open group inserted telemetry */
+    int64_t last_seq; /* the telemetry sequence's last value as of the last commit; -1 unknown */
+    pg_tel_batch tel; /* the writer's telemetry not yet inserted */
+    size_t unit_tel_mark;    /* rows buffered before the open unit (dropped if it fails) */
+    bool unit_flushed;       /* the open unit inserted rows of earlier units (a flush) */
+    int64_t partitions_hour; /* the hour whose telemetry partitions this handle last made */
     hub_json_buf json[PG_JSON_BUFS];
 } pg_store;
 
@@ -193,6 +216,10 @@ typedef int (*pg_copy_chunk_fn)(void *ctx, const char **out_data, size_t *out_le
  * pieces next gives. Errors mark the transaction as pg_run's do. */
 IOTDM_NODISCARD iotdm_result pg_copy_in(pg_store *s, const char *copy_sql, pg_copy_chunk_fn next,
                                         void *ctx);
+/* The text of the statement that reads the telemetry sequence's last value (pg_messages.c). */
+extern const char PG_TELEMETRY_LAST_SEQ_SQL[];
+/* Forgets the cached twins (pg_twins.c): the group ended, or a unit failed. */
+void pg_twin_cache_clear(pg_store *s);
 /* Inserts the buffered telemetry (pg_messages.c). Before every read of the telemetry on the
  * writer and before COMMIT. */
 IOTDM_NODISCARD iotdm_result pg_telemetry_flush(pg_store *s);
@@ -215,7 +242,7 @@ IOTDM_NODISCARD iotdm_result pg_exec_row(pg_store *s, pg_stmt_id id, const char 
 /* A write that must touch exactly one row and cannot otherwise fail but for the server's own
  * reasons (a row this transaction holds locked), sent with the next round trip instead of one of
  * its own; the parameters are copied. If it then fails, the whole group fails (txn_failed): the
- * unit that wrote it has ended by then. At most one waits; a second runs as pg_exec_row. */
+ * unit that wrote it has ended by then. Outside a transaction it runs as pg_exec_row. */
 IOTDM_NODISCARD iotdm_result pg_exec_deferred(pg_store *s, pg_stmt_id id, const char *sql,
                                               const pg_params *p);
 

@@ -405,6 +405,8 @@ iotdm_result pg_telemetry_flush(pg_store *s)
     iotdm_result r = pg_write_begin(s);
     if (r == IOTDM_OK)
         r = copy_rows(s);
+    if (r == IOTDM_OK)
+        s->tel_copied = true;
     if (r != IOTDM_OK && s->in_txn)
         s->txn_failed = true; /* rows of units that ended well are lost: the group must fail */
     s->tel.n = 0;
@@ -523,22 +525,30 @@ iotdm_result pg_telemetry_foreach(hub_store *base, int64_t from_seq, size_t max,
     return r;
 }
 
+const char PG_TELEMETRY_LAST_SEQ_SQL[] = "SELECT pg_sequence_last_value('telemetry_seq')";
+
 int64_t pg_telemetry_last_seq(hub_store *base)
 {
     pg_store *s = (pg_store *)base;
     if (pg_telemetry_flush(s) != IOTDM_OK)
         return 0; /* the group fails; its caller learns it at the commit */
-    /* The identity's sequence keeps the highest seq ever assigned, even when trimming emptied the
-     * table, so a reader positioned "after the last" never sees an old seq come round again. NULL
-     * before the first append: 0. A sequence is not transactional: a seq taken by a group that
-     * was rolled back counts too, which leaves a gap in the stream, never a repeat. */
+    /* The writer learns the value with each COMMIT that inserted telemetry (pg_group_commit): no
+     * round trip of its own after every group. Rows other nodes added since may be missing from
+     * it; the cluster's bus reports those (cluster.c). */
+    if (!s->reader && !s->in_txn && s->last_seq >= 0)
+        return s->last_seq;
+    /* The sequence keeps the highest seq ever assigned, even when trimming emptied the table, so
+     * a reader positioned "after the last" never sees an old seq come round again. NULL before
+     * the first append: 0. A sequence is not transactional: a seq taken by a group that was
+     * rolled back counts too, which leaves a gap in the stream, never a repeat. */
     iotdm_result r;
-    PGresult *res = pg_select(s, PQ_TELEMETRY_LAST_SEQ,
-                              "SELECT pg_sequence_last_value('telemetry_seq')", NULL, &r);
+    PGresult *res = pg_select(s, PQ_TELEMETRY_LAST_SEQ, PG_TELEMETRY_LAST_SEQ_SQL, NULL, &r);
     if (!res)
         return 0;
     int64_t seq = pg_int(res, 0, 0);
     PQclear(res);
+    if (!s->reader && !s->in_txn)
+        s->last_seq = seq;
     return seq;
 }
 

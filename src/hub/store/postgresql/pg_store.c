@@ -305,8 +305,10 @@ static iotdm_result ensure_conn(pg_store *s)
 static void conn_lost(pg_store *s)
 {
     s->npending = 0;
-    s->deferred_at = -1;
+    s->ndeferred = 0;
     s->locked_twin[0] = '\0';
+    s->tel_copied = false;
+    pg_twin_cache_clear(s);
     if (s->in_txn)
         s->txn_failed = true;
     s->in_txn = false;
@@ -336,10 +338,18 @@ static iotdm_result failure(pg_store *s, PGresult *res, const char *what)
         else
             s->txn_failed = true;
     }
+    /* Another node's group holds what this one waits for while it waits for ours (a deadlock
+     * PostgreSQL broke by failing this statement), or a serialization failure: the unit can run
+     * again once its savepoint has undone it (pg_unit_end, work.c). */
+    bool conflict = strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0;
+    if (conflict && s->in_txn && s->unit_savepoint)
+        s->unit_conflict = true;
     /* 25P02: a statement after an earlier failure in the same transaction; that one was logged. */
     if (strcmp(state, "25P02") != 0)
         log_error("store", "postgresql failed op=%s sqlstate=%s error=\"%s\"", what, state,
                   res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : PQerrorMessage(s->conn));
+    if (conflict)
+        return IOTDM_E_CONFLICT;
     if (strcmp(state, "23505") == 0)
         return IOTDM_E_EXISTS;
     if (strcmp(state, "23503") == 0)
@@ -367,7 +377,8 @@ static iotdm_result flush_pending(pg_store *s)
 static void defer(pg_store *s, const char *sql)
 {
     if (s->npending == PG_PENDING_MAX)
-        (void)!flush_pending(s); /* rare: several units in a row, with a deferred write */
+        (void)!flush_pending(s); /* many units in a row, each with its deferred write */
+    s->pending_deferred[s->npending] = -1;
     s->pending[s->npending++] = sql;
 }
 
@@ -378,7 +389,7 @@ static iotdm_result exec_simple(pg_store *s, const char *sql)
     iotdm_result r = ensure_conn(s);
     if (r != IOTDM_OK)
         return r;
-    if (s->deferred_at >= 0) {
+    if (s->ndeferred > 0) {
         /* A write with parameters waits: the extended protocol, in one pipeline. */
         PQclear(run_pipelined(s, NULL, sql, 0, NULL, NULL, NULL, &r));
         return r;
@@ -414,7 +425,7 @@ static void stmt_name(pg_stmt_id id, char name[16])
     snprintf(name, 16, "iotdm_%d", (int)id);
 }
 
-/* The deferred write's outcome, once its result came: it had to touch exactly one row. */
+/* A deferred write's outcome, once its result came: it had to touch exactly one row. */
 static iotdm_result deferred_outcome(pg_store *s, PGresult *res)
 {
     ExecStatusType st = PQresultStatus(res);
@@ -439,18 +450,19 @@ static PGresult *run_pipelined(pg_store *s, const char *name, const char *sql, i
                                iotdm_result *out_r)
 {
     PGconn *c = s->conn;
-    int sent = s->npending, deferred_at = s->deferred_at;
+    int sent = s->npending;
     bool last = name || sql;
     const char *what = name ? name : "statement";
     s->npending = 0;
-    s->deferred_at = -1;
+    s->ndeferred = 0; /* their copies stay valid until the next pg_exec_deferred */
     bool ok = PQenterPipelineMode(c) == 1;
     for (int i = 0; ok && i < sent; i++) {
-        if (i == deferred_at) {
-            const pg_params *d = &s->deferred_params;
+        if (s->pending_deferred[i] >= 0) {
+            const pg_deferred *d = &s->deferred[s->pending_deferred[i]];
             char dname[16];
-            stmt_name(s->deferred_id, dname);
-            ok = PQsendQueryPrepared(c, dname, d->n, d->values, d->lengths, d->formats, 0) == 1;
+            stmt_name(d->id, dname);
+            ok = PQsendQueryPrepared(c, dname, d->params.n, d->params.values, d->params.lengths,
+                                     d->params.formats, 0) == 1;
         } else {
             ok = PQsendQueryParams(c, s->pending[i], 0, NULL, NULL, NULL, NULL, 0) == 1;
         }
@@ -479,7 +491,7 @@ static PGresult *run_pipelined(pg_store *s, const char *name, const char *sql, i
         }
         ExecStatusType st = PQresultStatus(res);
         bool good = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-        if (i == deferred_at && st != PGRES_PIPELINE_ABORTED) {
+        if (i < sent && s->pending_deferred[i] >= 0 && st != PGRES_PIPELINE_ABORTED) {
             iotdm_result dr = deferred_outcome(s, res);
             if (*out_r == IOTDM_OK)
                 *out_r = dr;
@@ -579,7 +591,7 @@ PGresult *pg_run_params(pg_store *s, const char *sql, int n, const char *const *
 iotdm_result pg_copy_in(pg_store *s, const char *copy_sql, const pg_copy_chunk_fn next, void *ctx)
 {
     iotdm_result r = ensure_conn(s);
-    if (r == IOTDM_OK && s->deferred_at >= 0)
+    if (r == IOTDM_OK && s->ndeferred > 0)
         r = flush_pending(s); /* a write with parameters cannot go in a simple query */
     if (r != IOTDM_OK)
         return r;
@@ -649,13 +661,16 @@ iotdm_result pg_exec_row(pg_store *s, pg_stmt_id id, const char *sql, const pg_p
 
 iotdm_result pg_exec_deferred(pg_store *s, pg_stmt_id id, const char *sql, const pg_params *p)
 {
-    if (s->deferred_at >= 0 || !s->in_txn || s->npending == PG_PENDING_MAX)
+    if (!s->in_txn)
         return pg_exec_row(s, id, sql, p);
     iotdm_result r = ensure_conn(s);
     if (r == IOTDM_OK)
         r = ensure_prepared(s, id, sql);
+    if (r == IOTDM_OK && (s->ndeferred == PG_DEFERRED_MAX || s->npending == PG_PENDING_MAX))
+        r = flush_pending(s);
     if (r != IOTDM_OK)
         return r;
+    pg_deferred *slot = &s->deferred[s->ndeferred];
     /* The copy's bytes: numbers and booleans are NUL-terminated texts, the rest has its length. */
     size_t need = 0, len[PG_MAX_PARAMS];
     for (int i = 0; i < p->n; i++) {
@@ -664,25 +679,25 @@ iotdm_result pg_exec_deferred(pg_store *s, pg_stmt_id id, const char *sql, const
                                  : strlen(p->values[i]) + 1;
         need += len[i];
     }
-    if (need > s->deferred_cap) {
-        char *buf = xrealloc(s->deferred_buf, need);
+    if (need > slot->cap) {
+        char *buf = xrealloc(slot->buf, need);
         if (!buf)
             return -ENOMEM;
-        s->deferred_buf = buf;
-        s->deferred_cap = need;
+        slot->buf = buf;
+        slot->cap = need;
     }
-    pg_params *d = &s->deferred_params;
+    pg_params *d = &slot->params;
     *d = *p;
     size_t off = 0;
     for (int i = 0; i < p->n; i++) {
         if (!p->values[i])
             continue;
-        memcpy(s->deferred_buf + off, p->values[i], len[i]);
-        d->values[i] = s->deferred_buf + off;
+        memcpy(slot->buf + off, p->values[i], len[i]);
+        d->values[i] = slot->buf + off;
         off += len[i];
     }
-    s->deferred_id = id;
-    s->deferred_at = s->npending;
+    slot->id = id;
+    s->pending_deferred[s->npending] = (signed char)s->ndeferred++;
     s->pending[s->npending++] = sql; /* its text, for the logs */
     return IOTDM_OK;
 }
@@ -730,7 +745,8 @@ iotdm_result pg_savepoint_end(pg_store *s, iotdm_result outcome)
         return outcome == IOTDM_OK ? IOTDM_E_STORAGE : outcome; /* the connection went away */
     bool unit_failed = s->unit_failed, txn_failed = s->txn_failed;
     if (outcome != IOTDM_OK || unit_failed || txn_failed) {
-        s->locked_twin[0] = '\0'; /* the rollback releases the lock */
+        s->locked_twin[0] = '\0'; /* the rollback releases the lock and undoes the writes */
+        pg_twin_cache_clear(s);
         iotdm_result rb = exec_simple(s, "ROLLBACK TO SAVEPOINT store_op");
         if (rb == IOTDM_OK) {
             /* The failure was inside this savepoint: the transaction is usable again. */
@@ -752,6 +768,7 @@ static iotdm_result pg_unit_begin(hub_store *base)
     if (s->tel.used >= PG_TEL_BATCH_BYTES && !s->txn_failed && !s->unit_failed)
         (void)!pg_telemetry_flush(s);
     s->unit_open = true;
+    s->unit_conflict = false;
     s->locked_twin[0] = '\0';
     s->unit_savepoint = false; /* taken by the unit's first statement inside the group */
     s->unit_failed = false;
@@ -769,6 +786,7 @@ static iotdm_result pg_unit_end(hub_store *base, iotdm_result outcome)
     s->unit_savepoint = false;
     s->unit_failed = false;
     if (outcome != IOTDM_OK || failed) {
+        pg_twin_cache_clear(s); /* it may hold what the unit wrote, and its locks */
         /* The unit's telemetry is not inserted. Rows of earlier units that a read inside this
          * unit flushed would go with its savepoint: then the group cannot commit as it is. */
         pg_telemetry_batch_truncate(s, s->unit_tel_mark);
@@ -781,7 +799,10 @@ static iotdm_result pg_unit_end(hub_store *base, iotdm_result outcome)
         defer(s, "ROLLBACK TO SAVEPOINT unit");
         if (outcome == IOTDM_OK)
             outcome = IOTDM_E_STORAGE; /* a statement failed and the unit went on regardless */
+        if (s->unit_conflict)
+            outcome = IOTDM_E_CONFLICT; /* whatever the op made of it: it may run again */
     }
+    s->unit_conflict = false;
     /* Sent with the next statement or the COMMIT: an error there fails the whole group, which
      * then acknowledges nothing. */
     defer(s, "RELEASE SAVEPOINT unit");
@@ -792,23 +813,36 @@ static iotdm_result pg_group_commit(hub_store *base)
 {
     pg_store *s = (pg_store *)base;
     s->locked_twin[0] = '\0';
+    pg_twin_cache_clear(s); /* the locks go with the transaction */
     if (s->in_txn && !s->txn_failed && !s->unit_failed && s->tel.n > 0)
         (void)!pg_telemetry_flush(s); /* a failure marks the group failed */
     if (s->txn_failed || s->unit_failed) {
         pg_telemetry_batch_truncate(s, 0);
         s->npending = 0;
-        s->deferred_at = -1;
+        s->ndeferred = 0;
         if (s->in_txn)
             (void)!exec_simple(s, "ROLLBACK"); /* the failure is what we report */
         s->in_txn = false;
         s->txn_failed = false;
         s->unit_failed = false;
         s->telemetry_bytes = -1;
+        s->tel_copied = false;
         return IOTDM_E_STORAGE;
     }
     if (!s->in_txn)
         return IOTDM_OK;
-    iotdm_result r = exec_simple(s, "COMMIT");
+    iotdm_result r;
+    if (s->tel_copied) {
+        /* The sequence's new last value comes back with the COMMIT, in the same round trip:
+         * the hub asks for it after every group (pg_telemetry_last_seq). */
+        s->tel_copied = false;
+        defer(s, "COMMIT");
+        PGresult *res = pg_run(s, PQ_TELEMETRY_LAST_SEQ, PG_TELEMETRY_LAST_SEQ_SQL, NULL, &r);
+        s->last_seq = res ? pg_int(res, 0, 0) : -1;
+        PQclear(res);
+    } else {
+        r = exec_simple(s, "COMMIT");
+    }
     if (r != IOTDM_OK) {
         /* The group is lost (a failed COMMIT rolls back). Nothing was acknowledged. */
         if (s->conn && PQstatus(s->conn) == CONNECTION_OK &&
@@ -978,7 +1012,7 @@ static pg_store *pg_new(const char *conninfo, bool reader)
     s->base.ops = &postgresql_ops;
     s->reader = reader;
     s->telemetry_bytes = -1;
-    s->deferred_at = -1;
+    s->last_seq = -1;
     snprintf(s->conninfo, sizeof s->conninfo, "%s", conninfo);
     return s;
 }
@@ -1042,7 +1076,9 @@ static void pg_close(hub_store *base)
     pg_telemetry_batch_free(s);
     for (int i = 0; i < PG_JSON_BUFS; i++)
         hub_json_buf_free(&s->json[i]);
-    xfree(s->deferred_buf);
+    for (int i = 0; i < PG_DEFERRED_MAX; i++)
+        xfree(s->deferred[i].buf);
+    pg_twin_cache_clear(s);
     xfree(s);
 }
 

@@ -24,6 +24,60 @@ iotdm_result pg_twin_from_row(const PGresult *res, int row, int c, hub_twin *out
     return IOTDM_E_STORAGE;
 }
 
+/* ---- the writer's cache of the twins its open group holds locked ---- */
+
+void pg_twin_cache_clear(pg_store *s)
+{
+    for (int i = 0; i < s->ntwin_cache; i++) {
+        json_decref(s->twin_cache[i].reported);
+        json_decref(s->twin_cache[i].reported_meta);
+    }
+    s->ntwin_cache = 0;
+}
+
+static pg_twin_cached *cache_find(pg_store *s, const char *device_id)
+{
+    for (int i = 0; i < s->ntwin_cache; i++)
+        if (strcmp(s->twin_cache[i].device_id, device_id) == 0)
+            return &s->twin_cache[i];
+    return NULL;
+}
+
+/* Records the reported section as the group now has it (deep copies: the caller goes on to
+ * change its own). NULL sections keep what the entry has; a new entry needs both. Only for a
+ * row this transaction holds locked. */
+static void cache_put(pg_store *s, const char *device_id, const hub_twin *t)
+{
+    pg_twin_cached *c = cache_find(s, device_id);
+    if (!c && (!t->reported || !t->reported_meta || s->ntwin_cache == PG_TWIN_CACHE_MAX))
+        return; /* not cached: the next read goes to the database */
+    json_t *rep = t->reported ? json_deep_copy(t->reported) : NULL;
+    json_t *meta = t->reported_meta ? json_deep_copy(t->reported_meta) : NULL;
+    if ((t->reported && !rep) || (t->reported_meta && !meta)) {
+        json_decref(rep);
+        json_decref(meta);
+        pg_twin_cache_clear(s); /* out of memory: the database has it all */
+        return;
+    }
+    if (!c) {
+        c = &s->twin_cache[s->ntwin_cache++];
+        memset(c, 0, sizeof *c);
+        snprintf(c->device_id, sizeof c->device_id, "%s", device_id);
+    }
+    if (rep) {
+        json_decref(c->reported);
+        c->reported = rep;
+    }
+    if (meta) {
+        json_decref(c->reported_meta);
+        c->reported_meta = meta;
+    }
+    c->reported_version = t->reported_version;
+    c->desired_version = t->desired_version;
+    c->version = t->version;
+    c->etag = t->etag;
+}
+
 /* Runs a one-row read keyed by device id; *out_res NULL (and IOTDM_E_NOT_FOUND) when no row.
  * lock_sql (may be NULL): the same read with FOR UPDATE, which the writer uses. */
 static iotdm_result read_one(pg_store *s, pg_stmt_id id, const char *sql, const char *lock_sql,
@@ -72,16 +126,37 @@ iotdm_result pg_twin_get(hub_store *base, const char *device_id, hub_twin *out_t
         return r;
     r = pg_twin_from_row(res, 0, 0, out_twin);
     PQclear(res);
+    pg_store *s = (pg_store *)base;
+    if (r == IOTDM_OK && !s->reader)
+        cache_put(s, device_id, out_twin); /* read FOR UPDATE: the group holds it */
     return r;
 }
 
-/* Only what a reported patch needs: its section, its metadata and the counters. */
+/* Only what a reported patch needs: its section, its metadata and the counters. On the writer,
+ * from the cache when the group already read the twin (and holds its lock). */
 iotdm_result pg_twin_get_sections(hub_store *base, const char *device_id, unsigned sections,
                                   hub_twin *out_twin)
 {
     if (sections & (HUB_TWIN_TAGS | HUB_TWIN_DESIRED))
         return pg_twin_get(base, device_id, out_twin);
     memset(out_twin, 0, sizeof(*out_twin));
+    pg_store *s = (pg_store *)base;
+    pg_twin_cached *c = s->reader ? NULL : cache_find(s, device_id);
+    if (c) {
+        iotdm_result r = pg_write_begin(s); /* the unit writes next: its savepoint goes first */
+        if (r != IOTDM_OK)
+            return r;
+        out_twin->reported = json_deep_copy(c->reported);
+        out_twin->reported_meta = json_deep_copy(c->reported_meta);
+        out_twin->reported_version = c->reported_version;
+        out_twin->desired_version = c->desired_version;
+        out_twin->version = c->version;
+        out_twin->etag = c->etag;
+        if (out_twin->reported && out_twin->reported_meta)
+            return IOTDM_OK;
+        hub_twin_deinit(out_twin);
+        return -ENOMEM;
+    }
     PGresult *res;
     iotdm_result r = read_one((pg_store *)base, PQ_TWIN_GET_REPORTED, TWIN_GET_REPORTED_SQL,
                               TWIN_GET_REPORTED_SQL " FOR UPDATE", device_id, &res);
@@ -94,8 +169,11 @@ iotdm_result pg_twin_get_sections(hub_store *base, const char *device_id, unsign
     out_twin->version = pg_int(res, 0, 4);
     out_twin->etag = (uint64_t)pg_int(res, 0, 5);
     PQclear(res);
-    if (out_twin->reported && out_twin->reported_meta)
+    if (out_twin->reported && out_twin->reported_meta) {
+        if (!s->reader)
+            cache_put(s, device_id, out_twin);
         return IOTDM_OK;
+    }
     hub_twin_deinit(out_twin);
     return IOTDM_E_STORAGE;
 }
@@ -157,6 +235,9 @@ iotdm_result pg_twin_put(hub_store *base, const char *device_id, const hub_twin 
     iotdm_result r = pg_write_begin(s);
     if (r != IOTDM_OK)
         return r;
+    /* A row the group holds locked: read FOR UPDATE in this unit, or cached by an earlier one. */
+    bool locked =
+        s->unit_open && (strcmp(s->locked_twin, device_id) == 0 || cache_find(s, device_id));
     pg_params p = {0};
     pp_text(&p, device_id);
     for (int i = 0; i < PG_JSON_BUFS; i++) {
@@ -173,14 +254,17 @@ iotdm_result pg_twin_put(hub_store *base, const char *device_id, const hub_twin 
      * is ours until the commit, so only the server can fail it, and the write goes with the next
      * round trip (a reported patch then costs one round trip, not two). */
     iotdm_result (*exec)(pg_store *, pg_stmt_id, const char *, const pg_params *) =
-        s->unit_open && strcmp(s->locked_twin, device_id) == 0 ? pg_exec_deferred : pg_exec_row;
-    return exec(s, PQ_TWIN_PUT,
-                "UPDATE twins SET tags = COALESCE($2, tags), "
-                "desired = COALESCE($3, desired), desired_meta = COALESCE($4, desired_meta), "
-                "reported = COALESCE($5, reported), "
-                "reported_meta = COALESCE($6, reported_meta), desired_version = $7, "
-                "reported_version = $8, version = $9, etag = $10 WHERE device_id = $1",
-                &p);
+        locked ? pg_exec_deferred : pg_exec_row;
+    r = exec(s, PQ_TWIN_PUT,
+             "UPDATE twins SET tags = COALESCE($2, tags), "
+             "desired = COALESCE($3, desired), desired_meta = COALESCE($4, desired_meta), "
+             "reported = COALESCE($5, reported), "
+             "reported_meta = COALESCE($6, reported_meta), desired_version = $7, "
+             "reported_version = $8, version = $9, etag = $10 WHERE device_id = $1",
+             &p);
+    if (r == IOTDM_OK && locked)
+        cache_put(s, device_id, twin);
+    return r;
 }
 
 iotdm_result pg_twin_foreach(hub_store *base, hub_twin_visitor visit, void *ctx)
