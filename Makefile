@@ -49,7 +49,8 @@ e2e: dev
 # HAProxy (IOTDM_E2E_CLUSTER=1, tests/e2e/lib/cluster.js) with the cluster's own tests, all on a
 # throwaway server (scripts/pg-tmp.sh).
 E2E_PG_FILES = conformance_registry.test.js conformance_device.test.js \
-	conformance_methods.test.js conformance_query.test.js mqtt_negative.test.js durability.test.js
+	conformance_methods.test.js conformance_query.test.js mqtt_negative.test.js durability.test.js \
+	jobs.test.js
 E2E_PG_ENV = IOTDM_E2E_PG_DIR=$(CURDIR)/build/e2e-pg IOTDM_BUILD_DIR=$(CURDIR)/build/dev
 e2e-pg: dev
 	scripts/pg-tmp.sh destroy build/e2e-pg && scripts/pg-tmp.sh start build/e2e-pg >/dev/null

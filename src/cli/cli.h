@@ -203,8 +203,8 @@ json_t *cli_strip_metadata(const json_t *v, bool drop_version);
 
 /* ---- command groups */
 
-extern const cli_group cli_group_device, cli_group_twin, cli_group_method, cli_group_c2d,
-    cli_group_monitor, cli_group_query;
+extern const cli_group cli_group_device, cli_group_twin, cli_group_method, cli_group_job,
+    cli_group_c2d, cli_group_monitor, cli_group_query;
 
 /* The dps command tree (enrollment, group, registration, derive-key): the words after "dps". */
 int cli_dps_main(cli_ctx *ctx, int argc, char **argv);

@@ -6,7 +6,7 @@
 #include "cli/cli.h"
 
 static const cli_group *const groups[] = {
-    &cli_group_device, &cli_group_twin,    &cli_group_method,
+    &cli_group_device, &cli_group_twin,    &cli_group_method, &cli_group_job,
     &cli_group_c2d,    &cli_group_monitor, &cli_group_query,
 };
 #define NGROUPS (sizeof groups / sizeof groups[0])

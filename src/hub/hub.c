@@ -23,6 +23,7 @@
 #include "hub/events.h"
 #include "hub/http/http.h"
 #include "hub/housekeeping.h"
+#include "hub/jobs/jobs.h"
 #include "hub/methods.h"
 #include "hub/net/refusals.h"
 #include "hub/net/tls.h"
@@ -349,8 +350,7 @@ static iotdm_result join_cluster(hub *h)
 {
     if (!h->cfg.store[0] || !hub_store_is_postgresql(h->cfg.store))
         return IOTDM_OK;
-    char node[HUB_CLUSTER_NODE_ID_MAX];
-    node_id_of(&h->cfg, node, sizeof node);
+    const char *node = h->cfg.node_id; /* hub_init named this node */
     /* The store is open: the schema, the cluster's tables included, is up to date. */
     iotdm_result r = hub_cluster_open(h, h->cfg.store, node, &h->cluster);
     if (r == IOTDM_OK)
@@ -458,6 +458,8 @@ iotdm_result hub_init(hub *h, const hub_config *cfg)
     memset(h, 0, sizeof *h);
     h->cfg = *cfg;
     h->started_ms = time_now_ms();
+    /* The jobs runner names this node in its leases, with or without a cluster. */
+    node_id_of(cfg, h->cfg.node_id, sizeof h->cfg.node_id);
     signal(SIGPIPE, SIG_IGN);
     derive_limits(&h->cfg);
     hub_store *store = NULL;
@@ -497,6 +499,8 @@ iotdm_result hub_init(hub *h, const hub_config *cfg)
         r = init_loop(h, i);
     if (r == IOTDM_OK)
         r = init_loop0_timers(h);
+    if (r == IOTDM_OK)
+        r = (h->jobs = hub_jobs_new(h)) ? IOTDM_OK : -ENOMEM;
     if (r == IOTDM_OK && h->cluster)
         r = hub_cluster_run(h->cluster);
     if (r < 0)
@@ -572,6 +576,8 @@ void hub_deinit(hub *h)
         hub_events_loop_deinit(loop);
     }
     drain_loops(h);
+    hub_jobs_free(h->jobs); /* after the drain: its units' completions need it */
+    h->jobs = NULL;
     if (h->housekeeping_ev)
         event_free(h->housekeeping_ev);
     if (h->sigterm_ev)

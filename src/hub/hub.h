@@ -62,6 +62,7 @@ typedef struct hub {
     struct hub_events *events;
     hub_dps *dps;
     struct hub_cluster *cluster;   /* with a PostgreSQL store (cluster/cluster.h); else NULL */
+    struct hub_jobs *jobs;         /* the jobs runner, on loop 0 (jobs/jobs.h) */
     hub_models *models;            /* read-only after start */
     struct event *housekeeping_ev; /* on loop 0 */
     struct event *sigterm_ev, *sigint_ev;

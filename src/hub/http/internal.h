@@ -60,6 +60,7 @@ extern const http_route http_devices_routes[];
 extern const http_route http_devices_bulk_routes[];
 extern const http_route http_twins_routes[];
 extern const http_route http_methods_routes[];
+extern const http_route http_jobs_routes[];
 extern const http_route http_query_routes[];
 extern const http_route http_statistics_routes[];
 extern const http_route http_messages_routes[];

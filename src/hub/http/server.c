@@ -22,10 +22,14 @@
 static const char json_content_type[] = "application/json; charset=utf-8";
 
 static const http_route *const route_tables[] = {
-    http_query_routes,      http_devices_routes, http_devices_bulk_routes, http_files_routes,
-    http_twins_routes,      http_methods_routes, http_statistics_routes,   http_messages_routes,
-    http_events_routes,     http_models_routes,  http_blob_routes,         http_dps_service_routes,
-    http_dps_device_routes, http_static_routes, /* last: its pattern takes any path */
+    http_query_routes,        http_devices_routes,
+    http_devices_bulk_routes, http_files_routes,
+    http_twins_routes,        http_methods_routes,
+    http_jobs_routes,         http_statistics_routes,
+    http_messages_routes,     http_events_routes,
+    http_models_routes,       http_blob_routes,
+    http_dps_service_routes,  http_dps_device_routes,
+    http_static_routes, /* last: its pattern takes any path */
 };
 
 /* ---- answers ---- */

@@ -25,9 +25,12 @@
 
 #define COMPONENT "https"
 /* Lingering close: after the last answer, what the peer still sends is discarded for this long
- * and up to this many bytes. */
+ * and up to this many bytes. The bytes must cover what a refused body can have in flight: the
+ * peer's send buffer and this side's receive buffer, a few MiB with the kernel's autotuning.
+ * Closing earlier resets the connection, and the peer's kernel then drops the answer unread
+ * (seen as a 413 lost under load with 256 KiB). Discarding costs a read per buffer, no more. */
 #define LINGER_S     2
-#define LINGER_BYTES (256 * 1024)
+#define LINGER_BYTES (16 * 1024 * 1024)
 
 static void conn_destroy(httpd_conn *c);
 static void conn_release_request(httpd_conn *c);

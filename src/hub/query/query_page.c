@@ -19,10 +19,12 @@
 #define CHECK_LEN     12
 #define TOKEN_VERSION 1
 #define TOKEN_HEAD    (CHECK_LEN + 1 + 8)
+/* Where a page starts after: a device id, or for devices.jobs "<job id>\n<device id>". */
+#define CURSOR_MAX (2 * HUB_ID_MAX)
 
 typedef struct {
     uint64_t returned;
-    char after[HUB_ID_MAX];
+    char after[CURSOR_MAX];
 } page_cursor;
 
 typedef struct {
@@ -120,7 +122,7 @@ static bool token_check(const hub_query *q, const unsigned char *body, size_t le
 static iotdm_result token_encode(const hub_query *q, const page_cursor *c,
                                  char out[HUB_QUERY_CONTINUATION_MAX])
 {
-    unsigned char raw[TOKEN_HEAD + HUB_ID_MAX];
+    unsigned char raw[TOKEN_HEAD + CURSOR_MAX];
     size_t id_len = strlen(c->after);
     raw[CHECK_LEN] = TOKEN_VERSION;
     put_u64(raw + CHECK_LEN + 1, c->returned);
@@ -133,9 +135,9 @@ static iotdm_result token_encode(const hub_query *q, const page_cursor *c,
 
 static iotdm_result token_decode(const hub_query *q, const char *text, page_cursor *out)
 {
-    unsigned char raw[TOKEN_HEAD + HUB_ID_MAX], check[CHECK_LEN];
+    unsigned char raw[TOKEN_HEAD + CURSOR_MAX], check[CHECK_LEN];
     long n = base64_decode(text, strlen(text), raw, sizeof raw);
-    if (n <= TOKEN_HEAD || n >= TOKEN_HEAD + HUB_ID_MAX || raw[CHECK_LEN] != TOKEN_VERSION)
+    if (n <= TOKEN_HEAD || n >= TOKEN_HEAD + CURSOR_MAX || raw[CHECK_LEN] != TOKEN_VERSION)
         return IOTDM_E_MALFORMED;
     size_t id_len = (size_t)n - TOKEN_HEAD;
     if (!token_check(q, raw + CHECK_LEN, (size_t)n - CHECK_LEN, check))
@@ -158,7 +160,7 @@ typedef struct {
     size_t want;           /* rows this page may hold */
     bool look_ahead;       /* rows may follow it: find out whether one does before saying so */
     bool more;             /* one does */
-    char last[HUB_ID_MAX]; /* the last twin looked at that the next page need not see again */
+    char last[CURSOR_MAX]; /* the last document looked at that the next page need not see again */
     iotdm_result result;
 } page_fill;
 
@@ -188,6 +190,60 @@ static bool fill(void *ctx, const hub_device *d, const hub_twin *t)
     return f->result == IOTDM_OK && (f->look_ahead || json_array_size(f->items) < f->want);
 }
 
+/* devices.jobs: the device records of every job, in (job id, device id) order, each evaluated
+ * here. The served record leaves out the hub's own members. */
+static bool fill_device_job(void *ctx, const char *scope, const char *id, const json_t *doc,
+                            uint64_t etag)
+{
+    (void)etag;
+    page_fill *f = ctx;
+    json_t *view = json_deep_copy(doc);
+    if (!view) {
+        f->result = -ENOMEM;
+        return false;
+    }
+    json_object_del(view, "$iotdm");
+    bool full = json_array_size(f->items) == f->want;
+    if (hub_query_matches(f->q, view)) {
+        if (full) {
+            f->more = true;
+            json_decref(view);
+            return false;
+        }
+        if (json_array_append(f->items, view) != 0)
+            f->result = -ENOMEM;
+    }
+    json_decref(view);
+    snprintf(f->last, sizeof f->last, "%s\n%s", scope, id);
+    return f->result == IOTDM_OK && (f->look_ahead || json_array_size(f->items) < f->want);
+}
+
+static iotdm_result device_jobs_page(hub_store *store, const char *after, page_fill *f)
+{
+    enum { BATCH = 500 };
+    char scope[CURSOR_MAX] = "", id[CURSOR_MAX] = "";
+    const char *nl = strchr(after, '\n');
+    if (nl) {
+        snprintf(scope, sizeof scope, "%.*s", (int)(nl - after), after);
+        snprintf(id, sizeof id, "%s", nl + 1);
+    }
+    for (;;) {
+        char last_before[CURSOR_MAX];
+        snprintf(last_before, sizeof last_before, "%s", f->last);
+        iotdm_result r =
+            hub_store_doc_foreach(store, HUB_DOC_DEVICE_JOB, NULL, scope[0] ? scope : NULL,
+                                  scope[0] ? id : NULL, BATCH, fill_device_job, f);
+        if (r != IOTDM_OK || f->result != IOTDM_OK || f->more)
+            return r;
+        bool stopped = json_array_size(f->items) == f->want && !f->look_ahead;
+        if (stopped || strcmp(last_before, f->last) == 0)
+            return IOTDM_OK; /* the page is full, or the walk reached the end */
+        nl = strchr(f->last, '\n');
+        snprintf(scope, sizeof scope, "%.*s", (int)(nl - f->last), f->last);
+        snprintf(id, sizeof id, "%s", nl + 1);
+    }
+}
+
 static iotdm_result plain_page(hub_store *store, const hub_query *q, const page_cursor *from,
                                size_t max_items, hub_query_page *out)
 {
@@ -203,6 +259,8 @@ static iotdm_result plain_page(hub_store *store, const hub_query *q, const page_
     iotdm_result r = IOTDM_OK;
     if (f.want > 0 && q->source == HUB_QUERY_FROM_DEVICES)
         r = hub_store_query_page(store, q, from->after[0] ? from->after : NULL, fill, &f);
+    else if (f.want > 0 && q->source == HUB_QUERY_FROM_JOBS)
+        r = device_jobs_page(store, from->after, &f);
     if (r == IOTDM_OK)
         r = f.result;
     if (r == IOTDM_OK && f.more) {

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/alloc.h"
+#include "common/jsonw.h"
 #include "common/urlenc.h"
 
 void hub_twin_deinit(hub_twin *twin)
@@ -471,6 +472,95 @@ iotdm_result hub_store_file_prune(hub_store *store, int64_t done_before_ms, int6
 {
     return store->ops->file_prune(store, done_before_ms, open_before_ms, max, visit, ctx,
                                   out_deleted);
+}
+
+/* ---- fleet documents: the arguments are checked here, so every backend gets the same ---- */
+
+/* A scope, id or cursor as the store keeps it: at most HUB_DOC_KEY_MAX bytes of UTF-8. Checked
+ * before any backend sees it: PostgreSQL would refuse other bytes with an SQL error, which fails
+ * the transaction, where SQLite would keep them. */
+static bool doc_key_ok(const char *key, bool may_be_empty)
+{
+    if (!key)
+        return false;
+    size_t len = strnlen(key, HUB_DOC_KEY_MAX + 1);
+    return len <= HUB_DOC_KEY_MAX && (may_be_empty || len > 0) && utf8_valid(key, len);
+}
+
+/* Collection, scope and id of one document. */
+static bool doc_address_ok(hub_doc_collection coll, const char *scope, const char *id)
+{
+    return (int)coll > 0 && doc_key_ok(scope, true) && doc_key_ok(id, false);
+}
+
+iotdm_result hub_store_doc_put(hub_store *store, hub_doc_collection coll, const char *scope,
+                               const char *id, const json_t *doc, uint64_t if_match,
+                               uint64_t *out_etag)
+{
+    if (!doc_address_ok(coll, scope, id) || !json_is_object(doc))
+        return IOTDM_E_MALFORMED;
+    /* The size as the backends will write it (compact). Measuring costs a second serialization,
+     * which is cheap next to the write, and keeps the limit the same on every backend. */
+    size_t len = json_dumpb(doc, NULL, 0, JSON_COMPACT);
+    if (len == 0)
+        return IOTDM_E_MALFORMED;
+    if (len > HUB_DOC_MAX_BYTES)
+        return IOTDM_E_TOO_LARGE;
+    return store->ops->doc_put(store, coll, scope, id, doc, if_match, out_etag);
+}
+
+iotdm_result hub_store_doc_get(hub_store *store, hub_doc_collection coll, const char *scope,
+                               const char *id, json_t **out_doc, uint64_t *out_etag)
+{
+    *out_doc = NULL;
+    if (!doc_address_ok(coll, scope, id))
+        return IOTDM_E_MALFORMED;
+    return store->ops->doc_get(store, coll, scope, id, out_doc, out_etag);
+}
+
+iotdm_result hub_store_doc_delete(hub_store *store, hub_doc_collection coll, const char *scope,
+                                  const char *id, uint64_t if_match)
+{
+    if (!doc_address_ok(coll, scope, id))
+        return IOTDM_E_MALFORMED;
+    return store->ops->doc_delete(store, coll, scope, id, if_match);
+}
+
+iotdm_result hub_store_doc_foreach(hub_store *store, hub_doc_collection coll, const char *scope,
+                                   const char *after_scope, const char *after_id, size_t max,
+                                   hub_fleet_doc_visitor visit, void *ctx)
+{
+    /* Backends get the cursor without NULLs: "" sorts before every scope and every id (ids are
+     * never empty), so (after_scope, NULL) starts at the first document of after_scope. */
+    if (scope || !after_scope)
+        after_scope = "";
+    if (!after_id)
+        after_id = "";
+    if ((int)coll <= 0 || !visit || (scope && !doc_key_ok(scope, true)) ||
+        !doc_key_ok(after_scope, true) || !doc_key_ok(after_id, true))
+        return IOTDM_E_MALFORMED;
+    if (max == 0)
+        return IOTDM_OK;
+    return store->ops->doc_foreach(store, coll, scope, after_scope, after_id, max, visit, ctx);
+}
+
+iotdm_result hub_store_doc_delete_scope(hub_store *store, hub_doc_collection coll,
+                                        const char *scope, size_t *out_deleted)
+{
+    if (out_deleted)
+        *out_deleted = 0;
+    if ((int)coll <= 0 || !doc_key_ok(scope, true))
+        return IOTDM_E_MALFORMED;
+    return store->ops->doc_delete_scope(store, coll, scope, out_deleted);
+}
+
+iotdm_result hub_store_doc_count(hub_store *store, hub_doc_collection coll, const char *scope,
+                                 size_t *out_count)
+{
+    *out_count = 0;
+    if ((int)coll <= 0 || (scope && !doc_key_ok(scope, true)))
+        return IOTDM_E_MALFORMED;
+    return store->ops->doc_count(store, coll, scope, out_count);
 }
 
 /* ---- helpers every backend uses ---- */

@@ -453,6 +453,58 @@ IOTDM_NODISCARD iotdm_result hub_store_tpm_challenge_get(hub_store *store,
 IOTDM_NODISCARD iotdm_result hub_store_tpm_challenge_prune(hub_store *store, int64_t now_ms,
                                                            size_t max_keep, size_t *out_deleted);
 
+/* Fleet documents (docs/jobs.md): jobs, the per-device records of jobs, configurations; later
+ * fleet features add collections. Each is a JSON object kept per (collection, scope, id): scope
+ * groups documents that are listed together (a job's id for its device records, "" where a
+ * collection has no groups). Like enrollments, each carries an etag counter: 1 on create, +1 on
+ * every replace, which makes a replace conditional (If-Match, and the lease of a job across the
+ * nodes of a cluster). */
+typedef enum {
+    HUB_DOC_JOB = 1,           /* scope "", id the job id */
+    HUB_DOC_DEVICE_JOB = 2,    /* scope the job id, id the device id */
+    HUB_DOC_CONFIGURATION = 3, /* scope "", id the configuration id */
+} hub_doc_collection;
+
+/* Longest scope and id, in bytes without the NUL (ids longer are refused: IOTDM_E_MALFORMED). */
+#define HUB_DOC_KEY_MAX 128
+/* Largest document, serialized compactly (IOTDM_E_TOO_LARGE beyond). */
+#define HUB_DOC_MAX_BYTES (256 * 1024)
+/* if_match for doc_put: create only (IOTDM_E_EXISTS when the document is there). */
+#define HUB_DOC_CREATE UINT64_MAX
+
+/* A document lent to a visitor for the duration of the call; false stops the walk. */
+typedef bool (*hub_fleet_doc_visitor)(void *ctx, const char *scope, const char *id,
+                                      const json_t *doc, uint64_t etag);
+
+/* Creates or replaces. if_match: 0 = unconditional; HUB_DOC_CREATE = only if absent
+ * (IOTDM_E_EXISTS); otherwise the stored etag must equal it (IOTDM_E_PRECONDITION, also when
+ * absent). doc must be an object (IOTDM_E_MALFORMED). *out_etag (may be NULL) gets the new etag. */
+IOTDM_NODISCARD iotdm_result hub_store_doc_put(hub_store *store, hub_doc_collection coll,
+                                               const char *scope, const char *id, const json_t *doc,
+                                               uint64_t if_match, uint64_t *out_etag);
+/* A new reference in *out_doc and its etag (may be NULL); IOTDM_E_NOT_FOUND when absent. */
+IOTDM_NODISCARD iotdm_result hub_store_doc_get(hub_store *store, hub_doc_collection coll,
+                                               const char *scope, const char *id, json_t **out_doc,
+                                               uint64_t *out_etag);
+/* if_match 0 = unconditional; IOTDM_E_NOT_FOUND when absent, IOTDM_E_PRECONDITION on a
+ * different etag. */
+IOTDM_NODISCARD iotdm_result hub_store_doc_delete(hub_store *store, hub_doc_collection coll,
+                                                  const char *scope, const char *id,
+                                                  uint64_t if_match);
+/* The documents of one scope (scope NULL: of every scope), in (scope, id) order (bytewise) after
+ * (after_scope, after_id) (NULL: from the first; after_scope is ignored when scope is given), at
+ * most max. */
+IOTDM_NODISCARD iotdm_result hub_store_doc_foreach(hub_store *store, hub_doc_collection coll,
+                                                   const char *scope, const char *after_scope,
+                                                   const char *after_id, size_t max,
+                                                   hub_fleet_doc_visitor visit, void *ctx);
+/* Deletes every document of scope; *out_deleted (may be NULL) gets how many went. */
+IOTDM_NODISCARD iotdm_result hub_store_doc_delete_scope(hub_store *store, hub_doc_collection coll,
+                                                        const char *scope, size_t *out_deleted);
+/* How many documents the collection holds (scope NULL: in every scope). */
+IOTDM_NODISCARD iotdm_result hub_store_doc_count(hub_store *store, hub_doc_collection coll,
+                                                 const char *scope, size_t *out_count);
+
 /* ---- what every backend shares (store.c) ---- */
 
 /* A new random generationId (18 decimal digits). */
@@ -584,6 +636,20 @@ struct hub_store_ops {
                                       hub_tpm_challenge *out);
     iotdm_result (*tpm_challenge_prune)(hub_store *store, int64_t now_ms, size_t max_keep,
                                         size_t *out_deleted);
+    iotdm_result (*doc_put)(hub_store *store, hub_doc_collection coll, const char *scope,
+                            const char *id, const json_t *doc, uint64_t if_match,
+                            uint64_t *out_etag);
+    iotdm_result (*doc_get)(hub_store *store, hub_doc_collection coll, const char *scope,
+                            const char *id, json_t **out_doc, uint64_t *out_etag);
+    iotdm_result (*doc_delete)(hub_store *store, hub_doc_collection coll, const char *scope,
+                               const char *id, uint64_t if_match);
+    iotdm_result (*doc_foreach)(hub_store *store, hub_doc_collection coll, const char *scope,
+                                const char *after_scope, const char *after_id, size_t max,
+                                hub_fleet_doc_visitor visit, void *ctx);
+    iotdm_result (*doc_delete_scope)(hub_store *store, hub_doc_collection coll, const char *scope,
+                                     size_t *out_deleted);
+    iotdm_result (*doc_count)(hub_store *store, hub_doc_collection coll, const char *scope,
+                              size_t *out_count);
 };
 
 struct hub_store {

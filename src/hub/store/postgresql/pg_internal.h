@@ -95,6 +95,17 @@ typedef enum {
     PQ_TPM_CHALLENGE_GET,
     PQ_TPM_CHALLENGE_EXPIRE,
     PQ_TPM_CHALLENGE_TRIM,
+    PQ_DOC_UPSERT,
+    PQ_DOC_CREATE,
+    PQ_DOC_REPLACE,
+    PQ_DOC_GET,
+    PQ_DOC_EXISTS,
+    PQ_DOC_DELETE,
+    PQ_DOC_LIST_SCOPE,
+    PQ_DOC_LIST_ALL,
+    PQ_DOC_DELETE_SCOPE,
+    PQ_DOC_COUNT,
+    PQ_DOC_COUNT_SCOPE,
     PQ_COUNT_
 } pg_stmt_id;
 
@@ -411,5 +422,21 @@ IOTDM_NODISCARD iotdm_result pg_tpm_challenge_get(hub_store *base, const char *r
                                                   int64_t now_ms, hub_tpm_challenge *out);
 IOTDM_NODISCARD iotdm_result pg_tpm_challenge_prune(hub_store *base, int64_t now_ms,
                                                     size_t max_keep, size_t *out_deleted);
+
+IOTDM_NODISCARD iotdm_result pg_doc_put(hub_store *base, hub_doc_collection coll, const char *scope,
+                                        const char *id, const json_t *doc, uint64_t if_match,
+                                        uint64_t *out_etag);
+IOTDM_NODISCARD iotdm_result pg_doc_get(hub_store *base, hub_doc_collection coll, const char *scope,
+                                        const char *id, json_t **out_doc, uint64_t *out_etag);
+IOTDM_NODISCARD iotdm_result pg_doc_delete(hub_store *base, hub_doc_collection coll,
+                                           const char *scope, const char *id, uint64_t if_match);
+IOTDM_NODISCARD iotdm_result pg_doc_foreach(hub_store *base, hub_doc_collection coll,
+                                            const char *scope, const char *after_scope,
+                                            const char *after_id, size_t max,
+                                            hub_fleet_doc_visitor visit, void *ctx);
+IOTDM_NODISCARD iotdm_result pg_doc_delete_scope(hub_store *base, hub_doc_collection coll,
+                                                 const char *scope, size_t *out_deleted);
+IOTDM_NODISCARD iotdm_result pg_doc_count(hub_store *base, hub_doc_collection coll,
+                                          const char *scope, size_t *out_count);
 
 #endif

@@ -164,6 +164,17 @@ static const char *const migrations[] = {
     "  correlation_id text COLLATE \"C\" PRIMARY KEY"
     "    REFERENCES files(correlation_id) ON DELETE CASCADE,"
     "  body bytea NOT NULL);",
+    /* 1 -> 2: fleet documents (docs/jobs.md, pg_docs.c): jobs, their per-device records and
+     * configurations, each a JSON object under (collection, scope, id) with an etag counter. The
+     * keys compare byte-wise, as SQLite's do, so both list in the same order. IF NOT EXISTS: a
+     * schema whose version was set back by hand (as a test does) keeps the table it has. */
+    "CREATE TABLE IF NOT EXISTS fleet_docs ("
+    "  collection integer NOT NULL,"
+    "  scope text COLLATE \"C\" NOT NULL,"
+    "  id text COLLATE \"C\" NOT NULL,"
+    "  etag bigint NOT NULL,"
+    "  body text NOT NULL,"
+    "  PRIMARY KEY (collection, scope, id));",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -1002,6 +1013,12 @@ static const hub_store_ops postgresql_ops = {
     .tpm_challenge_put = pg_tpm_challenge_put,
     .tpm_challenge_get = pg_tpm_challenge_get,
     .tpm_challenge_prune = pg_tpm_challenge_prune,
+    .doc_put = pg_doc_put,
+    .doc_get = pg_doc_get,
+    .doc_delete = pg_doc_delete,
+    .doc_foreach = pg_doc_foreach,
+    .doc_delete_scope = pg_doc_delete_scope,
+    .doc_count = pg_doc_count,
 };
 
 static pg_store *pg_new(const char *conninfo, bool reader)

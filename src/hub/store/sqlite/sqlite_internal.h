@@ -83,6 +83,17 @@ typedef enum {
     ST_INDEX_SET_STATE,
     ST_QUERY_SCAN,
     ST_QUERY_FETCH,
+    ST_DOC_UPSERT,
+    ST_DOC_CREATE,
+    ST_DOC_REPLACE,
+    ST_DOC_GET,
+    ST_DOC_EXISTS,
+    ST_DOC_DELETE,
+    ST_DOC_LIST_SCOPE,
+    ST_DOC_LIST_ALL,
+    ST_DOC_DELETE_SCOPE,
+    ST_DOC_COUNT,
+    ST_DOC_COUNT_SCOPE,
     ST_COUNT_
 } store_stmt_id;
 
@@ -343,6 +354,21 @@ IOTDM_NODISCARD iotdm_result sq_tpm_challenge_get(hub_store *base, const char *r
                                                   int64_t now_ms, hub_tpm_challenge *out);
 IOTDM_NODISCARD iotdm_result sq_tpm_challenge_prune(hub_store *base, int64_t now_ms,
                                                     size_t max_keep, size_t *out_deleted);
+IOTDM_NODISCARD iotdm_result sq_doc_put(hub_store *base, hub_doc_collection coll, const char *scope,
+                                        const char *id, const json_t *doc, uint64_t if_match,
+                                        uint64_t *out_etag);
+IOTDM_NODISCARD iotdm_result sq_doc_get(hub_store *base, hub_doc_collection coll, const char *scope,
+                                        const char *id, json_t **out_doc, uint64_t *out_etag);
+IOTDM_NODISCARD iotdm_result sq_doc_delete(hub_store *base, hub_doc_collection coll,
+                                           const char *scope, const char *id, uint64_t if_match);
+IOTDM_NODISCARD iotdm_result sq_doc_foreach(hub_store *base, hub_doc_collection coll,
+                                            const char *scope, const char *after_scope,
+                                            const char *after_id, size_t max,
+                                            hub_fleet_doc_visitor visit, void *ctx);
+IOTDM_NODISCARD iotdm_result sq_doc_delete_scope(hub_store *base, hub_doc_collection coll,
+                                                 const char *scope, size_t *out_deleted);
+IOTDM_NODISCARD iotdm_result sq_doc_count(hub_store *base, hub_doc_collection coll,
+                                          const char *scope, size_t *out_count);
 /* The schema version this build migrates to (tests). */
 int sq_schema_version(void);
 IOTDM_NODISCARD iotdm_result sq_durable(hub_store *base);

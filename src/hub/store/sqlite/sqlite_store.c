@@ -156,6 +156,20 @@ static const char *const migrations[] = {
     "CREATE INDEX devices_connected ON devices(connected);"
     "CREATE INDEX devices_model ON devices(model_id);"
     "CREATE INDEX devices_activity ON devices(last_activity_ms);",
+    /* 9 -> 10: fleet documents (docs/jobs.md, sqlite_docs.c): jobs, their per-device records and
+     * configurations, each a JSON object under (collection, scope, id) with an etag counter.
+     * WITHOUT ROWID: a scope's documents sit together in key order, so a job's device records
+     * (small, and by far the most numerous) are listed without a second lookup per row. IF NOT
+     * EXISTS: a database whose version was set back by hand (as tests of the earlier steps do)
+     * keeps the table it has. */
+    "CREATE TABLE IF NOT EXISTS fleet_docs ("
+    "  collection INTEGER NOT NULL,"
+    "  scope TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  etag INTEGER NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  PRIMARY KEY (collection, scope, id)"
+    ") WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -533,6 +547,12 @@ static const hub_store_ops sqlite_ops = {
     .tpm_challenge_put = sq_tpm_challenge_put,
     .tpm_challenge_get = sq_tpm_challenge_get,
     .tpm_challenge_prune = sq_tpm_challenge_prune,
+    .doc_put = sq_doc_put,
+    .doc_get = sq_doc_get,
+    .doc_delete = sq_doc_delete,
+    .doc_foreach = sq_doc_foreach,
+    .doc_delete_scope = sq_doc_delete_scope,
+    .doc_count = sq_doc_count,
 };
 
 static sq_store *sq_new(const char *path)
