@@ -58,7 +58,8 @@ static int job_exit(const json_t *job)
     if (s && !strcmp(s, "completed") && json_integer_value(json_object_get(st, "failedCount")) == 0)
         return CLI_EXIT_OK;
     if (s && !strcmp(s, "completed"))
-        cli_error("%lld device(s) failed", (long long)json_integer_value(json_object_get(st, "failedCount")));
+        cli_error("%lld device(s) failed",
+                  (long long)json_integer_value(json_object_get(st, "failedCount")));
     else
         cli_error("the job ended %s", s ? s : "unknown");
     return CLI_EXIT_DEVICE;
@@ -230,13 +231,14 @@ static int cmd_list(cli_ctx *ctx, const cli_args *a)
     if (rc == CLI_EXIT_OK && ctx->json) {
         cli_print_json(all);
     } else if (rc == CLI_EXIT_OK) {
-        static const char *const headers[] = {"JOB", "TYPE", "STATUS", "DEVICES", "FAILED",
-                                              "CREATED"};
+        static const char *const headers[] = {"JOB",     "TYPE",   "STATUS",
+                                              "DEVICES", "FAILED", "CREATED"};
         cli_table t;
         cli_table_init(&t, headers, 6);
         size_t i;
         json_t *job;
-        json_array_foreach(all, i, job) {
+        json_array_foreach(all, i, job)
+        {
             const json_t *st = json_object_get(job, "deviceJobStatistics");
             char devices[24], failed[24];
             snprintf(devices, sizeof devices, "%lld",

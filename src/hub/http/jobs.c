@@ -37,9 +37,9 @@ static iotdm_result view_of(hub_store *store, const json_t *doc, json_t **out)
     job_stats stats;
     bool count = !job_is_final(doc);
     iotdm_result r =
-        count ? hub_job_count_records(store, json_string_value(json_object_get(doc, "jobId")),
-                                      &stats)
-              : IOTDM_OK;
+        count
+            ? hub_job_count_records(store, json_string_value(json_object_get(doc, "jobId")), &stats)
+            : IOTDM_OK;
     if (r != IOTDM_OK)
         return r;
     *out = job_view(doc, count ? &stats : NULL);
@@ -95,7 +95,8 @@ static iotdm_result create_run(hub_work *w, hub_store *store)
                                            HUB_JOBS_MAX_KEPT + 1, census_visit, &c);
     size_t i;
     json_t *id;
-    json_array_foreach(c.expired, i, id) {
+    json_array_foreach(c.expired, i, id)
+    {
         if (r == IOTDM_OK)
             r = forget_job(store, json_string_value(id));
     }
@@ -210,7 +211,8 @@ static iotdm_result cancel_run(hub_work *w, hub_store *store)
                                   BATCH, cancel_visit, &c);
         size_t i;
         json_t *p;
-        json_array_foreach(c.pending, i, p) {
+        json_array_foreach(c.pending, i, p)
+        {
             if (r != IOTDM_OK)
                 break;
             json_t *rec = json_object_get(p, "doc");
@@ -370,7 +372,8 @@ static void list(http_ctx *cx)
         char *end;
         unsigned long long off = strtoull(cont, &end, 10);
         if (*end || off > HUB_JOBS_MAX_KEPT) {
-            http_send_error(cx, HUB_ERR_ARGUMENT_INVALID, "x-ms-continuation is not one this hub made");
+            http_send_error(cx, HUB_ERR_ARGUMENT_INVALID,
+                            "x-ms-continuation is not one this hub made");
             return;
         }
         jc->offset = (size_t)off;
@@ -386,8 +389,8 @@ static void list_v1(http_ctx *cx)
 }
 
 const http_route http_jobs_routes[] = {
-    {"jobs/v2/query", HTTPD_GET, HTTP_AUTH_POLICY, HUB_RIGHT_SERVICE_CONNECT, HTTP_BODY_NONE,
-     false, NULL, list, sizeof(jobs_ctx)},
+    {"jobs/v2/query", HTTPD_GET, HTTP_AUTH_POLICY, HUB_RIGHT_SERVICE_CONNECT, HTTP_BODY_NONE, false,
+     NULL, list, sizeof(jobs_ctx)},
     {"jobs/v2/*/cancel", HTTPD_POST, HTTP_AUTH_POLICY, HUB_RIGHT_SERVICE_CONNECT, HTTP_BODY_NONE,
      false, NULL, cancel, sizeof(jobs_ctx)},
     {"jobs/v2/*", HTTPD_GET | HTTPD_PUT, HTTP_AUTH_POLICY, HUB_RIGHT_SERVICE_CONNECT,

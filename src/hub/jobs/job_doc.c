@@ -39,8 +39,8 @@ static iotdm_result refuse(char *err, size_t cap, const char *fmt, ...)
 }
 
 /* An integer member in [min, max], dflt when absent or null. */
-static bool int_member(const json_t *obj, const char *name, int64_t dflt, int64_t min,
-                       int64_t max, int64_t *out)
+static bool int_member(const json_t *obj, const char *name, int64_t dflt, int64_t min, int64_t max,
+                       int64_t *out)
 {
     const json_t *v = json_object_get(obj, name);
     if (!v || json_is_null(v)) {
@@ -124,8 +124,8 @@ static void set_time(json_t *doc, const char *name, int64_t ms)
     json_object_set_new(doc, name, json_string(text));
 }
 
-iotdm_result job_from_request(const char *id, const json_t *body, int64_t now_ms,
-                              json_t **out_doc, char *err, size_t cap)
+iotdm_result job_from_request(const char *id, const json_t *body, int64_t now_ms, json_t **out_doc,
+                              char *err, size_t cap)
 {
     *out_doc = NULL;
     if (!job_id_ok(id))
@@ -187,10 +187,10 @@ iotdm_result job_from_request(const char *id, const json_t *body, int64_t now_ms
     set_time(doc, "startTime", start_ms);
     json_object_set_new(doc, "maxExecutionTimeInSeconds", json_integer(max_s));
     json_object_set_new(doc, twin ? "updateTwin" : "cloudToDeviceMethod", what);
-    json_t *own = json_pack("{s:I, s:I, s:I, s:s, s:I, s:s, s:b}", "createdMs",
-                            (json_int_t)now_ms, "startMs", (json_int_t)start_ms, "deadlineMs",
-                            (json_int_t)(start_ms + max_s * 1000), "runner", "", "leaseUntil",
-                            (json_int_t)0, "continuation", "", "expanded", 0);
+    json_t *own =
+        json_pack("{s:I, s:I, s:I, s:s, s:I, s:s, s:b}", "createdMs", (json_int_t)now_ms, "startMs",
+                  (json_int_t)start_ms, "deadlineMs", (json_int_t)(start_ms + max_s * 1000),
+                  "runner", "", "leaseUntil", (json_int_t)0, "continuation", "", "expanded", 0);
     json_object_set_new(doc, JOB_PRIVATE, own);
     if (!own || !what) {
         json_decref(doc);
@@ -215,8 +215,7 @@ const char *job_status(const json_t *doc)
 bool job_is_final(const json_t *doc)
 {
     const char *s = job_status(doc);
-    return strcmp(s, "completed") == 0 || strcmp(s, "failed") == 0 ||
-           strcmp(s, "cancelled") == 0;
+    return strcmp(s, "completed") == 0 || strcmp(s, "failed") == 0 || strcmp(s, "cancelled") == 0;
 }
 
 int64_t job_private_int(const json_t *doc, const char *member)
@@ -281,7 +280,7 @@ json_t *job_view(const json_t *doc, const job_stats *stats)
     if (stats)
         json_object_set_new(view, "deviceJobStatistics", job_stats_json(stats));
     else if (final)
-        json_object_set(view, "deviceJobStatistics", (json_t *)final);
+        json_object_set(view, "deviceJobStatistics", (json_t *) final);
     return view;
 }
 
@@ -309,9 +308,9 @@ void device_job_set(json_t *d, const char *status, int64_t now_ms, const char *e
                     const char *error_description)
 {
     const char *was = json_string_value(json_object_get(d, "status"));
-    if (strcmp(status, "running") == 0 || (was && strcmp(was, "pending") == 0 &&
-                                           strcmp(status, "pending") != 0 &&
-                                           !json_object_get(d, "startTimeUtc")))
+    if (strcmp(status, "running") == 0 ||
+        (was && strcmp(was, "pending") == 0 && strcmp(status, "pending") != 0 &&
+         !json_object_get(d, "startTimeUtc")))
         set_time(d, "startTimeUtc", now_ms);
     json_object_set_new(d, "status", json_string(status));
     set_time(d, "lastUpdatedDateTimeUtc", now_ms);

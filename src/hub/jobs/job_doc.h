@@ -9,10 +9,10 @@
 
 #include "iotdm/result.h"
 
-#define JOB_ID_MAX                 64   /* Azure: ASCII letters, digits and '-' */
+#define JOB_ID_MAX                  64   /* Azure: ASCII letters, digits and '-' */
 #define JOB_DEFAULT_MAX_EXECUTION_S 3600 /* what both official clients fill in */
-#define JOB_MAX_EXECUTION_S        (7 * 24 * 3600)
-#define JOB_METHOD_PAYLOAD_MAX     (128 * 1024)
+#define JOB_MAX_EXECUTION_S         (7 * 24 * 3600)
+#define JOB_METHOD_PAYLOAD_MAX      (128 * 1024)
 
 /* The hub's own members of a stored job or device record, never served. */
 #define JOB_PRIVATE "$iotdm"

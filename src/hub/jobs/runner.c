@@ -32,16 +32,16 @@ typedef enum { PHASE_EXPAND, PHASE_RUN, PHASE_FINISH } run_phase;
 typedef struct job_run {
     struct job_run *next;
     char id[JOB_ID_MAX + 1];
-    json_t *doc;   /* as this node last wrote it */
-    uint64_t etag; /* its etag then */
+    json_t *doc;    /* as this node last wrote it */
+    uint64_t etag;  /* its etag then */
     char token[96]; /* names this node's hold on the job in the records it runs */
     job_type type;
     run_phase phase;
-    bool stepping;           /* a step's unit is in flight */
-    int inflight;            /* device units and method calls in flight */
+    bool stepping;                    /* a step's unit is in flight */
+    int inflight;                     /* device units and method calls in flight */
     char cursor[HUB_DOC_KEY_MAX + 1]; /* the listing goes on after this device */
-    bool pass_active;        /* this walk over the records found one pending or running */
-    bool lost;               /* dropped once nothing is in flight */
+    bool pass_active;                 /* this walk over the records found one pending or running */
+    bool lost;                        /* dropped once nothing is in flight */
 } job_run;
 
 struct hub_jobs {
@@ -59,16 +59,16 @@ typedef struct {
     hub_jobs *jobs;
     char id[JOB_ID_MAX + 1];
     char device[HUB_DOC_KEY_MAX + 1];
-    json_t *doc;     /* in: the job as last written (a copy); out: as written by the unit */
-    uint64_t etag;   /* in: its etag; out: the new one */
+    json_t *doc;   /* in: the job as last written (a copy); out: as written by the unit */
+    uint64_t etag; /* in: its etag; out: the new one */
     char token[96];
     int64_t now_ms;
     /* out */
-    bool lost;       /* the job is no longer this node's to run */
-    bool started;    /* method: the record went running */
-    json_t *list;    /* listings: device ids, or scan candidates */
-    bool more;       /* the listing stopped at its batch size */
-    bool active;     /* in: the walk so far found work; out: so far, this batch included */
+    bool lost;    /* the job is no longer this node's to run */
+    bool started; /* method: the record went running */
+    json_t *list; /* listings: device ids, or scan candidates */
+    bool more;    /* the listing stopped at its batch size */
+    bool active;  /* in: the walk so far found work; out: so far, this batch included */
     char continuation[HUB_QUERY_CONTINUATION_MAX];
     hub_query_page page;
     /* a method's outcome */
@@ -202,7 +202,8 @@ static iotdm_result expand_write_run(hub_work *w, hub_store *store)
     iotdm_result r = still_ours(u, store);
     size_t i;
     json_t *twin;
-    json_array_foreach(u->page.items, i, twin) {
+    json_array_foreach(u->page.items, i, twin)
+    {
         const char *device = json_string_value(json_object_get(twin, "deviceId"));
         if (r != IOTDM_OK || !device)
             continue;
@@ -349,11 +350,11 @@ static iotdm_result method_result_run(hub_work *w, hub_store *store)
                             json_pack("{s:{s:i, s:O}}", "deviceMethodResponse", "status",
                                       u->call_status, "payload",
                                       u->call_payload ? u->call_payload : json_null()));
-    } else if (u->call_result == IOTDM_E_NOT_ONLINE &&
-               u->now_ms + RETRY_OFFLINE_MS < deadline) {
+    } else if (u->call_result == IOTDM_E_NOT_ONLINE && u->now_ms + RETRY_OFFLINE_MS < deadline) {
         device_job_set(rec, "pending", u->now_ms, NULL, NULL);
-        json_object_set_new(rec, JOB_PRIVATE,
-                            json_pack("{s:I}", "nextMs", (json_int_t)(u->now_ms + RETRY_OFFLINE_MS)));
+        json_object_set_new(
+            rec, JOB_PRIVATE,
+            json_pack("{s:I}", "nextMs", (json_int_t)(u->now_ms + RETRY_OFFLINE_MS)));
     } else if (u->call_result == IOTDM_E_NOT_ONLINE) {
         device_job_set(rec, "failed", u->now_ms, HUB_ERR_DEVICE_NOT_ONLINE.name,
                        "the device was not online before the job's time ran out");
@@ -396,14 +397,12 @@ static void method_start_done(hub_work *w)
     char *payload = json_dumps(json_object_get(m, "payload"), JSON_COMPACT | JSON_ENCODE_ANY);
     uint64_t call_id;
     iotdm_result r =
-        payload ? hub_methods_invoke(u->jobs->loop->methods, u->device,
-                                     json_string_value(json_object_get(m, "methodName")), payload,
-                                     strlen(payload),
-                                     (int)json_integer_value(
-                                         json_object_get(m, "responseTimeoutInSeconds")),
-                                     (int)json_integer_value(
-                                         json_object_get(m, "connectTimeoutInSeconds")),
-                                     method_called, u, &call_id)
+        payload ? hub_methods_invoke(
+                      u->jobs->loop->methods, u->device,
+                      json_string_value(json_object_get(m, "methodName")), payload, strlen(payload),
+                      (int)json_integer_value(json_object_get(m, "responseTimeoutInSeconds")),
+                      (int)json_integer_value(json_object_get(m, "connectTimeoutInSeconds")),
+                      method_called, u, &call_id)
                 : -ENOMEM;
     free(payload);
     if (r < 0)
@@ -530,7 +529,8 @@ static iotdm_result list_run(hub_work *w, hub_store *store)
     json_t *keep = json_array();
     size_t i;
     json_t *item;
-    json_array_foreach(u->list, i, item) {
+    json_array_foreach(u->list, i, item)
+    {
         if (r != IOTDM_OK)
             break;
         if (json_is_object(item))
@@ -586,7 +586,8 @@ static void list_done(hub_work *w)
     }
     size_t i;
     json_t *item;
-    json_array_foreach(u->list, i, item) {
+    json_array_foreach(u->list, i, item)
+    {
         job_unit *d = unit_new(j, run);
         if (!d)
             break;
@@ -617,7 +618,8 @@ static void step(hub_jobs *j, job_run *run)
     if (!u)
         return;
     run->stepping = true;
-    bool expanded = json_is_true(json_object_get(json_object_get(run->doc, JOB_PRIVATE), "expanded"));
+    bool expanded =
+        json_is_true(json_object_get(json_object_get(run->doc, JOB_PRIVATE), "expanded"));
     if (!expanded) {
         hub_work_submit(j->loop, &u->w, expand_page_run, expand_page_done, HUB_WORK_SNAPSHOT);
         return;
@@ -649,8 +651,8 @@ static iotdm_result scan_run(hub_work *w, hub_store *store)
 {
     job_unit *u = (job_unit *)w;
     u->list = json_array();
-    return hub_store_doc_foreach(store, HUB_DOC_JOB, "", NULL, NULL, HUB_JOBS_MAX_KEPT,
-                                 scan_visit, u);
+    return hub_store_doc_foreach(store, HUB_DOC_JOB, "", NULL, NULL, HUB_JOBS_MAX_KEPT, scan_visit,
+                                 u);
 }
 
 /* Takes the job if no node holds it (or its lease ran out): runner, lease and status running
@@ -718,7 +720,8 @@ static void scan_done(hub_work *w)
     j->scanning = false;
     size_t i;
     json_t *c;
-    json_array_foreach(w->result == IOTDM_OK ? u->list : NULL, i, c) {
+    json_array_foreach(w->result == IOTDM_OK ? u->list : NULL, i, c)
+    {
         const char *id = json_string_value(json_object_get(c, "id"));
         if (find_run(j, id))
             continue;
