@@ -268,6 +268,56 @@ test('a node killed under load: its devices move to the others, nothing acknowle
   await node(2).start(); // back for the following tests and a clean stop
 });
 
+test('a job goes on when the node running it is killed: its call in flight is not made again, the rest completes elsewhere', async () => {
+  const { JobClient } = require('azure-iothub');
+  const jobs = JobClient.fromConnectionString(h.readOwner());
+  const early = 'cl-j-early';
+  const late = ['cl-j-late1', 'cl-j-late2', 'cl-j-late3'];
+  for (const id of [early, ...late]) await device(id);
+  const calls = new Map();
+  // Answers each call after delayMs, counting the calls per device.
+  async function answerLater(c, id, delayMs) {
+    await c.subscribe('$iothub/methods/POST/#');
+    c.client.on('message', (topic) => {
+      const m = /^\$iothub\/methods\/POST\/([^/]+)\/\?\$rid=(.+)$/.exec(topic);
+      if (!m) return;
+      calls.set(id, (calls.get(id) || 0) + 1);
+      setTimeout(() => c.client.publish(`$iothub/methods/res/200/?$rid=${m[2]}`, JSON.stringify({ id })), delayMs);
+    });
+  }
+  await jobs.scheduleDeviceMethod('cl-job-kill', `deviceId IN ['${early}', '${late.join("', '")}']`,
+    { methodName: 'work', payload: null, responseTimeoutInSeconds: 30 }, new Date(), 120);
+  // The node that took the job says so in its log.
+  let runner = 0;
+  await h.waitUntil(() => {
+    runner = [1, 2, 3].find((k) => /running job=cl-job-kill/.test(node(k).logTail(400))) || 0;
+    return runner > 0;
+  }, { timeoutMs: 10000, what: 'a node to run the job' });
+  const other = runner === 1 ? 2 : 1;
+  // The early device, on another node, is called and answers late: the call is in flight when
+  // the runner dies.
+  const ce = await connectTo(other, early);
+  await answerLater(ce, early, 3000);
+  await h.waitUntil(() => calls.get(early) === 1, { timeoutMs: 15000, what: 'the call to the early device' });
+  await node(runner).kill9();
+  for (const id of late) await answerLater(await connectTo(other, id), id, 0);
+  let done;
+  await h.waitUntil(async () => {
+    done = (await jobs.getJob('cl-job-kill')).jobStatus;
+    return done.status === 'completed';
+  }, { timeoutMs: 60000, intervalMs: 500, what: 'another node to finish the job' });
+  assert.deepEqual(done.deviceJobStatistics,
+    { deviceCount: 4, failedCount: 1, succeededCount: 3, runningCount: 0, pendingCount: 0 });
+  const q = reg.createQuery("SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'cl-job-kill'", 10);
+  const records = (await q.next(q.continuationToken)).result;
+  const byId = Object.fromEntries(records.map((r) => [r.deviceId, r]));
+  assert.equal(byId[early].status, 'failed');
+  assert.equal(byId[early].error.code, 'JobRunnerLost');
+  for (const id of late) assert.deepEqual(byId[id].outcome.deviceMethodResponse, { status: 200, payload: { id } });
+  for (const id of [early, ...late]) assert.equal(calls.get(id), 1, `${id} is called exactly once`);
+  await node(runner).start(); // back for the following tests and a clean stop
+});
+
 test('PostgreSQL restarted under load: writes in the outage are not acknowledged, nothing acknowledged is lost, the nodes resume', async () => {
   const ids = ['cl-p1', 'cl-p2', 'cl-p3'];
   for (const id of ids) await device(id);
