@@ -250,6 +250,28 @@ static json_t *twin_patch_of(const json_t *job)
     return patch;
 }
 
+/* A device's record of the job, with its etag (put_record writes it back on that etag). */
+static iotdm_result get_record(hub_store *store, const job_unit *u, const char *device,
+                               json_t **out_rec, uint64_t *out_etag)
+{
+    return hub_store_doc_get(store, HUB_DOC_DEVICE_JOB, u->id, device, out_rec, out_etag);
+}
+
+/* Writes the record back, conditional on the etag it was read with; drops the reference. */
+static iotdm_result put_record(hub_store *store, const job_unit *u, const char *device, json_t *rec,
+                               uint64_t etag)
+{
+    iotdm_result r = hub_store_doc_put(store, HUB_DOC_DEVICE_JOB, u->id, device, rec, etag, NULL);
+    json_decref(rec);
+    return r;
+}
+
+static bool record_is(const json_t *rec, const char *status)
+{
+    const char *s = json_string_value(json_object_get(rec, "status"));
+    return s && strcmp(s, status) == 0;
+}
+
 /* Fails the record for a reason the device or the job gave (not the store's). */
 static void fail_record(json_t *rec, int64_t now_ms, iotdm_result r, const char *why)
 {
@@ -267,11 +289,10 @@ static iotdm_result twin_device_run(hub_work *w, hub_store *store)
     job_unit *u = (job_unit *)w;
     json_t *rec = NULL;
     uint64_t etag;
-    iotdm_result r = hub_store_doc_get(store, HUB_DOC_DEVICE_JOB, u->id, u->device, &rec, &etag);
+    iotdm_result r = get_record(store, u, u->device, &rec, &etag);
     if (r != IOTDM_OK)
         return r;
-    const char *status = json_string_value(json_object_get(rec, "status"));
-    if (!status || strcmp(status, "pending") != 0) {
+    if (!record_is(rec, "pending")) {
         json_decref(rec);
         return IOTDM_OK; /* done already */
     }
@@ -288,9 +309,7 @@ static iotdm_result twin_device_run(hub_work *w, hub_store *store)
         json_decref(rec);
         return r; /* the store's: the record stays pending, tried again */
     }
-    r = hub_store_doc_put(store, HUB_DOC_DEVICE_JOB, u->id, u->device, rec, etag, NULL);
-    json_decref(rec);
-    return r;
+    return put_record(store, u, u->device, rec, etag);
 }
 
 static void device_done(hub_work *w)
@@ -314,18 +333,18 @@ static iotdm_result method_start_run(hub_work *w, hub_store *store)
     job_unit *u = (job_unit *)w;
     json_t *rec = NULL;
     uint64_t etag;
-    iotdm_result r = hub_store_doc_get(store, HUB_DOC_DEVICE_JOB, u->id, u->device, &rec, &etag);
+    iotdm_result r = get_record(store, u, u->device, &rec, &etag);
     if (r != IOTDM_OK)
         return r;
-    const char *status = json_string_value(json_object_get(rec, "status"));
     int64_t next = json_integer_value(json_object_get(json_object_get(rec, JOB_PRIVATE), "nextMs"));
-    if (status && strcmp(status, "pending") == 0 && next <= u->now_ms) {
-        device_job_set(rec, "running", u->now_ms, NULL, NULL);
-        json_object_set_new(rec, JOB_PRIVATE, json_pack("{s:s}", "by", u->token));
-        r = hub_store_doc_put(store, HUB_DOC_DEVICE_JOB, u->id, u->device, rec, etag, NULL);
-        u->started = r == IOTDM_OK;
+    if (!record_is(rec, "pending") || next > u->now_ms) {
+        json_decref(rec);
+        return IOTDM_OK; /* started by an earlier listing, or not yet due */
     }
-    json_decref(rec);
+    device_job_set(rec, "running", u->now_ms, NULL, NULL);
+    json_object_set_new(rec, JOB_PRIVATE, json_pack("{s:s}", "by", u->token));
+    r = put_record(store, u, u->device, rec, etag);
+    u->started = r == IOTDM_OK;
     return r;
 }
 
@@ -334,12 +353,11 @@ static iotdm_result method_result_run(hub_work *w, hub_store *store)
     job_unit *u = (job_unit *)w;
     json_t *rec = NULL;
     uint64_t etag;
-    iotdm_result r = hub_store_doc_get(store, HUB_DOC_DEVICE_JOB, u->id, u->device, &rec, &etag);
+    iotdm_result r = get_record(store, u, u->device, &rec, &etag);
     if (r != IOTDM_OK)
         return r;
     const char *by = json_string_value(json_object_get(json_object_get(rec, JOB_PRIVATE), "by"));
-    const char *status = json_string_value(json_object_get(rec, "status"));
-    if (!status || strcmp(status, "running") != 0 || !by || strcmp(by, u->token) != 0) {
+    if (!record_is(rec, "running") || !by || strcmp(by, u->token) != 0) {
         json_decref(rec);
         return IOTDM_OK; /* cancelled meanwhile, or no longer this node's */
     }
@@ -364,9 +382,7 @@ static iotdm_result method_result_run(hub_work *w, hub_store *store)
     } else {
         fail_record(rec, u->now_ms, u->call_result, NULL);
     }
-    r = hub_store_doc_put(store, HUB_DOC_DEVICE_JOB, u->id, u->device, rec, etag, NULL);
-    json_decref(rec);
-    return r;
+    return put_record(store, u, u->device, rec, etag);
 }
 
 static void method_called(void *ctx, iotdm_result r, int status, const char *payload, size_t len)
@@ -449,7 +465,7 @@ static iotdm_result settle(job_unit *u, hub_store *store, const char *device, bo
 {
     json_t *rec = NULL;
     uint64_t etag;
-    iotdm_result r = hub_store_doc_get(store, HUB_DOC_DEVICE_JOB, u->id, device, &rec, &etag);
+    iotdm_result r = get_record(store, u, device, &rec, &etag);
     if (r != IOTDM_OK)
         return r;
     if (lost)
@@ -461,9 +477,7 @@ static iotdm_result settle(job_unit *u, hub_store *store, const char *device, bo
     else
         device_job_set(rec, "failed", u->now_ms, "JobExpired",
                        "the job's time ran out before the device was updated");
-    r = hub_store_doc_put(store, HUB_DOC_DEVICE_JOB, u->id, device, rec, etag, NULL);
-    json_decref(rec);
-    return r;
+    return put_record(store, u, device, rec, etag);
 }
 
 typedef struct {

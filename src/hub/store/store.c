@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/alloc.h"
+#include "common/log.h"
 #include "common/jsonw.h"
 #include "common/urlenc.h"
 
@@ -646,4 +647,16 @@ iotdm_result hub_telemetry_texts(const hub_telemetry *msg, hub_json_buf *sys_buf
     }
     iotdm_result r = hub_json_buf_dump(sys_buf, msg->system_properties, out_sys, out_sys_len);
     return r == IOTDM_OK ? hub_json_buf_dump(app_buf, msg->properties, out_app, out_app_len) : r;
+}
+
+json_t *hub_doc_loaded(json_t *doc, hub_doc_collection coll, const char *scope, const char *id)
+{
+    if (doc && !json_is_object(doc)) {
+        json_decref(doc);
+        doc = NULL;
+    }
+    if (!doc)
+        log_error("store", "corrupt fleet document collection=%d scope=\"%s\" id=\"%s\"", (int)coll,
+                  scope, id);
+    return doc;
 }

@@ -507,6 +507,10 @@ IOTDM_NODISCARD iotdm_result hub_store_doc_count(hub_store *store, hub_doc_colle
 
 /* ---- what every backend shares (store.c) ---- */
 
+/* A fleet document as loaded by a backend (doc: parsed, may be NULL): itself when it is a JSON
+ * object; otherwise NULL, logged, the reference dropped (only a damaged database or a hand edit
+ * makes one). */
+json_t *hub_doc_loaded(json_t *doc, hub_doc_collection coll, const char *scope, const char *id);
 /* A new random generationId (18 decimal digits). */
 void hub_device_new_generation_id(char *out, size_t cap);
 bool hub_device_auth_ok(hub_auth_type t);

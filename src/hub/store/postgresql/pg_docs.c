@@ -25,15 +25,7 @@ static void pp_address(pg_params *p, hub_doc_collection coll, const char *scope,
 static json_t *load_doc(const PGresult *res, int row, int col, hub_doc_collection coll,
                         const char *scope, const char *id)
 {
-    json_t *doc = pg_json(res, row, col);
-    if (doc && !json_is_object(doc)) {
-        json_decref(doc);
-        doc = NULL;
-    }
-    if (!doc)
-        log_error("store", "corrupt fleet document collection=%d scope=\"%s\" id=\"%s\"", (int)coll,
-                  scope, id);
-    return doc;
+    return hub_doc_loaded(pg_json(res, row, col), coll, scope, id);
 }
 
 iotdm_result pg_doc_put(hub_store *base, hub_doc_collection coll, const char *scope, const char *id,

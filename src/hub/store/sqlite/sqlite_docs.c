@@ -27,15 +27,7 @@ static sqlite3_int64 limit_of(size_t max)
 static json_t *load_doc(sqlite3_stmt *st, int col, hub_doc_collection coll, const char *scope,
                         const char *id)
 {
-    json_t *doc = store_load(st, col);
-    if (doc && !json_is_object(doc)) {
-        json_decref(doc);
-        doc = NULL;
-    }
-    if (!doc)
-        log_error("store", "corrupt fleet document collection=%d scope=\"%s\" id=\"%s\"", (int)coll,
-                  scope, id);
-    return doc;
+    return hub_doc_loaded(store_load(st, col), coll, scope, id);
 }
 
 iotdm_result sq_doc_put(hub_store *base, hub_doc_collection coll, const char *scope, const char *id,
