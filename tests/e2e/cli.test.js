@@ -164,6 +164,43 @@ test('method invoke: payload both ways, device error status, offline device', as
   assert.match(off.stderr, /DeviceNotOnline: /);
 });
 
+test('job create --wait, show, list, cancel: a twin job and a method job over a condition', async () => {
+  const { client } = await onlineDevice('cli-job-a');
+  client.onDeviceMethod('ping', (req, res) => res.send(200, { pong: true }, () => {}));
+  await h.barrier(client);
+  ok(await iotdm(['device', 'create', '--device-id', 'cli-job-b']), 'create');
+  const twin = ok(await iotdm(['--json', 'job', 'create', '--job-id', 'cli-twin-job', '--job-type', 'twin',
+    '--query', "deviceId IN ['cli-job-a', 'cli-job-b']", '--twin-patch', '{"tags":{"wave":2}}', '--wait']), 'twin job --wait');
+  assert.equal(twin.json.status, 'completed');
+  assert.equal(twin.json.deviceJobStatistics.succeededCount, 2);
+  assert.equal((await twinOf('cli-job-b')).tags.wave, 2);
+
+  // A method job where one device is offline: it ends with a failure, exit code 10.
+  const meth = await iotdm(['job', 'create', '--job-id', 'cli-method-job', '--job-type', 'method',
+    '--query', "deviceId IN ['cli-job-a', 'cli-job-b']", '--method-name', 'ping', '--ttl', '3', '--wait']);
+  assert.equal(meth.code, 10, meth.stderr);
+  assert.match(meth.stdout, /^Status: +completed$/m);
+  assert.match(meth.stdout, /succeeded 1, failed 1/);
+  assert.match(meth.stderr, /1 device\(s\) failed/);
+
+  const list = ok(await iotdm(['job', 'list', '--job-type', 'twin']), 'job list');
+  assert.match(list.stdout, /^cli-twin-job\s+scheduleUpdateTwin\s+completed\s+2\s+0\s/m);
+  assert.doesNotMatch(list.stdout, /cli-method-job/);
+  const show = ok(await iotdm(['job', 'show', '--job-id', 'cli-method-job']), 'job show');
+  assert.match(show.stdout, /^Job: +cli-method-job \(scheduleDeviceMethod\)$/m);
+
+  const later = new Date(Date.now() + 3600e3).toISOString();
+  ok(await iotdm(['job', 'create', '--job-id', 'cli-later', '--job-type', 'twin', '--query', '*',
+    '--twin-patch', '{"tags":{"x":1}}', '--start', later]), 'scheduled job');
+  const cancelled = ok(await iotdm(['--json', 'job', 'cancel', '--job-id', 'cli-later']), 'job cancel');
+  assert.equal(cancelled.json.status, 'cancelled');
+  const missing = await iotdm(['job', 'show', '--job-id', 'no-such-job']);
+  assert.equal(missing.code, 3, missing.stderr);
+  assert.match(missing.stderr, /JobNotFound: /);
+  const usage = await iotdm(['job', 'create', '--job-id', 'j', '--job-type', 'twin', '--query', '*']);
+  assert.equal(usage.code, 2, usage.stderr);
+});
+
 test('c2d send arrives at the device with its properties; purge', async () => {
   const { client } = await onlineDevice('cli-c2d');
   const got = [];
@@ -368,7 +405,8 @@ test('--help on every command and subcommand; exit codes documented', async () =
   const top = ok(await iotdm(['--help']), '--help');
   for (const n of ['0', '1', '2', '3', '4', '5', '6', '7']) assert.match(top.stdout, new RegExp(`^  ${n}\\s+\\S`, 'm'));
   const cmds = [['device', 'create', 'list', 'show', 'delete', 'connection-string', 'enable', 'disable'],
-    ['twin', 'show', 'update'], ['method', 'invoke'], ['c2d', 'send', 'purge']];
+    ['twin', 'show', 'update'], ['method', 'invoke'], ['job', 'create', 'show', 'list', 'cancel'],
+    ['c2d', 'send', 'purge']];
   for (const [group, ...subs] of cmds) {
     const g = ok(await iotdm([group, '--help']), `${group} --help`);
     for (const s of subs) {
