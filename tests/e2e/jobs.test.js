@@ -176,3 +176,32 @@ test('jobs are listed newest first, a page at a time, and the v1 list is empty',
   assert.equal(v1.status, 200);
   assert.deepEqual(v1.json, []);
 });
+
+test('at most 100 jobs queued or running at once: the next is refused with JobQuotaExceeded, and taken once one ends', async () => {
+  await h.createDevice(reg, 'jq-1');
+  const later = new Date(Date.now() + 3600e3);
+  const ids = [];
+  for (let i = 0; ; i++) {
+    const id = `quota-${i}`;
+    const r = await h.rest('PUT', `/jobs/v2/${id}?${h.API}`, {
+      body: { jobId: id, type: 'scheduleUpdateTwin', queryCondition: "deviceId = 'jq-1'", updateTwin: { tags: { q: i } },
+        startTime: later.toISOString() },
+    });
+    if (r.status === 403) {
+      assert.equal(h.errorCode(r.text), 'JobQuotaExceeded', r.text);
+      break;
+    }
+    assert.equal(r.status, 200, r.text);
+    ids.push(id);
+    assert.ok(i < 200, 'the hub must refuse jobs past its limit');
+  }
+  // Earlier tests may have left jobs running; the limit counts them all.
+  assert.ok(ids.length <= 100 && ids.length >= 90, `${ids.length} jobs taken before the refusal`);
+  await jobs.cancelJob(ids[0]);
+  const again = await h.rest('PUT', `/jobs/v2/quota-again?${h.API}`, {
+    body: { jobId: 'quota-again', type: 'scheduleUpdateTwin', queryCondition: "deviceId = 'jq-1'", updateTwin: { tags: { q: -1 } },
+      startTime: later.toISOString() },
+  });
+  assert.equal(again.status, 200, again.text);
+  for (const id of [...ids.slice(1), 'quota-again']) await jobs.cancelJob(id);
+});
