@@ -301,11 +301,16 @@ static bool list_visit(void *ctx, const char *scope, const char *id, const json_
     return true;
 }
 
+/* Newest first; jobs created in the same millisecond by id, descending, so that the order (and
+ * so the paging) is the same from one page to the next. */
 static int newest_first(const void *a, const void *b)
 {
-    int64_t ta = job_private_int(*(json_t *const *)a, "createdMs");
-    int64_t tb = job_private_int(*(json_t *const *)b, "createdMs");
-    return ta < tb ? 1 : ta > tb ? -1 : 0;
+    const json_t *ja = *(json_t *const *)a, *jb = *(json_t *const *)b;
+    int64_t ta = job_private_int(ja, "createdMs"), tb = job_private_int(jb, "createdMs");
+    if (ta != tb)
+        return ta < tb ? 1 : -1;
+    return -strcmp(json_string_value(json_object_get(ja, "jobId")),
+                   json_string_value(json_object_get(jb, "jobId")));
 }
 
 static iotdm_result list_run(hub_work *w, hub_store *store)

@@ -77,7 +77,10 @@ typedef struct {
     json_t *call_payload;
 } job_unit;
 
-static job_unit *unit_new(hub_jobs *j, const job_run *run)
+/* A unit for run (NULL: for no job yet). A step's unit gets its own copy of the job, which it
+ * changes and writes; a device's unit only reads it, and shares the run's (never changed in
+ * place: a new version replaces it; jansson's reference counts are atomic). */
+static job_unit *unit_new_for(hub_jobs *j, const job_run *run, bool shared)
 {
     job_unit *u = xcalloc(1, sizeof *u);
     if (!u)
@@ -87,7 +90,7 @@ static job_unit *unit_new(hub_jobs *j, const job_run *run)
     if (run) {
         snprintf(u->id, sizeof u->id, "%s", run->id);
         snprintf(u->token, sizeof u->token, "%s", run->token);
-        u->doc = json_deep_copy(run->doc);
+        u->doc = shared ? json_incref(run->doc) : json_deep_copy(run->doc);
         u->etag = run->etag;
         if (!u->doc) {
             xfree(u);
@@ -95,6 +98,11 @@ static job_unit *unit_new(hub_jobs *j, const job_run *run)
         }
     }
     return u;
+}
+
+static job_unit *unit_new(hub_jobs *j, const job_run *run)
+{
+    return unit_new_for(j, run, false);
 }
 
 static void unit_free(job_unit *u)
@@ -243,10 +251,12 @@ static json_t *twin_patch_of(const json_t *job)
     json_t *patch = json_object();
     const json_t *tags = json_object_get(ut, "tags");
     const json_t *props = json_object_get(ut, "properties");
+    /* Copies: the job is shared with the other units, and the twin update may work on its
+     * patch. */
     if (tags)
-        json_object_set(patch, "tags", (json_t *)tags);
+        json_object_set_new(patch, "tags", json_deep_copy(tags));
     if (props)
-        json_object_set(patch, "properties", (json_t *)props);
+        json_object_set_new(patch, "properties", json_deep_copy(props));
     return patch;
 }
 
@@ -602,7 +612,7 @@ static void list_done(hub_work *w)
     json_t *item;
     json_array_foreach(u->list, i, item)
     {
-        job_unit *d = unit_new(j, run);
+        job_unit *d = unit_new_for(j, run, true);
         if (!d)
             break;
         snprintf(d->device, sizeof d->device, "%s", json_string_value(item));
