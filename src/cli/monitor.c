@@ -75,6 +75,19 @@ static void print_human(const char *type, const json_t *d)
                  (long long)json_integer_value(json_object_get(d, "version")), patch ? patch : "");
         free(patch);
         free(section);
+    } else if (!strcmp(type, "job")) {
+        const json_t *st = json_object_get(d, "deviceJobStatistics");
+        snprintf(summary, sizeof summary, "%s %s (%lld of %lld devices succeeded, %lld failed)",
+                 json_string_value(json_object_get(d, "jobId")),
+                 json_string_value(json_object_get(d, "status")),
+                 (long long)json_integer_value(json_object_get(st, "succeededCount")),
+                 (long long)json_integer_value(json_object_get(st, "deviceCount")),
+                 (long long)json_integer_value(json_object_get(st, "failedCount")));
+    } else if (!strcmp(type, "deviceJob")) {
+        const char *code = json_string_value(json_object_get(json_object_get(d, "error"), "code"));
+        snprintf(
+            summary, sizeof summary, "%s %s%s%s", json_string_value(json_object_get(d, "jobId")),
+            json_string_value(json_object_get(d, "status")), code ? " " : "", code ? code : "");
     } else {
         char *s = cli_cell_text(d, 600);
         snprintf(summary, sizeof summary, "%s", s ? s : "");

@@ -147,6 +147,11 @@ void hub_events_connection(hub_store *store, const char *device_id, const char *
     append_json_event(store, device_id, module_id, HUB_EVENT_CONNECTION, body);
 }
 
+void hub_events_job(hub_store *store, const char *source, const char *device_id, json_t *body)
+{
+    append_json_event(store, device_id, NULL, source, body);
+}
+
 void hub_events_file(hub_store *store, const char *device_id, json_t *notification)
 {
     append_json_event(store, device_id, NULL, HUB_EVENT_FILE, notification);

@@ -20,6 +20,10 @@
 #define HUB_EVENT_CONNECTION "deviceConnectionStateEvents"
 #define HUB_EVENT_TWIN       "twinChangeEvents"
 #define HUB_EVENT_FILE       "fileUploadNotifications"
+/* iotdm's own: a job changed status (the body is the job as GET serves it), and a device's record
+ * of a job reached its end (the body is the DeviceJob). */
+#define HUB_EVENT_JOB        "jobLifecycleEvents"
+#define HUB_EVENT_DEVICE_JOB "deviceJobEvents"
 
 /* Hub-wide state; store is read once for the last seq committed before the start. */
 IOTDM_NODISCARD iotdm_result hub_events_init(hub *h, hub_store *store);
@@ -35,6 +39,8 @@ IOTDM_NODISCARD iotdm_result hub_events_append(hub_store *store, hub_telemetry *
 /* A connection-state event; errors are logged (an event is not worth failing its unit for). */
 void hub_events_connection(hub_store *store, const char *device_id, const char *module_id,
                            bool connected);
+/* A job event (HUB_EVENT_JOB or HUB_EVENT_DEVICE_JOB); device_id "" for a job's own. Takes body. */
+void hub_events_job(hub_store *store, const char *source, const char *device_id, json_t *body);
 /* A twin-change event: section is "desired", "reported" or "tags"; patch is what changed. */
 void hub_events_twin(hub_store *store, const char *device_id, const char *section, int64_t version,
                      const json_t *patch);

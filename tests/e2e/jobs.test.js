@@ -53,6 +53,7 @@ test('a twin job writes every matching twin, connected or not; devices.jobs list
   const patches = [];
   twin.on('properties.desired', (p) => { if (p.rollout) patches.push(p); });
 
+  const ev = await h.events();
   // The promise form without a start time: Node sends "startTime": null and no maximum.
   const created = await jobs.scheduleTwinUpdate('twin-job-1', "tags.site = 'north'",
     { etag: '*', properties: { desired: { rollout: { wave: 1 } } } });
@@ -73,6 +74,18 @@ test('a twin job writes every matching twin, connected or not; devices.jobs list
   // The offline device has it in its twin, and the device outside the condition does not.
   assert.deepEqual((await reg.getTwin('jt-off')).responseBody.properties.desired.rollout, { wave: 1 });
   assert.equal((await reg.getTwin('jt-other')).responseBody.properties.desired.rollout, undefined);
+
+  // Progress on the live stream: the job's status changes and each device's outcome.
+  for (const status of ['queued', 'running', 'completed']) {
+    await ev.waitFor((e) => e.event === 'job' && e.data.jobId === 'twin-job-1' && e.data.status === status,
+      5000, `the job event ${status}`);
+  }
+  const done_ = await ev.waitFor((e) => e.event === 'job' && e.data.status === 'completed', 5000, 'completed');
+  assert.equal(done_.data.deviceJobStatistics.succeededCount, 2);
+  for (const id of ['jt-on', 'jt-off']) {
+    await ev.waitFor((e) => e.event === 'deviceJob' && e.data.jobId === 'twin-job-1' && e.data.deviceId === id &&
+      e.data.status === 'completed', 5000, `the device job event of ${id}`);
+  }
 
   const records = await deviceJobs('twin-job-1');
   assert.deepEqual(records.map((r) => [r.deviceId, r.status, r.jobType]),

@@ -91,6 +91,10 @@ static const char *event_name(const hub_telemetry *m)
         return "twin";
     if (src && strcmp(src, HUB_EVENT_FILE) == 0)
         return "fileUpload";
+    if (src && strcmp(src, HUB_EVENT_JOB) == 0)
+        return "job";
+    if (src && strcmp(src, HUB_EVENT_DEVICE_JOB) == 0)
+        return "deviceJob";
     return "telemetry";
 }
 

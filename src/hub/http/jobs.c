@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/timeutil.h"
+#include "hub/events.h"
 #include "hub/http/internal.h"
 #include "hub/jobs/job_doc.h"
 #include "hub/jobs/jobs.h"
@@ -112,6 +113,8 @@ static iotdm_result create_run(hub_work *w, hub_store *store)
         r = hub_store_doc_put(store, HUB_DOC_JOB, "", jc->id, jc->doc, HUB_DOC_CREATE, NULL);
     if (r == IOTDM_OK)
         r = view_of(store, jc->doc, &jc->view);
+    if (r == IOTDM_OK)
+        hub_events_job(store, HUB_EVENT_JOB, "", json_deep_copy(jc->view));
     return r;
 }
 
@@ -233,7 +236,11 @@ static iotdm_result cancel_run(hub_work *w, hub_store *store)
             r = hub_store_doc_put(store, HUB_DOC_JOB, "", jc->id, jc->doc, 0, NULL);
         }
     }
-    return r == IOTDM_OK ? view_of(store, jc->doc, &jc->view) : r;
+    if (r == IOTDM_OK)
+        r = view_of(store, jc->doc, &jc->view);
+    if (r == IOTDM_OK)
+        hub_events_job(store, HUB_EVENT_JOB, "", json_deep_copy(jc->view));
+    return r;
 }
 
 static void job_done(http_ctx *cx)

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "hub/errors.h"
+#include "hub/events.h"
 #include "hub/jobs/job_doc.h"
 #include "hub/jobs/jobs.h"
 #include "hub/methods.h"
@@ -267,13 +268,24 @@ static iotdm_result get_record(hub_store *store, const job_unit *u, const char *
     return hub_store_doc_get(store, HUB_DOC_DEVICE_JOB, u->id, device, out_rec, out_etag);
 }
 
-/* Writes the record back, conditional on the etag it was read with; drops the reference. */
+/* Writes the record back, conditional on the etag it was read with; drops the reference. A
+ * record that reached its end is announced on the live stream (in the same unit: undone with
+ * it). */
 static iotdm_result put_record(hub_store *store, const job_unit *u, const char *device, json_t *rec,
                                uint64_t etag)
 {
     iotdm_result r = hub_store_doc_put(store, HUB_DOC_DEVICE_JOB, u->id, device, rec, etag, NULL);
+    const char *status = json_string_value(json_object_get(rec, "status"));
+    if (r == IOTDM_OK && status && (!strcmp(status, "completed") || !strcmp(status, "failed")))
+        hub_events_job(store, HUB_EVENT_DEVICE_JOB, device, device_job_view(rec));
     json_decref(rec);
     return r;
+}
+
+/* Announces the job's new status on the live stream. */
+static void job_event(hub_store *store, const json_t *doc)
+{
+    hub_events_job(store, HUB_EVENT_JOB, "", job_view(doc, NULL));
 }
 
 static bool record_is(const json_t *rec, const char *status)
@@ -580,6 +592,7 @@ static iotdm_result list_run(hub_work *w, hub_store *store)
         job_set_status(u->doc, "completed", u->now_ms);
         job_private_set(u->doc, "statistics", job_stats_json(&stats));
         job_private_set(u->doc, "runner", json_string(""));
+        job_event(store, u->doc);
     }
     return put_job(u, store);
 }
@@ -701,8 +714,12 @@ static iotdm_result claim_run(hub_work *w, hub_store *store)
         if (strcmp(job_status(doc), "scheduled") == 0)
             return IOTDM_OK;
         job_set_status(doc, "scheduled", u->now_ms);
-        return hub_store_doc_put(store, HUB_DOC_JOB, "", u->id, doc, u->etag, &u->etag);
+        r = hub_store_doc_put(store, HUB_DOC_JOB, "", u->id, doc, u->etag, &u->etag);
+        if (r == IOTDM_OK)
+            job_event(store, doc);
+        return r == IOTDM_E_PRECONDITION ? IOTDM_OK : r;
     }
+    bool was_running = strcmp(job_status(doc), "running") == 0;
     job_set_status(doc, "running", u->now_ms);
     job_private_set(doc, "runner", json_string(u->token));
     job_private_set(doc, "leaseUntil", json_integer(u->now_ms + HUB_JOB_LEASE_MS));
@@ -711,6 +728,8 @@ static iotdm_result claim_run(hub_work *w, hub_store *store)
         u->lost = true; /* another node was quicker */
         return IOTDM_OK;
     }
+    if (r == IOTDM_OK && !was_running)
+        job_event(store, doc); /* not again when another node takes it over */
     return r;
 }
 
