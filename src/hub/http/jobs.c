@@ -139,7 +139,7 @@ static void create_done(http_ctx *cx)
         http_send_result_error(cx, r, "cannot create the job");
     } else {
         send_view(cx);
-        hub_jobs_tick(cx->h->jobs); /* start it now if it is due */
+        hub_jobs_poke(cx->h); /* start it now if it is due */
     }
 }
 

@@ -21,8 +21,10 @@ typedef struct hub_jobs hub_jobs;
 /* On loop 0, after the executor and the methods of loop 0 exist. NULL when out of memory. */
 hub_jobs *hub_jobs_new(hub *h);
 void hub_jobs_free(hub_jobs *j);
-/* Once a second from loop 0's timer, and when a job was created here. */
+/* Once a second from loop 0's timer (on loop 0 only: the runner's state is loop 0's). */
 void hub_jobs_tick(hub_jobs *j);
+/* From any loop: a job was created, look for due jobs now rather than at the next tick. */
+void hub_jobs_poke(hub *h);
 
 /* In a unit: the counts of a job's device records (read a batch at a time). */
 IOTDM_NODISCARD iotdm_result hub_job_count_records(hub_store *store, const char *job_id,

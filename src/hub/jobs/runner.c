@@ -809,6 +809,18 @@ void hub_jobs_tick(hub_jobs *j)
     }
 }
 
+static void poke_task(hub_loop *loop, void *arg)
+{
+    (void)loop;
+    hub_jobs_tick(arg);
+}
+
+void hub_jobs_poke(hub *h)
+{
+    if (h->jobs)
+        (void)!hub_loop_post(&h->loops[0], poke_task, h->jobs); /* the next tick does it anyway */
+}
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
